@@ -1,0 +1,201 @@
+# yinian-pos — plain GNU Make build.  See README.md.
+#
+#   make                    daemon + tools for this machine      -> build/host/
+#   make ARCH=aarch64       the same for an arm64 board           -> build/aarch64/
+#   make ARCH=armhf         the same for a 32-bit ARM board       -> build/armhf/
+#   make run                start a terminal on simulated devices
+#   make check              lint + unit tests + sanitizer tests + integration tests
+#   make check-cross ARCH=aarch64   unit tests of the board build under qemu-user
+#   make bench              benchmark figures as "BENCH name value unit"
+#   make clean
+#
+# Feature switches (0 or 1), overridable on the command line, e.g. make WITH_SYSLOG=0
+WITH_SYSLOG ?= 1
+WITH_LIBNFC ?= 0   # the real card reader through libnfc (PN532 and others)
+
+ARCH    ?= host
+SAN     ?= 0
+VERSION := $(shell cat VERSION)
+GITREV  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
+ifeq ($(ARCH),host)
+  CROSS_COMPILE ?=
+  PKG_CONFIG ?= pkg-config
+  RUN_TARGET :=
+  DEPS_ARG :=
+else ifeq ($(ARCH),aarch64)
+  CROSS_COMPILE ?= aarch64-linux-gnu-
+  TRIPLET := aarch64-linux-gnu
+  RUN_TARGET := qemu-aarch64 -L /usr/$(TRIPLET)
+  DEPS_ARG := aarch64
+else ifeq ($(ARCH),armhf)
+  CROSS_COMPILE ?= arm-linux-gnueabihf-
+  TRIPLET := arm-linux-gnueabihf
+  RUN_TARGET := qemu-arm -L /usr/$(TRIPLET)
+  DEPS_ARG := armhf
+else
+  $(error ARCH must be host, aarch64 or armhf, not '$(ARCH)')
+endif
+ifneq ($(ARCH),host)
+  # target libraries are installed multiarch by tools/install-deps
+  PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/$(TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
+endif
+
+BUILD := build/$(ARCH)$(if $(filter 1,$(SAN)),-san)
+CC    := $(CROSS_COMPILE)gcc
+AR    := $(CROSS_COMPILE)ar
+
+PKGS      := sqlite3 inih jansson libcrypto zlib
+TEST_PKGS := cmocka
+
+# libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded
+# target packages (libnfc-dev cannot be installed multiarch: see README.md).
+NFC_CFLAGS :=
+NFC_LIBS   :=
+ifeq ($(WITH_LIBNFC),1)
+  ifeq ($(ARCH),host)
+    PKGS += libnfc
+  else
+    SYSROOT    := build/sysroot-$(ARCH)
+    NFC_CFLAGS := -I$(SYSROOT)/usr/include
+    NFC_LIBS   := -L$(SYSROOT)/usr/lib/$(TRIPLET) -L$(SYSROOT)/lib/$(TRIPLET) \
+                  -Wl,-rpath-link,$(SYSROOT)/usr/lib/$(TRIPLET) \
+                  -Wl,-rpath-link,$(SYSROOT)/lib/$(TRIPLET) -lnfc -lusb
+    RUN_TARGET += -E LD_LIBRARY_PATH=$(SYSROOT)/usr/lib/$(TRIPLET):$(SYSROOT)/lib/$(TRIPLET)
+    SYSROOT_OK := $(wildcard $(SYSROOT)/usr/include/nfc/nfc.h)
+  endif
+endif
+
+# On a fresh machine: install what pkg-config cannot find, then go on.
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
+    $(info tools/install-deps: a library or tool is missing for ARCH=$(ARCH); installing it)
+    ifneq ($(shell tools/install-deps $(DEPS_ARG) 1>&2; echo $$?),0)
+      $(error tools/install-deps failed; see the message above)
+    endif
+  endif
+endif
+
+CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
+               -D_GNU_SOURCE -Ifirmware -Ihal -Isync -MMD -MP \
+               -DYN_VERSION='"$(VERSION)"' -DYN_GITREV='"$(GITREV)"' \
+               -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC)
+ifeq ($(SAN),1)
+  CFLAGS ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  LDFLAGS ?= -fsanitize=address,undefined
+else
+  CFLAGS ?= -O2 -g
+  LDFLAGS ?=
+endif
+Q := $(if $(V),,@)
+ALL_CFLAGS = $(CFLAGS_BASE) $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(NFC_CFLAGS) $(CFLAGS)
+LIBS       = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(NFC_LIBS) -lpthread -lutil
+TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
+
+# --- sources -------------------------------------------------------------
+# Library: every .c under firmware/ hal/ sync/ except program entry points.
+LIB_SRCS  := $(filter-out firmware/main.c,$(wildcard firmware/*.c hal/*.c sync/*.c))
+ifneq ($(WITH_LIBNFC),1)
+  LIB_SRCS := $(filter-out hal/nfc_libnfc%,$(LIB_SRCS))
+endif
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB       := $(BUILD)/libyn.a
+DAEMON    := $(BUILD)/yinian-pos
+# Tools: each tools/<name>.c is a program build/<arch>/<name>.
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOLS     := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
+# Unit tests: tests/unit/test_<module>.c, one program each.
+TEST_SRCS := $(wildcard tests/unit/test_*.c)
+TESTS     := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# Helpers shared by test programs and benchmarks.
+TSUP_SRCS := $(wildcard tests/support/*.c)
+TSUP_OBJS := $(TSUP_SRCS:%.c=$(BUILD)/obj/%.o)
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCHES    := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
+CRASH_SRCS := $(wildcard tests/crash/*.c)
+CRASHES    := $(CRASH_SRCS:tests/crash/%.c=$(BUILD)/tests/%)
+# Integration programs: tests/integration/int_<name>.c, run by tests/run-integration.
+INT_SRCS   := $(wildcard tests/integration/int_*.c)
+INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
+
+.SECONDARY:
+.PHONY: all run check check-unit check-san check-integration check-cross lint bench clean format
+all: $(DAEMON) $(TOOLS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  CC      $<')
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(AR) rcs $@ $^
+
+$(DAEMON): $(BUILD)/obj/firmware/main.o $(LIB)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/%: $(BUILD)/obj/tools/%.o $(LIB)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TSUP_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/crash/%.o $(TSUP_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TSUP_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(TSUP_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# --- running -------------------------------------------------------------
+RUN_DIR := $(BUILD)/run
+run: all
+	tools/demo-setup $(RUN_DIR) $(BUILD)
+	$(DAEMON) --config $(RUN_DIR)/board.conf
+
+# --- tests ---------------------------------------------------------------
+check: lint
+	$(MAKE) --no-print-directory check-unit
+	$(MAKE) --no-print-directory check-unit SAN=1
+	$(MAKE) --no-print-directory check-integration
+	@echo "make check: all suites passed"
+
+check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
+	tests/run-unit "$(RUN_TARGET)" $(TESTS)
+
+check-integration: all $(CRASHES) $(INTS)
+	BUILD=$(BUILD) tests/run-integration
+
+check-cross:
+	@test "$(ARCH)" != host || { echo "check-cross needs ARCH=aarch64 or ARCH=armhf"; exit 2; }
+	$(MAKE) --no-print-directory ARCH=$(ARCH) $(TESTS)
+	tests/run-unit "$(RUN_TARGET)" $(TESTS)
+
+lint:
+	@command -v cppcheck >/dev/null || tools/install-deps
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
+	  --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
+	  -Ifirmware -Ihal -Isync firmware hal sync tools tests
+
+format:
+	clang-format -i $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.c tests/*/*.[ch])
+
+bench: $(BENCHES) all
+	BUILD=$(BUILD) tests/run-bench $(BENCHES)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,585 @@
+/* config.c — board.conf parser and validator.
+ *
+ * libinih splits the file into (section, key, value); a table of key
+ * descriptors says what each key is, where it goes, its default and what is
+ * valid. Every problem is reported as "FILE:LINE: what is wrong, what is
+ * expected", and all of them are reported, not only the first. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hal.h"
+
+enum key_type {
+    T_ID,      /* identifier: 1..16 of [A-Za-z0-9_-] */
+    T_TEXT,    /* free UTF-8 text */
+    T_DISTRICT, /* six-digit GB/T 2260 code */
+    T_STREET,  /* nine-digit street code */
+    T_INT,     /* integer in [min, max] */
+    T_MONEY,   /* int64 fen in [min, max] */
+    T_BOOL,
+    T_ENUM,    /* one of opts, stored as int index */
+    T_BACKEND, /* a backend of hal class `hal` built into this firmware */
+    T_DEVICE,  /* device name or connstring */
+    T_PATH,    /* any path; relative to board.conf's directory */
+    T_FILE,    /* existing readable regular file */
+    T_SECRET,  /* existing key file owned by us with mode 0600 or 0400 */
+    T_PUBLIC,  /* existing file not writable by group or others */
+    T_URL,     /* https://host[:port][/path] */
+};
+
+struct key_desc {
+    const char *section, *name;
+    enum key_type type;
+    size_t offset, size; /* where in yn_config; size of the field */
+    long long min, max;  /* T_INT, T_MONEY */
+    const char *const *opts; /* T_ENUM */
+    enum yn_hal_class hal;   /* T_BACKEND */
+    const char *def;         /* default as text, NULL = required (see required()) */
+};
+
+static const char *const modes[] = {"pos", "kiosk", NULL};
+static const char *const parities[] = {"none", "even", "odd", NULL};
+
+#define F(field) offsetof(yn_config, field), sizeof(((yn_config *)0)->field)
+#define K(sec, key, type, field, def) {sec, key, type, F(field), 0, 0, NULL, 0, def}
+#define KI(sec, key, field, lo, hi, def) {sec, key, T_INT, F(field), lo, hi, NULL, 0, def}
+#define KE(sec, key, field, opts, def) {sec, key, T_ENUM, F(field), 0, 0, opts, 0, def}
+#define KB(sec, key, cls, field, def) {sec, key, T_BACKEND, F(field), 0, 0, NULL, cls, def}
+
+/* The shipped board.conf documents each of these keys with the same default. */
+static const struct key_desc keys[] = {
+    K("terminal", "id", T_ID, terminal.id, NULL),
+    K("terminal", "canteen_id", T_ID, terminal.canteen_id, NULL),
+    K("terminal", "canteen_name", T_TEXT, terminal.canteen_name, ""),
+    K("terminal", "district", T_DISTRICT, terminal.district, NULL),
+    K("terminal", "street", T_STREET, terminal.street, NULL),
+    KE("terminal", "mode", terminal.mode, modes, "pos"),
+
+    KB("reader", "backend", YN_HAL_NFC, reader.backend, "sim"),
+    K("reader", "connstring", T_DEVICE, reader.connstring, ""),
+    KI("reader", "timeout_ms", reader.timeout_ms, 20, 5000, "300"),
+    KI("reader", "debounce_ms", reader.debounce_ms, 0, 60000, "2000"),
+    K("reader", "sim_cards", T_FILE, reader.sim_cards, ""),
+
+    KB("scale", "backend", YN_HAL_SCALE, scale.backend, "none"),
+    K("scale", "device", T_DEVICE, scale.device, ""),
+    KI("scale", "baud", scale.baud, 1200, 115200, "9600"),
+    KE("scale", "parity", scale.parity, parities, "none"),
+    KI("scale", "slave_id", scale.slave_id, 1, 247, "1"),
+    KI("scale", "timeout_ms", scale.timeout_ms, 10, 5000, "200"),
+    KI("scale", "stable_timeout_ms", scale.stable_timeout_ms, 100, 30000, "3000"),
+
+    KB("io", "backend", YN_HAL_IO, io.backend, "sim"),
+    K("io", "device", T_DEVICE, io.device, ""),
+    KI("io", "baud", io.baud, 1200, 115200, "9600"),
+    KE("io", "parity", io.parity, parities, "none"),
+    KI("io", "slave_id", io.slave_id, 1, 247, "2"),
+    KI("io", "pulse_ms", io.pulse_ms, 20, 10000, "800"),
+
+    KB("display", "backend", YN_HAL_DISPLAY, display.backend, "terminal"),
+    K("display", "device", T_DEVICE, display.device, "/dev/fb0"),
+    KI("display", "width_px", display.width_px, 320, 4096, "800"),
+    KI("display", "height_px", display.height_px, 240, 4096, "480"),
+    K("display", "snapshot_dir", T_PATH, display.snapshot_dir, "screens"),
+    KI("display", "result_ms", display.result_ms, 500, 60000, "4000"),
+
+    KB("input", "backend", YN_HAL_INPUT, input.backend, "terminal"),
+    K("input", "device", T_DEVICE, input.device, ""),
+    K("input", "script", T_FILE, input.script, ""),
+
+    KB("audio", "backend", YN_HAL_AUDIO, audio.backend, "silent"),
+    K("audio", "device", T_DEVICE, audio.device, "default"),
+    K("audio", "clips_dir", T_PATH, audio.clips_dir, "clips"),
+    KI("audio", "volume_pct", audio.volume_pct, 0, 100, "80"),
+
+    K("ledger", "path", T_PATH, ledger.path, NULL),
+    KI("ledger", "min_interval_s", ledger.min_interval_s, 0, 86400, "60"),
+
+    K("policy", "file", T_FILE, policy.file, NULL),
+
+    K("sync", "enabled", T_BOOL, sync.enabled, "false"),
+    K("sync", "url", T_URL, sync.url, ""),
+    KI("sync", "interval_s", sync.interval_s, 5, 86400, "60"),
+    K("sync", "ca_file", T_FILE, sync.ca_file, ""),
+    {"sync", "offline_cap_fen", T_MONEY, F(sync.offline_cap_fen), 0, 100000000, NULL, 0, "0"},
+
+    K("keys", "terminal_key", T_SECRET, keys.terminal_key, NULL),
+    K("keys", "card_master_key", T_SECRET, keys.card_master_key, NULL),
+    K("keys", "issuer_pubkey", T_PUBLIC, keys.issuer_pubkey, NULL),
+    K("keys", "district_pubkey", T_PUBLIC, keys.district_pubkey, ""),
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+static const char *const sections[] = {"terminal", "reader", "scale", "io", "display",
+                                       "input", "audio", "ledger", "policy", "sync", "keys"};
+#define NSECTIONS (sizeof sections / sizeof sections[0])
+
+struct parse_state {
+    yn_config *cfg;
+    yn_config_errors *errs;
+    const char *file;    /* name used in messages */
+    char dir[PATH_MAX];  /* directory of board.conf, for relative paths */
+    FILE *fp;
+    int line;            /* line the reader returned last */
+    bool line_too_long;
+    int section_line[NSECTIONS]; /* where each known section started (0 = absent) */
+    int key_line[NKEYS]; /* where each key was set (0 = default) */
+    bool key_bad[NKEYS]; /* its value was refused (already reported) */
+};
+
+static void add_error(struct parse_state *st, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void add_error(struct parse_state *st, int line, const char *fmt, ...)
+{
+    yn_config_errors *e = st->errs;
+    if (e->count < YN_CONFIG_MAX_ERRORS) {
+        char *m = e->msg[e->count];
+        int n = snprintf(m, YN_CONFIG_ERR_LEN, "%s:%d: ", st->file, line);
+        va_list ap;
+        va_start(ap, fmt);
+        if (n > 0 && n < YN_CONFIG_ERR_LEN)
+            vsnprintf(m + n, YN_CONFIG_ERR_LEN - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    e->count++;
+}
+
+
+static int section_index(const char *name)
+{
+    for (size_t i = 0; i < NSECTIONS; i++)
+        if (strcmp(sections[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void *field(yn_config *cfg, const struct key_desc *k)
+{
+    return (char *)cfg + k->offset;
+}
+
+static bool parse_ll(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || isspace((unsigned char)*s))
+        return false;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    if (strlen(s) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* GB/T 2260 province codes: 11-15, 21-23, 31-37, 41-46, 50-54, 61-65, 71, 81, 82. */
+static bool province_ok(unsigned p)
+{
+    static const unsigned ranges[][2] = {{11, 15}, {21, 23}, {31, 37}, {41, 46},
+                                         {50, 54}, {61, 65}, {71, 71}, {81, 82}};
+    for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+        if (p >= ranges[i][0] && p <= ranges[i][1])
+            return true;
+    return false;
+}
+
+/* Relative paths follow board.conf's directory. Returns false when too long. */
+static bool resolve_path(const struct parse_state *st, const char *v, char *out, size_t cap)
+{
+    size_t dl = strlen(st->dir), vl = strlen(v);
+    if (v[0] == '/' || v[0] == '\0') {
+        if (vl >= cap)
+            return false;
+        memcpy(out, v, vl + 1);
+        return true;
+    }
+    if (dl + 1 + vl >= cap)
+        return false;
+    memcpy(out, st->dir, dl);
+    out[dl] = '/';
+    memcpy(out + dl + 1, v, vl + 1);
+    return true;
+}
+
+/* Check that a file named by key k exists and is acceptable for its type. */
+static void check_file(struct parse_state *st, const struct key_desc *k, int line,
+                       const char *path, const char *given)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        add_error(st, line, "[%s] %s: cannot open '%s' (%s); expected an existing file",
+                  k->section, k->name, given, strerror(errno));
+        return;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        add_error(st, line, "[%s] %s: '%s' is not a regular file", k->section, k->name, given);
+        return;
+    }
+    unsigned mode = sb.st_mode & 07777;
+    if (k->type == T_SECRET) {
+        if (mode & 077)
+            add_error(st, line,
+                      "[%s] %s: key file '%s' has mode %04o; a secret key must be readable by "
+                      "its owner only (chmod 600 '%s')",
+                      k->section, k->name, given, mode, given);
+        else if (sb.st_uid != geteuid())
+            add_error(st, line,
+                      "[%s] %s: key file '%s' belongs to uid %u, not to this process (uid %u); "
+                      "chown it to the terminal's user",
+                      k->section, k->name, given, (unsigned)sb.st_uid, (unsigned)geteuid());
+    } else if (k->type == T_PUBLIC && (mode & 022)) {
+        add_error(st, line,
+                  "[%s] %s: public key file '%s' has mode %04o; it must not be writable by "
+                  "group or others (chmod 644 '%s')",
+                  k->section, k->name, given, mode, given);
+    } else if (access(path, R_OK) != 0) {
+        add_error(st, line, "[%s] %s: '%s' is not readable (%s)", k->section, k->name, given,
+                  strerror(errno));
+    }
+}
+
+/* Parse one value into the config. Returns false (after add_error) when bad. */
+static bool set_value(struct parse_state *st, const struct key_desc *k, const char *v, int line)
+{
+    void *dst = field(st->cfg, k);
+    long long n;
+    if (v[0] == '\0' && k->type >= T_DEVICE) {
+        /* "key =" leaves an optional text, path or URL unset */
+        *(char *)dst = '\0';
+        return true;
+    }
+    switch (k->type) {
+    case T_ID: {
+        size_t len = strlen(v);
+        bool ok = len >= 1 && len < k->size;
+        for (size_t i = 0; ok && i < len; i++)
+            ok = isalnum((unsigned char)v[i]) || v[i] == '-' || v[i] == '_';
+        if (!ok) {
+            add_error(st, line, "[%s] %s = '%s': expected 1 to %zu letters, digits, '-' or '_'",
+                      k->section, k->name, v, k->size - 1);
+            return false;
+        }
+        memcpy(dst, v, len + 1);
+        return true;
+    }
+    case T_TEXT:
+    case T_DEVICE:
+        if (strlen(v) >= k->size) {
+            add_error(st, line, "[%s] %s: value is %zu bytes long; at most %zu allowed",
+                      k->section, k->name, strlen(v), k->size - 1);
+            return false;
+        }
+        memcpy(dst, v, strlen(v) + 1);
+        return true;
+    case T_DISTRICT:
+        if (!all_digits(v, 6) || !province_ok((unsigned)((v[0] - '0') * 10 + (v[1] - '0')))) {
+            add_error(st, line,
+                      "[%s] %s = '%s': expected a six-digit GB/T 2260 district code such as "
+                      "440304",
+                      k->section, k->name, v);
+            return false;
+        }
+        *(uint32_t *)dst = (uint32_t)strtoul(v, NULL, 10);
+        return true;
+    case T_STREET:
+        if (!all_digits(v, 9)) {
+            add_error(st, line,
+                      "[%s] %s = '%s': expected a nine-digit street code (district code + three "
+                      "digits) such as 440304001",
+                      k->section, k->name, v);
+            return false;
+        }
+        *(uint32_t *)dst = (uint32_t)strtoul(v, NULL, 10);
+        return true;
+    case T_INT:
+    case T_MONEY:
+        if (!parse_ll(v, &n) || n < k->min || n > k->max) {
+            add_error(st, line, "[%s] %s = '%s': expected a whole number from %lld to %lld%s",
+                      k->section, k->name, v, k->min, k->max, k->type == T_MONEY ? " (fen)" : "");
+            return false;
+        }
+        if (k->type == T_MONEY)
+            *(int64_t *)dst = n;
+        else
+            *(int *)dst = (int)n;
+        return true;
+    case T_BOOL:
+        if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
+            *(bool *)dst = true;
+        else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
+            *(bool *)dst = false;
+        else {
+            add_error(st, line, "[%s] %s = '%s': expected true or false", k->section, k->name, v);
+            return false;
+        }
+        return true;
+    case T_ENUM:
+        for (int i = 0; k->opts[i]; i++)
+            if (strcmp(k->opts[i], v) == 0) {
+                *(int *)dst = i;
+                return true;
+            }
+        {
+            char list[128] = "";
+            for (int i = 0; k->opts[i]; i++)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? " | " : "",
+                         k->opts[i]);
+            add_error(st, line, "[%s] %s = '%s': expected %s", k->section, k->name, v, list);
+        }
+        return false;
+    case T_BACKEND:
+        if (strlen(v) >= k->size || !yn_hal_known(k->hal, v)) {
+            char list[128];
+            yn_hal_names(k->hal, list, sizeof list);
+            add_error(st, line, "[%s] %s = '%s': not a %s backend of this firmware; built in: %s",
+                      k->section, k->name, v, yn_hal_class_name(k->hal), list);
+            return false;
+        }
+        memcpy(dst, v, strlen(v) + 1);
+        return true;
+    case T_URL: {
+        const char *host = v + 8;
+        if (strncmp(v, "https://", 8) != 0 || !*host || *host == '/' || *host == ':' ||
+            strlen(v) >= k->size || strpbrk(v, " \t\"'")) {
+            add_error(st, line,
+                      "[%s] %s = '%s': expected https://host[:port] (plain http is not allowed)",
+                      k->section, k->name, v);
+            return false;
+        }
+        memcpy(dst, v, strlen(v) + 1);
+        return true;
+    }
+    case T_PATH:
+    case T_FILE:
+    case T_SECRET:
+    case T_PUBLIC: {
+        char full[PATH_MAX];
+        if (!resolve_path(st, v, full, k->size)) {
+            add_error(st, line, "[%s] %s: path too long (at most %zu bytes)", k->section,
+                      k->name, k->size - 1);
+            return false;
+        }
+        memcpy(dst, full, strlen(full) + 1);
+        return true;
+    }
+    }
+    return false;
+}
+
+static int key_index(const char *section, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].section, section) == 0 && strcmp(keys[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* libinih handler: one (section, key, value), on line st->line. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_state *st = user;
+    int line = st->line;
+    if (st->line_too_long)
+        return 1; /* reported by the reader */
+    if (section_index(section) < 0)
+        return 1; /* the unknown section was reported at its header */
+    int ki = key_index(section, name);
+    if (ki < 0) {
+        char list[512] = "";
+        for (size_t i = 0; i < NKEYS; i++)
+            if (strcmp(keys[i].section, section) == 0)
+                snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s",
+                         list[0] ? ", " : "", keys[i].name);
+        add_error(st, line, "unknown key '%s' in [%s]; keys of [%s] are: %s", name, section,
+                  section, list);
+        return 0;
+    }
+    if (st->key_line[ki]) {
+        add_error(st, line, "[%s] %s is set twice (first on line %d); keep one", section, name,
+                  st->key_line[ki]);
+        return 0;
+    }
+    st->key_line[ki] = line;
+    st->key_bad[ki] = !set_value(st, &keys[ki], value, line);
+    return !st->key_bad[ki];
+}
+
+/* Line reader for ini_parse_stream: counts lines and notes where sections begin. */
+static char *read_line(char *buf, int num, void *user)
+{
+    struct parse_state *st = user;
+    if (!fgets(buf, num, st->fp))
+        return NULL;
+    st->line++;
+    size_t len = strlen(buf);
+    if (len == (size_t)num - 1 && buf[len - 1] != '\n' && !feof(st->fp)) {
+        add_error(st, st->line, "line longer than %d characters", num - 2);
+        int c;
+        while ((c = fgetc(st->fp)) != EOF && c != '\n')
+            ;
+        buf[0] = '\0'; /* parse the rest as an empty line */
+        return buf;
+    }
+    const char *p = buf;
+    while (isspace((unsigned char)*p))
+        p++;
+    if (*p == '\0' || *p == ';' || *p == '#')
+        return buf;
+    if (*p != '[') {
+        if (!strchr(p, '='))
+            add_error(st, st->line, "cannot parse this line; expected 'key = value', '[section]' "
+                      "or a comment starting with ';' or '#'");
+        return buf;
+    }
+    char name[64];
+    if (!strchr(p, ']') || sscanf(p + 1, "%63[^]]", name) != 1) {
+        add_error(st, st->line, "section header without closing ']'; expected '[name]'");
+        return buf;
+    }
+    int si = section_index(name);
+    if (si < 0)
+        add_error(st, st->line,
+                  "unknown section [%s]; expected one of [terminal] [reader] [scale] [io] "
+                  "[display] [input] [audio] [ledger] [policy] [sync] [keys]",
+                  name);
+    else if (st->section_line[si])
+        add_error(st, st->line, "section [%s] appears twice (first on line %d)", name,
+                  st->section_line[si]);
+    else
+        st->section_line[si] = st->line;
+    return buf;
+}
+
+static int section_line_of(const struct parse_state *st, const char *section)
+{
+    int si = section_index(section);
+    return si >= 0 && st->section_line[si] ? st->section_line[si] : st->line;
+}
+
+/* A key that must be present: when absent, say so at its section. */
+static void require(struct parse_state *st, int ki, const char *why)
+{
+    const struct key_desc *k = &keys[ki];
+    const char *v = field(st->cfg, k);
+    if (st->key_bad[ki])
+        return; /* its bad value was reported already */
+    bool empty = (k->type == T_DISTRICT || k->type == T_STREET) ? *(const uint32_t *)v == 0
+                                                                 : v[0] == '\0';
+    if (!st->key_line[ki] || empty)
+        add_error(st, st->key_line[ki] ? st->key_line[ki] : section_line_of(st, k->section),
+                  "[%s] %s is required%s%s", k->section, k->name, why ? " " : "", why ? why : "");
+}
+
+static void validate(struct parse_state *st)
+{
+    yn_config *c = st->cfg;
+    /* plain required keys (no default) */
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!keys[i].def)
+            require(st, (int)i, NULL);
+
+    /* keys required by another key's value */
+    if (!strcmp(c->reader.backend, "libnfc"))
+        require(st, key_index("reader", "connstring"), "when backend = libnfc");
+    if (!strcmp(c->reader.backend, "sim"))
+        require(st, key_index("reader", "sim_cards"), "when backend = sim");
+    if (!strcmp(c->scale.backend, "modbus"))
+        require(st, key_index("scale", "device"), "when backend = modbus");
+    if (!strcmp(c->io.backend, "modbus"))
+        require(st, key_index("io", "device"), "when backend = modbus");
+    if (!strcmp(c->input.backend, "script"))
+        require(st, key_index("input", "script"), "when backend = script");
+    if (!strcmp(c->input.backend, "evdev"))
+        require(st, key_index("input", "device"), "when backend = evdev");
+    if (c->sync.enabled) {
+        require(st, key_index("sync", "url"), "when enabled = true");
+        require(st, key_index("sync", "ca_file"), "when enabled = true");
+        require(st, key_index("keys", "district_pubkey"), "when [sync] enabled = true");
+    }
+    if (c->terminal.district && c->terminal.street &&
+        c->terminal.street / 1000 != c->terminal.district) {
+        int ki = key_index("terminal", "street");
+        add_error(st, st->key_line[ki], "[terminal] street = %09u does not lie in district %06u; "
+                  "expected a code starting with %06u", (unsigned)c->terminal.street,
+                  (unsigned)c->terminal.district, (unsigned)c->terminal.district);
+    }
+    if (c->terminal.mode == YN_MODE_POS && !strcmp(c->input.backend, "none"))
+        add_error(st, section_line_of(st, "input"), "[input] backend = none: a pos terminal needs a keypad");
+
+    /* files that must exist, with the right modes */
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key_desc *k = &keys[i];
+        const char *path = field(c, k);
+        if ((k->type == T_FILE || k->type == T_SECRET || k->type == T_PUBLIC) && path[0] &&
+            st->key_line[i])
+            check_file(st, k, st->key_line[i], path, path);
+    }
+}
+
+void yn_config_defaults(yn_config *cfg)
+{
+    struct parse_state st = {.cfg = cfg, .dir = "."};
+    yn_config_errors dummy = {0};
+    st.errs = &dummy;
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].def && keys[i].def[0])
+            set_value(&st, &keys[i], keys[i].def, 0);
+}
+
+int yn_config_load(const char *path, yn_config *cfg, yn_config_errors *errs)
+{
+    struct parse_state st = {.cfg = cfg, .errs = errs, .file = path};
+    memset(errs, 0, sizeof *errs);
+    yn_config_defaults(cfg);
+    snprintf(cfg->path, sizeof cfg->path, "%s", path);
+
+    const char *slash = strrchr(path, '/');
+    if (slash)
+        snprintf(st.dir, sizeof st.dir, "%.*s", (int)(slash - path), path[0] == '/' && slash == path ? "/" : path);
+    else
+        snprintf(st.dir, sizeof st.dir, ".");
+    /* default relative paths follow board.conf too */
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].type == T_PATH && keys[i].def && keys[i].def[0])
+            set_value(&st, &keys[i], keys[i].def, 0);
+
+    st.fp = fopen(path, "r");
+    if (!st.fp) {
+        add_error(&st, 0, "cannot open configuration (%s)", strerror(errno));
+        return YN_ENOENT;
+    }
+    ini_allow_multiline = false; /* an indented key must not silently join the line above */
+    int rc = ini_parse_stream(read_line, &st, on_key, &st);
+    fclose(st.fp);
+    if (rc < 0)
+        add_error(&st, 0, "cannot read configuration (out of memory)");
+    /* rc > 0: every line inih refused was reported by read_line or on_key */
+    validate(&st);
+    return errs->count ? YN_ECONFIG : YN_OK;
+}
+
+const char *yn_mode_name(enum yn_mode m)
+{
+    return m == YN_MODE_KIOSK ? "kiosk" : "pos";
+}

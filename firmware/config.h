@@ -1,0 +1,121 @@
+/* config.h — board.conf: the terminal's configuration, parsed with libinih and
+ * validated key by key. Every error carries "FILE:LINE: what is wrong, what is
+ * expected". Relative paths are resolved against the directory of board.conf. */
+#ifndef YN_CONFIG_H
+#define YN_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "status.h"
+
+#define YN_CONFIG_MAX_ERRORS 16
+#define YN_CONFIG_ERR_LEN 512
+#define YN_ID_MAX 17      /* identifiers: 1..16 of [A-Za-z0-9_-] + NUL */
+#define YN_BACKEND_MAX 16 /* backend names */
+#define YN_DEV_MAX 128    /* device names, connstrings */
+
+enum yn_mode { YN_MODE_POS, YN_MODE_KIOSK };
+enum yn_parity { YN_PARITY_NONE, YN_PARITY_EVEN, YN_PARITY_ODD };
+
+typedef struct yn_config {
+    char path[PATH_MAX]; /* board.conf as given */
+
+    struct {
+        char id[YN_ID_MAX];         /* terminal id, unique in the district */
+        char canteen_id[YN_ID_MAX]; /* canteen this terminal serves */
+        char canteen_name[96];      /* shown on the idle screen (UTF-8) */
+        uint32_t district;          /* GB/T 2260 six-digit code */
+        uint32_t street;            /* nine digits, starts with district */
+        enum yn_mode mode;          /* pos (counter) or kiosk (balance) */
+    } terminal;
+
+    struct {
+        char backend[YN_BACKEND_MAX];
+        char connstring[YN_DEV_MAX]; /* libnfc connstring, e.g. pn532_uart:/dev/ttyS1 */
+        int timeout_ms;              /* per exchange with the card */
+        int debounce_ms;             /* same card again within this = same tap */
+        char sim_cards[PATH_MAX];    /* sim: file of virtual cards */
+    } reader;
+
+    struct {
+        char backend[YN_BACKEND_MAX];
+        char device[YN_DEV_MAX]; /* serial port */
+        int baud;
+        enum yn_parity parity;
+        int slave_id;    /* Modbus slave address 1..247 */
+        int timeout_ms;  /* per Modbus request */
+        int stable_timeout_ms; /* how long to wait for a stable weight */
+    } scale;
+
+    struct {
+        char backend[YN_BACKEND_MAX];
+        char device[YN_DEV_MAX];
+        int baud;
+        enum yn_parity parity;
+        int slave_id;
+        int pulse_ms; /* length of a light/buzzer pulse */
+    } io;
+
+    struct {
+        char backend[YN_BACKEND_MAX];
+        char device[YN_DEV_MAX]; /* fb: /dev/fb0 */
+        int width_px, height_px;
+        char snapshot_dir[PATH_MAX]; /* png: where screens are written */
+        int result_ms;               /* result screen stays this long */
+    } display;
+
+    struct {
+        char backend[YN_BACKEND_MAX];
+        char device[YN_DEV_MAX];   /* evdev: /dev/input/eventN */
+        char script[PATH_MAX];     /* script: file of keys and card events */
+    } input;
+
+    struct {
+        char backend[YN_BACKEND_MAX];
+        char device[YN_DEV_MAX];   /* ALSA device name */
+        char clips_dir[PATH_MAX];  /* prompt clips */
+        int volume_pct;
+    } audio;
+
+    struct {
+        char path[PATH_MAX];   /* SQLite ledger file */
+        int min_interval_s;    /* least time between two debits of one card */
+    } ledger;
+
+    struct {
+        char file[PATH_MAX]; /* policy in force until the district sends one */
+    } policy;
+
+    struct {
+        bool enabled;
+        char url[256];           /* https://host[:port] of the district server */
+        int interval_s;          /* between sync rounds */
+        char ca_file[PATH_MAX];  /* CA that signed the server certificate */
+        int64_t offline_cap_fen; /* per card per day while offline; 0 = none */
+    } sync;
+
+    struct {
+        char terminal_key[PATH_MAX];    /* secret, 0600: HMAC key for batches */
+        char card_master_key[PATH_MAX]; /* secret, 0600: AN10922 master key */
+        char issuer_pubkey[PATH_MAX];   /* card issuer's Ed25519 public key(s) */
+        char district_pubkey[PATH_MAX]; /* district's Ed25519 public key */
+    } keys;
+} yn_config;
+
+typedef struct yn_config_errors {
+    int count;                               /* errors found (may exceed stored) */
+    char msg[YN_CONFIG_MAX_ERRORS][YN_CONFIG_ERR_LEN]; /* "FILE:LINE: ..." */
+} yn_config_errors;
+
+/* Fill every key with its documented default. */
+void yn_config_defaults(yn_config *cfg);
+
+/* Parse and validate path into cfg. YN_OK, or YN_ECONFIG / YN_ENOENT with every
+ * problem (up to YN_CONFIG_MAX_ERRORS) listed in errs. */
+int yn_config_load(const char *path, yn_config *cfg, yn_config_errors *errs) YN_MUST_CHECK;
+
+const char *yn_mode_name(enum yn_mode m);
+
+#endif

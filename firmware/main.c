@@ -1,0 +1,156 @@
+/* main.c — the yinian-pos daemon: read board.conf, open the devices, run the
+ * terminal loop until SIGTERM/SIGINT (the tap in progress finishes first). */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "devices.h"
+#include "log.h"
+#include "terminal.h"
+
+#define DEFAULT_CONFIG "/etc/yinian/board.conf"
+
+/* Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage. */
+enum { EXIT_RUNTIME = 1, EXIT_CONFIG = 2 };
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: yinian-pos [--config FILE] [--check-config | --self-test | --version]\n"
+                "  --config FILE    board configuration (default " DEFAULT_CONFIG ")\n"
+                "  --check-config   validate FILE and exit: 0 valid, 2 invalid\n"
+                "  --self-test      open every configured device and exit: 0 all answer\n"
+                "  --verbose        debug logging\n"
+                "  --version        print the version\n");
+}
+
+static int load_config(const char *path, yn_config *cfg)
+{
+    static yn_config_errors errs;
+    int rc = yn_config_load(path, cfg, &errs);
+    if (rc == YN_OK)
+        return YN_OK;
+    for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
+        fprintf(stderr, "%s\n", errs.msg[i]);
+    if (errs.count > YN_CONFIG_MAX_ERRORS)
+        fprintf(stderr, "%s: … and %d more problems\n", path, errs.count - YN_CONFIG_MAX_ERRORS);
+    return rc;
+}
+
+/* One line of the self-test: OK or FAIL, the device, what it said. */
+static int report(const char *device, int rc, const char *what)
+{
+    printf("%s %s: %s\n", rc == YN_OK ? "OK  " : "FAIL", device,
+           rc == YN_OK ? what : yn_strerror(rc));
+    return rc != YN_OK;
+}
+
+/* Open each configured device and ask it to answer. 0 only when all do. */
+static int self_test(const yn_config *cfg)
+{
+    yn_devices dev;
+    int rc = yn_devices_open(&dev, cfg);
+    if (report("devices", rc, "opened"))
+        return EXIT_RUNTIME;
+    char what[160];
+    int failures = report("reader", yn_nfc_describe(&dev.nfc, what, sizeof what), what);
+    if (strcmp(cfg->scale.backend, "none") != 0) {
+        yn_weight w;
+        failures += report("scale", yn_scale_read(&dev.scale, &w), "answers");
+    }
+    if (strcmp(cfg->io.backend, "none") != 0)
+        failures += report("io", yn_io_describe(&dev.io, what, sizeof what), what);
+    yn_devices_close(&dev);
+    return failures ? EXIT_RUNTIME : 0;
+}
+
+static int run(const yn_config *cfg)
+{
+    yn_devices dev;
+    yn_terminal *term = NULL;
+    if (yn_devices_open(&dev, cfg) != YN_OK)
+        return EXIT_RUNTIME;
+    if (yn_terminal_new(cfg, &dev, &term) != YN_OK) {
+        yn_devices_close(&dev);
+        return EXIT_RUNTIME;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    yn_info("yinian-pos %s started: terminal %s, canteen %s, mode %s", YN_VERSION, cfg->terminal.id,
+            cfg->terminal.canteen_id, yn_mode_name(cfg->terminal.mode));
+    yn_terminal_start(term);
+    int rc = YN_OK;
+    while (!stop_requested && !yn_terminal_done(term) && rc == YN_OK)
+        rc = yn_terminal_step(term, 50);
+    yn_info("yinian-pos stopping after %d taps", yn_terminal_taps(term));
+    yn_terminal_free(term);
+    yn_devices_close(&dev);
+    return rc == YN_OK ? 0 : EXIT_RUNTIME;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"check-config", no_argument, NULL, 'k'},
+                                         {"self-test", no_argument, NULL, 's'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {"verbose", no_argument, NULL, 'v'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = DEFAULT_CONFIG;
+    enum { RUN, CHECK, SELFTEST } action = RUN;
+    bool verbose = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'k':
+            action = CHECK;
+            break;
+        case 's':
+            action = SELFTEST;
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case 'V':
+            printf("yinian-pos %s (%s)\n", YN_VERSION, YN_GITREV);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return EXIT_CONFIG;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return EXIT_CONFIG;
+    }
+    yn_log_init("yinian-pos", verbose ? YN_LOG_DEBUG : YN_LOG_INFO, WITH_SYSLOG && action == RUN);
+    static yn_config cfg;
+    if (load_config(config, &cfg) != YN_OK)
+        return EXIT_CONFIG;
+    if (action == CHECK) {
+        printf("%s: ok\n", config);
+        return 0;
+    }
+    if (action == SELFTEST)
+        return self_test(&cfg);
+    return run(&cfg);
+}

@@ -1,0 +1,36 @@
+/* reason.h — why a tap gets no subsidy or is refused: one vocabulary shared by
+ * the policy engine, the ledger, the card reader and the screens. */
+#ifndef YN_REASON_H
+#define YN_REASON_H
+
+enum yn_reason {
+    YN_REASON_NONE = 0,
+    /* decided by the policy engine */
+    YN_REASON_EXPIRED,         /* card past its expiry date */
+    YN_REASON_NOT_ELIGIBLE,    /* no category of the policy applies to the holder */
+    YN_REASON_NO_PERIOD,       /* no meal period open now (time, weekday, holiday) */
+    YN_REASON_PERIOD_USED,     /* subsidised meals per period already used */
+    YN_REASON_DAY_USED,        /* subsidised meals per day already used */
+    YN_REASON_MONTH_USED,      /* subsidised meals per month already used */
+    YN_REASON_MONTH_CAP,       /* monthly subsidy cap in fen reached */
+    YN_REASON_OUTSIDE_AREA,    /* locality rules leave no layer at this canteen */
+    YN_REASON_BELOW_MIN_PRICE, /* meal cheaper than the policy's minimum price */
+    YN_REASON_INSUFFICIENT,    /* wallet cannot pay and cash is not accepted */
+    /* decided by the ledger */
+    YN_REASON_LOST,            /* card on the district's blacklist (挂失) */
+    YN_REASON_TOO_SOON,        /* same card debited within the minimum interval */
+    YN_REASON_STORAGE,         /* the ledger could not commit (disk full, locked) */
+    /* decided by the card reader */
+    YN_REASON_NOT_GENUINE,     /* signature or card authentication failed */
+    YN_REASON_READ_FAILED,     /* card could not be read: tap again */
+    YN_REASON_COUNT
+};
+
+/* The kind sentence shown and spoken to the senior (Chinese). */
+const char *yn_reason_kind(enum yn_reason r);
+/* The exact text for staff and logs. */
+const char *yn_reason_staff(enum yn_reason r);
+/* A short stable code for records, CSV and JSON ("period_used"). */
+const char *yn_reason_code(enum yn_reason r);
+
+#endif

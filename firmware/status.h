@@ -1,0 +1,41 @@
+/* status.h — the one status convention of yinian-pos.
+ *
+ * Every function that can fail returns an int from enum yn_status: YN_OK (0)
+ * on success, a positive code otherwise. yn_strerror() gives the technician's
+ * text; what a senior sees is chosen by the UI, never this string. */
+#ifndef YN_STATUS_H
+#define YN_STATUS_H
+
+#define YN_MUST_CHECK __attribute__((warn_unused_result))
+
+enum yn_status {
+    YN_OK = 0,
+    YN_EINVAL,     /* bad argument or malformed input */
+    YN_ENOMEM,     /* out of memory */
+    YN_EIO,        /* I/O error talking to a file or device */
+    YN_ETIMEDOUT,  /* device or peer did not answer in time */
+    YN_ENOTSUP,    /* operation not supported by this backend */
+    YN_ENODEV,     /* device absent, unplugged or not configured */
+    YN_ENOCARD,    /* no card in the reader's field */
+    YN_ECARDGONE,  /* card left the field during an operation */
+    YN_ECONFIG,    /* configuration is invalid */
+    YN_EPERM,      /* permission or file mode not acceptable */
+    YN_ENOENT,     /* file or object does not exist */
+    YN_EBUSY,      /* resource locked by someone else */
+    YN_ENOSPC,     /* storage full */
+    YN_EROFS,      /* storage is read-only */
+    YN_ECORRUPT,   /* integrity, checksum or hash chain failure */
+    YN_EAUTH,      /* signature, MAC or card authentication failed */
+    YN_EDUPLICATE, /* already recorded: an idempotent replay */
+    YN_ENOTFOUND,  /* no such card, record or key */
+    YN_ESTALE,     /* older or replayed version refused */
+    YN_EREFUSED,   /* a business rule refused the operation */
+    YN_ELIMIT,     /* too many attempts, or a size limit exceeded */
+    YN_EPROTO,     /* peer broke the protocol (bad frame, bad reply) */
+    YN_STATUS_COUNT
+};
+
+/* Technician-facing text for a status; never NULL. */
+const char *yn_strerror(int status);
+
+#endif

@@ -1,0 +1,82 @@
+/* hal.c — the backend registry: which backends this firmware has. */
+#include "hal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "audio.h"
+#include "display.h"
+#include "input.h"
+#include "io.h"
+#include "nfc.h"
+#include "nfc_sim.h"
+#include "scale.h"
+
+extern const yn_display_ops yn_display_terminal_ops;
+#if WITH_LIBNFC
+extern const yn_nfc_ops yn_nfc_libnfc_ops;
+#define LIBNFC_BACKEND &yn_nfc_libnfc_ops,
+#else
+#define LIBNFC_BACKEND
+#endif
+extern const yn_input_ops yn_input_terminal_ops;
+
+static const void *const nfc_backends[] = {&yn_nfc_sim_ops, LIBNFC_BACKEND NULL};
+static const void *const scale_backends[] = {&yn_scale_sim_ops, NULL};
+static const void *const io_backends[] = {&yn_io_sim_ops, NULL};
+static const void *const display_backends[] = {&yn_display_terminal_ops, &yn_display_sim_ops,
+                                               NULL};
+static const void *const input_backends[] = {&yn_input_terminal_ops, &yn_input_script_ops,
+                                             NULL};
+static const void *const audio_backends[] = {&yn_audio_silent_ops, NULL};
+
+static const void *const *const tables[YN_HAL_CLASS_COUNT] = {
+    [YN_HAL_NFC] = nfc_backends,         [YN_HAL_SCALE] = scale_backends,
+    [YN_HAL_IO] = io_backends,           [YN_HAL_DISPLAY] = display_backends,
+    [YN_HAL_INPUT] = input_backends,     [YN_HAL_AUDIO] = audio_backends,
+};
+
+/* Classes a terminal can run without. */
+static bool optional(enum yn_hal_class c)
+{
+    return c == YN_HAL_SCALE || c == YN_HAL_IO;
+}
+
+const void *yn_hal_find(enum yn_hal_class c, const char *name)
+{
+    if ((unsigned)c >= YN_HAL_CLASS_COUNT || !name)
+        return NULL;
+    for (const void *const *t = tables[c]; *t; t++)
+        if (strcmp(((const yn_hal_named *)*t)->name, name) == 0)
+            return *t;
+    return NULL;
+}
+
+bool yn_hal_known(enum yn_hal_class c, const char *name)
+{
+    return yn_hal_find(c, name) || (optional(c) && name && strcmp(name, "none") == 0);
+}
+
+void yn_hal_names(enum yn_hal_class c, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    if ((unsigned)c >= YN_HAL_CLASS_COUNT)
+        return;
+    for (const void *const *t = tables[c]; *t && used < len; t++) {
+        int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+                         ((const yn_hal_named *)*t)->name);
+        if (n < 0)
+            return;
+        used += (size_t)n;
+    }
+    if (optional(c) && used < len)
+        snprintf(buf + used, len - used, ", none");
+}
+
+const char *yn_hal_class_name(enum yn_hal_class c)
+{
+    static const char *const names[YN_HAL_CLASS_COUNT] = {"reader", "scale",  "io",
+                                                          "display", "input", "audio"};
+    return (unsigned)c < YN_HAL_CLASS_COUNT ? names[c] : "?";
+}

@@ -1,0 +1,48 @@
+/* io.h — lights, buzzer and gate (relays on a Modbus I/O module or GPIO). */
+#ifndef YN_HAL_IO_H
+#define YN_HAL_IO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "status.h"
+
+struct yn_config;
+
+enum yn_output { YN_OUT_GREEN, YN_OUT_RED, YN_OUT_BUZZER, YN_OUT_GATE, YN_OUT_COUNT };
+
+typedef struct yn_io yn_io;
+
+typedef struct yn_io_ops {
+    const char *name;
+    int (*open)(yn_io *dev, const struct yn_config *cfg);
+    void (*close)(yn_io *dev);
+    int (*set)(yn_io *dev, enum yn_output out, bool on);
+    /* On for ms, then off by itself (backend's own timer or device pulse). */
+    int (*pulse)(yn_io *dev, enum yn_output out, int ms);
+    int (*describe)(yn_io *dev, char *buf, size_t len);
+} yn_io_ops;
+
+struct yn_io {
+    const yn_io_ops *ops;
+    void *priv;
+};
+
+int yn_io_open(yn_io *dev, const struct yn_config *cfg) YN_MUST_CHECK;
+void yn_io_close(yn_io *dev);
+int yn_io_set(yn_io *dev, enum yn_output out, bool on) YN_MUST_CHECK;
+int yn_io_pulse(yn_io *dev, enum yn_output out, int ms) YN_MUST_CHECK;
+int yn_io_describe(yn_io *dev, char *buf, size_t len) YN_MUST_CHECK;
+const char *yn_output_name(enum yn_output out);
+
+/* sim backend: what each output did. */
+extern const yn_io_ops yn_io_sim_ops;
+typedef struct yn_io_sim_state {
+    bool on[YN_OUT_COUNT];
+    int pulses[YN_OUT_COUNT]; /* pulses seen per output */
+    int last_pulse_ms[YN_OUT_COUNT];
+} yn_io_sim_state;
+const yn_io_sim_state *yn_io_sim_state_of(const yn_io *dev);
+void yn_io_sim_fail(yn_io *dev, int status); /* YN_OK clears */
+
+#endif

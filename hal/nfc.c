@@ -1,0 +1,86 @@
+/* nfc.c — dispatch to the configured reader backend. */
+#include "nfc.h"
+
+#include <stdio.h>
+
+#include "config.h"
+#include "hal.h"
+#include "log.h"
+
+int yn_nfc_open(yn_nfc *dev, const yn_config *cfg)
+{
+    dev->priv = NULL;
+    dev->ops = yn_hal_find(YN_HAL_NFC, cfg->reader.backend);
+    if (!dev->ops) {
+        yn_err("reader: backend '%s' is not built in", cfg->reader.backend);
+        return YN_ENODEV;
+    }
+    int rc = dev->ops->open(dev, cfg);
+    if (rc != YN_OK) {
+        yn_err("reader: %s backend failed to open: %s", dev->ops->name, yn_strerror(rc));
+        dev->ops = NULL;
+    }
+    return rc;
+}
+
+void yn_nfc_close(yn_nfc *dev)
+{
+    if (dev->ops && dev->ops->close)
+        dev->ops->close(dev);
+    dev->ops = NULL;
+    dev->priv = NULL;
+}
+
+int yn_nfc_poll(yn_nfc *dev, int timeout_ms, yn_nfc_tag *tag)
+{
+    return dev->ops ? dev->ops->poll(dev, timeout_ms, tag) : YN_ENODEV;
+}
+
+int yn_nfc_read(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
+                const uint8_t key[YN_NFC_KEY_LEN], uint8_t *buf, size_t cap, size_t *len)
+{
+    *len = 0;
+    return dev->ops ? dev->ops->read(dev, tag, area, key, buf, cap, len) : YN_ENODEV;
+}
+
+int yn_nfc_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
+                 const uint8_t key[YN_NFC_KEY_LEN], const uint8_t *buf, size_t len)
+{
+    return dev->ops ? dev->ops->write(dev, tag, area, key, buf, len) : YN_ENODEV;
+}
+
+int yn_nfc_release(yn_nfc *dev)
+{
+    if (!dev->ops)
+        return YN_ENODEV;
+    return dev->ops->release ? dev->ops->release(dev) : YN_OK;
+}
+
+int yn_nfc_describe(yn_nfc *dev, char *buf, size_t len)
+{
+    if (!dev->ops)
+        return YN_ENODEV;
+    if (!dev->ops->describe)
+        return YN_ENOTSUP;
+    return dev->ops->describe(dev, buf, len);
+}
+
+void yn_nfc_uid_hex(const yn_nfc_tag *tag, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < tag->uid_len && i < YN_UID_MAX && used + 3 <= len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%02x", tag->uid[i]);
+}
+
+const char *yn_tag_type_name(enum yn_tag_type t)
+{
+    switch (t) {
+    case YN_TAG_DESFIRE:
+        return "desfire";
+    case YN_TAG_CLASSIC_1K:
+        return "classic1k";
+    default:
+        return "unknown";
+    }
+}

@@ -1,0 +1,48 @@
+/* nfc_sim.h — the simulated reader: a set of virtual cards that a test or the
+ * keyboard presents and removes, and misbehaviours on cue. */
+#ifndef YN_HAL_NFC_SIM_H
+#define YN_HAL_NFC_SIM_H
+
+#include <stdbool.h>
+
+#include "nfc.h"
+
+#define YN_SIM_AREA_MAX 256
+#define YN_SIM_CARDS_MAX 64
+
+typedef struct yn_sim_card {
+    char label[32];                /* shown in the demo, e.g. "张桂英 (低保)" */
+    yn_nfc_tag tag;
+    uint8_t key[YN_NFC_KEY_LEN];   /* the card's own key: a clone has a wrong one */
+    uint8_t record[YN_SIM_AREA_MAX];
+    size_t record_len;
+    uint8_t stamp[YN_SIM_AREA_MAX];
+    size_t stamp_len;
+} yn_sim_card;
+
+enum yn_sim_fault {
+    YN_SIM_OK,            /* behave */
+    YN_SIM_SILENT,        /* the next operation times out */
+    YN_SIM_PULL_ON_WRITE, /* the card leaves during the next write; nothing written */
+    YN_SIM_GARBAGE,       /* the next read answers garbage (protocol error) */
+    YN_SIM_UNPLUGGED,     /* the reader is gone until the fault is cleared */
+};
+
+extern const yn_nfc_ops yn_nfc_sim_ops;
+
+/* Add a card; returns its index or -1 when full. */
+int yn_nfc_sim_add(yn_nfc *dev, const yn_sim_card *card);
+int yn_nfc_sim_count(const yn_nfc *dev);
+const yn_sim_card *yn_nfc_sim_card(const yn_nfc *dev, int index);
+/* Put card `index` in the field (removing any other), or -1 to clear it. */
+int yn_nfc_sim_present(yn_nfc *dev, int index) YN_MUST_CHECK;
+/* The card in the field, or -1. */
+int yn_nfc_sim_current(const yn_nfc *dev);
+void yn_nfc_sim_fault(yn_nfc *dev, enum yn_sim_fault fault);
+
+/* Load virtual cards from a text file: one card a line,
+ *   label|type|uid-hex|key-hex|record-hex|stamp-hex
+ * '#' starts a comment. Errors name the file and line. */
+int yn_nfc_sim_load(yn_nfc *dev, const char *path, char *err, size_t errlen) YN_MUST_CHECK;
+
+#endif

@@ -1,0 +1,45 @@
+/* testutil.c — temp directories and fixture files for tests. */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *yn_test_srcdir(void)
+{
+    const char *s = getenv("YN_SRCDIR");
+    return s && *s ? s : ".";
+}
+
+void yn_test_tmpdir(char *buf, size_t len)
+{
+    const char *base = getenv("TMPDIR");
+    snprintf(buf, len, "%s/yn-test.XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(buf)) {
+        perror("mkdtemp");
+        abort();
+    }
+}
+
+void yn_test_write(const char *dir, const char *name, const char *text, unsigned mode, char *buf,
+                   size_t len)
+{
+    snprintf(buf, len, "%s/%s", dir, name);
+    char *slash = strrchr(buf, '/');
+    if (slash && slash != buf) {
+        *slash = '\0';
+        mkdir(buf, 0700); /* one level of sub-folder, e.g. keys/ */
+        *slash = '/';
+    }
+    unlink(buf);
+    int fd = open(buf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+        perror(buf);
+        abort();
+    }
+    fchmod(fd, mode);
+    close(fd);
+}

@@ -1,0 +1,15 @@
+/* testutil.h — helpers shared by the test programs. */
+#ifndef YN_TESTUTIL_H
+#define YN_TESTUTIL_H
+
+#include <stddef.h>
+
+/* The repository root (env YN_SRCDIR, else "."). */
+const char *yn_test_srcdir(void);
+/* A fresh directory under $TMPDIR for this test; path written to buf. */
+void yn_test_tmpdir(char *buf, size_t len);
+/* Write text to dir/name with the given mode; returns the full path in buf. */
+void yn_test_write(const char *dir, const char *name, const char *text, unsigned mode, char *buf,
+                   size_t len);
+
+#endif

@@ -1,0 +1,267 @@
+/* test_config.c — board.conf: good files load with the right values and
+ * defaults; every single mistake is refused with its line and a clear text. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "testutil.h"
+
+/* A minimal valid file; line numbers matter to the cases below. */
+static const char *const base_lines[] = {
+    "[terminal]",                          /* 1 */
+    "id = T1",                             /* 2 */
+    "canteen_id = C1",                     /* 3 */
+    "district = 440304",                   /* 4 */
+    "street = 440304001",                  /* 5 */
+    "[reader]",                            /* 6 */
+    "sim_cards = cards.txt",               /* 7 */
+    "[ledger]",                            /* 8 */
+    "path = ledger.db",                    /* 9 */
+    "[policy]",                            /* 10 */
+    "file = policy.json",                  /* 11 */
+    "[keys]",                              /* 12 */
+    "terminal_key = keys/terminal.key",    /* 13 */
+    "card_master_key = keys/master.key",   /* 14 */
+    "issuer_pubkey = keys/issuer.pub",     /* 15 */
+    NULL,
+};
+
+struct fixture {
+    char dir[256];
+    char conf[512];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    char p[512];
+    yn_test_tmpdir(f->dir, sizeof f->dir);
+    yn_test_write(f->dir, "cards.txt", "# none\n", 0644, p, sizeof p);
+    yn_test_write(f->dir, "policy.json", "{}\n", 0644, p, sizeof p);
+    yn_test_write(f->dir, "keys/terminal.key", "00112233\n", 0600, p, sizeof p);
+    yn_test_write(f->dir, "keys/master.key", "00112233\n", 0600, p, sizeof p);
+    yn_test_write(f->dir, "keys/issuer.pub", "1 00\n", 0644, p, sizeof p);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    free(*state);
+    return 0;
+}
+
+/* Write the base file with line `at` (1-based) replaced by `repl` (NULL: keep;
+ * "" with del: delete), plus `extra` appended. */
+static void write_conf(struct fixture *f, int at, const char *repl, const char *extra)
+{
+    char text[4096] = "";
+    for (int i = 0; base_lines[i]; i++) {
+        const char *l = (i + 1 == at && repl) ? repl : base_lines[i];
+        strcat(text, l);
+        strcat(text, "\n");
+    }
+    if (extra)
+        strcat(text, extra);
+    yn_test_write(f->dir, "board.conf", text, 0644, f->conf, sizeof f->conf);
+}
+
+static void test_good_file_and_defaults(void **state)
+{
+    struct fixture *f = *state;
+    write_conf(f, 0, NULL, "[terminal]\n");
+    /* a repeated section header is an error; use a clean file instead */
+    write_conf(f, 0, NULL, NULL);
+    yn_config cfg;
+    yn_config_errors errs;
+    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_OK);
+    assert_int_equal(errs.count, 0);
+    assert_string_equal(cfg.terminal.id, "T1");
+    assert_int_equal(cfg.terminal.district, 440304);
+    assert_int_equal(cfg.terminal.street, 440304001);
+    assert_int_equal(cfg.terminal.mode, YN_MODE_POS);
+    assert_string_equal(cfg.reader.backend, "sim");
+    assert_int_equal(cfg.reader.timeout_ms, 300);
+    assert_int_equal(cfg.reader.debounce_ms, 2000);
+    assert_string_equal(cfg.scale.backend, "none");
+    assert_int_equal(cfg.io.pulse_ms, 800);
+    assert_int_equal(cfg.ledger.min_interval_s, 60);
+    assert_false(cfg.sync.enabled);
+    assert_int_equal(cfg.sync.offline_cap_fen, 0);
+    /* relative paths follow board.conf */
+    char want[600];
+    snprintf(want, sizeof want, "%s/ledger.db", f->dir);
+    assert_string_equal(cfg.ledger.path, want);
+    snprintf(want, sizeof want, "%s/keys/terminal.key", f->dir);
+    assert_string_equal(cfg.keys.terminal_key, want);
+    snprintf(want, sizeof want, "%s/screens", f->dir);
+    assert_string_equal(cfg.display.snapshot_dir, want);
+}
+
+static void test_shipped_board_conf_is_valid(void **state)
+{
+    struct fixture *f = *state;
+    char src[600], p[600];
+    snprintf(src, sizeof src, "%s/board.conf", yn_test_srcdir());
+    FILE *in = fopen(src, "r");
+    assert_non_null(in);
+    static char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, in);
+    text[n] = '\0';
+    fclose(in);
+    yn_test_write(f->dir, "board.conf", text, 0644, p, sizeof p);
+    yn_test_write(f->dir, "keys/card-master.key", "00\n", 0600, src, sizeof src);
+    yn_config cfg;
+    yn_config_errors errs;
+    int rc = yn_config_load(p, &cfg, &errs);
+    for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
+        fprintf(stderr, "%s\n", errs.msg[i]);
+    assert_int_equal(rc, YN_OK);
+    assert_string_equal(cfg.terminal.canteen_name, "福田街道长者饭堂");
+    assert_int_equal(cfg.terminal.street, 440304001);
+}
+
+struct bad_case {
+    int at;             /* line replaced (0 = none) */
+    const char *repl;   /* its new text */
+    const char *extra;  /* appended lines */
+    int line;           /* expected line in the message */
+    const char *expect; /* expected substring */
+};
+
+static const struct bad_case bad_cases[] = {
+    {2, "id = T 1", NULL, 2, "[terminal] id = 'T 1': expected 1 to 16 letters"},
+    {2, "id = ABCDEFGHIJKLMNOPQ", NULL, 2, "expected 1 to 16"},
+    {2, "id =", NULL, 2, "expected 1 to 16"},
+    {2, "; id removed", NULL, 1, "[terminal] id is required"},
+    {4, "district = 44030", NULL, 4, "six-digit GB/T 2260"},
+    {4, "district = 990304", NULL, 4, "six-digit GB/T 2260"},
+    {5, "street = 440305001", NULL, 5, "does not lie in district 440304"},
+    {5, "street = 4403040011", NULL, 5, "nine-digit street code"},
+    {2, "id = T1", "[terminal]\nmode = cashier\n", 16, "section [terminal] appears twice"},
+    {0, NULL, "[reader]\n", 16, "section [reader] appears twice"},
+    {0, NULL, "[readr]\nbackend = sim\n", 16, "unknown section [readr]"},
+    {3, "canteen = C1", NULL, 3, "unknown key 'canteen' in [terminal]"},
+    {2, "id = T1", NULL, 0, NULL}, /* control: the base is good */
+    {7, "sim_cards = missing.txt", NULL, 7, "missing.txt' (No such file or directory); expected an existing file"},
+    {9, "this line has no equals sign", NULL, 9, "cannot parse this line"},
+    {6, "[reader", NULL, 6, "without closing ']'"},
+    {2, "id = T1", "[reader]\n", 16, "appears twice"},
+    {3, "canteen_id = C1\ncanteen_id = C2", NULL, 4, "set twice (first on line 3)"},
+    {7, "backend = libnfcx\nsim_cards = cards.txt", NULL, 7,
+     "not a reader backend of this firmware; built in: sim"},
+    {7, "timeout_ms = 0\nsim_cards = cards.txt", NULL, 7, "from 20 to 5000"},
+    {7, "timeout_ms = 30x\nsim_cards = cards.txt", NULL, 7, "expected a whole number"},
+    {7, "debounce_ms = -5\nsim_cards = cards.txt", NULL, 7, "from 0 to 60000"},
+    {1, "[terminal]\nmode = cashier", NULL, 2, "expected pos | kiosk"},
+    {9, "; no path", NULL, 8, "[ledger] path is required"},
+    {11, "file = nothere.json", NULL, 11, "nothere.json' (No such file"},
+    {13, "terminal_key = keys/loose.key", NULL, 13, "has mode 0644; a secret key must be"},
+    {15, "issuer_pubkey = keys/writable.pub", NULL, 15, "must not be writable by group"},
+    {14, "; no master key", NULL, 12, "[keys] card_master_key is required"},
+    {0, NULL, "[sync]\nenabled = maybe\n", 17, "expected true or false"},
+    {0, NULL, "[sync]\nenabled = true\n", 16, "[sync] url is required when enabled = true"},
+    {0, NULL, "[sync]\nurl = http://example.org\n", 17, "plain http is not allowed"},
+    {0, NULL, "[sync]\nurl = https://\n", 17, "expected https://host"},
+    {0, NULL, "[scale]\nbackend = sim\nslave_id = 300\n", 18, "from 1 to 247"},
+    {0, NULL, "[scale]\nparity = mark\n", 17, "expected none | even | odd"},
+    {0, NULL, "[input]\nbackend = script\n", 16, "[input] script is required when backend = script"},
+    {0, NULL, "[sync]\noffline_cap_fen = 1.5\n", 17, "whole number from 0 to 100000000 (fen)"},
+    {0, NULL, "[display]\nwidth_px = 100\n", 17, "from 320 to 4096"},
+    {0, NULL, "  indented = key\n", 16, "unknown key 'indented'"},
+};
+
+static void test_each_mistake_is_refused_with_its_line(void **state)
+{
+    struct fixture *f = *state;
+    char p[600];
+    yn_test_write(f->dir, "keys/loose.key", "00\n", 0644, p, sizeof p);
+    yn_test_write(f->dir, "keys/writable.pub", "00\n", 0666, p, sizeof p);
+    chmod(p, 0666); /* umask may have masked it */
+    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
+        const struct bad_case *c = &bad_cases[i];
+        write_conf(f, c->at, c->repl, c->extra);
+        yn_config cfg;
+        yn_config_errors errs;
+        int rc = yn_config_load(f->conf, &cfg, &errs);
+        if (!c->expect) {
+            assert_int_equal(rc, YN_OK);
+            continue;
+        }
+        char want[700];
+        snprintf(want, sizeof want, "%s:%d: ", f->conf, c->line);
+        bool found = false;
+        for (int e = 0; e < errs.count && e < YN_CONFIG_MAX_ERRORS; e++)
+            if (strncmp(errs.msg[e], want, strlen(want)) == 0 && strstr(errs.msg[e], c->expect))
+                found = true;
+        if (!found) {
+            fprintf(stderr, "case %zu: wanted '%s…%s', got %d errors:\n", i, want, c->expect,
+                    errs.count);
+            for (int e = 0; e < errs.count && e < YN_CONFIG_MAX_ERRORS; e++)
+                fprintf(stderr, "  %s\n", errs.msg[e]);
+        }
+        assert_int_equal(rc, YN_ECONFIG);
+        assert_true(found);
+    }
+}
+
+static void test_missing_file(void **state)
+{
+    struct fixture *f = *state;
+    char p[600];
+    snprintf(p, sizeof p, "%s/nope.conf", f->dir);
+    yn_config cfg;
+    yn_config_errors errs;
+    assert_int_equal(yn_config_load(p, &cfg, &errs), YN_ENOENT);
+    assert_int_equal(errs.count, 1);
+    assert_non_null(strstr(errs.msg[0], "cannot open configuration"));
+}
+
+static void test_all_errors_reported_not_only_first(void **state)
+{
+    struct fixture *f = *state;
+    write_conf(f, 2, "id = bad id", "[sync]\ninterval_s = 1\n");
+    yn_config cfg;
+    yn_config_errors errs;
+    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_ECONFIG);
+    assert_int_equal(errs.count, 2);
+    assert_non_null(strstr(errs.msg[0], ":2: [terminal] id"));
+    assert_non_null(strstr(errs.msg[1], ":17: [sync] interval_s"));
+}
+
+static void test_long_line_refused(void **state)
+{
+    struct fixture *f = *state;
+    char extra[600] = "[terminal]\ncanteen_name = ";
+    memset(extra + strlen(extra), 'x', 300);
+    write_conf(f, 0, NULL, NULL);
+    char text[4096];
+    snprintf(text, sizeof text, "[display]\nsnapshot_dir = %.*s\n", 300,
+             extra + strlen("[terminal]\ncanteen_name = "));
+    write_conf(f, 0, NULL, text);
+    yn_config cfg;
+    yn_config_errors errs;
+    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_ECONFIG);
+    assert_non_null(strstr(errs.msg[0], ":17: line longer than"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_good_file_and_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shipped_board_conf_is_valid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_mistake_is_refused_with_its_line, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_all_errors_reported_not_only_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_line_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
