@@ -27,7 +27,7 @@ line_of() { grep -n "^$1" "$run/board.conf" | head -1 | cut -d: -f1; }
 check_bad "s/^district = .*/district = 44030X/" "$(line_of district)" "six-digit GB/T 2260"
 check_bad "s/^mode = pos/mode = till/" "$(line_of 'mode =')" "expected pos | kiosk"
 check_bad "s/^timeout_ms = 300/timeout_ms = 3s/" "$(line_of 'timeout_ms = 300')" "whole number"
-check_bad "s/^backend = sim/backend = pn999/" "$(line_of 'backend = sim')" "not a reader backend"
+check_bad "/^\[reader\]/,/^\[/s/^backend = sim/backend = pn999/" "$(line_of 'backend = sim')" "not a reader backend"
 check_bad "s/^\[keys\]/[keyz]/" "$(line_of '\[keys\]')" "unknown section \[keyz\]"
 
 chmod 644 "$run/keys/terminal.key"
@@ -44,7 +44,7 @@ grep -q "^OK   reader: simulated reader, 4 virtual cards" "$run/st" || { cat "$r
 
 # a scripted run: tap card 1, wait, tap card 2, quit
 printf 'card:0 wait:200 remove card:1 wait:200 quit\n' >"$run/keys.txt"
-sed -e 's/^backend = terminal/backend = script/' -e "s|^script =.*|script = keys.txt|" \
+sed -e '/^\[input\]/,/^\[/s/^backend = terminal/backend = script/' -e "s|^script =.*|script = keys.txt|" \
     "$run/board.conf" >"$run/script.conf"
 timeout 20 "$pos" --config "$run/script.conf" >"$run/out" 2>"$run/log" || { cat "$run/log"; fail "run"; }
 [ "$(grep -c '^==== \[card\]' "$run/out")" -eq 2 ] || { cat "$run/out"; fail "expected 2 taps"; }
