@@ -11,10 +11,13 @@
 #
 # Feature switches (0 or 1), overridable on the command line, e.g. make WITH_SYSLOG=0
 WITH_SYSLOG ?= 1
-WITH_LIBNFC ?= 0   # the real card reader through libnfc (PN532 and others)
+# the real card reader through libnfc (PN532 and others)
+WITH_LIBNFC ?= 0
 
 ARCH    ?= host
 SAN     ?= 0
+# FUZZ=1: clang + libFuzzer build of tests/fuzz/ into build/<arch>-fuzz/
+FUZZ    ?= 0
 VERSION := $(shell cat VERSION)
 GITREV  := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
 
@@ -41,8 +44,8 @@ ifneq ($(ARCH),host)
   PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/$(TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
 endif
 
-BUILD := build/$(ARCH)$(if $(filter 1,$(SAN)),-san)
-CC    := $(CROSS_COMPILE)gcc
+BUILD := build/$(ARCH)$(if $(filter 1,$(SAN)),-san)$(if $(filter 1,$(FUZZ)),-fuzz)
+CC    := $(if $(filter 1,$(FUZZ)),clang,$(CROSS_COMPILE)gcc)
 AR    := $(CROSS_COMPILE)ar
 
 PKGS      := sqlite3 inih jansson libcrypto zlib
@@ -80,7 +83,10 @@ CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
                -D_GNU_SOURCE -Ifirmware -Ihal -Isync -MMD -MP \
                -DYN_VERSION='"$(VERSION)"' -DYN_GITREV='"$(GITREV)"' \
                -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC)
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+  CFLAGS ?= -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+  LDFLAGS ?= -fsanitize=address,undefined
+else ifeq ($(SAN),1)
   CFLAGS ?= -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
   LDFLAGS ?= -fsanitize=address,undefined
 else
@@ -110,6 +116,10 @@ TESTS     := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Helpers shared by test programs and benchmarks.
 TSUP_SRCS := $(wildcard tests/support/*.c)
 TSUP_OBJS := $(TSUP_SRCS:%.c=$(BUILD)/obj/%.o)
+FUZZ_SRCS  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZERS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+# seconds per target in make check; make fuzz FUZZ_TIME=600 for longer
+FUZZ_TIME  ?= 5
 BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCHES    := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 CRASH_SRCS := $(wildcard tests/crash/*.c)
@@ -118,8 +128,10 @@ CRASHES    := $(CRASH_SRCS:tests/crash/%.c=$(BUILD)/tests/%)
 INT_SRCS   := $(wildcard tests/integration/int_*.c)
 INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
+SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tests/*/*.[ch])
+
 .SECONDARY:
-.PHONY: all run check check-unit check-san check-integration check-cross lint bench clean format
+.PHONY: fuzz fuzz-run all run check check-unit check-san check-integration check-cross lint bench clean format
 all: $(DAEMON) $(TOOLS)
 
 $(BUILD)/obj/%.o: %.c
@@ -154,6 +166,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TSUP_OBJS) $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+
 $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(TSUP_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
@@ -170,6 +187,7 @@ check: lint
 	$(MAKE) --no-print-directory check-unit
 	$(MAKE) --no-print-directory check-unit SAN=1
 	$(MAKE) --no-print-directory check-integration
+	$(MAKE) --no-print-directory fuzz
 	@echo "make check: all suites passed"
 
 check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
@@ -183,14 +201,30 @@ check-cross:
 	$(MAKE) --no-print-directory ARCH=$(ARCH) $(TESTS)
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 
+# Fuzz targets (libFuzzer): built with clang, each run FUZZ_TIME seconds from
+# its seed corpus tests/fuzz/corpus/<name>/ (when present).
+fuzz:
+	$(MAKE) --no-print-directory FUZZ=1 fuzz-run
+
+fuzz-run: $(FUZZERS)
+	@for f in $(FUZZERS); do \
+	  n=$$(basename $$f); work=$$(mktemp -d); \
+	  [ -d tests/fuzz/corpus/$$n ] && cp -r tests/fuzz/corpus/$$n/. $$work/; \
+	  echo "fuzz $$n: $(FUZZ_TIME) s"; \
+	  YN_SRCDIR=$$(pwd) $$f -max_total_time=$(FUZZ_TIME) -print_final_stats=0 $$work >$$work.log 2>&1 \
+	    || { tail -40 $$work.log; exit 1; }; \
+	  grep -E '^(#[0-9]+ *DONE|Done)' $$work.log | tail -1; rm -rf $$work $$work.log; \
+	done
+
 lint:
 	@command -v cppcheck >/dev/null || tools/install-deps
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
 	  -Ifirmware -Ihal -Isync firmware hal sync tools tests
+	clang-format --dry-run -Werror $(SOURCES)
 
 format:
-	clang-format -i $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.c tests/*/*.[ch])
+	clang-format -i $(SOURCES)
 
 bench: $(BENCHES) all
 	BUILD=$(BUILD) tests/run-bench $(BENCHES)

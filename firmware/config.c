@@ -20,12 +20,12 @@
 #include "hal.h"
 
 enum key_type {
-    T_ID,      /* identifier: 1..16 of [A-Za-z0-9_-] */
-    T_TEXT,    /* free UTF-8 text */
+    T_ID,       /* identifier: 1..16 of [A-Za-z0-9_-] */
+    T_TEXT,     /* free UTF-8 text */
     T_DISTRICT, /* six-digit GB/T 2260 code */
-    T_STREET,  /* nine-digit street code */
-    T_INT,     /* integer in [min, max] */
-    T_MONEY,   /* int64 fen in [min, max] */
+    T_STREET,   /* nine-digit street code */
+    T_INT,      /* integer in [min, max] */
+    T_MONEY,    /* int64 fen in [min, max] */
     T_BOOL,
     T_ENUM,    /* one of opts, stored as int index */
     T_BACKEND, /* a backend of hal class `hal` built into this firmware */
@@ -40,8 +40,8 @@ enum key_type {
 struct key_desc {
     const char *section, *name;
     enum key_type type;
-    size_t offset, size; /* where in yn_config; size of the field */
-    long long min, max;  /* T_INT, T_MONEY */
+    size_t offset, size;     /* where in yn_config; size of the field */
+    long long min, max;      /* T_INT, T_MONEY */
     const char *const *opts; /* T_ENUM */
     enum yn_hal_class hal;   /* T_BACKEND */
     const char *def;         /* default as text, NULL = required (see required()) */
@@ -51,10 +51,22 @@ static const char *const modes[] = {"pos", "kiosk", NULL};
 static const char *const parities[] = {"none", "even", "odd", NULL};
 
 #define F(field) offsetof(yn_config, field), sizeof(((yn_config *)0)->field)
-#define K(sec, key, type, field, def) {sec, key, type, F(field), 0, 0, NULL, 0, def}
-#define KI(sec, key, field, lo, hi, def) {sec, key, T_INT, F(field), lo, hi, NULL, 0, def}
-#define KE(sec, key, field, opts, def) {sec, key, T_ENUM, F(field), 0, 0, opts, 0, def}
-#define KB(sec, key, cls, field, def) {sec, key, T_BACKEND, F(field), 0, 0, NULL, cls, def}
+#define K(sec, key, type, field, def)                                                              \
+    {                                                                                              \
+        sec, key, type, F(field), 0, 0, NULL, 0, def                                               \
+    }
+#define KI(sec, key, field, lo, hi, def)                                                           \
+    {                                                                                              \
+        sec, key, T_INT, F(field), lo, hi, NULL, 0, def                                            \
+    }
+#define KE(sec, key, field, opts, def)                                                             \
+    {                                                                                              \
+        sec, key, T_ENUM, F(field), 0, 0, opts, 0, def                                             \
+    }
+#define KB(sec, key, cls, field, def)                                                              \
+    {                                                                                              \
+        sec, key, T_BACKEND, F(field), 0, 0, NULL, cls, def                                        \
+    }
 
 /* The shipped board.conf documents each of these keys with the same default. */
 static const struct key_desc keys[] = {
@@ -120,21 +132,21 @@ static const struct key_desc keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"terminal", "reader", "scale", "io", "display",
-                                       "input", "audio", "ledger", "policy", "sync", "keys"};
+static const char *const sections[] = {"terminal", "reader", "scale",  "io",   "display", "input",
+                                       "audio",    "ledger", "policy", "sync", "keys"};
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
 struct parse_state {
     yn_config *cfg;
     yn_config_errors *errs;
-    const char *file;    /* name used in messages */
-    char dir[PATH_MAX];  /* directory of board.conf, for relative paths */
+    const char *file;   /* name used in messages */
+    char dir[PATH_MAX]; /* directory of board.conf, for relative paths */
     FILE *fp;
-    int line;            /* line the reader returned last */
+    int line; /* line the reader returned last */
     bool line_too_long;
     int section_line[NSECTIONS]; /* where each known section started (0 = absent) */
-    int key_line[NKEYS]; /* where each key was set (0 = default) */
-    bool key_bad[NKEYS]; /* its value was refused (already reported) */
+    int key_line[NKEYS];         /* where each key was set (0 = default) */
+    bool key_bad[NKEYS];         /* its value was refused (already reported) */
 };
 
 static void add_error(struct parse_state *st, int line, const char *fmt, ...)
@@ -154,7 +166,6 @@ static void add_error(struct parse_state *st, int line, const char *fmt, ...)
     }
     e->count++;
 }
-
 
 static int section_index(const char *name)
 {
@@ -222,13 +233,13 @@ static bool resolve_path(const struct parse_state *st, const char *v, char *out,
 }
 
 /* Check that a file named by key k exists and is acceptable for its type. */
-static void check_file(struct parse_state *st, const struct key_desc *k, int line,
-                       const char *path, const char *given)
+static void check_file(struct parse_state *st, const struct key_desc *k, int line, const char *path,
+                       const char *given)
 {
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        add_error(st, line, "[%s] %s: cannot open '%s' (%s); expected an existing file",
-                  k->section, k->name, given, strerror(errno));
+        add_error(st, line, "[%s] %s: cannot open '%s' (%s); expected an existing file", k->section,
+                  k->name, given, strerror(errno));
         return;
     }
     if (!S_ISREG(sb.st_mode)) {
@@ -285,8 +296,8 @@ static bool set_value(struct parse_state *st, const struct key_desc *k, const ch
     case T_TEXT:
     case T_DEVICE:
         if (strlen(v) >= k->size) {
-            add_error(st, line, "[%s] %s: value is %zu bytes long; at most %zu allowed",
-                      k->section, k->name, strlen(v), k->size - 1);
+            add_error(st, line, "[%s] %s: value is %zu bytes long; at most %zu allowed", k->section,
+                      k->name, strlen(v), k->size - 1);
             return false;
         }
         memcpy(dst, v, strlen(v) + 1);
@@ -375,8 +386,8 @@ static bool set_value(struct parse_state *st, const struct key_desc *k, const ch
     case T_PUBLIC: {
         char full[PATH_MAX];
         if (!resolve_path(st, v, full, k->size)) {
-            add_error(st, line, "[%s] %s: path too long (at most %zu bytes)", k->section,
-                      k->name, k->size - 1);
+            add_error(st, line, "[%s] %s: path too long (at most %zu bytes)", k->section, k->name,
+                      k->size - 1);
             return false;
         }
         memcpy(dst, full, strlen(full) + 1);
@@ -447,7 +458,8 @@ static char *read_line(char *buf, int num, void *user)
         return buf;
     if (*p != '[') {
         if (!strchr(p, '='))
-            add_error(st, st->line, "cannot parse this line; expected 'key = value', '[section]' "
+            add_error(st, st->line,
+                      "cannot parse this line; expected 'key = value', '[section]' "
                       "or a comment starting with ';' or '#'");
         return buf;
     }
@@ -483,8 +495,8 @@ static void require(struct parse_state *st, int ki, const char *why)
     const char *v = field(st->cfg, k);
     if (st->key_bad[ki])
         return; /* its bad value was reported already */
-    bool empty = (k->type == T_DISTRICT || k->type == T_STREET) ? *(const uint32_t *)v == 0
-                                                                 : v[0] == '\0';
+    bool empty =
+        (k->type == T_DISTRICT || k->type == T_STREET) ? *(const uint32_t *)v == 0 : v[0] == '\0';
     if (!st->key_line[ki] || empty)
         add_error(st, st->key_line[ki] ? st->key_line[ki] : section_line_of(st, k->section),
                   "[%s] %s is required%s%s", k->section, k->name, why ? " " : "", why ? why : "");
@@ -519,12 +531,15 @@ static void validate(struct parse_state *st)
     if (c->terminal.district && c->terminal.street &&
         c->terminal.street / 1000 != c->terminal.district) {
         int ki = key_index("terminal", "street");
-        add_error(st, st->key_line[ki], "[terminal] street = %09u does not lie in district %06u; "
-                  "expected a code starting with %06u", (unsigned)c->terminal.street,
-                  (unsigned)c->terminal.district, (unsigned)c->terminal.district);
+        add_error(st, st->key_line[ki],
+                  "[terminal] street = %09u does not lie in district %06u; "
+                  "expected a code starting with %06u",
+                  (unsigned)c->terminal.street, (unsigned)c->terminal.district,
+                  (unsigned)c->terminal.district);
     }
     if (c->terminal.mode == YN_MODE_POS && !strcmp(c->input.backend, "none"))
-        add_error(st, section_line_of(st, "input"), "[input] backend = none: a pos terminal needs a keypad");
+        add_error(st, section_line_of(st, "input"),
+                  "[input] backend = none: a pos terminal needs a keypad");
 
     /* files that must exist, with the right modes */
     for (size_t i = 0; i < NKEYS; i++) {
@@ -556,7 +571,8 @@ int yn_config_load(const char *path, yn_config *cfg, yn_config_errors *errs)
 
     const char *slash = strrchr(path, '/');
     if (slash)
-        snprintf(st.dir, sizeof st.dir, "%.*s", (int)(slash - path), path[0] == '/' && slash == path ? "/" : path);
+        snprintf(st.dir, sizeof st.dir, "%.*s", (int)(slash - path),
+                 path[0] == '/' && slash == path ? "/" : path);
     else
         snprintf(st.dir, sizeof st.dir, ".");
     /* default relative paths follow board.conf too */

@@ -11,10 +11,10 @@
 #include "status.h"
 
 #define YN_CONFIG_MAX_ERRORS 16
-#define YN_CONFIG_ERR_LEN 512
-#define YN_ID_MAX 17      /* identifiers: 1..16 of [A-Za-z0-9_-] + NUL */
-#define YN_BACKEND_MAX 16 /* backend names */
-#define YN_DEV_MAX 128    /* device names, connstrings */
+#define YN_CONFIG_ERR_LEN    512
+#define YN_ID_MAX            17  /* identifiers: 1..16 of [A-Za-z0-9_-] + NUL */
+#define YN_BACKEND_MAX       16  /* backend names */
+#define YN_DEV_MAX           128 /* device names, connstrings */
 
 enum yn_mode { YN_MODE_POS, YN_MODE_KIOSK };
 enum yn_parity { YN_PARITY_NONE, YN_PARITY_EVEN, YN_PARITY_ODD };
@@ -44,8 +44,8 @@ typedef struct yn_config {
         char device[YN_DEV_MAX]; /* serial port */
         int baud;
         enum yn_parity parity;
-        int slave_id;    /* Modbus slave address 1..247 */
-        int timeout_ms;  /* per Modbus request */
+        int slave_id;          /* Modbus slave address 1..247 */
+        int timeout_ms;        /* per Modbus request */
         int stable_timeout_ms; /* how long to wait for a stable weight */
     } scale;
 
@@ -68,20 +68,20 @@ typedef struct yn_config {
 
     struct {
         char backend[YN_BACKEND_MAX];
-        char device[YN_DEV_MAX];   /* evdev: /dev/input/eventN */
-        char script[PATH_MAX];     /* script: file of keys and card events */
+        char device[YN_DEV_MAX]; /* evdev: /dev/input/eventN */
+        char script[PATH_MAX];   /* script: file of keys and card events */
     } input;
 
     struct {
         char backend[YN_BACKEND_MAX];
-        char device[YN_DEV_MAX];   /* ALSA device name */
-        char clips_dir[PATH_MAX];  /* prompt clips */
+        char device[YN_DEV_MAX];  /* ALSA device name */
+        char clips_dir[PATH_MAX]; /* prompt clips */
         int volume_pct;
     } audio;
 
     struct {
-        char path[PATH_MAX];   /* SQLite ledger file */
-        int min_interval_s;    /* least time between two debits of one card */
+        char path[PATH_MAX]; /* SQLite ledger file */
+        int min_interval_s;  /* least time between two debits of one card */
     } ledger;
 
     struct {
@@ -105,7 +105,7 @@ typedef struct yn_config {
 } yn_config;
 
 typedef struct yn_config_errors {
-    int count;                               /* errors found (may exceed stored) */
+    int count;                                         /* errors found (may exceed stored) */
     char msg[YN_CONFIG_MAX_ERRORS][YN_CONFIG_ERR_LEN]; /* "FILE:LINE: ..." */
 } yn_config_errors;
 

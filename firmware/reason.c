@@ -32,8 +32,9 @@ static const struct reason_text texts[YN_REASON_COUNT] = {
                         "card is on the blacklist (reported lost): keep the card, call the office"},
     [YN_REASON_TOO_SOON] = {"too_soon", "刚刚已经刷过卡了，请勿重复刷卡",
                             "same card debited within the minimum interval"},
-    [YN_REASON_STORAGE] = {"storage", "系统忙，请稍候再试",
-                           "ledger could not commit (disk full, read-only or locked): run yinian-diag"},
+    [YN_REASON_STORAGE] =
+        {"storage", "系统忙，请稍候再试",
+         "ledger could not commit (disk full, read-only or locked): run yinian-diag"},
     [YN_REASON_NOT_GENUINE] = {"not_genuine", "这张卡无法使用，请联系工作人员",
                                "card failed signature or key authentication (forged or cloned)"},
     [YN_REASON_READ_FAILED] = {"read_failed", "没有读到卡，请重新刷卡",

@@ -17,12 +17,12 @@ enum yn_reason {
     YN_REASON_BELOW_MIN_PRICE, /* meal cheaper than the policy's minimum price */
     YN_REASON_INSUFFICIENT,    /* wallet cannot pay and cash is not accepted */
     /* decided by the ledger */
-    YN_REASON_LOST,            /* card on the district's blacklist (挂失) */
-    YN_REASON_TOO_SOON,        /* same card debited within the minimum interval */
-    YN_REASON_STORAGE,         /* the ledger could not commit (disk full, locked) */
+    YN_REASON_LOST,     /* card on the district's blacklist (挂失) */
+    YN_REASON_TOO_SOON, /* same card debited within the minimum interval */
+    YN_REASON_STORAGE,  /* the ledger could not commit (disk full, locked) */
     /* decided by the card reader */
-    YN_REASON_NOT_GENUINE,     /* signature or card authentication failed */
-    YN_REASON_READ_FAILED,     /* card could not be read: tap again */
+    YN_REASON_NOT_GENUINE, /* signature or card authentication failed */
+    YN_REASON_READ_FAILED, /* card could not be read: tap again */
     YN_REASON_COUNT
 };
 

@@ -119,8 +119,8 @@ static void on_event(yn_terminal *t, const yn_input_event *ev)
             yn_warn("input: card keys only drive the simulated reader");
             break;
         }
-        if (yn_nfc_sim_present(&t->dev->nfc,
-                               ev->type == YN_EV_SIM_PRESENT ? ev->card : -1) != YN_OK)
+        if (yn_nfc_sim_present(&t->dev->nfc, ev->type == YN_EV_SIM_PRESENT ? ev->card : -1) !=
+            YN_OK)
             yn_warn("reader: there is no virtual card %d", ev->card + 1);
         break;
     case YN_EV_KEY:
@@ -145,7 +145,8 @@ static void watch_field(yn_terminal *t)
         return;
     }
     bool same = t->last_seen_ms && same_card(&tag, &t->last_tag);
-    bool debounced = same && (t->last_in_field || now - t->last_seen_ms < t->cfg->reader.debounce_ms);
+    bool debounced =
+        same && (t->last_in_field || now - t->last_seen_ms < t->cfg->reader.debounce_ms);
     t->last_tag = tag;
     t->last_seen_ms = now;
     t->last_in_field = true;

@@ -13,8 +13,8 @@ int yn_audio_open(yn_audio *dev, const yn_config *cfg)
         return YN_ENODEV;
     int rc = dev->ops->open(dev, cfg);
     if (rc != YN_OK) {
-        yn_err("audio: %s backend on '%s' failed to open: %s", dev->ops->name,
-               cfg->audio.device, yn_strerror(rc));
+        yn_err("audio: %s backend on '%s' failed to open: %s", dev->ops->name, cfg->audio.device,
+               yn_strerror(rc));
         dev->ops = NULL;
     }
     return rc;

@@ -64,8 +64,8 @@ const yn_clock_ops yn_clock_sim_ops = {
 
 void yn_clock_init(yn_clock *c, const yn_clock_ops *ops)
 {
-    *c = (yn_clock){.ops = ops, .sim_wall_ms = 1767225600000LL /* 2026-01-01Z */,
-                    .sim_mono_ms = 1000};
+    *c = (yn_clock){
+        .ops = ops, .sim_wall_ms = 1767225600000LL /* 2026-01-01Z */, .sim_mono_ms = 1000};
 }
 
 int64_t yn_clock_utc_ms(yn_clock *c)

@@ -21,8 +21,8 @@ typedef struct yn_clock_ops {
 
 struct yn_clock {
     const yn_clock_ops *ops;
-    int64_t offset_ms; /* correction added to wall_ms (from server time) */
-    bool trusted;      /* corrected from the server since start */
+    int64_t offset_ms;                /* correction added to wall_ms (from server time) */
+    bool trusted;                     /* corrected from the server since start */
     int64_t sim_wall_ms, sim_mono_ms; /* sim backend state */
 };
 
@@ -40,7 +40,7 @@ int yn_clock_correct(yn_clock *c, int64_t server_utc_ms, int64_t max_step_ms) YN
 
 /* sim only */
 void yn_clock_sim_set(yn_clock *c, int64_t utc_ms);
-void yn_clock_sim_advance(yn_clock *c, int64_t ms); /* both clocks move */
+void yn_clock_sim_advance(yn_clock *c, int64_t ms);   /* both clocks move */
 void yn_clock_sim_jump_wall(yn_clock *c, int64_t ms); /* wall only: a clock jump */
 
 #endif

@@ -14,7 +14,7 @@
 struct yn_config;
 
 #define YN_SCREEN_LINES 8
-#define YN_SCREEN_TEXT 128
+#define YN_SCREEN_TEXT  128
 
 enum yn_screen_kind {
     YN_SCREEN_IDLE,    /* waiting: canteen, period, clock, status */
@@ -34,11 +34,11 @@ typedef struct yn_screen_line {
 
 typedef struct yn_screen {
     enum yn_screen_kind kind;
-    char name[32];                    /* stable id: "idle", "ok", "refused_lost" (snapshots) */
+    char name[32]; /* stable id: "idle", "ok", "refused_lost" (snapshots) */
     char title[YN_SCREEN_TEXT];
     int n_lines;
     yn_screen_line lines[YN_SCREEN_LINES];
-    char footer[YN_SCREEN_TEXT];      /* status bar: online, waiting records, operator */
+    char footer[YN_SCREEN_TEXT]; /* status bar: online, waiting records, operator */
 } yn_screen;
 
 typedef struct yn_display yn_display;

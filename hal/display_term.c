@@ -61,9 +61,10 @@ static int term_show(yn_display *dev, const yn_screen *s)
     for (int i = 0; i < s->n_lines; i++) {
         const yn_screen_line *l = &s->lines[i];
         if (t->ansi)
-            fprintf(o, "%s  %s\033[0m\r\n", l->size == YN_TEXT_HUGE    ? "\033[1;4m"
-                                            : l->size == YN_TEXT_LARGE ? "\033[1m"
-                                                                       : "",
+            fprintf(o, "%s  %s\033[0m\r\n",
+                    l->size == YN_TEXT_HUGE    ? "\033[1;4m"
+                    : l->size == YN_TEXT_LARGE ? "\033[1m"
+                                               : "",
                     l->text);
         else
             fprintf(o, "  %s%s\n", l->size == YN_TEXT_HUGE ? "## " : "", l->text);

@@ -24,16 +24,14 @@ extern const yn_input_ops yn_input_terminal_ops;
 static const void *const nfc_backends[] = {&yn_nfc_sim_ops, LIBNFC_BACKEND NULL};
 static const void *const scale_backends[] = {&yn_scale_sim_ops, NULL};
 static const void *const io_backends[] = {&yn_io_sim_ops, NULL};
-static const void *const display_backends[] = {&yn_display_terminal_ops, &yn_display_sim_ops,
-                                               NULL};
-static const void *const input_backends[] = {&yn_input_terminal_ops, &yn_input_script_ops,
-                                             NULL};
+static const void *const display_backends[] = {&yn_display_terminal_ops, &yn_display_sim_ops, NULL};
+static const void *const input_backends[] = {&yn_input_terminal_ops, &yn_input_script_ops, NULL};
 static const void *const audio_backends[] = {&yn_audio_silent_ops, NULL};
 
 static const void *const *const tables[YN_HAL_CLASS_COUNT] = {
-    [YN_HAL_NFC] = nfc_backends,         [YN_HAL_SCALE] = scale_backends,
-    [YN_HAL_IO] = io_backends,           [YN_HAL_DISPLAY] = display_backends,
-    [YN_HAL_INPUT] = input_backends,     [YN_HAL_AUDIO] = audio_backends,
+    [YN_HAL_NFC] = nfc_backends,     [YN_HAL_SCALE] = scale_backends,
+    [YN_HAL_IO] = io_backends,       [YN_HAL_DISPLAY] = display_backends,
+    [YN_HAL_INPUT] = input_backends, [YN_HAL_AUDIO] = audio_backends,
 };
 
 /* Classes a terminal can run without. */
@@ -76,7 +74,7 @@ void yn_hal_names(enum yn_hal_class c, char *buf, size_t len)
 
 const char *yn_hal_class_name(enum yn_hal_class c)
 {
-    static const char *const names[YN_HAL_CLASS_COUNT] = {"reader", "scale",  "io",
+    static const char *const names[YN_HAL_CLASS_COUNT] = {"reader",  "scale", "io",
                                                           "display", "input", "audio"};
     return (unsigned)c < YN_HAL_CLASS_COUNT ? names[c] : "?";
 }

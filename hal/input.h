@@ -30,8 +30,8 @@ enum yn_event_type { YN_EV_KEY, YN_EV_SIM_PRESENT, YN_EV_SIM_REMOVE, YN_EV_QUIT 
 
 typedef struct yn_input_event {
     enum yn_event_type type;
-    int key;   /* YN_EV_KEY: enum yn_key */
-    int card;  /* YN_EV_SIM_PRESENT: virtual card index */
+    int key;  /* YN_EV_KEY: enum yn_key */
+    int card; /* YN_EV_SIM_PRESENT: virtual card index */
 } yn_input_event;
 
 typedef struct yn_input yn_input;

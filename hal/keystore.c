@@ -129,8 +129,8 @@ static int file_load(yn_keystore *ks, enum yn_key_id id, uint8_t *buf, size_t ca
     rc = yn_hex_decode(text, buf, cap, len);
     explicit_bzero(text, sizeof text);
     if (rc != YN_OK)
-        yn_err("keystore: %s '%s' is not hex text of at most %zu bytes", yn_key_id_name(id),
-               path, cap);
+        yn_err("keystore: %s '%s' is not hex text of at most %zu bytes", yn_key_id_name(id), path,
+               cap);
     return rc;
 }
 

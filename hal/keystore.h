@@ -12,10 +12,10 @@
 struct yn_config;
 
 enum yn_key_id {
-    YN_KEYID_TERMINAL,    /* secret: HMAC key for batches (32 bytes) */
-    YN_KEYID_CARD_MASTER, /* secret: AN10922 master key (16 bytes) */
-    YN_KEYID_ISSUER_PUB,  /* public: card issuer Ed25519 key(s) */
-    YN_KEYID_DISTRICT_PUB,/* public: district Ed25519 key */
+    YN_KEYID_TERMINAL,     /* secret: HMAC key for batches (32 bytes) */
+    YN_KEYID_CARD_MASTER,  /* secret: AN10922 master key (16 bytes) */
+    YN_KEYID_ISSUER_PUB,   /* public: card issuer Ed25519 key(s) */
+    YN_KEYID_DISTRICT_PUB, /* public: district Ed25519 key */
     YN_KEYID_COUNT
 };
 

@@ -17,7 +17,7 @@
 
 struct yn_config;
 
-#define YN_UID_MAX 10
+#define YN_UID_MAX     10
 #define YN_NFC_KEY_LEN 16 /* AES-128 */
 
 enum yn_tag_type { YN_TAG_UNKNOWN, YN_TAG_DESFIRE, YN_TAG_CLASSIC_1K };

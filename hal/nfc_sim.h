@@ -7,13 +7,13 @@
 
 #include "nfc.h"
 
-#define YN_SIM_AREA_MAX 256
+#define YN_SIM_AREA_MAX  256
 #define YN_SIM_CARDS_MAX 64
 
 typedef struct yn_sim_card {
-    char label[32];                /* shown in the demo, e.g. "张桂英 (低保)" */
+    char label[32]; /* shown in the demo, e.g. "张桂英 (低保)" */
     yn_nfc_tag tag;
-    uint8_t key[YN_NFC_KEY_LEN];   /* the card's own key: a clone has a wrong one */
+    uint8_t key[YN_NFC_KEY_LEN]; /* the card's own key: a clone has a wrong one */
     uint8_t record[YN_SIM_AREA_MAX];
     size_t record_len;
     uint8_t stamp[YN_SIM_AREA_MAX];

@@ -11,9 +11,9 @@
 struct yn_config;
 
 typedef struct yn_weight {
-    int32_t net_g;  /* net weight in grams (may be negative after a bad tare) */
-    bool stable;    /* the scale reports the reading as settled */
-    bool overload;  /* over range: the figure is not to be trusted */
+    int32_t net_g; /* net weight in grams (may be negative after a bad tare) */
+    bool stable;   /* the scale reports the reading as settled */
+    bool overload; /* over range: the figure is not to be trusted */
 } yn_weight;
 
 typedef struct yn_scale yn_scale;

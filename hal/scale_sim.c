@@ -6,9 +6,9 @@
 #include "scale.h"
 
 struct sim_scale {
-    yn_weight now;   /* what the platform holds */
-    int32_t tare_g;  /* subtracted after a tare */
-    int fail;        /* status every call returns, YN_OK normally */
+    yn_weight now;  /* what the platform holds */
+    int32_t tare_g; /* subtracted after a tare */
+    int fail;       /* status every call returns, YN_OK normally */
 };
 
 static int sim_open(yn_scale *dev, const yn_config *cfg)

@@ -36,7 +36,7 @@ static void test_correction_bounds(void **state)
     assert_int_equal(yn_clock_utc_ms(&c), 1005000);
     assert_int_equal(yn_clock_correct(&c, 1005000 + 60000, 10000), YN_EREFUSED);
     assert_false(c.trusted);
-    assert_int_equal(yn_clock_utc_ms(&c), 1005000); /* unchanged */
+    assert_int_equal(yn_clock_utc_ms(&c), 1005000);              /* unchanged */
     assert_int_equal(yn_clock_correct(&c, 99000000, -1), YN_OK); /* first sync: any step */
     assert_int_equal(yn_clock_utc_ms(&c), 99000000);
 }

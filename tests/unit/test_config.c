@@ -15,21 +15,21 @@
 
 /* A minimal valid file; line numbers matter to the cases below. */
 static const char *const base_lines[] = {
-    "[terminal]",                          /* 1 */
-    "id = T1",                             /* 2 */
-    "canteen_id = C1",                     /* 3 */
-    "district = 440304",                   /* 4 */
-    "street = 440304001",                  /* 5 */
-    "[reader]",                            /* 6 */
-    "sim_cards = cards.txt",               /* 7 */
-    "[ledger]",                            /* 8 */
-    "path = ledger.db",                    /* 9 */
-    "[policy]",                            /* 10 */
-    "file = policy.json",                  /* 11 */
-    "[keys]",                              /* 12 */
-    "terminal_key = keys/terminal.key",    /* 13 */
-    "card_master_key = keys/master.key",   /* 14 */
-    "issuer_pubkey = keys/issuer.pub",     /* 15 */
+    "[terminal]",                        /* 1 */
+    "id = T1",                           /* 2 */
+    "canteen_id = C1",                   /* 3 */
+    "district = 440304",                 /* 4 */
+    "street = 440304001",                /* 5 */
+    "[reader]",                          /* 6 */
+    "sim_cards = cards.txt",             /* 7 */
+    "[ledger]",                          /* 8 */
+    "path = ledger.db",                  /* 9 */
+    "[policy]",                          /* 10 */
+    "file = policy.json",                /* 11 */
+    "[keys]",                            /* 12 */
+    "terminal_key = keys/terminal.key",  /* 13 */
+    "card_master_key = keys/master.key", /* 14 */
+    "issuer_pubkey = keys/issuer.pub",   /* 15 */
     NULL,
 };
 
@@ -150,7 +150,8 @@ static const struct bad_case bad_cases[] = {
     {0, NULL, "[readr]\nbackend = sim\n", 16, "unknown section [readr]"},
     {3, "canteen = C1", NULL, 3, "unknown key 'canteen' in [terminal]"},
     {2, "id = T1", NULL, 0, NULL}, /* control: the base is good */
-    {7, "sim_cards = missing.txt", NULL, 7, "missing.txt' (No such file or directory); expected an existing file"},
+    {7, "sim_cards = missing.txt", NULL, 7,
+     "missing.txt' (No such file or directory); expected an existing file"},
     {9, "this line has no equals sign", NULL, 9, "cannot parse this line"},
     {6, "[reader", NULL, 6, "without closing ']'"},
     {2, "id = T1", "[reader]\n", 16, "appears twice"},
@@ -172,7 +173,8 @@ static const struct bad_case bad_cases[] = {
     {0, NULL, "[sync]\nurl = https://\n", 17, "expected https://host"},
     {0, NULL, "[scale]\nbackend = sim\nslave_id = 300\n", 18, "from 1 to 247"},
     {0, NULL, "[scale]\nparity = mark\n", 17, "expected none | even | odd"},
-    {0, NULL, "[input]\nbackend = script\n", 16, "[input] script is required when backend = script"},
+    {0, NULL, "[input]\nbackend = script\n", 16,
+     "[input] script is required when backend = script"},
     {0, NULL, "[sync]\noffline_cap_fen = 1.5\n", 17, "whole number from 0 to 100000000 (fen)"},
     {0, NULL, "[display]\nwidth_px = 100\n", 17, "from 320 to 4096"},
     {0, NULL, "  indented = key\n", 16, "unknown key 'indented'"},

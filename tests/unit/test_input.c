@@ -69,8 +69,7 @@ static void test_script_file_order_and_waits(void **state)
     assert_int_equal(yn_input_script_push(&in, "5 bogus"), YN_EINVAL);
     yn_input_close(&in);
 
-    yn_test_write(dir, "bad.txt", "1\n2\nflip\n", 0644, cfg.input.script,
-                  sizeof cfg.input.script);
+    yn_test_write(dir, "bad.txt", "1\n2\nflip\n", 0644, cfg.input.script, sizeof cfg.input.script);
     assert_int_equal(yn_input_open(&in, &cfg), YN_EINVAL);
 }
 

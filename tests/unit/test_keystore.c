@@ -53,8 +53,7 @@ static void test_load_checks_mode_each_time(void **state)
     chmod(cfg.keys.terminal_key, 0400);
     assert_int_equal(yn_keystore_load(&ks, YN_KEYID_TERMINAL, k, sizeof k, &n), YN_OK);
     /* not configured, missing */
-    assert_int_equal(yn_keystore_load(&ks, YN_KEYID_DISTRICT_PUB, k, sizeof k, &n),
-                     YN_ENOTFOUND);
+    assert_int_equal(yn_keystore_load(&ks, YN_KEYID_DISTRICT_PUB, k, sizeof k, &n), YN_ENOTFOUND);
     strcat(cfg.keys.card_master_key, "/nonexistent/m.key");
     assert_int_equal(yn_keystore_load(&ks, YN_KEYID_CARD_MASTER, k, sizeof k, &n), YN_ENOENT);
     yn_keystore_close(&ks);

@@ -20,8 +20,8 @@ static void open_sim(yn_nfc *dev)
     yn_config cfg;
     yn_config_defaults(&cfg);
     assert_int_equal(yn_nfc_open(dev, &cfg), YN_OK);
-    yn_sim_card c = {.label = "A", .tag = {.uid = {4, 1, 2, 3, 4, 5, 6}, .uid_len = 7,
-                                           .type = YN_TAG_DESFIRE}};
+    yn_sim_card c = {.label = "A",
+                     .tag = {.uid = {4, 1, 2, 3, 4, 5, 6}, .uid_len = 7, .type = YN_TAG_DESFIRE}};
     memcpy(c.key, key_a, 16);
     memcpy(c.record, "REC", 3);
     c.record_len = 3;

@@ -30,8 +30,8 @@ static int setup(void **state)
     snprintf(r.cfg.input.backend, sizeof r.cfg.input.backend, "script");
     assert_int_equal(yn_devices_open(&r.dev, &r.cfg), YN_OK);
     yn_clock_init(&r.dev.clock, &yn_clock_sim_ops);
-    yn_sim_card c = {.label = "张桂英", .tag = {.uid = {4, 1, 2, 3, 4, 5, 6}, .uid_len = 7,
-                                                 .type = YN_TAG_DESFIRE}};
+    yn_sim_card c = {.label = "张桂英",
+                     .tag = {.uid = {4, 1, 2, 3, 4, 5, 6}, .uid_len = 7, .type = YN_TAG_DESFIRE}};
     assert_int_equal(yn_nfc_sim_add(&r.dev.nfc, &c), 0);
     c.tag.uid[6] = 9;
     assert_int_equal(yn_nfc_sim_add(&r.dev.nfc, &c), 1);
