@@ -581,6 +581,22 @@ static const struct {
     "tekun, dibao, dibao_edge, sanshu_wulao, shidu, disabled_severe, disabled_moderate"
 #define N_FLAGS (sizeof flag_names / sizeof flag_names[0])
 
+uint32_t yn_flag_bit(const char *name)
+{
+    for (size_t f = 0; f < N_FLAGS; f++)
+        if (strcmp(name, flag_names[f].name) == 0)
+            return flag_names[f].bit;
+    return 0;
+}
+
+const char *yn_flag_name(uint32_t bit)
+{
+    for (size_t f = 0; f < N_FLAGS; f++)
+        if (flag_names[f].bit == bit)
+            return flag_names[f].name;
+    return NULL;
+}
+
 static int get_flags(struct ctx *c, json_t *obj, const char *key, uint32_t *out)
 {
     json_t *arr;
@@ -588,11 +604,8 @@ static int get_flags(struct ctx *c, json_t *obj, const char *key, uint32_t *out)
     if (arr) {
         for (size_t i = 0; i < json_array_size(arr); i++) {
             json_t *v = json_array_get(arr, i);
-            uint32_t bit = 0;
             push_index(c, arr, i);
-            for (size_t f = 0; json_is_string(v) && f < N_FLAGS; f++)
-                if (strcmp(json_string_value(v), flag_names[f].name) == 0)
-                    bit = flag_names[f].bit;
+            uint32_t bit = json_is_string(v) ? yn_flag_bit(json_string_value(v)) : 0;
             if (!bit)
                 return fail(c, "unknown category flag (expected one of " FLAG_LIST ")");
             if (*out & bit)

@@ -30,6 +30,11 @@ enum yn_card_flag {
     YN_FLAG_DISABLED_MODERATE = 1u << 6, /* 中度失能 (assessed) */
 };
 
+/* Category flag by its name in policies and CSV files ("dibao"), 0 if unknown;
+ * and the name of one flag bit, NULL if unknown. */
+uint32_t yn_flag_bit(const char *name);
+const char *yn_flag_name(uint32_t bit);
+
 typedef struct yn_card_facts {
     char card_no[20];   /* printable card number, NUL-terminated */
     int32_t birth_ymd;  /* holder's birth date, YYYYMMDD */

@@ -90,32 +90,28 @@ static int file_open(yn_keystore *ks, const yn_config *cfg)
     return YN_OK;
 }
 
-static int file_load(yn_keystore *ks, enum yn_key_id id, uint8_t *buf, size_t cap, size_t *len)
+int yn_key_file_load(const char *path, bool secret, const char *what, uint8_t *buf, size_t cap,
+                     size_t *len)
 {
-    const yn_config *cfg = ks->priv;
-    const char *path = path_of(cfg, id);
-    if (!path[0]) {
-        yn_err("keystore: %s is not configured in %s [keys]", yn_key_id_name(id), cfg->path);
-        return YN_ENOTFOUND;
-    }
+    *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
-        yn_err("keystore: cannot open %s '%s': %s", yn_key_id_name(id), path, strerror(errno));
+        yn_err("keystore: cannot open %s '%s': %s", what, path, strerror(errno));
         return errno == ENOENT ? YN_ENOENT : YN_EPERM;
     }
     struct stat sb;
     int rc = YN_OK;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        yn_err("keystore: %s '%s' is not a regular file", yn_key_id_name(id), path);
+        yn_err("keystore: %s '%s' is not a regular file", what, path);
         rc = YN_EPERM;
-    } else if (is_secret(id) && ((sb.st_mode & 077) || sb.st_uid != geteuid())) {
+    } else if (secret && ((sb.st_mode & 077) || sb.st_uid != geteuid())) {
         yn_err("keystore: secret %s '%s' has mode %04o owner %u; expected mode 0600 owned by "
                "uid %u",
-               yn_key_id_name(id), path, (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid,
+               what, path, (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid,
                (unsigned)geteuid());
         rc = YN_EPERM;
     } else if (sb.st_size > YN_KEY_MAX * 3) {
-        yn_err("keystore: %s '%s' is too large", yn_key_id_name(id), path);
+        yn_err("keystore: %s '%s' is too large", what, path);
         rc = YN_ELIMIT;
     }
     char text[YN_KEY_MAX * 3 + 1];
@@ -129,9 +125,19 @@ static int file_load(yn_keystore *ks, enum yn_key_id id, uint8_t *buf, size_t ca
     rc = yn_hex_decode(text, buf, cap, len);
     explicit_bzero(text, sizeof text);
     if (rc != YN_OK)
-        yn_err("keystore: %s '%s' is not hex text of at most %zu bytes", yn_key_id_name(id), path,
-               cap);
+        yn_err("keystore: %s '%s' is not hex text of at most %zu bytes", what, path, cap);
     return rc;
+}
+
+static int file_load(yn_keystore *ks, enum yn_key_id id, uint8_t *buf, size_t cap, size_t *len)
+{
+    const yn_config *cfg = ks->priv;
+    const char *path = path_of(cfg, id);
+    if (!path[0]) {
+        yn_err("keystore: %s is not configured in %s [keys]", yn_key_id_name(id), cfg->path);
+        return YN_ENOTFOUND;
+    }
+    return yn_key_file_load(path, is_secret(id), yn_key_id_name(id), buf, cap, len);
 }
 
 const yn_keystore_ops yn_keystore_file_ops = {

@@ -4,6 +4,7 @@
 #ifndef YN_HAL_KEYSTORE_H
 #define YN_HAL_KEYSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,10 @@ void yn_keystore_close(yn_keystore *ks);
 int yn_keystore_load(yn_keystore *ks, enum yn_key_id id, uint8_t *buf, size_t cap,
                      size_t *len) YN_MUST_CHECK;
 const char *yn_key_id_name(enum yn_key_id id);
+/* Load one hex key file; a secret one must be a regular file owned by us with
+ * no access for group or others. `what` names the key in log lines. */
+int yn_key_file_load(const char *path, bool secret, const char *what, uint8_t *buf, size_t cap,
+                     size_t *len) YN_MUST_CHECK;
 /* Decode hex text (whitespace and '#' comments skipped). */
 int yn_hex_decode(const char *text, uint8_t *buf, size_t cap, size_t *len) YN_MUST_CHECK;
 

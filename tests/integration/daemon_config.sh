@@ -40,7 +40,7 @@ set -e
 [ $rc -eq 2 ] && grep -q "nope.conf:0: cannot open configuration" "$run/err" || fail "missing file"
 
 "$pos" --config "$run/board.conf" --self-test >"$run/st" || { cat "$run/st"; fail "self-test"; }
-grep -q "^OK   reader: simulated reader, 4 virtual cards" "$run/st" || { cat "$run/st"; fail "self-test output"; }
+grep -q "^OK   reader: simulated reader, 10 virtual cards" "$run/st" || { cat "$run/st"; fail "self-test output"; }
 
 # a scripted run: tap card 1, wait, tap card 2, quit
 printf 'card:0 wait:200 remove card:1 wait:200 quit\n' >"$run/keys.txt"

@@ -1,0 +1,84 @@
+/* fileio.c — atomic, durable file replacement. */
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int errno_status(int e)
+{
+    switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+        return YN_ENOSPC;
+    case EROFS:
+        return YN_EROFS;
+    case EACCES:
+    case EPERM:
+        return YN_EPERM;
+    case ENOENT:
+        return YN_ENOENT;
+    default:
+        return YN_EIO;
+    }
+}
+
+int yn_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp)
+        return YN_EINVAL;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+
+    unlink(tmp); /* a stale .new from an interrupted write */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+    if (fd < 0) {
+        int e = errno;
+        yn_err("cannot create '%s': %s", tmp, strerror(e));
+        return errno_status(e);
+    }
+    const char *p = data;
+    size_t left = len;
+    int rc = YN_OK;
+    while (left > 0 && rc == YN_OK) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            rc = errno_status(n < 0 ? errno : EIO);
+        else {
+            p += n;
+            left -= (size_t)n;
+        }
+    }
+    /* the mode asked for, whatever the umask made of it */
+    if (rc == YN_OK && (fchmod(fd, mode & 07777) != 0 || fsync(fd) != 0))
+        rc = errno_status(errno);
+    if (close(fd) != 0 && rc == YN_OK)
+        rc = errno_status(errno);
+    if (rc == YN_OK && rename(tmp, path) != 0)
+        rc = errno_status(errno);
+    if (rc != YN_OK) {
+        yn_err("cannot write '%s': %s", path, yn_strerror(rc));
+        unlink(tmp);
+        return rc;
+    }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        if (fsync(dfd) != 0)
+            rc = errno_status(errno);
+        close(dfd);
+    }
+    return rc;
+}

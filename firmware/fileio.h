@@ -1,0 +1,15 @@
+/* fileio.h — durable file replacement (write x.new, fsync, rename, fsync the
+ * directory), as mosquitto's persist_write does. */
+#ifndef YN_FILEIO_H
+#define YN_FILEIO_H
+
+#include <stddef.h>
+
+#include "status.h"
+
+/* Replace path with data atomically, the new file having mode `mode`.
+ * A stale path.new from an interrupted earlier write is removed first. */
+int yn_file_write_atomic(const char *path, const void *data, size_t len,
+                         unsigned mode) YN_MUST_CHECK;
+
+#endif
