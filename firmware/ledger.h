@@ -1,0 +1,315 @@
+/* ledger.h — the terminal's durable ledger: one SQLite file holding the
+ * append-only, hash-chained transaction journal and the state kept in step
+ * with it (wallets, usage counters), plus what the district sends (roster,
+ * blacklist, policies, allocations) and what sync needs (batches, meta).
+ *
+ * Every operation is one SQLite transaction: it happened entirely or not at
+ * all. A debit returns YN_OK only after its commit returned (WAL,
+ * synchronous=FULL): that is the moment the sale may be shown as 成功.
+ * Schema, invariants, the hash encoding and the refusal rules: firmware/LEDGER.md.
+ *
+ * A handle is not thread-safe: one thread uses it at a time. Several
+ * processes may open the same file; writers wait up to busy_timeout_ms. */
+#ifndef YN_LEDGER_H
+#define YN_LEDGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "policy.h"
+#include "status.h"
+
+#define YN_LEDGER_ID_MAX   17 /* terminal/operator ids: 1..16 bytes + NUL (as config.h) */
+#define YN_LEDGER_REF_MAX  65 /* allocation ids and other references, incl. NUL */
+#define YN_LEDGER_HASH_LEN 32 /* SHA-256 */
+#define YN_LEDGER_LAST_MAX 10 /* meals listed by yn_ledger_balance() */
+#define YN_LEDGER_SUM_MAX  16 /* rows per section of a settlement */
+
+/* Default 冲正 window when neither the options nor a policy give one. */
+#define YN_LEDGER_DEFAULT_REVERSE_WINDOW_S 600
+
+/* Kinds of journal records. The values are stored and hashed: never renumber. */
+enum yn_ledger_kind {
+    YN_LEDGER_MEAL = 1,       /* a sale at the counter */
+    YN_LEDGER_REVERSAL = 2,   /* 冲正 of a meal: every share negated */
+    YN_LEDGER_ALLOCATION = 3, /* district credit into the wallet */
+    YN_LEDGER_TOPUP = 4,      /* cash paid in at the counter into the wallet */
+};
+
+typedef struct yn_ledger yn_ledger;
+
+typedef struct yn_ledger_opts {
+    const char *path;         /* SQLite file; created when absent (unless read_only) */
+    const char *terminal_id;  /* this terminal; must match the id the file was made with */
+    int32_t min_interval_s;   /* least time between two meals of one card; 0 = no limit */
+    int32_t reverse_window_s; /* 冲正 window; 0 = the policy's, else the default */
+    int32_t busy_timeout_ms;  /* wait for another writer; 0 = 1000 ms */
+    bool read_only;           /* open without writing (diagnostics, exports) */
+    int64_t max_pages;        /* storage quota in pages of 4 KiB; 0 = none */
+    const char *boot_id;      /* NULL: /proc/sys/kernel/random/boot_id (tests set it) */
+    int schema_target;        /* 0: latest. Tests only: build an older ledger (close-only) */
+} yn_ledger_opts;
+
+/* Wall and monotonic time of an operation (UTC seconds, CLOCK_MONOTONIC ms). */
+typedef struct yn_ledger_when {
+    int64_t utc_s;      /* wall clock, UTC seconds */
+    int64_t mono_ms;    /* CLOCK_MONOTONIC, milliseconds since boot */
+    bool clock_trusted; /* wall clock synced with the server since boot */
+} yn_ledger_when;
+
+/* Outcome of a debit, reversal, allocation or top-up. */
+typedef struct yn_ledger_result {
+    int64_t seq;              /* journal record written (or found, on a replay); 0 if none */
+    int kind;                 /* enum yn_ledger_kind of that record */
+    yn_decision decision;     /* shares as journaled (negated for a reversal) */
+    int64_t wallet_after_fen; /* wallet balance right after that record */
+} yn_ledger_result;
+
+/* One tap at the counter. */
+typedef struct yn_ledger_tap {
+    int64_t tap_id;            /* client id of this tap, > 0, unique per ledger */
+    const yn_card_facts *card; /* as read from the card (roster may override) */
+    const yn_meal *meal;
+    const yn_canteen *canteen; /* where this terminal stands */
+    const char *operator_id;   /* staff at the counter, or NULL */
+    yn_ledger_when when;
+    /* Optional: usage known from elsewhere (the card's last-meal stamp, for a
+     * meal eaten at another canteen). The policy sees, field by field, the
+     * larger of this and the ledger's own count. NULL = none. */
+    const yn_usage *usage_floor;
+    /* Optional: called inside the debit's transaction once the record and the
+     * card row are written, just before COMMIT, with the result that will
+     * stand (e.g. to write the new stamp to the card). Anything but YN_OK rolls
+     * the debit back and yn_ledger_debit() returns that status. Not called for
+     * refusals or replays. */
+    int (*before_commit)(void *arg, const yn_ledger_result *pending);
+    void *hook_arg; /* passed to before_commit */
+} yn_ledger_tap;
+
+/* A journal record as stored (see LEDGER.md for every field). */
+typedef struct yn_ledger_record {
+    int64_t seq; /* 1, 2, 3, … without gaps */
+    char terminal[YN_LEDGER_ID_MAX];
+    int64_t tap_id; /* client id; 0 = none (allocations) */
+    char card_no[20];
+    int kind;                   /* enum yn_ledger_kind */
+    char category[YN_NAME_MAX]; /* meal's category, "" if none */
+    char period[YN_NAME_MAX];   /* meal period, "" if none */
+    int32_t local_ymd;          /* Asia/Shanghai date of the record */
+    int64_t price_fen;          /* = subsidy_fen + wallet_fen + cash_fen */
+    int n_layers;
+    yn_layer_share layers[YN_POLICY_MAX_LAYERS]; /* sum = subsidy_fen */
+    int64_t subsidy_fen;
+    int64_t wallet_fen;         /* taken from the wallet; < 0 puts money in */
+    int64_t cash_fen;           /* paid in cash; < 0 paid back */
+    int32_t weight_g;           /* 0 unless weighed */
+    int64_t price_per_100g_fen; /* 0 unless weighed */
+    enum yn_reason reason;      /* why no subsidy (NONE if subsidised or not a meal) */
+    char operator_id[YN_LEDGER_ID_MAX];
+    int64_t utc_s;
+    int64_t mono_ms;
+    int64_t boot_no; /* which boot mono_ms counts from (1, 2, …) */
+    bool clock_trusted;
+    int64_t reverses_seq;                  /* the meal a reversal undoes; 0 otherwise */
+    char ref[YN_LEDGER_REF_MAX];           /* allocation id, "" otherwise */
+    int64_t policy_version;                /* policy that decided a meal; 0 otherwise */
+    int64_t wallet_after_fen;              /* card's wallet balance after this record */
+    int64_t card_prev_seq;                 /* previous record of the same card; 0 if first */
+    uint8_t prev_hash[YN_LEDGER_HASH_LEN]; /* hash of record seq-1; zeros for seq 1 */
+    uint8_t hash[YN_LEDGER_HASH_LEN];
+} yn_ledger_record;
+
+/* --- open, close ----------------------------------------------------------- */
+
+/* Open (creating, migrating with a backup first) the ledger. On error *out is
+ * NULL and the log says which file and why. */
+int yn_ledger_open(const yn_ledger_opts *opts, yn_ledger **out) YN_MUST_CHECK;
+void yn_ledger_close(yn_ledger *l);
+/* Schema version this firmware writes (PRAGMA user_version). */
+int yn_ledger_schema_version(void);
+
+/* --- the counter ----------------------------------------------------------- */
+
+/* Decide and record one tap. Returns
+ *   YN_OK         committed: out holds seq, decision and wallet balance after;
+ *   YN_EDUPLICATE tap_id was recorded before: out holds that ORIGINAL result,
+ *                 nothing is charged again;
+ *   YN_EREFUSED   refused (blacklist, too soon, or the policy): out->decision
+ *                 has allowed = false and the reason; nothing is written;
+ *   YN_ENOSPC / YN_EROFS / YN_EBUSY / YN_EIO / YN_ECORRUPT: not recorded
+ *                 (rolled back), out->decision.reason = YN_REASON_STORAGE;
+ *   YN_EINVAL     bad input (policy's verdict on the meal or card, bad ids);
+ *   the status of tap->before_commit when it failed: not recorded (rolled back). */
+int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
+                    yn_ledger_result *out) YN_MUST_CHECK;
+
+/* 冲正: undo meal seq by a new reversal record (every share negated), giving
+ * back the wallet share and the usage it counted. p (may be NULL) gives the
+ * window when the options do not. YN_ENOTFOUND: no such record; YN_EREFUSED:
+ * not a meal, or outside the window; YN_EDUPLICATE: already reversed (out
+ * holds that reversal); storage errors as for a debit. */
+int yn_ledger_reverse(yn_ledger *l, const yn_policy *p, int64_t seq, const char *operator_id,
+                      const yn_ledger_when *when, yn_ledger_result *out) YN_MUST_CHECK;
+
+/* District credit of amount_fen (> 0) into card's wallet, from funding
+ * source (e.g. "district"), idempotent on alloc_id: YN_EDUPLICATE when that id
+ * was applied before (out holds the original record). */
+int yn_ledger_allocate(yn_ledger *l, const char *alloc_id, const char *card_no, const char *source,
+                       int64_t amount_fen, const yn_ledger_when *when,
+                       yn_ledger_result *out) YN_MUST_CHECK;
+
+/* Cash top-up of amount_fen (> 0) into card's wallet at the counter,
+ * idempotent on tap_id like a debit. */
+int yn_ledger_topup(yn_ledger *l, int64_t tap_id, const char *card_no, int64_t amount_fen,
+                    const char *operator_id, const yn_ledger_when *when,
+                    yn_ledger_result *out) YN_MUST_CHECK;
+
+/* --- the kiosk ------------------------------------------------------------- */
+
+typedef struct yn_ledger_meal_line {
+    int64_t seq;
+    char terminal[YN_LEDGER_ID_MAX]; /* where it was eaten */
+    int32_t local_ymd;
+    char period[YN_NAME_MAX];
+    int64_t price_fen;
+    int64_t subsidy_fen;
+    int64_t paid_fen; /* wallet + cash: what the diner paid */
+    bool reversed;    /* undone by a 冲正 since */
+} yn_ledger_meal_line;
+
+typedef struct yn_ledger_account {
+    int64_t wallet_fen;        /* balance now */
+    int32_t month_ym;          /* the month counted below, YYYYMM (Asia/Shanghai) */
+    int32_t meals_month;       /* subsidised meals this month */
+    int64_t subsidy_month_fen; /* subsidy received this month */
+    int n_last;
+    yn_ledger_meal_line last[YN_LEDGER_LAST_MAX]; /* newest first */
+} yn_ledger_account;
+
+/* What the senior sees at the kiosk, for the month of now_utc_s. An unknown
+ * card is YN_OK with everything zero. n_last is clamped to YN_LEDGER_LAST_MAX. */
+int yn_ledger_balance(yn_ledger *l, const char *card_no, int64_t now_utc_s, int n_last,
+                      yn_ledger_account *out) YN_MUST_CHECK;
+
+/* --- 日结 ------------------------------------------------------------------ */
+
+typedef struct yn_ledger_sum {
+    char name[YN_NAME_MAX]; /* category, period or funding source; "" = none */
+    int64_t count;          /* records, a reversal counting -1 */
+    int64_t price_fen;
+    int64_t subsidy_fen; /* for a funding source: its share */
+    int64_t wallet_fen;
+    int64_t cash_fen;
+} yn_ledger_sum;
+
+typedef struct yn_ledger_settlement {
+    int32_t local_ymd;
+    int64_t first_seq, last_seq; /* records of the day; 0 if none */
+    yn_ledger_sum meals;         /* meal records, gross */
+    yn_ledger_sum reversals;     /* reversal records (count and fen negative) */
+    yn_ledger_sum total;         /* meals + reversals: the day's net sales */
+    int n_categories, n_periods, n_sources;
+    yn_ledger_sum categories[YN_LEDGER_SUM_MAX];
+    yn_ledger_sum periods[YN_LEDGER_SUM_MAX];
+    yn_ledger_sum sources[YN_LEDGER_SUM_MAX]; /* funding layers */
+    yn_ledger_sum allocations;                /* district credits (wallet_fen < 0) */
+    yn_ledger_sum topups;                     /* cash top-ups (wallet_fen < 0, cash_fen > 0) */
+} yn_ledger_settlement;
+
+/* Sums of one local day (YYYYMMDD). Reversals are counted on the day they are
+ * made, netting the meal they undo. */
+int yn_ledger_settle(yn_ledger *l, int32_t local_ymd, yn_ledger_settlement *out) YN_MUST_CHECK;
+/* The same as CSV (header line first; amounts in integer fen). */
+int yn_ledger_settle_csv(yn_ledger *l, int32_t local_ymd, FILE *out) YN_MUST_CHECK;
+/* The same written atomically to path (path.new, fsync, rename, fsync dir). */
+int yn_ledger_settle_csv_path(yn_ledger *l, int32_t local_ymd, const char *path) YN_MUST_CHECK;
+
+/* --- integrity ------------------------------------------------------------- */
+
+typedef struct yn_ledger_verify_report {
+    int64_t records;       /* journal records checked */
+    int64_t cards;         /* wallets checked against the journal */
+    int64_t first_bad_seq; /* first record that breaks the chain; 0 if none */
+    char bad_card[20];     /* first card whose wallet disagrees; "" if none */
+    char what[160];        /* what is wrong, for the technician */
+} yn_ledger_verify_report;
+
+/* Walk the whole chain (seq without gaps, prev_hash links, each hash
+ * recomputed, shares adding up, day index) and compare every wallet and its
+ * usage head with the journal. YN_OK, or YN_ECORRUPT with the report filled. */
+int yn_ledger_verify(yn_ledger *l, yn_ledger_verify_report *out) YN_MUST_CHECK;
+
+/* SHA-256 of the canonical encoding of r (LEDGER.md) followed by prev_hash. */
+void yn_ledger_record_hash(const yn_ledger_record *r, const uint8_t prev_hash[YN_LEDGER_HASH_LEN],
+                           uint8_t out[YN_LEDGER_HASH_LEN]);
+
+/* Read one journal record. YN_ENOTFOUND when seq is not there. */
+int yn_ledger_record_get(yn_ledger *l, int64_t seq, yn_ledger_record *out) YN_MUST_CHECK;
+/* Last record: its seq (0 for an empty journal) and hash (zeros then). */
+int yn_ledger_head(yn_ledger *l, int64_t *seq, uint8_t hash[YN_LEDGER_HASH_LEN]) YN_MUST_CHECK;
+
+/* --- what the district sends ------------------------------------------------ */
+
+/* Upsert n roster entries at roster_version, all in one transaction. A card
+ * on the roster uses the roster's flags, district, street and expiry. */
+int yn_ledger_roster_put(yn_ledger *l, const yn_card_facts *cards, size_t n,
+                         int64_t roster_version) YN_MUST_CHECK;
+
+typedef struct yn_ledger_blacklist_entry {
+    int64_t seq; /* the district's sequence number, increasing */
+    char card_no[20];
+    bool lost; /* true: 挂失 (block); false: found again (unblock) */
+} yn_ledger_blacklist_entry;
+
+/* Apply one blacklist change. YN_ESTALE when seq is not above the last applied. */
+int yn_ledger_blacklist_apply(yn_ledger *l, int64_t seq, const char *card_no,
+                              bool lost) YN_MUST_CHECK;
+/* Apply n changes in order in one transaction, all or none. */
+int yn_ledger_blacklist_apply_many(yn_ledger *l, const yn_ledger_blacklist_entry *e,
+                                   size_t n) YN_MUST_CHECK;
+/* Highest blacklist seq applied (0 if none): what sync asks the delta from. */
+int yn_ledger_blacklist_seq(yn_ledger *l, int64_t *seq) YN_MUST_CHECK;
+
+/* Store a policy document (validated with yn_policy_load; id and version read
+ * from it) and, if activate, make it the active one. YN_EINVAL (err says why)
+ * for a bad document; YN_ESTALE when a higher version of the same id is
+ * stored; YN_EDUPLICATE when this exact id and version are stored already. */
+int yn_ledger_policy_store(yn_ledger *l, const char *json, size_t len, bool activate, char *err,
+                           size_t errlen) YN_MUST_CHECK;
+/* The active policy's document (malloc'd, NUL-terminated; free() it), its id
+ * and version. YN_ENOTFOUND when none is active. */
+int yn_ledger_policy_active(yn_ledger *l, char **json, size_t *len, char *id, size_t idlen,
+                            int64_t *version) YN_MUST_CHECK;
+
+/* --- sync ------------------------------------------------------------------- */
+
+typedef struct yn_ledger_batch {
+    int64_t id; /* 1, 2, … */
+    int64_t first_seq;
+    int64_t last_seq;
+    bool acked;
+} yn_ledger_batch;
+
+/* The batch to send: the open (unacknowledged) one if any, else a new one of
+ * up to max_records records after the last acknowledged. YN_ENOTFOUND when
+ * every record is acknowledged. */
+int yn_ledger_batch_next(yn_ledger *l, int64_t max_records, int64_t now_utc_s,
+                         yn_ledger_batch *out) YN_MUST_CHECK;
+/* The server has batch id: mark it acknowledged and note the sync time. */
+int yn_ledger_batch_ack(yn_ledger *l, int64_t batch_id, int64_t now_utc_s) YN_MUST_CHECK;
+/* For the staff screen: records not yet acknowledged, and how old the
+ * oldest of them is (0 when none). */
+int yn_ledger_unsent(yn_ledger *l, int64_t now_utc_s, int64_t *count,
+                     int64_t *oldest_age_s) YN_MUST_CHECK;
+
+/* Small key/value facts (last_sync_utc_s, roster_version, …). */
+int yn_ledger_meta_put(yn_ledger *l, const char *key, const char *value) YN_MUST_CHECK;
+/* YN_ENOTFOUND when key is absent; value truncated to size. */
+int yn_ledger_meta_get(yn_ledger *l, const char *key, char *value, size_t size) YN_MUST_CHECK;
+
+/* Copy the WAL into the main file while the counter is idle, so no debit
+ * pays for it. Safe to call any time. */
+int yn_ledger_checkpoint(yn_ledger *l) YN_MUST_CHECK;
+
+#endif
