@@ -77,6 +77,8 @@ static const struct key_desc keys[] = {
     K("terminal", "street", T_STREET, terminal.street, NULL),
     KE("terminal", "mode", terminal.mode, modes, "pos"),
 
+    {"menu", "price_fen", T_MONEY, F(menu.price_fen), 0, 100000, NULL, 0, "1500"},
+
     KB("reader", "backend", YN_HAL_NFC, reader.backend, "sim"),
     K("reader", "connstring", T_DEVICE, reader.connstring, ""),
     KI("reader", "timeout_ms", reader.timeout_ms, 20, 5000, "300"),
@@ -132,8 +134,8 @@ static const struct key_desc keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"terminal", "reader", "scale",  "io",   "display", "input",
-                                       "audio",    "ledger", "policy", "sync", "keys"};
+static const char *const sections[] = {"terminal", "menu",  "reader", "scale",  "io",   "display",
+                                       "input",    "audio", "ledger", "policy", "sync", "keys"};
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
 struct parse_state {
@@ -165,6 +167,17 @@ static void add_error(struct parse_state *st, int line, const char *fmt, ...)
         va_end(ap);
     }
     e->count++;
+}
+
+/* "[terminal] [menu] …" for messages. */
+static const char *section_list(void)
+{
+    static char list[160];
+    if (!list[0])
+        for (size_t i = 0; i < NSECTIONS; i++)
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s[%s]", i ? " " : "",
+                     sections[i]);
+    return list;
 }
 
 static int section_index(const char *name)
@@ -330,7 +343,7 @@ static bool set_value(struct parse_state *st, const struct key_desc *k, const ch
             return false;
         }
         if (k->type == T_MONEY)
-            *(int64_t *)dst = n;
+            *(int64_t *)dst = (int64_t)n;
         else
             *(int *)dst = (int)n;
         return true;
@@ -470,10 +483,7 @@ static char *read_line(char *buf, int num, void *user)
     }
     int si = section_index(name);
     if (si < 0)
-        add_error(st, st->line,
-                  "unknown section [%s]; expected one of [terminal] [reader] [scale] [io] "
-                  "[display] [input] [audio] [ledger] [policy] [sync] [keys]",
-                  name);
+        add_error(st, st->line, "unknown section [%s]; expected one of %s", name, section_list());
     else if (st->section_line[si])
         add_error(st, st->line, "section [%s] appears twice (first on line %d)", name,
                   st->section_line[si]);

@@ -32,6 +32,10 @@ typedef struct yn_config {
     } terminal;
 
     struct {
+        int64_t price_fen; /* meal price charged until staff key in another */
+    } menu;
+
+    struct {
         char backend[YN_BACKEND_MAX];
         char connstring[YN_DEV_MAX]; /* libnfc connstring, e.g. pn532_uart:/dev/ttyS1 */
         int timeout_ms;              /* per exchange with the card */

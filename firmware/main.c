@@ -8,7 +8,10 @@
 
 #include "config.h"
 #include "devices.h"
+#include "card.h"
+#include "ledger.h"
 #include "log.h"
+#include "policy.h"
 #include "terminal.h"
 
 #define DEFAULT_CONFIG "/etc/yinian/board.conf"
@@ -47,6 +50,75 @@ static int load_config(const char *path, yn_config *cfg)
     return rc;
 }
 
+/* What the terminal works with besides its devices. */
+struct app {
+    yn_ledger *ledger;
+    yn_policy *policy;
+    uint8_t master[YN_CARD_MASTER_LEN];
+    yn_card_keyring ring;
+};
+
+static void app_close(struct app *a)
+{
+    yn_ledger_close(a->ledger);
+    yn_policy_free(a->policy);
+    explicit_bzero(a->master, sizeof a->master);
+}
+
+/* Keys, ledger and the policy in force: board.conf's policy file is offered
+ * to the ledger, which keeps whichever version is newer (the district's
+ * updates arrive there too). */
+static int app_open(const yn_config *cfg, yn_keystore *keys, struct app *a)
+{
+    uint8_t buf[YN_KEY_MAX];
+    size_t len;
+    char err[256];
+    memset(a, 0, sizeof *a);
+    int rc = yn_keystore_load(keys, YN_KEYID_CARD_MASTER, a->master, sizeof a->master, &len);
+    if (rc == YN_OK && len != YN_CARD_MASTER_LEN) {
+        yn_err("%s: card_master_key must hold 16 bytes", cfg->path);
+        rc = YN_EINVAL;
+    }
+    if (rc == YN_OK)
+        rc = yn_keystore_load(keys, YN_KEYID_ISSUER_PUB, buf, sizeof buf, &len);
+    if (rc == YN_OK && (rc = yn_card_keyring_from_bytes(buf, len, &a->ring, err, sizeof err)))
+        yn_err("%s: issuer_pubkey: %s", cfg->path, err);
+    if (rc != YN_OK)
+        return rc;
+
+    yn_ledger_opts lo = {.path = cfg->ledger.path,
+                         .terminal_id = cfg->terminal.id,
+                         .min_interval_s = cfg->ledger.min_interval_s};
+    if ((rc = yn_ledger_open(&lo, &a->ledger)) != YN_OK)
+        return rc;
+    FILE *f = fopen(cfg->policy.file, "r");
+    char *json = NULL;
+    size_t n = 0;
+    if (f) {
+        static char text[1 << 20];
+        n = fread(text, 1, sizeof text, f);
+        fclose(f);
+        rc = yn_ledger_policy_store(a->ledger, text, n, true, err, sizeof err);
+        if (rc != YN_OK && rc != YN_ESTALE && rc != YN_EDUPLICATE)
+            yn_warn("%s: policy %s not taken: %s", cfg->path, cfg->policy.file, err);
+    }
+    char id[64];
+    int64_t version;
+    rc = yn_ledger_policy_active(a->ledger, &json, &n, id, sizeof id, &version);
+    if (rc == YN_OK) {
+        rc = yn_policy_load(json, n, &a->policy, err, sizeof err);
+        if (rc != YN_OK)
+            yn_err("ledger: active policy %s v%lld does not load: %s", id, (long long)version, err);
+    } else {
+        yn_err("ledger %s: no policy in force (%s): the terminal cannot decide subsidies",
+               cfg->ledger.path, yn_strerror(rc));
+    }
+    free(json);
+    if (rc == YN_OK)
+        yn_info("policy in force: %s version %lld", id, (long long)version);
+    return rc;
+}
+
 /* One line of the self-test: OK or FAIL, the device, what it said. */
 static int report(const char *device, int rc, const char *what)
 {
@@ -70,6 +142,9 @@ static int self_test(const yn_config *cfg)
     }
     if (strcmp(cfg->io.backend, "none") != 0)
         failures += report("io", yn_io_describe(&dev.io, what, sizeof what), what);
+    struct app app;
+    failures += report("ledger, keys and policy", app_open(cfg, &dev.keys, &app), cfg->ledger.path);
+    app_close(&app);
     yn_devices_close(&dev);
     return failures ? EXIT_RUNTIME : 0;
 }
@@ -77,10 +152,17 @@ static int self_test(const yn_config *cfg)
 static int run(const yn_config *cfg)
 {
     yn_devices dev;
+    struct app app;
     yn_terminal *term = NULL;
     if (yn_devices_open(&dev, cfg) != YN_OK)
         return EXIT_RUNTIME;
-    if (yn_terminal_new(cfg, &dev, &term) != YN_OK) {
+    int rc = app_open(cfg, &dev.keys, &app);
+    yn_terminal_deps deps = {
+        .ledger = app.ledger, .policy = app.policy, .master = app.master, .ring = &app.ring};
+    if (rc == YN_OK)
+        rc = yn_terminal_new(cfg, &dev, &deps, &term);
+    if (rc != YN_OK) {
+        app_close(&app);
         yn_devices_close(&dev);
         return EXIT_RUNTIME;
     }
@@ -91,11 +173,11 @@ static int run(const yn_config *cfg)
     yn_info("yinian-pos %s started: terminal %s, canteen %s, mode %s", YN_VERSION, cfg->terminal.id,
             cfg->terminal.canteen_id, yn_mode_name(cfg->terminal.mode));
     yn_terminal_start(term);
-    int rc = YN_OK;
     while (!stop_requested && !yn_terminal_done(term) && rc == YN_OK)
         rc = yn_terminal_step(term, 50);
     yn_info("yinian-pos stopping after %d taps", yn_terminal_taps(term));
     yn_terminal_free(term);
+    app_close(&app);
     yn_devices_close(&dev);
     return rc == YN_OK ? 0 : EXIT_RUNTIME;
 }

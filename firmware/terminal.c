@@ -1,10 +1,14 @@
 /* terminal.c — the terminal state machine.
  *
- *   IDLE ──tap──► RESULT ──timeout / key / next tap──► IDLE
+ *   IDLE ──digits──► PRICE ──Enter──► IDLE (new meal price)
+ *   IDLE ──tap──► decide + durable debit (pos) / balance (kiosk) ──► RESULT
+ *   RESULT ──timeout, Esc or the next tap──► IDLE
  *
  * A tap is a card entering the field. The same card staying in the field, or
- * coming back within debounce_ms of leaving, is the same tap (a second tap
- * swallowed by a still-active listener must never charge twice). */
+ * coming back within debounce_ms after a decided tap, is the same tap: a
+ * second presentation swallowed by a still-active listener must never charge
+ * twice (and a retried tap id is idempotent in the ledger as well). After a
+ * failed read the card may be tapped again at once. */
 #include "terminal.h"
 
 #include <stdio.h>
@@ -12,29 +16,50 @@
 #include <string.h>
 
 #include "log.h"
+#include "money.h"
 #include "nfc_sim.h"
+#include "tap.h"
 
-enum state { ST_IDLE, ST_RESULT };
+enum state { ST_IDLE, ST_PRICE, ST_RESULT };
+
+#define PRICE_TEXT_MAX 12
 
 struct yn_terminal {
     const yn_config *cfg;
     yn_devices *dev;
+    yn_terminal_deps deps;
+    yn_tap_env env;
     enum state state;
-    int64_t result_until_ms; /* monotonic: when the result screen goes */
-    yn_nfc_tag last_tag;     /* the card of the last tap */
-    bool last_in_field;      /* that card is still in the field */
-    int64_t last_seen_ms;    /* monotonic: when it was last seen in the field */
+    int64_t price_fen;               /* the meal the next tap pays for */
+    char price_text[PRICE_TEXT_MAX]; /* staff typing a new price (yuan) */
+    int64_t result_until_ms;         /* monotonic: when the result screen goes */
+    yn_nfc_tag last_tag;             /* the card of the last decided tap */
+    bool last_in_field;              /* that card is still in the field */
+    bool last_decided;               /* the last tap reached a decision (debounce it) */
+    int64_t last_seen_ms;            /* monotonic: when it was last seen in the field */
+    int64_t last_tap_id;             /* tap ids are strictly increasing */
     bool done;
     int taps;
 };
 
-int yn_terminal_new(const yn_config *cfg, yn_devices *dev, yn_terminal **out)
+int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_deps *deps,
+                    yn_terminal **out)
 {
     yn_terminal *t = calloc(1, sizeof *t);
     if (!t)
         return YN_ENOMEM;
     t->cfg = cfg;
     t->dev = dev;
+    t->deps = *deps;
+    t->price_fen = cfg->menu.price_fen;
+    t->env = (yn_tap_env){
+        .nfc = &dev->nfc,
+        .ledger = deps->ledger,
+        .policy = deps->policy,
+        .master = deps->master,
+        .ring = deps->ring,
+        .canteen = {.district = cfg->terminal.district, .street = cfg->terminal.street},
+        .canteen_code = yn_tap_canteen_code(cfg->terminal.canteen_id)};
     *out = t;
     return YN_OK;
 }
@@ -54,57 +79,265 @@ int yn_terminal_taps(const yn_terminal *t)
     return t->taps;
 }
 
+int64_t yn_terminal_price_fen(const yn_terminal *t)
+{
+    return t->price_fen;
+}
+
 static bool is_sim_reader(const yn_terminal *t)
 {
     return t->dev->nfc.ops == &yn_nfc_sim_ops;
 }
 
-static void show(yn_terminal *t, const yn_screen *s)
+static bool is_kiosk(const yn_terminal *t)
+{
+    return t->cfg->terminal.mode == YN_MODE_KIOSK;
+}
+
+static void show(yn_terminal *t, yn_screen *s)
 {
     int rc = yn_display_show(&t->dev->display, s);
     if (rc != YN_OK)
         yn_err("display: cannot show screen '%s': %s", s->name, yn_strerror(rc));
 }
 
+static void say(yn_terminal *t, const char *clip)
+{
+    yn_phrase p = {0};
+    yn_phrase_add(&p, clip);
+    if (yn_audio_say(&t->dev->audio, &p) != YN_OK)
+        yn_debug("audio: cannot say '%s'", clip);
+}
+
+static void light(yn_terminal *t, enum yn_output out)
+{
+    int rc = yn_io_pulse(&t->dev->io, out, t->cfg->io.pulse_ms);
+    if (rc != YN_OK && rc != YN_ENODEV)
+        yn_warn("io: %s light: %s", yn_output_name(out), yn_strerror(rc));
+}
+
+static const char *period_label(const char *period)
+{
+    static const struct {
+        const char *name, *label;
+    } labels[] = {{"breakfast", "早餐"}, {"lunch", "午餐"}, {"dinner", "晚餐"}, {"supper", "晚餐"}};
+    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
+        if (strcmp(period, labels[i].name) == 0)
+            return labels[i].label;
+    return period;
+}
+
+/* The status bar: terminal, records waiting for upload. */
+static void footer(yn_terminal *t, yn_screen *s)
+{
+    int64_t count = 0, age_s = 0;
+    int64_t now = yn_clock_utc_s(&t->dev->clock);
+    if (yn_ledger_unsent(t->deps.ledger, now, &count, &age_s) != YN_OK)
+        count = -1;
+    int n = snprintf(s->footer, sizeof s->footer, "终端 %s", t->cfg->terminal.id);
+    if (count > 0)
+        n += snprintf(s->footer + n, sizeof s->footer - (size_t)n,
+                      "  待上传 %lld 条 (最早 %lld 分钟前)", (long long)count,
+                      (long long)(age_s / 60));
+    else if (count == 0)
+        n += snprintf(s->footer + n, sizeof s->footer - (size_t)n, "  记录已全部上传");
+    if (is_sim_reader(t) && n > 0 && (size_t)n < sizeof s->footer)
+        snprintf(s->footer + n, sizeof s->footer - (size_t)n, "  |  a-p 刷卡 x 拿走 q 退出");
+}
+
 static void show_idle(yn_terminal *t)
 {
     yn_screen s;
+    char price[32];
+    yn_moment m;
+    yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
     yn_screen_init(&s, YN_SCREEN_IDLE, "idle",
                    t->cfg->terminal.canteen_name[0] ? t->cfg->terminal.canteen_name
                                                     : t->cfg->terminal.canteen_id);
-    yn_screen_add(&s, YN_TEXT_HUGE, "%s",
-                  t->cfg->terminal.mode == YN_MODE_KIOSK ? "请刷卡查询余额" : "请刷卡");
-    snprintf(s.footer, sizeof s.footer, "终端 %s", t->cfg->terminal.id);
-    if (is_sim_reader(t))
-        snprintf(s.footer + strlen(s.footer), sizeof s.footer - strlen(s.footer),
-                 "  |  模拟读卡器: a-p 刷第1-16张卡, x 拿走, q 退出");
+    if (is_kiosk(t)) {
+        yn_screen_add(&s, YN_TEXT_HUGE, "请刷卡查询余额");
+    } else {
+        yn_fen_format(t->price_fen, price, sizeof price);
+        yn_screen_add(&s, YN_TEXT_NORMAL, "%s",
+                      m.period[0] ? period_label(m.period) : "现在不是补贴用餐时间");
+        yn_screen_add(&s, YN_TEXT_LARGE, "本餐价格 %s", price);
+        yn_screen_add(&s, YN_TEXT_HUGE, "请刷卡");
+    }
+    footer(t, &s);
     show(t, &s);
     t->state = ST_IDLE;
 }
 
-static bool same_card(const yn_nfc_tag *a, const yn_nfc_tag *b)
+static void show_price_entry(yn_terminal *t)
 {
-    return a->uid_len == b->uid_len && memcmp(a->uid, b->uid, a->uid_len) == 0;
+    yn_screen s;
+    yn_screen_init(&s, YN_SCREEN_PROMPT, "price", "输入本餐价格");
+    yn_screen_add(&s, YN_TEXT_HUGE, "¥%s_", t->price_text);
+    yn_screen_add(&s, YN_TEXT_NORMAL, "确认键 保存   取消键 放弃");
+    footer(t, &s);
+    show(t, &s);
 }
 
-/* A new tap: for now, say which card it is. */
-static void on_tap(yn_terminal *t, const yn_nfc_tag *tag)
+static void result_timer(yn_terminal *t)
 {
-    char uid[2 * YN_UID_MAX + 1];
-    yn_nfc_uid_hex(tag, uid, sizeof uid);
-    yn_screen s;
-    yn_screen_init(&s, YN_SCREEN_INFO, "card", "读到卡片");
-    yn_screen_add(&s, YN_TEXT_LARGE, "卡号 UID %s", uid);
-    yn_screen_add(&s, YN_TEXT_NORMAL, "类型 %s", yn_tag_type_name(tag->type));
-    if (is_sim_reader(t)) {
-        const yn_sim_card *c = yn_nfc_sim_card(&t->dev->nfc, yn_nfc_sim_current(&t->dev->nfc));
-        if (c)
-            yn_screen_add(&s, YN_TEXT_NORMAL, "%s", c->label);
-    }
-    show(t, &s);
-    t->taps++;
     t->state = ST_RESULT;
     t->result_until_ms = yn_clock_mono_ms(&t->dev->clock) + t->cfg->display.result_ms;
+}
+
+/* The outcome of a counter tap, for the diner and for staff. */
+static void show_debit(yn_terminal *t, const yn_tap_outcome *o)
+{
+    yn_screen s;
+    char a[32], b[32], c[32];
+    const yn_decision *d = &o->result.decision;
+    if (!o->charged) {
+        yn_screen_init(&s, YN_SCREEN_REFUSED, "refused", "未能扣款");
+        snprintf(s.name, sizeof s.name, "refused_%s", yn_reason_code(o->reason));
+        yn_screen_add(&s, YN_TEXT_HUGE, "%s", yn_reason_kind(o->reason));
+        yn_screen_add(&s, YN_TEXT_NORMAL, "工作人员: %s", o->detail);
+        say(t, "refused");
+        light(t, YN_OUT_RED);
+    } else {
+        bool subsidised = d->subsidy_fen > 0;
+        yn_screen_init(&s, YN_SCREEN_OK, subsidised ? "ok" : "ok_full_price",
+                       subsidised ? "成功" : "请按原价付款");
+        if (o->card_ok)
+            yn_screen_add(&s, YN_TEXT_NORMAL, "卡号 %s", o->card.card_no);
+        yn_fen_format(d->subsidy_fen, a, sizeof a);
+        if (subsidised)
+            yn_screen_add(&s, YN_TEXT_HUGE, "补贴 %s", a);
+        else
+            yn_screen_add(&s, YN_TEXT_LARGE, "%s", yn_reason_kind(d->reason));
+        yn_fen_format(d->wallet_fen, a, sizeof a);
+        yn_fen_format(d->cash_fen, b, sizeof b);
+        yn_fen_format(o->result.wallet_after_fen, c, sizeof c);
+        if (d->cash_fen > 0)
+            yn_screen_add(&s, YN_TEXT_HUGE, "请付现金 %s", b);
+        if (d->wallet_fen > 0)
+            yn_screen_add(&s, YN_TEXT_LARGE, "卡内扣 %s  余额 %s", a, c);
+        else
+            yn_screen_add(&s, YN_TEXT_NORMAL, "卡内余额 %s", c);
+        if (o->status == YN_EDUPLICATE)
+            yn_screen_add(&s, YN_TEXT_NORMAL, "同一次刷卡，未重复扣款");
+        say(t, subsidised ? "success" : "pay_full_price");
+        light(t, YN_OUT_GREEN);
+    }
+    footer(t, &s);
+    show(t, &s);
+}
+
+/* The kiosk: what is left, what was eaten. */
+static void show_balance(yn_terminal *t, const yn_tap_outcome *o)
+{
+    yn_screen s;
+    yn_ledger_account acc;
+    char a[32];
+    int rc =
+        yn_ledger_balance(t->deps.ledger, o->card.card_no, yn_clock_utc_s(&t->dev->clock), 5, &acc);
+    if (rc != YN_OK) {
+        yn_screen_init(&s, YN_SCREEN_ERROR, "error", "暂时无法查询");
+        yn_screen_add(&s, YN_TEXT_LARGE, "%s", yn_reason_kind(YN_REASON_STORAGE));
+        yn_screen_add(&s, YN_TEXT_NORMAL, "ledger: %s", yn_strerror(rc));
+        light(t, YN_OUT_RED);
+    } else {
+        yn_screen_init(&s, YN_SCREEN_INFO, "balance", "余额查询");
+        yn_fen_format(acc.wallet_fen, a, sizeof a);
+        yn_screen_add(&s, YN_TEXT_HUGE, "余额 %s", a);
+        yn_fen_format(acc.subsidy_month_fen, a, sizeof a);
+        yn_screen_add(&s, YN_TEXT_LARGE, "本月补贴 %d 次 共 %s", acc.meals_month, a);
+        for (int i = 0; i < acc.n_last && s.n_lines < YN_SCREEN_LINES; i++) {
+            const yn_ledger_meal_line *m = &acc.last[i];
+            yn_fen_format(m->paid_fen, a, sizeof a);
+            yn_screen_add(&s, YN_TEXT_NORMAL, "%d-%02d-%02d %s 付 %s%s", m->local_ymd / 10000,
+                          m->local_ymd / 100 % 100, m->local_ymd % 100, period_label(m->period), a,
+                          m->reversed ? " (已冲正)" : "");
+        }
+        say(t, "balance");
+        light(t, YN_OUT_GREEN);
+    }
+    footer(t, &s);
+    show(t, &s);
+}
+
+static int64_t next_tap_id(yn_terminal *t)
+{
+    int64_t id = yn_clock_utc_ms(&t->dev->clock);
+    if (id <= t->last_tap_id)
+        id = t->last_tap_id + 1; /* the wall clock went back: stay increasing */
+    t->last_tap_id = id;
+    return id;
+}
+
+/* A new tap: decide, record, tell. Returns whether it reached a decision. */
+static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
+{
+    yn_tap_outcome o;
+    if (is_kiosk(t)) {
+        if (yn_tap_identify(&t->env, tag, &o) == YN_OK)
+            show_balance(t, &o);
+        else
+            show_debit(t, &o); /* the refusal screen: not genuine or read failed */
+    } else {
+        yn_meal meal = {.price_fen = t->price_fen};
+        yn_ledger_when when = {.utc_s = yn_clock_utc_s(&t->dev->clock),
+                               .mono_ms = yn_clock_mono_ms(&t->dev->clock),
+                               .clock_trusted = t->dev->clock.trusted};
+        yn_tap_debit(&t->env, tag, &meal, next_tap_id(t), NULL, &when, &o);
+        show_debit(t, &o);
+    }
+    int rc = yn_nfc_release(&t->dev->nfc);
+    if (rc != YN_OK)
+        yn_debug("reader: release: %s", yn_strerror(rc));
+    result_timer(t);
+    bool decided = o.reason != YN_REASON_READ_FAILED && o.reason != YN_REASON_STORAGE;
+    if (decided)
+        t->taps++;
+    return decided;
+}
+
+static void on_key(yn_terminal *t, int key)
+{
+    size_t n = strlen(t->price_text);
+    bool digit = (key >= '0' && key <= '9') || key == YN_KEY_DOT;
+    if (is_kiosk(t)) {
+        if (key == YN_KEY_CANCEL && t->state == ST_RESULT)
+            show_idle(t);
+        return;
+    }
+    if (t->state != ST_PRICE) {
+        if (key == YN_KEY_CANCEL && t->state == ST_RESULT)
+            show_idle(t);
+        if (!digit)
+            return;
+        t->state = ST_PRICE;
+        n = 0;
+        t->price_text[0] = '\0';
+    }
+    if (digit && n + 1 < sizeof t->price_text) {
+        t->price_text[n] = (char)key;
+        t->price_text[n + 1] = '\0';
+    } else if (key == YN_KEY_BACK && n > 0) {
+        t->price_text[n - 1] = '\0';
+    } else if (key == YN_KEY_CANCEL) {
+        show_idle(t);
+        return;
+    } else if (key == YN_KEY_ENTER) {
+        int64_t fen;
+        if (yn_fen_parse_yuan(t->price_text, 100000, &fen) == YN_OK) {
+            t->price_fen = fen;
+            yn_info("terminal: meal price set to %lld fen", (long long)fen);
+            show_idle(t);
+        } else {
+            yn_screen s;
+            yn_screen_init(&s, YN_SCREEN_ERROR, "price_invalid", "价格无效");
+            yn_screen_add(&s, YN_TEXT_LARGE, "请输入 0 到 1000 元，最多两位小数");
+            show(t, &s);
+            t->price_text[0] = '\0';
+            result_timer(t);
+        }
+        return;
+    }
+    show_price_entry(t);
 }
 
 static void on_event(yn_terminal *t, const yn_input_event *ev)
@@ -124,18 +357,22 @@ static void on_event(yn_terminal *t, const yn_input_event *ev)
             yn_warn("reader: there is no virtual card %d", ev->card + 1);
         break;
     case YN_EV_KEY:
-        if (ev->key == YN_KEY_CANCEL && t->state == ST_RESULT)
-            show_idle(t);
+        on_key(t, ev->key);
         break;
     }
+}
+
+static bool same_card(const yn_nfc_tag *a, const yn_nfc_tag *b)
+{
+    return a->uid_len == b->uid_len && memcmp(a->uid, b->uid, a->uid_len) == 0;
 }
 
 /* Look at the field: a card that was not there before is a tap. */
 static void watch_field(yn_terminal *t)
 {
     yn_nfc_tag tag;
-    int64_t now = yn_clock_mono_ms(&t->dev->clock);
     int rc = yn_nfc_poll(&t->dev->nfc, 0, &tag);
+    int64_t now = yn_clock_mono_ms(&t->dev->clock);
     if (rc == YN_ENOCARD) {
         t->last_in_field = false;
         return;
@@ -146,12 +383,24 @@ static void watch_field(yn_terminal *t)
     }
     bool same = t->last_seen_ms && same_card(&tag, &t->last_tag);
     bool debounced =
-        same && (t->last_in_field || now - t->last_seen_ms < t->cfg->reader.debounce_ms);
+        same && (t->last_in_field ||
+                 (t->last_decided && now - t->last_seen_ms < t->cfg->reader.debounce_ms));
     t->last_tag = tag;
     t->last_seen_ms = now;
+    if (debounced) {
+        t->last_in_field = true;
+        return;
+    }
+    if (t->state == ST_PRICE)
+        show_idle(t); /* a tap ends an unfinished price entry */
+    t->last_decided = on_tap(t, &tag);
     t->last_in_field = true;
-    if (!debounced)
-        on_tap(t, &tag);
+    t->last_seen_ms = yn_clock_mono_ms(&t->dev->clock);
+}
+
+void yn_terminal_start(yn_terminal *t)
+{
+    show_idle(t);
 }
 
 int yn_terminal_step(yn_terminal *t, int timeout_ms)
@@ -166,9 +415,4 @@ int yn_terminal_step(yn_terminal *t, int timeout_ms)
     if (t->state == ST_RESULT && yn_clock_mono_ms(&t->dev->clock) >= t->result_until_ms)
         show_idle(t);
     return YN_OK;
-}
-
-void yn_terminal_start(yn_terminal *t)
-{
-    show_idle(t);
 }

@@ -1,25 +1,40 @@
 /* terminal.h — the terminal's main loop: one state machine that turns keys
- * and card taps into screens, voice and lights. */
+ * and card taps into debits (pos) or balance enquiries (kiosk), and into
+ * screens, voice and lights. */
 #ifndef YN_TERMINAL_H
 #define YN_TERMINAL_H
 
 #include <stdbool.h>
 
+#include "card.h"
 #include "config.h"
 #include "devices.h"
+#include "ledger.h"
+#include "policy.h"
+
+/* What the terminal works with besides its devices; owned by the caller. */
+typedef struct yn_terminal_deps {
+    yn_ledger *ledger;
+    const yn_policy *policy;
+    const uint8_t *master;       /* district master key (16 bytes) */
+    const yn_card_keyring *ring; /* issuer public keys */
+} yn_terminal_deps;
 
 typedef struct yn_terminal yn_terminal;
 
-int yn_terminal_new(const yn_config *cfg, yn_devices *dev, yn_terminal **out) YN_MUST_CHECK;
+int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_deps *deps,
+                    yn_terminal **out) YN_MUST_CHECK;
 void yn_terminal_free(yn_terminal *t);
 /* Show the first screen. */
 void yn_terminal_start(yn_terminal *t);
 /* One turn of the loop: wait up to timeout_ms for a key, look for a card,
- * advance the state. */
+ * advance the state. A tap in progress always finishes within the turn. */
 int yn_terminal_step(yn_terminal *t, int timeout_ms) YN_MUST_CHECK;
 /* The operator (or the script) asked to stop. */
 bool yn_terminal_done(const yn_terminal *t);
-/* Cards handled since start (taps that reached a decision). */
+/* Taps that reached a decision since start. */
 int yn_terminal_taps(const yn_terminal *t);
+/* The current meal price (fen) that the next tap is charged. */
+int64_t yn_terminal_price_fen(const yn_terminal *t);
 
 #endif

@@ -43,10 +43,16 @@ set -e
 grep -q "^OK   reader: simulated reader, 10 virtual cards" "$run/st" || { cat "$run/st"; fail "self-test output"; }
 
 # a scripted run: tap card 1, wait, tap card 2, quit
-printf 'card:0 wait:200 remove card:1 wait:200 quit\n' >"$run/keys.txt"
+printf 'card:0 wait:200 remove card:1 wait:200 remove wait:2500 card:0 wait:200 quit\n' >"$run/keys.txt"
 sed -e '/^\[input\]/,/^\[/s/^backend = terminal/backend = script/' -e "s|^script =.*|script = keys.txt|" \
     "$run/board.conf" >"$run/script.conf"
 timeout 20 "$pos" --config "$run/script.conf" >"$run/out" 2>"$run/log" || { cat "$run/log"; fail "run"; }
-[ "$(grep -c '^==== \[card\]' "$run/out")" -eq 2 ] || { cat "$run/out"; fail "expected 2 taps"; }
-grep -q "stopping after 2 taps" "$run/log" || { cat "$run/log"; fail "log"; }
+# two debits (subsidised or not, by the time of day), then a tap of the same
+# card within its minimum interval: refused, not charged twice
+[ "$(grep -c '^==== \[ok' "$run/out")" -eq 2 ] || { cat "$run/out"; fail "expected 2 debits"; }
+grep -q '^==== \[refused_too_soon\]' "$run/out" || { cat "$run/out"; fail "too soon"; }
+grep -q "stopping after 3 taps" "$run/log" || { cat "$run/log"; fail "log"; }
+# the same folder again: the ledger keeps the two debits
+"$pos" --config "$run/board.conf" --self-test >"$run/st" || { cat "$run/st"; fail "self-test 2"; }
+grep -q "^OK   ledger, keys and policy" "$run/st" || { cat "$run/st"; fail "ledger self-test"; }
 echo "daemon_config: ok"
