@@ -12,7 +12,7 @@
 # Feature switches (0 or 1), overridable on the command line, e.g. make WITH_SYSLOG=0
 WITH_SYSLOG ?= 1
 # the real card reader through libnfc (PN532 and others)
-WITH_LIBNFC ?= 0
+WITH_LIBNFC ?= 1
 
 ARCH    ?= host
 SAN     ?= 0
@@ -63,8 +63,8 @@ ifeq ($(WITH_LIBNFC),1)
     NFC_CFLAGS := -I$(SYSROOT)/usr/include
     NFC_LIBS   := -L$(SYSROOT)/usr/lib/$(TRIPLET) -L$(SYSROOT)/lib/$(TRIPLET) \
                   -Wl,-rpath-link,$(SYSROOT)/usr/lib/$(TRIPLET) \
-                  -Wl,-rpath-link,$(SYSROOT)/lib/$(TRIPLET) -lnfc -lusb
-    RUN_TARGET += -E LD_LIBRARY_PATH=$(SYSROOT)/usr/lib/$(TRIPLET):$(SYSROOT)/lib/$(TRIPLET)
+                  -Wl,-rpath-link,$(SYSROOT)/lib/$(TRIPLET) -lnfc
+    RUN_TARGET += -E LD_LIBRARY_PATH=$(abspath $(SYSROOT))/usr/lib/$(TRIPLET):$(abspath $(SYSROOT))/lib/$(TRIPLET)
     SYSROOT_OK := $(wildcard $(SYSROOT)/usr/include/nfc/nfc.h)
   endif
 endif
@@ -134,7 +134,14 @@ SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tests/
 .PHONY: fuzz fuzz-run all run check check-unit check-san check-integration check-cross lint bench clean format
 all: $(DAEMON) $(TOOLS)
 
-$(BUILD)/obj/%.o: %.c
+# Objects are rebuilt when a feature switch or CFLAGS change.
+FEATURES   := WITH_LIBNFC=$(WITH_LIBNFC) WITH_SYSLOG=$(WITH_SYSLOG) CFLAGS=$(CFLAGS) VERSION=$(VERSION)
+FEATURES_F := $(BUILD)/.features
+ifneq ($(filter clean,$(MAKECMDGOALS)),clean)
+  $(shell mkdir -p $(BUILD); [ "$$(cat $(FEATURES_F) 2>/dev/null)" = "$(FEATURES)" ] || echo "$(FEATURES)" > $(FEATURES_F))
+endif
+
+$(BUILD)/obj/%.o: %.c $(FEATURES_F)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  CC      $<')
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support -c $< -o $@

@@ -1,0 +1,537 @@
+/* nfc_libnfc_child.c — the libnfc worker process of the reader backend.
+ *
+ * Owns the nfc_context/nfc_device and does the real work for the supervising
+ * parent (hal/nfc_libnfc.c): card listing, DESFire EV1 secure messaging
+ * (hal/desfire.c over nfc_initiator_transceive_bytes) and MIFARE Classic
+ * sector access, laid out as hal/nfc_libnfc_layout.h says. Every exchange with
+ * the card has an explicit timeout (never libnfc's 0 = forever). It may die
+ * (libnfc abort()s on some chip answers): the parent restarts it.
+ *
+ * No logging here: this process was forked from a possibly threaded parent,
+ * so it keeps to libnfc and plain syscalls; details travel back in the answer. */
+#include "nfc_libnfc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nfc/nfc.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "card.h"
+#include "desfire.h"
+#include "nfc_libnfc_layout.h"
+
+/* libnfc marks a serial port it opened with this c_iflag bit and refuses to
+ * open a port that has it; a worker that died never cleared it. */
+#define LIBNFC_CCLAIMED 0x80000000u
+
+struct child {
+    nfc_context *ctx;
+    nfc_device *pnd;
+    char port[YN_LNFC_CONN_MAX]; /* serial device of the connstring, "" if none */
+    int timeout_ms;              /* per exchange with the card */
+    bool selected;               /* current is activated in the field */
+    yn_nfc_tag current;
+    yn_df_pcd pcd;
+    bool df_ready; /* DESFire: application selected and authenticated with df_key */
+    uint8_t df_key[YN_NFC_KEY_LEN];
+    int mfc_sector; /* Classic: authenticated sector, or -1 */
+    bool mfc_key_b;
+    char detail[YN_LNFC_TEXT_MAX]; /* what went wrong, for the parent's log */
+};
+
+static const nfc_modulation nm_a106 = {.nmt = NMT_ISO14443A, .nbr = NBR_106};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "pn532_uart:/dev/ttyS1:115200" → "/dev/ttyS1" */
+static void port_of(const char *connstring, char *port, size_t len)
+{
+    port[0] = '\0';
+    const char *p = strchr(connstring, ':');
+    if (!p)
+        return;
+    snprintf(port, len, "%s", p + 1);
+    char *colon = strchr(port, ':');
+    if (colon)
+        *colon = '\0';
+}
+
+static bool port_gone(const struct child *st)
+{
+    return st->port[0] == '/' && access(st->port, F_OK) != 0;
+}
+
+/* Clear libnfc's claim on the serial port; true if there was one. */
+static bool clear_stale_claim(const char *port)
+{
+    if (port[0] != '/')
+        return false;
+    int fd = open(port, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct termios tio;
+    bool claimed = tcgetattr(fd, &tio) == 0 && (tio.c_iflag & LIBNFC_CCLAIMED);
+    if (claimed) {
+        tio.c_iflag &= ~(tcflag_t)LIBNFC_CCLAIMED;
+        tcsetattr(fd, TCSANOW, &tio);
+    }
+    close(fd);
+    return claimed;
+}
+
+static void note(struct child *st, const char *fmt, const char *what, int nfc_err)
+{
+    snprintf(st->detail, sizeof st->detail, fmt, what, nfc_err);
+}
+
+/* libnfc error → project status. */
+static int map_nfc(struct child *st, int res)
+{
+    switch (res) {
+    case NFC_ETIMEOUT:
+        return YN_ETIMEDOUT; /* the reader did not answer in time */
+    case NFC_ERFTRANS:
+    case NFC_ETGRELEASED:
+        return YN_ECARDGONE; /* the card did not answer, or left */
+    case NFC_EMFCAUTHFAIL:
+        return YN_EAUTH;
+    case NFC_EIO:
+        return port_gone(st) ? YN_ENODEV : YN_EPROTO; /* bad frame, or the reader vanished */
+    case NFC_ENOTSUCHDEV:
+        return YN_ENODEV;
+    case NFC_EOVFLOW:
+    case NFC_ECHIP:
+        return YN_EPROTO;
+    case NFC_ENOTIMPL:
+    case NFC_EDEVNOTSUPP:
+        return YN_ENOTSUP;
+    default:
+        return YN_EIO;
+    }
+}
+
+static void forget_card(struct child *st)
+{
+    st->selected = false;
+    st->df_ready = false;
+    st->mfc_sector = -1;
+    yn_df_pcd_reset(&st->pcd);
+}
+
+/* One exchange with the card, bounded by timeout_ms. */
+static int transceive(struct child *st, const uint8_t *tx, size_t tx_len, uint8_t *rx,
+                      size_t rx_cap, size_t *rx_len, const char *what)
+{
+    uint8_t buf[300];
+    int res = nfc_initiator_transceive_bytes(st->pnd, tx, tx_len, buf, sizeof buf, st->timeout_ms);
+    if (res < 0) {
+        note(st, "%s: libnfc error %d", what, res);
+        return map_nfc(st, res);
+    }
+    if ((size_t)res > rx_cap) {
+        note(st, "%s: answer too long (%d bytes)", what, res);
+        return YN_EPROTO;
+    }
+    memcpy(rx, buf, (size_t)res);
+    *rx_len = (size_t)res;
+    return YN_OK;
+}
+
+static int df_xfer(void *io, const uint8_t *tx, size_t tx_len, uint8_t *rx, size_t rx_cap,
+                   size_t *rx_len)
+{
+    return transceive(io, tx, tx_len, rx, rx_cap, rx_len, "DESFire exchange");
+}
+
+static enum yn_tag_type classify(const nfc_iso14443a_info *nai)
+{
+    static const uint8_t desfire_ats[4] = {0x75, 0x77, 0x81, 0x02};
+    if ((nai->btSak & 0x20) && nai->szAtsLen >= 5 && memcmp(nai->abtAts, desfire_ats, 4) == 0)
+        return YN_TAG_DESFIRE;
+    if (nai->btSak == 0x08 || nai->btSak == 0x88) /* 0x88: Infineon's Classic 1K */
+        return YN_TAG_CLASSIC_1K;
+    return YN_TAG_UNKNOWN;
+}
+
+static int do_poll(struct child *st, int timeout_ms, yn_nfc_tag *tag)
+{
+    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    forget_card(st);
+    for (;;) {
+        nfc_target nt;
+        /* libnfc bounds one listing itself (300 ms); NP_INFINITE_SELECT is off */
+        int res = nfc_initiator_select_passive_target(st->pnd, nm_a106, NULL, 0, &nt);
+        if (res < 0) {
+            note(st, "%s: libnfc error %d", "card listing", res);
+            return map_nfc(st, res);
+        }
+        if (res > 0) {
+            memset(tag, 0, sizeof *tag);
+            tag->uid_len = nt.nti.nai.szUidLen <= YN_UID_MAX ? nt.nti.nai.szUidLen : YN_UID_MAX;
+            memcpy(tag->uid, nt.nti.nai.abtUid, tag->uid_len);
+            tag->type = classify(&nt.nti.nai);
+            st->current = *tag;
+            st->selected = true;
+            return YN_OK;
+        }
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return YN_ENOCARD;
+        struct timespec pause = {0, (left < 20 ? left : 20) * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* Make sure tag is the activated card: re-select it by UID after an error. */
+static int ensure_selected(struct child *st, const yn_nfc_tag *tag)
+{
+    if (st->selected && st->current.uid_len == tag->uid_len &&
+        memcmp(st->current.uid, tag->uid, tag->uid_len) == 0)
+        return YN_OK;
+    forget_card(st);
+    nfc_target nt;
+    int res = nfc_initiator_select_passive_target(st->pnd, nm_a106, tag->uid, tag->uid_len, &nt);
+    if (res < 0) {
+        note(st, "%s: libnfc error %d", "re-selecting the card", res);
+        return map_nfc(st, res);
+    }
+    if (res == 0) {
+        snprintf(st->detail, sizeof st->detail, "the card is no longer in the field");
+        return YN_ECARDGONE;
+    }
+    st->current = *tag;
+    st->selected = true;
+    return YN_OK;
+}
+
+/* --- DESFire ----------------------------------------------------------- */
+
+static int df_session(struct child *st, const uint8_t key[YN_NFC_KEY_LEN])
+{
+    static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES;
+    if (st->df_ready && memcmp(st->df_key, key, YN_NFC_KEY_LEN) == 0)
+        return YN_OK;
+    st->df_ready = false;
+    int rc = yn_df_select_application(&st->pcd, aid);
+    if (rc != YN_OK) {
+        if (rc == YN_ENOTFOUND)
+            snprintf(st->detail, sizeof st->detail,
+                     "no application F5594E on this DESFire (not a 颐年卡)");
+        return rc;
+    }
+    rc = yn_df_authenticate_aes(&st->pcd, YN_LAYOUT_DF_KEY_CARD, key);
+    if (rc == YN_EAUTH)
+        snprintf(st->detail, sizeof st->detail,
+                 "AES authentication with the card key refused (wrong key: a clone?)");
+    if (rc != YN_OK)
+        return rc;
+    memcpy(st->df_key, key, YN_NFC_KEY_LEN);
+    st->df_ready = true;
+    return YN_OK;
+}
+
+static uint8_t df_file(enum yn_nfc_area area)
+{
+    return area == YN_NFC_AREA_RECORD ? YN_LAYOUT_DF_FILE_RECORD : YN_LAYOUT_DF_FILE_STAMP;
+}
+
+static int df_read(struct child *st, enum yn_nfc_area area, const uint8_t *key, uint8_t *buf,
+                   size_t cap, size_t *len)
+{
+    /* the stamp is read as its 16 bytes; the record file is as long as the
+     * record, which yn_df_read_data learns from GetFileSettings (length 0) */
+    uint32_t length = area == YN_NFC_AREA_STAMP ? YN_LAYOUT_DF_STAMP_SIZE : 0;
+    int rc = df_session(st, key);
+    if (rc == YN_OK)
+        rc = yn_df_read_data(&st->pcd, df_file(area), 0, length, YN_DF_COMM_ENCIPHERED, buf, cap,
+                             len);
+    return rc;
+}
+
+/* WriteData then CommitTransaction: until the commit the card keeps the old
+ * content (backup file), so a card pulled in between loses nothing. */
+static int df_write(struct child *st, enum yn_nfc_area area, const uint8_t *key,
+                    const uint8_t *data, size_t len)
+{
+    uint8_t buf[YN_DF_DATA_MAX] = {0};
+    size_t n = len;
+    if (area == YN_NFC_AREA_STAMP) {
+        if (len > YN_LAYOUT_DF_STAMP_SIZE)
+            return YN_ELIMIT;
+        n = YN_LAYOUT_DF_STAMP_SIZE; /* the whole file: replace, zero-padded */
+    }
+    if (len > sizeof buf || len == 0)
+        return YN_ELIMIT;
+    memcpy(buf, data, len);
+    int rc = df_session(st, key);
+    if (rc == YN_OK)
+        rc = yn_df_write_data(&st->pcd, df_file(area), 0, buf, n, YN_DF_COMM_ENCIPHERED);
+    if (rc == YN_OK)
+        rc = yn_df_commit(&st->pcd);
+    if (rc == YN_EPERM)
+        snprintf(st->detail, sizeof st->detail, "the card refused the write (access rights)");
+    return rc;
+}
+
+/* --- MIFARE Classic 1K ------------------------------------------------- */
+
+static int mfc_auth(struct child *st, int block, bool key_b, const uint8_t *key)
+{
+    if (st->mfc_sector == block / 4 && st->mfc_key_b == key_b)
+        return YN_OK;
+    uint8_t cmd[12], rx[16], ka[6], kb[6];
+    size_t n = 0;
+    yn_layout_mfc_keys(key, ka, kb);
+    cmd[0] = key_b ? 0x61 : 0x60;
+    cmd[1] = (uint8_t)block;
+    memcpy(cmd + 2, key_b ? kb : ka, 6);
+    memcpy(cmd + 8, st->current.uid + st->current.uid_len - 4, 4);
+    st->mfc_sector = -1;
+    int rc = transceive(st, cmd, sizeof cmd, rx, sizeof rx, &n, "Classic authentication");
+    if (rc == YN_EAUTH)
+        snprintf(st->detail, sizeof st->detail,
+                 "Classic sector %d refused key %c (wrong key: a clone?)", block / 4,
+                 key_b ? 'B' : 'A');
+    if (rc == YN_OK && n != 0) {
+        snprintf(st->detail, sizeof st->detail, "Classic authentication: unexpected answer");
+        rc = YN_EPROTO;
+    }
+    if (rc != YN_OK)
+        return rc;
+    st->mfc_sector = block / 4;
+    st->mfc_key_b = key_b;
+    return YN_OK;
+}
+
+static int mfc_read_block(struct child *st, int block, const uint8_t *key, uint8_t out[16])
+{
+    uint8_t cmd[2] = {0x30, (uint8_t)block}, rx[32];
+    size_t n = 0;
+    int rc = mfc_auth(st, block, false, key);
+    if (rc == YN_OK)
+        rc = transceive(st, cmd, sizeof cmd, rx, sizeof rx, &n, "Classic read");
+    if (rc == YN_OK && n != 16) {
+        snprintf(st->detail, sizeof st->detail, "Classic read of block %d: %zu bytes, not 16",
+                 block, n);
+        rc = YN_EPROTO;
+    }
+    if (rc == YN_OK)
+        memcpy(out, rx, 16);
+    return rc;
+}
+
+static int mfc_write_block(struct child *st, int block, const uint8_t *key, const uint8_t in[16])
+{
+    uint8_t cmd[18] = {0xA0, (uint8_t)block}, rx[16];
+    size_t n = 0;
+    memcpy(cmd + 2, in, 16);
+    int rc = mfc_auth(st, block, true, key);
+    if (rc == YN_OK)
+        rc = transceive(st, cmd, sizeof cmd, rx, sizeof rx, &n, "Classic write");
+    if (rc == YN_OK && n != 0) {
+        snprintf(st->detail, sizeof st->detail, "Classic write of block %d: unexpected answer",
+                 block);
+        rc = YN_EPROTO;
+    }
+    return rc;
+}
+
+static int mfc_read(struct child *st, enum yn_nfc_area area, const uint8_t *key, uint8_t *buf,
+                    size_t cap, size_t *len)
+{
+    uint8_t area_buf[YN_LAYOUT_MFC_RECORD_AREA] = {0};
+    size_t n = 0;
+    int rc = YN_OK;
+    if (area == YN_NFC_AREA_STAMP) {
+        rc = mfc_read_block(st, YN_LAYOUT_MFC_STAMP_PRIMARY, key, area_buf);
+        if (rc == YN_OK)
+            rc = mfc_read_block(st, YN_LAYOUT_MFC_STAMP_COPY, key, area_buf + 16);
+        n = 2 * YN_LAYOUT_MFC_STAMP_LEN;
+    } else {
+        for (int i = 0; rc == YN_OK && i < YN_LAYOUT_MFC_RECORD_BLOCKS; i++)
+            rc = mfc_read_block(st, yn_layout_mfc_record_block(i), key, area_buf + 16 * i);
+        n = sizeof area_buf;
+        /* trim the zero padding of the fixed blocks to the record's own size */
+        if (area_buf[0] == 0x59 && area_buf[1] == 0x4E) {
+            size_t want = yn_card_record_size(area_buf[2]);
+            if (want && want <= n)
+                n = want;
+        }
+    }
+    if (rc != YN_OK)
+        return rc;
+    if (n > cap)
+        return YN_ELIMIT;
+    memcpy(buf, area_buf, n);
+    *len = n;
+    return YN_OK;
+}
+
+static int mfc_write(struct child *st, enum yn_nfc_area area, const uint8_t *key,
+                     const uint8_t *data, size_t len)
+{
+    uint8_t area_buf[YN_LAYOUT_MFC_RECORD_AREA] = {0};
+    size_t cap = area == YN_NFC_AREA_STAMP ? YN_LAYOUT_MFC_STAMP_LEN : sizeof area_buf;
+    if (len == 0 || len > cap)
+        return YN_ELIMIT;
+    memcpy(area_buf, data, len);
+    if (area == YN_NFC_AREA_STAMP) {
+        /* copy first, then primary: a tear damages only one, its CRC tells which */
+        int rc = mfc_write_block(st, YN_LAYOUT_MFC_STAMP_COPY, key, area_buf);
+        if (rc == YN_OK)
+            rc = mfc_write_block(st, YN_LAYOUT_MFC_STAMP_PRIMARY, key, area_buf);
+        return rc;
+    }
+    int rc = YN_OK;
+    for (int i = 0; rc == YN_OK && i < YN_LAYOUT_MFC_RECORD_BLOCKS; i++)
+        rc = mfc_write_block(st, yn_layout_mfc_record_block(i), key, area_buf + 16 * i);
+    return rc;
+}
+
+/* --- the request loop -------------------------------------------------- */
+
+static void serve(struct child *st, const yn_lnfc_req *rq, yn_lnfc_rsp *rs)
+{
+    size_t len = 0;
+    int rc;
+    st->detail[0] = '\0';
+    switch (rq->op) {
+    case YN_LNFC_POLL:
+        rc = do_poll(st, rq->timeout_ms, &rs->tag);
+        break;
+    case YN_LNFC_READ:
+    case YN_LNFC_WRITE:
+        if (rq->tag.uid_len < 4 || rq->tag.uid_len > YN_UID_MAX || rq->len > YN_LNFC_DATA_MAX) {
+            rc = YN_EINVAL;
+            break;
+        }
+        rc = ensure_selected(st, &rq->tag);
+        if (rc != YN_OK)
+            break;
+        if (rq->tag.type == YN_TAG_DESFIRE)
+            rc = rq->op == YN_LNFC_READ
+                     ? df_read(st, rq->area, rq->key, rs->data, sizeof rs->data, &len)
+                     : df_write(st, rq->area, rq->key, rq->data, rq->len);
+        else if (rq->tag.type == YN_TAG_CLASSIC_1K)
+            rc = rq->op == YN_LNFC_READ
+                     ? mfc_read(st, rq->area, rq->key, rs->data, sizeof rs->data, &len)
+                     : mfc_write(st, rq->area, rq->key, rq->data, rq->len);
+        else
+            rc = YN_ENOTSUP;
+        if (rc != YN_OK)
+            forget_card(st); /* after any error, re-select before the next operation */
+        break;
+    case YN_LNFC_RELEASE: {
+        int res = nfc_initiator_deselect_target(st->pnd);
+        forget_card(st);
+        rc = res < 0 ? map_nfc(st, res) : YN_OK;
+        break;
+    }
+    default:
+        rc = YN_EINVAL;
+        break;
+    }
+    rs->status = rc;
+    rs->len = (uint16_t)len;
+    snprintf(rs->text, sizeof rs->text, "%s", st->detail);
+}
+
+static void answer(int sock, const yn_lnfc_rsp *rs)
+{
+    ssize_t n;
+    do
+        n = send(sock, rs, sizeof *rs, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+}
+
+/* Open the reader; on failure say why in text. */
+static int open_reader(struct child *st, const char *connstring, bool clear_claim, char *text,
+                       size_t len)
+{
+    bool cleared = clear_claim && clear_stale_claim(st->port);
+    nfc_init(&st->ctx);
+    if (!st->ctx) {
+        snprintf(text, len, "libnfc could not initialise");
+        return YN_ENOMEM;
+    }
+    st->pnd = nfc_open(st->ctx, connstring);
+    if (!st->pnd && !clear_claim && clear_stale_claim(st->port)) {
+        cleared = true; /* a previous process died holding the port: take it back */
+        st->pnd = nfc_open(st->ctx, connstring);
+    }
+    if (!st->pnd) {
+        snprintf(text, len, "cannot open reader %s%s", connstring,
+                 port_gone(st) ? " (no such device)" : " (no answer, or not a PN53x)");
+        return YN_ENODEV;
+    }
+    int res = nfc_initiator_init(st->pnd);
+    if (res >= 0)
+        res = nfc_device_set_property_bool(st->pnd, NP_INFINITE_SELECT, false);
+    if (res < 0) {
+        snprintf(text, len, "reader %s: initiator init failed (libnfc error %d)", connstring, res);
+        return map_nfc(st, res) == YN_ENODEV ? YN_ENODEV : YN_EIO;
+    }
+    char chip[64] = "unknown chip";
+    char *info = NULL;
+    if (nfc_device_get_information_about(st->pnd, &info) >= 0 && info) {
+        const char *c = strstr(info, "chip: ");
+        if (c) {
+            snprintf(chip, sizeof chip, "%s", c + 6);
+            chip[strcspn(chip, "\n")] = '\0';
+        }
+        nfc_free(info);
+    }
+    snprintf(text, len, "%s on %s (libnfc %s)%s", chip, connstring, nfc_version(),
+             cleared ? ", stale port claim cleared" : "");
+    return YN_OK;
+}
+
+void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, bool clear_claim)
+{
+    static struct child st;
+    static yn_lnfc_req rq;
+    static yn_lnfc_rsp rs;
+    memset(&st, 0, sizeof st);
+    st.timeout_ms = timeout_ms > 0 ? timeout_ms : 300; /* 0 would mean "forever" to libnfc */
+    st.mfc_sector = -1;
+    port_of(connstring, st.port, sizeof st.port);
+    yn_df_pcd_init(&st.pcd, df_xfer, &st);
+
+    memset(&rs, 0, sizeof rs);
+    rs.seq = 0;
+    rs.status = open_reader(&st, connstring, clear_claim, rs.text, sizeof rs.text);
+    answer(sock, &rs);
+    if (rs.status != YN_OK) {
+        if (st.pnd)
+            nfc_close(st.pnd);
+        if (st.ctx)
+            nfc_exit(st.ctx);
+        _exit(1);
+    }
+    for (;;) {
+        ssize_t n = recv(sock, &rq, sizeof rq, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != (ssize_t)sizeof rq || rq.op == YN_LNFC_QUIT)
+            break; /* the parent closed, or asked us to */
+        memset(&rs, 0, sizeof rs);
+        rs.seq = rq.seq;
+        serve(&st, &rq, &rs);
+        memset(rq.key, 0, sizeof rq.key);
+        answer(sock, &rs);
+    }
+    memset(&st.pcd, 0, sizeof st.pcd);
+    nfc_close(st.pnd);
+    nfc_exit(st.ctx);
+    _exit(0);
+}

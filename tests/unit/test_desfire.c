@@ -1,0 +1,607 @@
+/* test_desfire.c — DESFire EV1 secure messaging: the primitives against known
+ * vectors (CRC32, RFC 4493 CMAC, OpenSSL's own CMAC), and the reader half
+ * against the card half in memory: authentication, enciphered and MACed
+ * reads and writes, transactions, and a man in the middle who tampers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <string.h>
+
+#include "desfire.h"
+
+static const uint8_t aid[3] = {0x4E, 0x59, 0xF5};
+static const uint8_t card_key[16] = {0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87,
+                                     0x98, 0xA9, 0xBA, 0xCB, 0xDC, 0xED, 0xFE, 0x0F};
+static const uint8_t master_key[16] = {0xA5, 0xA5, 0xA5, 0xA5, 0x01, 0x02, 0x03, 0x04,
+                                       0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C};
+
+static size_t unhex(const char *hex, uint8_t *out)
+{
+    size_t n = 0;
+    for (const char *p = hex; p[0] && p[1]; p += 2) {
+        unsigned v;
+        sscanf(p, "%2x", &v);
+        out[n++] = (uint8_t)v;
+    }
+    return n;
+}
+
+/* --- primitives -------------------------------------------------------- */
+
+static void test_crc32_known_string(void **state)
+{
+    (void)state;
+    /* CRC-32/JAMCRC of "123456789": the IEEE CRC 0xCBF43926 without final XOR */
+    assert_int_equal(yn_df_crc32((const uint8_t *)"123456789", 9), 0x340BC6D9u);
+    assert_int_equal(yn_df_crc32(NULL, 0), 0xFFFFFFFFu);
+}
+
+static void test_cmac_rfc4493_vectors(void **state)
+{
+    (void)state;
+    uint8_t key[16], msg[64], want[16], mac[16], iv[16];
+    unhex("2b7e151628aed2a6abf7158809cf4f3c", key);
+    unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+          "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710",
+          msg);
+    static const struct {
+        size_t len;
+        const char *tag;
+    } v[] = {{0, "bb1d6929e95937287fa37d129b756746"},
+             {16, "070a16b46b4d4144f79bdd9dd04a287c"},
+             {40, "dfa66747de9ae63030ca32611497c827"},
+             {64, "51f0bebf7e3b9d92fc49741779363cfe"}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        memset(iv, 0, sizeof iv);
+        unhex(v[i].tag, want);
+        assert_int_equal(yn_df_cmac(key, iv, msg, v[i].len, mac), YN_OK);
+        assert_memory_equal(mac, want, 16);
+        assert_memory_equal(iv, want, 16); /* the tag becomes the next IV */
+    }
+}
+
+static void evp_cmac(const uint8_t key[16], const uint8_t *msg, size_t n, uint8_t out[16])
+{
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "CMAC", NULL);
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+    char cipher[] = "AES-128-CBC";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cipher, 0),
+                           OSSL_PARAM_construct_end()};
+    size_t len = 0;
+    assert_int_equal(EVP_MAC_init(ctx, key, 16, params), 1);
+    assert_int_equal(EVP_MAC_update(ctx, msg, n), 1);
+    assert_int_equal(EVP_MAC_final(ctx, out, &len, 16), 1);
+    assert_int_equal(len, 16);
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+}
+
+/* Zero IV: identical to OpenSSL's EVP_MAC "CMAC". Chained IV V over a message of
+ * at least one block equals the standard CMAC of the message whose first block
+ * is XORed with V — which checks that the IV really enters the CBC chain. */
+static void test_cmac_matches_openssl(void **state)
+{
+    (void)state;
+    uint8_t msg[100], mac[16], ref[16], iv[16], chained_iv[16];
+    for (size_t i = 0; i < sizeof msg; i++)
+        msg[i] = (uint8_t)(i * 7 + 3);
+    for (size_t n = 0; n <= sizeof msg; n += 3) {
+        memset(iv, 0, sizeof iv);
+        assert_int_equal(yn_df_cmac(card_key, iv, msg, n, mac), YN_OK);
+        evp_cmac(card_key, msg, n, ref);
+        assert_memory_equal(mac, ref, 16);
+        if (n >= 16) {
+            uint8_t x[100];
+            memcpy(x, msg, n);
+            for (int i = 0; i < 16; i++) {
+                chained_iv[i] = (uint8_t)(0xC3 ^ i);
+                x[i] ^= chained_iv[i];
+            }
+            assert_int_equal(yn_df_cmac(card_key, chained_iv, msg, n, mac), YN_OK);
+            evp_cmac(card_key, x, n, ref);
+            assert_memory_equal(mac, ref, 16);
+        }
+    }
+}
+
+static void test_cbc_round_trip_and_iv(void **state)
+{
+    (void)state;
+    uint8_t buf[48], orig[48], iv_e[16] = {1}, iv_d[16] = {1};
+    for (size_t i = 0; i < sizeof buf; i++)
+        buf[i] = orig[i] = (uint8_t)i;
+    assert_int_equal(yn_df_cbc(card_key, iv_e, buf, sizeof buf, true), YN_OK);
+    assert_memory_equal(iv_e, buf + 32, 16); /* IV = last ciphertext block */
+    uint8_t last[16];
+    memcpy(last, buf + 32, 16);
+    assert_int_equal(yn_df_cbc(card_key, iv_d, buf, sizeof buf, false), YN_OK);
+    assert_memory_equal(buf, orig, sizeof orig);
+    assert_memory_equal(iv_d, last, 16);
+    assert_int_equal(yn_df_cbc(card_key, iv_d, buf, 15, true), YN_EINVAL);
+}
+
+/* --- PCD ↔ PICC in memory ---------------------------------------------- */
+
+enum tamper {
+    T_NONE,
+    T_ANSWER_LAST,
+    T_ANSWER_FIRST,
+    T_COMMAND_LAST,
+    T_SHORT,
+    T_NO_91,
+    T_ENDLESS_AF
+};
+
+struct link {
+    yn_df_picc card;
+    enum tamper tamper;
+    int tamper_at;  /* tamper with the N-th frame from now (0 = next) */
+    int frames;     /* frames moved */
+    bool card_gone; /* transport: the card left */
+};
+
+static int link_xfer(void *io, const uint8_t *tx, size_t tx_len, uint8_t *rx, size_t rx_cap,
+                     size_t *rx_len)
+{
+    struct link *l = io;
+    uint8_t cmd[YN_DF_FRAME_MAX + 8];
+    assert_true(tx_len <= YN_DF_CMD_FRAME_DATA + 6);
+    if (l->card_gone)
+        return YN_ECARDGONE;
+    memcpy(cmd, tx, tx_len);
+    bool hit = l->tamper != T_NONE && l->tamper_at-- == 0;
+    if (hit && l->tamper == T_COMMAND_LAST)
+        cmd[tx_len - 2] ^= 0x01;
+    l->frames++;
+    assert_int_equal(yn_df_picc_frame(&l->card, cmd, tx_len, rx, rx_cap, rx_len), YN_OK);
+    if (!hit)
+        return YN_OK;
+    switch (l->tamper) {
+    case T_ANSWER_LAST:
+        if (*rx_len > 2)
+            rx[*rx_len - 3] ^= 0x40;
+        break;
+    case T_ANSWER_FIRST:
+        rx[0] ^= 0x01;
+        break;
+    case T_SHORT:
+        *rx_len = 1;
+        break;
+    case T_NO_91:
+        rx[*rx_len - 2] = 0x90;
+        break;
+    case T_ENDLESS_AF:
+        rx[0] = 0x55;
+        rx[1] = 0x91;
+        rx[2] = 0xAF;
+        *rx_len = 3;
+        l->tamper_at = 0; /* and again, forever */
+        break;
+    default:
+        break;
+    }
+    return YN_OK;
+}
+
+static uint8_t fixed_byte;
+static int fixed_random(uint8_t *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)(fixed_byte + i);
+    return 0;
+}
+
+static uint8_t record[116];
+
+static void make_card(struct link *l, const uint8_t key1[16])
+{
+    static const uint8_t uid[7] = {0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66};
+    memset(l, 0, sizeof *l);
+    yn_df_picc_init(&l->card, uid, sizeof uid);
+    uint8_t keys[2][16];
+    memcpy(keys[0], master_key, 16);
+    memcpy(keys[1], key1, 16);
+    assert_int_equal(yn_df_picc_app(&l->card, aid, (const uint8_t(*)[16])keys, 2), YN_OK);
+    for (size_t i = 0; i < sizeof record; i++)
+        record[i] = (uint8_t)(0xA0 + i);
+    yn_df_file rec = {.file_no = 1,
+                      .type = YN_DF_FILE_STANDARD,
+                      .comm = YN_DF_COMM_ENCIPHERED,
+                      .key_read = 1,
+                      .key_write = 0,
+                      .key_rw = 0,
+                      .key_change = 0,
+                      .size = sizeof record};
+    yn_df_file stamp = {.file_no = 2,
+                        .type = YN_DF_FILE_BACKUP,
+                        .comm = YN_DF_COMM_ENCIPHERED,
+                        .key_read = 1,
+                        .key_write = 1,
+                        .key_rw = 1,
+                        .key_change = 0,
+                        .size = 16};
+    yn_df_file big = {.file_no = 3,
+                      .type = YN_DF_FILE_STANDARD,
+                      .comm = YN_DF_COMM_MACED,
+                      .key_read = 1,
+                      .key_write = 1,
+                      .key_rw = 1,
+                      .key_change = 0,
+                      .size = 256};
+    yn_df_file open_file = {.file_no = 4,
+                            .type = YN_DF_FILE_STANDARD,
+                            .comm = YN_DF_COMM_PLAIN,
+                            .key_read = YN_DF_ACCESS_FREE,
+                            .key_write = YN_DF_ACCESS_NEVER,
+                            .key_rw = YN_DF_ACCESS_NEVER,
+                            .key_change = 0,
+                            .size = 4};
+    assert_int_equal(yn_df_picc_file(&l->card, &rec, record, sizeof record), YN_OK);
+    assert_int_equal(yn_df_picc_file(&l->card, &stamp, NULL, 0), YN_OK);
+    assert_int_equal(yn_df_picc_file(&l->card, &big, NULL, 0), YN_OK);
+    assert_int_equal(yn_df_picc_file(&l->card, &open_file, (const uint8_t *)"OPEN", 4), YN_OK);
+}
+
+static void connect(struct link *l, yn_df_pcd *pcd, const uint8_t key[16])
+{
+    yn_df_pcd_init(pcd, link_xfer, l);
+    assert_int_equal(yn_df_select_application(pcd, aid), YN_OK);
+    assert_int_equal(yn_df_authenticate_aes(pcd, 1, key), YN_OK);
+}
+
+static void test_auth_round_trip_session_key(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    make_card(&l, card_key);
+    yn_df_pcd_init(&pcd, link_xfer, &l);
+    pcd.random = fixed_random;
+    l.card.random = fixed_random;
+    assert_int_equal(yn_df_select_application(&pcd, aid), YN_OK);
+    fixed_byte = 0x00; /* RndA = RndB = 00 01 .. 0F */
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
+    assert_true(pcd.s.authenticated);
+    assert_true(l.card.s.authenticated);
+    assert_memory_equal(pcd.s.session_key, l.card.s.session_key, 16);
+    assert_memory_equal(pcd.s.iv, l.card.s.iv, 16);
+    /* RndA = RndB = 00..0F here: key = A[0:4] B[0:4] A[12:16] B[12:16] */
+    static const uint8_t want[16] = {0, 1, 2, 3, 0, 1, 2, 3, 12, 13, 14, 15, 12, 13, 14, 15};
+    assert_memory_equal(pcd.s.session_key, want, 16);
+    assert_int_equal(l.frames, 3);
+}
+
+static void test_auth_random_sessions_differ(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    make_card(&l, card_key);
+    connect(&l, &pcd, card_key);
+    uint8_t first[16];
+    memcpy(first, pcd.s.session_key, 16);
+    assert_memory_equal(pcd.s.session_key, l.card.s.session_key, 16);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
+    assert_memory_not_equal(pcd.s.session_key, first, 16);
+    assert_memory_equal(pcd.s.session_key, l.card.s.session_key, 16);
+}
+
+static void test_wrong_key_is_eauth(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t clone_key[16];
+    memcpy(clone_key, card_key, 16);
+    clone_key[15] ^= 1;
+    make_card(&l, clone_key); /* a clone: right everything, wrong key */
+    yn_df_pcd_init(&pcd, link_xfer, &l);
+    assert_int_equal(yn_df_select_application(&pcd, aid), YN_OK);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_EAUTH);
+    assert_int_equal(pcd.last_status, YN_DF_ST_AUTHENTICATION_ERROR);
+    assert_false(pcd.s.authenticated);
+    assert_false(l.card.s.authenticated);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 7, card_key), YN_ENOTFOUND);
+    static const uint8_t other[3] = {1, 2, 3};
+    assert_int_equal(yn_df_select_application(&pcd, other), YN_ENOTFOUND);
+}
+
+static void test_enciphered_read_of_chained_record(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t buf[256];
+    size_t len = 0;
+    make_card(&l, card_key);
+    connect(&l, &pcd, card_key);
+    l.frames = 0;
+    assert_int_equal(yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+                     YN_OK);
+    assert_int_equal(len, sizeof record);
+    assert_memory_equal(buf, record, sizeof record);
+    /* GetFileSettings, then 128 bytes of ciphertext in 59 + 59 + 10 */
+    assert_int_equal(l.frames, 4);
+    yn_df_file_settings fs;
+    assert_int_equal(yn_df_get_file_settings(&pcd, 1, &fs), YN_OK);
+    assert_int_equal(fs.type, YN_DF_FILE_STANDARD);
+    assert_int_equal(fs.comm, YN_DF_COMM_ENCIPHERED);
+    assert_int_equal(fs.size, sizeof record);
+    assert_int_equal(fs.key_read, 1);
+    assert_int_equal(fs.key_write, 0);
+    /* a part, with its length known */
+    assert_int_equal(yn_df_read_data(&pcd, 1, 10, 20, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+                     YN_OK);
+    assert_int_equal(len, 20);
+    assert_memory_equal(buf, record + 10, 20);
+    assert_memory_equal(pcd.s.iv, l.card.s.iv, 16);
+    /* too small a buffer */
+    assert_int_equal(yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_ENCIPHERED, buf, 50, &len),
+                     YN_ELIMIT);
+}
+
+static void test_enciphered_write_commit_and_abort(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t stamp[16], buf[32];
+    size_t len = 0;
+    make_card(&l, card_key);
+    connect(&l, &pcd, card_key);
+    for (int i = 0; i < 16; i++)
+        stamp[i] = (uint8_t)(0x50 + i);
+    assert_int_equal(yn_df_write_data(&pcd, 2, 0, stamp, 16, YN_DF_COMM_ENCIPHERED), YN_OK);
+    /* not committed yet: a read gives the old content */
+    assert_int_equal(yn_df_read_data(&pcd, 2, 0, 0, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+                     YN_OK);
+    assert_int_equal(len, 16);
+    static const uint8_t zero[16] = {0};
+    assert_memory_equal(buf, zero, 16);
+    assert_int_equal(yn_df_commit(&pcd), YN_OK);
+    assert_int_equal(yn_df_read_data(&pcd, 2, 0, 16, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+                     YN_OK);
+    assert_memory_equal(buf, stamp, 16);
+
+    /* a write cut off before the commit (card left the field) leaves the old stamp */
+    stamp[0] = 0xEE;
+    assert_int_equal(yn_df_write_data(&pcd, 2, 0, stamp, 16, YN_DF_COMM_ENCIPHERED), YN_OK);
+    yn_df_picc_reset(&l.card);
+    connect(&l, &pcd, card_key);
+    assert_int_equal(yn_df_read_data(&pcd, 2, 0, 16, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+                     YN_OK);
+    assert_int_equal(buf[0], 0x50);
+
+    /* abort discards as well */
+    assert_int_equal(yn_df_write_data(&pcd, 2, 0, stamp, 16, YN_DF_COMM_ENCIPHERED), YN_OK);
+    assert_int_equal(yn_df_abort_transaction(&pcd), YN_OK);
+    assert_int_equal(yn_df_commit(&pcd), YN_OK);
+    assert_int_equal(yn_df_read_data(&pcd, 2, 0, 16, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+                     YN_OK);
+    assert_int_equal(buf[0], 0x50);
+
+    /* a write past the end of the file */
+    assert_int_equal(yn_df_write_data(&pcd, 2, 8, stamp, 16, YN_DF_COMM_ENCIPHERED), YN_ELIMIT);
+    assert_false(pcd.s.authenticated);
+}
+
+/* Whatever the data, "read to the end" returns exactly the file: the CRC
+ * position is never guessed (a search would misplace it ~1 in 40,000 reads). */
+static void test_read_to_end_never_misplaces_the_crc(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t stamp[16], buf[64];
+    size_t len = 0;
+    uint32_t x = 7;
+    make_card(&l, card_key);
+    connect(&l, &pcd, card_key);
+    for (int i = 0; i < 3000; i++) {
+        for (int k = 0; k < 16; k++) {
+            x = x * 1103515245u + 12345u;
+            stamp[k] = (uint8_t)(x >> 16);
+        }
+        assert_int_equal(yn_df_write_data(&pcd, 2, 0, stamp, 16, YN_DF_COMM_ENCIPHERED), YN_OK);
+        assert_int_equal(yn_df_commit(&pcd), YN_OK);
+        assert_int_equal(
+            yn_df_read_data(&pcd, 2, 0, 0, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len), YN_OK);
+        assert_int_equal(len, 16);
+        assert_memory_equal(buf, stamp, 16);
+    }
+}
+
+static void test_maced_long_write_is_chained(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t data[200], buf[256];
+    size_t len = 0;
+    make_card(&l, card_key);
+    connect(&l, &pcd, card_key);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i ^ 0x5A);
+    l.frames = 0;
+    assert_int_equal(yn_df_write_data(&pcd, 3, 30, data, sizeof data, YN_DF_COMM_MACED), YN_OK);
+    assert_true(l.frames >= 5); /* 7 + 200 + 8 bytes in frames of 48 */
+    assert_int_equal(
+        yn_df_read_data(&pcd, 3, 30, sizeof data, YN_DF_COMM_MACED, buf, sizeof buf, &len), YN_OK);
+    assert_int_equal(len, sizeof data);
+    assert_memory_equal(buf, data, sizeof data);
+    /* and enciphered writes chain too (file 3 is MACed: the card refuses the mode mix) */
+    assert_int_equal(yn_df_write_data(&pcd, 3, 0, data, 100, YN_DF_COMM_ENCIPHERED), YN_EPROTO);
+}
+
+static void test_access_rights(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t buf[256];
+    size_t len = 0;
+    make_card(&l, card_key);
+    yn_df_pcd_init(&pcd, link_xfer, &l);
+    assert_int_equal(yn_df_select_application(&pcd, aid), YN_OK);
+    /* not authenticated: the PCD refuses an enciphered read itself; plain is refused by the card */
+    assert_int_equal(yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+                     YN_EPERM);
+    assert_int_equal(yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_PLAIN, buf, sizeof buf, &len),
+                     YN_EPERM);
+    /* a free file reads plain */
+    assert_int_equal(yn_df_read_data(&pcd, 4, 0, 0, YN_DF_COMM_PLAIN, buf, sizeof buf, &len),
+                     YN_OK);
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "OPEN", 4);
+    /* key 1 may not write the record (issuer's key 0 only) */
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
+    assert_int_equal(yn_df_write_data(&pcd, 1, 0, buf, 4, YN_DF_COMM_ENCIPHERED), YN_EPERM);
+    assert_int_equal(pcd.last_status, YN_DF_ST_PERMISSION_DENIED);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
+    assert_int_equal(yn_df_read_data(&pcd, 9, 0, 0, YN_DF_COMM_PLAIN, buf, sizeof buf, &len),
+                     YN_ENOTFOUND);
+    /* a free file read while authenticated: plain data, the answer CMAC'd */
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
+    assert_int_equal(yn_df_read_data(&pcd, 4, 0, 0, YN_DF_COMM_PLAIN, buf, sizeof buf, &len),
+                     YN_OK);
+    assert_int_equal(len, 4);
+    assert_memory_equal(pcd.s.iv, l.card.s.iv, 16);
+}
+
+static void test_get_version_chained_with_cmac(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t buf[64];
+    size_t len = 0;
+    make_card(&l, card_key);
+    yn_df_pcd_init(&pcd, link_xfer, &l);
+    l.frames = 0;
+    assert_int_equal(yn_df_get_version(&pcd, buf, sizeof buf, &len), YN_OK);
+    assert_int_equal(len, 28);
+    assert_int_equal(l.frames, 3); /* 7 + 7 + 14 like a real card */
+    assert_int_equal(buf[0], 0x04);
+    assert_memory_equal(buf + 14, l.card.uid, 7);
+    connect(&l, &pcd, card_key);
+    assert_int_equal(yn_df_get_version(&pcd, buf, sizeof buf, &len), YN_OK);
+    assert_int_equal(len, 28);
+    assert_true(pcd.s.authenticated);
+}
+
+/* A man in the middle flips a bit: every variant is refused, never accepted. */
+static void test_tampered_frames_are_refused(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t buf[256], stamp[16] = {1, 2, 3};
+    size_t len = 0;
+    static const enum tamper kinds[] = {T_ANSWER_LAST, T_ANSWER_FIRST, T_SHORT, T_NO_91,
+                                        T_ENDLESS_AF};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        make_card(&l, card_key);
+        connect(&l, &pcd, card_key);
+        l.tamper = kinds[k];
+        l.tamper_at = 0;
+        assert_int_equal(
+            yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+            YN_EPROTO);
+        assert_false(pcd.s.authenticated);
+        /* the tampered stamp write: the MAC over the status, or the command */
+        make_card(&l, card_key);
+        connect(&l, &pcd, card_key);
+        l.tamper = kinds[k];
+        l.tamper_at = 0;
+        assert_int_not_equal(yn_df_write_data(&pcd, 2, 0, stamp, 16, YN_DF_COMM_ENCIPHERED), YN_OK);
+        /* a fresh session works again */
+        l.tamper = T_NONE;
+        connect(&l, &pcd, card_key);
+        assert_int_equal(yn_df_commit(&pcd), YN_OK);
+    }
+    /* tampered command: the card refuses with INTEGRITY_ERROR, nothing written */
+    make_card(&l, card_key);
+    connect(&l, &pcd, card_key);
+    l.tamper = T_COMMAND_LAST;
+    l.tamper_at = 0;
+    assert_int_equal(yn_df_write_data(&pcd, 2, 0, stamp, 16, YN_DF_COMM_ENCIPHERED), YN_EPROTO);
+    assert_int_equal(pcd.last_status, YN_DF_ST_INTEGRITY_ERROR);
+    connect(&l, &pcd, card_key);
+    assert_int_equal(yn_df_commit(&pcd), YN_OK);
+    assert_int_equal(yn_df_read_data(&pcd, 2, 0, 16, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+                     YN_OK);
+    static const uint8_t zero[16] = {0};
+    assert_memory_equal(buf, zero, 16);
+    /* MACed data with a flipped byte */
+    l.tamper = T_ANSWER_FIRST;
+    l.tamper_at = 0;
+    assert_int_equal(yn_df_read_data(&pcd, 3, 0, 16, YN_DF_COMM_MACED, buf, sizeof buf, &len),
+                     YN_EPROTO);
+}
+
+static void test_transport_errors_pass_through(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t buf[256];
+    size_t len = 0;
+    make_card(&l, card_key);
+    connect(&l, &pcd, card_key);
+    l.card_gone = true;
+    assert_int_equal(yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
+                     YN_ECARDGONE);
+    assert_false(pcd.s.authenticated);
+}
+
+/* Garbage frames into the card never crash it and always get an answer. */
+static void test_picc_survives_garbage(void **state)
+{
+    (void)state;
+    struct link l;
+    uint8_t in[80], out[YN_DF_FRAME_MAX + 8];
+    size_t out_len;
+    make_card(&l, card_key);
+    uint32_t x = 12345;
+    for (int round = 0; round < 5000; round++) {
+        size_t n = (x >> 8) % sizeof in;
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            in[i] = (uint8_t)(x >> 16);
+        }
+        if (n > 1 && round % 3 == 0)
+            in[0] = 0x90; /* wrapped-looking */
+        assert_int_equal(yn_df_picc_frame(&l.card, in, n, out, sizeof out, &out_len), YN_OK);
+        assert_true(out_len >= 1 && out_len <= YN_DF_FRAME_MAX);
+        x = x * 1103515245u + 12345u;
+    }
+    assert_int_equal(yn_df_picc_frame(&l.card, in, 1, out, 8, &out_len), YN_ELIMIT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32_known_string),
+        cmocka_unit_test(test_cmac_rfc4493_vectors),
+        cmocka_unit_test(test_cmac_matches_openssl),
+        cmocka_unit_test(test_cbc_round_trip_and_iv),
+        cmocka_unit_test(test_auth_round_trip_session_key),
+        cmocka_unit_test(test_auth_random_sessions_differ),
+        cmocka_unit_test(test_wrong_key_is_eauth),
+        cmocka_unit_test(test_enciphered_read_of_chained_record),
+        cmocka_unit_test(test_enciphered_write_commit_and_abort),
+        cmocka_unit_test(test_read_to_end_never_misplaces_the_crc),
+        cmocka_unit_test(test_maced_long_write_is_chained),
+        cmocka_unit_test(test_access_rights),
+        cmocka_unit_test(test_get_version_chained_with_cmac),
+        cmocka_unit_test(test_tampered_frames_are_refused),
+        cmocka_unit_test(test_transport_errors_pass_through),
+        cmocka_unit_test(test_picc_survives_garbage),
+    };
+    return cmocka_run_group_tests_name("desfire", tests, NULL, NULL);
+}
