@@ -48,7 +48,7 @@ BUILD := build/$(ARCH)$(if $(filter 1,$(SAN)),-san)$(if $(filter 1,$(FUZZ)),-fuz
 CC    := $(if $(filter 1,$(FUZZ)),clang,$(CROSS_COMPILE)gcc)
 AR    := $(CROSS_COMPILE)ar
 
-PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd
+PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng
 TEST_PKGS := cmocka
 
 # libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded
@@ -96,7 +96,7 @@ endif
 Q := $(if $(V),,@)
 ALL_CFLAGS = $(CFLAGS_BASE) $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(NFC_CFLAGS) $(CFLAGS)
 LIBS       = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(NFC_LIBS) -lpthread -lutil
-TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
+TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
 # --- sources -------------------------------------------------------------
 # Library: every .c under firmware/ hal/ sync/ except program entry points.

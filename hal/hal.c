@@ -13,6 +13,8 @@
 #include "scale.h"
 
 extern const yn_display_ops yn_display_terminal_ops;
+extern const yn_display_ops yn_display_png_ops;
+extern const yn_display_ops yn_display_fb_ops;
 #if WITH_LIBNFC
 extern const yn_nfc_ops yn_nfc_libnfc_ops;
 #define LIBNFC_BACKEND &yn_nfc_libnfc_ops,
@@ -24,7 +26,8 @@ extern const yn_input_ops yn_input_terminal_ops;
 static const void *const nfc_backends[] = {&yn_nfc_sim_ops, LIBNFC_BACKEND NULL};
 static const void *const scale_backends[] = {&yn_scale_sim_ops, NULL};
 static const void *const io_backends[] = {&yn_io_sim_ops, NULL};
-static const void *const display_backends[] = {&yn_display_terminal_ops, &yn_display_sim_ops, NULL};
+static const void *const display_backends[] = {&yn_display_terminal_ops, &yn_display_sim_ops,
+                                               &yn_display_png_ops, &yn_display_fb_ops, NULL};
 static const void *const input_backends[] = {&yn_input_terminal_ops, &yn_input_script_ops, NULL};
 static const void *const audio_backends[] = {&yn_audio_silent_ops, NULL};
 
