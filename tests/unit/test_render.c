@@ -79,6 +79,7 @@ static void test_render_draws_big_chinese_text(void **state)
     assert_int_equal(ink_rows(&c, p.fg, 200, 440), 0);
     assert_true(ink_rows(&c, p.fg, 448, 480) >= 12);
     yn_canvas_free(&c);
+    yn_render_close(r);
     assert_int_equal(yn_render_open("/nonexistent/font.ttf", &r), YN_ENOENT);
     yn_render_close(NULL);
 }
