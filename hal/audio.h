@@ -4,7 +4,9 @@
 #ifndef YN_HAL_AUDIO_H
 #define YN_HAL_AUDIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "status.h"
 
@@ -40,5 +42,12 @@ void yn_phrase_add(yn_phrase *p, const char *clip);
 /* silent backend: plays nothing, remembers the last phrase for tests. */
 extern const yn_audio_ops yn_audio_silent_ops;
 const yn_phrase *yn_audio_silent_last(const yn_audio *dev);
+
+/* alsa backend: clips played and missing so far, and whether it is speaking. */
+extern const yn_audio_ops yn_audio_alsa_ops;
+int yn_audio_alsa_stats(yn_audio *dev, int *played, int *missing, bool *busy) YN_MUST_CHECK;
+/* A RIFF/WAVE file of 16 kHz mono 16-bit PCM into malloc'd samples. */
+int yn_wav_parse(const uint8_t *buf, size_t len, int16_t **samples, size_t *n,
+                 const char **why) YN_MUST_CHECK;
 
 #endif
