@@ -185,6 +185,8 @@ const char *yn_df_status_name(uint8_t status)
         return "COMMAND_ABORTED";
     case YN_DF_ST_FILE_NOT_FOUND:
         return "FILE_NOT_FOUND";
+    case YN_DF_ST_DUPLICATE_ERROR:
+        return "DUPLICATE_ERROR";
     default:
         return "unknown status";
     }
@@ -211,6 +213,8 @@ int yn_df_status_to_yn(uint8_t status)
         return YN_ENOTSUP;
     case YN_DF_ST_PARAMETER_ERROR:
         return YN_EINVAL;
+    case YN_DF_ST_DUPLICATE_ERROR:
+        return YN_EDUPLICATE;
     default: /* INTEGRITY, LENGTH, COMMAND_ABORTED, an unexpected AF, garbage */
         return YN_EPROTO;
     }
@@ -584,6 +588,130 @@ int yn_df_get_version(yn_df_pcd *pcd, uint8_t *buf, size_t cap, size_t *len)
     return YN_OK;
 }
 
+/* --- PCD side: the issuing desk ---------------------------------------- */
+
+int yn_df_get_application_ids(yn_df_pcd *pcd, uint8_t (*aids)[YN_DF_AID_LEN], size_t max, size_t *n)
+{
+    uint8_t cmd[1] = {YN_DF_CMD_GET_APPLICATION_IDS}, rsp[YN_DF_MSG_MAX];
+    size_t len = 0;
+    *n = 0;
+    int rc = plain_command(pcd, cmd, 1, rsp, sizeof rsp, &len);
+    if (rc != YN_OK)
+        return rc;
+    if (len % YN_DF_AID_LEN != 0)
+        return fail(pcd, YN_EPROTO);
+    *n = len / YN_DF_AID_LEN;
+    for (size_t i = 0; i < *n && i < max; i++)
+        memcpy(aids[i], rsp + i * YN_DF_AID_LEN, YN_DF_AID_LEN);
+    return *n > max ? YN_ELIMIT : YN_OK;
+}
+
+/* A plain command whose answer carries no data. */
+static int no_answer_command(yn_df_pcd *pcd, const uint8_t *cmd, size_t n)
+{
+    uint8_t rsp[YN_DF_FRAME_MAX];
+    size_t len = 0;
+    int rc = plain_command(pcd, cmd, n, rsp, sizeof rsp, &len);
+    if (rc == YN_OK && len != 0)
+        return fail(pcd, YN_EPROTO);
+    return rc;
+}
+
+int yn_df_create_application(yn_df_pcd *pcd, const uint8_t aid[YN_DF_AID_LEN], uint8_t key_settings,
+                             uint8_t ks2)
+{
+    uint8_t cmd[1 + YN_DF_AID_LEN + 2] = {YN_DF_CMD_CREATE_APPLICATION};
+    memcpy(cmd + 1, aid, YN_DF_AID_LEN);
+    cmd[4] = key_settings;
+    cmd[5] = ks2;
+    return no_answer_command(pcd, cmd, sizeof cmd);
+}
+
+int yn_df_delete_application(yn_df_pcd *pcd, const uint8_t aid[YN_DF_AID_LEN])
+{
+    uint8_t cmd[1 + YN_DF_AID_LEN] = {YN_DF_CMD_DELETE_APPLICATION};
+    memcpy(cmd + 1, aid, YN_DF_AID_LEN);
+    int rc = no_answer_command(pcd, cmd, sizeof cmd);
+    if (rc == YN_OK)
+        session_drop(&pcd->s); /* callers select (000000) again before going on */
+    return rc;
+}
+
+int yn_df_change_key_cryptogram(const uint8_t session_key[YN_DF_KEY_LEN], uint8_t iv[YN_DF_BLOCK],
+                                uint8_t auth_key_no, uint8_t key_no,
+                                const uint8_t new_key[YN_DF_KEY_LEN],
+                                const uint8_t old_key[YN_DF_KEY_LEN], uint8_t key_version,
+                                uint8_t out[2 * YN_DF_BLOCK])
+{
+    /* the CRC covers the command header too: C4 ‖ KeyNo ‖ key data ‖ version */
+    uint8_t buf[2 + 2 * YN_DF_BLOCK] = {YN_DF_CMD_CHANGE_KEY, key_no};
+    uint8_t *p = buf + 2;
+    bool other = (key_no & 0x0F) != (auth_key_no & 0x0F);
+    if (other && !old_key)
+        return YN_EINVAL;
+    for (int i = 0; i < YN_DF_KEY_LEN; i++)
+        p[i] = other ? (uint8_t)(new_key[i] ^ old_key[i]) : new_key[i];
+    p[16] = key_version;
+    put_le32(p + 17, yn_df_crc32(buf, 2 + 17));
+    size_t n = 21;
+    if (other) { /* the card checks it has reconstructed the right new key */
+        put_le32(p + n, yn_df_crc32(new_key, YN_DF_KEY_LEN));
+        n += 4;
+    }
+    while (n < 2 * YN_DF_BLOCK)
+        p[n++] = 0x00;
+    int rc = yn_df_cbc(session_key, iv, p, 2 * YN_DF_BLOCK, true);
+    if (rc == YN_OK)
+        memcpy(out, p, 2 * YN_DF_BLOCK);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return rc;
+}
+
+int yn_df_change_key(yn_df_pcd *pcd, uint8_t key_no, const uint8_t new_key[YN_DF_KEY_LEN],
+                     const uint8_t old_key[YN_DF_KEY_LEN], uint8_t key_version)
+{
+    if (!pcd->s.authenticated)
+        return YN_EPERM;
+    bool same = (key_no & 0x0F) == (pcd->s.key_no & 0x0F);
+    uint8_t cmd[2 + 2 * YN_DF_BLOCK] = {YN_DF_CMD_CHANGE_KEY, key_no};
+    int rc = yn_df_change_key_cryptogram(pcd->s.session_key, pcd->s.iv, pcd->s.key_no, key_no,
+                                         new_key, old_key, key_version, cmd + 2);
+    if (rc != YN_OK)
+        return fail(pcd, rc);
+    uint8_t rsp[YN_DF_FRAME_MAX], st = 0;
+    size_t len = 0;
+    rc = exchange(pcd, cmd, sizeof cmd, rsp, sizeof rsp, &len, &st, false);
+    OPENSSL_cleanse(cmd, sizeof cmd);
+    if (rc != YN_OK)
+        return fail(pcd, rc);
+    if ((rc = status_result(pcd, st)) != YN_OK)
+        return rc;
+    if (same) {
+        /* the session key belonged to the old key: the card ends the session
+         * and answers without a CMAC */
+        session_drop(&pcd->s);
+        return len == 0 ? YN_OK : YN_EPROTO;
+    }
+    if ((rc = sm_answer_cmac(pcd, rsp, &len, st)) != YN_OK || len != 0)
+        return fail(pcd, rc != YN_OK ? rc : YN_EPROTO);
+    return YN_OK;
+}
+
+int yn_df_create_data_file(yn_df_pcd *pcd, uint8_t file_no, enum yn_df_file_type type,
+                           enum yn_df_comm comm, uint8_t key_read, uint8_t key_write,
+                           uint8_t key_rw, uint8_t key_change, uint32_t size)
+{
+    if (size == 0 || size > 0xFFFFFF || file_no > 0x1F ||
+        (type != YN_DF_FILE_STANDARD && type != YN_DF_FILE_BACKUP))
+        return YN_EINVAL;
+    uint8_t cmd[8] = {type == YN_DF_FILE_BACKUP ? YN_DF_CMD_CREATE_BACKUP_DATA_FILE
+                                                : YN_DF_CMD_CREATE_STD_DATA_FILE,
+                      file_no, (uint8_t)comm, (uint8_t)((key_rw & 0x0F) << 4 | (key_change & 0x0F)),
+                      (uint8_t)((key_read & 0x0F) << 4 | (key_write & 0x0F))};
+    put_le24(cmd + 5, size);
+    return no_answer_command(pcd, cmd, sizeof cmd);
+}
+
 /* --- PICC side --------------------------------------------------------- */
 
 void yn_df_picc_init(yn_df_picc *c, const uint8_t *uid, size_t uid_len)
@@ -591,6 +719,7 @@ void yn_df_picc_init(yn_df_picc *c, const uint8_t *uid, size_t uid_len)
     memset(c, 0, sizeof *c);
     c->uid_len = uid_len > sizeof c->uid ? sizeof c->uid : uid_len;
     memcpy(c->uid, uid, c->uid_len);
+    c->picc_settings = YN_DF_PICC_SETTINGS_FACTORY;
 }
 
 int yn_df_picc_app(yn_df_picc *c, const uint8_t aid[YN_DF_AID_LEN],
@@ -599,6 +728,7 @@ int yn_df_picc_app(yn_df_picc *c, const uint8_t aid[YN_DF_AID_LEN],
     if (n_keys < 1 || n_keys > YN_DF_KEYS_MAX)
         return YN_EINVAL;
     memcpy(c->aid, aid, YN_DF_AID_LEN);
+    c->key_settings = 0x09; /* firmware/CARD.md §5 */
     for (int i = 0; i < n_keys; i++)
         memcpy(c->keys[i], keys[i], YN_DF_KEY_LEN);
     c->n_keys = n_keys;
@@ -680,7 +810,8 @@ static void answer_ok(yn_df_picc *c, struct answer *a, const uint8_t *data, size
     a->status = YN_DF_ST_OK;
     a->len = 0;
     if (!c->s.authenticated) {
-        memcpy(a->data, data, n);
+        if (n)
+            memcpy(a->data, data, n);
         a->len = n;
         return;
     }
@@ -930,6 +1061,176 @@ static void picc_file_settings(yn_df_picc *c, const uint8_t *cmd, size_t n, stru
     answer_ok(c, a, s, sizeof s, false);
 }
 
+/* The key an authentication at the current level uses: the application's
+ * key key_no, or the PICC master key at PICC level. */
+static const uint8_t *picc_key_of(const yn_df_picc *c, uint8_t key_no)
+{
+    return c->app_selected ? c->keys[key_no] : c->picc_key;
+}
+
+/* Is the session the master key's of the current level (PICC or application)? */
+static bool picc_master_session(const yn_df_picc *c)
+{
+    return c->s.authenticated && c->s.key_no == 0;
+}
+
+static void picc_app_ids(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
+{
+    if (n != 1) {
+        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
+        return;
+    }
+    picc_command_cmac(c, cmd, n);
+    if (c->app_selected ||
+        (!(c->picc_settings & YN_DF_KS_FREE_LISTING) && !picc_master_session(c))) {
+        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
+        return;
+    }
+    answer_ok(c, a, c->aid, c->n_keys ? YN_DF_AID_LEN : 0, false);
+}
+
+/* CreateApplication. This model holds one application: a second one is
+ * "out of EEPROM". */
+static void picc_create_app(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
+{
+    if (n != 1 + YN_DF_AID_LEN + 2) {
+        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
+        return;
+    }
+    picc_command_cmac(c, cmd, n);
+    uint8_t ks2 = cmd[5], n_keys = ks2 & 0x0F;
+    static const uint8_t picc_level[YN_DF_AID_LEN] = {0, 0, 0};
+    if (c->app_selected || (!(c->picc_settings & YN_DF_KS_FREE_CREATE) && !picc_master_session(c)))
+        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
+    else if (c->n_keys && memcmp(c->aid, cmd + 1, YN_DF_AID_LEN) == 0)
+        answer_error(c, a, YN_DF_ST_DUPLICATE_ERROR);
+    else if (c->n_keys)
+        answer_error(c, a, YN_DF_ST_OUT_OF_EEPROM);
+    else if ((ks2 & 0xC0) != YN_DF_KS2_AES || n_keys == 0 || n_keys > 14 ||
+             memcmp(cmd + 1, picc_level, YN_DF_AID_LEN) == 0)
+        answer_error(c, a, YN_DF_ST_PARAMETER_ERROR);
+    else if (n_keys > YN_DF_KEYS_MAX)
+        answer_error(c, a, YN_DF_ST_OUT_OF_EEPROM);
+    else {
+        memcpy(c->aid, cmd + 1, YN_DF_AID_LEN);
+        c->key_settings = cmd[4];
+        memset(c->keys, 0, sizeof c->keys);
+        c->n_keys = n_keys;
+        c->n_files = 0;
+        answer_ok(c, a, NULL, 0, false);
+    }
+}
+
+static void picc_delete_app(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
+{
+    if (n != 1 + YN_DF_AID_LEN) {
+        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
+        return;
+    }
+    picc_command_cmac(c, cmd, n);
+    bool exists = c->n_keys && memcmp(c->aid, cmd + 1, YN_DF_AID_LEN) == 0;
+    /* the PICC master key, or the application's own master key with it selected */
+    if (!picc_master_session(c)) {
+        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
+        return;
+    }
+    if (!exists) {
+        answer_error(c, a,
+                     c->app_selected ? YN_DF_ST_PERMISSION_DENIED : YN_DF_ST_APPLICATION_NOT_FOUND);
+        return;
+    }
+    answer_ok(c, a, NULL, 0, false);
+    memset(c->keys, 0, sizeof c->keys);
+    c->n_keys = 0;
+    c->n_files = 0;
+    c->app_selected = false;
+    session_drop(&c->s); /* the PCD selects 000000 again */
+}
+
+/* ChangeKey (AES), EV1: enciphered cryptogram under the session key. */
+static void picc_change_key(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
+{
+    if (n != 2 + 2 * YN_DF_BLOCK) {
+        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
+        return;
+    }
+    uint8_t key_no = cmd[1] & 0x0F, change = c->key_settings >> 4;
+    if (!c->app_selected || !c->s.authenticated) {
+        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
+        return;
+    }
+    if (key_no >= c->n_keys) {
+        answer_error(c, a, YN_DF_ST_NO_SUCH_KEY);
+        return;
+    }
+    bool same = key_no == c->s.key_no;
+    bool allowed = key_no == 0      ? same && (c->key_settings & 0x01)
+                   : change == 0x0E ? same
+                   : change == 0x0F ? false
+                                    : c->s.key_no == change;
+    if (!allowed) {
+        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
+        return;
+    }
+    uint8_t plain[2 + 2 * YN_DF_BLOCK], new_key[YN_DF_KEY_LEN];
+    memcpy(plain, cmd, n);
+    if (yn_df_cbc(c->s.session_key, c->s.iv, plain + 2, 2 * YN_DF_BLOCK, false) != YN_OK) {
+        answer_error(c, a, YN_DF_ST_COMMAND_ABORTED);
+        return;
+    }
+    const uint8_t *p = plain + 2;
+    bool ok = yn_df_crc32(plain, 2 + 17) == get_le32(p + 17);
+    for (int i = 0; i < YN_DF_KEY_LEN; i++)
+        new_key[i] = same ? p[i] : (uint8_t)(p[i] ^ c->keys[key_no][i]);
+    size_t end = 21;
+    if (!same) {
+        ok = ok && yn_df_crc32(new_key, YN_DF_KEY_LEN) == get_le32(p + 21);
+        end = 25;
+    }
+    for (size_t i = end; i < 2 * YN_DF_BLOCK; i++)
+        ok = ok && p[i] == 0x00;
+    OPENSSL_cleanse(plain, sizeof plain);
+    if (!ok) {
+        OPENSSL_cleanse(new_key, sizeof new_key);
+        answer_error(c, a, YN_DF_ST_INTEGRITY_ERROR);
+        return;
+    }
+    memcpy(c->keys[key_no], new_key, YN_DF_KEY_LEN);
+    OPENSSL_cleanse(new_key, sizeof new_key);
+    if (same)
+        picc_drop(c); /* the session key came from the old key: the answer is plain */
+    answer_ok(c, a, NULL, 0, false);
+}
+
+static void picc_create_file(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
+{
+    if (n != 8) {
+        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
+        return;
+    }
+    picc_command_cmac(c, cmd, n);
+    size_t size = get_le24(cmd + 5);
+    yn_df_file f = {.file_no = cmd[1],
+                    .type = cmd[0] == YN_DF_CMD_CREATE_BACKUP_DATA_FILE ? YN_DF_FILE_BACKUP
+                                                                        : YN_DF_FILE_STANDARD,
+                    .comm = cmd[2] & 0x03,
+                    .key_rw = cmd[3] >> 4,
+                    .key_change = cmd[3] & 0x0F,
+                    .key_read = cmd[4] >> 4,
+                    .key_write = cmd[4] & 0x0F,
+                    .size = size};
+    if (!c->app_selected || (!(c->key_settings & 0x04) && !picc_master_session(c)))
+        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
+    else if (cmd[1] > 0x1F || size == 0)
+        answer_error(c, a, YN_DF_ST_PARAMETER_ERROR);
+    else if (yn_df_picc_find_file(c, cmd[1]))
+        answer_error(c, a, YN_DF_ST_DUPLICATE_ERROR);
+    else if (size > YN_DF_DATA_MAX || yn_df_picc_file(c, &f, NULL, 0) != YN_OK)
+        answer_error(c, a, YN_DF_ST_OUT_OF_EEPROM);
+    else
+        answer_ok(c, a, NULL, 0, false);
+}
+
 /* First message of AuthenticateAES: ek(RndB). */
 static void picc_auth1(yn_df_picc *c, const uint8_t *cmd, size_t n, uint8_t *st, uint8_t *rd,
                        size_t *rlen)
@@ -939,7 +1240,7 @@ static void picc_auth1(yn_df_picc *c, const uint8_t *cmd, size_t n, uint8_t *st,
         *st = YN_DF_ST_LENGTH_ERROR;
         return;
     }
-    if (!c->app_selected || cmd[1] >= c->n_keys) {
+    if (c->app_selected ? cmd[1] >= c->n_keys : cmd[1] != 0) {
         *st = YN_DF_ST_NO_SUCH_KEY;
         return;
     }
@@ -949,7 +1250,7 @@ static void picc_auth1(yn_df_picc *c, const uint8_t *cmd, size_t n, uint8_t *st,
         return;
     }
     memcpy(rd, c->rnd_b, YN_DF_BLOCK);
-    if (yn_df_cbc(c->keys[cmd[1]], iv, rd, YN_DF_BLOCK, true) != YN_OK) {
+    if (yn_df_cbc(picc_key_of(c, cmd[1]), iv, rd, YN_DF_BLOCK, true) != YN_OK) {
         *st = YN_DF_ST_COMMAND_ABORTED;
         return;
     }
@@ -969,7 +1270,7 @@ static void picc_auth2(yn_df_picc *c, const uint8_t *d, size_t n, uint8_t *st, u
         *st = YN_DF_ST_LENGTH_ERROR;
         return;
     }
-    const uint8_t *key = c->keys[c->auth_key_no];
+    const uint8_t *key = picc_key_of(c, c->auth_key_no);
     uint8_t buf[2 * YN_DF_BLOCK], want[YN_DF_BLOCK];
     memcpy(buf, d, sizeof buf);
     if (yn_df_cbc(key, c->auth_iv, buf, sizeof buf, false) != YN_OK) {
@@ -1016,6 +1317,22 @@ static void picc_process(yn_df_picc *c, const uint8_t *cmd, size_t n, struct ans
         break;
     case YN_DF_CMD_GET_FILE_SETTINGS:
         picc_file_settings(c, cmd, n, a);
+        break;
+    case YN_DF_CMD_GET_APPLICATION_IDS:
+        picc_app_ids(c, cmd, n, a);
+        break;
+    case YN_DF_CMD_CREATE_APPLICATION:
+        picc_create_app(c, cmd, n, a);
+        break;
+    case YN_DF_CMD_DELETE_APPLICATION:
+        picc_delete_app(c, cmd, n, a);
+        break;
+    case YN_DF_CMD_CHANGE_KEY:
+        picc_change_key(c, cmd, n, a);
+        break;
+    case YN_DF_CMD_CREATE_STD_DATA_FILE:
+    case YN_DF_CMD_CREATE_BACKUP_DATA_FILE:
+        picc_create_file(c, cmd, n, a);
         break;
     default:
         answer_error(c, a, YN_DF_ST_ILLEGAL_COMMAND);

@@ -17,7 +17,12 @@
  *     data ‖ status (answers), zero padding;
  *   - additional-frame chaining (0xAF) both ways.
  * Commands: SelectApplication, AuthenticateAES, ReadData, WriteData,
- * CommitTransaction, AbortTransaction, GetVersion, GetFileSettings.
+ * CommitTransaction, AbortTransaction, GetVersion, GetFileSettings, and the
+ * issuing desk's: GetApplicationIDs, CreateApplication, DeleteApplication,
+ * ChangeKey (AES: the XOR/CRC form for another key, the plain form for the
+ * key the session was opened with), CreateStdDataFile, CreateBackupDataFile.
+ * AuthenticateAES also works at PICC level (AID 000000, key 0) for a PICC
+ * master key that is AES; the DES/2K3DES legacy authentication is not here.
  *
  * Results are enum yn_status: YN_EAUTH (authentication refused, i.e. wrong key),
  * YN_EPROTO (bad CMAC, bad CRC, short or malformed frame, unexpected status),
@@ -56,6 +61,12 @@ enum yn_df_cmd {
     YN_DF_CMD_GET_VERSION = 0x60,
     YN_DF_CMD_GET_FILE_SETTINGS = 0xF5,
     YN_DF_CMD_ADDITIONAL_FRAME = 0xAF,
+    YN_DF_CMD_GET_APPLICATION_IDS = 0x6A,
+    YN_DF_CMD_CREATE_APPLICATION = 0xCA,
+    YN_DF_CMD_DELETE_APPLICATION = 0xDA,
+    YN_DF_CMD_CHANGE_KEY = 0xC4,
+    YN_DF_CMD_CREATE_STD_DATA_FILE = 0xCD,
+    YN_DF_CMD_CREATE_BACKUP_DATA_FILE = 0xCB,
 };
 
 /* PICC status codes (the byte after 0x91). */
@@ -73,8 +84,17 @@ enum yn_df_status {
     YN_DF_ST_ADDITIONAL_FRAME = 0xAF,
     YN_DF_ST_BOUNDARY_ERROR = 0xBE,
     YN_DF_ST_COMMAND_ABORTED = 0xCA,
+    YN_DF_ST_DUPLICATE_ERROR = 0xDE,
     YN_DF_ST_FILE_NOT_FOUND = 0xF0,
 };
+
+/* CreateApplication key settings 2: AES keys, low nibble = number of keys. */
+#define YN_DF_KS2_AES 0x80
+/* PICC master key settings of a factory-blank card: everything allowed. */
+#define YN_DF_PICC_SETTINGS_FACTORY 0x0F
+/* PICC key settings bits: directory listing / create without the master key. */
+#define YN_DF_KS_FREE_LISTING 0x02
+#define YN_DF_KS_FREE_CREATE  0x04
 
 enum yn_df_file_type { YN_DF_FILE_STANDARD = 0x00, YN_DF_FILE_BACKUP = 0x01 };
 
@@ -163,6 +183,39 @@ int yn_df_get_file_settings(yn_df_pcd *pcd, uint8_t file_no,
 /* GetVersion: 28 bytes (hardware 7, software 7, UID 7, batch 5, week, year). */
 int yn_df_get_version(yn_df_pcd *pcd, uint8_t *buf, size_t cap, size_t *len) YN_MUST_CHECK;
 
+/* --- PCD side: the issuing desk ---------------------------------------- */
+
+/* GetApplicationIDs (PICC level): up to max AIDs (3 bytes, wire order) into
+ * aids, *n = how many the card has listed (YN_ELIMIT if more than max). */
+int yn_df_get_application_ids(yn_df_pcd *pcd, uint8_t (*aids)[YN_DF_AID_LEN], size_t max,
+                              size_t *n) YN_MUST_CHECK;
+/* CreateApplication (PICC level): key_settings (e.g. 0x09), ks2 = key type |
+ * number of keys (YN_DF_KS2_AES | 2). The new keys are all-zero, version 0. */
+int yn_df_create_application(yn_df_pcd *pcd, const uint8_t aid[YN_DF_AID_LEN], uint8_t key_settings,
+                             uint8_t ks2) YN_MUST_CHECK;
+/* DeleteApplication: at PICC level after PICC master key authentication, or
+ * with the application selected and its key 0 authenticated (then the card
+ * falls back to PICC level). Our session ends either way: select 000000
+ * again before the next command (a real card keeps a PICC-level session). */
+int yn_df_delete_application(yn_df_pcd *pcd, const uint8_t aid[YN_DF_AID_LEN]) YN_MUST_CHECK;
+/* ChangeKey of an AES key. key_no ≠ the session's key: the cryptogram carries
+ * new ⊕ old, the version, CRC32 over the command and CRC32 of the new key
+ * (old_key is needed); key_no = the session's key: new key, version, CRC32 —
+ * and the session ends on both sides. */
+int yn_df_change_key(yn_df_pcd *pcd, uint8_t key_no, const uint8_t new_key[YN_DF_KEY_LEN],
+                     const uint8_t old_key[YN_DF_KEY_LEN], uint8_t key_version) YN_MUST_CHECK;
+/* The 32-byte ChangeKey cryptogram as yn_df_change_key sends it, enciphered
+ * with session_key from *iv (updated). Pure; exposed for the unit vector. */
+int yn_df_change_key_cryptogram(const uint8_t session_key[YN_DF_KEY_LEN], uint8_t iv[YN_DF_BLOCK],
+                                uint8_t auth_key_no, uint8_t key_no,
+                                const uint8_t new_key[YN_DF_KEY_LEN],
+                                const uint8_t old_key[YN_DF_KEY_LEN], uint8_t key_version,
+                                uint8_t out[2 * YN_DF_BLOCK]) YN_MUST_CHECK;
+/* CreateStdDataFile / CreateBackupDataFile (type) in the selected application. */
+int yn_df_create_data_file(yn_df_pcd *pcd, uint8_t file_no, enum yn_df_file_type type,
+                           enum yn_df_comm comm, uint8_t key_read, uint8_t key_write,
+                           uint8_t key_rw, uint8_t key_change, uint32_t size) YN_MUST_CHECK;
+
 /* --- PICC side (the emulated card) ------------------------------------- */
 
 #define YN_DF_KEYS_MAX  4
@@ -186,8 +239,11 @@ typedef struct yn_df_picc {
     /* persistent card content */
     uint8_t uid[7];
     size_t uid_len;
-    uint8_t aid[YN_DF_AID_LEN]; /* the one application on this card */
-    int n_keys;
+    uint8_t picc_key[YN_DF_KEY_LEN]; /* PICC master key (AES in this model), zero from init */
+    uint8_t picc_settings;           /* PICC key settings, YN_DF_PICC_SETTINGS_FACTORY */
+    uint8_t aid[YN_DF_AID_LEN];      /* the one application on this card (if n_keys > 0) */
+    uint8_t key_settings;            /* of the application, as CreateApplication set them */
+    int n_keys;                      /* 0: no application (a factory-blank card) */
     uint8_t keys[YN_DF_KEYS_MAX][YN_DF_KEY_LEN];
     int n_files;
     yn_df_file files[YN_DF_FILES_MAX];
@@ -208,7 +264,9 @@ typedef struct yn_df_picc {
     int out_short_frames; /* GetVersion: leading 7-byte frames */
 } yn_df_picc;
 
-/* An empty card with this UID; add the application with yn_df_picc_app. */
+/* A factory-blank card with this UID (no application, PICC master key
+ * all-zero, settings 0x0F); add the application with yn_df_picc_app or let a
+ * PCD create it. */
 void yn_df_picc_init(yn_df_picc *c, const uint8_t *uid, size_t uid_len);
 /* Create the application with n_keys AES keys (all given). */
 int yn_df_picc_app(yn_df_picc *c, const uint8_t aid[YN_DF_AID_LEN],

@@ -65,6 +65,26 @@ int yn_nfc_describe(yn_nfc *dev, char *buf, size_t len)
     return dev->ops->describe(dev, buf, len);
 }
 
+int yn_nfc_format(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                  size_t record_size, unsigned flags)
+{
+    if (!dev->ops)
+        return YN_ENODEV;
+    if (!dev->ops->format)
+        return YN_ENOTSUP;
+    return dev->ops->format(dev, tag, keys, record_size, flags);
+}
+
+int yn_nfc_issue(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                 const uint8_t *record, size_t len)
+{
+    if (!dev->ops)
+        return YN_ENODEV;
+    if (!dev->ops->issue)
+        return YN_ENOTSUP;
+    return dev->ops->issue(dev, tag, keys, record, len);
+}
+
 void yn_nfc_uid_hex(const yn_nfc_tag *tag, char *buf, size_t len)
 {
     size_t used = 0;

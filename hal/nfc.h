@@ -10,6 +10,7 @@
 #ifndef YN_HAL_NFC_H
 #define YN_HAL_NFC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,19 @@ typedef struct yn_nfc_tag {
 
 typedef struct yn_nfc yn_nfc;
 
+/* What the issuing desk needs to personalise a card (firmware/CARD.md §3, §5, §6). */
+typedef struct yn_nfc_issue_keys {
+    uint8_t card_key[YN_NFC_KEY_LEN];   /* DESFire key 1 / Classic K: yn_card_key_for_uid */
+    uint8_t issuer_key[YN_NFC_KEY_LEN]; /* DESFire key 0, application master (CARD.md §5) */
+    uint8_t picc_key[YN_NFC_KEY_LEN];   /* DESFire PICC master key (AES), if has_picc_key */
+    bool has_picc_key;
+    uint8_t key_version; /* DESFire key version byte given to keys 0 and 1 (the generation) */
+} yn_nfc_issue_keys;
+
+enum yn_nfc_issue_flag {
+    YN_NFC_FORCE = 1u << 0, /* format: re-personalise a card that already is (or half is) */
+};
+
 typedef struct yn_nfc_ops {
     const char *name; /* first: see hal.h */
     int (*open)(yn_nfc *dev, const struct yn_config *cfg);
@@ -51,6 +65,16 @@ typedef struct yn_nfc_ops {
     int (*release)(yn_nfc *dev);
     /* One line about the reader (chip, firmware) for diagnostics. Optional. */
     int (*describe)(yn_nfc *dev, char *buf, size_t len);
+    /* Issuing desk, optional. Personalise a factory-blank card: DESFire:
+     * application, keys 0 and 1, record file of record_size bytes, stamp file;
+     * Classic: sector trailers. A card that already carries our layout:
+     * YN_EDUPLICATE unless flags has YN_NFC_FORCE (then it is redone). */
+    int (*format)(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                  size_t record_size, unsigned flags);
+    /* Issuing desk, optional: write the record as the issuer (DESFire key 0,
+     * Classic key B) and wipe the stamp. */
+    int (*issue)(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                 const uint8_t *record, size_t len);
 } yn_nfc_ops;
 
 struct yn_nfc {
@@ -69,6 +93,11 @@ int yn_nfc_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
                  const uint8_t key[YN_NFC_KEY_LEN], const uint8_t *buf, size_t len) YN_MUST_CHECK;
 int yn_nfc_release(yn_nfc *dev) YN_MUST_CHECK;
 int yn_nfc_describe(yn_nfc *dev, char *buf, size_t len) YN_MUST_CHECK;
+/* Issuing desk; YN_ENOTSUP when the backend has no such op. */
+int yn_nfc_format(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                  size_t record_size, unsigned flags) YN_MUST_CHECK;
+int yn_nfc_issue(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                 const uint8_t *record, size_t len) YN_MUST_CHECK;
 /* "04a1b2c3d4e5f6" */
 void yn_nfc_uid_hex(const yn_nfc_tag *tag, char *buf, size_t len);
 const char *yn_tag_type_name(enum yn_tag_type t);

@@ -381,6 +381,63 @@ static int lnfc_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
     return rc;
 }
 
+/* The issuing desk's requests: many exchanges (a Classic format authenticates
+ * 15 sectors, re-selecting the card after each refused key), so a budget of
+ * ISSUE_EXCHANGES × timeout_ms on top of the usual one. */
+#define ISSUE_EXCHANGES 120
+
+static void issue_request(yn_lnfc_req *rq, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys)
+{
+    rq->tag = *tag;
+    memcpy(rq->key, keys->card_key, YN_NFC_KEY_LEN);
+    memcpy(rq->issuer_key, keys->issuer_key, YN_NFC_KEY_LEN);
+    memcpy(rq->picc_key, keys->picc_key, YN_NFC_KEY_LEN);
+    rq->has_picc_key = keys->has_picc_key;
+    rq->key_version = keys->key_version;
+}
+
+static int lnfc_format(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                       size_t record_size, unsigned flags)
+{
+    struct lnfc *s = L(dev);
+    yn_lnfc_req rq;
+    yn_lnfc_rsp rs;
+    if (record_size == 0 || record_size > UINT16_MAX)
+        return YN_ELIMIT;
+    memset(&rq, 0, sizeof rq);
+    rq.op = YN_LNFC_FORMAT;
+    issue_request(&rq, tag, keys);
+    rq.record_size = (uint16_t)record_size;
+    rq.flags = (uint8_t)flags;
+    rs.text[0] = '\0';
+    int rc = call(s, &rq, &rs, op_budget_ms(s, ISSUE_EXCHANGES * s->timeout_ms), "card format");
+    explicit_bzero(&rq, sizeof rq);
+    if (rc != YN_OK && rs.text[0] && rc != YN_EIO && rc != YN_ETIMEDOUT)
+        yn_err("reader: card format: %s (%s)", yn_strerror(rc), rs.text);
+    return rc;
+}
+
+static int lnfc_issue(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                      const uint8_t *record, size_t len)
+{
+    struct lnfc *s = L(dev);
+    yn_lnfc_req rq;
+    yn_lnfc_rsp rs;
+    if (len == 0 || len > sizeof rq.data)
+        return YN_ELIMIT;
+    memset(&rq, 0, sizeof rq);
+    rq.op = YN_LNFC_ISSUE;
+    issue_request(&rq, tag, keys);
+    memcpy(rq.data, record, len);
+    rq.len = (uint16_t)len;
+    rs.text[0] = '\0';
+    int rc = call(s, &rq, &rs, op_budget_ms(s, ISSUE_EXCHANGES * s->timeout_ms), "card issue");
+    explicit_bzero(&rq, sizeof rq);
+    if (rc != YN_OK && rs.text[0] && rc != YN_EIO && rc != YN_ETIMEDOUT)
+        yn_err("reader: card issue: %s (%s)", yn_strerror(rc), rs.text);
+    return rc;
+}
+
 static int lnfc_release(yn_nfc *dev)
 {
     struct lnfc *s = L(dev);
@@ -416,4 +473,6 @@ const yn_nfc_ops yn_nfc_libnfc_ops = {
     .write = lnfc_write,
     .release = lnfc_release,
     .describe = lnfc_describe,
+    .format = lnfc_format,
+    .issue = lnfc_issue,
 };

@@ -28,6 +28,8 @@ enum yn_lnfc_op {
     YN_LNFC_READ,    /* an area of the tag, with key */
     YN_LNFC_WRITE,   /* an area of the tag, with key */
     YN_LNFC_RELEASE, /* deselect the card */
+    YN_LNFC_FORMAT,  /* issuing desk: personalise the tag (keys, layout) */
+    YN_LNFC_ISSUE,   /* issuing desk: record as the issuer, stamp wiped */
     YN_LNFC_QUIT,    /* close the reader and exit */
 };
 
@@ -38,8 +40,15 @@ typedef struct yn_lnfc_req {
     int32_t timeout_ms; /* POLL: wait for a card up to this long */
     yn_nfc_tag tag;     /* READ/WRITE: the card polled */
     uint8_t key[YN_NFC_KEY_LEN];
-    uint16_t len; /* WRITE: bytes in data */
+    uint16_t len; /* WRITE, ISSUE: bytes in data */
     uint8_t data[YN_LNFC_DATA_MAX];
+    /* FORMAT, ISSUE: key holds the card key (key 1 / Classic K) */
+    uint8_t issuer_key[YN_NFC_KEY_LEN]; /* DESFire key 0 */
+    uint8_t picc_key[YN_NFC_KEY_LEN];   /* DESFire PICC master key, if has_picc_key */
+    uint8_t has_picc_key;
+    uint8_t key_version;
+    uint8_t flags;        /* FORMAT: enum yn_nfc_issue_flag */
+    uint16_t record_size; /* FORMAT: bytes of the DESFire record file */
 } yn_lnfc_req;
 
 typedef struct yn_lnfc_rsp {

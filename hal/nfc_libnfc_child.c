@@ -285,16 +285,14 @@ static int df_write(struct child *st, enum yn_nfc_area area, const uint8_t *key,
 
 /* --- MIFARE Classic 1K ------------------------------------------------- */
 
-static int mfc_auth(struct child *st, int block, bool key_b, const uint8_t *key)
+/* Authenticate the sector of block with a 6-byte Crypto-1 key. */
+static int mfc_auth_raw(struct child *st, int block, bool key_b, const uint8_t key6[6])
 {
-    if (st->mfc_sector == block / 4 && st->mfc_key_b == key_b)
-        return YN_OK;
-    uint8_t cmd[12], rx[16], ka[6], kb[6];
+    uint8_t cmd[12], rx[16];
     size_t n = 0;
-    yn_layout_mfc_keys(key, ka, kb);
     cmd[0] = key_b ? 0x61 : 0x60;
     cmd[1] = (uint8_t)block;
-    memcpy(cmd + 2, key_b ? kb : ka, 6);
+    memcpy(cmd + 2, key6, 6);
     memcpy(cmd + 8, st->current.uid + st->current.uid_len - 4, 4);
     st->mfc_sector = -1;
     int rc = transceive(st, cmd, sizeof cmd, rx, sizeof rx, &n, "Classic authentication");
@@ -311,6 +309,15 @@ static int mfc_auth(struct child *st, int block, bool key_b, const uint8_t *key)
     st->mfc_sector = block / 4;
     st->mfc_key_b = key_b;
     return YN_OK;
+}
+
+static int mfc_auth(struct child *st, int block, bool key_b, const uint8_t *key)
+{
+    if (st->mfc_sector == block / 4 && st->mfc_key_b == key_b)
+        return YN_OK;
+    uint8_t ka[6], kb[6];
+    yn_layout_mfc_keys(key, ka, kb);
+    return mfc_auth_raw(st, block, key_b, key_b ? kb : ka);
 }
 
 static int mfc_read_block(struct child *st, int block, const uint8_t *key, uint8_t out[16])
@@ -398,6 +405,195 @@ static int mfc_write(struct child *st, enum yn_nfc_area area, const uint8_t *key
     return rc;
 }
 
+/* --- the issuing desk -------------------------------------------------- */
+
+/* Delete our application for a forced format: with the issuer's key 0, or
+ * the all-zero key 0 of an interrupted format (CreateApplication sets it, our
+ * format changes it last), or at PICC level with the PICC master key. */
+static int df_delete_ours(struct child *st, const yn_lnfc_req *rq)
+{
+    static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES, picc[3] = {0, 0, 0}, zero[16] = {0};
+    const uint8_t *tries[3] = {rq->issuer_key, zero, rq->has_picc_key ? rq->picc_key : NULL};
+    int rc = YN_EAUTH;
+    for (int i = 0; i < 3 && rc == YN_EAUTH; i++) {
+        if (!tries[i])
+            continue;
+        rc = yn_df_select_application(&st->pcd, i == 2 ? picc : aid);
+        if (rc == YN_OK)
+            rc = yn_df_authenticate_aes(&st->pcd, 0, tries[i]);
+        if (rc == YN_OK)
+            rc = yn_df_delete_application(&st->pcd, aid);
+    }
+    if (rc == YN_EAUTH)
+        snprintf(st->detail, sizeof st->detail,
+                 "cannot delete application F5594E: neither the issuer key 0 nor a zero key 0 "
+                 "opens it%s",
+                 rq->has_picc_key ? ", and the PICC master key was refused"
+                                  : "; give the PICC master key (--picc-key)");
+    return rc;
+}
+
+/* Personalise a DESFire (firmware/CARD.md §5). Key 0 is changed last, so a
+ * card pulled at any step keeps key 0 = zero or = the issuer's: --force can
+ * always delete the half-made application and start again. */
+static int df_format(struct child *st, const yn_lnfc_req *rq)
+{
+    static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES, picc[3] = {0, 0, 0}, zero[16] = {0};
+    yn_df_pcd *pcd = &st->pcd;
+    uint8_t aids[28][3];
+    size_t n = 0;
+    bool ours = false;
+    st->df_ready = false;
+    int rc = yn_df_select_application(pcd, picc);
+    if (rc == YN_OK && rq->has_picc_key &&
+        (rc = yn_df_authenticate_aes(pcd, 0, rq->picc_key)) == YN_EAUTH)
+        snprintf(st->detail, sizeof st->detail, "the PICC master key was refused");
+    if (rc == YN_OK)
+        rc = yn_df_get_application_ids(pcd, aids, 28, &n);
+    if (rc != YN_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        ours |= memcmp(aids[i], aid, 3) == 0;
+    if (ours && !(rq->flags & YN_NFC_FORCE)) {
+        snprintf(st->detail, sizeof st->detail,
+                 "the card already has application F5594E (formatted, or a format was "
+                 "interrupted)");
+        return YN_EDUPLICATE;
+    }
+    if (ours) {
+        if ((rc = df_delete_ours(st, rq)) != YN_OK)
+            return rc;
+        rc = yn_df_select_application(pcd, picc);
+        if (rc == YN_OK && rq->has_picc_key)
+            rc = yn_df_authenticate_aes(pcd, 0, rq->picc_key);
+        if (rc != YN_OK)
+            return rc;
+    }
+    rc = yn_df_create_application(pcd, aid, 0x09, YN_DF_KS2_AES | 2);
+    if (rc == YN_EPERM)
+        snprintf(st->detail, sizeof st->detail,
+                 "the card refused CreateApplication: its PICC settings need the PICC master key "
+                 "(--picc-key)");
+    if (rc == YN_OK)
+        rc = yn_df_select_application(pcd, aid);
+    if (rc == YN_OK)
+        rc = yn_df_authenticate_aes(pcd, YN_LAYOUT_DF_KEY_MASTER, zero);
+    if (rc == YN_OK)
+        rc = yn_df_change_key(pcd, YN_LAYOUT_DF_KEY_CARD, rq->key, zero, rq->key_version);
+    if (rc == YN_OK)
+        rc = yn_df_create_data_file(pcd, YN_LAYOUT_DF_FILE_RECORD, YN_DF_FILE_STANDARD,
+                                    YN_DF_COMM_ENCIPHERED, YN_LAYOUT_DF_KEY_CARD,
+                                    YN_LAYOUT_DF_KEY_MASTER, YN_LAYOUT_DF_KEY_MASTER,
+                                    YN_LAYOUT_DF_KEY_MASTER, rq->record_size);
+    if (rc == YN_OK)
+        rc = yn_df_create_data_file(pcd, YN_LAYOUT_DF_FILE_STAMP, YN_DF_FILE_BACKUP,
+                                    YN_DF_COMM_ENCIPHERED, YN_LAYOUT_DF_KEY_CARD,
+                                    YN_LAYOUT_DF_KEY_CARD, YN_LAYOUT_DF_KEY_CARD,
+                                    YN_LAYOUT_DF_KEY_MASTER, YN_LAYOUT_DF_STAMP_SIZE);
+    if (rc == YN_OK) /* last: the session ends with it */
+        rc = yn_df_change_key(pcd, YN_LAYOUT_DF_KEY_MASTER, rq->issuer_key, NULL, rq->key_version);
+    return rc;
+}
+
+/* The record as the issuer (key 0), then the stamp wiped (key 1's file). */
+static int df_issue(struct child *st, const yn_lnfc_req *rq)
+{
+    static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES;
+    static const uint8_t blank[YN_LAYOUT_DF_STAMP_SIZE] = {0};
+    st->df_ready = false;
+    int rc = yn_df_select_application(&st->pcd, aid);
+    if (rc == YN_ENOTFOUND)
+        snprintf(st->detail, sizeof st->detail,
+                 "no application F5594E on this DESFire: format the card first");
+    if (rc == YN_OK && (rc = yn_df_authenticate_aes(&st->pcd, YN_LAYOUT_DF_KEY_MASTER,
+                                                    rq->issuer_key)) == YN_EAUTH)
+        snprintf(st->detail, sizeof st->detail,
+                 "key 0 refused the issuer's key: not formatted by this issuer (format --force)");
+    if (rc == YN_OK)
+        rc = yn_df_write_data(&st->pcd, YN_LAYOUT_DF_FILE_RECORD, 0, rq->data, rq->len,
+                              YN_DF_COMM_ENCIPHERED);
+    if (rc == YN_ELIMIT)
+        snprintf(st->detail, sizeof st->detail,
+                 "the record file is smaller than the record (format --force)");
+    if (rc == YN_OK)
+        rc = df_write(st, YN_NFC_AREA_STAMP, rq->key, blank, sizeof blank);
+    return rc;
+}
+
+/* Authenticate the sector of block with the first of keys[] that opens it;
+ * a refusal halts a Classic card, so it is selected again before the next.
+ * *which = the index that worked. */
+static int mfc_auth_first(struct child *st, const yn_nfc_tag *tag, int block,
+                          const uint8_t (*keys)[6], const bool *key_b, int n, int *which)
+{
+    int rc = YN_EAUTH;
+    for (int i = 0; i < n && rc == YN_EAUTH; i++) {
+        if (i > 0) {
+            forget_card(st);
+            if ((rc = ensure_selected(st, tag)) != YN_OK)
+                return rc;
+        }
+        st->mfc_sector = -1;
+        rc = mfc_auth_raw(st, block, key_b[i], keys[i]);
+        *which = i;
+    }
+    return rc;
+}
+
+/* Classic: trailers of sectors 1..15 keyed from K (CARD.md §6). Sectors
+ * already keyed are recognised by key B; a torn trailer by key A. */
+static int mfc_format(struct child *st, const yn_lnfc_req *rq)
+{
+    static const uint8_t issued[4] = YN_LAYOUT_MFC_ACCESS_ISSUED;
+    static const uint8_t transport[4] = YN_LAYOUT_MFC_ACCESS_TRANSPORT;
+    uint8_t keys[4][6], ka[6], kb[6];
+    static const bool key_b[4] = {false, true, false, true};
+    yn_layout_mfc_keys(rq->key, ka, kb);
+    memset(keys[0], 0xFF, 6); /* transport key A */
+    memcpy(keys[1], kb, 6);
+    memcpy(keys[2], ka, 6);
+    memset(keys[3], 0xFF, 6); /* transport key B */
+    for (int sector = 1; sector < YN_LAYOUT_MFC_BLOCKS / 4; sector++) {
+        int block = sector * 4 + 3, which = 0;
+        int rc = mfc_auth_first(st, &rq->tag, block, (const uint8_t(*)[6])keys, key_b, 4, &which);
+        if (rc == YN_EAUTH)
+            snprintf(st->detail, sizeof st->detail,
+                     "Classic sector %d opens with neither the transport keys nor ours "
+                     "(a foreign card)",
+                     sector);
+        if (rc != YN_OK)
+            return rc;
+        if (sector == 1 && which != 0 && !(rq->flags & YN_NFC_FORCE)) {
+            snprintf(st->detail, sizeof st->detail,
+                     "Classic sector 1 already carries our keys (formatted, or a format was "
+                     "interrupted)");
+            return YN_EDUPLICATE;
+        }
+        uint8_t trailer[16], cmd[18] = {0xA0, (uint8_t)block}, rx[16];
+        size_t n = 0;
+        memcpy(trailer, ka, 6);
+        memcpy(trailer + 6, sector <= 4 ? issued : transport, 4);
+        memcpy(trailer + 10, kb, 6);
+        memcpy(cmd + 2, trailer, 16);
+        rc = transceive(st, cmd, sizeof cmd, rx, sizeof rx, &n, "Classic trailer write");
+        if (rc == YN_OK && n != 0)
+            rc = YN_EPROTO;
+        if (rc != YN_OK)
+            return rc;
+        st->mfc_sector = -1; /* the sector's keys just changed */
+    }
+    return YN_OK;
+}
+
+static int mfc_issue(struct child *st, const yn_lnfc_req *rq)
+{
+    static const uint8_t blank[YN_LAYOUT_MFC_STAMP_LEN] = {0};
+    int rc = mfc_write(st, YN_NFC_AREA_RECORD, rq->key, rq->data, rq->len);
+    if (rc == YN_OK)
+        rc = mfc_write(st, YN_NFC_AREA_STAMP, rq->key, blank, sizeof blank);
+    return rc;
+}
+
 /* --- the request loop -------------------------------------------------- */
 
 static void serve(struct child *st, const yn_lnfc_req *rq, yn_lnfc_rsp *rs)
@@ -430,6 +626,26 @@ static void serve(struct child *st, const yn_lnfc_req *rq, yn_lnfc_rsp *rs)
             rc = YN_ENOTSUP;
         if (rc != YN_OK)
             forget_card(st); /* after any error, re-select before the next operation */
+        break;
+    case YN_LNFC_FORMAT:
+    case YN_LNFC_ISSUE:
+        if (rq->tag.uid_len < 4 || rq->tag.uid_len > YN_UID_MAX || rq->len > YN_LNFC_DATA_MAX ||
+            (rq->op == YN_LNFC_FORMAT &&
+             (rq->record_size == 0 || rq->record_size > YN_DF_DATA_MAX)) ||
+            (rq->op == YN_LNFC_ISSUE && rq->len == 0)) {
+            rc = YN_EINVAL;
+            break;
+        }
+        rc = ensure_selected(st, &rq->tag);
+        if (rc != YN_OK)
+            break;
+        if (rq->tag.type == YN_TAG_DESFIRE)
+            rc = rq->op == YN_LNFC_FORMAT ? df_format(st, rq) : df_issue(st, rq);
+        else if (rq->tag.type == YN_TAG_CLASSIC_1K)
+            rc = rq->op == YN_LNFC_FORMAT ? mfc_format(st, rq) : mfc_issue(st, rq);
+        else
+            rc = YN_ENOTSUP;
+        forget_card(st); /* keys changed: a new session for whatever comes next */
         break;
     case YN_LNFC_RELEASE: {
         int res = nfc_initiator_deselect_target(st->pnd);
@@ -528,6 +744,8 @@ void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, bool c
         rs.seq = rq.seq;
         serve(&st, &rq, &rs);
         memset(rq.key, 0, sizeof rq.key);
+        memset(rq.issuer_key, 0, sizeof rq.issuer_key);
+        memset(rq.picc_key, 0, sizeof rq.picc_key);
         answer(sock, &rs);
     }
     memset(&st.pcd, 0, sizeof st.pcd);

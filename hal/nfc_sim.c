@@ -1,6 +1,7 @@
 /* nfc_sim.c — the simulated reader: virtual cards in memory, misbehaving on cue.
  * A card authenticates only with its own key, so a clone (same UID and record,
- * wrong key) fails exactly as it would on a real DESFire. */
+ * wrong key) fails exactly as it would on a real DESFire. A blank card has no
+ * key until the issuing desk formats it (format/issue ops). */
 #include "nfc_sim.h"
 
 #include <errno.h>
@@ -98,6 +99,8 @@ static int sim_read(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
     yn_sim_card *c = card_in_field(s, tag);
     if (!c)
         return YN_ECARDGONE;
+    if (c->blank)
+        return c->tag.type == YN_TAG_DESFIRE ? YN_ENOTFOUND : YN_EAUTH;
     if (memcmp(c->key, key, YN_NFC_KEY_LEN) != 0)
         return YN_EAUTH;
     const uint8_t *src = area == YN_NFC_AREA_RECORD ? c->record : c->stamp;
@@ -121,8 +124,12 @@ static int sim_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
     yn_sim_card *c = card_in_field(s, tag);
     if (!c)
         return YN_ECARDGONE;
+    if (c->blank)
+        return c->tag.type == YN_TAG_DESFIRE ? YN_ENOTFOUND : YN_EAUTH;
     if (memcmp(c->key, key, YN_NFC_KEY_LEN) != 0)
         return YN_EAUTH;
+    if (area == YN_NFC_AREA_RECORD && c->tag.type == YN_TAG_DESFIRE)
+        return YN_EPERM; /* the record file is written with key 0 only */
     if (len > YN_SIM_AREA_MAX)
         return YN_ELIMIT;
     if (area == YN_NFC_AREA_RECORD) {
@@ -132,6 +139,60 @@ static int sim_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
         memcpy(c->stamp, buf, len);
         c->stamp_len = len;
     }
+    return YN_OK;
+}
+
+/* A blank card gets its keys and an empty layout; a formatted one only with
+ * YN_NFC_FORCE (the sim does not model the PICC master key). */
+static int sim_format(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                      size_t record_size, unsigned flags)
+{
+    struct sim *s = S(dev);
+    int rc = take_fault(s, YN_SIM_PULL_ON_WRITE);
+    if (rc == YN_ECARDGONE)
+        s->present = -1;
+    if (rc != YN_OK)
+        return rc;
+    yn_sim_card *c = card_in_field(s, tag);
+    if (!c)
+        return YN_ECARDGONE;
+    if (record_size == 0 || record_size > YN_SIM_AREA_MAX)
+        return YN_ELIMIT;
+    if (!c->blank && !(flags & YN_NFC_FORCE))
+        return YN_EDUPLICATE;
+    c->blank = false;
+    memcpy(c->key, keys->card_key, YN_NFC_KEY_LEN);
+    memcpy(c->issuer_key, keys->issuer_key, YN_NFC_KEY_LEN);
+    c->record_len = 0;
+    memset(c->stamp, 0, sizeof c->stamp);
+    c->stamp_len = 16;
+    return YN_OK;
+}
+
+static int sim_issue(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *keys,
+                     const uint8_t *record, size_t len)
+{
+    struct sim *s = S(dev);
+    int rc = take_fault(s, YN_SIM_PULL_ON_WRITE);
+    if (rc == YN_ECARDGONE)
+        s->present = -1;
+    if (rc != YN_OK)
+        return rc;
+    yn_sim_card *c = card_in_field(s, tag);
+    if (!c)
+        return YN_ECARDGONE;
+    if (c->blank)
+        return c->tag.type == YN_TAG_DESFIRE ? YN_ENOTFOUND : YN_EAUTH;
+    const uint8_t *want = c->tag.type == YN_TAG_DESFIRE ? c->issuer_key : c->key;
+    const uint8_t *have = c->tag.type == YN_TAG_DESFIRE ? keys->issuer_key : keys->card_key;
+    if (memcmp(want, have, YN_NFC_KEY_LEN) != 0)
+        return YN_EAUTH;
+    if (len == 0 || len > YN_SIM_AREA_MAX)
+        return YN_ELIMIT;
+    memcpy(c->record, record, len);
+    c->record_len = len;
+    memset(c->stamp, 0, sizeof c->stamp);
+    c->stamp_len = 16;
     return YN_OK;
 }
 
@@ -149,6 +210,8 @@ const yn_nfc_ops yn_nfc_sim_ops = {
     .read = sim_read,
     .write = sim_write,
     .describe = sim_describe,
+    .format = sim_format,
+    .issue = sim_issue,
 };
 
 int yn_nfc_sim_add(yn_nfc *dev, const yn_sim_card *card)
@@ -229,12 +292,16 @@ int yn_nfc_sim_load(yn_nfc *dev, const char *path, char *err, size_t errlen)
             what = "expected 6 fields: label|type|uid-hex|key-hex|record-hex|stamp-hex";
         else if (strlen(label) >= sizeof c.label)
             what = "label longer than 31 bytes";
-        else if (strcmp(type, "desfire") && strcmp(type, "classic1k"))
-            what = "type must be desfire or classic1k";
+        else if (strcmp(type, "desfire") && strcmp(type, "classic1k") &&
+                 strcmp(type, "desfire-blank") && strcmp(type, "classic1k-blank"))
+            what = "type must be desfire, classic1k, desfire-blank or classic1k-blank";
+        else if (strstr(type, "-blank") && (*key || *rec || *stamp))
+            what = "a blank card has empty key, record and stamp fields";
         else if (yn_hex_decode(uid, c.tag.uid, sizeof c.tag.uid, &c.tag.uid_len) != YN_OK ||
                  (c.tag.uid_len != 4 && c.tag.uid_len != 7))
             what = "uid must be 4 or 7 bytes of hex";
-        else if (yn_hex_decode(key, c.key, sizeof c.key, &n) != YN_OK || n != YN_NFC_KEY_LEN)
+        else if (!strstr(type, "-blank") &&
+                 (yn_hex_decode(key, c.key, sizeof c.key, &n) != YN_OK || n != YN_NFC_KEY_LEN))
             what = "key must be 16 bytes of hex";
         else if (yn_hex_decode(rec, c.record, sizeof c.record, &c.record_len) != YN_OK)
             what = "record must be hex, at most 256 bytes";
@@ -246,7 +313,10 @@ int yn_nfc_sim_load(yn_nfc *dev, const char *path, char *err, size_t errlen)
             break;
         }
         snprintf(c.label, sizeof c.label, "%s", label);
-        c.tag.type = strcmp(type, "desfire") == 0 ? YN_TAG_DESFIRE : YN_TAG_CLASSIC_1K;
+        c.tag.type = strncmp(type, "desfire", 7) == 0 ? YN_TAG_DESFIRE : YN_TAG_CLASSIC_1K;
+        c.blank = strstr(type, "-blank") != NULL;
+        for (int i = 0; i < YN_NFC_KEY_LEN; i++)
+            c.issuer_key[i] = c.blank ? 0 : (uint8_t)(c.key[i] ^ 0xFF);
         if (yn_nfc_sim_add(dev, &c) < 0) {
             snprintf(err, errlen, "%s:%d: more than %d cards", path, lineno, YN_SIM_CARDS_MAX);
             rc = YN_ELIMIT;

@@ -18,6 +18,9 @@ typedef struct yn_sim_card {
     size_t record_len;
     uint8_t stamp[YN_SIM_AREA_MAX];
     size_t stamp_len;
+    bool blank; /* factory-blank: no application / transport keys; key unused */
+    uint8_t issuer_key[YN_NFC_KEY_LEN]; /* DESFire key 0 (loaded cards: key XOR FF, as
+                                           the PN532 emulator's stand-in) */
 } yn_sim_card;
 
 enum yn_sim_fault {
@@ -42,7 +45,9 @@ void yn_nfc_sim_fault(yn_nfc *dev, enum yn_sim_fault fault);
 
 /* Load virtual cards from a text file: one card a line,
  *   label|type|uid-hex|key-hex|record-hex|stamp-hex
- * '#' starts a comment. Errors name the file and line. */
+ * type desfire or classic1k; desfire-blank or classic1k-blank is a
+ * factory-blank card (key, record and stamp fields empty) for
+ * yinian-card format. '#' starts a comment. Errors name the file and line. */
 int yn_nfc_sim_load(yn_nfc *dev, const char *path, char *err, size_t errlen) YN_MUST_CHECK;
 
 #endif

@@ -36,12 +36,17 @@ static void usage(FILE *to)
           "  yinian-card issue --master FILE --issuer FILE [--key-version N] --uid HEX\n"
           "      [--type desfire|classic1k] --card-no NO --birth YYYYMMDD [--flags a+b]\n"
           "      --district CODE --street CODE [--issued YYYYMMDD] --expiry YYYYMMDD\n"
-          "      [--label TEXT] (--sim-out FILE | --config BOARD_CONF)\n"
+          "      [--label TEXT] (--sim-out FILE | --config BOARD_CONF [--app-master FILE])\n"
+          "      --config: the record is written as the issuer (DESFire key 0) and the stamp\n"
+          "      wiped, on a card made by format\n"
           "  yinian-card read (--config BOARD_CONF | --cards FILE --index N)\n"
           "      --master FILE --issuer-pub FILE\n"
-          "  yinian-card format (--config BOARD_CONF | --sim-out FILE --uid HEX [--type T]\n"
-          "      [--label TEXT]) --master FILE\n"
-          "      reader: wipe the card's stamp; --sim-out: add a blank card with its key\n"
+          "  yinian-card format (--config BOARD_CONF [--force] [--picc-key FILE]\n"
+          "      [--app-master FILE] | --sim-out FILE --uid HEX [--type T] [--label TEXT])\n"
+          "      --master FILE\n"
+          "      reader: personalise a factory-blank card (DESFire: application F5594E, keys,\n"
+          "      files; Classic: sector keys); a formatted card only with --force;\n"
+          "      --sim-out: add a formatted, unissued card line with its key\n"
           "  yinian-card batch --master FILE --issuer FILE --sim-out FILE CSV\n"
           "      CSV header: label,uid,type,card_no,birth,flags,district,street,issued,expiry\n"
           "      (flags joined with '+', e.g. dibao+shidu; empty = none)\n"
@@ -52,6 +57,9 @@ static void usage(FILE *to)
 struct opts {
     const char *master, *issuer, *issuer_pub, *sim_out, *config, *cards, *label, *type;
     const char *uid_hex;
+    const char *app_master; /* DESFire key 0 master (default: master) */
+    const char *picc_key;   /* DESFire PICC master key (AES), optional */
+    bool force;
     int key_version, index;
     yn_card_record rec;
 };
@@ -222,6 +230,43 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
     return 0;
 }
 
+/* Key 0 of the DESFire application (firmware/CARD.md §5): AN10922 like the
+ * card key, from the issuer's application master (--app-master, else the
+ * district master) with its own system identifier, so key 0 ≠ key 1 even
+ * from one master. */
+static const uint8_t key0_sysid[13] = {'Y', 'I', 'N', 'I', 'A', 'N', '-',
+                                       'P', 'O', 'S', '-', 'K', '0'};
+
+/* Everything the issuing desk's HAL ops need for the card on the reader. */
+static int issue_keys_for(const struct opts *o, const uint8_t master[16], const yn_nfc_tag *tag,
+                          yn_nfc_issue_keys *k)
+{
+    uint8_t app_master[16];
+    size_t n = 0;
+    memset(k, 0, sizeof *k);
+    k->key_version = (uint8_t)o->key_version;
+    if (o->app_master && load_master(o->app_master, app_master) != YN_OK)
+        return YN_EINVAL;
+    if (!o->app_master)
+        memcpy(app_master, master, sizeof app_master);
+    int rc = yn_card_key_for_uid(master, tag->uid, tag->uid_len, k->card_key);
+    if (rc == YN_OK)
+        rc = yn_card_diversify(app_master, tag->uid, tag->uid_len, yn_card_aid, key0_sysid,
+                               sizeof key0_sysid, k->issuer_key);
+    explicit_bzero(app_master, sizeof app_master);
+    if (rc == YN_OK && o->picc_key) {
+        rc = yn_key_file_load(o->picc_key, true, "PICC master key", k->picc_key, sizeof k->picc_key,
+                              &n);
+        if (rc == YN_OK && n != sizeof k->picc_key) {
+            fprintf(stderr, "yinian-card: %s: the PICC master key must be 16 bytes (AES)\n",
+                    o->picc_key);
+            rc = YN_EINVAL;
+        }
+        k->has_picc_key = rc == YN_OK;
+    }
+    return rc;
+}
+
 /* Build, sign and write one record (to the sim file or the card on the reader). */
 static int issue_one(const struct opts *o, const uint8_t master[16], const uint8_t priv[32],
                      const char *where)
@@ -259,10 +304,22 @@ static int issue_one(const struct opts *o, const uint8_t master[16], const uint8
         return EXIT_CARD;
     int rc;
     if (o->config) {
-        rc = yn_nfc_write(&nfc, &tag, YN_NFC_AREA_RECORD, key, buf, len);
+        yn_nfc_issue_keys keys;
+        rc = issue_keys_for(o, master, &tag, &keys);
+        if (rc != YN_OK) {
+            yn_nfc_close(&nfc);
+            return EXIT_USAGE;
+        }
+        rc = yn_nfc_issue(&nfc, &tag, &keys, buf, len);
+        if (rc == YN_ENOTSUP) /* a backend without the issuing desk's op */
+            rc = yn_nfc_write(&nfc, &tag, YN_NFC_AREA_RECORD, key, buf, len);
+        explicit_bzero(&keys, sizeof keys);
         yn_nfc_close(&nfc);
         if (rc != YN_OK) {
-            fprintf(stderr, "%s: writing the record failed: %s\n", where, yn_strerror(rc));
+            fprintf(stderr, "%s: writing the record failed: %s%s\n", where, yn_strerror(rc),
+                    rc == YN_EAUTH || rc == YN_ENOTFOUND
+                        ? " (is the card formatted by this issuer? yinian-card format)"
+                        : "");
             return EXIT_CARD;
         }
     } else {
@@ -408,19 +465,34 @@ static int cmd_format(const struct opts *o)
     yn_config cfg;
     yn_nfc nfc;
     yn_nfc_tag tag;
+    yn_nfc_issue_keys keys;
     int rc = open_reader(o->config, &cfg, &nfc, &tag);
     if (rc != YN_OK)
         return rc == YN_ECONFIG ? EXIT_USAGE : EXIT_CARD;
-    static const uint8_t blank[YN_CARD_STAMP_LEN];
-    rc = yn_card_key_for_uid(master, tag.uid, tag.uid_len, key);
-    if (rc == YN_OK)
-        rc = yn_nfc_write(&nfc, &tag, YN_NFC_AREA_STAMP, key, blank, sizeof blank);
+    if (issue_keys_for(o, master, &tag, &keys) != YN_OK) {
+        yn_nfc_close(&nfc);
+        return EXIT_USAGE;
+    }
+    rc = yn_nfc_format(&nfc, &tag, &keys, yn_card_record_size(YN_CARD_FORMAT_V1),
+                       o->force ? YN_NFC_FORCE : 0);
+    explicit_bzero(&keys, sizeof keys);
     yn_nfc_close(&nfc);
-    if (rc != YN_OK) {
-        fprintf(stderr, "yinian-card: wiping the stamp failed: %s\n", yn_strerror(rc));
+    char u[2 * YN_UID_MAX + 1];
+    yn_nfc_uid_hex(&tag, u, sizeof u);
+    if (rc == YN_EDUPLICATE) {
+        fprintf(stderr,
+                "yinian-card: card %s is already formatted (or an earlier format was "
+                "interrupted); nothing changed. Run format again with --force to redo it — "
+                "this erases its record\n",
+                u);
         return EXIT_CARD;
     }
-    printf("stamp wiped\n");
+    if (rc != YN_OK) {
+        fprintf(stderr, "yinian-card: formatting card %s failed: %s%s\n", u, yn_strerror(rc),
+                rc == YN_ECARDGONE ? " (card pulled: put it back and run format --force)" : "");
+        return EXIT_CARD;
+    }
+    printf("formatted %s card %s\n", yn_tag_type_name(tag.type), u);
     return 0;
 }
 
@@ -523,6 +595,9 @@ int main(int argc, char **argv)
                                               {"config", required_argument, NULL, 'c'},
                                               {"cards", required_argument, NULL, 'C'},
                                               {"index", required_argument, NULL, 'x'},
+                                              {"force", no_argument, NULL, 'F'},
+                                              {"picc-key", required_argument, NULL, 'P'},
+                                              {"app-master", required_argument, NULL, 'A'},
                                               {"help", no_argument, NULL, 'h'},
                                               {NULL, 0, NULL, 0}};
     if (argc < 2) {
@@ -595,6 +670,15 @@ int main(int argc, char **argv)
         case 'x':
             o.index = (int)strtol(optarg, &end, 10);
             bad |= *end || o.index < 0;
+            break;
+        case 'F':
+            o.force = true;
+            break;
+        case 'P':
+            o.picc_key = optarg;
+            break;
+        case 'A':
+            o.app_master = optarg;
             break;
         case 'h':
             usage(stdout);

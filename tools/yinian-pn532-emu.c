@@ -82,6 +82,7 @@ struct emu {
 
     enum fault fault;
     int fault_ms;
+    int fault_count; /* pull-on-write: the card leaves at the N-th write-like command */
 
     uint8_t pending[ANS_MAX + 16]; /* a slow answer waiting for its time */
     size_t pending_len, pending_pos;
@@ -230,6 +231,10 @@ static int build_desfire(struct card *c)
 {
     static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES;
     uint8_t keys[2][16];
+    if (c->sim.blank) { /* factory-blank: no application, PICC key zero, settings 0x0F */
+        yn_df_picc_init(&c->df, c->sim.tag.uid, c->sim.tag.uid_len);
+        return YN_OK;
+    }
     /* key 0: a stand-in for the issuer's application master key, never used by terminals */
     for (int i = 0; i < 16; i++)
         keys[0][i] = (uint8_t)(c->sim.key[i] ^ 0xFF);
@@ -289,9 +294,10 @@ static int build_classic(struct card *c)
     yn_layout_mfc_keys(s->key, key_a, key_b);
     for (int sector = 0; sector < 16; sector++) {
         uint8_t *t = m[sector * 4 + 3];
-        memcpy(t, sector ? key_a : transport_key, 6);
-        memcpy(t + 6, sector >= 1 && sector <= 4 ? issued : transport, 4);
-        memcpy(t + 10, sector ? key_b : transport_key, 6);
+        bool keyed = sector && !s->blank; /* a blank card has transport keys everywhere */
+        memcpy(t, keyed ? key_a : transport_key, 6);
+        memcpy(t + 6, keyed && sector <= 4 ? issued : transport, 4);
+        memcpy(t + 10, keyed ? key_b : transport_key, 6);
     }
     if (s->record_len > YN_LAYOUT_MFC_RECORD_AREA)
         return YN_ELIMIT;
@@ -430,7 +436,7 @@ static uint8_t classic_exchange(struct emu *e, struct card *c, const uint8_t *cm
             e->halted = true;
             return 0x14;
         }
-        if (e->fault == F_PULL_ON_WRITE) {
+        if (e->fault == F_PULL_ON_WRITE && --e->fault_count <= 0) {
             /* torn write: half the block made it, then the card left */
             e->fault = F_NONE;
             memcpy(c->mfc[blk], cmd + 2, 8);
@@ -449,11 +455,21 @@ static uint8_t classic_exchange(struct emu *e, struct card *c, const uint8_t *cm
     }
 }
 
-static bool desfire_is_commit(const uint8_t *frame, size_t n)
+/* Commands after which the card's content has changed: CommitTransaction and
+ * the issuing desk's. (WriteData is not: a backup file only changes at the
+ * commit, and a pull there is what the stamp test wants.) */
+static bool desfire_is_write_like(const uint8_t *frame, size_t n)
 {
+    uint8_t ins;
     if (n >= 5 && frame[0] == 0x90 && frame[2] == 0 && frame[3] == 0)
-        return frame[1] == YN_DF_CMD_COMMIT;
-    return n >= 1 && frame[0] == YN_DF_CMD_COMMIT;
+        ins = frame[1];
+    else if (n >= 1)
+        ins = frame[0];
+    else
+        return false;
+    return ins == YN_DF_CMD_COMMIT || ins == YN_DF_CMD_CHANGE_KEY ||
+           ins == YN_DF_CMD_CREATE_APPLICATION || ins == YN_DF_CMD_DELETE_APPLICATION ||
+           ins == YN_DF_CMD_CREATE_STD_DATA_FILE || ins == YN_DF_CMD_CREATE_BACKUP_DATA_FILE;
 }
 
 /* InDataExchange: the card's answer (status byte + data) into out. */
@@ -475,9 +491,11 @@ static size_t data_exchange(struct emu *e, const uint8_t *d, size_t n, uint8_t *
             out[0] = 0x01;
             return 1;
         }
-        if (e->fault == F_PULL_ON_WRITE && desfire_is_commit(d + 1, n - 1)) {
+        if (e->fault == F_PULL_ON_WRITE && desfire_is_write_like(d + 1, n - 1) &&
+            --e->fault_count <= 0) {
             e->fault = F_NONE;
-            say("pull-on-write: card %d left before CommitTransaction", e->present);
+            say("pull-on-write: card %d left before command %02x", e->present,
+                d[1] == 0x90 ? d[2] : d[1]);
             card_leaves(e);
             out[0] = 0x01;
             return 1;
@@ -806,6 +824,14 @@ static bool set_fault(struct emu *e, const char *kind, const char *arg)
                 return false;
             e->fault_ms = (int)ms;
         }
+        e->fault_count = 1;
+        if (kinds[i].f == F_PULL_ON_WRITE && arg) {
+            char *end = NULL;
+            long count = strtol(arg, &end, 10);
+            if (*end || count < 1 || count > 1000)
+                return false;
+            e->fault_count = (int)count;
+        }
         e->fault = kinds[i].f;
         return true;
     }
@@ -891,11 +917,13 @@ static void usage(void)
             "                        [--verbose]\n"
             "  --link PATH     symlink to the emulator's pty (libnfc: pn532_uart:PATH)\n"
             "  --cards FILE    virtual cards, label|type|uid-hex|key-hex|record-hex|stamp-hex\n"
+            "                  (type desfire, classic1k, desfire-blank, classic1k-blank)\n"
             "  --control FIFO  control commands, one a line (created if missing):\n"
             "                    present N | remove | fault KIND [MS] | unplug | plug |\n"
             "                    verbose on|off | stats | quit\n"
-            "                  KIND: silent, slow MS, dribble MS, badcrc, pull-on-write, short,\n"
-            "                        garbage, status80, none (one-shot: the next card command)\n"
+            "                  KIND: silent, slow MS, dribble MS, badcrc, pull-on-write [N],\n"
+            "                        short, garbage, status80, none (one-shot: the next card\n"
+            "                        command; pull-on-write: the N-th write, default 1)\n"
             "  --present N     start with card N (0-based line among the cards) in the field\n");
 }
 

@@ -116,7 +116,17 @@ static void make_fixture(struct card_fixture *c, const uint8_t *uid, size_t uid_
 }
 
 /* The virtual card file: index = line among cards. */
-enum { C_DF, C_MFC, C_DF_CLONE, C_MFC_CLONE, C_DF_TAMPERED, C_DF_BLANK, C_MFC_DEFAULT };
+enum {
+    C_DF,
+    C_MFC,
+    C_DF_CLONE,
+    C_MFC_CLONE,
+    C_DF_TAMPERED,
+    C_DF_BLANK,
+    C_MFC_DEFAULT,
+    C_DF_FACTORY,
+    C_MFC_FACTORY
+};
 
 static void write_cards(void)
 {
@@ -152,7 +162,9 @@ static void write_cards(void)
              "Classic clone|classic1k|%s|%s|%s|\n"
              "tampered DESFire|desfire|%s|%s|%s|\n"
              "blank DESFire|desfire|04000000000001|%s||\n"
-             "transport Classic|classic1k|01020304|ffffffffffffffffffffffff00000000|%s|\n",
+             "transport Classic|classic1k|01020304|ffffffffffffffffffffffff00000000|%s|\n"
+             "factory DESFire|desfire-blank|04f00000000007|||\n"
+             "factory Classic|classic1k-blank|f0000008|||\n",
              u1, k1, r1, u2, k2, r2, u1, kc, r1, u2, kz, r2, u1, k1, rt, k1, r2);
     char path[PATH_MAX + 16];
     yn_test_write(dir, "cards.txt", text, 0600, path, sizeof path);
@@ -554,6 +566,76 @@ static void test_open_missing_reader(void)
     CHECK(workers() == 1, "no worker left behind by a failed open, found %d", workers());
 }
 
+/* The issuing desk's ops on factory-blank cards: format, issue as the issuer,
+ * the terminal's key reads the record but cannot write it, a second format is
+ * refused, a forced one works. */
+static void test_issuing_desk(void)
+{
+    static const uint8_t sysid_k0[13] = {'Y', 'I', 'N', 'I', 'A', 'N', '-',
+                                         'P', 'O', 'S', '-', 'K', '0'};
+    for (int card = C_DF_FACTORY; card <= C_MFC_FACTORY; card++) {
+        uint8_t buf[YN_CARD_RECORD_MAX + 32], record[YN_CARD_RECORD_MAX];
+        size_t len = 0, record_len = 0;
+        yn_nfc_issue_keys keys = {.key_version = 1};
+        const char *why = NULL;
+        CHECK_RC(tap(card), YN_OK);
+        CHECK(yn_card_key_for_uid(district_master, tag.uid, tag.uid_len, keys.card_key) == YN_OK &&
+                  yn_card_diversify(district_master, tag.uid, tag.uid_len, yn_card_aid, sysid_k0,
+                                    sizeof sysid_k0, keys.issuer_key) == YN_OK,
+              "keys");
+        yn_card_record rec = {.format_version = YN_CARD_FORMAT_V1,
+                              .key_version = 1,
+                              .birth_ymd = 19400101,
+                              .district = 440304,
+                              .street = 440304001,
+                              .issue_ymd = 20250101,
+                              .expiry_ymd = 20301231};
+        snprintf(rec.card_no, sizeof rec.card_no, "GD-FACTORY-%c", '0' + card % 10);
+        CHECK(yn_card_encode_signed(&rec, tag.uid, tag.uid_len, issuer_seed, record, sizeof record,
+                                    &record_len, &why) == YN_OK,
+              "sign: %s", why ? why : "?");
+        /* blank: nothing a terminal can read, nothing to issue onto */
+        CHECK_RC(read_area(YN_NFC_AREA_RECORD, keys.card_key, buf, &len),
+                 card == C_DF_FACTORY ? YN_ENOTFOUND : YN_EAUTH);
+        CHECK_RC(tap(card), YN_OK);
+        CHECK_RC(yn_nfc_issue(&dev, &tag, &keys, record, record_len),
+                 card == C_DF_FACTORY ? YN_ENOTFOUND : YN_EAUTH);
+        CHECK_RC(tap(card), YN_OK);
+        CHECK_RC(yn_nfc_format(&dev, &tag, &keys, record_len, 0), YN_OK);
+        CHECK_RC(yn_nfc_issue(&dev, &tag, &keys, record, record_len), YN_OK);
+        CHECK_RC(read_area(YN_NFC_AREA_RECORD, keys.card_key, buf, &len), YN_OK);
+        yn_card_record back;
+        CHECK(len == record_len &&
+                  yn_card_read(buf, len, tag.uid, tag.uid_len, &ring, &back, &why) == YN_OK,
+              "issued record reads back genuine");
+        CHECK_RC(read_area(YN_NFC_AREA_STAMP, keys.card_key, buf, &len), YN_OK);
+        if (card == C_DF_FACTORY) {
+            /* the terminal's key 1 cannot write the record: only key 0 can */
+            CHECK_RC(
+                yn_nfc_write(&dev, &tag, YN_NFC_AREA_RECORD, keys.card_key, record, record_len),
+                YN_EPERM);
+            /* nor can the terminal's key pose as the issuer's */
+            yn_nfc_issue_keys forged = keys;
+            memcpy(forged.issuer_key, keys.card_key, 16);
+            CHECK_RC(yn_nfc_issue(&dev, &tag, &forged, record, record_len), YN_EAUTH);
+        }
+        /* the terminal's ordinary stamp write works on the new card */
+        uint8_t stamp[16];
+        make_stamp(20250314, "lunch", 7, stamp);
+        CHECK_RC(tap(card), YN_OK);
+        CHECK_RC(yn_nfc_write(&dev, &tag, YN_NFC_AREA_STAMP, keys.card_key, stamp, 16), YN_OK);
+        /* formatted: refused without force, redone with it */
+        CHECK_RC(yn_nfc_format(&dev, &tag, &keys, record_len, 0), YN_EDUPLICATE);
+        CHECK_RC(tap(card), YN_OK);
+        CHECK_RC(yn_nfc_format(&dev, &tag, &keys, record_len, YN_NFC_FORCE), YN_OK);
+        CHECK_RC(yn_nfc_issue(&dev, &tag, &keys, record, record_len), YN_OK);
+        CHECK_RC(read_area(YN_NFC_AREA_STAMP, keys.card_key, buf, &len), YN_OK);
+        CHECK(len >= 16 && memcmp(buf, (const uint8_t[16]){0}, 16) == 0, "issue wiped the stamp");
+        CHECK_RC(yn_nfc_release(&dev), YN_OK);
+    }
+    still_works("the issuing desk");
+}
+
 static void test_close(void)
 {
     yn_nfc_close(&dev);
@@ -598,6 +680,7 @@ int main(void)
         test_worker_death_and_overrun();
         test_reader_unplugged();
         test_open_missing_reader();
+        test_issuing_desk();
         test_close();
     }
     emu_stop();

@@ -583,6 +583,151 @@ static void test_picc_survives_garbage(void **state)
     assert_int_equal(yn_df_picc_frame(&l.card, in, 1, out, 8, &out_len), YN_ELIMIT);
 }
 
+/* --- the issuing desk -------------------------------------------------- */
+
+/* ChangeKey cryptograms against vectors computed independently (Python's
+ * `cryptography` AES-CBC + zlib's CRC-32 without the final XOR, following the
+ * EV1 rules: key ≠ session key: (new ⊕ old) ‖ version ‖ CRC32(C4 ‖ KeyNo ‖
+ * that) ‖ CRC32(new); same key: new ‖ version ‖ CRC32(C4 ‖ KeyNo ‖ that);
+ * zero padding to 32 bytes, AES-CBC under the session key from the IV). */
+static void test_change_key_cryptogram_vectors(void **state)
+{
+    (void)state;
+    uint8_t sk[16], iv[16], new_key[16], old_key[16], out[32], want[32];
+    static const uint8_t zero[16];
+    static const struct {
+        uint8_t auth_key_no, key_no, version;
+        bool counting_old;
+        const char *want;
+    } v[] = {
+        {0, 1, 0x01, false, "9ad3603092e634d56de87ae88da7c66128aaf35673bf5089e70f077773fe1185"},
+        {0, 1, 0x05, true, "0d054e3d53c64135c44a4b80ece24e70504d2bbd3eb6057f182296ffd5f6fcc6"},
+        {0, 0, 0x00, false, "9ad3603092e634d56de87ae88da7c661938675677002e3d76f0490f14aed6195"},
+    };
+    unhex("00112233445566778899aabbccddeeff", sk);
+    unhex("9b13cb54d73af91e5d52897c9d339dc8", new_key);
+    for (int i = 0; i < 16; i++)
+        old_key[i] = (uint8_t)i;
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        unhex("0f0e0d0c0b0a09080706050403020100", iv);
+        unhex(v[i].want, want);
+        assert_int_equal(yn_df_change_key_cryptogram(sk, iv, v[i].auth_key_no, v[i].key_no, new_key,
+                                                     v[i].counting_old ? old_key : zero,
+                                                     v[i].version, out),
+                         YN_OK);
+        assert_memory_equal(out, want, 32);
+        assert_memory_equal(iv, want + 16, 16); /* the IV runs on */
+    }
+    /* another key without its old value cannot be changed */
+    assert_int_equal(yn_df_change_key_cryptogram(sk, iv, 0, 1, new_key, NULL, 0, out), YN_EINVAL);
+}
+
+/* A factory-blank card personalised as yinian-card format does, then the
+ * issuer writes the record with key 0 and a terminal (key 1) can read but
+ * not write it. */
+static void test_personalise_blank_card(void **state)
+{
+    (void)state;
+    static const uint8_t uid[7] = {0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x67};
+    static const uint8_t picc_level[3] = {0, 0, 0}, zero[16];
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t aids[4][3], buf[256];
+    size_t n = 0;
+    memset(&l, 0, sizeof l);
+    yn_df_picc_init(&l.card, uid, sizeof uid);
+    yn_df_pcd_init(&pcd, link_xfer, &l);
+    assert_int_equal(yn_df_select_application(&pcd, aid), YN_ENOTFOUND);
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_get_application_ids(&pcd, aids, 4, &n), YN_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(yn_df_create_application(&pcd, aid, 0x09, YN_DF_KS2_AES | 2), YN_OK);
+    assert_int_equal(yn_df_create_application(&pcd, aid, 0x09, YN_DF_KS2_AES | 2), YN_EDUPLICATE);
+    assert_int_equal(yn_df_get_application_ids(&pcd, aids, 4, &n), YN_OK);
+    assert_int_equal(n, 1);
+    assert_memory_equal(aids[0], aid, 3);
+    assert_int_equal(yn_df_get_application_ids(&pcd, aids, 0, &n), YN_ELIMIT);
+    /* a new application's keys are all zero; files need its master key */
+    assert_int_equal(yn_df_select_application(&pcd, aid), YN_OK);
+    assert_int_equal(yn_df_create_data_file(&pcd, 1, YN_DF_FILE_STANDARD, YN_DF_COMM_ENCIPHERED, 1,
+                                            0, 0, 0, sizeof record),
+                     YN_EPERM);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_OK);
+    assert_int_equal(yn_df_change_key(&pcd, 1, card_key, zero, 1), YN_OK);
+    assert_true(pcd.s.authenticated); /* another key: the session goes on */
+    assert_int_equal(yn_df_create_data_file(&pcd, 1, YN_DF_FILE_STANDARD, YN_DF_COMM_ENCIPHERED, 1,
+                                            0, 0, 0, sizeof record),
+                     YN_OK);
+    assert_int_equal(
+        yn_df_create_data_file(&pcd, 2, YN_DF_FILE_BACKUP, YN_DF_COMM_ENCIPHERED, 1, 1, 1, 0, 16),
+        YN_OK);
+    assert_int_equal(
+        yn_df_create_data_file(&pcd, 2, YN_DF_FILE_BACKUP, YN_DF_COMM_ENCIPHERED, 1, 1, 1, 0, 16),
+        YN_EDUPLICATE);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_OK);
+    assert_int_equal(yn_df_change_key(&pcd, 0, master_key, NULL, 1), YN_OK);
+    assert_false(pcd.s.authenticated); /* its own key: the session ends on both sides */
+    assert_false(l.card.s.authenticated);
+    assert_memory_equal(l.card.keys[0], master_key, 16);
+    assert_memory_equal(l.card.keys[1], card_key, 16);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_EAUTH);
+    /* the issuer writes the record with key 0 ... */
+    for (size_t i = 0; i < sizeof record; i++)
+        record[i] = (uint8_t)(0x30 + i);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, master_key), YN_OK);
+    assert_int_equal(yn_df_write_data(&pcd, 1, 0, record, sizeof record, YN_DF_COMM_ENCIPHERED),
+                     YN_OK);
+    assert_int_equal(yn_df_commit(&pcd), YN_OK);
+    /* ... the stamp is key 1's; key 0 may not touch it */
+    assert_int_equal(yn_df_write_data(&pcd, 2, 0, zero, 16, YN_DF_COMM_ENCIPHERED), YN_EPERM);
+    /* a terminal reads the record, and cannot forge it */
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
+    assert_int_equal(yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &n),
+                     YN_OK);
+    assert_int_equal(n, sizeof record);
+    assert_memory_equal(buf, record, sizeof record);
+    assert_int_equal(yn_df_write_data(&pcd, 1, 0, record, sizeof record, YN_DF_COMM_ENCIPHERED),
+                     YN_EPERM);
+    /* nor change keys: key settings 0x09 leave that to key 0 */
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
+    assert_int_equal(yn_df_change_key(&pcd, 1, zero, card_key, 0), YN_EPERM);
+    assert_memory_equal(l.card.keys[1], card_key, 16);
+}
+
+static void test_change_key_tampered_and_delete(void **state)
+{
+    (void)state;
+    static const uint8_t picc_level[3] = {0, 0, 0}, zero[16];
+    struct link l;
+    yn_df_pcd pcd;
+    make_card(&l, card_key);
+    yn_df_pcd_init(&pcd, link_xfer, &l);
+    /* a flipped cryptogram byte: the card's CRC check refuses it, key unchanged */
+    assert_int_equal(yn_df_select_application(&pcd, aid), YN_OK);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, master_key), YN_OK);
+    l.tamper = T_COMMAND_LAST;
+    l.tamper_at = 0;
+    assert_int_equal(yn_df_change_key(&pcd, 1, zero, card_key, 0), YN_EPROTO);
+    l.tamper = T_NONE;
+    assert_memory_equal(l.card.keys[1], card_key, 16);
+    /* DeleteApplication: not with key 1, yes with the application's key 0 */
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
+    assert_int_equal(yn_df_delete_application(&pcd, aid), YN_EPERM);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, master_key), YN_OK);
+    assert_int_equal(yn_df_delete_application(&pcd, aid), YN_OK);
+    assert_int_equal(l.card.n_keys, 0);
+    assert_int_equal(yn_df_select_application(&pcd, aid), YN_ENOTFOUND);
+    /* and at PICC level with the PICC master key (AES, zero in this model) */
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_delete_application(&pcd, aid), YN_EPERM);
+    assert_int_equal(yn_df_create_application(&pcd, aid, 0x09, YN_DF_KS2_AES | 2), YN_OK);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_OK);
+    assert_int_equal(yn_df_delete_application(&pcd, aid), YN_OK);
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_OK);
+    assert_int_equal(yn_df_delete_application(&pcd, aid), YN_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +747,9 @@ int main(void)
         cmocka_unit_test(test_tampered_frames_are_refused),
         cmocka_unit_test(test_transport_errors_pass_through),
         cmocka_unit_test(test_picc_survives_garbage),
+        cmocka_unit_test(test_change_key_cryptogram_vectors),
+        cmocka_unit_test(test_personalise_blank_card),
+        cmocka_unit_test(test_change_key_tampered_and_delete),
     };
     return cmocka_run_group_tests_name("desfire", tests, NULL, NULL);
 }

@@ -178,6 +178,53 @@ static void test_registry(void **state)
     assert_non_null(strstr(names, "none"));
 }
 
+/* The issuing desk on the sim: a blank card (loaded as desfire-blank) has no
+ * application until format; issue checks key 0; a second format needs force. */
+static void test_blank_card_format_and_issue(void **state)
+{
+    (void)state;
+    char dir[256], path[300], err[256];
+    yn_test_tmpdir(dir, sizeof dir);
+    yn_test_write(dir, "blank.txt",
+                  "blank|desfire-blank|04aabbccddeeff|||\n"
+                  "bad|desfire-blank|04aabbccddeeff|00112233445566778899aabbccddeeff||\n",
+                  0600, path, sizeof path);
+    yn_nfc dev;
+    yn_nfc_tag tag;
+    yn_config cfg;
+    yn_config_defaults(&cfg);
+    assert_int_equal(yn_nfc_open(&dev, &cfg), YN_OK);
+    assert_int_equal(yn_nfc_sim_load(&dev, path, err, sizeof err), YN_EINVAL);
+    assert_non_null(strstr(err, ":2: a blank card has empty key"));
+    assert_int_equal(yn_nfc_sim_count(&dev), 1);
+    assert_int_equal(yn_nfc_sim_present(&dev, 0), YN_OK);
+    assert_int_equal(yn_nfc_poll(&dev, 0, &tag), YN_OK);
+    uint8_t buf[64];
+    size_t len = 0;
+    yn_nfc_issue_keys keys = {.key_version = 1};
+    memcpy(keys.card_key, key_a, 16);
+    memset(keys.issuer_key, 0x5A, 16);
+    assert_int_equal(yn_nfc_read(&dev, &tag, YN_NFC_AREA_RECORD, key_a, buf, sizeof buf, &len),
+                     YN_ENOTFOUND);
+    assert_int_equal(yn_nfc_issue(&dev, &tag, &keys, (const uint8_t *)"REC", 3), YN_ENOTFOUND);
+    assert_int_equal(yn_nfc_format(&dev, &tag, &keys, 116, 0), YN_OK);
+    assert_int_equal(yn_nfc_format(&dev, &tag, &keys, 116, 0), YN_EDUPLICATE);
+    yn_nfc_issue_keys wrong = keys;
+    memcpy(wrong.issuer_key, key_a, 16); /* the terminal's key is not key 0 */
+    assert_int_equal(yn_nfc_issue(&dev, &tag, &wrong, (const uint8_t *)"REC", 3), YN_EAUTH);
+    assert_int_equal(yn_nfc_issue(&dev, &tag, &keys, (const uint8_t *)"REC", 3), YN_OK);
+    assert_int_equal(yn_nfc_write(&dev, &tag, YN_NFC_AREA_RECORD, key_a, buf, 3), YN_EPERM);
+    assert_int_equal(yn_nfc_read(&dev, &tag, YN_NFC_AREA_RECORD, key_a, buf, sizeof buf, &len),
+                     YN_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(buf, "REC", 3);
+    yn_nfc_sim_fault(&dev, YN_SIM_PULL_ON_WRITE);
+    assert_int_equal(yn_nfc_format(&dev, &tag, &keys, 116, YN_NFC_FORCE), YN_ECARDGONE);
+    assert_int_equal(yn_nfc_sim_present(&dev, 0), YN_OK);
+    assert_int_equal(yn_nfc_format(&dev, &tag, &keys, 116, YN_NFC_FORCE), YN_OK);
+    yn_nfc_close(&dev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_faults_on_cue),
         cmocka_unit_test(test_card_file),
         cmocka_unit_test(test_registry),
+        cmocka_unit_test(test_blank_card_format_and_issue),
     };
     return cmocka_run_group_tests_name("nfc_sim", tests, NULL, NULL);
 }
