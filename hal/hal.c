@@ -28,7 +28,8 @@ static const void *const scale_backends[] = {&yn_scale_sim_ops, NULL};
 static const void *const io_backends[] = {&yn_io_sim_ops, NULL};
 static const void *const display_backends[] = {&yn_display_terminal_ops, &yn_display_sim_ops,
                                                &yn_display_png_ops, &yn_display_fb_ops, NULL};
-static const void *const input_backends[] = {&yn_input_terminal_ops, &yn_input_script_ops, NULL};
+static const void *const input_backends[] = {&yn_input_terminal_ops, &yn_input_script_ops,
+                                             &yn_input_evdev_ops, NULL};
 static const void *const audio_backends[] = {&yn_audio_silent_ops, &yn_audio_alsa_ops, NULL};
 
 static const void *const *const tables[YN_HAL_CLASS_COUNT] = {

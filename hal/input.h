@@ -58,6 +58,10 @@ int yn_input_next(yn_input *dev, int timeout_ms, yn_input_event *ev) YN_MUST_CHE
  * with *wait_ms set for waits. */
 int yn_input_parse_token(const char *tok, yn_input_event *ev, int *wait_ms) YN_MUST_CHECK;
 
+/* evdev backend: the yn_key of a Linux key code, YN_KEY_NONE if not a keypad key. */
+extern const yn_input_ops yn_input_evdev_ops;
+int yn_evdev_key(unsigned code);
+
 /* script/sim backend: events queued by a test or read from a script file. */
 extern const yn_input_ops yn_input_script_ops;
 int yn_input_script_push(yn_input *dev, const char *tokens) YN_MUST_CHECK;
