@@ -48,7 +48,7 @@ BUILD := build/$(ARCH)$(if $(filter 1,$(SAN)),-san)$(if $(filter 1,$(FUZZ)),-fuz
 CC    := $(if $(filter 1,$(FUZZ)),clang,$(CROSS_COMPILE)gcc)
 AR    := $(CROSS_COMPILE)ar
 
-PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa
+PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
 TEST_PKGS := cmocka
 
 # libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded

@@ -1,0 +1,66 @@
+/* batch.h — the batch frame that carries journal records from a terminal to
+ * the district (sync/PROTOCOL.md §3): a fixed header, a zlib-compressed body of
+ * column-wise delta-encoded records, and an HMAC-SHA256 under the terminal's
+ * key. Pure code: no clock, no file, no network.
+ *
+ * Decoding trusts nothing: every length is bounded, the body is inflated into
+ * a buffer of at most YN_BATCH_MAX_RAW bytes, and the records' hash chain is
+ * recomputed from the header's prev_hash and must end at its head hash. */
+#ifndef YN_BATCH_H
+#define YN_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ledger.h"
+#include "status.h"
+
+#define YN_BATCH_MAGIC       "YNB1"
+#define YN_BATCH_VERSION     1
+#define YN_BATCH_HEADER_LEN  128     /* fixed header, bytes */
+#define YN_BATCH_MAC_LEN     32      /* HMAC-SHA256 trailer */
+#define YN_BATCH_MAX_RECORDS 20000   /* records per batch */
+#define YN_BATCH_MAX_RAW     8388608 /* inflated body, bytes (the zip-bomb cap) */
+#define YN_BATCH_MAX_BODY    4194304 /* compressed body, bytes */
+#define YN_BATCH_MAX_FRAME   (YN_BATCH_HEADER_LEN + YN_BATCH_MAX_BODY + YN_BATCH_MAC_LEN)
+#define YN_BATCH_KEY_MIN     16 /* shortest terminal key accepted, bytes */
+
+/* The header fields as decoded (PROTOCOL.md §3.1). */
+typedef struct yn_batch_header {
+    int version;                           /* YN_BATCH_VERSION */
+    char terminal[YN_LEDGER_ID_MAX];       /* 1..16 bytes */
+    int64_t batch_id;                      /* >= 1 */
+    int64_t first_seq, last_seq;           /* 1 <= first <= last */
+    uint32_t count;                        /* = last - first + 1 */
+    uint32_t raw_len;                      /* inflated body, bytes */
+    uint32_t body_len;                     /* compressed body, bytes */
+    uint32_t crc32;                        /* CRC-32 (zlib) of the compressed body */
+    uint8_t prev_hash[YN_LEDGER_HASH_LEN]; /* chain hash of record first_seq - 1 */
+    uint8_t head_hash[YN_LEDGER_HASH_LEN]; /* chain hash of record last_seq */
+} yn_batch_header;
+
+/* Encode n consecutive records (seq first..first+n-1, all of one terminal,
+ * as yn_ledger_record_get gives them) as a frame for batch_id. *out is
+ * malloc'd (free() it), *out_len its size. YN_EINVAL for records that are not
+ * consecutive, of another terminal, or whose fields do not fit the format. */
+int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, const uint8_t *key,
+                    size_t key_len, uint8_t **out, size_t *out_len) YN_MUST_CHECK;
+
+/* Read only the header of a frame (to find the terminal, hence the key). Checks
+ * magic, version, field ranges and that len = header + body_len + MAC.
+ * YN_EPROTO for a malformed header, YN_ELIMIT for sizes over the caps. */
+int yn_batch_peek(const uint8_t *frame, size_t len, yn_batch_header *hdr) YN_MUST_CHECK;
+
+/* Verify and decode a whole frame: header (as yn_batch_peek), CRC (YN_ECORRUPT),
+ * HMAC (YN_EAUTH), inflate within raw_len (YN_ELIMIT / YN_EPROTO), records
+ * (YN_EPROTO), hash chain (YN_ECORRUPT). On YN_OK *recs is a malloc'd array
+ * of hdr->count records (free() it) with prev_hash and hash filled in. `why`
+ * (may be NULL) gets a static sentence for the log and the error reply. */
+int yn_batch_decode(const uint8_t *frame, size_t len, const uint8_t *key, size_t key_len,
+                    yn_batch_header *hdr, yn_ledger_record **recs, const char **why) YN_MUST_CHECK;
+
+/* HMAC-SHA256 of data under key (helper shared with the ack and update requests). */
+void yn_batch_hmac(const uint8_t *key, size_t key_len, const void *data, size_t len,
+                   uint8_t out[YN_BATCH_MAC_LEN]);
+
+#endif

@@ -1,0 +1,516 @@
+/* client.c — HTTPS sync client (libcurl) and the apply step into the ledger.
+ * See client.h and sync/PROTOCOL.md. TLS verification is always on: there is
+ * no option to turn it off, and a URL that is not https:// is refused. */
+#include "client.h"
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "batch.h"
+#include "fileio.h"
+#include "log.h"
+
+#define REPLY_MAX (YN_UPDATE_MAX_BODY + 1024)
+
+struct yn_sync {
+    yn_sync_opts o;
+    uint8_t key[64];
+    CURL *curl;
+};
+
+typedef struct reply_buf {
+    char *p;
+    size_t len;
+    bool too_big;
+} reply_buf;
+
+static size_t on_data(char *data, size_t size, size_t n, void *arg)
+{
+    reply_buf *b = arg;
+    size_t len = size * n;
+    if (b->len + len > REPLY_MAX) {
+        b->too_big = true;
+        return 0; /* aborts the transfer */
+    }
+    char *np = realloc(b->p, b->len + len + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->len, data, len);
+    b->p = np;
+    b->len += len;
+    b->p[b->len] = '\0';
+    return len;
+}
+
+static void to_hex(const uint8_t *b, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", b[i]);
+    out[2 * n] = '\0';
+}
+
+/* Common TLS settings: verification on, https only, bounded time. */
+static int curl_setup(CURL *c, const char *ca_file, const char *cert, const char *key,
+                      long timeout_ms)
+{
+    curl_easy_reset(c);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
+    curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+    if (cert && *cert) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, key);
+    }
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    return YN_OK;
+}
+
+/* POST body to url+path; YN_OK only for HTTP 200 with a complete body. */
+static int post(CURL *c, const char *base, const char *path, const char *ca, const char *cert,
+                const char *ckey, long timeout_ms, const char *content_type, const char *mac_hex,
+                const void *body, size_t len, reply_buf *out)
+{
+    char url[1024], ct[96], mh[96];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    curl_setup(c, ca, cert, ckey, timeout_ms);
+    struct curl_slist *h = NULL;
+    snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
+    h = curl_slist_append(h, ct);
+    h = curl_slist_append(h, "Expect:");
+    if (mac_hex) {
+        snprintf(mh, sizeof mh, "X-YN-MAC: %s", mac_hex);
+        h = curl_slist_append(h, mh);
+    }
+    memset(out, 0, sizeof *out);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    CURLcode cr = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    if (cr != CURLE_OK) {
+        yn_warn("sync: %s: %s", url, curl_easy_strerror(cr));
+        return cr == CURLE_OPERATION_TIMEDOUT ? YN_ETIMEDOUT : out->too_big ? YN_ELIMIT : YN_EIO;
+    }
+    if (status != 200) {
+        yn_warn("sync: %s: HTTP %ld: %.200s", url, status, out->p ? out->p : "");
+        return status >= 500 ? YN_EIO : status == 401 || status == 403 ? YN_EAUTH : YN_EPROTO;
+    }
+    return YN_OK;
+}
+
+int yn_sync_new(const yn_sync_opts *o, yn_sync **out)
+{
+    *out = NULL;
+    if (!o->url || strncmp(o->url, "https://", 8) != 0 || !o->ca_file || !*o->ca_file ||
+        !o->terminal_id || !o->terminal_key || o->terminal_key_len < YN_BATCH_KEY_MIN ||
+        o->terminal_key_len > 64) {
+        yn_err("sync: needs an https:// url, a CA file, a terminal id and a key of 16..64 bytes");
+        return YN_ECONFIG;
+    }
+    yn_sync *s = calloc(1, sizeof *s);
+    if (!s)
+        return YN_ENOMEM;
+    s->o = *o;
+    memcpy(s->key, o->terminal_key, o->terminal_key_len);
+    s->o.terminal_key = s->key;
+    if (!s->o.max_batch_records)
+        s->o.max_batch_records = 5000;
+    if (s->o.max_batch_records > YN_BATCH_MAX_RECORDS)
+        s->o.max_batch_records = YN_BATCH_MAX_RECORDS;
+    if (!s->o.timeout_ms)
+        s->o.timeout_ms = 30000;
+    if (!s->o.max_requests_per_round)
+        s->o.max_requests_per_round = 1000;
+    s->curl = curl_easy_init();
+    if (!s->curl) {
+        free(s);
+        return YN_ENOMEM;
+    }
+    *out = s;
+    return YN_OK;
+}
+
+void yn_sync_free(yn_sync *s)
+{
+    if (!s)
+        return;
+    curl_easy_cleanup(s->curl);
+    OPENSSL_cleanse(s->key, sizeof s->key);
+    free(s);
+}
+
+/* The ack must name our terminal and batch, cover its range, end at its
+ * head hash and carry a MAC under our key (PROTOCOL.md §4). */
+static int check_ack(yn_sync *s, const reply_buf *r, const yn_batch_header *h)
+{
+    json_t *j = json_loadb(r->p ? r->p : "", r->len, JSON_REJECT_DUPLICATES, NULL);
+    const char *terminal, *head_hex, *mac_hex;
+    json_int_t v, batch_id, first, last;
+    int rc = YN_EPROTO;
+    if (j && json_unpack(j, "{s:I, s:s, s:I, s:I, s:I, s:s, s:s !}", "v", &v, "terminal", &terminal,
+                         "batch_id", &batch_id, "first_seq", &first, "last_seq", &last, "head_hash",
+                         &head_hex, "mac", &mac_hex) == 0) {
+        char head[65], msg[256], want[65];
+        uint8_t mac[32];
+        to_hex(h->head_hash, 32, head);
+        int n = snprintf(msg, sizeof msg, "YNACK1 %s %lld %lld %lld %s", terminal,
+                         (long long)batch_id, (long long)first, (long long)last, head_hex);
+        yn_batch_hmac(s->key, s->o.terminal_key_len, msg, (size_t)n, mac);
+        to_hex(mac, 32, want);
+        if (strlen(mac_hex) != 64 || CRYPTO_memcmp(want, mac_hex, 64) != 0)
+            rc = YN_EAUTH;
+        else if (v == 1 && strcmp(terminal, s->o.terminal_id) == 0 && batch_id == h->batch_id &&
+                 first == h->first_seq && last == h->last_seq && strcmp(head_hex, head) == 0)
+            rc = YN_OK;
+    }
+    json_decref(j);
+    if (rc != YN_OK)
+        yn_warn("sync: batch %lld: acknowledgement refused (%s): %.200s", (long long)h->batch_id,
+                yn_strerror(rc), r->p ? r->p : "");
+    return rc;
+}
+
+int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *records)
+{
+    *records = 0;
+    yn_ledger_batch b;
+    int rc = yn_ledger_batch_next(l, s->o.max_batch_records, now_utc_s, &b);
+    if (rc != YN_OK)
+        return rc;
+    size_t n = (size_t)(b.last_seq - b.first_seq + 1);
+    yn_ledger_record *recs = calloc(n, sizeof *recs);
+    if (!recs)
+        return YN_ENOMEM;
+    for (size_t i = 0; i < n && rc == YN_OK; i++)
+        rc = yn_ledger_record_get(l, b.first_seq + (int64_t)i, &recs[i]);
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if (rc == YN_OK)
+        rc = yn_batch_encode(b.id, recs, n, s->key, s->o.terminal_key_len, &frame, &len);
+    free(recs);
+    if (rc != YN_OK) {
+        yn_err("sync: batch %lld (records %lld..%lld) not built: %s", (long long)b.id,
+               (long long)b.first_seq, (long long)b.last_seq, yn_strerror(rc));
+        return rc;
+    }
+    yn_batch_header h;
+    if ((rc = yn_batch_peek(frame, len, &h)) == YN_OK) {
+        reply_buf r;
+        rc = post(s->curl, s->o.url, "/v1/batches", s->o.ca_file, s->o.client_cert, s->o.client_key,
+                  s->o.timeout_ms, "application/octet-stream", NULL, frame, len, &r);
+        if (rc == YN_OK)
+            rc = check_ack(s, &r, &h);
+        free(r.p);
+    }
+    free(frame);
+    if (rc == YN_OK && (rc = yn_ledger_batch_ack(l, b.id, now_utc_s)) == YN_OK)
+        *records = (int64_t)n;
+    return rc;
+}
+
+static int64_t meta_int(yn_ledger *l, const char *key)
+{
+    char v[32];
+    return yn_ledger_meta_get(l, key, v, sizeof v) == YN_OK ? strtoll(v, NULL, 10) : 0;
+}
+
+static int meta_put_int(yn_ledger *l, const char *key, int64_t value)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)value);
+    return yn_ledger_meta_put(l, key, v);
+}
+
+int yn_sync_apply(yn_ledger *l, const yn_update *u, int64_t now_utc_s)
+{
+    int rc = YN_OK;
+    if (u->n_cards && u->roster_version > meta_int(l, "sync_roster_version")) {
+        rc = yn_ledger_roster_put(l, u->cards, u->n_cards, u->roster_version);
+        if (rc == YN_OK)
+            rc = meta_put_int(l, "sync_roster_version", u->roster_version);
+    }
+    int64_t bl_seq = 0;
+    if (rc == YN_OK && u->n_blacklist && (rc = yn_ledger_blacklist_seq(l, &bl_seq)) == YN_OK) {
+        size_t skip = 0; /* already applied (a document re-applied after a crash) */
+        while (skip < u->n_blacklist && u->blacklist[skip].seq <= bl_seq)
+            skip++;
+        if (skip < u->n_blacklist)
+            rc = yn_ledger_blacklist_apply_many(l, u->blacklist + skip, u->n_blacklist - skip);
+    }
+    if (rc == YN_OK && u->policy_json) {
+        char err[200];
+        rc = yn_ledger_policy_store(l, u->policy_json, u->policy_len, true, err, sizeof err);
+        if (rc == YN_ESTALE || rc == YN_EDUPLICATE)
+            rc = YN_OK;
+        else if (rc != YN_OK)
+            yn_err("sync: policy of update %lld not stored: %s", (long long)u->version, err);
+    }
+    for (size_t i = 0; rc == YN_OK && i < u->n_allocs; i++) {
+        const yn_update_alloc *a = &u->allocs[i];
+        yn_ledger_when when = {.utc_s = now_utc_s};
+        yn_ledger_result res;
+        rc = yn_ledger_allocate(l, a->id, a->card_no, a->source, a->amount_fen, &when, &res);
+        if (rc == YN_EDUPLICATE)
+            rc = YN_OK;
+    }
+    if (rc == YN_OK && u->alloc_seq)
+        rc = meta_put_int(l, "sync_alloc_seq", u->alloc_seq);
+    if (rc == YN_OK)
+        rc = meta_put_int(l, "sync_update_version", u->version);
+    if (rc == YN_OK)
+        rc = meta_put_int(l, "last_sync_utc_s", now_utc_s);
+    return rc;
+}
+
+int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
+{
+    *more = false;
+    int64_t bl = 0, policy_version = 0;
+    char *pj = NULL, pid[64];
+    size_t pl;
+    if (yn_ledger_blacklist_seq(l, &bl) != YN_OK)
+        bl = 0;
+    if (yn_ledger_policy_active(l, &pj, &pl, pid, sizeof pid, &policy_version) != YN_OK)
+        policy_version = 0;
+    free(pj);
+    int64_t last_version = meta_int(l, "sync_update_version");
+    char body[512], mac_hex[65];
+    uint8_t mac[32];
+    int n = snprintf(body, sizeof body,
+                     "{\"terminal\":\"%s\",\"roster\":%lld,\"blacklist\":%lld,\"allocations\":%lld,"
+                     "\"policy\":%lld}",
+                     s->o.terminal_id, (long long)meta_int(l, "sync_roster_version"), (long long)bl,
+                     (long long)meta_int(l, "sync_alloc_seq"), (long long)policy_version);
+    yn_batch_hmac(s->key, s->o.terminal_key_len, body, (size_t)n, mac);
+    to_hex(mac, 32, mac_hex);
+    reply_buf r;
+    int rc = post(s->curl, s->o.url, "/v1/updates", s->o.ca_file, s->o.client_cert, s->o.client_key,
+                  s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
+    if (rc != YN_OK) {
+        free(r.p);
+        return rc;
+    }
+    yn_update u;
+    char err[256];
+    rc = yn_update_parse(r.p ? r.p : "", r.len, s->o.district_pub, s->o.terminal_id, last_version,
+                         &u, err, sizeof err);
+    free(r.p);
+    if (rc != YN_OK) {
+        yn_err("sync: update refused, nothing applied: %s (%s)", err, yn_strerror(rc));
+        return rc;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rc = yn_sync_apply(l, &u, ts.tv_sec);
+    if (rc == YN_OK) {
+        *more = u.more;
+        if (s->o.on_server_time)
+            s->o.on_server_time(s->o.arg, u.server_utc_ms);
+        yn_info("sync: update %lld applied: %zu roster, %zu blacklist, %zu allocations%s",
+                (long long)u.version, u.n_cards, u.n_blacklist, u.n_allocs,
+                u.policy_json ? ", a policy" : "");
+    } else {
+        yn_err("sync: update %lld not fully applied (%s); it is re-applied next round",
+               (long long)u.version, yn_strerror(rc));
+    }
+    yn_update_free(&u);
+    return rc;
+}
+
+int yn_sync_round(yn_sync *s, yn_ledger *l, int64_t now_utc_s, yn_sync_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    int rc = YN_OK;
+    while (st->requests < s->o.max_requests_per_round) {
+        int64_t n;
+        st->requests++;
+        rc = yn_sync_upload_one(s, l, now_utc_s, &n);
+        if (rc == YN_ENOTFOUND) {
+            rc = YN_OK;
+            break;
+        }
+        if (rc != YN_OK)
+            break;
+        st->batches_acked++;
+        st->records_acked += n;
+    }
+    bool more = rc == YN_OK;
+    while (rc == YN_OK && more && st->requests < s->o.max_requests_per_round) {
+        st->requests++;
+        rc = yn_sync_update_one(s, l, &more);
+        if (rc == YN_OK)
+            st->updates_applied++;
+        else if (rc == YN_EAUTH || rc == YN_ESTALE || rc == YN_EPROTO)
+            st->updates_refused++;
+    }
+    st->last_error = rc;
+    return rc;
+}
+
+int64_t yn_sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
+{
+    int64_t d = base_ms;
+    for (int i = 0; i < attempt && d < cap_ms; i++)
+        d *= 2;
+    if (d > cap_ms)
+        d = cap_ms;
+    uint32_t r = 0;
+    if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
+        r = (uint32_t)rand();
+    return d / 2 + (int64_t)(r % (uint64_t)(d / 2 + 1));
+}
+
+int yn_sync_enrol(const char *url, const char *ca_file, const char *token, const char *key_path,
+                  char *terminal_id, size_t id_size)
+{
+    if (!url || strncmp(url, "https://", 8) != 0)
+        return YN_ECONFIG;
+    CURL *c = curl_easy_init();
+    if (!c)
+        return YN_ENOMEM;
+    json_t *req = json_pack("{s:s}", "token", token);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    reply_buf r;
+    int rc = post(c, url, "/v1/enrol", ca_file, NULL, NULL, 30000, "application/json", NULL, body,
+                  strlen(body), &r);
+    free(body);
+    curl_easy_cleanup(c);
+    json_t *j = rc == YN_OK ? json_loadb(r.p, r.len, 0, NULL) : NULL;
+    const char *terminal, *canteen, *key_hex;
+    if (rc == YN_OK && (!j ||
+                        json_unpack(j, "{s:s, s:s, s:s}", "terminal", &terminal, "canteen",
+                                    &canteen, "key", &key_hex) != 0 ||
+                        strlen(key_hex) != 64 || strlen(terminal) >= id_size))
+        rc = YN_EPROTO;
+    if (rc == YN_OK) {
+        char line[80];
+        snprintf(line, sizeof line, "%s\n", key_hex);
+        rc = yn_file_write_atomic(key_path, line, strlen(line), 0600);
+        OPENSSL_cleanse(line, sizeof line);
+        snprintf(terminal_id, id_size, "%s", terminal);
+    }
+    json_decref(j);
+    if (r.p)
+        OPENSSL_cleanse(r.p, r.len);
+    free(r.p);
+    return rc;
+}
+
+/* --- the background thread --------------------------------------------------- */
+
+struct yn_sync_thread {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    yn_sync *s;
+    yn_ledger_opts lo;
+    char path[4096], terminal[YN_LEDGER_ID_MAX];
+    int interval_s;
+};
+
+static void *sync_main(void *arg)
+{
+    yn_sync_thread *t = arg;
+    yn_ledger *l = NULL;
+    int failures = 0;
+    pthread_mutex_lock(&t->mu);
+    while (!t->stop) {
+        pthread_mutex_unlock(&t->mu);
+        int64_t wait_ms = (int64_t)t->interval_s * 1000;
+        int rc = l ? YN_OK : yn_ledger_open(&t->lo, &l);
+        if (rc == YN_OK) {
+            struct timespec now;
+            clock_gettime(CLOCK_REALTIME, &now);
+            yn_sync_stats st;
+            rc = yn_sync_round(t->s, l, now.tv_sec, &st);
+            if (st.records_acked)
+                yn_info("sync: %lld records in %lld batches acknowledged",
+                        (long long)st.records_acked, (long long)st.batches_acked);
+        }
+        if (rc != YN_OK) {
+            wait_ms = yn_sync_backoff_ms(failures < 30 ? failures : 30, 2000,
+                                         (int64_t)t->interval_s * 1000 * 10);
+            failures++;
+        } else {
+            failures = 0;
+        }
+        pthread_mutex_lock(&t->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += wait_ms / 1000;
+        until.tv_nsec += (wait_ms % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        while (!t->stop && pthread_cond_timedwait(&t->cv, &t->mu, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&t->mu);
+    yn_ledger_close(l);
+    return NULL;
+}
+
+int yn_sync_thread_start(const yn_sync_opts *opts, const yn_ledger_opts *lo, int interval_s,
+                         yn_sync_thread **out)
+{
+    *out = NULL;
+    yn_sync_thread *t = calloc(1, sizeof *t);
+    if (!t)
+        return YN_ENOMEM;
+    int rc = yn_sync_new(opts, &t->s);
+    if (rc != YN_OK) {
+        free(t);
+        return rc;
+    }
+    t->lo = *lo;
+    snprintf(t->path, sizeof t->path, "%s", lo->path);
+    snprintf(t->terminal, sizeof t->terminal, "%s", lo->terminal_id);
+    t->lo.path = t->path;
+    t->lo.terminal_id = t->terminal;
+    t->interval_s = interval_s > 0 ? interval_s : 60;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cv, NULL);
+    if (pthread_create(&t->tid, NULL, sync_main, t) != 0) {
+        yn_sync_free(t->s);
+        free(t);
+        return YN_ENOMEM;
+    }
+    *out = t;
+    return YN_OK;
+}
+
+void yn_sync_thread_stop(yn_sync_thread *t)
+{
+    if (!t)
+        return;
+    pthread_mutex_lock(&t->mu);
+    t->stop = true;
+    pthread_cond_signal(&t->cv);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->tid, NULL);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cv);
+    yn_sync_free(t->s);
+    free(t);
+}

@@ -1,0 +1,80 @@
+/* client.h — the terminal's side of sync (sync/PROTOCOL.md): upload batches
+ * of unsent records over HTTPS (libcurl, server certificate verified against
+ * the CA file, optional client certificate), mark a batch sent only on a valid
+ * acknowledgement, fetch signed update documents and apply them to the
+ * ledger. Runs on its own thread with its own ledger handle (SQLite WAL), so
+ * the counter never waits for the network. */
+#ifndef YN_SYNC_CLIENT_H
+#define YN_SYNC_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ledger.h"
+#include "status.h"
+#include "update.h"
+
+typedef struct yn_sync_opts {
+    const char *url;         /* https://host[:port], no trailing slash; http:// is refused */
+    const char *ca_file;     /* CA that signed the server certificate (required) */
+    const char *client_cert; /* optional PEM client certificate (with client_key) */
+    const char *client_key;
+    const char *terminal_id;
+    const uint8_t *terminal_key; /* HMAC key, >= 16 bytes */
+    size_t terminal_key_len;
+    uint8_t district_pub[YN_UPDATE_PUBKEY_LEN];
+    int64_t max_batch_records;  /* 0 = 5000 */
+    int32_t timeout_ms;         /* per request; 0 = 30000 */
+    int64_t clock_max_step_ms;  /* passed to on_server_time; see yn_clock_correct */
+    int max_requests_per_round; /* bound on requests in one round; 0 = 1000 */
+    /* Called with the server's time from a verified update (the caller owns
+     * the clock and decides within its bounds). May be NULL. */
+    void (*on_server_time)(void *arg, int64_t server_utc_ms);
+    void *arg;
+} yn_sync_opts;
+
+typedef struct yn_sync yn_sync;
+
+/* What one round did. */
+typedef struct yn_sync_stats {
+    int64_t batches_acked;
+    int64_t records_acked;
+    int64_t updates_applied;
+    int64_t updates_refused; /* verified-bad documents (logged with the reason) */
+    int64_t requests;
+    int last_error; /* enum yn_status of the last failure in the round, YN_OK if none */
+} yn_sync_stats;
+
+int yn_sync_new(const yn_sync_opts *opts, yn_sync **out) YN_MUST_CHECK;
+void yn_sync_free(yn_sync *s);
+
+/* Upload every unsent batch, then fetch and apply updates. Stops at the first
+ * failure (returned; the next round retries). Re-sending is harmless. */
+int yn_sync_round(yn_sync *s, yn_ledger *l, int64_t now_utc_s, yn_sync_stats *stats) YN_MUST_CHECK;
+/* One batch: YN_ENOTFOUND when nothing is unsent. */
+int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *records) YN_MUST_CHECK;
+/* One update request, verified and applied. *more: the server holds more. */
+int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more) YN_MUST_CHECK;
+
+/* Apply a verified document to the ledger (every part idempotent; the
+ * document version is recorded last, so a crash midway re-applies it). */
+int yn_sync_apply(yn_ledger *l, const yn_update *u, int64_t now_utc_s) YN_MUST_CHECK;
+
+/* Delay before retry number attempt (0, 1, …): exponential from base_ms,
+ * capped at cap_ms, with full jitter in [delay/2, delay]. */
+int64_t yn_sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
+
+/* Enrol: trade a one-time token for this terminal's identity and key; the key
+ * is written to key_path (hex, mode 0600, atomically). */
+int yn_sync_enrol(const char *url, const char *ca_file, const char *token, const char *key_path,
+                  char *terminal_id, size_t id_size) YN_MUST_CHECK;
+
+/* The background thread: a round every interval_s (sooner after progress,
+ * backing off after failures) on its own ledger handle opened from ledger_opts. */
+typedef struct yn_sync_thread yn_sync_thread;
+int yn_sync_thread_start(const yn_sync_opts *opts, const yn_ledger_opts *ledger_opts,
+                         int interval_s, yn_sync_thread **out) YN_MUST_CHECK;
+void yn_sync_thread_stop(yn_sync_thread *t);
+
+#endif

@@ -1,0 +1,224 @@
+/* bench_sync.c — sync figures: wire bytes per meal record for a realistic
+ * lunch (sync_bytes_per_record, bar 16) and 100,000 records uploaded to the
+ * reference server over TLS on loopback (sync_100k_s, bar 10 s). */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batch.h"
+
+#include "client.h"
+#include "keystore.h"
+#include "ledger.h"
+#include "log.h"
+
+static char dir[512], bin[600], db[700], ca[700], cert[700], key[700], dkey[700], dpub[700],
+    ledger_path[700];
+static int port;
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    return system(cmd);
+}
+
+static pid_t start_server(const char *faults, const char *district_key)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char p[16];
+        snprintf(p, sizeof p, "%d", port);
+        execl(bin, bin, "--db", db, "serve", "--cert", cert, "--key", key, "--district-key",
+              district_key, "--listen", "127.0.0.1", "--port", p, "--slow-ms", "2500", "--faults",
+              faults, (char *)NULL);
+        _exit(127);
+    }
+    usleep(300000);
+    return pid;
+}
+
+static void stop_server(pid_t pid, int sig)
+{
+    kill(pid, sig);
+    waitpid(pid, NULL, 0);
+}
+
+/* Server-side totals for this terminal: records, price, subsidy, wallet, cash. */
+static void server_totals(long long out[5])
+{
+    char cmd[1600], line[256];
+    snprintf(cmd, sizeof cmd, "%s --db %s report terminal", bin, db);
+    FILE *p = popen(cmd, "r");
+    memset(out, 0, 5 * sizeof out[0]);
+    while (p && fgets(line, sizeof line, p))
+        if (strncmp(line, "T-INT,", 6) == 0)
+            sscanf(line + 6, "%lld,%lld,%lld,%lld,%lld", &out[0], &out[1], &out[2], &out[3],
+                   &out[4]);
+    if (p)
+        pclose(p);
+}
+
+/* A lunch at one canteen: 300 diners in 90 minutes out of a roster of 2,000
+ * local cards, categories fixed per card (Shenzhen 2025 shares), a few
+ * wallet payers, the odd 冲正. Bytes of the frames per record. */
+static double lunch_bytes_per_record(void)
+{
+    enum { DAYS = 5, DINERS = 300 };
+    static yn_ledger_record r[DAYS * DINERS];
+    static int64_t wallet[2000], last_seq[2000];
+    uint8_t key32[32] = {1}, prev[32] = {0};
+    srand(42);
+    size_t n = 0;
+    for (int d = 0; d < DAYS; d++) {
+        int64_t t = 1740970800 + d * 86400 + 11 * 3600 - 8 * 3600;
+        for (int i = 0; i < DINERS; i++, n++) {
+            yn_ledger_record *x = &r[n];
+            int card = rand() % 2000;
+            x->seq = (int64_t)n + 1;
+            strcpy(x->terminal, "SZ-FT-0012");
+            x->tap_id = x->seq + d * 7;
+            x->kind = YN_LEDGER_MEAL;
+            snprintf(x->card_no, sizeof x->card_no, "4403040%07d", 100000 + card * 37);
+            int cat = card % 10;
+            strcpy(x->category, cat < 3 ? "key_group" : cat < 9 ? "age70" : "");
+            strcpy(x->period, "lunch");
+            x->local_ymd = 20250303 + d;
+            x->price_fen = 1500;
+            x->subsidy_fen = cat < 3 ? 1500 : cat < 9 ? 500 : 0;
+            x->n_layers = x->subsidy_fen ? 1 : 0;
+            strcpy(x->layers[0].source, "city");
+            x->layers[0].fen = x->subsidy_fen;
+            x->wallet_fen = card % 4 == 0 ? x->price_fen - x->subsidy_fen : 0;
+            x->cash_fen = x->price_fen - x->subsidy_fen - x->wallet_fen;
+            if (!x->subsidy_fen)
+                x->reason = YN_REASON_NOT_ELIGIBLE;
+            t += 5 + rand() % 30;
+            x->utc_s = t;
+            x->mono_ms = (t - 1740970800) * 1000 + rand() % 1000;
+            x->boot_no = 4;
+            x->clock_trusted = true;
+            strcpy(x->operator_id, "op1");
+            x->policy_version = 3;
+            if (!wallet[card])
+                wallet[card] = 20000;
+            wallet[card] -= x->wallet_fen;
+            x->wallet_after_fen = wallet[card];
+            x->card_prev_seq = last_seq[card];
+            last_seq[card] = x->seq;
+        }
+    }
+    const uint8_t *p = prev;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(r[i].prev_hash, p, 32);
+        yn_ledger_record_hash(&r[i], p, r[i].hash);
+        p = r[i].hash;
+    }
+    size_t total = 0;
+    for (size_t off = 0; off < n; off += DINERS) { /* one batch per lunch */
+        uint8_t *f;
+        size_t len;
+        if (yn_batch_encode((int64_t)off / DINERS + 1, r + off, DINERS, key32, 32, &f, &len))
+            return -1;
+        total += len;
+        free(f);
+    }
+    return (double)total / (double)n;
+}
+
+int main(void)
+{
+    yn_log_init("bench_sync", YN_LOG_ERR, false);
+    printf("BENCH sync_bytes_per_record %.2f bytes\n", lunch_bytes_per_record());
+
+    const char *build = getenv("BUILD"), *tmp = getenv("TMPDIR");
+    if (!build)
+        build = "build/host";
+    snprintf(dir, sizeof dir, "%s/bsync", tmp && *tmp ? tmp : "/tmp");
+    sh("rm -rf %s && mkdir -p %s", dir, dir);
+    snprintf(bin, sizeof bin, "%s/yinian-district", build);
+    snprintf(db, sizeof db, "%s/district.db", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(cert, sizeof cert, "%s/server.pem", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    snprintf(dkey, sizeof dkey, "%s/district.key", dir);
+    snprintf(dpub, sizeof dpub, "%s/district.pub", dir);
+    snprintf(ledger_path, sizeof ledger_path, "%s/ledger.db", dir);
+    port = 20000 + (int)(getpid() % 20000);
+    if (sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+           " -keyout ca.key -out ca.pem -days 2 -subj /CN=yn-test-ca 2>/dev/null &&"
+           " openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key"
+           " -out server.csr -subj /CN=127.0.0.1 2>/dev/null &&"
+           " printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf &&"
+           " openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+           " -out server.pem -days 2 -extfile ext.cnf 2>/dev/null && %s keygen %s %s",
+           dir, bin, dkey, dpub) != 0)
+        return 1;
+    char token[64] = "", cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s --db %s enrol-token T-INT canteen-1", bin, db);
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(token, sizeof token, p))
+        return 1;
+    pclose(p);
+    token[strcspn(token, "\n")] = '\0';
+    pid_t srv = start_server("none", dkey);
+    char url[64], term[YN_LEDGER_ID_MAX], tkey[700];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
+    snprintf(tkey, sizeof tkey, "%s/terminal.key", dir);
+    uint8_t kb[64], pub[64];
+    size_t kl, pl;
+    if (yn_sync_enrol(url, ca, token, tkey, term, sizeof term) != YN_OK ||
+        yn_key_file_load(tkey, true, "terminal key", kb, sizeof kb, &kl) != YN_OK ||
+        yn_key_file_load(dpub, false, "district key", pub, sizeof pub, &pl) != YN_OK) {
+        stop_server(srv, SIGTERM);
+        return 1;
+    }
+    yn_sync_opts so = {.url = url,
+                       .ca_file = ca,
+                       .terminal_id = "T-INT",
+                       .terminal_key = kb,
+                       .terminal_key_len = kl,
+                       .max_batch_records = 10000,
+                       .timeout_ms = 30000};
+    memcpy(so.district_pub, pub, 32);
+    yn_sync *s;
+    yn_ledger_opts lo = {.path = ledger_path, .terminal_id = "T-INT"};
+    yn_ledger *l;
+    if (yn_sync_new(&so, &s) != YN_OK || yn_ledger_open(&lo, &l) != YN_OK)
+        return 1;
+    for (int i = 0; i < 100000; i++) { /* fill the journal (not timed) */
+        yn_ledger_when w = {.utc_s = 1740970800 + i * 3, .mono_ms = (int64_t)i * 3000};
+        yn_ledger_result r;
+        char card[20];
+        snprintf(card, sizeof card, "4403040010%04d", i % 2000);
+        if (yn_ledger_topup(l, 1 + i, card, 500 + (i % 7) * 100, "op1", &w, &r) != YN_OK)
+            return 1;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    yn_sync_stats st;
+    int rc = yn_sync_round(s, l, 1741000000, &st);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    long long t[5];
+    server_totals(t);
+    stop_server(srv, SIGTERM);
+    yn_sync_free(s);
+    yn_ledger_close(l);
+    if (rc != YN_OK || st.records_acked != 100000 || t[0] != 100000) {
+        fprintf(stderr, "bench_sync: upload failed: %s, %lld acked, server holds %lld\n",
+                yn_strerror(rc), (long long)st.records_acked, t[0]);
+        return 1;
+    }
+    printf("BENCH sync_100k_s %.2f s\n", secs);
+    return 0;
+}
