@@ -186,8 +186,7 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(TSUP_OBJS) $(LIB)
 # --- running -------------------------------------------------------------
 RUN_DIR := $(BUILD)/run
 run: all
-	tools/demo-setup $(RUN_DIR) $(BUILD)
-	$(DAEMON) --config $(RUN_DIR)/board.conf
+	tools/demo-run $(RUN_DIR) $(BUILD)
 
 # --- tests ---------------------------------------------------------------
 check: lint

@@ -2,16 +2,19 @@
  * terminal loop until SIGTERM/SIGINT (the tap in progress finishes first). */
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "card.h"
+#include "client.h"
 #include "config.h"
 #include "devices.h"
-#include "card.h"
 #include "ledger.h"
 #include "log.h"
 #include "policy.h"
+#include "service.h"
 #include "terminal.h"
 
 #define DEFAULT_CONFIG "/etc/yinian/board.conf"
@@ -33,6 +36,8 @@ static void usage(FILE *to)
                 "  --config FILE    board configuration (default " DEFAULT_CONFIG ")\n"
                 "  --check-config   validate FILE and exit: 0 valid, 2 invalid\n"
                 "  --self-test      open every configured device and exit: 0 all answer\n"
+                "  --enrol TOKEN    enrol with the district server ([sync] url, ca_file) using\n"
+                "                   a one-time token; writes [keys] terminal_key (mode 0600)\n"
                 "  --verbose        debug logging\n"
                 "  --version        print the version\n");
 }
@@ -48,6 +53,30 @@ static int load_config(const char *path, yn_config *cfg)
     if (errs.count > YN_CONFIG_MAX_ERRORS)
         fprintf(stderr, "%s: … and %d more problems\n", path, errs.count - YN_CONFIG_MAX_ERRORS);
     return rc;
+}
+
+/* Trade a one-time token for this terminal's key with the district server. */
+static int enrol(const yn_config *cfg, const char *token)
+{
+    char id[YN_ID_MAX];
+    if (!cfg->sync.url[0] || !cfg->sync.ca_file[0] || !cfg->keys.terminal_key[0]) {
+        fprintf(stderr, "%s: --enrol needs [sync] url and ca_file and [keys] terminal_key\n",
+                cfg->path);
+        return EXIT_CONFIG;
+    }
+    int rc = yn_sync_enrol(cfg->sync.url, cfg->sync.ca_file, token, cfg->keys.terminal_key, id,
+                           sizeof id);
+    if (rc != YN_OK) {
+        fprintf(stderr, "enrolment with %s failed: %s\n", cfg->sync.url, yn_strerror(rc));
+        return EXIT_RUNTIME;
+    }
+    if (strcmp(id, cfg->terminal.id) != 0)
+        fprintf(stderr,
+                "warning: the district enrolled this board as terminal %s but %s says "
+                "%s: correct [terminal] id\n",
+                id, cfg->path, cfg->terminal.id);
+    printf("enrolled as terminal %s; key written to %s\n", id, cfg->keys.terminal_key);
+    return 0;
 }
 
 /* What the terminal works with besides its devices. */
@@ -149,11 +178,59 @@ static int self_test(const yn_config *cfg)
     return failures ? EXIT_RUNTIME : 0;
 }
 
+/* Server time from a verified update, handed from the sync thread to the
+ * main loop, which owns the clock (0 = none pending). */
+static _Atomic int64_t server_time_ms;
+
+static void on_server_time(void *arg, int64_t utc_ms)
+{
+    (void)arg;
+    atomic_store(&server_time_ms, utc_ms);
+}
+
+/* Largest clock step taken from the server once the clock is trusted. */
+#define CLOCK_MAX_STEP_MS (10 * 60 * 1000)
+
+/* The sync thread, when [sync] enabled: its own ledger handle, never
+ * delaying a tap (SQLite WAL lets both work). */
+static int sync_start(const yn_config *cfg, yn_keystore *keys, yn_sync_thread **out)
+{
+    static uint8_t terminal_key[YN_KEY_MAX];
+    uint8_t pub[YN_KEY_MAX];
+    size_t key_len = 0, pub_len = 0;
+    *out = NULL;
+    if (!cfg->sync.enabled)
+        return YN_OK;
+    int rc = yn_keystore_load(keys, YN_KEYID_TERMINAL, terminal_key, sizeof terminal_key, &key_len);
+    if (rc == YN_OK)
+        rc = yn_keystore_load(keys, YN_KEYID_DISTRICT_PUB, pub, sizeof pub, &pub_len);
+    if (rc == YN_OK && (key_len < 16 || pub_len != YN_UPDATE_PUBKEY_LEN)) {
+        yn_err("%s: [keys] terminal_key must hold at least 16 bytes and district_pubkey %d",
+               cfg->path, YN_UPDATE_PUBKEY_LEN);
+        rc = YN_EINVAL;
+    }
+    if (rc != YN_OK)
+        return rc;
+    yn_sync_opts so = {.url = cfg->sync.url,
+                       .ca_file = cfg->sync.ca_file,
+                       .terminal_id = cfg->terminal.id,
+                       .terminal_key = terminal_key,
+                       .terminal_key_len = key_len,
+                       .clock_max_step_ms = CLOCK_MAX_STEP_MS,
+                       .on_server_time = on_server_time};
+    memcpy(so.district_pub, pub, YN_UPDATE_PUBKEY_LEN);
+    yn_ledger_opts lo = {.path = cfg->ledger.path,
+                         .terminal_id = cfg->terminal.id,
+                         .min_interval_s = cfg->ledger.min_interval_s};
+    return yn_sync_thread_start(&so, &lo, cfg->sync.interval_s, out);
+}
+
 static int run(const yn_config *cfg)
 {
     yn_devices dev;
     struct app app;
     yn_terminal *term = NULL;
+    yn_sync_thread *sync = NULL;
     if (yn_devices_open(&dev, cfg) != YN_OK)
         return EXIT_RUNTIME;
     int rc = app_open(cfg, &dev.keys, &app);
@@ -161,7 +238,10 @@ static int run(const yn_config *cfg)
         .ledger = app.ledger, .policy = app.policy, .master = app.master, .ring = &app.ring};
     if (rc == YN_OK)
         rc = yn_terminal_new(cfg, &dev, &deps, &term);
+    if (rc == YN_OK && (rc = sync_start(cfg, &dev.keys, &sync)) != YN_OK)
+        yn_err("sync: cannot start: %s", yn_strerror(rc));
     if (rc != YN_OK) {
+        yn_terminal_free(term);
         app_close(&app);
         yn_devices_close(&dev);
         return EXIT_RUNTIME;
@@ -170,12 +250,25 @@ static int run(const yn_config *cfg)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    yn_info("yinian-pos %s started: terminal %s, canteen %s, mode %s", YN_VERSION, cfg->terminal.id,
-            cfg->terminal.canteen_id, yn_mode_name(cfg->terminal.mode));
+    yn_info("yinian-pos %s started: terminal %s, canteen %s, mode %s, sync %s", YN_VERSION,
+            cfg->terminal.id, cfg->terminal.canteen_id, yn_mode_name(cfg->terminal.mode),
+            sync ? cfg->sync.url : "off");
     yn_terminal_start(term);
-    while (!stop_requested && !yn_terminal_done(term) && rc == YN_OK)
+    char status[128];
+    snprintf(status, sizeof status, "terminal %s ready, mode %s", cfg->terminal.id,
+             yn_mode_name(cfg->terminal.mode));
+    yn_service_ready(status);
+    while (!stop_requested && !yn_terminal_done(term) && rc == YN_OK) {
         rc = yn_terminal_step(term, 50);
+        int64_t server_ms = atomic_exchange(&server_time_ms, 0);
+        if (server_ms && yn_clock_correct(&dev.clock, server_ms,
+                                          dev.clock.trusted ? CLOCK_MAX_STEP_MS : -1) != YN_OK)
+            yn_warn("clock: server time not taken; records stay marked untrusted");
+        yn_service_alive(yn_clock_mono_ms(&dev.clock));
+    }
+    yn_service_stopping();
     yn_info("yinian-pos stopping after %d taps", yn_terminal_taps(term));
+    yn_sync_thread_stop(sync);
     yn_terminal_free(term);
     app_close(&app);
     yn_devices_close(&dev);
@@ -184,15 +277,14 @@ static int run(const yn_config *cfg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'k'},
-                                         {"self-test", no_argument, NULL, 's'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {"verbose", no_argument, NULL, 'v'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
+        {"self-test", no_argument, NULL, 's'},    {"enrol", required_argument, NULL, 'e'},
+        {"version", no_argument, NULL, 'V'},      {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *config = DEFAULT_CONFIG;
-    enum { RUN, CHECK, SELFTEST } action = RUN;
+    enum { RUN, CHECK, SELFTEST, ENROL } action = RUN;
+    const char *token = NULL;
     bool verbose = false;
     int c;
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -205,6 +297,10 @@ int main(int argc, char **argv)
             break;
         case 's':
             action = SELFTEST;
+            break;
+        case 'e':
+            action = ENROL;
+            token = optarg;
             break;
         case 'v':
             verbose = true;
@@ -234,5 +330,7 @@ int main(int argc, char **argv)
     }
     if (action == SELFTEST)
         return self_test(&cfg);
+    if (action == ENROL)
+        return enrol(&cfg, token);
     return run(&cfg);
 }
