@@ -21,7 +21,7 @@
 
 #include "log.h"
 
-#define SCHEMA_LATEST   2
+#define SCHEMA_LATEST   3
 #define TZ_OFFSET_S     (8 * 3600) /* Asia/Shanghai, UTC+8, no DST */
 #define CACHE_KIB       8192       /* SQLite page cache per handle */
 #define WALK_MAX        256        /* records walked for the kiosk's last meals */
@@ -105,6 +105,52 @@ static const char *const migrations[SCHEMA_LATEST] = {
     "INSERT INTO day_runs(first_seq, local_ymd)"
     " SELECT j.seq, j.local_ymd FROM journal j LEFT JOIN journal p ON p.seq = j.seq - 1"
     " WHERE p.seq IS NULL OR p.local_ymd != j.local_ymd;",
+
+    /* v3: no index on tap_id (it cost a third page written per debit). The
+     * terminal issues increasing tap ids; a card's row keeps the tap id of its
+     * last meal or top-up, which is what a replay is checked against
+     * (LEDGER.md, "Tap ids"). A UNIQUE column constraint cannot be dropped, so
+     * the journal is rebuilt (SQLite's 12-step ALTER TABLE; foreign keys are
+     * off during migrations), with the same columns, index and triggers. The
+     * two meta keys say what the ledger held before ids had to increase. */
+    "CREATE TABLE journal_v3("
+    " seq INTEGER PRIMARY KEY,"
+    " terminal TEXT NOT NULL,"
+    " tap_id INTEGER,"
+    " card_no TEXT NOT NULL,"
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 4),"
+    " category TEXT, period TEXT,"
+    " local_ymd INTEGER NOT NULL,"
+    " price_fen INTEGER NOT NULL, subsidy_fen INTEGER NOT NULL,"
+    " wallet_fen INTEGER NOT NULL, cash_fen INTEGER NOT NULL,"
+    " src1 TEXT, fen1 INTEGER, src2 TEXT, fen2 INTEGER,"
+    " src3 TEXT, fen3 INTEGER, src4 TEXT, fen4 INTEGER,"
+    " weight_g INTEGER NOT NULL, per100g_fen INTEGER NOT NULL,"
+    " reason TEXT, operator TEXT,"
+    " utc_s INTEGER NOT NULL, mono_ms INTEGER NOT NULL, boot_no INTEGER NOT NULL,"
+    " clock_trusted INTEGER NOT NULL,"
+    " reverses_seq INTEGER REFERENCES journal(seq),"
+    " ref TEXT, policy_version INTEGER NOT NULL,"
+    " wallet_after_fen INTEGER NOT NULL, card_prev_seq INTEGER NOT NULL,"
+    " prev_hash BLOB NOT NULL, hash BLOB NOT NULL,"
+    " CHECK (price_fen = subsidy_fen + wallet_fen + cash_fen));"
+    "INSERT INTO journal_v3 SELECT * FROM journal ORDER BY seq;"
+    "DROP TABLE journal;"
+    "ALTER TABLE journal_v3 RENAME TO journal;"
+    "CREATE UNIQUE INDEX journal_reverses ON journal(reverses_seq)"
+    " WHERE reverses_seq IS NOT NULL;"
+    "CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal"
+    " BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;"
+    "CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal"
+    " BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;"
+    "ALTER TABLE cards ADD COLUMN last_tap INTEGER NOT NULL DEFAULT 0;"
+    /* the tap id of each card's newest meal or top-up (bare column of MAX) */
+    "UPDATE cards SET last_tap = t.tap FROM (SELECT card_no, tap_id AS tap, MAX(seq)"
+    " FROM journal WHERE tap_id IS NOT NULL GROUP BY card_no) AS t"
+    " WHERE t.card_no = cards.card_no;"
+    "INSERT INTO meta(key, value) SELECT 'tap_id_floor', IFNULL(MAX(tap_id), 0) FROM journal;"
+    "INSERT INTO meta(key, value) SELECT 'tap_ids_increase_after_seq', IFNULL(MAX(seq), 0)"
+    " FROM journal;",
 };
 
 #define JOURNAL_COLS                                                                               \
@@ -116,8 +162,8 @@ static const char *const migrations[SCHEMA_LATEST] = {
 
 #define STATE_COLS                                                                                 \
     "balance_fen, last_seq, meal_seq, meal_utc_s, meal_mono_ms, meal_boot, month_ym, "             \
-    "month_meals, month_subsidy_fen, day_ymd, day_meals, period, period_meals"
-#define STATE_NCOLS 13
+    "month_meals, month_subsidy_fen, day_ymd, day_meals, period, period_meals, last_tap"
+#define STATE_NCOLS 14
 
 /* Statements prepared once per handle (SQLITE_PREPARE_PERSISTENT). */
 enum stmt_id {
@@ -125,7 +171,7 @@ enum stmt_id {
     ST_BEGIN_READ,
     ST_COMMIT,
     ST_ROLLBACK,
-    ST_BY_TAP,
+    ST_TAP_NEWEST,
     ST_BY_SEQ,
     ST_BY_REVERSES,
     ST_HEAD,
@@ -149,10 +195,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_BY_TAP] = "SELECT " JOURNAL_COLS " FROM journal WHERE tap_id = ?1",
     [ST_BY_SEQ] = "SELECT " JOURNAL_COLS " FROM journal WHERE seq = ?1",
     [ST_BY_REVERSES] = "SELECT " JOURNAL_COLS " FROM journal WHERE reverses_seq = ?1",
     [ST_HEAD] = "SELECT seq, hash, local_ymd FROM journal ORDER BY seq DESC LIMIT 1",
+    /* the newest tap id after seq ?1: a backward walk from the head that stops
+     * at the first record with a tap id (tap ids increase with seq) */
+    [ST_TAP_NEWEST] = "SELECT tap_id FROM journal WHERE seq > ?1 AND tap_id IS NOT NULL"
+                      " ORDER BY seq DESC LIMIT 1",
     [ST_INSERT] = "INSERT INTO journal(" JOURNAL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
                   " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,"
                   " ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
@@ -161,13 +210,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_CARD] = "SELECT " STATE_COLS ", 1, lost, roster_version IS NOT NULL, birth_ymd, flags,"
                 " district, street, expiry_ymd FROM cards WHERE card_no = ?1",
     [ST_STATE_GET] = "SELECT " STATE_COLS ", 1 FROM cards WHERE card_no = ?1",
-    [ST_STATE_INSERT] = "INSERT INTO cards(card_no, " STATE_COLS ")"
-                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    [ST_STATE_INSERT] =
+        "INSERT INTO cards(card_no, " STATE_COLS ")"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     /* in place: a same-size row is overwritten on its page, no rebalancing */
     [ST_STATE_UPDATE] = "UPDATE cards SET balance_fen = ?2, last_seq = ?3, meal_seq = ?4,"
                         " meal_utc_s = ?5, meal_mono_ms = ?6, meal_boot = ?7, month_ym = ?8,"
                         " month_meals = ?9, month_subsidy_fen = ?10, day_ymd = ?11,"
-                        " day_meals = ?12, period = ?13, period_meals = ?14 WHERE card_no = ?1",
+                        " day_meals = ?12, period = ?13, period_meals = ?14, last_tap = ?15"
+                        " WHERE card_no = ?1",
     [ST_ALLOC_GET] = "SELECT seq FROM allocations WHERE id = ?1",
     [ST_ALLOC_PUT] = "INSERT INTO allocations(id, seq) VALUES (?1, ?2)",
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
@@ -196,14 +247,22 @@ struct yn_ledger {
     sqlite3_stmt *st[ST_COUNT];
     EVP_MD_CTX *md_ctx; /* reused for every record hash */
     EVP_MD *md;         /* SHA-256, fetched once */
-    /* The journal's last record as this handle committed it. Valid while the
-     * file's data version is head_dv: any other commit (another connection,
-     * another process, any other operation) changes that version. */
+    /* The journal's last record as this handle last saw it committed. Valid
+     * while the file's data version is head_dv: any other commit (another
+     * connection, another process, any other operation) changes that version,
+     * and head_current() reads the head again. */
     bool head_valid;
     unsigned int head_dv;
     int64_t head_seq;
     int32_t head_ymd;
     uint8_t head_hash[YN_LEDGER_HASH_LEN];
+    /* The highest tap id in the journal's records 1..tap_upto (committed,
+     * append-only: it stays true). A new tap id must be above it (LEDGER.md,
+     * "Tap ids"). When the head moved past tap_upto, only the newer records
+     * are looked at. */
+    bool tap_known;
+    int64_t tap_upto;
+    int64_t tap_max;
 };
 
 /* The part of a cards row kept in step with the journal (0 = none). */
@@ -222,6 +281,7 @@ struct card_state {
     int32_t day_meals;
     char period[YN_NAME_MAX]; /* with day_ymd: key of the period counter */
     int32_t period_meals;
+    int64_t last_tap; /* tap id of the card's newest meal or top-up; 0 = none */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -602,31 +662,78 @@ static void head_remember(yn_ledger *l, const yn_ledger_record *r)
     memcpy(l->head_hash, r->hash, sizeof l->head_hash);
     l->head_dv = data_version(l);
     l->head_valid = l->head_dv != 0;
+    if (l->tap_known && l->tap_upto == r->seq - 1) { /* head_current() ran in that transaction */
+        l->tap_upto = r->seq;
+        if (r->tap_id > l->tap_max)
+            l->tap_max = r->tap_id;
+    }
 }
 
-static int append(yn_ledger *l, yn_ledger_record *r)
+static int meta_get_i64(yn_ledger *l, const char *key, int64_t *v);
+
+/* Inside a transaction that holds the lock (BEGIN IMMEDIATE, or after a first
+ * statement): make the cached head and highest tap id those of the file. Free
+ * while no other commit happened since this handle's last one (the data
+ * version says so); else one read of the head and a backward walk over the
+ * records appended since this handle last looked, down to the newest with a
+ * tap id (usually the first one, or none at all). The first time, and if the
+ * journal became shorter than seen before (a restored file), the walk starts
+ * from the head of the whole journal, and the highest tap id of the records
+ * made before ids had to increase (meta tap_id_floor) counts too. */
+static int head_current(yn_ledger *l)
 {
-    int32_t head_ymd = 0;
-    int rc = SQLITE_OK;
-    r->seq = 1;
-    memset(r->prev_hash, 0, sizeof r->prev_hash);
-    if (l->head_valid && data_version(l) == l->head_dv) {
-        r->seq = l->head_seq + 1;
-        memcpy(r->prev_hash, l->head_hash, YN_LEDGER_HASH_LEN);
-        head_ymd = l->head_ymd;
-    } else {
-        sqlite3_stmt *s = l->st[ST_HEAD];
+    if (l->head_valid && data_version(l) == l->head_dv)
+        return SQLITE_OK;
+    l->head_valid = false;
+    int64_t seq = 0;
+    int32_t ymd = 0;
+    uint8_t hash[YN_LEDGER_HASH_LEN] = {0};
+    sqlite3_stmt *s = l->st[ST_HEAD];
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        seq = sqlite3_column_int64(s, 0);
+        if (sqlite3_column_bytes(s, 1) == YN_LEDGER_HASH_LEN)
+            memcpy(hash, sqlite3_column_blob(s, 1), YN_LEDGER_HASH_LEN);
+        ymd = sqlite3_column_int(s, 2);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return rc;
+    int64_t upto = l->tap_upto, max = l->tap_max;
+    if (!l->tap_known || seq < upto) {
+        upto = 0;
+        if ((rc = meta_get_i64(l, "tap_id_floor", &max)) != SQLITE_OK)
+            return rc;
+    }
+    if (seq > upto) {
+        s = l->st[ST_TAP_NEWEST];
+        sqlite3_bind_int64(s, 1, upto);
         rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW) {
-            r->seq = sqlite3_column_int64(s, 0) + 1;
-            if (sqlite3_column_bytes(s, 1) == YN_LEDGER_HASH_LEN)
-                memcpy(r->prev_hash, sqlite3_column_blob(s, 1), YN_LEDGER_HASH_LEN);
-            head_ymd = sqlite3_column_int(s, 2);
-        }
+        if (rc == SQLITE_ROW && sqlite3_column_int64(s, 0) > max)
+            max = sqlite3_column_int64(s, 0);
         sqlite3_reset(s);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return rc;
     }
+    l->tap_known = true;
+    l->tap_upto = seq;
+    l->tap_max = max;
+    l->head_seq = seq;
+    l->head_ymd = ymd;
+    memcpy(l->head_hash, hash, sizeof l->head_hash);
+    l->head_dv = data_version(l);
+    l->head_valid = l->head_dv != 0;
+    return SQLITE_OK;
+}
+
+static int append(yn_ledger *l, yn_ledger_record *r)
+{
+    int rc = head_current(l);
+    if (rc != SQLITE_OK)
+        return rc;
+    r->seq = l->head_seq + 1;
+    memcpy(r->prev_hash, l->head_hash, YN_LEDGER_HASH_LEN);
+    int32_t head_ymd = l->head_ymd;
     l->head_valid = false; /* until this transaction commits */
     if (!hash_record(l, r, r->hash))
         return SQLITE_ERROR;
@@ -709,6 +816,7 @@ static void state_from_row(sqlite3_stmt *s, struct card_state *cs)
         cs->day_meals = sqlite3_column_int(s, 10);
         col_text(s, 11, cs->period, sizeof cs->period);
         cs->period_meals = sqlite3_column_int(s, 12);
+        cs->last_tap = sqlite3_column_int64(s, 13);
     }
 }
 
@@ -742,6 +850,7 @@ static int state_put(yn_ledger *l, const char *card_no, const struct card_state 
     sqlite3_bind_int(s, 12, cs->day_meals);
     sqlite3_bind_text(s, 13, cs->period, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 14, cs->period_meals);
+    sqlite3_bind_int64(s, 15, cs->last_tap);
     return run(l, id);
 }
 
@@ -823,21 +932,54 @@ static void record_base(yn_ledger *l, yn_ledger_record *r, int kind, const char 
 
 /* ---- debit ------------------------------------------------------------------ */
 
-/* Inside a debit's transaction: is tap_id journaled already? If so the
- * transaction is ended and out holds the original result. */
-static int replay_of(yn_ledger *l, const yn_ledger_tap *tap, yn_ledger_result *out, bool *replay)
+/* Inside a tap's write transaction, once the card row is read (cs): the tap
+ * id rules of LEDGER.md, "Tap ids". Returns SQLITE_OK with *st = YN_OK when
+ * the tap is new and may be recorded; YN_EDUPLICATE when it is the card's last
+ * tap (out holds that record's result: found along the card's own chain, a
+ * reversal or allocation may have followed it); YN_EINVAL when the id is not
+ * above the highest tap id journaled. In the last two cases the transaction
+ * is ended. Anything else is a storage error (rolled back by the caller). */
+static int tap_check(yn_ledger *l, const char *op, const char *card_no, const struct card_state *cs,
+                     int64_t tap_id, yn_ledger_result *out, int *st)
 {
-    yn_ledger_record rec;
-    int rc = record_by(l, ST_BY_TAP, tap->tap_id, &rec, replay);
-    if (rc != SQLITE_OK || !*replay)
+    *st = YN_OK;
+    int rc = head_current(l);
+    if (rc != SQLITE_OK)
         return rc;
-    if (!sqlite3_get_autocommit(l->db))
-        (void)run(l, ST_ROLLBACK);
-    result_from_record(&rec, out);
-    if (strcmp(rec.card_no, tap->card->card_no) != 0)
-        yn_warn("ledger %s: tap %" PRId64 " replayed with card %s, recorded for card %s"
-                " (seq %" PRId64 "): original result returned",
-                l->path, tap->tap_id, tap->card->card_no, rec.card_no, rec.seq);
+    if (cs->last_tap == tap_id) {
+        yn_ledger_record rec;
+        int64_t seq = cs->last_seq;
+        bool found = false;
+        while (seq > 0 && rc == SQLITE_OK) {
+            rc = record_by(l, ST_BY_SEQ, seq, &rec, &found);
+            if (rc != SQLITE_OK || !found || rec.tap_id == tap_id)
+                break;
+            found = false;
+            if (rec.card_prev_seq >= seq) /* a damaged chain: it must go back */
+                break;
+            seq = rec.card_prev_seq;
+        }
+        if (rc != SQLITE_OK)
+            return rc;
+        if (!found || strcmp(rec.card_no, card_no) != 0) {
+            yn_err("ledger %s: %s tap %" PRId64 " card %s: the card's last tap id is not in"
+                   " its records: run yinian-diag ledger verify",
+                   l->path, op, tap_id, card_no);
+            return SQLITE_CORRUPT;
+        }
+        tx_end(l);
+        result_from_record(&rec, out);
+        *st = YN_EDUPLICATE;
+        return SQLITE_OK;
+    }
+    if (tap_id <= l->tap_max) {
+        tx_end(l);
+        yn_warn("ledger %s: %s tap %" PRId64 " card %s refused: tap id not increasing (highest"
+                " tap id journaled is %" PRId64 ", this card's last is %" PRId64 "): nothing"
+                " recorded; the terminal must give every new tap a higher id",
+                l->path, op, tap_id, card_no, l->tap_max, cs->last_tap);
+        *st = YN_EINVAL;
+    }
     return SQLITE_OK;
 }
 
@@ -866,13 +1008,7 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     if (rc != SQLITE_OK)
         goto storage;
 
-    /* 1. a replayed tap gets its original result and is charged nothing. The
-     * UNIQUE index on tap_id guards the append; the lookup is made only where
-     * the answer would differ: before any refusal, and when the append hits
-     * that index. */
-    yn_ledger_record rec;
-    bool replay;
-    /* 2. the card: wallet and usage, the district's blacklist and roster */
+    /* 1. the card: wallet, usage and last tap, the district's blacklist and roster */
     sqlite3_stmt *s = l->st[ST_CARD];
     sqlite3_bind_text(s, 1, card_no, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
@@ -895,12 +1031,17 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     sqlite3_reset(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         goto storage;
-    rc = SQLITE_OK;
+
+    /* 2. the card's last tap again is a replay: its original result, no charge,
+     * even if the card was blacklisted or the interval has not passed since.
+     * Any other tap id must be above every one journaled. */
+    int st;
+    if ((rc = tap_check(l, "debit", card_no, &cs, tap->tap_id, out, &st)) != SQLITE_OK)
+        goto storage;
+    if (st != YN_OK)
+        return st;
+
     if (lost) {
-        if ((rc = replay_of(l, tap, out, &replay)) != SQLITE_OK)
-            goto storage;
-        if (replay)
-            return YN_EDUPLICATE;
         tx_end(l);
         refuse(out, YN_REASON_LOST);
         yn_info("ledger: debit tap %" PRId64 " card %s refused: card is on the blacklist",
@@ -913,10 +1054,6 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     if (l->min_interval_ms > 0 && cs.meal_seq > 0 &&
         elapsed_ms(l, cs.meal_boot, cs.meal_mono_ms, cs.meal_utc_s, &tap->when, &since_ms) &&
         since_ms < l->min_interval_ms) {
-        if ((rc = replay_of(l, tap, out, &replay)) != SQLITE_OK)
-            goto storage;
-        if (replay)
-            return YN_EDUPLICATE;
         tx_end(l);
         refuse(out, YN_REASON_TOO_SOON);
         yn_info("ledger: debit tap %" PRId64 " card %s refused: last meal (seq %" PRId64
@@ -941,13 +1078,9 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
         if (f->subsidy_month_fen > usage.subsidy_month_fen)
             usage.subsidy_month_fen = f->subsidy_month_fen;
     }
-    int st = yn_policy_decide(p, &facts, tap->meal, tap->canteen, tap->when.utc_s, &usage,
-                              cs.balance_fen > 0 ? cs.balance_fen : 0, &out->decision);
+    st = yn_policy_decide(p, &facts, tap->meal, tap->canteen, tap->when.utc_s, &usage,
+                          cs.balance_fen > 0 ? cs.balance_fen : 0, &out->decision);
     if (st != YN_OK || !out->decision.allowed) {
-        if ((rc = replay_of(l, tap, out, &replay)) != SQLITE_OK)
-            goto storage;
-        if (replay)
-            return YN_EDUPLICATE;
         tx_end(l);
         if (st != YN_OK) {
             yn_warn("ledger: debit tap %" PRId64 " card %s: policy %s refused the input: %s",
@@ -960,6 +1093,7 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
 
     /* 5. the record, then the card's state, in the same transaction */
     const yn_decision *d = &out->decision;
+    yn_ledger_record rec;
     record_base(l, &rec, YN_LEDGER_MEAL, card_no, &tap->when);
     rec.tap_id = tap->tap_id;
     rec.local_ymd = m.local_ymd;
@@ -980,16 +1114,12 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     rec.policy_version = yn_policy_version(p);
     rec.wallet_after_fen = cs.balance_fen - d->wallet_fen;
     rec.card_prev_seq = cs.last_seq;
-    if ((rc = append(l, &rec)) == SQLITE_CONSTRAINT_UNIQUE) {
-        int rc2 = replay_of(l, tap, out, &replay);
-        if (rc2 == SQLITE_OK && replay)
-            return YN_EDUPLICATE;
-    }
-    if (rc != SQLITE_OK)
+    if ((rc = append(l, &rec)) != SQLITE_OK)
         goto storage;
 
     cs.balance_fen = rec.wallet_after_fen;
     cs.last_seq = rec.seq;
+    cs.last_tap = rec.tap_id;
     cs.meal_seq = rec.seq;
     cs.meal_utc_s = rec.utc_s;
     cs.meal_mono_ms = rec.mono_ms;
@@ -1123,21 +1253,21 @@ storage:;
 
 /* ---- credits: allocations and top-ups ------------------------------------------ */
 
-/* Append a wallet credit record (allocation or top-up) and update the card. */
-static int credit(yn_ledger *l, yn_ledger_record *rec, int64_t amount_fen)
+/* Append a wallet credit record (allocation or top-up) to the card whose
+ * state is cs, and update the card. */
+static int credit(yn_ledger *l, struct card_state *cs, yn_ledger_record *rec, int64_t amount_fen)
 {
-    struct card_state cs;
-    int rc = state_get(l, rec->card_no, &cs);
+    rec->wallet_fen = -amount_fen;
+    rec->wallet_after_fen = cs->balance_fen + amount_fen;
+    rec->card_prev_seq = cs->last_seq;
+    int rc = append(l, rec);
     if (rc != SQLITE_OK)
         return rc;
-    rec->wallet_fen = -amount_fen;
-    rec->wallet_after_fen = cs.balance_fen + amount_fen;
-    rec->card_prev_seq = cs.last_seq;
-    if ((rc = append(l, rec)) != SQLITE_OK)
-        return rc;
-    cs.balance_fen = rec->wallet_after_fen;
-    cs.last_seq = rec->seq;
-    return state_put(l, rec->card_no, &cs);
+    cs->balance_fen = rec->wallet_after_fen;
+    cs->last_seq = rec->seq;
+    if (rec->tap_id)
+        cs->last_tap = rec->tap_id;
+    return state_put(l, rec->card_no, cs);
 }
 
 int yn_ledger_allocate(yn_ledger *l, const char *alloc_id, const char *card_no, const char *source,
@@ -1179,7 +1309,9 @@ int yn_ledger_allocate(yn_ledger *l, const char *alloc_id, const char *card_no, 
     copy_str(rec.layers[0].source, sizeof rec.layers[0].source, source);
     rec.layers[0].fen = amount_fen;
     rec.subsidy_fen = amount_fen;
-    if ((rc = credit(l, &rec, amount_fen)) != SQLITE_OK)
+    struct card_state cs;
+    if ((rc = state_get(l, card_no, &cs)) != SQLITE_OK ||
+        (rc = credit(l, &cs, &rec, amount_fen)) != SQLITE_OK)
         goto storage;
     s = l->st[ST_ALLOC_PUT];
     sqlite3_bind_text(s, 1, alloc_id, -1, SQLITE_STATIC);
@@ -1213,28 +1345,27 @@ int yn_ledger_topup(yn_ledger *l, int64_t tap_id, const char *card_no, int64_t a
     int rc = tx_begin(l, true);
     if (rc != SQLITE_OK)
         goto storage;
-    yn_ledger_record rec;
-    bool found;
-    if ((rc = record_by(l, ST_BY_TAP, tap_id, &rec, &found)) != SQLITE_OK)
+    struct card_state cs;
+    int st;
+    if ((rc = state_get(l, card_no, &cs)) != SQLITE_OK ||
+        (rc = tap_check(l, "top-up", card_no, &cs, tap_id, out, &st)) != SQLITE_OK)
         goto storage;
-    if (found) {
-        tx_end(l);
-        result_from_record(&rec, out);
-        return YN_EDUPLICATE;
-    }
+    if (st != YN_OK)
+        return st;
+    yn_ledger_record rec;
     record_base(l, &rec, YN_LEDGER_TOPUP, card_no, when);
     rec.tap_id = tap_id;
     rec.cash_fen = amount_fen;
     copy_str(rec.operator_id, sizeof rec.operator_id, operator_id);
-    if ((rc = credit(l, &rec, amount_fen)) != SQLITE_OK)
+    if ((rc = credit(l, &cs, &rec, amount_fen)) != SQLITE_OK)
         goto storage;
     if ((rc = tx_commit_append(l, &rec)) != SQLITE_OK)
         goto storage;
     result_from_record(&rec, out);
     return YN_OK;
 
-storage:;
-    int st = fail(l, rc, what);
+storage:
+    st = fail(l, rc, what);
     memset(out, 0, sizeof *out);
     return st;
 }
@@ -1548,11 +1679,15 @@ static void report(yn_ledger_verify_report *out, int64_t seq, const char *fmt, c
     snprintf(out->what, sizeof out->what, fmt, arg ? arg : "");
 }
 
-/* The chain: seq without gaps, links, hashes, shares, and the day index. */
+/* The chain: seq without gaps, links, hashes, shares, the day index, and tap
+ * ids increasing (after the records made before that rule, if any). */
 static int verify_chain(yn_ledger *l, yn_ledger_verify_report *out)
 {
     sqlite3_stmt *s = NULL, *runs = NULL;
-    int rc = sqlite3_prepare_v2(l->db, "SELECT " JOURNAL_COLS " FROM journal ORDER BY seq", -1, &s,
+    int64_t increasing_after = 0, max_tap = 0;
+    int rc = meta_get_i64(l, "tap_ids_increase_after_seq", &increasing_after);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(l->db, "SELECT " JOURNAL_COLS " FROM journal ORDER BY seq", -1, &s,
                                 NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(
@@ -1580,6 +1715,8 @@ static int verify_chain(yn_ledger *l, yn_ledger_verify_report *out)
         } else if (r.price_fen != r.subsidy_fen + r.wallet_fen + r.cash_fen ||
                    (r.n_layers > 0 && layers_fen != r.subsidy_fen) || r.reason == YN_REASON_COUNT) {
             report(out, r.seq, "shares do not add up%s", NULL);
+        } else if (r.tap_id && r.tap_id <= max_tap && r.seq > increasing_after) {
+            report(out, r.seq, "tap id not above the tap ids before it%s", NULL);
         } else if (r.seq == 1 || r.local_ymd != prev_ymd) {
             run_rc = sqlite3_step(runs);
             if (run_rc != SQLITE_ROW || sqlite3_column_int64(runs, 0) != r.seq ||
@@ -1588,6 +1725,8 @@ static int verify_chain(yn_ledger *l, yn_ledger_verify_report *out)
         }
         memcpy(prev, r.hash, sizeof prev);
         prev_ymd = r.local_ymd;
+        if (r.tap_id > max_tap)
+            max_tap = r.tap_id;
         expect = r.seq + 1;
     }
     if (rc == SQLITE_DONE)
@@ -1610,7 +1749,11 @@ static int verify_cards(yn_ledger *l, yn_ledger_verify_report *out)
         " COUNT(*) AS n, SUM(subsidy_fen) AS fen FROM journal WHERE kind = 1 AND subsidy_fen > 0"
         " AND seq NOT IN (SELECT reverses_seq FROM journal WHERE reverses_seq IS NOT NULL)"
         " GROUP BY 1, 2, 3;"
-        "CREATE INDEX temp.v_use_key ON v_use(card_no, ymd, period);";
+        "CREATE INDEX temp.v_use_key ON v_use(card_no, ymd, period);"
+        /* each card's newest tap id (bare column of MAX) */
+        "CREATE TEMP TABLE v_tap AS SELECT card_no, tap_id AS tap, MAX(seq) AS seq FROM journal"
+        " WHERE tap_id IS NOT NULL GROUP BY card_no;"
+        "CREATE UNIQUE INDEX temp.v_tap_card ON v_tap(card_no);";
     static const char *const checks[] = {
         /* wallet balance and newest record, both ways */
         "SELECT b.card_no, 'wallet balance or newest record disagrees with the journal'"
@@ -1637,6 +1780,9 @@ static int verify_cards(yn_ledger *l, yn_ledger_verify_report *out)
         "  -SUM(wallet_fen) OVER (PARTITION BY card_no ORDER BY seq ROWS UNBOUNDED PRECEDING) AS s,"
         "  IFNULL(LAG(seq) OVER (PARTITION BY card_no ORDER BY seq), 0) AS q FROM journal)"
         " WHERE w != s OR p != q ORDER BY seq LIMIT 1",
+        /* the last tap id a replay is checked against */
+        ("SELECT c.card_no, 'last tap id of the card disagrees with the journal' FROM cards c"
+         " LEFT JOIN v_tap t USING (card_no) WHERE c.last_tap != IFNULL(t.tap, 0) LIMIT 1"),
     };
     int rc = sqlite3_exec(l->db, setup, NULL, NULL, NULL);
     for (size_t i = 0; rc == SQLITE_OK && i < sizeof checks / sizeof checks[0]; i++) {
@@ -1665,7 +1811,9 @@ static int verify_cards(yn_ledger *l, yn_ledger_verify_report *out)
             out->cards = sqlite3_column_int64(n, 0);
         sqlite3_finalize(n);
     }
-    (void)sqlite3_exec(l->db, "DROP TABLE IF EXISTS temp.v_bal; DROP TABLE IF EXISTS temp.v_use;",
+    (void)sqlite3_exec(l->db,
+                       "DROP TABLE IF EXISTS temp.v_bal; DROP TABLE IF EXISTS temp.v_use;"
+                       " DROP TABLE IF EXISTS temp.v_tap;",
                        NULL, NULL, NULL);
     return rc;
 }
@@ -2065,7 +2213,31 @@ int yn_ledger_checkpoint(yn_ledger *l)
     if (l->read_only)
         return YN_OK;
     int rc = sqlite3_wal_checkpoint_v2(l->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc == SQLITE_OK && (rc = tx_begin(l, false)) == SQLITE_OK) {
+        /* while idle, catch up with what other handles appended (e.g. sync's
+         * allocations), so that the next tap need not walk over it */
+        l->head_valid = false;
+        rc = head_current(l);
+        if (rc == SQLITE_OK)
+            tx_end(l);
+    }
     return rc == SQLITE_OK ? YN_OK : read_fail(l, rc, "checkpoint");
+}
+
+int yn_ledger_tap_id_max(yn_ledger *l, int64_t *tap_id)
+{
+    CHECK_READY(l);
+    int rc = tx_begin(l, false);
+    if (rc == SQLITE_OK) {
+        l->head_valid = false; /* see what other handles appended */
+        rc = head_current(l);
+        if (rc == SQLITE_OK)
+            tx_end(l);
+    }
+    if (rc != SQLITE_OK)
+        return read_fail(l, rc, "highest tap id");
+    *tap_id = l->tap_max;
+    return YN_OK;
 }
 
 /* ---- open, migrate, close ------------------------------------------------------------ */
@@ -2171,9 +2343,21 @@ static int migrate(yn_ledger *l, int target)
     }
     if (version > 0 && (rc = backup_before_migration(l, version)) != SQLITE_OK)
         return status_of(rc);
-    rc = sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    /* Steps may rebuild a table that others refer to (v3: the journal), which
+     * SQLite allows only with foreign keys off (a no-op inside a transaction);
+     * PRAGMA foreign_key_check proves them intact before the commit. */
+    rc = sqlite3_exec(l->db, "PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE", NULL, NULL, NULL);
     for (int64_t v = version; v < target && rc == SQLITE_OK; v++)
         rc = sqlite3_exec(l->db, migrations[v], NULL, NULL, NULL);
+    int64_t dangling = 0;
+    if (rc == SQLITE_OK && version > 0 &&
+        (rc = pragma_int(l->db, "SELECT COUNT(*) FROM pragma_foreign_key_check", &dangling)) ==
+            SQLITE_OK &&
+        dangling > 0) {
+        yn_err("ledger %s: %" PRId64 " references to missing records after the upgrade", l->path,
+               dangling);
+        rc = SQLITE_CONSTRAINT_FOREIGNKEY;
+    }
     if (rc == SQLITE_OK) {
         char sql[48];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", target);
@@ -2181,13 +2365,20 @@ static int migrate(yn_ledger *l, int target)
     }
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL);
+    char msg[256];
+    copy_str(msg, sizeof msg, sqlite3_errmsg(l->db));
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(l->db))
+        (void)sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    int fk = sqlite3_exec(l->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && fk != SQLITE_OK) {
+        rc = fk;
+        copy_str(msg, sizeof msg, sqlite3_errmsg(l->db));
+    }
     if (rc != SQLITE_OK) {
         int st = status_of(rc);
         yn_err("ledger %s: schema upgrade v%" PRId64 " -> v%d failed, nothing changed: %s "
                "(sqlite %d: %s): %s",
-               l->path, version, target, yn_strerror(st), rc, sqlite3_errmsg(l->db),
-               advice_for(st));
-        (void)sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+               l->path, version, target, yn_strerror(st), rc, msg, advice_for(st));
         return st;
     }
     if (version > 0)
@@ -2248,6 +2439,8 @@ static int identify(yn_ledger *l, const yn_ledger_opts *o)
         if (rc == SQLITE_OK)
             rc = meta_put_text(l, "boot_id", boot_id);
     }
+    if (rc == SQLITE_OK && !l->read_only)
+        rc = head_current(l); /* the highest tap id, before the first tap asks */
     if (rc == SQLITE_OK)
         rc = tx_commit(l);
     if (rc != SQLITE_OK) {

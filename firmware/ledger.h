@@ -9,7 +9,15 @@
  * Schema, invariants, the hash encoding and the refusal rules: firmware/LEDGER.md.
  *
  * A handle is not thread-safe: one thread uses it at a time. Several
- * processes may open the same file; writers wait up to busy_timeout_ms. */
+ * processes may open the same file; writers wait up to busy_timeout_ms.
+ *
+ * Tap ids (debits and top-ups) are the terminal's contract with the ledger:
+ * every new tap gets an id above every id used before on this ledger (a
+ * counter kept across restarts, or a clock-based id), and a retry of the same
+ * tap reuses its id. The ledger keeps no index of tap ids: a retry is
+ * recognised as the card's last tap, and any other id not above the highest
+ * one journaled is refused (YN_EINVAL, logged "tap id not increasing").
+ * LEDGER.md, "Tap ids". */
 #ifndef YN_LEDGER_H
 #define YN_LEDGER_H
 
@@ -68,7 +76,7 @@ typedef struct yn_ledger_result {
 
 /* One tap at the counter. */
 typedef struct yn_ledger_tap {
-    int64_t tap_id;            /* client id of this tap, > 0, unique per ledger */
+    int64_t tap_id;            /* > 0: above every tap id used before; a retry reuses it */
     const yn_card_facts *card; /* as read from the card (roster may override) */
     const yn_meal *meal;
     const yn_canteen *canteen; /* where this terminal stands */
@@ -91,7 +99,7 @@ typedef struct yn_ledger_tap {
 typedef struct yn_ledger_record {
     int64_t seq; /* 1, 2, 3, … without gaps */
     char terminal[YN_LEDGER_ID_MAX];
-    int64_t tap_id; /* client id; 0 = none (allocations) */
+    int64_t tap_id; /* client id; 0 = none (allocations, reversals) */
     char card_no[20];
     int kind;                   /* enum yn_ledger_kind */
     char category[YN_NAME_MAX]; /* meal's category, "" if none */
@@ -133,13 +141,16 @@ int yn_ledger_schema_version(void);
 
 /* Decide and record one tap. Returns
  *   YN_OK         committed: out holds seq, decision and wallet balance after;
- *   YN_EDUPLICATE tap_id was recorded before: out holds that ORIGINAL result,
- *                 nothing is charged again;
+ *   YN_EDUPLICATE tap_id is the card's last tap (a retry, even after a crash):
+ *                 out holds that ORIGINAL result (kind and seq of the record
+ *                 it made), nothing is charged again;
  *   YN_EREFUSED   refused (blacklist, too soon, or the policy): out->decision
  *                 has allowed = false and the reason; nothing is written;
  *   YN_ENOSPC / YN_EROFS / YN_EBUSY / YN_EIO / YN_ECORRUPT: not recorded
  *                 (rolled back), out->decision.reason = YN_REASON_STORAGE;
- *   YN_EINVAL     bad input (policy's verdict on the meal or card, bad ids);
+ *   YN_EINVAL     bad input (policy's verdict on the meal or card, bad ids), or
+ *                 a tap id that is not the card's last tap and not above the
+ *                 highest tap id journaled: nothing is written;
  *   the status of tap->before_commit when it failed: not recorded (rolled back). */
 int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
                     yn_ledger_result *out) YN_MUST_CHECK;
@@ -159,8 +170,10 @@ int yn_ledger_allocate(yn_ledger *l, const char *alloc_id, const char *card_no, 
                        int64_t amount_fen, const yn_ledger_when *when,
                        yn_ledger_result *out) YN_MUST_CHECK;
 
-/* Cash top-up of amount_fen (> 0) into card's wallet at the counter,
- * idempotent on tap_id like a debit. */
+/* Cash top-up of amount_fen (> 0) into card's wallet at the counter. Its
+ * tap_id follows the rules of a debit's (same sequence of ids): the card's
+ * last tap again is YN_EDUPLICATE with the original record, an id neither that
+ * nor above the highest journaled is YN_EINVAL. */
 int yn_ledger_topup(yn_ledger *l, int64_t tap_id, const char *card_no, int64_t amount_fen,
                     const char *operator_id, const yn_ledger_when *when,
                     yn_ledger_result *out) YN_MUST_CHECK;
@@ -308,8 +321,13 @@ int yn_ledger_meta_put(yn_ledger *l, const char *key, const char *value) YN_MUST
 /* YN_ENOTFOUND when key is absent; value truncated to size. */
 int yn_ledger_meta_get(yn_ledger *l, const char *key, char *value, size_t size) YN_MUST_CHECK;
 
+/* The highest tap id journaled (0 if none): a terminal starts its tap ids
+ * above it, whatever its wall clock says after a reboot. */
+int yn_ledger_tap_id_max(yn_ledger *l, int64_t *tap_id) YN_MUST_CHECK;
+
 /* Copy the WAL into the main file while the counter is idle, so no debit
- * pays for it. Safe to call any time. */
+ * pays for it, and catch the handle up with records other handles appended
+ * (the journal head and highest tap id it keeps). Safe to call any time. */
 int yn_ledger_checkpoint(yn_ledger *l) YN_MUST_CHECK;
 
 #endif

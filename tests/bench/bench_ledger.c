@@ -11,8 +11,11 @@
  * off), with a real hash chain built by yn_ledger_record_hash(), so the loaded
  * ledger verifies like any other (checked at the end in the small run).
  *
+ * Then retries REPLAYS of the measured taps (a card held again): each must come
+ * back YN_EDUPLICATE with its original seq.
+ *
  * Prints: BENCH ledger_debit_p50_ms / ledger_debit_p99_ms / ledger_insert_p50_ms
- * / ledger_floor_ratio / ledger_mib_per_million. */
+ * / ledger_floor_ratio / ledger_replay_p50_ms / ledger_mib_per_million. */
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -35,6 +38,7 @@
 #define WARMUP      200 /* operations of each kind not counted at the start */
 #define BLOCK       100 /* operations of one kind in a row */
 #define SETTLE      3   /* operations not counted after a switch of kind */
+#define REPLAYS     500 /* retries of measured taps, timed after the run */
 
 struct sizes {
     int64_t roster, blacklist, journal, per_day, debits;
@@ -263,15 +267,17 @@ static int64_t bulk_load(const char *path, const struct sizes *z)
     fprintf(stderr, "bench_ledger: journal %" PRId64 " records in %.1f s\n", z->journal,
             (now_ms() - t0) / 1e3);
 
-    /* the cards: roster (with the state the journal left) and blacklist, in key order */
+    /* the cards: roster (with the state the journal left, the last tap id
+     * being the last seq) and blacklist, in key order */
     t0 = now_ms();
     exec(db, "BEGIN");
     sqlite3_prepare_v2(db,
                        "INSERT INTO cards(card_no, roster_version, birth_ymd, flags, district,"
                        " street, expiry_ymd, balance_fen, last_seq, meal_seq, meal_utc_s,"
                        " meal_mono_ms, meal_boot, month_ym, month_meals, month_subsidy_fen,"
-                       " day_ymd, day_meals, period, period_meals) VALUES (?1, 1, ?2, ?3, ?4,"
-                       " ?5, ?6, 0, ?7, ?7, ?8, ?9, 1, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                       " day_ymd, day_meals, period, period_meals, last_tap) VALUES (?1, 1, ?2,"
+                       " ?3, ?4, ?5, ?6, 0, ?7, ?7, ?8, ?9, 1, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
+                       " ?7)",
                        -1, &s, NULL);
     sqlite3_stmt *lost;
     sqlite3_prepare_v2(db, "INSERT INTO cards(card_no, bl_seq, lost) VALUES (?1, ?2, 1)", -1, &lost,
@@ -395,7 +401,10 @@ int main(void)
     int total = WARMUP + (int)z.debits;
     double *debit_ms = calloc((size_t)total, sizeof(double));
     double *insert_ms = calloc((size_t)total, sizeof(double));
-    int64_t tap_id = z.journal + 1;
+    int64_t tap_id = z.journal + 1; /* increasing, above every id of the bulk load */
+    struct {
+        int64_t tap_id, ci, seq;
+    } *done = calloc((size_t)total, sizeof *done);
     int64_t start = (int64_t)(rnd() % (uint64_t)z.roster);
     int n_debit = 0, n_insert = 0, k = 0;
     while (n_debit < total || n_insert < total) {
@@ -428,6 +437,9 @@ int main(void)
                         yn_reason_code(r.decision.reason));
                 return 1;
             }
+            done[n_debit].tap_id = tap.tap_id;
+            done[n_debit].ci = ci;
+            done[n_debit].seq = r.seq;
             if (b >= SETTLE)
                 debit_ms[n_debit++] = t1 - t0;
         }
@@ -445,6 +457,38 @@ int main(void)
     }
     sqlite3_finalize(ins);
     sqlite3_close(db);
+
+    /* replays of measured taps, spread over the run: the original result, no charge */
+    double *replay_ms = calloc(REPLAYS, sizeof(double));
+    for (int i = 0; i < REPLAYS; i++) {
+        int j = (int)((int64_t)i * (n_debit - 1) / (REPLAYS - 1));
+        yn_card_facts card = {.birth_ymd = 19300101 + (int)(done[j].ci % 30) * 10000,
+                              .flags = done[j].ci % 5 == 0 ? YN_FLAG_DIBAO : 0,
+                              .district = DISTRICT,
+                              .street = STREET,
+                              .expiry_ymd = 20301231};
+        card_no_of(done[j].ci, card.card_no, sizeof card.card_no);
+        yn_meal meal = {.price_fen = 1500};
+        yn_canteen canteen = {.district = DISTRICT, .street = STREET};
+        yn_ledger_tap tap = {
+            .tap_id = done[j].tap_id,
+            .card = &card,
+            .meal = &meal,
+            .canteen = &canteen,
+            .operator_id = "op1",
+            .when = {.utc_s = MEASURE_UTC + k * 2, .mono_ms = mono_ms(), .clock_trusted = true}};
+        yn_ledger_result r;
+        double t0 = now_ms();
+        int st = yn_ledger_debit(l, policy, &tap, &r);
+        replay_ms[i] = now_ms() - t0;
+        if (st != YN_EDUPLICATE || r.seq != done[j].seq) {
+            fprintf(stderr,
+                    "bench_ledger: replay of tap %" PRId64 ": %s, seq %" PRId64
+                    " (recorded as %" PRId64 ")\n",
+                    done[j].tap_id, yn_strerror(st), r.seq, done[j].seq);
+            return 1;
+        }
+    }
 
     double *d = debit_ms + WARMUP, *f = insert_ms + WARMUP;
     int n = (int)z.debits;
@@ -464,9 +508,12 @@ int main(void)
     printf("BENCH ledger_debit_p99_ms %.3f ms\n", d99);
     printf("BENCH ledger_insert_p50_ms %.3f ms\n", f50);
     printf("BENCH ledger_floor_ratio %.2f ratio\n", d50 / f50);
+    printf("BENCH ledger_replay_p50_ms %.3f ms\n", pct(replay_ms, REPLAYS, 50));
     printf("BENCH ledger_mib_per_million %.1f MiB\n",
            (double)journal_bytes / (1024.0 * 1024.0) / ((double)z.journal / 1e6));
     free(debit_ms);
     free(insert_ms);
+    free(replay_ms);
+    free(done);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +167,39 @@ static void topup(struct fx *f, const char *card_no, int64_t fen)
     assert_int_equal(yn_ledger_topup(f->l, f->next_tap++, card_no, fen, "op1", &w, &r), YN_OK);
 }
 
+/* ---- what the ledger logs -------------------------------------------------------- */
+
+static char log_path[700];
+static int saved_stderr = -1;
+
+/* Send the log (stderr) to a file until log_end(), which returns it (static). */
+static void log_begin(const struct fx *f)
+{
+    snprintf(log_path, sizeof log_path, "%s/log.txt", f->dir);
+    fflush(stderr);
+    saved_stderr = dup(2);
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(saved_stderr >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    yn_log_quiet(false);
+}
+
+static const char *log_end(void)
+{
+    static char text[8192];
+    fflush(stderr);
+    yn_log_quiet(true);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    FILE *in = fopen(log_path, "r");
+    assert_non_null(in);
+    size_t n = fread(text, 1, sizeof text - 1, in);
+    fclose(in);
+    text[n] = '\0';
+    return text;
+}
+
 /* ---- raw SQL views of the file (a second connection) --------------------------- */
 
 static int64_t sql_i64(const char *path, const char *sql)
@@ -223,7 +257,7 @@ static void test_open_sets_up_schema_and_identity(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(sql_i64(f->path, "PRAGMA user_version"), yn_ledger_schema_version());
-    assert_int_equal(yn_ledger_schema_version(), 2);
+    assert_int_equal(yn_ledger_schema_version(), 3);
     assert_int_equal(sql_i64(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
     char v[64];
     assert_int_equal(yn_ledger_meta_get(f->l, "terminal_id", v, sizeof v), YN_OK);
@@ -347,10 +381,11 @@ static void test_replayed_tap_returns_original(void **state)
     yn_card_facts c = key_card("4403040000000010");
     topup(f, c.card_no, 2000);
     yn_ledger_result first, again;
-    assert_int_equal(debit_at(f, &c, 1800, WED_NOON_UTC, 555, &first), YN_OK);
+    int64_t t = f->next_tap++;
+    assert_int_equal(debit_at(f, &c, 1800, WED_NOON_UTC, t, &first), YN_OK);
     int64_t n = journal_count(f);
     /* the same tap id later, even with another price: the original, no charge */
-    assert_int_equal(debit_at(f, &c, 2500, WED_NOON_UTC + 5, 555, &again), YN_EDUPLICATE);
+    assert_int_equal(debit_at(f, &c, 2500, WED_NOON_UTC + 5, t, &again), YN_EDUPLICATE);
     assert_int_equal(again.seq, first.seq);
     assert_int_equal(again.kind, YN_LEDGER_MEAL);
     assert_int_equal(again.decision.price_fen, 1800);
@@ -364,13 +399,13 @@ static void test_replayed_tap_returns_original(void **state)
     /* replayed after the card was blacklisted, or within the minimum interval:
      * still the original result, not a refusal */
     assert_int_equal(yn_ledger_blacklist_apply(f->l, 1, c.card_no, true), YN_OK);
-    assert_int_equal(debit_at(f, &c, 1800, WED_NOON_UTC + 6, 555, &again), YN_EDUPLICATE);
+    assert_int_equal(debit_at(f, &c, 1800, WED_NOON_UTC + 6, t, &again), YN_EDUPLICATE);
     assert_int_equal(again.seq, first.seq);
     assert_int_equal(yn_ledger_blacklist_apply(f->l, 2, c.card_no, false), YN_OK);
     yn_ledger_opts o = opts_for(f);
     o.min_interval_s = 60;
     reopen(f, &o);
-    assert_int_equal(debit_at(f, &c, 1800, WED_NOON_UTC + 7, 555, &again), YN_EDUPLICATE);
+    assert_int_equal(debit_at(f, &c, 1800, WED_NOON_UTC + 7, t, &again), YN_EDUPLICATE);
     assert_int_equal(again.seq, first.seq);
     assert_int_equal(again.wallet_after_fen, 1700);
     /* usage was not counted twice: period still used once */
@@ -378,6 +413,134 @@ static void test_replayed_tap_returns_original(void **state)
     assert_int_equal(yn_ledger_balance(f->l, c.card_no, WED_NOON_UTC, 5, &a), YN_OK);
     assert_int_equal(a.meals_month, 1);
     assert_int_equal(a.subsidy_month_fen, 1500);
+    /* the card's last tap is kept in its row */
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT last_tap FROM cards WHERE card_no = '%s'", c.card_no);
+    assert_int_equal(sql_i64(f->path, sql), t);
+    /* no index on tap_id: the journal has only its reversal index */
+    assert_int_equal(sql_i64(f->path, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
+                                      " AND tbl_name = 'journal'"),
+                     1);
+    assert_verifies(f);
+}
+
+/* A replay is the card's own last tap, whatever happened since elsewhere; any
+ * other tap id must be above every one journaled. */
+static void test_tap_ids_increase(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts a = key_card("4403040000000013"), b = senior_card("4403040000000014");
+    topup(f, a.card_no, 5000);
+    yn_ledger_result ra, rb, r;
+    int64_t ta = f->next_tap++, tb = f->next_tap++;
+    assert_int_equal(debit_at(f, &a, 1800, WED_NOON_UTC, ta, &ra), YN_OK);
+    assert_int_equal(debit_at(f, &b, 1500, WED_NOON_UTC + 1, tb, &rb), YN_OK);
+    int64_t n = journal_count(f);
+
+    /* a's last tap after b's: still a replay of a's meal */
+    assert_int_equal(debit_at(f, &a, 1800, WED_NOON_UTC + 2, ta, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, ra.seq);
+    assert_int_equal(r.wallet_after_fen, 5000 - 300);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    /* b's id with card a, a's id with card b: not a replay of the other card's
+     * tap, and not new either: refused, nothing written, and the log says why */
+    log_begin(f);
+    assert_int_equal(debit_at(f, &a, 1800, WED_NOON_UTC + 3, tb, &r), YN_EINVAL);
+    const char *log = log_end();
+    assert_non_null(strstr(log, "tap id not increasing"));
+    assert_non_null(strstr(log, a.card_no));
+    assert_int_equal(r.seq, 0);
+    assert_false(r.decision.allowed);
+    assert_int_equal(debit_at(f, &b, 1500, WED_NOON_UTC + 3, ta, &r), YN_EINVAL);
+    assert_int_equal(r.seq, 0);
+    /* what a terminal starts above after a restart */
+    int64_t max_tap = 0;
+    assert_int_equal(yn_ledger_tap_id_max(f->l, &max_tap), YN_OK);
+    assert_int_equal(max_tap, tb);
+    /* stale ids of no card, below the highest: refused too */
+    assert_int_equal(debit_at(f, &a, 1800, WED_NOON_UTC + 4, ta - 1, &r), YN_EINVAL);
+    assert_int_equal(debit_at(f, &b, 1500, WED_NOON_UTC + 4, 1, &r), YN_EINVAL);
+    assert_int_equal(journal_count(f), n);
+    assert_int_equal(wallet_of(f, a.card_no), 5000 - 300);
+
+    /* after a reversal and an allocation on card a, its last tap is still a replay:
+     * the original meal, not the reversal */
+    yn_ledger_when w = at(f, WED_NOON_UTC + 60);
+    yn_ledger_result rv;
+    assert_int_equal(yn_ledger_reverse(f->l, policy, ra.seq, "op2", &w, &rv), YN_OK);
+    assert_int_equal(yn_ledger_allocate(f->l, "alloc-13", a.card_no, "district", 100, &w, &r),
+                     YN_OK);
+    n = journal_count(f);
+    assert_int_equal(debit_at(f, &a, 1800, WED_NOON_UTC + 61, ta, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, ra.seq);
+    assert_int_equal(r.kind, YN_LEDGER_MEAL);
+    assert_int_equal(r.decision.price_fen, 1800);
+    assert_int_equal(journal_count(f), n);
+    assert_int_equal(wallet_of(f, a.card_no), 5000 + 100);
+
+    /* the next id goes through, for either card; ids may skip */
+    int64_t next = f->next_tap + 50;
+    f->next_tap = next + 1;
+    assert_int_equal(debit_at(f, &b, 1500, WED_EVE_UTC, next, &r), YN_OK);
+    assert_int_equal(r.seq, n + 1);
+    /* a refused tap is not journaled and its id not used up */
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 1, a.card_no, true), YN_OK);
+    assert_int_equal(debit_at(f, &a, 1800, WED_EVE_UTC + 1, next + 1, &r), YN_EREFUSED);
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 2, a.card_no, false), YN_OK);
+    assert_int_equal(debit_at(f, &a, 1800, WED_EVE_UTC + 2, next + 1, &r), YN_OK);
+    f->next_tap = next + 2;
+
+    /* a new handle (the terminal restarted) knows the highest id from the file */
+    yn_ledger_opts o = opts_for(f);
+    reopen(f, &o);
+    assert_int_equal(debit_at(f, &a, 1800, WED_EVE_UTC + 3, next, &r), YN_EINVAL);
+    assert_int_equal(debit_at(f, &b, 1500, WED_EVE_UTC + 3, next, &r), YN_EDUPLICATE);
+    assert_int_equal(debit_at(f, &a, 1800, WED_EVE_UTC + 3, next + 1, &r), YN_EDUPLICATE);
+    assert_int_equal(debit_at(f, &b, 1500, WED_EVE_UTC + 3, next + 2, &r), YN_OK);
+    assert_verifies(f);
+}
+
+/* Top-ups follow the same tap id rules, on the same sequence of ids. */
+static void test_topup_tap_ids(void **state)
+{
+    struct fx *f = *state;
+    const char *a = "4403040000000015", *b = "4403040000000016";
+    yn_ledger_when w = at(f, WED_NOON_UTC);
+    yn_ledger_result r1, r;
+    int64_t t = f->next_tap++;
+    assert_int_equal(yn_ledger_topup(f->l, t, a, 800, "op1", &w, &r1), YN_OK);
+    assert_int_equal(r1.kind, YN_LEDGER_TOPUP);
+    int64_t n = journal_count(f);
+    /* replay: the original, credited once */
+    assert_int_equal(yn_ledger_topup(f->l, t, a, 900, "op1", &w, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, r1.seq);
+    assert_int_equal(r.kind, YN_LEDGER_TOPUP);
+    assert_int_equal(r.decision.cash_fen, 800);
+    assert_int_equal(r.wallet_after_fen, 800);
+    /* the id on another card, or an id below the highest: refused, nothing written */
+    log_begin(f);
+    assert_int_equal(yn_ledger_topup(f->l, t, b, 800, "op1", &w, &r), YN_EINVAL);
+    const char *log = log_end();
+    assert_non_null(strstr(log, "top-up"));
+    assert_non_null(strstr(log, "tap id not increasing"));
+    assert_int_equal(r.seq, 0);
+    assert_int_equal(yn_ledger_topup(f->l, t - 1, a, 800, "op1", &w, &r), YN_EINVAL);
+    /* a debit may not reuse a top-up's id either: on the same card it is that
+     * top-up's replay (its record, kind top-up), on another card refused */
+    yn_card_facts cb = senior_card(b), ca = senior_card(a);
+    assert_int_equal(debit_at(f, &cb, 1500, WED_NOON_UTC, t, &r), YN_EINVAL);
+    assert_int_equal(debit_at(f, &ca, 1500, WED_NOON_UTC, t, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, r1.seq);
+    assert_int_equal(r.kind, YN_LEDGER_TOPUP);
+    assert_int_equal(journal_count(f), n);
+    assert_int_equal(wallet_of(f, a), 800);
+    assert_int_equal(wallet_of(f, b), 0);
+    /* a meal on the card, then the top-up's id again: no longer the card's last tap */
+    yn_ledger_result m;
+    assert_int_equal(debit(f, &ca, 1500, &m), YN_OK);
+    assert_int_equal(yn_ledger_topup(f->l, t, a, 800, "op1", &w, &r), YN_EINVAL);
+    assert_int_equal(yn_ledger_topup(f->l, f->next_tap++, b, 300, "op1", &w, &r), YN_OK);
+    assert_int_equal(r.wallet_after_fen, 300);
     assert_verifies(f);
 }
 
@@ -415,6 +578,20 @@ static void test_two_handles_one_chain(void **state)
     assert_int_equal(r.seq, 8);
     assert_int_equal(r.wallet_after_fen, 0); /* the 100 credited by the other handle paid */
     assert_int_equal(r.decision.wallet_fen, 100);
+    /* each handle knows the other's tap ids: the other's last one is no new
+     * tap, for another card (refused) nor for the same card (its replay) */
+    yn_card_facts d = senior_card("4403040000000017");
+    tap.card = &d;
+    tap.tap_id = 98;
+    assert_int_equal(yn_ledger_debit(other, policy, &tap, &r), YN_EINVAL);
+    tap.tap_id = 99;
+    assert_int_equal(yn_ledger_debit(other, policy, &tap, &r), YN_EINVAL);
+    tap.card = &c;
+    assert_int_equal(yn_ledger_debit(other, policy, &tap, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, 8);
+    tap.tap_id = 55; /* the other handle's own, not c's last */
+    assert_int_equal(yn_ledger_debit(f->l, policy, &tap, &r), YN_EINVAL);
+    assert_int_equal(journal_count(f), 8);
     yn_ledger_close(other);
     assert_verifies(f);
 }
@@ -621,7 +798,7 @@ static void test_before_commit_hook(void **state)
     topup(f, c.card_no, 1000);
     struct hook_probe h = {.status = YN_ECARDGONE, .path = f->path};
     yn_meal meal = {.price_fen = 1800};
-    yn_ledger_tap tap = {.tap_id = 7,
+    yn_ledger_tap tap = {.tap_id = f->next_tap++,
                          .card = &c,
                          .meal = &meal,
                          .canteen = &canteen,
@@ -647,7 +824,7 @@ static void test_before_commit_hook(void **state)
     /* a replay or a refusal does not call it */
     assert_int_equal(yn_ledger_debit(f->l, policy, &tap, &r), YN_EDUPLICATE);
     assert_int_equal(yn_ledger_blacklist_apply(f->l, 1, c.card_no, true), YN_OK);
-    tap.tap_id = 8;
+    tap.tap_id = f->next_tap++;
     assert_int_equal(yn_ledger_debit(f->l, policy, &tap, &r), YN_EREFUSED);
     assert_int_equal(h.calls, 2);
     assert_verifies(f);
@@ -788,14 +965,14 @@ static void test_balance(void **state)
 
     topup(f, c.card_no, 5000);
     yn_ledger_result r1, r2, r3;
-    assert_int_equal(debit_at(f, &c, 1800, WED_NOON_UTC, 1, &r1), YN_OK);              /* 300 */
-    assert_int_equal(debit_at(f, &c, 2000, WED_NOON_UTC + 86400, 2, &r2), YN_OK);      /* 500 */
-    assert_int_equal(debit_at(f, &c, 1200, WED_NOON_UTC + 86400 + 60, 3, &r3), YN_OK); /* 1200 */
+    assert_int_equal(debit_at(f, &c, 1800, WED_NOON_UTC, 1001, &r1), YN_OK);              /* 300 */
+    assert_int_equal(debit_at(f, &c, 2000, WED_NOON_UTC + 86400, 1002, &r2), YN_OK);      /* 500 */
+    assert_int_equal(debit_at(f, &c, 1200, WED_NOON_UTC + 86400 + 60, 1003, &r3), YN_OK); /* 1200 */
     yn_ledger_when w = at(f, WED_NOON_UTC + 86400 + 120);
     yn_ledger_result rv;
     assert_int_equal(yn_ledger_reverse(f->l, policy, r3.seq, "op1", &w, &rv), YN_OK);
     yn_card_facts other = key_card("4403040000000081");
-    assert_int_equal(debit_at(f, &other, 1800, WED_NOON_UTC, 4, &r1), YN_OK);
+    assert_int_equal(debit_at(f, &other, 1800, WED_NOON_UTC, 1004, &r1), YN_OK);
 
     assert_int_equal(yn_ledger_balance(f->l, c.card_no, WED_NOON_UTC + 86400, 10, &a), YN_OK);
     assert_int_equal(a.wallet_fen, 5000 - 300 - 500);
@@ -831,17 +1008,17 @@ static void test_settle_totals_equal_journal(void **state)
     y.birth_ymd = 19700101; /* 55: no category */
     topup(f, k.card_no, 1000);
     yn_ledger_result r, rk;
-    assert_int_equal(debit_at(f, &k, 1800, WED_NOON_UTC, 1, &rk), YN_OK);
-    assert_int_equal(debit_at(f, &s, 1500, WED_NOON_UTC + 10, 2, &r), YN_OK);
-    assert_int_equal(debit_at(f, &y, 1500, WED_NOON_UTC + 20, 3, &r), YN_OK);
-    assert_int_equal(debit_at(f, &s, 900, WED_EVE_UTC, 4, &r), YN_OK);
+    assert_int_equal(debit_at(f, &k, 1800, WED_NOON_UTC, 1001, &rk), YN_OK);
+    assert_int_equal(debit_at(f, &s, 1500, WED_NOON_UTC + 10, 1002, &r), YN_OK);
+    assert_int_equal(debit_at(f, &y, 1500, WED_NOON_UTC + 20, 1003, &r), YN_OK);
+    assert_int_equal(debit_at(f, &s, 900, WED_EVE_UTC, 1004, &r), YN_OK);
     yn_ledger_result rs;
-    assert_int_equal(debit_at(f, &s, 1000, WED_NOON_UTC + 30, 5, &rs), YN_OK); /* period used */
+    assert_int_equal(debit_at(f, &s, 1000, WED_NOON_UTC + 30, 1005, &rs), YN_OK); /* period used */
     yn_ledger_when w = at(f, WED_NOON_UTC + 40);
     assert_int_equal(yn_ledger_reverse(f->l, policy, rk.seq, "op1", &w, &r), YN_OK);
     assert_int_equal(yn_ledger_allocate(f->l, "a1", s.card_no, "district", 2000, &w, &r), YN_OK);
     /* another day, not in this settlement */
-    assert_int_equal(debit_at(f, &k, 1800, WED_NOON_UTC + 86400, 6, &r), YN_OK);
+    assert_int_equal(debit_at(f, &k, 1800, WED_NOON_UTC + 86400, 1006, &r), YN_OK);
 
     yn_ledger_settlement st;
     assert_int_equal(yn_ledger_settle(f->l, DAY, &st), YN_OK);
@@ -939,8 +1116,8 @@ static void make_some_records(struct fx *f)
     topup(f, a.card_no, 1000);
     yn_ledger_result r;
     for (int i = 0; i < 3; i++) {
-        assert_int_equal(debit_at(f, &a, 1800, WED_NOON_UTC + i * 86400, 10 + i, &r), YN_OK);
-        assert_int_equal(debit_at(f, &b, 1500, WED_NOON_UTC + i * 86400, 20 + i, &r), YN_OK);
+        assert_int_equal(debit_at(f, &a, 1800, WED_NOON_UTC + i * 86400, f->next_tap++, &r), YN_OK);
+        assert_int_equal(debit_at(f, &b, 1500, WED_NOON_UTC + i * 86400, f->next_tap++, &r), YN_OK);
     }
 }
 
@@ -999,6 +1176,12 @@ static void test_verify_detects_missing_row_and_bad_wallet(void **state)
                       " month_meals = 0 WHERE card_no = '4403040000000100'");
     assert_int_equal(yn_ledger_verify(g->l, &rep), YN_ECORRUPT);
     assert_non_null(strstr(rep.what, "usage"));
+    /* or the last tap id a replay is checked against */
+    sql_exec(g->path, "UPDATE cards SET month_meals = 3, last_tap = 7"
+                      " WHERE card_no = '4403040000000100'");
+    assert_int_equal(yn_ledger_verify(g->l, &rep), YN_ECORRUPT);
+    assert_string_equal(rep.bad_card, "4403040000000100");
+    assert_non_null(strstr(rep.what, "last tap"));
     void *gs = g;
     assert_int_equal(teardown(&gs), 0);
 }
@@ -1058,7 +1241,7 @@ static void test_read_only_writes_nothing(void **state)
     assert_int_equal(r.decision.reason, YN_REASON_STORAGE);
     assert_false(r.decision.allowed);
     yn_ledger_when w = at(f, WED_NOON_UTC);
-    assert_int_equal(yn_ledger_topup(f->l, 5, c.card_no, 100, "op1", &w, &r), YN_EROFS);
+    assert_int_equal(yn_ledger_topup(f->l, f->next_tap++, c.card_no, 100, "op1", &w, &r), YN_EROFS);
     assert_int_equal(journal_count(f), count);
     /* reads still work: the kiosk and diagnostics */
     assert_int_equal(wallet_of(f, c.card_no), 1000 - 3 * 300);
@@ -1136,14 +1319,18 @@ static void test_migration_backs_up_first(void **state)
 
     o.schema_target = 0;
     assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
-    assert_int_equal(sql_i64(path, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_i64(path, "PRAGMA user_version"), 3);
     assert_int_equal(access(bak, F_OK), 0);
     assert_int_equal(sql_i64(bak, "PRAGMA user_version"), 1);
     assert_int_equal(sql_i64(bak, "SELECT COUNT(*) FROM meta WHERE value = 'kept'"), 1);
     assert_int_equal(sql_i64(bak, "SELECT COUNT(*) FROM journal"), 2);
     assert_int_equal(sql_i64(bak, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'day_runs'"), 0);
-    /* the upgrade filled the day index from the journal */
+    /* the upgrade filled the day index from the journal, the steps of v2 and v3 ran */
     assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM day_runs"), 2);
+    assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM journal"), 2);
+    assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM pragma_table_info('cards')"
+                                   " WHERE name = 'last_tap'"),
+                     1);
     char v[16];
     assert_int_equal(yn_ledger_meta_get(l, "note", v, sizeof v), YN_OK);
     assert_string_equal(v, "kept");
@@ -1158,6 +1345,208 @@ static void test_migration_backs_up_first(void **state)
     o.path = path;
     assert_int_equal(yn_ledger_open(&o, &l), YN_ECORRUPT);
     assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema"), 1);
+}
+
+/* Write r as a v2 ledger would have (its hash chained on prev). */
+static void raw_record(sqlite3 *db, yn_ledger_record *r, uint8_t prev[YN_LEDGER_HASH_LEN])
+{
+    memcpy(r->prev_hash, prev, YN_LEDGER_HASH_LEN);
+    yn_ledger_record_hash(r, prev, r->hash);
+    memcpy(prev, r->hash, YN_LEDGER_HASH_LEN);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(
+                         db,
+                         "INSERT INTO journal(seq, terminal, tap_id, card_no, kind, category,"
+                         " period, local_ymd, price_fen, subsidy_fen, wallet_fen, cash_fen, src1,"
+                         " fen1, weight_g, per100g_fen, reason, operator, utc_s, mono_ms, boot_no,"
+                         " clock_trusted, ref, policy_version, wallet_after_fen, card_prev_seq,"
+                         " prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6, ?7, ?8,"
+                         " ?9, ?10, ?11, ?12, 0, 0, ?13, ?14, ?15, ?16, 1, 1, ?17, 0, ?18, ?19,"
+                         " ?20, ?21)",
+                         -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(s, 1, r->seq);
+    sqlite3_bind_text(s, 2, r->terminal, -1, SQLITE_STATIC);
+    if (r->tap_id)
+        sqlite3_bind_int64(s, 3, r->tap_id);
+    sqlite3_bind_text(s, 4, r->card_no, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 5, r->kind);
+    sqlite3_bind_int(s, 6, r->local_ymd);
+    sqlite3_bind_int64(s, 7, r->price_fen);
+    sqlite3_bind_int64(s, 8, r->subsidy_fen);
+    sqlite3_bind_int64(s, 9, r->wallet_fen);
+    sqlite3_bind_int64(s, 10, r->cash_fen);
+    if (r->n_layers) {
+        sqlite3_bind_text(s, 11, r->layers[0].source, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 12, r->layers[0].fen);
+    }
+    if (r->reason != YN_REASON_NONE)
+        sqlite3_bind_text(s, 13, yn_reason_code(r->reason), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 14, r->operator_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 15, r->utc_s);
+    sqlite3_bind_int64(s, 16, r->mono_ms);
+    if (r->ref[0])
+        sqlite3_bind_text(s, 17, r->ref, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 18, r->wallet_after_fen);
+    sqlite3_bind_int64(s, 19, r->card_prev_seq);
+    sqlite3_bind_blob(s, 20, r->prev_hash, YN_LEDGER_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 21, r->hash, YN_LEDGER_HASH_LEN, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+}
+
+/* v2 -> v3: the tap_id index goes, each card's last tap id comes from the
+ * journal, tap ids of the old records (which did not have to increase) stay
+ * valid as they were, and the v2 file is kept as a backup first. */
+static void test_migration_v2_to_v3(void **state)
+{
+    struct fx *f = *state;
+    char path[600], bak[720];
+    snprintf(path, sizeof path, "%s/v2.db", f->dir);
+    snprintf(bak, sizeof bak, "%s.v2.bak", path);
+    yn_ledger_opts o = opts_for(f);
+    o.path = path;
+    o.schema_target = 2;
+    yn_ledger *l = NULL;
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    yn_ledger_close(l);
+    assert_int_equal(sql_i64(path, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
+                                   " AND tbl_name = 'journal'"),
+                     2); /* tap_id's and reverses_seq's */
+
+    /* v2 ids did not have to increase: A top-up 500, B meal 100, A allocation, A meal 50 */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    uint8_t prev[YN_LEDGER_HASH_LEN] = {0};
+    static const struct {
+        int64_t tap;
+        const char *card;
+        int kind;
+        int64_t price, subsidy, wallet, cash, after, card_prev;
+    } rows[] = {
+        {500, "A", YN_LEDGER_TOPUP, 0, 0, -1000, 1000, 1000, 0},
+        {100, "B", YN_LEDGER_MEAL, 1200, 0, 0, 1200, 0, 0},
+        {0, "A", YN_LEDGER_ALLOCATION, 0, 300, -300, 0, 1300, 1},
+        {50, "A", YN_LEDGER_MEAL, 1000, 0, 1000, 0, 300, 3},
+    };
+    for (int i = 0; i < 4; i++) {
+        yn_ledger_record r;
+        memset(&r, 0, sizeof r);
+        r.seq = i + 1;
+        strcpy(r.terminal, "SZFT0001");
+        r.tap_id = rows[i].tap;
+        strcpy(r.card_no, rows[i].card);
+        r.kind = rows[i].kind;
+        r.local_ymd = DAY;
+        r.price_fen = rows[i].price;
+        r.subsidy_fen = rows[i].subsidy;
+        r.wallet_fen = rows[i].wallet;
+        r.cash_fen = rows[i].cash;
+        if (r.kind == YN_LEDGER_ALLOCATION) {
+            r.n_layers = 1;
+            strcpy(r.layers[0].source, "district");
+            r.layers[0].fen = r.subsidy_fen;
+            strcpy(r.ref, "alloc-1");
+        }
+        if (r.kind == YN_LEDGER_MEAL)
+            r.reason = YN_REASON_NO_PERIOD;
+        strcpy(r.operator_id, "op1");
+        r.utc_s = WED_EVE_UTC + i;
+        r.mono_ms = 1000 + i;
+        r.boot_no = 1;
+        r.clock_trusted = true;
+        r.wallet_after_fen = rows[i].after;
+        r.card_prev_seq = rows[i].card_prev;
+        raw_record(db, &r, prev);
+    }
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO allocations(id, seq) VALUES ('alloc-1', 3);"
+                     "INSERT INTO day_runs(first_seq, local_ymd) VALUES (1, 20250611);"
+                     "INSERT INTO cards(card_no, balance_fen, last_seq, meal_seq, meal_utc_s)"
+                     " VALUES ('A', 300, 4, 4, 1749636003), ('B', 0, 2, 2, 1749636001);"
+                     "COMMIT",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    o.schema_target = 0;
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    /* the backup is the v2 file as it was, index and all */
+    assert_int_equal(access(bak, F_OK), 0);
+    assert_int_equal(sql_i64(bak, "PRAGMA user_version"), 2);
+    assert_int_equal(sql_i64(bak, "SELECT COUNT(*) FROM journal"), 4);
+    assert_int_equal(sql_i64(bak, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
+                                  " AND tbl_name = 'journal'"),
+                     2);
+    /* the upgraded file: no tap_id index, the reversal index and the triggers back */
+    assert_int_equal(sql_i64(path, "PRAGMA user_version"), 3);
+    assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
+                                   " AND tbl_name = 'journal'"),
+                     1);
+    assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema WHERE name ="
+                                   " 'journal_reverses'"),
+                     1);
+    assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'trigger'"
+                                   " AND tbl_name = 'journal'"),
+                     2);
+    assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM journal"), 4);
+    assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'journal_v3'"),
+                     0);
+    assert_int_equal(sql_i64(path, "SELECT last_tap FROM cards WHERE card_no = 'A'"), 50);
+    assert_int_equal(sql_i64(path, "SELECT last_tap FROM cards WHERE card_no = 'B'"), 100);
+    assert_int_equal(sql_i64(path, "SELECT value FROM meta WHERE key = 'tap_id_floor'"), 500);
+    assert_int_equal(sql_i64(path, "SELECT value FROM meta WHERE key ="
+                                   " 'tap_ids_increase_after_seq'"),
+                     4);
+    assert_int_equal(sql_i64(path, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), 1);
+    assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM pragma_foreign_key_check"), 0);
+
+    yn_ledger_close(f->l);
+    f->l = l;
+    snprintf(f->path, sizeof f->path, "%s", path);
+    assert_verifies(f);
+    /* the old records' ids count as seen; each card's last is its replay */
+    yn_card_facts a = senior_card("A"), b = senior_card("B");
+    yn_ledger_result r;
+    assert_int_equal(debit_at(f, &b, 1000, WED_EVE_UTC + 10, 500, &r), YN_EINVAL);
+    assert_int_equal(debit_at(f, &b, 1000, WED_EVE_UTC + 10, 499, &r), YN_EINVAL);
+    assert_int_equal(debit_at(f, &a, 1000, WED_EVE_UTC + 10, 50, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, 4);
+    assert_int_equal(r.wallet_after_fen, 300);
+    assert_int_equal(debit_at(f, &b, 1000, WED_EVE_UTC + 10, 100, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, 2);
+    assert_int_equal(journal_count(f), 4);
+    assert_int_equal(debit_at(f, &b, 1000, WED_EVE_UTC + 10, 501, &r), YN_OK);
+    assert_int_equal(r.seq, 5);
+    /* the append-only triggers and the foreign keys hold on the rebuilt journal */
+    yn_ledger_when w = at(f, WED_EVE_UTC + 20);
+    yn_ledger_result rv;
+    assert_int_equal(yn_ledger_reverse(f->l, policy, 5, "op2", &w, &rv), YN_OK);
+    assert_int_equal(yn_ledger_reverse(f->l, policy, 5, "op2", &w, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, rv.seq);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_not_equal(
+        sqlite3_exec(db, "UPDATE journal SET cash_fen = 0 WHERE seq = 1", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(yn_ledger_topup(f->l, 502, "A", 100, "op1", &w, &r), YN_OK);
+    assert_int_equal(r.wallet_after_fen, 400);
+    assert_verifies(f);
+    /* opening again does not upgrade or back up again */
+    assert_int_equal(unlink(bak), 0);
+    yn_ledger_opts again = opts_for(f);
+    reopen(f, &again);
+    assert_int_equal(access(bak, F_OK), -1);
+    assert_int_equal(debit_at(f, &a, 1000, WED_EVE_UTC + 30, 502, &r), YN_EDUPLICATE);
+    /* verify holds the records after the upgrade to increasing ids, only them */
+    sql_exec(f->path, "UPDATE meta SET value = '1' WHERE key = 'tap_ids_increase_after_seq'");
+    yn_ledger_verify_report rep;
+    assert_int_equal(yn_ledger_verify(f->l, &rep), YN_ECORRUPT);
+    assert_int_equal(rep.first_bad_seq, 2);
+    assert_non_null(strstr(rep.what, "tap id"));
 }
 
 /* ---- district updates, sync ------------------------------------------------------------ */
@@ -1246,6 +1635,8 @@ int main(void)
         T(test_debit_subsidised_meal),
         T(test_debit_weighed_meal),
         T(test_replayed_tap_returns_original),
+        T(test_tap_ids_increase),
+        T(test_topup_tap_ids),
         T(test_two_handles_one_chain),
         T(test_second_meal_in_period_full_price),
         T(test_too_soon),
@@ -1264,6 +1655,7 @@ int main(void)
         T(test_read_only_writes_nothing),
         T(test_locked_writes_nothing),
         T(test_migration_backs_up_first),
+        T(test_migration_v2_to_v3),
         T(test_policy_store_and_active),
         T(test_batches_and_unsent),
 #undef T
