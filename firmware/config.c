@@ -49,6 +49,13 @@ struct key_desc {
 
 static const char *const modes[] = {"pos", "kiosk", NULL};
 static const char *const parities[] = {"none", "even", "odd", NULL};
+static const char *const rs485_modes[] = {"off", "on", "auto", NULL};
+static const char *const rts_modes[] = {"none", "up", "down", NULL};
+static const char *const reg_types[] = {"holding", "input", NULL};
+static const char *const weight_types[] = {"int16", "int32", "float32", NULL};
+static const char *const byte_orders[] = {"abcd", "cdab", "badc", "dcba", NULL};
+static const char *const weight_units[] = {"g", "kg", NULL};
+static const char *const stable_whens[] = {"set", "clear", NULL};
 
 #define F(field) offsetof(yn_config, field), sizeof(((yn_config *)0)->field)
 #define K(sec, key, type, field, def)                                                              \
@@ -78,6 +85,7 @@ static const struct key_desc keys[] = {
     KE("terminal", "mode", terminal.mode, modes, "pos"),
 
     {"menu", "price_fen", T_MONEY, F(menu.price_fen), 0, 100000, NULL, 0, "1500"},
+    {"menu", "price_per_100g_fen", T_MONEY, F(menu.price_per_100g_fen), 0, 100000, NULL, 0, "0"},
 
     KB("reader", "backend", YN_HAL_NFC, reader.backend, "sim"),
     K("reader", "connstring", T_DEVICE, reader.connstring, ""),
@@ -89,16 +97,52 @@ static const struct key_desc keys[] = {
     K("scale", "device", T_DEVICE, scale.device, ""),
     KI("scale", "baud", scale.baud, 1200, 115200, "9600"),
     KE("scale", "parity", scale.parity, parities, "none"),
+    KI("scale", "stop_bits", scale.stop_bits, 1, 2, "1"),
     KI("scale", "slave_id", scale.slave_id, 1, 247, "1"),
     KI("scale", "timeout_ms", scale.timeout_ms, 10, 5000, "200"),
     KI("scale", "stable_timeout_ms", scale.stable_timeout_ms, 100, 30000, "3000"),
+    KE("scale", "rs485_mode", scale.rs485, rs485_modes, "off"),
+    KE("scale", "rts", scale.rts, rts_modes, "none"),
+    KI("scale", "rts_delay_us", scale.rts_delay_us, 0, 100000, "0"),
+    KI("scale", "reconnect_ms", scale.reconnect_ms, 50, 60000, "1000"),
+    KE("scale", "register_type", scale.reg_type, reg_types, "holding"),
+    KI("scale", "weight_register", scale.weight_register, 0, 65535, "0"),
+    KE("scale", "weight_type", scale.weight_type, weight_types, "int32"),
+    KE("scale", "byte_order", scale.byte_order, byte_orders, "abcd"),
+    KE("scale", "weight_unit", scale.weight_unit, weight_units, "g"),
+    KI("scale", "weight_decimals", scale.weight_decimals, 0, 4, "0"),
+    KI("scale", "status_register", scale.status_register, -1, 65535, "2"),
+    KI("scale", "stable_bit", scale.stable_bit, -1, 15, "0"),
+    KE("scale", "stable_when", scale.stable_when, stable_whens, "set"),
+    KI("scale", "overload_bit", scale.overload_bit, -1, 15, "1"),
+    KI("scale", "stable_band_g", scale.stable_band_g, 0, 1000, "2"),
+    KI("scale", "max_weight_g", scale.max_weight_g, 1, 1000000, "5000"),
+    KI("scale", "zero_coil", scale.zero_coil, -1, 65535, "-1"),
+    KI("scale", "tare_coil", scale.tare_coil, -1, 65535, "-1"),
+    KI("scale", "command_register", scale.command_register, -1, 65535, "-1"),
+    KI("scale", "zero_command", scale.zero_command, 0, 65535, "1"),
+    KI("scale", "tare_command", scale.tare_command, 0, 65535, "2"),
 
     KB("io", "backend", YN_HAL_IO, io.backend, "sim"),
     K("io", "device", T_DEVICE, io.device, ""),
     KI("io", "baud", io.baud, 1200, 115200, "9600"),
     KE("io", "parity", io.parity, parities, "none"),
+    KI("io", "stop_bits", io.stop_bits, 1, 2, "1"),
     KI("io", "slave_id", io.slave_id, 1, 247, "2"),
+    KI("io", "timeout_ms", io.timeout_ms, 10, 5000, "200"),
+    KE("io", "rs485_mode", io.rs485, rs485_modes, "off"),
+    KE("io", "rts", io.rts, rts_modes, "none"),
+    KI("io", "rts_delay_us", io.rts_delay_us, 0, 100000, "0"),
+    KI("io", "reconnect_ms", io.reconnect_ms, 50, 60000, "1000"),
     KI("io", "pulse_ms", io.pulse_ms, 20, 10000, "800"),
+    KI("io", "green_coil", io.coil[0], -1, 65535, "0"),
+    KI("io", "red_coil", io.coil[1], -1, 65535, "1"),
+    KI("io", "buzzer_coil", io.coil[2], -1, 65535, "2"),
+    KI("io", "gate_coil", io.coil[3], -1, 65535, "3"),
+    KI("io", "green_pulse_ms", io.out_pulse_ms[0], 0, 10000, "0"),
+    KI("io", "red_pulse_ms", io.out_pulse_ms[1], 0, 10000, "0"),
+    KI("io", "buzzer_pulse_ms", io.out_pulse_ms[2], 0, 10000, "200"),
+    KI("io", "gate_pulse_ms", io.out_pulse_ms[3], 0, 10000, "1500"),
 
     KB("display", "backend", YN_HAL_DISPLAY, display.backend, "terminal"),
     K("display", "device", T_DEVICE, display.device, "/dev/fb0"),
@@ -512,6 +556,56 @@ static void require(struct parse_state *st, int ki, const char *why)
                   "[%s] %s is required%s%s", k->section, k->name, why ? " " : "", why ? why : "");
 }
 
+/* The line to blame for key (section, name): where it was set, else its section. */
+static int line_of_key(const struct parse_state *st, const char *section, const char *name)
+{
+    int ki = key_index(section, name);
+    return ki >= 0 && st->key_line[ki] ? st->key_line[ki] : section_line_of(st, section);
+}
+
+/* Keys of [scale], [io] and [menu] that only make sense together (hal/MODBUS.md). */
+static void validate_modbus(struct parse_state *st)
+{
+    const yn_config *c = st->cfg;
+    static const char *const sec[2] = {"scale", "io"};
+    const enum yn_rs485_mode rs485[2] = {c->scale.rs485, c->io.rs485};
+    const enum yn_rts rts[2] = {c->scale.rts, c->io.rts};
+    for (int i = 0; i < 2; i++)
+        if (rts[i] != YN_RTS_NONE && rs485[i] == YN_RS485_ON)
+            add_error(st, line_of_key(st, sec[i], "rts"),
+                      "[%s] rts = %s with rs485_mode = on: the kernel's RS-485 mode drives RTS "
+                      "itself; use rts = none, or rs485_mode = off with rts",
+                      sec[i], rts[i] == YN_RTS_UP ? "up" : "down");
+
+    int words = c->scale.weight_type == YN_WEIGHT_INT16 ? 1 : 2;
+    if (c->scale.status_register < 0 && (c->scale.stable_bit >= 0 || c->scale.overload_bit >= 0))
+        add_error(st, line_of_key(st, "scale", "status_register"),
+                  "[scale] status_register = -1 but stable_bit or overload_bit names a bit of "
+                  "it; give the status register's address, or set both bits to -1");
+    if (c->scale.status_register >= c->scale.weight_register &&
+        c->scale.status_register < c->scale.weight_register + words)
+        add_error(st, line_of_key(st, "scale", "status_register"),
+                  "[scale] status_register = %d overlaps the weight (registers %d..%d); expected "
+                  "another address",
+                  c->scale.status_register, c->scale.weight_register,
+                  c->scale.weight_register + words - 1);
+    if (c->scale.weight_register + words - 1 > 65535)
+        add_error(st, line_of_key(st, "scale", "weight_register"),
+                  "[scale] weight_register = %d: a %d-register weight does not fit below 65536",
+                  c->scale.weight_register, words);
+    if (!strcmp(c->scale.backend, "modbus") && !strcmp(c->io.backend, "modbus") &&
+        c->scale.device[0] && !strcmp(c->scale.device, c->io.device))
+        add_error(st, line_of_key(st, "io", "device"),
+                  "[io] device = '%s' is also the scale's port; two devices on one RS-485 port "
+                  "are not supported yet: wire the I/O module to a port of its own",
+                  c->io.device);
+    if (c->menu.price_per_100g_fen > 0 && !strcmp(c->scale.backend, "none"))
+        add_error(st, line_of_key(st, "menu", "price_per_100g_fen"),
+                  "[menu] price_per_100g_fen = %lld but [scale] backend = none: weighed meals "
+                  "need a scale (or set price_per_100g_fen = 0)",
+                  (long long)c->menu.price_per_100g_fen);
+}
+
 static void validate(struct parse_state *st)
 {
     yn_config *c = st->cfg;
@@ -529,6 +623,7 @@ static void validate(struct parse_state *st)
         require(st, key_index("scale", "device"), "when backend = modbus");
     if (!strcmp(c->io.backend, "modbus"))
         require(st, key_index("io", "device"), "when backend = modbus");
+    validate_modbus(st);
     if (!strcmp(c->input.backend, "script"))
         require(st, key_index("input", "script"), "when backend = script");
     if (!strcmp(c->input.backend, "evdev"))

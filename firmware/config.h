@@ -18,6 +18,22 @@
 
 enum yn_mode { YN_MODE_POS, YN_MODE_KIOSK };
 enum yn_parity { YN_PARITY_NONE, YN_PARITY_EVEN, YN_PARITY_ODD };
+/* RS-485 line settings of a Modbus RTU device (hal/MODBUS.md). */
+enum yn_rs485_mode {
+    YN_RS485_OFF,  /* no kernel RS-485 mode: adapter switches direction itself */
+    YN_RS485_ON,   /* the UART driver must switch to RS-485 (TIOCSRS485) */
+    YN_RS485_AUTO, /* try it; a port without RS-485 mode (ENOTTY) goes on */
+};
+enum yn_rts { YN_RTS_NONE, YN_RTS_UP, YN_RTS_DOWN }; /* libmodbus RTS toggling */
+/* Scale register map (hal/MODBUS.md). */
+enum yn_reg_type { YN_REG_HOLDING, YN_REG_INPUT }; /* function 03 or 04 */
+enum yn_weight_type { YN_WEIGHT_INT16, YN_WEIGHT_INT32, YN_WEIGHT_FLOAT32 };
+enum yn_byte_order { YN_ORDER_ABCD, YN_ORDER_CDAB, YN_ORDER_BADC, YN_ORDER_DCBA };
+enum yn_weight_unit { YN_UNIT_G, YN_UNIT_KG };
+enum yn_stable_when {
+    YN_STABLE_WHEN_SET,
+    YN_STABLE_WHEN_CLEAR
+}; /* the bit means stable / motion */
 
 typedef struct yn_config {
     char path[PATH_MAX]; /* board.conf as given */
@@ -32,7 +48,8 @@ typedef struct yn_config {
     } terminal;
 
     struct {
-        int64_t price_fen; /* meal price charged until staff key in another */
+        int64_t price_fen;          /* meal price charged until staff key in another */
+        int64_t price_per_100g_fen; /* weighed meals (称重): price per 100 g; 0 = none */
     } menu;
 
     struct {
@@ -48,18 +65,46 @@ typedef struct yn_config {
         char device[YN_DEV_MAX]; /* serial port */
         int baud;
         enum yn_parity parity;
-        int slave_id;          /* Modbus slave address 1..247 */
-        int timeout_ms;        /* per Modbus request */
-        int stable_timeout_ms; /* how long to wait for a stable weight */
+        int stop_bits;             /* 1 or 2 (8 data bits always) */
+        int slave_id;              /* Modbus slave address 1..247 */
+        int timeout_ms;            /* per Modbus request */
+        int stable_timeout_ms;     /* how long to wait for a stable weight */
+        enum yn_rs485_mode rs485;  /* kernel RS-485 mode of the port */
+        enum yn_rts rts;           /* libmodbus RTS toggling (rs485 = off only) */
+        int rts_delay_us;          /* RTS settle time; 0 = libmodbus default */
+        int reconnect_ms;          /* wait before reopening a port that failed */
+        enum yn_reg_type reg_type; /* weight and status: holding or input */
+        int weight_register;       /* 0-based PDU address of the net weight */
+        enum yn_weight_type weight_type;
+        enum yn_byte_order byte_order; /* of 16- and 32-bit values */
+        enum yn_weight_unit weight_unit;
+        int weight_decimals;             /* raw integer / 10^decimals = weight in unit */
+        int status_register;             /* -1 = none */
+        int stable_bit;                  /* bit of status_register; -1 = judge by readings */
+        enum yn_stable_when stable_when; /* stable_bit set = stable, or set = in motion */
+        int overload_bit;                /* bit of status_register; -1 = none */
+        int stable_band_g;               /* stable_bit -1: 3 readings within this many g */
+        int max_weight_g;                /* above this a weighed meal is refused */
+        int zero_coil, tare_coil;        /* coil written 1 to zero / tare; -1 = none */
+        int command_register;            /* register a command value is written to; -1 = none */
+        int zero_command, tare_command;  /* values for command_register */
     } scale;
 
     struct {
         char backend[YN_BACKEND_MAX];
-        char device[YN_DEV_MAX];
+        char device[YN_DEV_MAX]; /* serial port of the relay module */
         int baud;
         enum yn_parity parity;
+        int stop_bits;
         int slave_id;
-        int pulse_ms; /* length of a light/buzzer pulse */
+        int timeout_ms; /* per Modbus request */
+        enum yn_rs485_mode rs485;
+        enum yn_rts rts;
+        int rts_delay_us;
+        int reconnect_ms;
+        int pulse_ms;        /* length of a light/buzzer pulse */
+        int coil[4];         /* coil per output, indexed by enum yn_output; -1 = none */
+        int out_pulse_ms[4]; /* pulse per output, by enum yn_output; 0 = pulse_ms */
     } io;
 
     struct {

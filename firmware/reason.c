@@ -39,6 +39,10 @@ static const struct reason_text texts[YN_REASON_COUNT] = {
                                "card failed signature or key authentication (forged or cloned)"},
     [YN_REASON_READ_FAILED] = {"read_failed", "没有读到卡，请重新刷卡",
                                "card read failed: ask the diner to tap again"},
+    [YN_REASON_WEIGHT] = {"weight", "称重未稳定，请放稳餐盘后重新刷卡",
+                          "weighed meal refused, nothing charged: the scale gave no trustworthy "
+                          "weight (not settled in time, zero or negative, over range or above "
+                          "max_weight_g, or not answering)"},
 };
 
 const char *yn_reason_kind(enum yn_reason r)

@@ -23,6 +23,8 @@ enum yn_reason {
     /* decided by the card reader */
     YN_REASON_NOT_GENUINE, /* signature or card authentication failed */
     YN_REASON_READ_FAILED, /* card could not be read: tap again */
+    /* decided by the terminal before any debit */
+    YN_REASON_WEIGHT, /* weighed meal: no trustworthy weight from the scale */
     YN_REASON_COUNT
 };
 

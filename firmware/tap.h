@@ -44,8 +44,9 @@ typedef struct yn_tap_outcome {
  * (YN_REASON_NOT_GENUINE / YN_REASON_READ_FAILED) and out->detail. */
 int yn_tap_identify(const yn_tap_env *env, const yn_nfc_tag *tag, yn_tap_outcome *out);
 
-/* The whole counter tap. tap_id must be unique per physical tap (the same id
- * again returns the original result and charges nothing). Returns out->status. */
+/* The whole counter tap. tap_id identifies one physical tap and must be
+ * higher than every tap id journaled before (firmware/ledger.h); the same id
+ * again returns the original result and charges nothing. Returns out->status. */
 int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *meal, int64_t tap_id,
                  const char *operator_id, const yn_ledger_when *when, yn_tap_outcome *out);
 

@@ -3,6 +3,16 @@
  *   IDLE ──digits──► PRICE ──Enter──► IDLE (new meal price)
  *   IDLE ──tap──► decide + durable debit (pos) / balance (kiosk) ──► RESULT
  *   RESULT ──timeout, Esc or the next tap──► IDLE
+ *   IDLE ──'+'──► IDLE in weighed mode (称重) and back; '-' tares the scale
+ *
+ * Weighed mode (pos, with a scale and [menu] price_per_100g_fen > 0): a tap
+ * first takes the weight — settled within [scale] stable_timeout_ms, confirmed
+ * by a second identical reading, above 0 g, not over range, at most
+ * max_weight_g — and the meal costs weight_g × price_per_100g_fen / 100,
+ * rounded down to the fen (the policy engine does that: firmware/POLICY.md).
+ * A weight that is not trustworthy refuses the tap before the card is read
+ * (YN_REASON_WEIGHT): nothing is charged, and the diner may tap again at once.
+ * Staff keying a price in weighed mode set the price per 100 g.
  *
  * A tap is a card entering the field. The same card staying in the field, or
  * coming back within debounce_ms after a decided tap, is the same tap: a
@@ -14,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "money.h"
@@ -23,6 +34,7 @@
 enum state { ST_IDLE, ST_PRICE, ST_RESULT };
 
 #define PRICE_TEXT_MAX 12
+#define WEIGH_POLL_MS  50 /* between two readings of a scale that has not settled */
 
 struct yn_terminal {
     const yn_config *cfg;
@@ -31,6 +43,8 @@ struct yn_terminal {
     yn_tap_env env;
     enum state state;
     int64_t price_fen;               /* the meal the next tap pays for */
+    bool weighed;                    /* weighed mode: the next tap is priced by weight */
+    int64_t per100g_fen;             /* weighed mode: price per 100 g */
     char price_text[PRICE_TEXT_MAX]; /* staff typing a new price (yuan) */
     int64_t result_until_ms;         /* monotonic: when the result screen goes */
     yn_nfc_tag last_tag;             /* the card of the last decided tap */
@@ -52,6 +66,10 @@ int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_dep
     t->dev = dev;
     t->deps = *deps;
     t->price_fen = cfg->menu.price_fen;
+    /* tap ids increase across restarts too, whatever the wall clock says now */
+    if (yn_ledger_tap_id_max(deps->ledger, &t->last_tap_id) != YN_OK)
+        yn_warn("terminal: cannot read the highest tap id; starting from the clock");
+    t->per100g_fen = cfg->menu.price_per_100g_fen;
     t->env = (yn_tap_env){
         .nfc = &dev->nfc,
         .ledger = deps->ledger,
@@ -84,6 +102,16 @@ int64_t yn_terminal_price_fen(const yn_terminal *t)
     return t->price_fen;
 }
 
+bool yn_terminal_weighed(const yn_terminal *t)
+{
+    return t->weighed;
+}
+
+int64_t yn_terminal_price_per_100g_fen(const yn_terminal *t)
+{
+    return t->per100g_fen;
+}
+
 static bool is_sim_reader(const yn_terminal *t)
 {
     return t->dev->nfc.ops == &yn_nfc_sim_ops;
@@ -109,11 +137,14 @@ static void say(yn_terminal *t, const char *clip)
         yn_debug("audio: cannot say '%s'", clip);
 }
 
+/* Pulse an output for its configured length ([io] <out>_pulse_ms, else
+ * pulse_ms). The io backends never block for the pulse (hal/io.h). */
 static void light(yn_terminal *t, enum yn_output out)
 {
-    int rc = yn_io_pulse(&t->dev->io, out, t->cfg->io.pulse_ms);
-    if (rc != YN_OK && rc != YN_ENODEV)
-        yn_warn("io: %s light: %s", yn_output_name(out), yn_strerror(rc));
+    int ms = t->cfg->io.out_pulse_ms[out] > 0 ? t->cfg->io.out_pulse_ms[out] : t->cfg->io.pulse_ms;
+    int rc = yn_io_pulse(&t->dev->io, out, ms);
+    if (rc != YN_OK && rc != YN_ENODEV && rc != YN_ENOTSUP) /* absent or not wired: quiet */
+        yn_warn("io: %s: %s", yn_output_name(out), yn_strerror(rc));
 }
 
 static const char *period_label(const char *period)
@@ -156,6 +187,12 @@ static void show_idle(yn_terminal *t)
                                                     : t->cfg->terminal.canteen_id);
     if (is_kiosk(t)) {
         yn_screen_add(&s, YN_TEXT_HUGE, "请刷卡查询余额");
+    } else if (t->weighed) {
+        yn_fen_format(t->per100g_fen, price, sizeof price);
+        yn_screen_add(&s, YN_TEXT_NORMAL, "%s",
+                      m.period[0] ? period_label(m.period) : "现在不是补贴用餐时间");
+        yn_screen_add(&s, YN_TEXT_LARGE, "称重计价 %s/100克", price);
+        yn_screen_add(&s, YN_TEXT_HUGE, "请放好餐盘后刷卡");
     } else {
         yn_fen_format(t->price_fen, price, sizeof price);
         yn_screen_add(&s, YN_TEXT_NORMAL, "%s",
@@ -171,7 +208,7 @@ static void show_idle(yn_terminal *t)
 static void show_price_entry(yn_terminal *t)
 {
     yn_screen s;
-    yn_screen_init(&s, YN_SCREEN_PROMPT, "price", "输入本餐价格");
+    yn_screen_init(&s, YN_SCREEN_PROMPT, "price", t->weighed ? "输入每100克价格" : "输入本餐价格");
     yn_screen_add(&s, YN_TEXT_HUGE, "¥%s_", t->price_text);
     yn_screen_add(&s, YN_TEXT_NORMAL, "确认键 保存   取消键 放弃");
     footer(t, &s);
@@ -184,8 +221,9 @@ static void result_timer(yn_terminal *t)
     t->result_until_ms = yn_clock_mono_ms(&t->dev->clock) + t->cfg->display.result_ms;
 }
 
-/* The outcome of a counter tap, for the diner and for staff. */
-static void show_debit(yn_terminal *t, const yn_tap_outcome *o)
+/* The outcome of a counter tap, for the diner and for staff; meal is what was
+ * sold (NULL in the kiosk). */
+static void show_debit(yn_terminal *t, const yn_tap_outcome *o, const yn_meal *meal)
 {
     yn_screen s;
     char a[32], b[32], c[32];
@@ -197,12 +235,19 @@ static void show_debit(yn_terminal *t, const yn_tap_outcome *o)
         yn_screen_add(&s, YN_TEXT_NORMAL, "工作人员: %s", o->detail);
         say(t, "refused");
         light(t, YN_OUT_RED);
+        light(t, YN_OUT_BUZZER);
     } else {
         bool subsidised = d->subsidy_fen > 0;
         yn_screen_init(&s, YN_SCREEN_OK, subsidised ? "ok" : "ok_full_price",
                        subsidised ? "成功" : "请按原价付款");
         if (o->card_ok)
             yn_screen_add(&s, YN_TEXT_NORMAL, "卡号 %s", o->card.card_no);
+        if (meal && meal->weight_g > 0) {
+            yn_fen_format(meal->price_per_100g_fen, a, sizeof a);
+            yn_fen_format(d->price_fen, b, sizeof b);
+            yn_screen_add(&s, YN_TEXT_LARGE, "重量 %d 克  %s/100克  计 %s", (int)meal->weight_g, a,
+                          b);
+        }
         yn_fen_format(d->subsidy_fen, a, sizeof a);
         if (subsidised)
             yn_screen_add(&s, YN_TEXT_HUGE, "补贴 %s", a);
@@ -221,6 +266,7 @@ static void show_debit(yn_terminal *t, const yn_tap_outcome *o)
             yn_screen_add(&s, YN_TEXT_NORMAL, "同一次刷卡，未重复扣款");
         say(t, subsidised ? "success" : "pay_full_price");
         light(t, YN_OUT_GREEN);
+        light(t, YN_OUT_GATE);
     }
     footer(t, &s);
     show(t, &s);
@@ -268,31 +314,174 @@ static int64_t next_tap_id(yn_terminal *t)
     return id;
 }
 
+/* Monotonic time for waiting on the scale (the terminal's own clock may be a
+ * simulated one that does not move while we wait). */
+static int64_t real_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_real_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A weight fit to price a meal by: settled, confirmed by a second identical
+ * settled reading, above 0 g, not over range, at most [scale] max_weight_g,
+ * all within [scale] stable_timeout_ms. Otherwise false, with the exact reason
+ * for staff in why. Never guesses: a reading it cannot trust refuses the tap. */
+static bool weigh(yn_terminal *t, int32_t *net_g, char *why, size_t len)
+{
+    const yn_config *c = t->cfg;
+    const int64_t deadline = real_ms() + c->scale.stable_timeout_ms;
+    yn_weight w = {0}, prev = {0};
+    bool have_prev = false, have_reading = false, confirmed = false;
+    int rc;
+    for (;;) {
+        rc = yn_scale_read(&t->dev->scale, &w);
+        if (rc == YN_ENODEV) {
+            snprintf(why, len, "scale: not connected (%s); check its cable and power",
+                     yn_strerror(rc));
+            return false;
+        }
+        if (rc == YN_OK) {
+            have_reading = true;
+            if (w.stable && w.overload) {
+                snprintf(why, len, "scale: over range (%d g); take weight off the scale",
+                         (int)w.net_g);
+                return false;
+            }
+            if (w.stable && have_prev && prev.net_g == w.net_g) {
+                confirmed = true;
+                break;
+            }
+            have_prev = w.stable;
+            prev = w;
+        } else {
+            have_prev = false;
+        }
+        int64_t left = deadline - real_ms();
+        if (left <= 0)
+            break;
+        if (!have_prev) /* a settled reading is confirmed at once */
+            sleep_real_ms(left < WEIGH_POLL_MS ? left : WEIGH_POLL_MS);
+    }
+    if (!confirmed) {
+        if (rc != YN_OK && !have_reading)
+            snprintf(why, len, "scale: no reading within %d ms (%s)", c->scale.stable_timeout_ms,
+                     yn_strerror(rc));
+        else if (rc != YN_OK)
+            snprintf(why, len, "scale: reading failed (%s); weight not settled within %d ms",
+                     yn_strerror(rc), c->scale.stable_timeout_ms);
+        else
+            snprintf(why, len, "scale: weight not settled within %d ms (last %d g%s)",
+                     c->scale.stable_timeout_ms, (int)w.net_g,
+                     w.overload ? ", over range"
+                     : w.stable ? ", changing"
+                                : ", in motion");
+        return false;
+    }
+    if (w.net_g <= 0) {
+        snprintf(why, len,
+                 "scale: net weight %d g: nothing on the scale, or a bad tare (zero the scale, "
+                 "or tare with the '-' key)",
+                 (int)w.net_g);
+        return false;
+    }
+    if (w.net_g > c->scale.max_weight_g) {
+        snprintf(why, len, "scale: %d g is above [scale] max_weight_g = %d", (int)w.net_g,
+                 c->scale.max_weight_g);
+        return false;
+    }
+    *net_g = w.net_g;
+    return true;
+}
+
 /* A new tap: decide, record, tell. Returns whether it reached a decision. */
 static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
 {
     yn_tap_outcome o;
+    yn_meal meal = {.price_fen = t->price_fen};
+    int32_t weight_g = 0;
     if (is_kiosk(t)) {
         if (yn_tap_identify(&t->env, tag, &o) == YN_OK)
             show_balance(t, &o);
         else
-            show_debit(t, &o); /* the refusal screen: not genuine or read failed */
+            show_debit(t, &o, NULL); /* the refusal screen: not genuine or read failed */
+    } else if (t->weighed && !weigh(t, &weight_g, o.detail, sizeof o.detail)) {
+        char why[sizeof o.detail];
+        memcpy(why, o.detail, sizeof why);
+        memset(&o, 0, sizeof o);
+        memcpy(o.detail, why, sizeof o.detail);
+        o.status = YN_EREFUSED;
+        o.reason = YN_REASON_WEIGHT;
+        yn_info("tap: weighed meal refused, nothing charged: %s", o.detail);
+        show_debit(t, &o, NULL);
     } else {
-        yn_meal meal = {.price_fen = t->price_fen};
+        if (t->weighed)
+            meal = (yn_meal){.weight_g = weight_g, .price_per_100g_fen = t->per100g_fen};
         yn_ledger_when when = {.utc_s = yn_clock_utc_s(&t->dev->clock),
                                .mono_ms = yn_clock_mono_ms(&t->dev->clock),
                                .clock_trusted = t->dev->clock.trusted};
         yn_tap_debit(&t->env, tag, &meal, next_tap_id(t), NULL, &when, &o);
-        show_debit(t, &o);
+        show_debit(t, &o, &meal);
     }
     int rc = yn_nfc_release(&t->dev->nfc);
     if (rc != YN_OK)
         yn_debug("reader: release: %s", yn_strerror(rc));
     result_timer(t);
-    bool decided = o.reason != YN_REASON_READ_FAILED && o.reason != YN_REASON_STORAGE;
+    bool decided = o.reason != YN_REASON_READ_FAILED && o.reason != YN_REASON_STORAGE &&
+                   o.reason != YN_REASON_WEIGHT;
     if (decided)
         t->taps++;
     return decided;
+}
+
+/* A short message for staff, then back to idle after result_ms. */
+static void notice(yn_terminal *t, enum yn_screen_kind kind, const char *name, const char *title,
+                   const char *line)
+{
+    yn_screen s;
+    yn_screen_init(&s, kind, name, title);
+    yn_screen_add(&s, YN_TEXT_LARGE, "%s", line);
+    footer(t, &s);
+    show(t, &s);
+    result_timer(t);
+}
+
+/* '+': weighed mode on or off — only with a scale and a price per 100 g. */
+static void toggle_weighed(yn_terminal *t)
+{
+    if (!t->weighed && !t->dev->scale.ops) {
+        notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
+               "没有接电子秤 ([scale] backend = none)");
+        return;
+    }
+    if (!t->weighed && t->per100g_fen <= 0) {
+        notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
+               "没有称重单价 ([menu] price_per_100g_fen = 0)");
+        return;
+    }
+    t->weighed = !t->weighed;
+    yn_info("terminal: weighed mode %s", t->weighed ? "on" : "off");
+    show_idle(t);
+}
+
+/* '-' in weighed mode: tare the scale (an empty bowl or tray on it). */
+static void tare(yn_terminal *t)
+{
+    int rc = yn_scale_tare(&t->dev->scale);
+    if (rc == YN_OK) {
+        notice(t, YN_SCREEN_INFO, "tared", "已去皮", "请放上餐食后刷卡");
+    } else {
+        char line[96];
+        snprintf(line, sizeof line, "去皮失败: %s", yn_strerror(rc));
+        yn_warn("scale: tare: %s", yn_strerror(rc));
+        notice(t, YN_SCREEN_ERROR, "tare_failed", "去皮失败", line);
+    }
 }
 
 static void on_key(yn_terminal *t, int key)
@@ -307,6 +496,10 @@ static void on_key(yn_terminal *t, int key)
     if (t->state != ST_PRICE) {
         if (key == YN_KEY_CANCEL && t->state == ST_RESULT)
             show_idle(t);
+        if (key == YN_KEY_PLUS)
+            toggle_weighed(t);
+        if (key == YN_KEY_MINUS && t->weighed)
+            tare(t);
         if (!digit)
             return;
         t->state = ST_PRICE;
@@ -323,14 +516,17 @@ static void on_key(yn_terminal *t, int key)
         return;
     } else if (key == YN_KEY_ENTER) {
         int64_t fen;
-        if (yn_fen_parse_yuan(t->price_text, 100000, &fen) == YN_OK) {
-            t->price_fen = fen;
-            yn_info("terminal: meal price set to %lld fen", (long long)fen);
+        if (yn_fen_parse_yuan(t->price_text, 100000, &fen) == YN_OK && (!t->weighed || fen > 0)) {
+            *(t->weighed ? &t->per100g_fen : &t->price_fen) = fen;
+            yn_info("terminal: %s set to %lld fen", t->weighed ? "price per 100 g" : "meal price",
+                    (long long)fen);
             show_idle(t);
         } else {
             yn_screen s;
             yn_screen_init(&s, YN_SCREEN_ERROR, "price_invalid", "价格无效");
-            yn_screen_add(&s, YN_TEXT_LARGE, "请输入 0 到 1000 元，最多两位小数");
+            yn_screen_add(&s, YN_TEXT_LARGE, "%s",
+                          t->weighed ? "请输入每100克 0.01 到 1000 元，最多两位小数"
+                                     : "请输入 0 到 1000 元，最多两位小数");
             show(t, &s);
             t->price_text[0] = '\0';
             result_timer(t);

@@ -36,5 +36,9 @@ bool yn_terminal_done(const yn_terminal *t);
 int yn_terminal_taps(const yn_terminal *t);
 /* The current meal price (fen) that the next tap is charged. */
 int64_t yn_terminal_price_fen(const yn_terminal *t);
+/* Weighed mode (staff key '+'): the next tap is priced by the scale's weight
+ * at yn_terminal_price_per_100g_fen() per 100 g, rounded down to the fen. */
+bool yn_terminal_weighed(const yn_terminal *t);
+int64_t yn_terminal_price_per_100g_fen(const yn_terminal *t);
 
 #endif

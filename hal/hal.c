@@ -22,10 +22,12 @@ extern const yn_nfc_ops yn_nfc_libnfc_ops;
 #define LIBNFC_BACKEND
 #endif
 extern const yn_input_ops yn_input_terminal_ops;
+extern const yn_scale_ops yn_scale_modbus_ops;
+extern const yn_io_ops yn_io_modbus_ops;
 
 static const void *const nfc_backends[] = {&yn_nfc_sim_ops, LIBNFC_BACKEND NULL};
-static const void *const scale_backends[] = {&yn_scale_sim_ops, NULL};
-static const void *const io_backends[] = {&yn_io_sim_ops, NULL};
+static const void *const scale_backends[] = {&yn_scale_sim_ops, &yn_scale_modbus_ops, NULL};
+static const void *const io_backends[] = {&yn_io_sim_ops, &yn_io_modbus_ops, NULL};
 static const void *const display_backends[] = {&yn_display_terminal_ops, &yn_display_sim_ops,
                                                &yn_display_png_ops, &yn_display_fb_ops, NULL};
 static const void *const input_backends[] = {&yn_input_terminal_ops, &yn_input_script_ops,

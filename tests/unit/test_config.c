@@ -95,6 +95,32 @@ static void test_good_file_and_defaults(void **state)
     assert_int_equal(cfg.ledger.min_interval_s, 60);
     assert_false(cfg.sync.enabled);
     assert_int_equal(cfg.sync.offline_cap_fen, 0);
+    /* weighed meals and the RS-485 devices (hal/MODBUS.md) */
+    assert_int_equal(cfg.menu.price_per_100g_fen, 0);
+    assert_int_equal(cfg.scale.stop_bits, 1);
+    assert_int_equal(cfg.scale.rs485, YN_RS485_OFF);
+    assert_int_equal(cfg.scale.rts, YN_RTS_NONE);
+    assert_int_equal(cfg.scale.reconnect_ms, 1000);
+    assert_int_equal(cfg.scale.reg_type, YN_REG_HOLDING);
+    assert_int_equal(cfg.scale.weight_register, 0);
+    assert_int_equal(cfg.scale.weight_type, YN_WEIGHT_INT32);
+    assert_int_equal(cfg.scale.byte_order, YN_ORDER_ABCD);
+    assert_int_equal(cfg.scale.weight_unit, YN_UNIT_G);
+    assert_int_equal(cfg.scale.status_register, 2);
+    assert_int_equal(cfg.scale.stable_bit, 0);
+    assert_int_equal(cfg.scale.stable_when, YN_STABLE_WHEN_SET);
+    assert_int_equal(cfg.scale.overload_bit, 1);
+    assert_int_equal(cfg.scale.max_weight_g, 5000);
+    assert_int_equal(cfg.scale.zero_coil, -1);
+    assert_int_equal(cfg.scale.tare_coil, -1);
+    assert_int_equal(cfg.scale.command_register, -1);
+    assert_int_equal(cfg.scale.tare_command, 2);
+    assert_int_equal(cfg.io.timeout_ms, 200);
+    assert_int_equal(cfg.io.coil[0], 0);
+    assert_int_equal(cfg.io.coil[3], 3);
+    assert_int_equal(cfg.io.out_pulse_ms[0], 0);
+    assert_int_equal(cfg.io.out_pulse_ms[2], 200);
+    assert_int_equal(cfg.io.out_pulse_ms[3], 1500);
     /* relative paths follow board.conf */
     char want[600];
     snprintf(want, sizeof want, "%s/ledger.db", f->dir);
@@ -178,6 +204,38 @@ static const struct bad_case bad_cases[] = {
     {0, NULL, "[sync]\noffline_cap_fen = 1.5\n", 17, "whole number from 0 to 100000000 (fen)"},
     {0, NULL, "[display]\nwidth_px = 100\n", 17, "from 320 to 4096"},
     {0, NULL, "  indented = key\n", 16, "unknown key 'indented'"},
+    /* weighed meals and the RS-485 devices */
+    {0, NULL, "[menu]\nprice_per_100g_fen = -1\n", 17, "whole number from 0 to 100000 (fen)"},
+    {0, NULL, "[menu]\nprice_per_100g_fen = 250\n", 17, "weighed meals need a scale"},
+    {0, NULL, "[menu]\nprice_per_100g_fen = 250\n[scale]\nbackend = sim\n", 0, NULL},
+    {0, NULL, "[scale]\nbackend = modbus\n", 16,
+     "[scale] device is required when backend = modbus"},
+    {0, NULL, "[scale]\nweight_type = double\n", 17, "expected int16 | int32 | float32"},
+    {0, NULL, "[scale]\nbyte_order = big\n", 17, "expected abcd | cdab | badc | dcba"},
+    {0, NULL, "[scale]\nweight_unit = lb\n", 17, "expected g | kg"},
+    {0, NULL, "[scale]\nregister_type = coil\n", 17, "expected holding | input"},
+    {0, NULL, "[scale]\nstable_when = moving\n", 17, "expected set | clear"},
+    {0, NULL, "[scale]\nstable_bit = 16\n", 17, "from -1 to 15"},
+    {0, NULL, "[scale]\nweight_decimals = 5\n", 17, "from 0 to 4"},
+    {0, NULL, "[scale]\nstop_bits = 3\n", 17, "from 1 to 2"},
+    {0, NULL, "[scale]\nrs485_mode = yes\n", 17, "expected off | on | auto"},
+    {0, NULL, "[scale]\nrs485_mode = on\nrts = up\n", 18, "the kernel's RS-485 mode drives RTS"},
+    {0, NULL, "[scale]\nrs485_mode = auto\nrts = down\nrts_delay_us = 2000\n", 0, NULL},
+    {0, NULL, "[scale]\nstatus_register = -1\n", 17, "status_register = -1 but stable_bit"},
+    {0, NULL, "[scale]\nstatus_register = -1\nstable_bit = -1\noverload_bit = -1\n", 0, NULL},
+    {0, NULL, "[scale]\nweight_register = 1\n", 16, "status_register = 2 overlaps the weight"},
+    {0, NULL, "[scale]\nweight_register = 65535\n", 17, "does not fit below 65536"},
+    {0, NULL, "[scale]\nweight_type = int16\nweight_register = 1\n", 0, NULL},
+    {0, NULL, "[scale]\nmax_weight_g = 0\n", 17, "from 1 to 1000000"},
+    {0, NULL, "[scale]\ncommand_register = -2\n", 17, "from -1 to 65535"},
+    {0, NULL, "[io]\ngate_coil = -2\n", 17, "from -1 to 65535"},
+    {0, NULL, "[io]\nbuzzer_pulse_ms = 20000\n", 17, "from 0 to 10000"},
+    {0, NULL, "[io]\nrts = sideways\n", 17, "expected none | up | down"},
+    {0, NULL, "[io]\nbackend = modbus\n", 16, "[io] device is required when backend = modbus"},
+    {0, NULL,
+     "[scale]\nbackend = modbus\ndevice = /dev/ttyUSB0\n[io]\nbackend = modbus\n"
+     "device = /dev/ttyUSB0\n",
+     21, "also the scale's port"},
 };
 
 static void test_each_mistake_is_refused_with_its_line(void **state)
@@ -212,6 +270,67 @@ static void test_each_mistake_is_refused_with_its_line(void **state)
         assert_int_equal(rc, YN_ECONFIG);
         assert_true(found);
     }
+}
+
+/* A counter with an RS-485 scale and relay module: every key lands in place. */
+static void test_modbus_devices(void **state)
+{
+    struct fixture *f = *state;
+    write_conf(f, 0, NULL,
+               "[menu]\nprice_per_100g_fen = 250\n"
+               "[scale]\nbackend = modbus\ndevice = /dev/ttyUSB0\nbaud = 19200\nparity = even\n"
+               "stop_bits = 1\nslave_id = 3\ntimeout_ms = 150\nstable_timeout_ms = 2500\n"
+               "rs485_mode = auto\nrts = up\nrts_delay_us = 1500\nreconnect_ms = 500\n"
+               "register_type = input\nweight_register = 8\nweight_type = float32\n"
+               "byte_order = cdab\nweight_unit = kg\nweight_decimals = 3\nstatus_register = 4\n"
+               "stable_bit = 12\nstable_when = clear\noverload_bit = 10\nstable_band_g = 5\n"
+               "max_weight_g = 3000\nzero_coil = -1\ntare_coil = 1\ncommand_register = 5\n"
+               "zero_command = 2048\ntare_command = 4096\n"
+               "[io]\nbackend = modbus\ndevice = /dev/ttyUSB1\nslave_id = 7\ngate_coil = -1\n"
+               "red_coil = 5\nbuzzer_pulse_ms = 150\nrs485_mode = on\n");
+    yn_config cfg;
+    yn_config_errors errs;
+    int rc = yn_config_load(f->conf, &cfg, &errs);
+    for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
+        fprintf(stderr, "%s\n", errs.msg[i]);
+    assert_int_equal(rc, YN_OK);
+    assert_int_equal(cfg.menu.price_per_100g_fen, 250);
+    assert_string_equal(cfg.scale.backend, "modbus");
+    assert_string_equal(cfg.scale.device, "/dev/ttyUSB0");
+    assert_int_equal(cfg.scale.baud, 19200);
+    assert_int_equal(cfg.scale.parity, YN_PARITY_EVEN);
+    assert_int_equal(cfg.scale.slave_id, 3);
+    assert_int_equal(cfg.scale.timeout_ms, 150);
+    assert_int_equal(cfg.scale.stable_timeout_ms, 2500);
+    assert_int_equal(cfg.scale.rs485, YN_RS485_AUTO);
+    assert_int_equal(cfg.scale.rts, YN_RTS_UP);
+    assert_int_equal(cfg.scale.rts_delay_us, 1500);
+    assert_int_equal(cfg.scale.reconnect_ms, 500);
+    assert_int_equal(cfg.scale.reg_type, YN_REG_INPUT);
+    assert_int_equal(cfg.scale.weight_register, 8);
+    assert_int_equal(cfg.scale.weight_type, YN_WEIGHT_FLOAT32);
+    assert_int_equal(cfg.scale.byte_order, YN_ORDER_CDAB);
+    assert_int_equal(cfg.scale.weight_unit, YN_UNIT_KG);
+    assert_int_equal(cfg.scale.weight_decimals, 3);
+    assert_int_equal(cfg.scale.status_register, 4);
+    assert_int_equal(cfg.scale.stable_bit, 12);
+    assert_int_equal(cfg.scale.stable_when, YN_STABLE_WHEN_CLEAR);
+    assert_int_equal(cfg.scale.overload_bit, 10);
+    assert_int_equal(cfg.scale.stable_band_g, 5);
+    assert_int_equal(cfg.scale.max_weight_g, 3000);
+    assert_int_equal(cfg.scale.tare_coil, 1);
+    assert_int_equal(cfg.scale.command_register, 5);
+    assert_int_equal(cfg.scale.zero_command, 2048);
+    assert_int_equal(cfg.scale.tare_command, 4096);
+    assert_string_equal(cfg.io.backend, "modbus");
+    assert_string_equal(cfg.io.device, "/dev/ttyUSB1");
+    assert_int_equal(cfg.io.slave_id, 7);
+    assert_int_equal(cfg.io.rs485, YN_RS485_ON);
+    assert_int_equal(cfg.io.coil[0], 0);
+    assert_int_equal(cfg.io.coil[1], 5);
+    assert_int_equal(cfg.io.coil[3], -1);
+    assert_int_equal(cfg.io.out_pulse_ms[2], 150);
+    assert_int_equal(cfg.io.pulse_ms, 800);
 }
 
 static void test_missing_file(void **state)
@@ -261,6 +380,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shipped_board_conf_is_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_mistake_is_refused_with_its_line, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_modbus_devices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_errors_reported_not_only_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_line_refused, setup, teardown),

@@ -1,7 +1,9 @@
 /* test_terminal.c — the terminal state machine on simulated devices, a real
  * ledger and the Shenzhen policy: taps become debits and screens, the same
  * card is one tap, staff key in prices, a failed read can be tapped again,
- * the kiosk shows balances and never debits. */
+ * the kiosk shows balances and never debits; pay-by-weight on the simulated
+ * scale: a settled weight is priced to the fen in the diner's favour and
+ * recorded, an untrustworthy one is refused and charges nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,7 +32,7 @@ struct rig {
     yn_terminal *term;
 };
 
-static int open_rig(void **state, enum yn_mode mode)
+static int open_rig(void **state, enum yn_mode mode, bool weighed)
 {
     struct rig *r = calloc(1, sizeof *r);
     char path[512], err[256];
@@ -45,6 +47,11 @@ static int open_rig(void **state, enum yn_mode mode)
     r->cfg.terminal.mode = mode;
     snprintf(r->cfg.display.backend, sizeof r->cfg.display.backend, "sim");
     snprintf(r->cfg.input.backend, sizeof r->cfg.input.backend, "script");
+    if (weighed) {
+        snprintf(r->cfg.scale.backend, sizeof r->cfg.scale.backend, "sim");
+        r->cfg.menu.price_per_100g_fen = 250; /* ¥2.50 per 100 g */
+        r->cfg.scale.stable_timeout_ms = 100; /* the least allowed: quick tests */
+    }
     assert_int_equal(yn_devices_open(&r->dev, &r->cfg), YN_OK);
     yn_clock_init(&r->dev.clock, &yn_clock_sim_ops);
     yn_clock_sim_set(&r->dev.clock, LUNCH_MS);
@@ -73,12 +80,17 @@ static int open_rig(void **state, enum yn_mode mode)
 
 static int setup_pos(void **state)
 {
-    return open_rig(state, YN_MODE_POS);
+    return open_rig(state, YN_MODE_POS, false);
+}
+
+static int setup_weighed(void **state)
+{
+    return open_rig(state, YN_MODE_POS, true);
 }
 
 static int setup_kiosk(void **state)
 {
-    return open_rig(state, YN_MODE_KIOSK);
+    return open_rig(state, YN_MODE_KIOSK, false);
 }
 
 static int teardown(void **state)
@@ -193,6 +205,24 @@ static void test_failed_read_can_be_tapped_again_at_once(void **state)
     assert_int_equal(journal(r), 1);
 }
 
+static void test_restart_with_clock_set_back_still_debits(void **state)
+{
+    struct rig *r = *state;
+    step(r, "card:0", 1);
+    assert_int_equal(journal(r), 1);
+    /* the board restarts and its wall clock is an hour behind */
+    yn_terminal_free(r->term);
+    yn_clock_sim_jump_wall(&r->dev.clock, -3600 * 1000);
+    yn_clock_sim_advance(&r->dev.clock, 2 * 3600 * 1000); /* and the lunch is later */
+    yn_terminal_deps deps = {
+        .ledger = r->ledger, .policy = r->policy, .master = r->fix.master, .ring = &r->fix.ring};
+    assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
+    yn_terminal_start(r->term);
+    step(r, "card:1", 1);
+    assert_string_equal(screen(r)->name, "ok");
+    assert_int_equal(journal(r), 2); /* tap ids stayed above the journal's */
+}
+
 static void test_clone_is_refused(void **state)
 {
     struct rig *r = *state;
@@ -224,6 +254,141 @@ static void test_kiosk_shows_balance_and_never_debits(void **state)
     assert_true(yn_terminal_done(r->term));
 }
 
+static void put_on_scale(struct rig *r, int32_t g, bool stable, bool overload)
+{
+    yn_scale_sim_set(&r->dev.scale, g, stable, overload);
+}
+
+/* The lunch: staff switch to weighed mode, a tray of 333 g settles on the
+ * scale, the diner taps. 333 g x ¥2.50/100 g = 832.5 fen → 832 fen (down, the
+ * diner's favour); the journal records the weight and the unit price. */
+static void test_pay_by_weight_lunch(void **state)
+{
+    struct rig *r = *state;
+    assert_false(yn_terminal_weighed(r->term));
+    step(r, "+", 1);
+    assert_true(yn_terminal_weighed(r->term));
+    assert_string_equal(screen(r)->name, "idle");
+    assert_true(screen_has(r, "称重计价 ¥2.50/100克"));
+    assert_true(screen_has(r, "请放好餐盘后刷卡"));
+    put_on_scale(r, 333, true, false);
+    step(r, "card:1", 1); /* aged 70-99: ¥5 subsidy, the rest in cash */
+    assert_string_equal(screen(r)->name, "ok");
+    assert_true(screen_has(r, "重量 333 克  ¥2.50/100克  计 ¥8.32"));
+    assert_true(screen_has(r, "补贴 ¥5.00"));
+    assert_true(screen_has(r, "请付现金 ¥3.32"));
+    assert_int_equal(journal(r), 1);
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(r->ledger, 1, &rec), YN_OK);
+    assert_int_equal(rec.weight_g, 333);
+    assert_int_equal(rec.price_per_100g_fen, 250);
+    assert_int_equal(rec.price_fen, 832);
+    assert_int_equal(rec.subsidy_fen, 500);
+    assert_int_equal(rec.cash_fen, 332);
+    assert_int_equal(yn_io_sim_state_of(&r->dev.io)->pulses[YN_OUT_GREEN], 1);
+    assert_int_equal(yn_io_sim_state_of(&r->dev.io)->pulses[YN_OUT_GATE], 1);
+    assert_int_equal(yn_io_sim_state_of(&r->dev.io)->last_pulse_ms[YN_OUT_GATE], 1500);
+
+    /* staff key in a new unit price: it is the price per 100 g now */
+    step(r, "esc 3 . 2 enter", 5);
+    assert_int_equal(yn_terminal_price_per_100g_fen(r->term), 320);
+    assert_int_equal(yn_terminal_price_fen(r->term), 1500); /* the fixed price is kept */
+    assert_true(screen_has(r, "称重计价 ¥3.20/100克"));
+    step(r, "0 enter", 2); /* a weighed meal cannot be free */
+    assert_string_equal(screen(r)->name, "price_invalid");
+    assert_int_equal(yn_terminal_price_per_100g_fen(r->term), 320);
+    put_on_scale(r, 1001, true, false); /* 1001 g x 320 / 100 = 3203.2 → 3203 fen */
+    step(r, "esc card:0", 2);           /* 低保: ¥15 subsidy, capped at the price */
+    assert_string_equal(screen(r)->name, "ok");
+    assert_true(screen_has(r, "计 ¥32.03"));
+    assert_int_equal(yn_ledger_record_get(r->ledger, 2, &rec), YN_OK);
+    assert_int_equal(rec.weight_g, 1001);
+    assert_int_equal(rec.price_fen, 3203);
+    assert_int_equal(rec.subsidy_fen + rec.wallet_fen + rec.cash_fen, 3203);
+
+    /* and back to the fixed price */
+    step(r, "esc +", 2);
+    assert_false(yn_terminal_weighed(r->term));
+    assert_true(screen_has(r, "本餐价格 ¥15.00"));
+}
+
+/* Each untrustworthy weight refuses the tap with YN_REASON_WEIGHT, before the
+ * card is read: nothing charged, and the diner may tap again at once. */
+static void test_untrustworthy_weight_is_refused(void **state)
+{
+    struct rig *r = *state;
+    static const struct {
+        int32_t g;
+        bool stable, overload;
+        int fail;
+        const char *detail;
+    } cases[] = {
+        {420, false, false, YN_OK, "not settled within 100 ms (last 420 g, in motion)"},
+        {0, true, false, YN_OK, "net weight 0 g: nothing on the scale"},
+        {-35, true, false, YN_OK, "net weight -35 g"},
+        {2500, true, true, YN_OK, "over range (2500 g)"},
+        {6200, true, false, YN_OK, "6200 g is above [scale] max_weight_g = 5000"},
+        {300, true, false, YN_ETIMEDOUT, "no reading within 100 ms"},
+        {300, true, false, YN_ENODEV, "not connected"},
+    };
+    step(r, "+", 1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        put_on_scale(r, cases[i].g, cases[i].stable, cases[i].overload);
+        yn_scale_sim_fail(&r->dev.scale, cases[i].fail);
+        step(r, "card:0", 1);
+        if (strcmp(screen(r)->name, "refused_weight") != 0 || !screen_has(r, cases[i].detail))
+            fail_msg("case %zu: screen %s, want refused_weight with '%s' (line: %s)", i,
+                     screen(r)->name, cases[i].detail,
+                     screen(r)->n_lines > 1 ? screen(r)->lines[1].text : "");
+        assert_true(screen_has(r, "称重未稳定，请放稳餐盘后重新刷卡"));
+        assert_int_equal(journal(r), 0);
+        step(r, "remove", 1);
+    }
+    assert_int_equal(yn_io_sim_state_of(&r->dev.io)->pulses[YN_OUT_RED], 7);
+    assert_int_equal(yn_io_sim_state_of(&r->dev.io)->pulses[YN_OUT_BUZZER], 7);
+    assert_int_equal(yn_io_sim_state_of(&r->dev.io)->last_pulse_ms[YN_OUT_BUZZER], 200);
+    assert_int_equal(yn_terminal_taps(r->term), 0);
+    /* the tray settles: the same card, at once, is charged once */
+    yn_scale_sim_fail(&r->dev.scale, YN_OK);
+    put_on_scale(r, 512, true, false);
+    step(r, "card:0", 1);
+    assert_string_equal(screen(r)->name, "ok");
+    assert_true(screen_has(r, "重量 512 克"));
+    assert_int_equal(journal(r), 1);
+    step(r, "remove card:0", 2); /* and is debounced like any tap */
+    assert_int_equal(journal(r), 1);
+}
+
+/* Tare with '-': an empty bowl on the scale counts for nothing. */
+static void test_tare_key(void **state)
+{
+    struct rig *r = *state;
+    step(r, "-", 1); /* not in weighed mode: nothing happens */
+    assert_string_equal(screen(r)->name, "idle");
+    step(r, "+", 1);
+    put_on_scale(r, 180, true, false); /* the bowl */
+    step(r, "-", 1);
+    assert_string_equal(screen(r)->name, "tared");
+    put_on_scale(r, 180 + 250, true, false); /* bowl and food */
+    step(r, "card:1", 1);
+    assert_true(screen_has(r, "重量 250 克  ¥2.50/100克  计 ¥6.25"));
+    yn_scale_sim_fail(&r->dev.scale, YN_ETIMEDOUT);
+    step(r, "-", 1);
+    assert_string_equal(screen(r)->name, "tare_failed");
+}
+
+/* '+' without a scale or a unit price: staff are told why, the price stays fixed. */
+static void test_weighed_mode_needs_a_scale(void **state)
+{
+    struct rig *r = *state;
+    step(r, "+", 1);
+    assert_false(yn_terminal_weighed(r->term));
+    assert_string_equal(screen(r)->name, "weighed_unavailable");
+    assert_true(screen_has(r, "[scale] backend = none"));
+    step(r, "card:1", 1);
+    assert_true(screen_has(r, "请付现金 ¥10.00")); /* the fixed ¥15 meal */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,9 +397,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_staff_key_in_a_price, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_failed_read_can_be_tapped_again_at_once, setup_pos,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_restart_with_clock_set_back_still_debits, setup_pos,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_clone_is_refused, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_kiosk_shows_balance_and_never_debits, setup_kiosk,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_pay_by_weight_lunch, setup_weighed, teardown),
+        cmocka_unit_test_setup_teardown(test_untrustworthy_weight_is_refused, setup_weighed,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tare_key, setup_weighed, teardown),
+        cmocka_unit_test_setup_teardown(test_weighed_mode_needs_a_scale, setup_pos, teardown),
     };
     return cmocka_run_group_tests_name("terminal", tests, NULL, NULL);
 }
