@@ -157,11 +157,10 @@ void yn_sync_free(yn_sync *s)
     free(s);
 }
 
-/* The ack must name our terminal and batch, cover its range, end at its
- * head hash and carry a MAC under our key (PROTOCOL.md §4). */
-static int check_ack(yn_sync *s, const reply_buf *r, const yn_batch_header *h)
+int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t key_len,
+                       const yn_batch_header *h)
 {
-    json_t *j = json_loadb(r->p ? r->p : "", r->len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = json_loadb(ack ? ack : "", ack ? len : 0, JSON_REJECT_DUPLICATES, NULL);
     const char *terminal, *head_hex, *mac_hex;
     json_int_t v, batch_id, first, last;
     int rc = YN_EPROTO;
@@ -173,18 +172,39 @@ static int check_ack(yn_sync *s, const reply_buf *r, const yn_batch_header *h)
         to_hex(h->head_hash, 32, head);
         int n = snprintf(msg, sizeof msg, "YNACK1 %s %lld %lld %lld %s", terminal,
                          (long long)batch_id, (long long)first, (long long)last, head_hex);
-        yn_batch_hmac(s->key, s->o.terminal_key_len, msg, (size_t)n, mac);
+        yn_batch_hmac(key, key_len, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0, mac);
         to_hex(mac, 32, want);
         if (strlen(mac_hex) != 64 || CRYPTO_memcmp(want, mac_hex, 64) != 0)
             rc = YN_EAUTH;
-        else if (v == 1 && strcmp(terminal, s->o.terminal_id) == 0 && batch_id == h->batch_id &&
+        else if (v == 1 && strcmp(terminal, h->terminal) == 0 && batch_id == h->batch_id &&
                  first == h->first_seq && last == h->last_seq && strcmp(head_hex, head) == 0)
             rc = YN_OK;
     }
     json_decref(j);
+    return rc;
+}
+
+int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *key, size_t key_len,
+                        uint8_t **frame, size_t *len)
+{
+    *frame = NULL;
+    *len = 0;
+    if (b->first_seq < 1 || b->last_seq < b->first_seq ||
+        b->last_seq - b->first_seq >= YN_BATCH_MAX_RECORDS)
+        return YN_EINVAL;
+    size_t n = (size_t)(b->last_seq - b->first_seq + 1);
+    yn_ledger_record *recs = calloc(n, sizeof *recs);
+    if (!recs)
+        return YN_ENOMEM;
+    int rc = YN_OK;
+    for (size_t i = 0; i < n && rc == YN_OK; i++)
+        rc = yn_ledger_record_get(l, b->first_seq + (int64_t)i, &recs[i]);
+    if (rc == YN_OK)
+        rc = yn_batch_encode(b->id, recs, n, key, key_len, frame, len);
+    free(recs);
     if (rc != YN_OK)
-        yn_warn("sync: batch %lld: acknowledgement refused (%s): %.200s", (long long)h->batch_id,
-                yn_strerror(rc), r->p ? r->p : "");
+        yn_err("sync: batch %lld (records %lld..%lld) not built: %s", (long long)b->id,
+               (long long)b->first_seq, (long long)b->last_seq, yn_strerror(rc));
     return rc;
 }
 
@@ -195,34 +215,26 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
     int rc = yn_ledger_batch_next(l, s->o.max_batch_records, now_utc_s, &b);
     if (rc != YN_OK)
         return rc;
-    size_t n = (size_t)(b.last_seq - b.first_seq + 1);
-    yn_ledger_record *recs = calloc(n, sizeof *recs);
-    if (!recs)
-        return YN_ENOMEM;
-    for (size_t i = 0; i < n && rc == YN_OK; i++)
-        rc = yn_ledger_record_get(l, b.first_seq + (int64_t)i, &recs[i]);
     uint8_t *frame = NULL;
     size_t len = 0;
-    if (rc == YN_OK)
-        rc = yn_batch_encode(b.id, recs, n, s->key, s->o.terminal_key_len, &frame, &len);
-    free(recs);
-    if (rc != YN_OK) {
-        yn_err("sync: batch %lld (records %lld..%lld) not built: %s", (long long)b.id,
-               (long long)b.first_seq, (long long)b.last_seq, yn_strerror(rc));
+    if ((rc = yn_sync_batch_frame(l, &b, s->key, s->o.terminal_key_len, &frame, &len)) != YN_OK)
         return rc;
-    }
     yn_batch_header h;
     if ((rc = yn_batch_peek(frame, len, &h)) == YN_OK) {
         reply_buf r;
         rc = post(s->curl, s->o.url, "/v1/batches", s->o.ca_file, s->o.client_cert, s->o.client_key,
                   s->o.timeout_ms, "application/octet-stream", NULL, frame, len, &r);
-        if (rc == YN_OK)
-            rc = check_ack(s, &r, &h);
+        if (rc == YN_OK && strcmp(h.terminal, s->o.terminal_id) != 0)
+            rc = YN_EPROTO; /* our ledger is another terminal's: never take an ack for it */
+        if (rc == YN_OK &&
+            (rc = yn_sync_ack_verify(r.p, r.len, s->key, s->o.terminal_key_len, &h)) != YN_OK)
+            yn_warn("sync: batch %lld: acknowledgement refused (%s): %.200s", (long long)h.batch_id,
+                    yn_strerror(rc), r.p ? r.p : "");
         free(r.p);
     }
     free(frame);
     if (rc == YN_OK && (rc = yn_ledger_batch_ack(l, b.id, now_utc_s)) == YN_OK)
-        *records = (int64_t)n;
+        *records = (int64_t)(b.last_seq - b.first_seq + 1);
     return rc;
 }
 
@@ -320,6 +332,13 @@ int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     rc = yn_sync_apply(l, &u, ts.tv_sec);
+    if (rc == YN_OK && u.server_utc_ms > 0) {
+        /* the system clock against the district's, for yinian-diag (clock drift) */
+        int64_t local_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (meta_put_int(l, "sync_server_utc_ms", u.server_utc_ms) != YN_OK ||
+            meta_put_int(l, "sync_local_utc_ms", local_ms) != YN_OK)
+            yn_warn("sync: server time of update %lld not noted", (long long)u.version);
+    }
     if (rc == YN_OK) {
         *more = u.more;
         if (s->o.on_server_time)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "ledger.h"
 #include "status.h"
 #include "update.h"
@@ -54,6 +55,17 @@ void yn_sync_free(yn_sync *s);
 int yn_sync_round(yn_sync *s, yn_ledger *l, int64_t now_utc_s, yn_sync_stats *stats) YN_MUST_CHECK;
 /* One batch: YN_ENOTFOUND when nothing is unsent. */
 int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *records) YN_MUST_CHECK;
+/* The frame of ledger batch b (PROTOCOL.md §3) signed with the terminal key:
+ * exactly what yn_sync_upload_one sends, also written to a USB stick by
+ * `yinian-diag export`. *frame is malloc'd (free() it). */
+int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *key, size_t key_len,
+                        uint8_t **frame, size_t *len) YN_MUST_CHECK;
+/* Check an acknowledgement document (PROTOCOL.md §4) against the batch it
+ * answers: h->terminal, batch_id, first_seq, last_seq and head_hash must all
+ * match and the MAC verify under key. YN_OK, YN_EAUTH (MAC) or YN_EPROTO
+ * (malformed, or names another batch or range). No log: the caller says why. */
+int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t key_len,
+                       const yn_batch_header *h) YN_MUST_CHECK;
 /* One update request, verified and applied. *more: the server holds more. */
 int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more) YN_MUST_CHECK;
 

@@ -10,6 +10,7 @@
  * libmodbus's unit-test server does.
  *
  * Exit codes: 0 done; 1 runtime failure; 2 bad command line or input. */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -284,19 +285,44 @@ static bool stored_hash(sqlite3 *db, const char *terminal, int64_t seq, uint8_t 
     return ok;
 }
 
-static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, const uint8_t *body,
-                                    size_t len)
+/* What ingesting one batch frame came to: the HTTP status and error code
+ * the endpoint answers with, or 200 and the acknowledgement. */
+struct ingest {
+    unsigned status;     /* 200, or the 4xx/5xx of the refusal */
+    const char *code;    /* error code ("" for 200) */
+    char message[200];   /* why refused, or what was stored */
+    char *ack;           /* 200: the acknowledgement document (malloc'd) */
+    yn_batch_header hdr; /* valid from the header check on */
+    int64_t stored;      /* records new to the district (0: all held already) */
+};
+
+static int ingest_refuse(struct ingest *g, unsigned status, const char *code, const char *why)
 {
+    g->status = status;
+    g->code = code;
+    snprintf(g->message, sizeof g->message, "%s", why);
+    return -1;
+}
+
+/* One batch frame, exactly once (PROTOCOL.md §3.4): every check runs before
+ * the one transaction that stores what is new. Shared by POST /v1/batches
+ * and `import` of a USB stick, so both treat a frame the same way.
+ * 0 stored (or held already), -1 refused. */
+static int ingest_batch(sqlite3 *db, const uint8_t *body, size_t len, struct ingest *g)
+{
+    memset(g, 0, sizeof *g);
+    g->code = "";
     yn_batch_header h;
     int rc = yn_batch_peek(body, len, &h);
     if (rc == YN_ELIMIT)
-        return reply_error(c, 413, "too_large", "batch sizes over the limits");
+        return ingest_refuse(g, 413, "too_large", "batch sizes over the limits");
     if (rc != YN_OK)
-        return reply_error(c, 400, "bad_frame", "malformed or truncated batch frame");
+        return ingest_refuse(g, 400, "bad_frame", "malformed or truncated batch frame");
+    g->hdr = h;
     uint8_t key[64];
     size_t key_len;
-    if (!terminal_key(s->db, h.terminal, key, &key_len))
-        return reply_error(c, 403, "unknown_terminal", "terminal is not enrolled");
+    if (!terminal_key(db, h.terminal, key, &key_len))
+        return ingest_refuse(g, 403, "unknown_terminal", "terminal is not enrolled");
     yn_ledger_record *recs = NULL;
     const char *why = "";
     rc = yn_batch_decode(body, len, key, key_len, &h, &recs, &why);
@@ -306,11 +332,11 @@ static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, 
                            : rc == YN_ELIMIT   ? "too_large"
                            : rc == YN_ECORRUPT ? "bad_crc_or_chain"
                                                : "bad_body";
-        return reply_error(c, status, code, why);
+        return ingest_refuse(g, status, code, why);
     }
     /* one transaction: check against what is held, then store what is new */
-    sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    sqlite3_stmt *st = prep(s->db, "SELECT last_seq, last_hash FROM terminals WHERE id = ?1");
+    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    sqlite3_stmt *st = prep(db, "SELECT last_seq, last_hash FROM terminals WHERE id = ?1");
     sqlite3_bind_text(st, 1, h.terminal, -1, SQLITE_STATIC);
     int64_t last_seq = 0;
     uint8_t last_hash[32] = {0};
@@ -326,29 +352,29 @@ static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, 
         conflict = "gap: records before first_seq have not arrived";
     else if (h.first_seq > 1 &&
              !(h.first_seq == last_seq + 1 ? (memcpy(prev, last_hash, 32), true)
-                                           : stored_hash(s->db, h.terminal, h.first_seq - 1, prev)))
+                                           : stored_hash(db, h.terminal, h.first_seq - 1, prev)))
         conflict = "previous record not held";
     else if (memcmp(prev, h.prev_hash, 32) != 0)
         conflict = "prev_hash differs from the record held";
     for (uint32_t i = 0; !conflict && i < h.count && recs[i].seq <= last_seq; i++) {
         uint8_t held[32];
-        if (!stored_hash(s->db, h.terminal, recs[i].seq, held) ||
-            memcmp(held, recs[i].hash, 32) != 0)
+        if (!stored_hash(db, h.terminal, recs[i].seq, held) || memcmp(held, recs[i].hash, 32) != 0)
             conflict = "replayed batch with different content";
     }
     if (conflict) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
         free(recs);
-        return reply_error(c, 409, "conflict", conflict);
+        return ingest_refuse(g, 409, "conflict", conflict);
     }
-    sqlite3_stmt *ins = prep(s->db, "INSERT INTO records VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
-                                    " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
-    sqlite3_stmt *lay = prep(s->db, "INSERT INTO layers VALUES (?1, ?2, ?3, ?4)");
+    sqlite3_stmt *ins = prep(db, "INSERT INTO records VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+                                 " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)");
+    sqlite3_stmt *lay = prep(db, "INSERT INTO layers VALUES (?1, ?2, ?3, ?4)");
     bool ok = ins && lay;
     for (uint32_t i = 0; ok && i < h.count; i++) {
         const yn_ledger_record *r = &recs[i];
         if (r->seq <= last_seq)
             continue; /* held already, same content: exactly once */
+        g->stored++;
         sqlite3_reset(ins);
         sqlite3_bind_text(ins, 1, h.terminal, -1, SQLITE_STATIC);
         sqlite3_bind_int64(ins, 2, r->seq);
@@ -379,7 +405,7 @@ static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, 
     sqlite3_finalize(ins);
     sqlite3_finalize(lay);
     if (ok && h.last_seq > last_seq) {
-        st = prep(s->db, "UPDATE terminals SET last_seq = ?2, last_hash = ?3 WHERE id = ?1");
+        st = prep(db, "UPDATE terminals SET last_seq = ?2, last_hash = ?3 WHERE id = ?1");
         sqlite3_bind_text(st, 1, h.terminal, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, h.last_seq);
         sqlite3_bind_blob(st, 3, h.head_hash, 32, SQLITE_STATIC);
@@ -387,7 +413,7 @@ static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, 
         sqlite3_finalize(st);
     }
     if (ok) {
-        st = prep(s->db, "INSERT OR IGNORE INTO batches VALUES (?1, ?2, ?3, ?4, ?5)");
+        st = prep(db, "INSERT OR IGNORE INTO batches VALUES (?1, ?2, ?3, ?4, ?5)");
         sqlite3_bind_text(st, 1, h.terminal, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, h.batch_id);
         sqlite3_bind_int64(st, 3, h.first_seq);
@@ -397,14 +423,28 @@ static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, 
         sqlite3_finalize(st);
     }
     free(recs);
-    if (!ok || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        return reply_error(c, 500, "storage", sqlite3_errmsg(s->db));
+    if (!ok || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        ingest_refuse(g, 500, "storage", sqlite3_errmsg(db));
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return -1;
     }
-    char *ack =
-        make_ack(key, key_len, h.terminal, h.batch_id, h.first_seq, h.last_seq, h.head_hash);
-    enum MHD_Result ret = reply_ok(s, c, ack);
-    free(ack);
+    g->status = 200;
+    if (g->stored)
+        snprintf(g->message, sizeof g->message, "%lld new records stored", (long long)g->stored);
+    else
+        snprintf(g->message, sizeof g->message, "already stored, nothing changed");
+    g->ack = make_ack(key, key_len, h.terminal, h.batch_id, h.first_seq, h.last_seq, h.head_hash);
+    return 0;
+}
+
+static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, const uint8_t *body,
+                                    size_t len)
+{
+    struct ingest g;
+    if (ingest_batch(s->db, body, len, &g) != 0)
+        return reply_error(c, g.status, g.code, g.message);
+    enum MHD_Result ret = reply_ok(s, c, g.ack);
+    free(g.ack);
     return ret;
 }
 
@@ -890,6 +930,87 @@ static int cmd_import(sqlite3 *db, int argc, char **argv)
     return rc;
 }
 
+/* import DIR: the batch frames a terminal wrote to a USB stick (`yinian-diag
+ * export`), through the same ingest as POST /v1/batches. For each frame
+ * batch-T-N.ynb an acknowledgement ack-T-N.json is written next to it: the
+ * document the HTTPS endpoint would have answered, for `yinian-diag
+ * import-ack` on the terminal. Importing again stores nothing new. */
+static int names_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmd_import_dir(sqlite3 *db, int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "import DIR\n");
+        return EXIT_USAGE;
+    }
+    const char *dir = argv[0];
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "%s: %s\n", dir, strerror(errno));
+        return EXIT_USAGE;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    const struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (strncmp(e->d_name, "batch-", 6) != 0 || l < 10 || strcmp(e->d_name + l - 4, ".ynb"))
+            continue;
+        char **nn = realloc(names, (n + 1) * sizeof *names);
+        if (!nn || !(nn[n] = strdup(e->d_name))) {
+            names = nn ? nn : names;
+            break;
+        }
+        names = nn;
+        n++;
+    }
+    closedir(d);
+    if (n == 0)
+        fprintf(stderr, "%s: no batch-*.ynb files: not a yinian-diag export folder\n", dir);
+    qsort(names, n, sizeof *names, names_cmp);
+    int rc = n ? 0 : EXIT_USAGE;
+    int64_t stored = 0;
+    for (size_t i = 0; i < n; i++) {
+        char path[4096], ack_path[4096];
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        uint8_t *frame = (uint8_t *)slurp(path, &len);
+        struct ingest g;
+        if (!frame || len > REQUEST_MAX) {
+            fprintf(stderr, "%s: unreadable or over %d bytes\n", path, REQUEST_MAX);
+            rc = EXIT_RUNTIME;
+        } else if (ingest_batch(db, frame, len, &g) != 0) {
+            fprintf(stderr, "%s: refused (%s): %s\n", path, g.code, g.message);
+            rc = EXIT_RUNTIME;
+        } else {
+            snprintf(ack_path, sizeof ack_path, "%s/ack-%.*s.json", dir,
+                     (int)(strlen(names[i]) - 10), names[i] + 6);
+            char *text = NULL;
+            if (asprintf(&text, "%s\n", g.ack) < 0 ||
+                yn_file_write_atomic(ack_path, text, strlen(text), 0644) != YN_OK) {
+                fprintf(stderr, "%s: acknowledgement not written\n", ack_path);
+                rc = EXIT_RUNTIME;
+            } else {
+                printf("%s: terminal %s batch %lld records %lld..%lld: %s; %s written\n", names[i],
+                       g.hdr.terminal, (long long)g.hdr.batch_id, (long long)g.hdr.first_seq,
+                       (long long)g.hdr.last_seq, g.message, ack_path);
+                stored += g.stored;
+            }
+            free(text);
+            free(g.ack);
+        }
+        free(frame);
+        free(names[i]);
+    }
+    free(names);
+    if (n)
+        printf("%zu batch files, %lld new records stored\n", n, (long long)stored);
+    return rc;
+}
+
 static int cmd_lost(sqlite3 *db, int argc, char **argv, bool lost)
 {
     if (argc != 1) {
@@ -996,6 +1117,8 @@ static void usage(FILE *to)
           "  --db FILE enrol-token TERMINAL CANTEEN   one-time enrolment token (printed)\n"
           "  --db FILE import-cards CSV               card_no,birth_ymd,flags,district,street,"
           "expiry_ymd\n"
+          "  --db FILE import DIR                     batch files of a USB export (yinian-diag\n"
+          "                                           export); writes ack-*.json into DIR\n"
           "  --db FILE lost CARD_NO | found CARD_NO   report a card lost / found\n"
           "  --db FILE publish-policy FILE.json\n"
           "  --db FILE allocate ID CARD_NO SOURCE AMOUNT_FEN\n"
@@ -1024,6 +1147,8 @@ int main(int argc, char **argv)
         rc = cmd_token(db, n, a);
     else if (!strcmp(cmd, "import-cards"))
         rc = cmd_import(db, n, a);
+    else if (!strcmp(cmd, "import"))
+        rc = cmd_import_dir(db, n, a);
     else if (!strcmp(cmd, "lost") || !strcmp(cmd, "found"))
         rc = cmd_lost(db, n, a, !strcmp(cmd, "lost"));
     else if (!strcmp(cmd, "publish-policy"))
