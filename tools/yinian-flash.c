@@ -46,6 +46,7 @@
 
 #include "bundle.h"
 #include "card.h"
+#include "client.h"
 #include "config.h"
 #include "fileio.h"
 #include "keystore.h"
@@ -83,8 +84,9 @@ static void usage(FILE *to)
         "      [--canteen-name TEXT] [--mode pos|kiosk] --card-master-key FILE --issuer-pub FILE\n"
         "      [--terminal-key FILE] [--district-pub FILE] [--vendor-pub FILE] [--policy FILE]\n"
         "      [--server-url https://HOST[:PORT] --ca FILE] [--template FILE]\n"
-        "      [--set SECTION.KEY=VALUE]... [--force]\n"
-        "      writes ROOT/etc/board.conf from the shipped template and the keys (0600)\n"
+        "      [--set SECTION.KEY=VALUE]... [--enrol-token TOKEN] [--force]\n"
+        "      writes ROOT/etc/board.conf from the shipped template and the keys (0600);\n"
+        "      with --enrol-token, then enrols with the district server (needs --server-url)\n"
         "  --root defaults to " DEFAULT_ROOT "; --config to ROOT/etc/board.conf;\n"
         "  --pubkey to ROOT/etc/keys/vendor.pub; --arch to this machine's\n"
         "exit: 0 done (boot: may start), 1 refused or failed, 2 bad command line or input\n",
@@ -102,6 +104,7 @@ struct opts {
     const char *terminal_id, *canteen, *canteen_name, *district, *street, *mode;
     const char *card_master_key, *issuer_pub, *terminal_key, *district_pub, *vendor_pub;
     const char *policy, *server_url, *ca, *template;
+    const char *enrol_token; /* one-time token: enrol with the district after provisioning */
     const char *sets[MAX_SETS];
     int n_sets;
 };
@@ -2051,6 +2054,8 @@ static int check_args(const struct opts *o)
                                 "--street");
     if (!!o->server_url != !!o->ca)
         return fail(EXIT_USAGE, "--server-url and --ca go together");
+    if (o->enrol_token && !o->server_url)
+        return fail(EXIT_USAGE, "--enrol-token needs --server-url and --ca");
     if (o->server_url && strncmp(o->server_url, "https://", 8) != 0)
         return fail(EXIT_USAGE, "--server-url must be https://HOST[:PORT]");
     return 0;
@@ -2169,14 +2174,38 @@ static int cmd_provision(const struct opts *o, int argc, char **argv)
     close(lock);
     if (rc)
         return rc;
+    bool enrolled = false;
+    if (o->enrol_token) {
+        /* the district issues this terminal's key against the one-time token */
+        char ca[PATH_MAX], key[PATH_MAX], id[YN_ID_MAX];
+        if (root_path(o, ca, sizeof ca, "etc/ca.pem") ||
+            root_path(o, key, sizeof key, "etc/keys/terminal.key"))
+            return EXIT_USAGE;
+        int er = yn_sync_enrol(o->server_url, ca, o->enrol_token, key, id, sizeof id);
+        if (er != YN_OK)
+            return fail(EXIT_FAIL,
+                        "provisioned, but enrolment with %s failed: %s (run yinian-pos --config %s "
+                        "--enrol TOKEN once the network is there)",
+                        o->server_url, yn_strerror(er), conf);
+        if (strcmp(id, o->terminal_id) != 0)
+            return fail(EXIT_FAIL,
+                        "the district enrolled this board as terminal %s, not %s: provision again "
+                        "with --terminal-id %s --force",
+                        id, o->terminal_id, id);
+        durable_step("provision: enrolled");
+        enrolled = true;
+    }
     if (g.json)
-        emit(json_pack("{s:s, s:b, s:s, s:s, s:s}", "event", "result", "ok", 1, "command",
-                       "provision", "terminal", o->terminal_id, "board_conf", conf));
+        emit(json_pack("{s:s, s:b, s:s, s:s, s:s, s:b}", "event", "result", "ok", 1, "command",
+                       "provision", "terminal", o->terminal_id, "board_conf", conf, "enrolled",
+                       enrolled));
     else {
         printf("provisioned terminal %s (canteen %s, district %s, street %s): %s, keys in "
                "%s/etc/keys (0600)\n",
                o->terminal_id, o->canteen, o->district, o->street, conf, o->root);
-        if (o->server_url)
+        if (enrolled)
+            printf("enrolled with %s: the terminal key came from the district\n", o->server_url);
+        else if (o->server_url)
             printf("enrol with the district (one-time token from yinian-district enrol-token):\n"
                    "  %s/current/bin/yinian-pos --config %s --enrol TOKEN\n",
                    o->root, conf);
@@ -2230,6 +2259,7 @@ int main(int argc, char **argv)
                                           {"ca", required_argument, NULL, 14},
                                           {"template", required_argument, NULL, 15},
                                           {"set", required_argument, NULL, 16},
+                                          {"enrol-token", required_argument, NULL, 17},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     static struct opts o;
@@ -2340,6 +2370,9 @@ int main(int argc, char **argv)
             break;
         case 15:
             o.template = optarg;
+            break;
+        case 17:
+            o.enrol_token = optarg;
             break;
         case 16:
             if (o.n_sets >= MAX_SETS)

@@ -32,6 +32,22 @@ done
 [ "$(stat -c %a "$run/keys/terminal.key")" = 600 ] || fail "terminal key mode"
 "$BUILD/yinian-pos" --config "$run/board.conf" --enrol "$token" >/dev/null 2>&1 && fail "token reused"
 
+# a new board provisioned and enrolled in one go by yinian-flash
+prov() { # root terminal token
+    "$BUILD/yinian-flash" provision --root "$1" --terminal-id "$2" --canteen C-FT-001 \
+        --district 440304 --street 440304001 --card-master-key "$run/keys/card-master.key" \
+        --issuer-pub "$run/keys/issuer.pub" --district-pub "$run/keys/district.pub" \
+        --policy "$run/policy.json" --server-url "https://127.0.0.1:$port" --ca "$run/tls/ca.pem" \
+        --template "$YN_SRCDIR/board.conf" --set reader.sim_cards="$run/cards.txt" \
+        --enrol-token "$3"
+}
+prov "$TMPDIR/board2" T-FT-0002 "$(district enrol-token T-FT-0002 C-FT-001)" >"$run/prov.out" 2>&1 ||
+    { cat "$run/prov.out"; fail "provision with enrolment"; }
+grep -q "enrolled with https://127.0.0.1:$port" "$run/prov.out" || fail "provision did not enrol"
+[ "$(stat -c %a "$TMPDIR/board2/etc/keys/terminal.key")" = 600 ] || fail "enrolled key mode"
+if prov "$TMPDIR/board3" T-FT-0003 not-a-token >"$run/prov.out" 2>&1; then fail "bad token accepted"; fi
+grep -q "enrolment with https://127.0.0.1:$port failed" "$run/prov.out" || { cat "$run/prov.out"; fail "bad token message"; }
+
 # three debits, then wait for two sync rounds, then quit
 printf 'card:0 wait:100 remove card:1 wait:100 remove card:2 wait:100 remove wait:12000 quit\n' >"$run/keys.txt"
 sed -e '/^\[input\]/,/^\[/s/^backend = terminal/backend = script/' -e "s|^script =.*|script = keys.txt|" \
