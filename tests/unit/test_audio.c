@@ -3,6 +3,7 @@
  * the old one, bad WAV files are refused with a reason. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
@@ -38,9 +39,23 @@ static void wait_idle(yn_audio *a, int *played, int *missing)
     assert_false(busy);
 }
 
+/* ALSA playback from a worker thread hangs under qemu-user (checked with a
+ * ten-line program: the same calls work on the main thread); natively, in
+ * make check, these tests run. tests/run-unit sets YN_CROSS under qemu. */
+static bool under_qemu(void)
+{
+    const char *cross = getenv("YN_CROSS");
+    if (!cross || strcmp(cross, "1") != 0)
+        return false;
+    fprintf(stderr, "skipped under qemu-user: ALSA playback from a thread does not run there\n");
+    return true;
+}
+
 static void test_amount_phrase_plays(void **state)
 {
     (void)state;
+    if (under_qemu())
+        skip();
     yn_audio a;
     int played, missing;
     open_alsa(&a);
@@ -97,6 +112,8 @@ static void test_bad_wav_refused(void **state)
 static void test_missing_device(void **state)
 {
     (void)state;
+    if (under_qemu())
+        skip();
     yn_config cfg;
     yn_config_defaults(&cfg);
     snprintf(cfg.audio.backend, sizeof cfg.audio.backend, "alsa");
