@@ -18,8 +18,8 @@
  * when that failed (the request is kept all the same); describe() probes the
  * module (reads a coil) and waits for the answer, for the self-test.
  *
- * Faults are those of scale_modbus.c: every request is bounded, OS-level
- * failures close the port and it is reopened after reconnect_ms. */
+ * Faults are handled by the serial line, hal/modbus_link.c: every request is
+ * bounded, OS-level failures close the port and it is reopened after reconnect_ms. */
 #include <errno.h>
 #include <modbus.h>
 #include <poll.h>
@@ -33,244 +33,12 @@
 #include "config.h"
 #include "io.h"
 #include "log.h"
-
-#define TIMEOUTS_REOPEN 3  /* consecutive timeouts before the port is reopened */
-#define BYTE_TIMEOUT_MS 50 /* longest gap between two bytes of one answer */
-
-/* --- the serial link (same as scale_modbus.c) ---------------------------- */
-
-struct link {
-    const char *what; /* "scale" or "io", for log lines */
-    char device[YN_DEV_MAX];
-    int baud, stop_bits, slave_id, timeout_ms, rts_delay_us, reconnect_ms;
-    char parity; /* 'N', 'E', 'O' */
-    enum yn_rs485_mode rs485;
-    enum yn_rts rts;
-    modbus_t *ctx;       /* NULL while closed */
-    int64_t retry_at_ms; /* closed after a failure: no reopen before this */
-    int down_status;     /* what calls return while closed */
-    int timeouts;        /* consecutive timeouts */
-    bool failing;        /* the last request failed: log only changes */
-    bool resync;         /* a late or partial answer may still come: drain first */
-    bool rs485_noted;    /* rs485_mode = auto fallback logged once */
-    unsigned long opens; /* successful opens; a new one: the device state is unknown */
-    unsigned long requests, errors, reconnects;
-    int last_errno; /* of the last failure */
-    char last_error[128];
-};
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char parity_char(enum yn_parity p)
-{
-    return p == YN_PARITY_EVEN ? 'E' : p == YN_PARITY_ODD ? 'O' : 'N';
-}
-
-/* libmodbus errno → our status. Exceptions are the device's clear answer:
- * illegal function/address/value means the register map does not fit it. */
-static int map_errno(int e)
-{
-    switch (e) {
-    case ETIMEDOUT:
-        return YN_ETIMEDOUT;
-    case EMBXILFUN:
-    case EMBXILADD:
-    case EMBXILVAL:
-        return YN_ENOTSUP;
-    case EMBXSBUSY:
-    case EMBXACK:
-        return YN_EBUSY;
-    case EMBXSFAIL:
-        return YN_EIO;
-    case EACCES:
-    case EPERM:
-        return YN_EPERM;
-    case ENOMEM:
-        return YN_ENOMEM;
-    default:
-        if (e > MODBUS_ENOBASE)
-            return YN_EPROTO; /* bad CRC, bad data, other exceptions */
-        return YN_ENODEV;     /* EIO, ENOENT, ENXIO, ECONNRESET, EBADF: the port is gone */
-    }
-}
-
-static void link_close(struct link *l, int64_t retry_at_ms, int status)
-{
-    if (l->ctx) {
-        modbus_close(l->ctx);
-        modbus_free(l->ctx);
-        l->ctx = NULL;
-    }
-    l->retry_at_ms = retry_at_ms;
-    l->down_status = status;
-    l->timeouts = 0;
-    l->resync = false;
-}
-
-/* Open the port with every board.conf setting. YN_ENOTSUP when rs485_mode =
- * on and the port has no RS-485 mode (a configuration error, not a fault). */
-static int link_connect(struct link *l)
-{
-    modbus_t *ctx = modbus_new_rtu(l->device, l->baud, l->parity, 8, l->stop_bits);
-    if (!ctx)
-        return errno == ENOMEM ? YN_ENOMEM : YN_EINVAL;
-    modbus_set_slave(ctx, l->slave_id);
-    modbus_set_response_timeout(ctx, (uint32_t)(l->timeout_ms / 1000),
-                                (uint32_t)(l->timeout_ms % 1000) * 1000);
-    int byte_ms = l->timeout_ms < BYTE_TIMEOUT_MS ? l->timeout_ms : BYTE_TIMEOUT_MS;
-    modbus_set_byte_timeout(ctx, 0, (uint32_t)byte_ms * 1000);
-    if (modbus_connect(ctx) != 0) {
-        int e = errno;
-        snprintf(l->last_error, sizeof l->last_error, "open: %s", modbus_strerror(e));
-        modbus_free(ctx);
-        return map_errno(e);
-    }
-    if (l->rs485 != YN_RS485_OFF && modbus_rtu_set_serial_mode(ctx, MODBUS_RTU_RS485) != 0) {
-        int e = errno;
-        bool no_mode = e == ENOTTY || e == EINVAL || e == ENOTSUP || e == EOPNOTSUPP;
-        if (l->rs485 == YN_RS485_AUTO && no_mode) {
-            if (!l->rs485_noted)
-                yn_info("%s: %s has no kernel RS-485 mode (%s); rs485_mode = auto: using it "
-                        "as it is (an adapter that switches direction itself)",
-                        l->what, l->device, strerror(e));
-            l->rs485_noted = true;
-        } else {
-            snprintf(l->last_error, sizeof l->last_error, "RS-485 mode: %s", strerror(e));
-            yn_err("%s: cannot switch %s to RS-485 (%s); rs485_mode = on needs a UART whose "
-                   "driver has RS-485 mode: use rs485_mode = off (or auto) for an adapter that "
-                   "switches direction itself",
-                   l->what, l->device, strerror(e));
-            modbus_close(ctx);
-            modbus_free(ctx);
-            return no_mode ? YN_ENOTSUP : map_errno(e);
-        }
-    }
-    if (l->rts != YN_RTS_NONE) {
-        modbus_rtu_set_rts(ctx, l->rts == YN_RTS_UP ? MODBUS_RTU_RTS_UP : MODBUS_RTU_RTS_DOWN);
-        if (l->rts_delay_us > 0)
-            modbus_rtu_set_rts_delay(ctx, l->rts_delay_us);
-    }
-    modbus_flush(ctx);
-    l->ctx = ctx;
-    l->timeouts = 0;
-    if (l->opens++ > 0) {
-        l->reconnects++;
-        yn_info("%s: %s reopened (reconnect %lu)", l->what, l->device, l->reconnects);
-    }
-    return YN_OK;
-}
-
-/* After a timeout or a garbled answer, the device may still be sending: wait
- * until the line has been quiet for timeout_ms (at most 5 x timeout_ms) and
- * drop what came. Modbus RTU answers carry no request id, so an answer that
- * arrived late would otherwise be taken for the answer to the next request —
- * an old weight priced as a new one. */
-static void link_drain(struct link *l)
-{
-    int fd = modbus_get_socket(l->ctx);
-    int64_t end = mono_ms() + 5 * (int64_t)l->timeout_ms;
-    size_t dropped = 0;
-    uint8_t junk[256];
-    for (int64_t now = mono_ms(); fd >= 0 && now < end; now = mono_ms()) {
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int wait = (int)(end - now < l->timeout_ms ? end - now : l->timeout_ms);
-        if (poll(&p, 1, wait) <= 0)
-            break; /* quiet (or gone: the request will tell) */
-        ssize_t n = read(fd, junk, sizeof junk);
-        if (n <= 0)
-            break;
-        dropped += (size_t)n;
-    }
-    modbus_flush(l->ctx);
-    l->resync = false;
-    if (dropped)
-        yn_debug("%s: dropped %zu late bytes from slave %d", l->what, dropped, l->slave_id);
-}
-
-/* Ready for a request: open (again) when closed and the backoff is over. */
-static int link_ready(struct link *l)
-{
-    if (l->ctx) {
-        if (l->resync)
-            link_drain(l);
-        return YN_OK;
-    }
-    int64_t now = mono_ms();
-    if (now < l->retry_at_ms)
-        return l->down_status;
-    int rc = link_connect(l);
-    if (rc != YN_OK) {
-        if (!l->failing)
-            yn_warn("%s: cannot open %s: %s; trying again every %d ms", l->what, l->device,
-                    l->last_error, l->reconnect_ms);
-        l->failing = true;
-        l->errors++;
-        l->retry_at_ms = now + l->reconnect_ms;
-        l->down_status = rc;
-        return rc;
-    }
-    if (l->resync)
-        link_drain(l);
-    else
-        modbus_flush(l->ctx); /* nothing stale may answer our next request */
-    return YN_OK;
-}
-
-/* Account for a failed request (errno e) and decide what happens to the port. */
-static int link_fail(struct link *l, int e, const char *op)
-{
-    int st = map_errno(e);
-    l->errors++;
-    l->last_errno = e;
-    snprintf(l->last_error, sizeof l->last_error, "%s: %s", op, modbus_strerror(e));
-    if (!l->failing)
-        yn_warn("%s: %s (slave %d on %s)", l->what, l->last_error, l->slave_id, l->device);
-    else
-        yn_debug("%s: %s (slave %d on %s)", l->what, l->last_error, l->slave_id, l->device);
-    l->failing = true;
-    if (e == ETIMEDOUT && ++l->timeouts >= TIMEOUTS_REOPEN) {
-        link_close(l, mono_ms(), st); /* reopen with the next request */
-        l->resync = true;             /* and let the line go quiet first */
-    } else if (st == YN_ENODEV || st == YN_EPERM)
-        link_close(l, mono_ms() + l->reconnect_ms, YN_ENODEV);
-    else if (l->ctx && (e == ETIMEDOUT || e > EMBXGTAR))
-        l->resync = true; /* drop a late or partial answer before the next request */
-    else if (l->ctx)
-        modbus_flush(l->ctx); /* an exception: a whole, clear answer */
-    if (e != ETIMEDOUT)
-        l->timeouts = 0;
-    return st;
-}
-
-static void link_ok(struct link *l)
-{
-    if (l->failing)
-        yn_info("%s: slave %d on %s answers again", l->what, l->slave_id, l->device);
-    l->failing = false;
-    l->timeouts = 0;
-}
-
-static void link_describe(const struct link *l, char *buf, size_t len)
-{
-    int n = snprintf(buf, len, "Modbus RTU slave %d on %s %d %d%c%d: %s; %lu requests, %lu errors",
-                     l->slave_id, l->device, l->baud, 8, l->parity, l->stop_bits,
-                     l->ctx ? (l->failing ? "open, not answering" : "answering") : "closed",
-                     l->requests, l->errors);
-    if (n > 0 && (size_t)n < len && l->reconnects)
-        n += snprintf(buf + n, len - (size_t)n, ", %lu reconnects", l->reconnects);
-    if (n > 0 && (size_t)n < len && l->failing && l->last_error[0])
-        snprintf(buf + n, len - (size_t)n, " (last: %s)", l->last_error);
-}
+#include "modbus_link.h"
 
 /* --- the module --------------------------------------------------------- */
 
 struct mb_io {
-    struct link link; /* used by the worker thread only */
+    struct yn_mb_link link; /* used by the worker thread only */
     int coil[YN_OUT_COUNT];
     pthread_t thread;
     pthread_mutex_t mu;
@@ -283,7 +51,7 @@ struct mb_io {
     unsigned probe_asked, probe_done;
     /* under mu: what the worker last saw */
     int status;     /* YN_OK, or the last exchange's failure */
-    char text[256]; /* link_describe() after the last exchange */
+    char text[256]; /* yn_mb_describe() after the last exchange */
     /* worker only: what the coils hold */
     bool written[YN_OUT_COUNT];
     bool known[YN_OUT_COUNT]; /* false after (re)open: write it whatever it is */
@@ -299,8 +67,8 @@ static bool wanted(const struct mb_io *m, int i, int64_t now)
  * a probe. Returns the status of the exchanges. */
 static int reconcile(struct mb_io *m, const bool want[YN_OUT_COUNT], bool probe)
 {
-    struct link *l = &m->link;
-    int rc = link_ready(l);
+    struct yn_mb_link *l = &m->link;
+    int rc = yn_mb_ready(l);
     if (rc != YN_OK)
         return rc;
     if (m->opens_seen != l->opens) {
@@ -315,7 +83,7 @@ static int reconcile(struct mb_io *m, const bool want[YN_OUT_COUNT], bool probe)
             char op[64];
             snprintf(op, sizeof op, "%s %s: writing coil %d", yn_output_name((enum yn_output)i),
                      want[i] ? "on" : "off", m->coil[i]);
-            return link_fail(l, errno, op);
+            return yn_mb_fail(l, errno, op);
         }
         m->written[i] = want[i];
         m->known[i] = true;
@@ -329,10 +97,10 @@ static int reconcile(struct mb_io *m, const bool want[YN_OUT_COUNT], bool probe)
         if (modbus_read_bits(l->ctx, addr, 1, &bit) != 1) {
             char op[64];
             snprintf(op, sizeof op, "reading coil %d", addr);
-            return link_fail(l, errno, op);
+            return yn_mb_fail(l, errno, op);
         }
     }
-    link_ok(l);
+    yn_mb_ok(l);
     return YN_OK;
 }
 
@@ -348,7 +116,7 @@ static void *worker(void *arg)
     int64_t retry_at_ms = 0; /* after a failure, try again then */
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
-        int64_t now = mono_ms();
+        int64_t now = yn_mb_mono_ms();
         bool want[YN_OUT_COUNT], need = false;
         int64_t next = now + 60000;
         for (int i = 0; i < YN_OUT_COUNT; i++) {
@@ -364,11 +132,11 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&m->mu);
             int rc = reconcile(m, want, probe);
             char text[256];
-            link_describe(&m->link, text, sizeof text);
+            yn_mb_describe(&m->link, text, sizeof text);
             pthread_mutex_lock(&m->mu);
             m->status = rc;
             snprintf(m->text, sizeof m->text, "%s", text);
-            retry_at_ms = rc == YN_OK ? 0 : mono_ms() + m->link.reconnect_ms;
+            retry_at_ms = rc == YN_OK ? 0 : yn_mb_mono_ms() + m->link.reconnect_ms;
             if (probe) {
                 m->probe_done = asked;
                 pthread_cond_broadcast(&m->probed);
@@ -385,7 +153,7 @@ static void *worker(void *arg)
     bool off[YN_OUT_COUNT] = {false};
     if (m->link.ctx && reconcile(m, off, false) != YN_OK)
         yn_debug("io: could not switch the outputs off at close");
-    link_close(&m->link, 0, YN_ENODEV);
+    yn_mb_close(&m->link, 0, YN_ENODEV);
     return NULL;
 }
 
@@ -409,7 +177,7 @@ static int mb_pulse(yn_io *dev, enum yn_output out, int ms)
     struct mb_io *m = dev->priv;
     if (m->coil[out] < 0)
         return YN_ENOTSUP;
-    int64_t until = mono_ms() + ms;
+    int64_t until = yn_mb_mono_ms() + ms;
     pthread_mutex_lock(&m->mu);
     if (until > m->pulse_until_ms[out])
         m->pulse_until_ms[out] = until; /* a second pulse extends the first */
@@ -426,8 +194,9 @@ static int mb_describe(yn_io *dev, char *buf, size_t len)
     pthread_mutex_lock(&m->mu);
     unsigned mine = ++m->probe_asked;
     pthread_cond_signal(&m->wake);
-    struct timespec until = abs_mono(mono_ms() + 2 * (int64_t)m->link.timeout_ms * YN_OUT_COUNT +
-                                     m->link.timeout_ms + 500);
+    struct timespec until =
+        abs_mono(yn_mb_mono_ms() + 2 * (int64_t)m->link.timeout_ms * YN_OUT_COUNT +
+                 m->link.timeout_ms + 500);
     int rc = 0;
     while ((int)(m->probe_done - mine) < 0 && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&m->probed, &m->mu, &until);
@@ -461,11 +230,11 @@ static int mb_open(yn_io *dev, const yn_config *cfg)
     struct mb_io *m = calloc(1, sizeof *m);
     if (!m)
         return YN_ENOMEM;
-    struct link *l = &m->link;
+    struct yn_mb_link *l = &m->link;
     l->what = "io";
     snprintf(l->device, sizeof l->device, "%s", cfg->io.device);
     l->baud = cfg->io.baud;
-    l->parity = parity_char(cfg->io.parity);
+    l->parity = yn_mb_parity(cfg->io.parity);
     l->stop_bits = cfg->io.stop_bits;
     l->slave_id = cfg->io.slave_id;
     l->timeout_ms = cfg->io.timeout_ms;
@@ -477,13 +246,13 @@ static int mb_open(yn_io *dev, const yn_config *cfg)
         m->coil[i] = cfg->io.coil[i];
     /* as the scale: a module not there yet is not fatal; rs485_mode = on on a
      * port without RS-485 mode is a configuration error */
-    int rc = link_ready(l);
+    int rc = yn_mb_ready(l);
     if (rc == YN_ENOTSUP || rc == YN_ENOMEM || rc == YN_EINVAL) {
         free(m);
         return rc;
     }
     m->status = rc;
-    link_describe(l, m->text, sizeof m->text);
+    yn_mb_describe(l, m->text, sizeof m->text);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -492,7 +261,7 @@ static int mb_open(yn_io *dev, const yn_config *cfg)
     pthread_cond_init(&m->probed, &ca);
     pthread_condattr_destroy(&ca);
     if (pthread_create(&m->thread, NULL, worker, m) != 0) {
-        link_close(l, 0, YN_ENODEV);
+        yn_mb_close(l, 0, YN_ENODEV);
         pthread_cond_destroy(&m->wake);
         pthread_cond_destroy(&m->probed);
         pthread_mutex_destroy(&m->mu);
