@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "cardfix.h"
+#include "check.h"
 #include "config.h"
 #include "devices.h"
 #include "io.h"
@@ -52,41 +53,10 @@
 #define TIMEOUT_MS   100 /* [scale] / [io] timeout_ms for this test */
 #define RECONNECT_MS 150 /* reconnect_ms */
 
-static int checks, failures;
 static char dir[PATH_MAX], scale_link[PATH_MAX + 16], io_link[PATH_MAX + 16],
     ctl_path[PATH_MAX + 16], state_path[PATH_MAX + 16], log_path[PATH_MAX + 16];
 static pid_t emu_pid;
 static int ctl_fd = -1;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                                       \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        CHECK(rc_ == (want), "%s = %s, want %s", #expr, yn_strerror(rc_), yn_strerror(want));      \
-    } while (0)
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* --- the emulator ------------------------------------------------------ */
 
@@ -119,7 +89,7 @@ static void emu(const char *fmt, ...)
     if (write(ctl_fd, line, strlen(line)) != (ssize_t)strlen(line))
         perror("control");
     for (int i = 0; i < 400 && acks() == before; i++)
-        sleep_ms(5);
+        yn_test_sleep_ms(5);
 }
 
 static void emu_start(void)
@@ -141,7 +111,7 @@ static void emu_start(void)
         _exit(127);
     }
     for (int i = 0; i < 500 && (access(scale_link, F_OK) || access(io_link, F_OK)); i++)
-        sleep_ms(10);
+        yn_test_sleep_ms(10);
     if (access(scale_link, F_OK) != 0 || access(io_link, F_OK) != 0) {
         fprintf(stderr, "emulator did not come up (%s)\n", prog);
         exit(1);
@@ -158,7 +128,7 @@ static void emu_stop(void)
     emu("quit");
     int status;
     for (int i = 0; i < 200 && waitpid(emu_pid, &status, WNOHANG) == 0; i++)
-        sleep_ms(10);
+        yn_test_sleep_ms(10);
     kill(emu_pid, SIGKILL);
     waitpid(emu_pid, &status, 0);
 }
@@ -188,7 +158,7 @@ static bool state_is(const char *key, const char *want)
     for (int i = 0; i < 400; i++) {
         if (!strcmp(state(key), want))
             return true;
-        sleep_ms(5);
+        yn_test_sleep_ms(5);
     }
     return false;
 }
@@ -204,11 +174,11 @@ static int pulses(int n)
 /* Wait up to ms for coil n to have seen more than `than` pulses. */
 static bool pulsed(int n, int than, int ms)
 {
-    int64_t t0 = now_ms();
-    while (now_ms() - t0 <= ms) {
+    int64_t t0 = yn_test_now_ms();
+    while (yn_test_now_ms() - t0 <= ms) {
         if (pulses(n) > than)
             return true;
-        sleep_ms(5);
+        yn_test_sleep_ms(5);
     }
     return false;
 }
@@ -223,11 +193,11 @@ static char coil(int n)
 /* Wait up to ms for coil n to become v; returns how long it took, or -1. */
 static int wait_coil(int n, char v, int ms)
 {
-    int64_t t0 = now_ms();
-    while (now_ms() - t0 <= ms) {
+    int64_t t0 = yn_test_now_ms();
+    while (yn_test_now_ms() - t0 <= ms) {
         if (coil(n) == v)
-            return (int)(now_ms() - t0);
-        sleep_ms(2);
+            return (int)(yn_test_now_ms() - t0);
+        yn_test_sleep_ms(2);
     }
     return -1;
 }
@@ -345,15 +315,15 @@ static void test_settle_and_software_stability(void)
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
     emu("settle 300");
     emu("weight 480");
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     bool seen_motion = false;
-    while (now_ms() - t0 < 2000) {
+    while (yn_test_now_ms() - t0 < 2000) {
         if (yn_scale_read(&sc, &w) == YN_OK && w.stable)
             break;
         seen_motion = true;
-        sleep_ms(20);
+        yn_test_sleep_ms(20);
     }
-    int64_t took = now_ms() - t0;
+    int64_t took = yn_test_now_ms() - t0;
     CHECK(seen_motion && w.stable && w.net_g == 480 && took >= 250 && took < 600,
           "settling: motion %d, stable %d at %d g after %lld ms", seen_motion, w.stable, w.net_g,
           (long long)took);
@@ -466,9 +436,9 @@ static void fault_case(yn_scale *sc, const char *fault, int want, int lo_ms, int
 {
     yn_weight w = {0};
     emu("fault %s", fault);
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     int rc = yn_scale_read(sc, &w);
-    int took = (int)(now_ms() - t0);
+    int took = (int)(yn_test_now_ms() - t0);
     CHECK(rc == want && took >= lo_ms && took <= hi_ms,
           "fault %s: %s after %d ms, want %s in %d-%d", fault, yn_strerror(rc), took,
           yn_strerror(want), lo_ms, hi_ms);
@@ -496,9 +466,10 @@ static void test_faults(void)
      * second read expects 611 */
 
     emu("fault slow 40");
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK); /* slow but within timeout_ms */
-    CHECK(now_ms() - t0 >= 35, "slow 40 answered in %lld ms", (long long)(now_ms() - t0));
+    CHECK(yn_test_now_ms() - t0 >= 35, "slow 40 answered in %lld ms",
+          (long long)(yn_test_now_ms() - t0));
     emu("fault none");
 
     emu("fault badcrc times 1");
@@ -548,20 +519,23 @@ static void test_unplug_and_plug(void)
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
     emu("unplug scale");
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     CHECK_RC(yn_scale_read(&sc, &w), YN_ENODEV);
-    CHECK(now_ms() - t0 < TIMEOUT_MS + 100, "unplugged: %lld ms", (long long)(now_ms() - t0));
-    t0 = now_ms();
+    CHECK(yn_test_now_ms() - t0 < TIMEOUT_MS + 100, "unplugged: %lld ms",
+          (long long)(yn_test_now_ms() - t0));
+    t0 = yn_test_now_ms();
     CHECK_RC(yn_scale_read(&sc, &w), YN_ENODEV); /* in the backoff: fails at once */
-    CHECK(now_ms() - t0 < 20, "backoff read took %lld ms", (long long)(now_ms() - t0));
+    CHECK(yn_test_now_ms() - t0 < 20, "backoff read took %lld ms",
+          (long long)(yn_test_now_ms() - t0));
     emu("plug scale");
     emu("weight 205");
-    t0 = now_ms();
+    t0 = yn_test_now_ms();
     int rc;
-    while ((rc = yn_scale_read(&sc, &w)) != YN_OK && now_ms() - t0 < 3000)
-        sleep_ms(20);
-    CHECK(rc == YN_OK && w.net_g == 205 && now_ms() - t0 <= RECONNECT_MS + 200,
-          "replugged: %s %d g after %lld ms", yn_strerror(rc), w.net_g, (long long)(now_ms() - t0));
+    while ((rc = yn_scale_read(&sc, &w)) != YN_OK && yn_test_now_ms() - t0 < 3000)
+        yn_test_sleep_ms(20);
+    CHECK(rc == YN_OK && w.net_g == 205 && yn_test_now_ms() - t0 <= RECONNECT_MS + 200,
+          "replugged: %s %d g after %lld ms", yn_strerror(rc), w.net_g,
+          (long long)(yn_test_now_ms() - t0));
     char text[256] = "";
     CHECK_RC(yn_scale_describe(&sc, text, sizeof text), YN_OK);
     CHECK(strstr(text, "1 reconnects"), "describe after replug: %s", text);
@@ -574,9 +548,9 @@ static void test_unplug_and_plug(void)
     CHECK(yn_scale_describe(&sc, text, sizeof text) == YN_ENODEV && strstr(text, "closed"),
           "describe absent: %s", text);
     emu("plug scale");
-    t0 = now_ms();
-    while ((rc = yn_scale_read(&sc, &w)) != YN_OK && now_ms() - t0 < 3000)
-        sleep_ms(20);
+    t0 = yn_test_now_ms();
+    while ((rc = yn_scale_read(&sc, &w)) != YN_OK && yn_test_now_ms() - t0 < 3000)
+        yn_test_sleep_ms(20);
     CHECK(rc == YN_OK && w.net_g == 205, "plugged after start: %s", yn_strerror(rc));
     yn_scale_close(&sc);
     emu("weight 352.7");
@@ -635,9 +609,9 @@ static void test_io_pulses(void)
     CHECK_RC(yn_io_describe(&io, text, sizeof text), YN_OK);
     CHECK(strstr(text, "answering") && strstr(text, "slave 2"), "io describe: %s", text);
 
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     CHECK_RC(yn_io_pulse(&io, YN_OUT_GREEN, 200), YN_OK);
-    int64_t call = now_ms() - t0;
+    int64_t call = yn_test_now_ms() - t0;
     CHECK(call < 20, "pulse() took %lld ms: it must not wait", (long long)call);
     CHECK(wait_coil(0, '1', 100) >= 0, "green did not switch on");
     int off = wait_coil(0, '0', 600);
@@ -646,7 +620,7 @@ static void test_io_pulses(void)
 
     /* a second pulse during the first extends it */
     CHECK_RC(yn_io_pulse(&io, YN_OUT_BUZZER, 200), YN_OK);
-    sleep_ms(100);
+    yn_test_sleep_ms(100);
     CHECK_RC(yn_io_pulse(&io, YN_OUT_BUZZER, 200), YN_OK);
     wait_coil(2, '0', 800);
     pulse = atoi(state("io_last_pulse_ms.2"));
@@ -679,19 +653,19 @@ static void test_io_faults(void)
 
     /* a silent module costs the caller nothing */
     emu("fault io silent");
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     int rc = yn_io_pulse(&io, YN_OUT_GREEN, 100);
-    CHECK(rc == YN_OK && now_ms() - t0 < 20, "pulse() on a silent module: %s after %lld ms",
-          yn_strerror(rc), (long long)(now_ms() - t0));
+    CHECK(rc == YN_OK && yn_test_now_ms() - t0 < 20, "pulse() on a silent module: %s after %lld ms",
+          yn_strerror(rc), (long long)(yn_test_now_ms() - t0));
     CHECK_RC(yn_io_set(&io, YN_OUT_RED, true), YN_OK);
-    sleep_ms(TIMEOUT_MS + 50);
-    t0 = now_ms();
+    yn_test_sleep_ms(TIMEOUT_MS + 50);
+    t0 = yn_test_now_ms();
     rc = yn_io_set(&io, YN_OUT_RED, true);
-    CHECK(rc == YN_ETIMEDOUT && now_ms() - t0 < 20, "set on a silent module: %s in %lld ms",
-          yn_strerror(rc), (long long)(now_ms() - t0));
+    CHECK(rc == YN_ETIMEDOUT && yn_test_now_ms() - t0 < 20, "set on a silent module: %s in %lld ms",
+          yn_strerror(rc), (long long)(yn_test_now_ms() - t0));
     CHECK(yn_io_describe(&io, text, sizeof text) == YN_ETIMEDOUT && strstr(text, "not answering"),
           "describe silent: %s", text);
-    sleep_ms(200); /* the green pulse is over while the module is away */
+    yn_test_sleep_ms(200); /* the green pulse is over while the module is away */
     emu("fault io none");
     CHECK(wait_coil(1, '1', 1500) >= 0, "red not restored after the module came back");
     CHECK(coil(0) == '0', "an expired green pulse was replayed");
@@ -699,11 +673,11 @@ static void test_io_faults(void)
 
     /* unplugged and plugged back */
     emu("unplug io");
-    t0 = now_ms();
+    t0 = yn_test_now_ms();
     rc = yn_io_set(&io, YN_OUT_BUZZER, true); /* OK or ENODEV: whatever was last seen */
-    CHECK((rc == YN_OK || rc == YN_ENODEV) && now_ms() - t0 < 20, "set on an unplugged module: %s",
-          yn_strerror(rc));
-    sleep_ms(50);
+    CHECK((rc == YN_OK || rc == YN_ENODEV) && yn_test_now_ms() - t0 < 20,
+          "set on an unplugged module: %s", yn_strerror(rc));
+    yn_test_sleep_ms(50);
     CHECK_RC(yn_io_describe(&io, text, sizeof text), YN_ENODEV);
     emu("plug io");
     /* the new port starts with every coil off: the module gets what is wanted now */
@@ -749,9 +723,9 @@ static void steps(yn_terminal *term, yn_devices *dev, int n)
 
 static const yn_screen *run_until(yn_terminal *term, yn_devices *dev, const char *name)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     const yn_screen *s = yn_display_sim_last(&dev->display);
-    while (strcmp(s->name, name) != 0 && now_ms() - t0 < 5000) {
+    while (strcmp(s->name, name) != 0 && yn_test_now_ms() - t0 < 5000) {
         if (yn_terminal_step(term, 0) != YN_OK)
             break;
         yn_clock_sim_advance(&dev->clock, 50);
@@ -818,9 +792,9 @@ static void test_terminal_lunch(void)
     emu("settle 300");   /* the tray is put down: in motion for 300 ms */
     emu("weight 333.9"); /* 333 g to the gram, rounded down */
     CHECK_RC(yn_input_script_push(&dev.input, "card:1"), YN_OK);
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     s = run_until(term, &dev, "ok");
-    int64_t took = now_ms() - t0;
+    int64_t took = yn_test_now_ms() - t0;
     CHECK(!strcmp(s->name, "ok") && screen_has(s, "重量 333 克  ¥2.50/100克  计 ¥8.32"),
           "lunch screen %s: %s", s->name, s->n_lines > 1 ? s->lines[1].text : "");
     CHECK(took >= 250 && took < 1000, "the tap waited %lld ms for the weight to settle",
@@ -841,9 +815,9 @@ static void test_terminal_lunch(void)
     /* a tray that never settles: refused, nothing charged, red light and buzzer */
     emu("fault unstable");
     CHECK_RC(yn_input_script_push(&dev.input, "remove card:0"), YN_OK);
-    t0 = now_ms();
+    t0 = yn_test_now_ms();
     s = run_until(term, &dev, "refused_weight");
-    took = now_ms() - t0;
+    took = yn_test_now_ms() - t0;
     CHECK(!strcmp(s->name, "refused_weight") && screen_has(s, "称重未稳定"),
           "unsettled weight: screen %s", s->name);
     CHECK(took >= 950 && took < 2000, "refused after %lld ms, want stable_timeout_ms 1000",
@@ -896,7 +870,7 @@ int main(void)
     test_terminal_lunch();
 
     emu_stop();
-    if (failures) {
+    if (yn_failures) {
         fprintf(stderr, "--- emulator log:\n");
         char cmd[PATH_MAX + 64];
         snprintf(cmd, sizeof cmd, "tail -%s '%s' >&2", getenv("YN_VERBOSE") ? "4000" : "30",
@@ -904,12 +878,12 @@ int main(void)
         if (system(cmd) != 0)
             fprintf(stderr, "(no log)\n");
     }
-    printf("int_modbus: %d checks, %d failed\n", checks, failures);
-    if (!failures) { /* keep the evidence of a failure, nothing else */
+    printf("int_modbus: %d checks, %d failed\n", yn_checks, yn_failures);
+    if (!yn_failures) { /* keep the evidence of a failure, nothing else */
         char cmd[PATH_MAX + 16];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
         if (system(cmd) != 0)
             fprintf(stderr, "int_modbus: could not remove %s\n", dir);
     }
-    return failures ? 1 : 0;
+    return yn_failures ? 1 : 0;
 }

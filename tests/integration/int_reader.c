@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "card.h"
+#include "check.h"
 #include "config.h"
 #include "log.h"
 #include "nfc.h"
@@ -33,41 +34,10 @@
 
 #define TIMEOUT_MS 200 /* [reader] timeout_ms for this test */
 
-static int checks, failures;
 static char dir[PATH_MAX], link_path[PATH_MAX + 16], ctl_path[PATH_MAX + 16],
     cards_path[PATH_MAX + 16], log_path[PATH_MAX + 16];
 static pid_t emu_pid;
 static int ctl_fd = -1;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        checks++;                                                                                  \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_RC(expr, want)                                                                       \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        CHECK(rc_ == (want), "%s = %s, want %s", #expr, yn_strerror(rc_), yn_strerror(want));      \
-    } while (0)
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* --- cards ------------------------------------------------------------- */
 
@@ -191,7 +161,7 @@ static void emu_start(void)
         _exit(127);
     }
     for (int i = 0; i < 500 && access(link_path, F_OK) != 0; i++)
-        sleep_ms(10);
+        yn_test_sleep_ms(10);
     if (access(link_path, F_OK) != 0) {
         fprintf(stderr, "emulator did not come up (%s)\n", emu);
         exit(1);
@@ -215,7 +185,7 @@ static void emu(const char *fmt, ...)
     strcat(line, "\n");
     if (write(ctl_fd, line, strlen(line)) != (ssize_t)strlen(line))
         perror("control");
-    sleep_ms(2);
+    yn_test_sleep_ms(2);
 }
 
 static void emu_stop(void)
@@ -223,7 +193,7 @@ static void emu_stop(void)
     emu("quit");
     int status;
     for (int i = 0; i < 200 && waitpid(emu_pid, &status, WNOHANG) == 0; i++)
-        sleep_ms(10);
+        yn_test_sleep_ms(10);
     kill(emu_pid, SIGKILL);
     waitpid(emu_pid, &status, 0);
 }
@@ -313,9 +283,9 @@ static void test_no_card(void)
 {
     emu("remove");
     CHECK_RC(yn_nfc_poll(&dev, 0, &tag), YN_ENOCARD);
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     CHECK_RC(yn_nfc_poll(&dev, 150, &tag), YN_ENOCARD);
-    int64_t took = now_ms() - t0;
+    int64_t took = yn_test_now_ms() - t0;
     CHECK(took >= 140 && took < 1000, "poll(150 ms) with no card took %lld ms", (long long)took);
 }
 
@@ -446,9 +416,9 @@ static void test_silent_budget(void)
     CHECK_RC(tap(C_DF), YN_OK);
     CHECK_RC(read_area(YN_NFC_AREA_RECORD, df_card.key, buf, &len), YN_OK);
     emu("fault silent");
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     CHECK_RC(read_area(YN_NFC_AREA_STAMP, df_card.key, buf, &len), YN_ETIMEDOUT);
-    int64_t took = now_ms() - t0;
+    int64_t took = yn_test_now_ms() - t0;
     int budget = 4 * TIMEOUT_MS + 800; /* hal/nfc_libnfc.c op_budget_ms */
     CHECK(took >= TIMEOUT_MS && took <= budget, "silent: %lld ms, budget %d ms", (long long)took,
           budget);
@@ -503,9 +473,9 @@ static void test_worker_death_and_overrun(void)
     for (int round = 0; round < 3; round++) {
         CHECK_RC(tap(round == 1 ? C_MFC : C_DF), YN_OK);
         emu("fault status80");
-        int64_t t0 = now_ms();
+        int64_t t0 = yn_test_now_ms();
         int rc = read_area(YN_NFC_AREA_RECORD, round == 1 ? mfc_card.key : df_card.key, buf, &len);
-        int64_t took = now_ms() - t0;
+        int64_t took = yn_test_now_ms() - t0;
         CHECK(rc == YN_EIO, "status80: %s, want %s", yn_strerror(rc), yn_strerror(YN_EIO));
         printf("MEASURE status80_abort_and_restart_ms %lld\n", (long long)took);
         CHECK(workers() == 1, "after the restart: one worker, found %d", workers());
@@ -522,9 +492,9 @@ static void test_worker_death_and_overrun(void)
      * parent's budget does, and it kills the worker */
     CHECK_RC(tap(C_DF), YN_OK);
     emu("fault dribble %d", TIMEOUT_MS / 4); /* well inside libnfc's per-byte timeout */
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     CHECK_RC(read_area(YN_NFC_AREA_RECORD, df_card.key, buf, &len), YN_ETIMEDOUT);
-    int64_t took = now_ms() - t0;
+    int64_t took = yn_test_now_ms() - t0;
     emu("fault none"); /* dribble lasts until cleared */
     int budget = 4 * TIMEOUT_MS + 800;
     CHECK(took >= budget && took < budget + 2000, "overrun: %lld ms, budget %d ms", (long long)took,
@@ -543,11 +513,11 @@ static void test_reader_unplugged(void)
     emu("unplug");
     int rc = read_area(YN_NFC_AREA_RECORD, df_card.key, buf, &len);
     CHECK(rc == YN_ENODEV, "unplugged: %s", yn_strerror(rc));
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     CHECK_RC(yn_nfc_poll(&dev, 0, &tag), YN_ENODEV);
-    CHECK(now_ms() - t0 < 100, "while the reader is gone, polls fail fast");
+    CHECK(yn_test_now_ms() - t0 < 100, "while the reader is gone, polls fail fast");
     emu("plug");
-    sleep_ms(1100); /* the backend waits 1 s before it opens the reader again */
+    yn_test_sleep_ms(1100); /* the backend waits 1 s before it opens the reader again */
     still_works("the reader came back");
 }
 
@@ -560,9 +530,9 @@ static void test_open_missing_reader(void)
     if (snprintf(cfg.reader.connstring, sizeof cfg.reader.connstring, "pn532_uart:%s/none", dir) >=
         (int)sizeof cfg.reader.connstring)
         return;
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_test_now_ms();
     CHECK_RC(yn_nfc_open(&other, &cfg), YN_ENODEV);
-    CHECK(now_ms() - t0 < 1000, "a missing reader is reported at once");
+    CHECK(yn_test_now_ms() - t0 < 1000, "a missing reader is reported at once");
     CHECK(workers() == 1, "no worker left behind by a failed open, found %d", workers());
 }
 
@@ -684,13 +654,13 @@ int main(void)
         test_close();
     }
     emu_stop();
-    if (failures) {
+    if (yn_failures) {
         char cmd[PATH_MAX + 32];
         fprintf(stderr, "--- emulator log\n");
         snprintf(cmd, sizeof cmd, "tail -40 %s >&2", log_path);
         if (system(cmd) != 0)
             fprintf(stderr, "(no log)\n");
     }
-    printf("int_reader: %d checks, %d failed\n", checks, failures);
-    return failures ? 1 : 0;
+    printf("int_reader: %d checks, %d failed\n", yn_checks, yn_failures);
+    return yn_failures ? 1 : 0;
 }
