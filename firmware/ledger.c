@@ -21,13 +21,14 @@
 
 #include "log.h"
 
-#define SCHEMA_LATEST   3
-#define TZ_OFFSET_S     (8 * 3600) /* Asia/Shanghai, UTC+8, no DST */
-#define CACHE_KIB       8192       /* SQLite page cache per handle */
-#define WALK_MAX        256        /* records walked for the kiosk's last meals */
-#define ENC_MAX         1024       /* canonical encoding of one record, bytes */
-#define CARD_NO_MAX     20         /* as yn_card_facts.card_no, incl. NUL */
-#define DEFAULT_BUSY_MS 1000
+#define SCHEMA_LATEST           4
+#define TZ_OFFSET_S             (8 * 3600) /* Asia/Shanghai, UTC+8, no DST */
+#define CACHE_KIB               8192       /* SQLite page cache per handle */
+#define WALK_MAX                256        /* records walked for the kiosk's last meals */
+#define ENC_MAX                 1024       /* canonical encoding of one record, bytes */
+#define CARD_NO_MAX             20         /* as yn_card_facts.card_no, incl. NUL */
+#define DEFAULT_BUSY_MS         1000
+#define DEFAULT_OFFLINE_AFTER_S (3 * 300) /* 3 x the default sync interval */
 
 /* ---- schema --------------------------------------------------------------- */
 
@@ -151,6 +152,15 @@ static const char *const migrations[SCHEMA_LATEST] = {
     "INSERT INTO meta(key, value) SELECT 'tap_id_floor', IFNULL(MAX(tap_id), 0) FROM journal;"
     "INSERT INTO meta(key, value) SELECT 'tap_ids_increase_after_seq', IFNULL(MAX(seq), 0)"
     " FROM journal;",
+
+    /* v4: the subsidy a card received on its counted day (day_ymd), for the
+     * offline cap (LEDGER.md, "Offline cap"); filled from the journal: that
+     * day's subsidised meals not reversed, as verify counts them. */
+    "ALTER TABLE cards ADD COLUMN day_subsidy_fen INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE cards SET day_subsidy_fen = IFNULL((SELECT SUM(j.subsidy_fen) FROM journal j"
+    " WHERE j.card_no = cards.card_no AND j.kind = 1 AND j.subsidy_fen > 0"
+    " AND j.local_ymd = cards.day_ymd AND j.seq NOT IN (SELECT reverses_seq FROM journal"
+    " WHERE reverses_seq IS NOT NULL)), 0) WHERE day_ymd != 0;",
 };
 
 #define JOURNAL_COLS                                                                               \
@@ -162,8 +172,9 @@ static const char *const migrations[SCHEMA_LATEST] = {
 
 #define STATE_COLS                                                                                 \
     "balance_fen, last_seq, meal_seq, meal_utc_s, meal_mono_ms, meal_boot, month_ym, "             \
-    "month_meals, month_subsidy_fen, day_ymd, day_meals, period, period_meals, last_tap"
-#define STATE_NCOLS 14
+    "month_meals, month_subsidy_fen, day_ymd, day_meals, period, period_meals, last_tap, "         \
+    "day_subsidy_fen"
+#define STATE_NCOLS 15
 
 /* Statements prepared once per handle (SQLITE_PREPARE_PERSISTENT). */
 enum stmt_id {
@@ -212,12 +223,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_STATE_GET] = "SELECT " STATE_COLS ", 1 FROM cards WHERE card_no = ?1",
     [ST_STATE_INSERT] =
         "INSERT INTO cards(card_no, " STATE_COLS ")"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     /* in place: a same-size row is overwritten on its page, no rebalancing */
     [ST_STATE_UPDATE] = "UPDATE cards SET balance_fen = ?2, last_seq = ?3, meal_seq = ?4,"
                         " meal_utc_s = ?5, meal_mono_ms = ?6, meal_boot = ?7, month_ym = ?8,"
                         " month_meals = ?9, month_subsidy_fen = ?10, day_ymd = ?11,"
-                        " day_meals = ?12, period = ?13, period_meals = ?14, last_tap = ?15"
+                        " day_meals = ?12, period = ?13, period_meals = ?14, last_tap = ?15,"
+                        " day_subsidy_fen = ?16"
                         " WHERE card_no = ?1",
     [ST_ALLOC_GET] = "SELECT seq FROM allocations WHERE id = ?1",
     [ST_ALLOC_PUT] = "INSERT INTO allocations(id, seq) VALUES (?1, ?2)",
@@ -241,6 +253,8 @@ struct yn_ledger {
     char terminal[YN_LEDGER_ID_MAX]; /* stamped on every record */
     int64_t min_interval_ms;         /* between two meals of one card; 0 = none */
     int32_t reverse_window_s;        /* 0 = the policy's */
+    int64_t offline_cap_fen;         /* subsidy per card per local day while offline; 0 = none */
+    int64_t offline_after_s;         /* no sync for this long = offline */
     int64_t boot_no;                 /* this boot's number in the ledger, >= 1 */
     bool read_only;
     bool ready; /* statements prepared (schema is the latest) */
@@ -281,7 +295,8 @@ struct card_state {
     int32_t day_meals;
     char period[YN_NAME_MAX]; /* with day_ymd: key of the period counter */
     int32_t period_meals;
-    int64_t last_tap; /* tap id of the card's newest meal or top-up; 0 = none */
+    int64_t last_tap;        /* tap id of the card's newest meal or top-up; 0 = none */
+    int64_t day_subsidy_fen; /* subsidy received on day_ymd (meals not reversed) */
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -406,6 +421,20 @@ static const char *advice_for(int status)
     }
 }
 
+/* Roll back the open transaction, if any. The cached head and highest tap id
+ * may have been read inside it (a transaction appending several records):
+ * forget them, head_current() reads them again. */
+static void rollback(yn_ledger *l)
+{
+    if (!sqlite3_get_autocommit(l->db)) {
+        sqlite3_reset(l->st[ST_ROLLBACK]);
+        (void)sqlite3_step(l->st[ST_ROLLBACK]);
+        sqlite3_reset(l->st[ST_ROLLBACK]);
+    }
+    l->head_valid = false;
+    l->tap_known = false;
+}
+
 /* Roll back whatever the failed operation wrote, log the exact cause and
  * return the status. what names the operation and its record. */
 static int fail(yn_ledger *l, int src, const char *what)
@@ -413,11 +442,7 @@ static int fail(yn_ledger *l, int src, const char *what)
     int st = status_of(src);
     char msg[256];
     copy_str(msg, sizeof msg, sqlite3_errmsg(l->db));
-    if (!sqlite3_get_autocommit(l->db)) {
-        sqlite3_reset(l->st[ST_ROLLBACK]);
-        (void)sqlite3_step(l->st[ST_ROLLBACK]);
-        sqlite3_reset(l->st[ST_ROLLBACK]);
-    }
+    rollback(l);
     yn_err("ledger %s: %s not recorded, rolled back: %s (sqlite %d: %s): %s", l->path, what,
            yn_strerror(st), src, msg, advice_for(st));
     return st;
@@ -817,6 +842,7 @@ static void state_from_row(sqlite3_stmt *s, struct card_state *cs)
         col_text(s, 11, cs->period, sizeof cs->period);
         cs->period_meals = sqlite3_column_int(s, 12);
         cs->last_tap = sqlite3_column_int64(s, 13);
+        cs->day_subsidy_fen = sqlite3_column_int64(s, 14);
     }
 }
 
@@ -851,6 +877,7 @@ static int state_put(yn_ledger *l, const char *card_no, const struct card_state 
     sqlite3_bind_text(s, 13, cs->period, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 14, cs->period_meals);
     sqlite3_bind_int64(s, 15, cs->last_tap);
+    sqlite3_bind_int64(s, 16, cs->day_subsidy_fen);
     return run(l, id);
 }
 
@@ -882,10 +909,12 @@ static void usage_add(struct card_state *cs, int32_t ymd, const char *period, in
     if (cs->day_ymd != ymd) {
         cs->day_ymd = ymd;
         cs->day_meals = 0;
+        cs->day_subsidy_fen = 0;
         cs->period[0] = '\0';
         cs->period_meals = 0;
     }
     cs->day_meals++;
+    cs->day_subsidy_fen += subsidy_fen;
     if (strcmp(cs->period, period) != 0) {
         copy_str(cs->period, sizeof cs->period, period);
         cs->period_meals = 0;
@@ -905,6 +934,9 @@ static void usage_remove(struct card_state *cs, int32_t ymd, const char *period,
     }
     if (cs->day_ymd == ymd && cs->day_meals > 0) {
         cs->day_meals--;
+        cs->day_subsidy_fen -= subsidy_fen;
+        if (cs->day_subsidy_fen < 0)
+            cs->day_subsidy_fen = 0;
         if (strcmp(cs->period, period) == 0 && cs->period_meals > 0)
             cs->period_meals--;
     }
@@ -980,6 +1012,57 @@ static int tap_check(yn_ledger *l, const char *op, const char *card_no, const st
                 l->path, op, tap_id, card_no, l->tap_max, cs->last_tap);
         *st = YN_EINVAL;
     }
+    return SQLITE_OK;
+}
+
+/* Inside a debit's transaction, after the policy granted d->subsidy_fen > 0:
+ * the offline cap (LEDGER.md, "Offline cap"). Offline = no successful sync
+ * recorded (meta last_sync_utc_s, written by a batch acknowledgement and by
+ * an applied update) or the last one more than offline_after_s before the
+ * tap. Then the card's subsidy of the local day may not exceed
+ * offline_cap_fen: the layers are cut, last first (as the month cap does),
+ * and what is cut is paid by the diner like any due, wallet first as far as
+ * the balance left covers it, then cash. Nothing left: no subsidy at all,
+ * reason month_cap (the subsidy cap reached; the log says which). */
+static int offline_cap(yn_ledger *l, const struct card_state *cs, const yn_moment *m,
+                       const yn_ledger_tap *tap, yn_decision *d)
+{
+    int64_t last_sync = 0;
+    int rc = meta_get_i64(l, "last_sync_utc_s", &last_sync);
+    if (rc != SQLITE_OK)
+        return rc;
+    if (last_sync > 0 && tap->when.utc_s - last_sync <= l->offline_after_s)
+        return SQLITE_OK; /* online */
+    int64_t used_fen = cs->day_ymd == m->local_ymd ? cs->day_subsidy_fen : 0;
+    int64_t room_fen = l->offline_cap_fen - used_fen;
+    if (room_fen < 0)
+        room_fen = 0;
+    int64_t cut_fen = d->subsidy_fen - room_fen;
+    if (cut_fen <= 0)
+        return SQLITE_OK;
+    int64_t excess_fen = cut_fen;
+    for (int i = d->n_layers - 1; i >= 0 && excess_fen > 0; i--) {
+        int64_t c = d->layers[i].fen < excess_fen ? d->layers[i].fen : excess_fen;
+        d->layers[i].fen -= c;
+        excess_fen -= c;
+    }
+    d->subsidy_fen -= cut_fen;
+    int64_t balance_left_fen = cs->balance_fen - d->wallet_fen;
+    int64_t from_wallet_fen = balance_left_fen <= 0        ? 0
+                              : balance_left_fen < cut_fen ? balance_left_fen
+                                                           : cut_fen;
+    d->wallet_fen += from_wallet_fen;
+    d->cash_fen += cut_fen - from_wallet_fen;
+    if (d->subsidy_fen == 0) { /* as the policy's "no subsidy" */
+        d->reason = YN_REASON_MONTH_CAP;
+        d->n_layers = 0;
+        memset(d->layers, 0, sizeof d->layers);
+    }
+    yn_info("ledger: debit tap %" PRId64 " card %s: offline (last sync %" PRId64 ", %s): day"
+            " subsidy capped at %" PRId64 " fen, %" PRId64 " fen used today, %" PRId64
+            " fen of subsidy moved to the diner",
+            tap->tap_id, tap->card->card_no, last_sync, last_sync ? "too long ago" : "never",
+            l->offline_cap_fen, used_fen, cut_fen);
     return SQLITE_OK;
 }
 
@@ -1091,7 +1174,13 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
         return YN_EREFUSED;
     }
 
-    /* 5. the record, then the card's state, in the same transaction */
+    /* 5. while offline, the day's subsidy of the card is capped */
+    if (l->offline_cap_fen > 0 && out->decision.subsidy_fen > 0) {
+        if ((rc = offline_cap(l, &cs, &m, tap, &out->decision)) != SQLITE_OK)
+            goto storage;
+    }
+
+    /* 6. the record, then the card's state, in the same transaction */
     const yn_decision *d = &out->decision;
     yn_ledger_record rec;
     record_base(l, &rec, YN_LEDGER_MEAL, card_no, &tap->when);
@@ -1270,6 +1359,52 @@ static int credit(yn_ledger *l, struct card_state *cs, yn_ledger_record *rec, in
     return state_put(l, rec->card_no, cs);
 }
 
+static bool alloc_ok(const yn_ledger_alloc *a)
+{
+    return text_ok(a->id, YN_LEDGER_REF_MAX, false) && text_ok(a->card_no, CARD_NO_MAX, false) &&
+           text_ok(a->source, YN_NAME_MAX, false) && a->amount_fen > 0;
+}
+
+/* Inside an open write transaction: credit allocation a (checked with
+ * alloc_ok). *st = YN_EDUPLICATE when its id was applied before, with *rec
+ * that original record (seq 0 if it cannot be found); else YN_OK with *rec
+ * the record appended. Returns a SQLite code. */
+static int allocate_tx(yn_ledger *l, const yn_ledger_alloc *a, const yn_ledger_when *when,
+                       yn_ledger_record *rec, int *st)
+{
+    *st = YN_OK;
+    memset(rec, 0, sizeof *rec);
+    sqlite3_stmt *s = l->st[ST_ALLOC_GET];
+    sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return rc;
+    if (seq) {
+        bool found;
+        *st = YN_EDUPLICATE;
+        rc = record_by(l, ST_BY_SEQ, seq, rec, &found);
+        if (rc == SQLITE_OK && !found)
+            memset(rec, 0, sizeof *rec);
+        return rc;
+    }
+    record_base(l, rec, YN_LEDGER_ALLOCATION, a->card_no, when);
+    copy_str(rec->ref, sizeof rec->ref, a->id);
+    rec->n_layers = 1;
+    copy_str(rec->layers[0].source, sizeof rec->layers[0].source, a->source);
+    rec->layers[0].fen = a->amount_fen;
+    rec->subsidy_fen = a->amount_fen;
+    struct card_state cs;
+    if ((rc = state_get(l, a->card_no, &cs)) != SQLITE_OK ||
+        (rc = credit(l, &cs, rec, a->amount_fen)) != SQLITE_OK)
+        return rc;
+    s = l->st[ST_ALLOC_PUT];
+    sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, rec->seq);
+    return run(l, ST_ALLOC_PUT);
+}
+
 int yn_ledger_allocate(yn_ledger *l, const char *alloc_id, const char *card_no, const char *source,
                        int64_t amount_fen, const yn_ledger_when *when, yn_ledger_result *out)
 {
@@ -1277,56 +1412,38 @@ int yn_ledger_allocate(yn_ledger *l, const char *alloc_id, const char *card_no, 
         return YN_EINVAL;
     memset(out, 0, sizeof *out);
     CHECK_READY(l);
+    yn_ledger_alloc a = {.amount_fen = amount_fen};
     if (!text_ok(alloc_id, YN_LEDGER_REF_MAX, false) || !text_ok(card_no, CARD_NO_MAX, false) ||
-        !text_ok(source, YN_NAME_MAX, false) || amount_fen <= 0 || !when)
+        !text_ok(source, YN_NAME_MAX, false) || !when)
+        return YN_EINVAL;
+    copy_str(a.id, sizeof a.id, alloc_id);
+    copy_str(a.card_no, sizeof a.card_no, card_no);
+    copy_str(a.source, sizeof a.source, source);
+    if (!alloc_ok(&a))
         return YN_EINVAL;
     char what[160];
     snprintf(what, sizeof what, "allocation %s to card %s", alloc_id, card_no);
 
-    int rc = tx_begin(l, true);
-    if (rc != SQLITE_OK)
-        goto storage;
-    sqlite3_stmt *s = l->st[ST_ALLOC_GET];
-    sqlite3_bind_text(s, 1, alloc_id, -1, SQLITE_STATIC);
-    rc = sqlite3_step(s);
-    int64_t seq = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    sqlite3_reset(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        goto storage;
     yn_ledger_record rec;
-    if (seq) {
-        bool found;
-        if ((rc = record_by(l, ST_BY_SEQ, seq, &rec, &found)) != SQLITE_OK)
-            goto storage;
+    int st = YN_OK;
+    int rc = tx_begin(l, true);
+    if (rc == SQLITE_OK)
+        rc = allocate_tx(l, &a, when, &rec, &st);
+    if (rc == SQLITE_OK && st == YN_EDUPLICATE) {
         tx_end(l);
-        if (found)
+        if (rec.seq)
             result_from_record(&rec, out);
         return YN_EDUPLICATE;
     }
-    record_base(l, &rec, YN_LEDGER_ALLOCATION, card_no, when);
-    copy_str(rec.ref, sizeof rec.ref, alloc_id);
-    rec.n_layers = 1;
-    copy_str(rec.layers[0].source, sizeof rec.layers[0].source, source);
-    rec.layers[0].fen = amount_fen;
-    rec.subsidy_fen = amount_fen;
-    struct card_state cs;
-    if ((rc = state_get(l, card_no, &cs)) != SQLITE_OK ||
-        (rc = credit(l, &cs, &rec, amount_fen)) != SQLITE_OK)
-        goto storage;
-    s = l->st[ST_ALLOC_PUT];
-    sqlite3_bind_text(s, 1, alloc_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, rec.seq);
-    if ((rc = run(l, ST_ALLOC_PUT)) != SQLITE_OK)
-        goto storage;
-    if ((rc = tx_commit_append(l, &rec)) != SQLITE_OK)
-        goto storage;
+    if (rc == SQLITE_OK)
+        rc = tx_commit_append(l, &rec);
+    if (rc != SQLITE_OK) {
+        st = fail(l, rc, what);
+        memset(out, 0, sizeof *out);
+        return st;
+    }
     result_from_record(&rec, out);
     return YN_OK;
-
-storage:;
-    int st = fail(l, rc, what);
-    memset(out, 0, sizeof *out);
-    return st;
 }
 
 int yn_ledger_topup(yn_ledger *l, int64_t tap_id, const char *card_no, int64_t amount_fen,
@@ -1761,7 +1878,8 @@ static int verify_cards(yn_ledger *l, yn_ledger_verify_report *out)
         " WHERE c.card_no IS NULL OR c.balance_fen != b.bal OR c.last_seq != b.last LIMIT 1",
         "SELECT c.card_no, 'wallet or usage of a card without records' FROM cards c"
         " WHERE c.last_seq = 0 AND (c.balance_fen != 0 OR c.meal_seq != 0"
-        " OR c.month_meals != 0 OR c.day_meals != 0 OR c.period_meals != 0) LIMIT 1",
+        " OR c.month_meals != 0 OR c.day_meals != 0 OR c.period_meals != 0"
+        " OR c.day_subsidy_fen != 0) LIMIT 1",
         /* usage counters under their keys */
         "SELECT c.card_no, 'usage counters disagree with the journal' FROM cards c"
         " WHERE c.last_seq > 0 AND ("
@@ -1772,6 +1890,8 @@ static int verify_cards(yn_ledger *l, yn_ledger_verify_report *out)
         "   AND c.month_ym * 100 + 99), 0)"
         " OR c.day_meals != IFNULL((SELECT SUM(n) FROM v_use u WHERE u.card_no = c.card_no"
         "   AND u.ymd = c.day_ymd), 0)"
+        " OR c.day_subsidy_fen != IFNULL((SELECT SUM(fen) FROM v_use u"
+        "   WHERE u.card_no = c.card_no AND u.ymd = c.day_ymd), 0)"
         " OR c.period_meals != IFNULL((SELECT n FROM v_use u WHERE u.card_no = c.card_no"
         "   AND u.ymd = c.day_ymd AND u.period = c.period), 0)) LIMIT 1",
         /* each record's running balance and link to the card's previous record */
@@ -1867,15 +1987,21 @@ static int meta_put_i64(yn_ledger *l, const char *key, int64_t v)
     return meta_put_text(l, key, buf);
 }
 
-int yn_ledger_roster_put(yn_ledger *l, const yn_card_facts *cards, size_t n, int64_t roster_version)
+static bool roster_ok(const yn_card_facts *cards, size_t n)
 {
-    CHECK_READY(l);
     if (!cards && n)
-        return YN_EINVAL;
+        return false;
     for (size_t i = 0; i < n; i++)
         if (!text_ok(cards[i].card_no, CARD_NO_MAX, false))
-            return YN_EINVAL;
-    int rc = tx_begin(l, true);
+            return false;
+    return true;
+}
+
+/* Inside an open write transaction: upsert the roster entries (checked with
+ * roster_ok) and note roster_version. Returns a SQLite code. */
+static int roster_put_tx(yn_ledger *l, const yn_card_facts *cards, size_t n, int64_t roster_version)
+{
+    int rc = SQLITE_OK;
     sqlite3_stmt *s = l->st[ST_ROSTER_PUT];
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
         sqlite3_bind_text(s, 1, cards[i].card_no, -1, SQLITE_STATIC);
@@ -1889,31 +2015,55 @@ int yn_ledger_roster_put(yn_ledger *l, const yn_card_facts *cards, size_t n, int
     }
     if (rc == SQLITE_OK)
         rc = meta_put_i64(l, "roster_version", roster_version);
+    return rc;
+}
+
+int yn_ledger_roster_put(yn_ledger *l, const yn_card_facts *cards, size_t n, int64_t roster_version)
+{
+    CHECK_READY(l);
+    if (!roster_ok(cards, n))
+        return YN_EINVAL;
+    int rc = tx_begin(l, true);
+    if (rc == SQLITE_OK)
+        rc = roster_put_tx(l, cards, n, roster_version);
     if (rc == SQLITE_OK)
         rc = tx_commit(l);
     return rc == SQLITE_OK ? YN_OK : fail(l, rc, "roster update");
 }
 
-int yn_ledger_blacklist_apply_many(yn_ledger *l, const yn_ledger_blacklist_entry *e, size_t n)
+static bool blacklist_ok(const yn_ledger_blacklist_entry *e, size_t n)
 {
-    CHECK_READY(l);
     if (!e && n)
-        return YN_EINVAL;
+        return false;
     for (size_t i = 0; i < n; i++)
         if (!text_ok(e[i].card_no, CARD_NO_MAX, false) || e[i].seq <= 0)
-            return YN_EINVAL;
-    int rc = tx_begin(l, true);
+            return false;
+    return true;
+}
+
+/* Inside an open write transaction: apply the changes (checked with
+ * blacklist_ok) in order. skip_applied: the leading ones at or below the seq
+ * applied already are skipped (a document re-applied), else refused. *st =
+ * YN_ESTALE when a seq is not above the one before it (logged; the caller
+ * rolls back). Returns a SQLite code. */
+static int blacklist_tx(yn_ledger *l, const yn_ledger_blacklist_entry *e, size_t n,
+                        bool skip_applied, int *st)
+{
+    *st = YN_OK;
     int64_t last = 0;
-    if (rc == SQLITE_OK)
-        rc = meta_get_i64(l, "blacklist_seq", &last);
+    int rc = meta_get_i64(l, "blacklist_seq", &last);
+    size_t i = 0;
+    while (skip_applied && i < n && e[i].seq <= last)
+        i++;
+    bool any = i < n;
     sqlite3_stmt *s = l->st[ST_BLACKLIST_PUT];
-    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+    for (; i < n && rc == SQLITE_OK; i++) {
         if (e[i].seq <= last) {
-            (void)run(l, ST_ROLLBACK);
             yn_warn("ledger %s: blacklist change seq %" PRId64 " (card %s) refused: seq %" PRId64
                     " already applied; nothing of this update was applied",
                     l->path, e[i].seq, e[i].card_no, last);
-            return YN_ESTALE;
+            *st = YN_ESTALE;
+            return SQLITE_OK;
         }
         sqlite3_bind_text(s, 1, e[i].card_no, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, e[i].seq);
@@ -1921,8 +2071,24 @@ int yn_ledger_blacklist_apply_many(yn_ledger *l, const yn_ledger_blacklist_entry
         rc = run(l, ST_BLACKLIST_PUT);
         last = e[i].seq;
     }
-    if (rc == SQLITE_OK && n)
+    if (rc == SQLITE_OK && any)
         rc = meta_put_i64(l, "blacklist_seq", last);
+    return rc;
+}
+
+int yn_ledger_blacklist_apply_many(yn_ledger *l, const yn_ledger_blacklist_entry *e, size_t n)
+{
+    CHECK_READY(l);
+    if (!blacklist_ok(e, n))
+        return YN_EINVAL;
+    int st = YN_OK;
+    int rc = tx_begin(l, true);
+    if (rc == SQLITE_OK)
+        rc = blacklist_tx(l, e, n, false, &st);
+    if (rc == SQLITE_OK && st != YN_OK) {
+        rollback(l);
+        return st;
+    }
     if (rc == SQLITE_OK)
         rc = tx_commit(l);
     return rc == SQLITE_OK ? YN_OK : fail(l, rc, "blacklist update");
@@ -1946,43 +2112,51 @@ int yn_ledger_blacklist_seq(yn_ledger *l, int64_t *seq)
     return rc == SQLITE_OK ? YN_OK : read_fail(l, rc, "blacklist seq");
 }
 
-int yn_ledger_policy_store(yn_ledger *l, const char *json, size_t len, bool activate, char *err,
-                           size_t errlen)
+/* A policy document's id and version, once yn_policy_load accepts it. */
+struct policy_doc {
+    char id[128];
+    int64_t version;
+};
+
+static int policy_check(const char *json, size_t len, struct policy_doc *doc, char *err,
+                        size_t errlen)
 {
-    CHECK_READY(l);
-    if (err && errlen)
-        err[0] = '\0';
-    if (!json)
-        return YN_EINVAL;
     yn_policy *p = NULL;
     int st = yn_policy_load(json, len, &p, err, errlen);
     if (st != YN_OK)
         return st;
-    char id[128];
-    copy_str(id, sizeof id, yn_policy_id(p));
-    int64_t version = yn_policy_version(p);
+    copy_str(doc->id, sizeof doc->id, yn_policy_id(p));
+    doc->version = yn_policy_version(p);
     yn_policy_free(p);
+    return YN_OK;
+}
 
+/* Inside an open write transaction: store a checked document (policy_check)
+ * and, if activate, make it the active one. *st = YN_ESTALE / YN_EDUPLICATE
+ * (err says why) when the same id is stored at that or a higher version:
+ * nothing written. Returns a SQLite code. */
+static int policy_store_tx(yn_ledger *l, const struct policy_doc *doc, const char *json, size_t len,
+                           bool activate, char *err, size_t errlen, int *st)
+{
+    *st = YN_OK;
     sqlite3_stmt *s = NULL;
     int64_t top = -1;
-    int rc = tx_begin(l, true);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(l->db, "SELECT MAX(version) FROM policies WHERE id = ?1", -1, &s,
-                                NULL);
+    int rc =
+        sqlite3_prepare_v2(l->db, "SELECT MAX(version) FROM policies WHERE id = ?1", -1, &s, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 1, doc->id, -1, SQLITE_STATIC);
         rc = sqlite3_step(s);
         if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
             top = sqlite3_column_int64(s, 0);
         rc = rc == SQLITE_ROW ? SQLITE_OK : rc;
         sqlite3_finalize(s);
     }
-    if (rc == SQLITE_OK && top >= version) {
-        tx_end(l);
+    if (rc == SQLITE_OK && top >= doc->version) {
         if (err && errlen)
             snprintf(err, errlen, "policy %s version %" PRId64 " not newer than stored %" PRId64,
-                     id, version, top);
-        return top == version ? YN_EDUPLICATE : YN_ESTALE;
+                     doc->id, doc->version, top);
+        *st = top == doc->version ? YN_EDUPLICATE : YN_ESTALE;
+        return SQLITE_OK;
     }
     if (rc == SQLITE_OK && activate)
         rc = sqlite3_exec(l->db, "UPDATE policies SET active = 0 WHERE active = 1", NULL, NULL,
@@ -1993,17 +2167,112 @@ int yn_ledger_policy_store(yn_ledger *l, const char *json, size_t len, bool acti
                                 " VALUES (?1, ?2, ?3, ?4)",
                                 -1, &s, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, version);
+        sqlite3_bind_text(s, 1, doc->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, doc->version);
         sqlite3_bind_text(s, 3, json, (int)len, SQLITE_STATIC);
         sqlite3_bind_int(s, 4, activate);
         rc = sqlite3_step(s);
         rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
         sqlite3_finalize(s);
     }
+    return rc;
+}
+
+int yn_ledger_policy_store(yn_ledger *l, const char *json, size_t len, bool activate, char *err,
+                           size_t errlen)
+{
+    CHECK_READY(l);
+    if (err && errlen)
+        err[0] = '\0';
+    if (!json)
+        return YN_EINVAL;
+    struct policy_doc doc;
+    int st = policy_check(json, len, &doc, err, errlen);
+    if (st != YN_OK)
+        return st;
+    int rc = tx_begin(l, true);
+    if (rc == SQLITE_OK)
+        rc = policy_store_tx(l, &doc, json, len, activate, err, errlen, &st);
+    if (rc == SQLITE_OK && st != YN_OK) {
+        tx_end(l); /* nothing written */
+        return st;
+    }
     if (rc == SQLITE_OK)
         rc = tx_commit(l);
     return rc == SQLITE_OK ? YN_OK : fail(l, rc, "policy store");
+}
+
+/* The parts in the order of yn_ledger_apply_update; the blacklist comes after
+ * the allocations and the policy, so that a refused blacklist part shows that
+ * everything written before it in the transaction is rolled back. */
+int yn_ledger_apply_update(yn_ledger *l, const yn_ledger_update *u, char *err, size_t errlen)
+{
+    CHECK_READY(l);
+    if (err && errlen)
+        err[0] = '\0';
+    if (!u || !roster_ok(u->cards, u->n_cards) || !blacklist_ok(u->blacklist, u->n_blacklist) ||
+        (!u->allocs && u->n_allocs) || (!u->meta && u->n_meta)) {
+        if (err && errlen)
+            snprintf(err, errlen, "bad roster, blacklist, allocation or meta entry");
+        return YN_EINVAL;
+    }
+    for (size_t i = 0; i < u->n_allocs; i++)
+        if (!alloc_ok(&u->allocs[i])) {
+            if (err && errlen)
+                snprintf(err, errlen, "allocation %zu: bad id, card, source or amount", i);
+            return YN_EINVAL;
+        }
+    for (size_t i = 0; i < u->n_meta; i++)
+        if (!text_ok(u->meta[i].key, 64, false) || !u->meta[i].value) {
+            if (err && errlen)
+                snprintf(err, errlen, "meta entry %zu: bad key or value", i);
+            return YN_EINVAL;
+        }
+    struct policy_doc doc;
+    int st = YN_OK;
+    if (u->policy_json && (st = policy_check(u->policy_json, u->policy_len, &doc, err, errlen)))
+        return st;
+
+    yn_ledger_record rec, last;
+    bool appended = false;
+    int rc = tx_begin(l, true);
+    if (rc == SQLITE_OK && u->n_cards)
+        rc = roster_put_tx(l, u->cards, u->n_cards, u->roster_version);
+    for (size_t i = 0; rc == SQLITE_OK && i < u->n_allocs; i++) {
+        rc = allocate_tx(l, &u->allocs[i], &u->alloc_when, &rec, &st);
+        if (rc == SQLITE_OK && st == YN_OK) {
+            last = rec;
+            appended = true;
+        }
+    }
+    st = YN_OK;
+    if (rc == SQLITE_OK && u->policy_json) {
+        char why[160];
+        rc = policy_store_tx(l, &doc, u->policy_json, u->policy_len, u->policy_activate, why,
+                             sizeof why, &st);
+        if (st != YN_OK) /* the same or an older document: the stored one stays */
+            yn_info("ledger %s: update: %s: kept as stored", l->path, why);
+        st = YN_OK;
+    }
+    if (rc == SQLITE_OK)
+        rc = blacklist_tx(l, u->blacklist, u->n_blacklist, true, &st);
+    if (rc == SQLITE_OK && st != YN_OK) {
+        rollback(l);
+        if (err && errlen)
+            snprintf(err, errlen, "blacklist seqs not increasing: nothing of the update applied");
+        return st;
+    }
+    for (size_t i = 0; rc == SQLITE_OK && i < u->n_meta; i++)
+        rc = meta_put_text(l, u->meta[i].key, u->meta[i].value);
+    if (rc == SQLITE_OK)
+        rc = appended ? tx_commit_append(l, &last) : tx_commit(l);
+    if (rc != SQLITE_OK) {
+        st = fail(l, rc, "update");
+        if (err && errlen)
+            snprintf(err, errlen, "storage: %s", yn_strerror(st));
+        return st;
+    }
+    return YN_OK;
 }
 
 int yn_ledger_policy_active(yn_ledger *l, char **json, size_t *len, char *id, size_t idlen,
@@ -2494,7 +2763,7 @@ int yn_ledger_open(const yn_ledger_opts *o, yn_ledger **out)
     *out = NULL;
     if (!o || !o->path || !*o->path || !text_ok(o->terminal_id, YN_LEDGER_ID_MAX, false) ||
         o->min_interval_s < 0 || o->reverse_window_s < 0 || o->schema_target < 0 ||
-        o->schema_target > SCHEMA_LATEST)
+        o->offline_cap_fen < 0 || o->offline_after_s < 0 || o->schema_target > SCHEMA_LATEST)
         return YN_EINVAL;
     /* No allocation statistics: they take a global mutex on every malloc.
      * Only possible before SQLite is first used in the process; tried once. */
@@ -2516,6 +2785,8 @@ int yn_ledger_open(const yn_ledger_opts *o, yn_ledger **out)
     copy_str(l->terminal, sizeof l->terminal, o->terminal_id);
     l->min_interval_ms = (int64_t)o->min_interval_s * 1000;
     l->reverse_window_s = o->reverse_window_s;
+    l->offline_cap_fen = o->offline_cap_fen;
+    l->offline_after_s = o->offline_after_s > 0 ? o->offline_after_s : DEFAULT_OFFLINE_AFTER_S;
     l->read_only = o->read_only;
 
     int flags = SQLITE_OPEN_NOMUTEX |

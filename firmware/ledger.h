@@ -4,8 +4,8 @@
  * blacklist, policies, allocations) and what sync needs (batches, meta).
  *
  * Every operation is one SQLite transaction: it happened entirely or not at
- * all. A debit returns YN_OK only after its commit returned (WAL,
- * synchronous=FULL): that is the moment the sale may be shown as 成功.
+ * all (a whole update document too: yn_ledger_apply_update). A debit returns YN_OK only after its
+ * commit returned (WAL, synchronous=FULL): that is the moment the sale may be shown as 成功.
  * Schema, invariants, the hash encoding and the refusal rules: firmware/LEDGER.md.
  *
  * A handle is not thread-safe: one thread uses it at a time. Several
@@ -57,6 +57,13 @@ typedef struct yn_ledger_opts {
     int64_t max_pages;        /* storage quota in pages of 4 KiB; 0 = none */
     const char *boot_id;      /* NULL: /proc/sys/kernel/random/boot_id (tests set it) */
     int schema_target;        /* 0: latest. Tests only: build an older ledger (close-only) */
+    /* Offline cap (LEDGER.md, "Offline cap"): while the terminal is offline, a
+     * card gets at most offline_cap_fen of subsidy per local day. Offline =
+     * meta last_sync_utc_s (written by every successful sync: a batch
+     * acknowledged or an update applied) is absent or older than
+     * offline_after_s at the tap's wall-clock time. */
+    int64_t offline_cap_fen; /* fen per card per local day while offline; 0 = no cap */
+    int32_t offline_after_s; /* no sync for this long = offline; 0 = 3 x 300 s */
 } yn_ledger_opts;
 
 /* Wall and monotonic time of an operation (UTC seconds, CLOCK_MONOTONIC ms). */
@@ -284,6 +291,38 @@ int yn_ledger_blacklist_apply_many(yn_ledger *l, const yn_ledger_blacklist_entry
 /* Highest blacklist seq applied (0 if none): what sync asks the delta from. */
 int yn_ledger_blacklist_seq(yn_ledger *l, int64_t *seq) YN_MUST_CHECK;
 
+/* One district credit (yn_ledger_allocate's arguments), for yn_ledger_apply_update. */
+typedef struct yn_ledger_alloc {
+    char id[YN_LEDGER_REF_MAX]; /* district's allocation id: applied once */
+    char card_no[20];
+    char source[YN_NAME_MAX]; /* funding source, e.g. "district" */
+    int64_t amount_fen;       /* > 0 */
+} yn_ledger_alloc;
+
+/* A small fact written with an update (e.g. the document's version). */
+typedef struct yn_ledger_meta_kv {
+    const char *key;   /* 1..63 printable bytes */
+    const char *value; /* NUL-terminated */
+} yn_ledger_meta_kv;
+
+/* Everything of one verified update document, applied by
+ * yn_ledger_apply_update in ONE transaction. Each part may be empty. */
+typedef struct yn_ledger_update {
+    const yn_card_facts *cards; /* roster entries, upserted at roster_version */
+    size_t n_cards;             /* 0 = no roster part (roster_version ignored) */
+    int64_t roster_version;
+    const yn_ledger_blacklist_entry *blacklist; /* increasing seqs; those already */
+    size_t n_blacklist;                         /* applied are skipped (a re-applied document) */
+    const yn_ledger_alloc *allocs;              /* ids applied before are skipped */
+    size_t n_allocs;
+    yn_ledger_when alloc_when; /* time stamped on the allocation records */
+    const char *policy_json;   /* NULL = no policy part; same or older version: kept as is */
+    size_t policy_len;
+    bool policy_activate;
+    const yn_ledger_meta_kv *meta; /* written last, e.g. the document version */
+    size_t n_meta;
+} yn_ledger_update;
+
 /* Store a policy document (validated with yn_policy_load; id and version read
  * from it) and, if activate, make it the active one. YN_EINVAL (err says why)
  * for a bad document; YN_ESTALE when a higher version of the same id is
@@ -294,6 +333,16 @@ int yn_ledger_policy_store(yn_ledger *l, const char *json, size_t len, bool acti
  * and version. YN_ENOTFOUND when none is active. */
 int yn_ledger_policy_active(yn_ledger *l, char **json, size_t *len, char *id, size_t idlen,
                             int64_t *version) YN_MUST_CHECK;
+
+/* Apply a whole update in one write transaction (BEGIN IMMEDIATE … COMMIT):
+ * roster, allocations, policy, blacklist, then meta. All of it or nothing:
+ *   YN_OK      committed (parts already applied before were skipped);
+ *   YN_EINVAL  a bad entry or policy document (err says why): nothing written;
+ *   YN_ESTALE  blacklist seqs not increasing after the applied ones: nothing
+ *              written;
+ *   storage errors as for a debit: rolled back, nothing written. */
+int yn_ledger_apply_update(yn_ledger *l, const yn_ledger_update *u, char *err,
+                           size_t errlen) YN_MUST_CHECK;
 
 /* --- sync ------------------------------------------------------------------- */
 

@@ -244,52 +244,59 @@ static int64_t meta_int(yn_ledger *l, const char *key)
     return yn_ledger_meta_get(l, key, v, sizeof v) == YN_OK ? strtoll(v, NULL, 10) : 0;
 }
 
-static int meta_put_int(yn_ledger *l, const char *key, int64_t value)
+/* Apply u in one ledger transaction (yn_ledger_apply_update): roster,
+ * blacklist, policy, allocations, and the meta facts sync keeps (the roster
+ * and allocation counters the next request names, the document version, the
+ * sync time, and the server's clock against ours when now_ms is known) —
+ * all of it or nothing. */
+static int apply_at(yn_ledger *l, const yn_update *u, int64_t now_utc_s, int64_t now_ms)
 {
-    char v[32];
-    snprintf(v, sizeof v, "%lld", (long long)value);
-    return yn_ledger_meta_put(l, key, v);
+    char roster_v[24], alloc_seq[24], version[24], sync_s[24], server_ms[24], local_ms[24];
+    yn_ledger_meta_kv kv[6];
+    size_t n_kv = 0;
+    bool roster = u->n_cards && u->roster_version > meta_int(l, "sync_roster_version");
+    if (roster) {
+        snprintf(roster_v, sizeof roster_v, "%lld", (long long)u->roster_version);
+        kv[n_kv++] = (yn_ledger_meta_kv){"sync_roster_version", roster_v};
+    }
+    if (u->alloc_seq) {
+        snprintf(alloc_seq, sizeof alloc_seq, "%lld", (long long)u->alloc_seq);
+        kv[n_kv++] = (yn_ledger_meta_kv){"sync_alloc_seq", alloc_seq};
+    }
+    snprintf(version, sizeof version, "%lld", (long long)u->version);
+    kv[n_kv++] = (yn_ledger_meta_kv){"sync_update_version", version};
+    snprintf(sync_s, sizeof sync_s, "%lld", (long long)now_utc_s);
+    kv[n_kv++] = (yn_ledger_meta_kv){"last_sync_utc_s", sync_s};
+    if (u->server_utc_ms > 0 && now_ms > 0) { /* clock drift, for yinian-diag */
+        snprintf(server_ms, sizeof server_ms, "%lld", (long long)u->server_utc_ms);
+        snprintf(local_ms, sizeof local_ms, "%lld", (long long)now_ms);
+        kv[n_kv++] = (yn_ledger_meta_kv){"sync_server_utc_ms", server_ms};
+        kv[n_kv++] = (yn_ledger_meta_kv){"sync_local_utc_ms", local_ms};
+    }
+    yn_ledger_update lu = {.cards = roster ? u->cards : NULL,
+                           .n_cards = roster ? u->n_cards : 0,
+                           .roster_version = u->roster_version,
+                           .blacklist = u->blacklist,
+                           .n_blacklist = u->n_blacklist,
+                           .allocs = u->allocs,
+                           .n_allocs = u->n_allocs,
+                           .alloc_when = {.utc_s = now_utc_s},
+                           .policy_json = u->policy_json,
+                           .policy_len = u->policy_len,
+                           .policy_activate = true,
+                           .meta = kv,
+                           .n_meta = n_kv};
+    char err[200];
+    int rc = yn_ledger_apply_update(l, &lu, err, sizeof err);
+    if (rc != YN_OK)
+        yn_err("sync: update %lld not applied, nothing of it stored: %s (%s)",
+               (long long)u->version, err, yn_strerror(rc));
+    return rc;
 }
 
 int yn_sync_apply(yn_ledger *l, const yn_update *u, int64_t now_utc_s)
 {
-    int rc = YN_OK;
-    if (u->n_cards && u->roster_version > meta_int(l, "sync_roster_version")) {
-        rc = yn_ledger_roster_put(l, u->cards, u->n_cards, u->roster_version);
-        if (rc == YN_OK)
-            rc = meta_put_int(l, "sync_roster_version", u->roster_version);
-    }
-    int64_t bl_seq = 0;
-    if (rc == YN_OK && u->n_blacklist && (rc = yn_ledger_blacklist_seq(l, &bl_seq)) == YN_OK) {
-        size_t skip = 0; /* already applied (a document re-applied after a crash) */
-        while (skip < u->n_blacklist && u->blacklist[skip].seq <= bl_seq)
-            skip++;
-        if (skip < u->n_blacklist)
-            rc = yn_ledger_blacklist_apply_many(l, u->blacklist + skip, u->n_blacklist - skip);
-    }
-    if (rc == YN_OK && u->policy_json) {
-        char err[200];
-        rc = yn_ledger_policy_store(l, u->policy_json, u->policy_len, true, err, sizeof err);
-        if (rc == YN_ESTALE || rc == YN_EDUPLICATE)
-            rc = YN_OK;
-        else if (rc != YN_OK)
-            yn_err("sync: policy of update %lld not stored: %s", (long long)u->version, err);
-    }
-    for (size_t i = 0; rc == YN_OK && i < u->n_allocs; i++) {
-        const yn_update_alloc *a = &u->allocs[i];
-        yn_ledger_when when = {.utc_s = now_utc_s};
-        yn_ledger_result res;
-        rc = yn_ledger_allocate(l, a->id, a->card_no, a->source, a->amount_fen, &when, &res);
-        if (rc == YN_EDUPLICATE)
-            rc = YN_OK;
-    }
-    if (rc == YN_OK && u->alloc_seq)
-        rc = meta_put_int(l, "sync_alloc_seq", u->alloc_seq);
-    if (rc == YN_OK)
-        rc = meta_put_int(l, "sync_update_version", u->version);
-    if (rc == YN_OK)
-        rc = meta_put_int(l, "last_sync_utc_s", now_utc_s);
-    return rc;
+    return apply_at(l, u, now_utc_s, 0);
 }
 
 int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
@@ -331,14 +338,7 @@ int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    rc = yn_sync_apply(l, &u, ts.tv_sec);
-    if (rc == YN_OK && u.server_utc_ms > 0) {
-        /* the system clock against the district's, for yinian-diag (clock drift) */
-        int64_t local_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        if (meta_put_int(l, "sync_server_utc_ms", u.server_utc_ms) != YN_OK ||
-            meta_put_int(l, "sync_local_utc_ms", local_ms) != YN_OK)
-            yn_warn("sync: server time of update %lld not noted", (long long)u.version);
-    }
+    rc = apply_at(l, &u, ts.tv_sec, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     if (rc == YN_OK) {
         *more = u.more;
         if (s->o.on_server_time)
@@ -347,7 +347,7 @@ int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
                 (long long)u.version, u.n_cards, u.n_blacklist, u.n_allocs,
                 u.policy_json ? ", a policy" : "");
     } else {
-        yn_err("sync: update %lld not fully applied (%s); it is re-applied next round",
+        yn_err("sync: update %lld not applied (%s); it is asked for again next round",
                (long long)u.version, yn_strerror(rc));
     }
     yn_update_free(&u);

@@ -69,8 +69,10 @@ int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t k
 /* One update request, verified and applied. *more: the server holds more. */
 int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more) YN_MUST_CHECK;
 
-/* Apply a verified document to the ledger (every part idempotent; the
- * document version is recorded last, so a crash midway re-applies it). */
+/* Apply a verified document to the ledger in ONE transaction
+ * (yn_ledger_apply_update): every part and the document version, or nothing
+ * (then the same document is asked for again). Parts applied before (a
+ * re-sent document) are skipped. */
 int yn_sync_apply(yn_ledger *l, const yn_update *u, int64_t now_utc_s) YN_MUST_CHECK;
 
 /* Delay before retry number attempt (0, 1, …): exponential from base_ms,

@@ -26,12 +26,8 @@
 #define YN_UPDATE_PUBKEY_LEN  32
 #define YN_UPDATE_PRIVKEY_LEN 32
 
-typedef struct yn_update_alloc {
-    char id[YN_LEDGER_REF_MAX]; /* district's allocation id: applied once */
-    char card_no[20];
-    char source[YN_NAME_MAX]; /* funding source, e.g. "district" */
-    int64_t amount_fen;       /* 1 .. YN_UPDATE_MAX_AMOUNT */
-} yn_update_alloc;
+/* One allocation: the ledger's own type, so a document is applied as parsed. */
+typedef yn_ledger_alloc yn_update_alloc;
 
 typedef struct yn_update {
     char terminal[YN_LEDGER_ID_MAX];

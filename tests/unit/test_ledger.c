@@ -257,7 +257,7 @@ static void test_open_sets_up_schema_and_identity(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(sql_i64(f->path, "PRAGMA user_version"), yn_ledger_schema_version());
-    assert_int_equal(yn_ledger_schema_version(), 3);
+    assert_int_equal(yn_ledger_schema_version(), 4);
     assert_int_equal(sql_i64(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"), 1);
     char v[64];
     assert_int_equal(yn_ledger_meta_get(f->l, "terminal_id", v, sizeof v), YN_OK);
@@ -1319,7 +1319,7 @@ static void test_migration_backs_up_first(void **state)
 
     o.schema_target = 0;
     assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
-    assert_int_equal(sql_i64(path, "PRAGMA user_version"), 3);
+    assert_int_equal(sql_i64(path, "PRAGMA user_version"), yn_ledger_schema_version());
     assert_int_equal(access(bak, F_OK), 0);
     assert_int_equal(sql_i64(bak, "PRAGMA user_version"), 1);
     assert_int_equal(sql_i64(bak, "SELECT COUNT(*) FROM meta WHERE value = 'kept'"), 1);
@@ -1482,7 +1482,7 @@ static void test_migration_v2_to_v3(void **state)
                                   " AND tbl_name = 'journal'"),
                      2);
     /* the upgraded file: no tap_id index, the reversal index and the triggers back */
-    assert_int_equal(sql_i64(path, "PRAGMA user_version"), 3);
+    assert_int_equal(sql_i64(path, "PRAGMA user_version"), yn_ledger_schema_version());
     assert_int_equal(sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
                                    " AND tbl_name = 'journal'"),
                      1);
@@ -1583,6 +1583,210 @@ static void test_policy_store_and_active(void **state)
     assert_int_equal(sql_i64(f->path, "SELECT COUNT(*) FROM policies"), 1);
 }
 
+/* ---- update documents: one transaction ------------------------------------------- */
+
+static size_t read_policy_doc(char *doc, size_t size)
+{
+    char path[1024];
+    const char *src = getenv("YN_SRCDIR");
+    snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", src ? src : ".");
+    FILE *in = fopen(path, "rb");
+    assert_non_null(in);
+    size_t n = fread(doc, 1, size - 1, in);
+    fclose(in);
+    doc[n] = '\0';
+    return n;
+}
+
+/* Counts that show what an update left in the file. */
+static int64_t update_traces(struct fx *f)
+{
+    return sql_i64(f->path, "SELECT (SELECT COUNT(*) FROM journal) * 1000000"
+                            " + (SELECT COUNT(*) FROM roster) * 10000"
+                            " + (SELECT COUNT(*) FROM allocations) * 100"
+                            " + (SELECT COUNT(*) FROM policies) * 10"
+                            " + (SELECT COUNT(*) FROM meta WHERE key IN ('doc_version',"
+                            " 'roster_version', 'blacklist_seq'))");
+}
+
+static void test_apply_update_all_or_nothing(void **state)
+{
+    struct fx *f = *state;
+    static char doc[1 << 16];
+    size_t n = read_policy_doc(doc, sizeof doc);
+    yn_card_facts cards[2] = {key_card("4403040000000301"), senior_card("4403040000000302")};
+    yn_ledger_alloc allocs[2] = {{"A-1", "4403040000000301", "district", 3000},
+                                 {"A-2", "4403040000000302", "district", 2000}};
+    /* the last part fails: seq 8 after 9 */
+    yn_ledger_blacklist_entry bl[2] = {{.seq = 9, .card_no = "4403040000000303", .lost = true},
+                                       {.seq = 8, .card_no = "4403040000000304", .lost = true}};
+    yn_ledger_meta_kv kv[1] = {{"doc_version", "1"}};
+    yn_ledger_update u = {.cards = cards,
+                          .n_cards = 2,
+                          .roster_version = 5,
+                          .blacklist = bl,
+                          .n_blacklist = 2,
+                          .allocs = allocs,
+                          .n_allocs = 2,
+                          .alloc_when = at(f, WED_NOON_UTC),
+                          .policy_json = doc,
+                          .policy_len = n,
+                          .policy_activate = true,
+                          .meta = kv,
+                          .n_meta = 1};
+    char err[200], v[32];
+    int64_t before = update_traces(f);
+    assert_int_equal(yn_ledger_apply_update(f->l, &u, err, sizeof err), YN_ESTALE);
+    assert_true(strlen(err) > 0);
+    assert_int_equal(update_traces(f), before); /* roster, allocations, policy, meta: none */
+    assert_int_equal(journal_count(f), 0);
+    assert_int_equal(wallet_of(f, "4403040000000301"), 0);
+    assert_int_equal(yn_ledger_meta_get(f->l, "doc_version", v, sizeof v), YN_ENOTFOUND);
+
+    /* a bad policy document: nothing either */
+    bl[1].seq = 10;
+    u.policy_json = "{\"format\": 1}";
+    u.policy_len = 13;
+    assert_int_equal(yn_ledger_apply_update(f->l, &u, err, sizeof err), YN_EINVAL);
+    assert_int_equal(update_traces(f), before);
+
+    /* the normal path: everything, in one commit */
+    u.policy_json = doc;
+    u.policy_len = n;
+    assert_int_equal(yn_ledger_apply_update(f->l, &u, err, sizeof err), YN_OK);
+    assert_int_equal(sql_i64(f->path, "SELECT COUNT(*) FROM roster WHERE version = 5"), 2);
+    assert_int_equal(wallet_of(f, "4403040000000301"), 3000);
+    assert_int_equal(wallet_of(f, "4403040000000302"), 2000);
+    assert_int_equal(journal_count(f), 2);
+    int64_t seq;
+    assert_int_equal(yn_ledger_blacklist_seq(f->l, &seq), YN_OK);
+    assert_int_equal(seq, 10);
+    assert_int_equal(sql_i64(f->path, "SELECT COUNT(*) FROM blacklist WHERE lost = 1"), 2);
+    assert_int_equal(sql_i64(f->path, "SELECT COUNT(*) FROM policies WHERE active = 1"), 1);
+    assert_int_equal(yn_ledger_meta_get(f->l, "doc_version", v, sizeof v), YN_OK);
+    assert_string_equal(v, "1");
+
+    /* the same document again (a lost reply): applied parts skipped, no error */
+    kv[0].value = "2";
+    assert_int_equal(yn_ledger_apply_update(f->l, &u, err, sizeof err), YN_OK);
+    assert_int_equal(journal_count(f), 2);
+    assert_int_equal(wallet_of(f, "4403040000000301"), 3000);
+    assert_int_equal(yn_ledger_meta_get(f->l, "doc_version", v, sizeof v), YN_OK);
+    assert_string_equal(v, "2");
+    /* the counter's handle keeps a good head: a debit after it chains on */
+    yn_ledger_result r;
+    assert_int_equal(debit(f, &cards[0], 1200, &r), YN_OK);
+    assert_int_equal(r.seq, 3);
+    assert_verifies(f);
+}
+
+/* ---- offline cap -------------------------------------------------------------------- */
+
+/* shenzhen-2025 without the one-meal-per-lunch limit: several subsidised meals a day. */
+static yn_policy *policy_no_limits(void)
+{
+    static char doc[1 << 16];
+    size_t n = read_policy_doc(doc, sizeof doc);
+    char *limit = strstr(doc, "\"per_period\": 1");
+    assert_non_null(limit);
+    memcpy(limit, "\"per_month\": 99", strlen("\"per_month\": 99")); /* same length */
+    yn_policy *p = NULL;
+    char err[256];
+    assert_int_equal(yn_policy_load(doc, n, &p, err, sizeof err), YN_OK);
+    return p;
+}
+
+static int debit_with(struct fx *f, const yn_policy *p, const yn_card_facts *c, int64_t price_fen,
+                      int64_t utc_s, yn_ledger_result *r)
+{
+    yn_meal meal = {.price_fen = price_fen};
+    yn_ledger_tap tap = {.tap_id = f->next_tap++,
+                         .card = c,
+                         .meal = &meal,
+                         .canteen = &canteen,
+                         .operator_id = "op1",
+                         .when = at(f, utc_s)};
+    return yn_ledger_debit(f->l, p, &tap, r);
+}
+
+static void synced_at(struct fx *f, int64_t utc_s)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)utc_s);
+    assert_int_equal(yn_ledger_meta_put(f->l, "last_sync_utc_s", v), YN_OK);
+}
+
+static void test_offline_cap(void **state)
+{
+    struct fx *f = *state;
+    yn_ledger_opts o = opts_for(f);
+    o.offline_cap_fen = 2000;
+    o.offline_after_s = 900;
+    reopen(f, &o);
+    yn_policy *p = policy_no_limits();
+    yn_card_facts c = key_card("4403040000000401"); /* 1500 fen a meal */
+    topup(f, c.card_no, 10000);
+    yn_ledger_result r;
+    const int64_t t = WED_NOON_UTC;
+
+    /* never synced since the ledger was made: offline. 1500, then the rest of
+     * the cap (500, the cut 1000 paid from the wallet), then nothing */
+    assert_int_equal(debit_with(f, p, &c, 1800, t, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(r.decision.wallet_fen, 300);
+    assert_int_equal(debit_with(f, p, &c, 1800, t + 60, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 500);
+    assert_int_equal(r.decision.layers[0].fen, 500);
+    assert_int_equal(r.decision.wallet_fen, 1300);
+    assert_int_equal(r.decision.reason, YN_REASON_NONE);
+    assert_int_equal(debit_with(f, p, &c, 1800, t + 120, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 0);
+    assert_int_equal(r.decision.n_layers, 0);
+    assert_int_equal(r.decision.wallet_fen, 1800);
+    assert_int_equal(r.decision.reason, YN_REASON_MONTH_CAP);
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, r.seq, &rec), YN_OK);
+    assert_int_equal(rec.reason, YN_REASON_MONTH_CAP);
+    assert_int_equal(wallet_of(f, c.card_no), 10000 - 300 - 1300 - 1800);
+
+    /* a sync: online, uncapped (the day's subsidy goes above the cap) */
+    synced_at(f, t + 150);
+    assert_int_equal(debit_with(f, p, &c, 1800, t + 180, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(debit_with(f, p, &c, 1800, t + 240, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+
+    /* next day, no sync since: offline again, and the wallet is empty: cash */
+    yn_card_facts d = key_card("4403040000000402");
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 86400, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(r.decision.cash_fen, 300);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 86400 + 60, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 500);
+    assert_int_equal(r.decision.cash_fen, 1300);
+    /* a reversal gives the day's subsidy back */
+    yn_ledger_when w = at(f, t + 86400 + 90);
+    yn_ledger_result rev;
+    assert_int_equal(yn_ledger_reverse(f->l, p, r.seq, "op1", &w, &rev), YN_OK);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 86400 + 120, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 500);
+    /* back online: uncapped */
+    synced_at(f, t + 86400 + 130);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 86400 + 180, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    /* no cap configured: uncapped while offline */
+    o.offline_cap_fen = 0;
+    reopen(f, &o);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 2 * 86400, &r), YN_OK);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 2 * 86400 + 60, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_verifies(f);
+    assert_int_equal(sql_i64(f->path, "SELECT day_subsidy_fen FROM cards"
+                                      " WHERE card_no = '4403040000000402'"),
+                     3000);
+    yn_policy_free(p);
+}
+
 static void test_batches_and_unsent(void **state)
 {
     struct fx *f = *state;
@@ -1657,6 +1861,8 @@ int main(void)
         T(test_migration_backs_up_first),
         T(test_migration_v2_to_v3),
         T(test_policy_store_and_active),
+        T(test_apply_update_all_or_nothing),
+        T(test_offline_cap),
         T(test_batches_and_unsent),
 #undef T
     };
