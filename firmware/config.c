@@ -17,6 +17,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
 #include "hal.h"
 
 enum key_type {
@@ -92,6 +95,7 @@ static const struct key_desc keys[] = {
     KI("reader", "timeout_ms", reader.timeout_ms, 20, 5000, "300"),
     KI("reader", "debounce_ms", reader.debounce_ms, 0, 60000, "2000"),
     K("reader", "sim_cards", T_FILE, reader.sim_cards, ""),
+    K("reader", "demo_control", T_PATH, reader.demo_control, ""),
 
     KB("scale", "backend", YN_HAL_SCALE, scale.backend, "none"),
     K("scale", "device", T_DEVICE, scale.device, ""),
@@ -162,6 +166,7 @@ static const struct key_desc keys[] = {
 
     K("ledger", "path", T_PATH, ledger.path, NULL),
     KI("ledger", "min_interval_s", ledger.min_interval_s, 0, 86400, "60"),
+    K("ledger", "settle_dir", T_PATH, ledger.settle_dir, "settlements"),
 
     K("policy", "file", T_FILE, policy.file, NULL),
 
@@ -178,8 +183,9 @@ static const struct key_desc keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-static const char *const sections[] = {"terminal", "menu",  "reader", "scale",  "io",   "display",
-                                       "input",    "audio", "ledger", "policy", "sync", "keys"};
+static const char *const sections[] = {"terminal", "menu",  "reader",   "scale",  "io",
+                                       "display",  "input", "audio",    "ledger", "policy",
+                                       "sync",     "keys",  "operators"};
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
 struct parse_state {
@@ -462,6 +468,84 @@ static int key_index(const char *section, const char *name)
     return -1;
 }
 
+static bool all_hex(const char *s, size_t min, size_t max)
+{
+    size_t n = strlen(s);
+    if (n < min || n > max)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)s[i]) && !(s[i] >= 'a' && s[i] <= 'f'))
+            return false;
+    return true;
+}
+
+/* One line of [operators]: "ID = operator|supervisor:SALT:SHA256HEX". */
+static int on_operator(struct parse_state *st, const char *id, const char *value, int line)
+{
+    yn_config *c = st->cfg;
+    char role[16], salt[YN_PIN_SALT_MAX + 1], hash[YN_PIN_HASH_HEX + 1];
+    size_t idlen = strlen(id);
+    bool id_ok = idlen >= 1 && idlen < YN_OPERATOR_ID_MAX && strspn(id, "0123456789") == idlen;
+    if (!id_ok) {
+        add_error(st, line,
+                  "[operators] '%s': an operator id is 1 to %d digits (it is keyed in on the "
+                  "keypad)",
+                  id, YN_OPERATOR_ID_MAX - 1);
+        return 0;
+    }
+    if (yn_config_operator(c, id)) {
+        add_error(st, line, "[operators] %s is listed twice; keep one", id);
+        return 0;
+    }
+    if (c->operators.n >= YN_OPERATORS_MAX) {
+        add_error(st, line, "[operators] more than %d operators", YN_OPERATORS_MAX);
+        return 0;
+    }
+    if (sscanf(value, "%15[a-z]:%65[^:]:%65s", role, salt, hash) != 3 ||
+        (strcmp(role, "operator") != 0 && strcmp(role, "supervisor") != 0) ||
+        !all_hex(salt, 8, YN_PIN_SALT_MAX - 1) || !all_hex(hash, 64, 64)) {
+        add_error(st, line,
+                  "[operators] %s: expected 'operator|supervisor:SALT:HASH' with SALT 8 to 64 "
+                  "lowercase hex digits and HASH the 64 hex digits of SHA-256(SALT then PIN); "
+                  "make it with tools/hash-pin",
+                  id);
+        return 0;
+    }
+    yn_operator *op = &c->operators.list[c->operators.n++];
+    memcpy(op->id, id, idlen + 1);
+    op->role = strcmp(role, "supervisor") == 0 ? YN_ROLE_SUPERVISOR : YN_ROLE_OPERATOR;
+    memcpy(op->salt, salt, strlen(salt) + 1);
+    memcpy(op->pin_sha256, hash, 65);
+    return 1;
+}
+
+const yn_operator *yn_config_operator(const yn_config *cfg, const char *id)
+{
+    for (int i = 0; i < cfg->operators.n; i++)
+        if (strcmp(cfg->operators.list[i].id, id) == 0)
+            return &cfg->operators.list[i];
+    return NULL;
+}
+
+bool yn_operator_pin_ok(const yn_operator *op, const char *pin)
+{
+    uint8_t md[32];
+    unsigned md_len = 0;
+    char buf[YN_PIN_SALT_MAX + 64], hex[YN_PIN_HASH_HEX];
+    size_t sl = strlen(op->salt), pl = strlen(pin);
+    if (sl + pl > sizeof buf || strlen(op->pin_sha256) != 64)
+        return false;
+    memcpy(buf, op->salt, sl);
+    memcpy(buf + sl, pin, pl);
+    int ok = EVP_Digest(buf, sl + pl, md, &md_len, EVP_sha256(), NULL);
+    OPENSSL_cleanse(buf, sizeof buf);
+    if (!ok || md_len != sizeof md)
+        return false;
+    for (size_t i = 0; i < sizeof md; i++)
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    return CRYPTO_memcmp(hex, op->pin_sha256, 64) == 0;
+}
+
 /* libinih handler: one (section, key, value), on line st->line. */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
@@ -471,6 +555,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
         return 1; /* reported by the reader */
     if (section_index(section) < 0)
         return 1; /* the unknown section was reported at its header */
+    if (strcmp(section, "operators") == 0)
+        return on_operator(st, name, value, line);
     int ki = key_index(section, name);
     if (ki < 0) {
         char list[512] = "";

@@ -15,8 +15,23 @@
 #define YN_ID_MAX            17  /* identifiers: 1..16 of [A-Za-z0-9_-] + NUL */
 #define YN_BACKEND_MAX       16  /* backend names */
 #define YN_DEV_MAX           128 /* device names, connstrings */
+#define YN_OPERATORS_MAX     32  /* entries of [operators] */
+#define YN_OPERATOR_ID_MAX   9   /* operator ids: 1..8 digits (keyed in) + NUL */
+#define YN_PIN_SALT_MAX      65  /* salt: 8..64 hex digits + NUL */
+#define YN_PIN_HASH_HEX      65  /* SHA-256 as 64 lowercase hex digits + NUL */
 
 enum yn_mode { YN_MODE_POS, YN_MODE_KIOSK };
+enum yn_role { YN_ROLE_OPERATOR, YN_ROLE_SUPERVISOR }; /* supervisors may also 冲正 */
+
+/* One member of staff from [operators]: "id = role:salt:sha256hex", where the
+ * hash is SHA-256 of the salt text followed by the PIN (tools/hash-pin). The
+ * PIN itself is never stored. */
+typedef struct yn_operator {
+    char id[YN_OPERATOR_ID_MAX]; /* digits, keyed in at login */
+    enum yn_role role;
+    char salt[YN_PIN_SALT_MAX];       /* hex text, hashed as text */
+    char pin_sha256[YN_PIN_HASH_HEX]; /* lowercase hex of SHA-256(salt ‖ PIN) */
+} yn_operator;
 enum yn_parity { YN_PARITY_NONE, YN_PARITY_EVEN, YN_PARITY_ODD };
 /* RS-485 line settings of a Modbus RTU device (hal/MODBUS.md). */
 enum yn_rs485_mode {
@@ -58,6 +73,7 @@ typedef struct yn_config {
         int timeout_ms;              /* per exchange with the card */
         int debounce_ms;             /* same card again within this = same tap */
         char sim_cards[PATH_MAX];    /* sim: file of virtual cards */
+        char demo_control[PATH_MAX]; /* demo: emulator's control FIFO for card keys; "" = none */
     } reader;
 
     struct {
@@ -129,8 +145,9 @@ typedef struct yn_config {
     } audio;
 
     struct {
-        char path[PATH_MAX]; /* SQLite ledger file */
-        int min_interval_s;  /* least time between two debits of one card */
+        char path[PATH_MAX];       /* SQLite ledger file */
+        int min_interval_s;        /* least time between two debits of one card */
+        char settle_dir[PATH_MAX]; /* 日结 CSV files are written here */
     } ledger;
 
     struct {
@@ -151,6 +168,11 @@ typedef struct yn_config {
         char issuer_pubkey[PATH_MAX];   /* card issuer's Ed25519 public key(s) */
         char district_pubkey[PATH_MAX]; /* district's Ed25519 public key */
     } keys;
+
+    struct {
+        int n;                              /* entries used */
+        yn_operator list[YN_OPERATORS_MAX]; /* in file order */
+    } operators;
 } yn_config;
 
 typedef struct yn_config_errors {
@@ -166,5 +188,9 @@ void yn_config_defaults(yn_config *cfg);
 int yn_config_load(const char *path, yn_config *cfg, yn_config_errors *errs) YN_MUST_CHECK;
 
 const char *yn_mode_name(enum yn_mode m);
+/* The entry of operator id, or NULL. */
+const yn_operator *yn_config_operator(const yn_config *cfg, const char *id);
+/* Whether pin is op's PIN: SHA-256(salt ‖ pin) compared in constant time. */
+bool yn_operator_pin_ok(const yn_operator *op, const char *pin);
 
 #endif

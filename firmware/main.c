@@ -117,7 +117,9 @@ static int app_open(const yn_config *cfg, yn_keystore *keys, struct app *a)
 
     yn_ledger_opts lo = {.path = cfg->ledger.path,
                          .terminal_id = cfg->terminal.id,
-                         .min_interval_s = cfg->ledger.min_interval_s};
+                         .min_interval_s = cfg->ledger.min_interval_s,
+                         .offline_cap_fen = cfg->sync.enabled ? cfg->sync.offline_cap_fen : 0,
+                         .offline_after_s = 3 * cfg->sync.interval_s};
     if ((rc = yn_ledger_open(&lo, &a->ledger)) != YN_OK)
         return rc;
     FILE *f = fopen(cfg->policy.file, "r");
@@ -221,7 +223,9 @@ static int sync_start(const yn_config *cfg, yn_keystore *keys, yn_sync_thread **
     memcpy(so.district_pub, pub, YN_UPDATE_PUBKEY_LEN);
     yn_ledger_opts lo = {.path = cfg->ledger.path,
                          .terminal_id = cfg->terminal.id,
-                         .min_interval_s = cfg->ledger.min_interval_s};
+                         .min_interval_s = cfg->ledger.min_interval_s,
+                         .offline_cap_fen = cfg->sync.enabled ? cfg->sync.offline_cap_fen : 0,
+                         .offline_after_s = 3 * cfg->sync.interval_s};
     return yn_sync_thread_start(&so, &lo, cfg->sync.interval_s, out);
 }
 

@@ -69,16 +69,36 @@ int yn_tap_identify(const yn_tap_env *env, const yn_nfc_tag *tag, yn_tap_outcome
     return rc;
 }
 
+/* Whether a stamp of this canteen is that of a meal in this ledger that a
+ * 冲正 has undone since: the card still carries it (a reversal does not touch
+ * the card), but the meal no longer counts. */
+static bool stamp_reversed(const yn_tap_env *env, const yn_card_stamp *st, const char *card_no,
+                           int64_t now_utc_s)
+{
+    yn_ledger_account acc;
+    if (st->canteen_id != env->canteen_code ||
+        yn_ledger_balance(env->ledger, card_no, now_utc_s, 3, &acc) != YN_OK)
+        return false;
+    for (int i = 0; i < acc.n_last; i++)
+        if ((uint16_t)(acc.last[i].seq & 0xFFFF) == st->seq16 &&
+            acc.last[i].local_ymd == st->date_ymd)
+            return acc.last[i].reversed;
+    return false;
+}
+
 /* What the card's stamp says was eaten already today: a floor under the
  * ledger's own counts, so a meal at another (offline) canteen still counts. */
 static void usage_from_stamp(const yn_tap_env *env, const yn_card_stamp *st, const yn_moment *m,
-                             int64_t next_seq, yn_usage *floor)
+                             int64_t next_seq, const char *card_no, int64_t now_utc_s,
+                             yn_usage *floor)
 {
     memset(floor, 0, sizeof *floor);
     if (yn_card_stamp_is_blank(st) || st->date_ymd != m->local_ymd)
         return;
     /* our own stamp of a tap whose commit failed: the retry gets the same seq */
     if (st->canteen_id == env->canteen_code && st->seq16 == (uint16_t)(next_seq & 0xFFFF))
+        return;
+    if (stamp_reversed(env, st, card_no, now_utc_s))
         return;
     floor->meals_day = 1;
     if (yn_card_stamp_blocks(st, m->local_ymd, m->period))
@@ -147,7 +167,7 @@ int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *me
         goto done;
     }
     yn_usage floor;
-    usage_from_stamp(env, &st, &m, head + 1, &floor);
+    usage_from_stamp(env, &st, &m, head + 1, out->card.card_no, when->utc_s, &floor);
 
     yn_card_facts facts;
     yn_card_to_facts(&out->card, &facts);

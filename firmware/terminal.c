@@ -4,6 +4,18 @@
  *   IDLE ──tap──► decide + durable debit (pos) / balance (kiosk) ──► RESULT
  *   RESULT ──timeout, Esc or the next tap──► IDLE
  *   IDLE ──'+'──► IDLE in weighed mode (称重) and back; '-' tares the scale
+ *   IDLE ──'*'──► staff: 工号 + 密码 (login) ──► MENU: 1 冲正  2 日结  3 退出登录
+ *   MENU ──1──► 流水号 ──► supervisor 工号 + 密码 ──► yn_ledger_reverse ──► RESULT
+ *   MENU ──2──► today's yn_ledger_settle on screen + CSV in [ledger] settle_dir
+ *
+ * Staff and PINs ([operators] in board.conf): a PIN is checked against
+ * SHA-256(salt ‖ PIN); it is never logged nor kept after the check. After
+ * STAFF_MAX_WRONG wrong PINs in a row (login or 冲正 authorisation, unknown
+ * ids included) the staff menu is locked for STAFF_LOCK_MS on the monotonic
+ * clock; every wrong PIN is logged with the operator id. Diners may tap with
+ * nobody logged in (the lunch rush must not wait for staff): such records
+ * carry no operator id; after login every record carries the operator's.
+ * A 冲正 record carries the supervisor who authorised it.
  *
  * Weighed mode (pos, with a scale and [menu] price_per_100g_fen > 0): a tap
  * first takes the weight — settled within [scale] stable_timeout_ms, confirmed
@@ -21,17 +33,38 @@
  * failed read the card may be tapped again at once. */
 #include "terminal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "money.h"
 #include "nfc_sim.h"
 #include "tap.h"
+#include "voice.h"
 
-enum state { ST_IDLE, ST_PRICE, ST_RESULT };
+enum state {
+    ST_IDLE,
+    ST_PRICE,
+    ST_RESULT,
+    ST_STAFF_ID,  /* keying in an operator id */
+    ST_STAFF_PIN, /* keying in that operator's PIN */
+    ST_MENU,      /* the staff menu */
+    ST_REV_SEQ,   /* keying in the journal seq to undo */
+};
+
+/* What an id + PIN entry is for. */
+enum auth_purpose { AUTH_LOGIN, AUTH_REVERSE };
+
+#define STAFF_MAX_WRONG 3     /* wrong PINs in a row before the lock */
+#define STAFF_LOCK_MS   60000 /* how long the staff menu stays locked */
+#define ENTRY_MAX       13    /* digits keyed in: ids, PINs, seqs (+ NUL) */
+#define SETTLE_SHOW_MS  60000 /* the 日结 screen stays this long (or until Esc) */
 
 #define PRICE_TEXT_MAX 12
 #define WEIGH_POLL_MS  50 /* between two readings of a scale that has not settled */
@@ -52,6 +85,16 @@ struct yn_terminal {
     bool last_decided;               /* the last tap reached a decision (debounce it) */
     int64_t last_seen_ms;            /* monotonic: when it was last seen in the field */
     int64_t last_tap_id;             /* tap ids are strictly increasing */
+    char idle_period[YN_NAME_MAX];   /* the period the idle screen shows */
+    /* staff */
+    bool logged_in;
+    char operator_id[YN_OPERATOR_ID_MAX]; /* who is logged in ("" = nobody) */
+    enum auth_purpose auth;               /* what the id + PIN being keyed in is for */
+    char auth_id[YN_OPERATOR_ID_MAX];     /* the id keyed in before the PIN */
+    char entry[ENTRY_MAX];                /* digits keyed in (wiped after a PIN check) */
+    int64_t rev_seq;                      /* the meal to undo */
+    int wrong_pins;                       /* wrong PINs in a row */
+    int64_t locked_until_ms;              /* monotonic: staff menu locked until then */
     bool done;
     int taps;
 };
@@ -129,12 +172,40 @@ static void show(yn_terminal *t, yn_screen *s)
         yn_err("display: cannot show screen '%s': %s", s->name, yn_strerror(rc));
 }
 
-static void say(yn_terminal *t, const char *clip)
+static void say(yn_terminal *t, const yn_phrase *p)
+{
+    if (yn_audio_say(&t->dev->audio, p) != YN_OK)
+        yn_debug("audio: cannot say a phrase of %d clips starting '%s'", p->n,
+                 p->n ? p->clips[0] : "");
+}
+
+/* What the diner hears after a tap: the refusal's sentence; or, for a sale,
+ * 扣款成功 补贴 X元 [请付现金 Y元] [卡内余额 Z元] — or, without subsidy, the
+ * reason's sentence and 请付现金 Y元 [卡内余额 Z元]. */
+static void say_outcome(yn_terminal *t, const yn_tap_outcome *o)
 {
     yn_phrase p = {0};
-    yn_phrase_add(&p, clip);
-    if (yn_audio_say(&t->dev->audio, &p) != YN_OK)
-        yn_debug("audio: cannot say '%s'", clip);
+    const yn_decision *d = &o->result.decision;
+    if (!o->charged) {
+        yn_voice_reason(&p, o->reason);
+    } else {
+        if (d->subsidy_fen > 0) {
+            yn_phrase_add(&p, "success");
+            yn_phrase_add(&p, "butie");
+            yn_voice_amount(&p, d->subsidy_fen);
+        } else {
+            yn_voice_reason(&p, d->reason);
+        }
+        if (d->cash_fen > 0) {
+            yn_phrase_add(&p, "qing_fu_xianjin");
+            yn_voice_amount(&p, d->cash_fen);
+        }
+        if (d->wallet_fen > 0) {
+            yn_phrase_add(&p, "ka_nei_yu_e");
+            yn_voice_amount(&p, o->result.wallet_after_fen);
+        }
+    }
+    say(t, &p);
 }
 
 /* Pulse an output for its configured length ([io] <out>_pulse_ms, else
@@ -166,13 +237,16 @@ static void footer(yn_terminal *t, yn_screen *s)
     if (yn_ledger_unsent(t->deps.ledger, now, &count, &age_s) != YN_OK)
         count = -1;
     int n = snprintf(s->footer, sizeof s->footer, "终端 %s", t->cfg->terminal.id);
+    if (t->logged_in)
+        n += snprintf(s->footer + n, sizeof s->footer - (size_t)n, "  操作员 %s", t->operator_id);
     if (count > 0)
         n += snprintf(s->footer + n, sizeof s->footer - (size_t)n,
                       "  待上传 %lld 条 (最早 %lld 分钟前)", (long long)count,
                       (long long)(age_s / 60));
     else if (count == 0)
         n += snprintf(s->footer + n, sizeof s->footer - (size_t)n, "  记录已全部上传");
-    if (is_sim_reader(t) && n > 0 && (size_t)n < sizeof s->footer)
+    if ((is_sim_reader(t) || t->cfg->reader.demo_control[0]) && n > 0 &&
+        (size_t)n < sizeof s->footer)
         snprintf(s->footer + n, sizeof s->footer - (size_t)n, "  |  a-p 刷卡 x 拿走 q 退出");
 }
 
@@ -182,6 +256,8 @@ static void show_idle(yn_terminal *t)
     char price[32];
     yn_moment m;
     yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
+    memcpy(t->idle_period, m.period, sizeof t->idle_period);
+    memset(t->entry, 0, sizeof t->entry);
     yn_screen_init(&s, YN_SCREEN_IDLE, "idle",
                    t->cfg->terminal.canteen_name[0] ? t->cfg->terminal.canteen_name
                                                     : t->cfg->terminal.canteen_id);
@@ -215,10 +291,15 @@ static void show_price_entry(yn_terminal *t)
     show(t, &s);
 }
 
-static void result_timer(yn_terminal *t)
+static void result_timer_ms(yn_terminal *t, int ms)
 {
     t->state = ST_RESULT;
-    t->result_until_ms = yn_clock_mono_ms(&t->dev->clock) + t->cfg->display.result_ms;
+    t->result_until_ms = yn_clock_mono_ms(&t->dev->clock) + ms;
+}
+
+static void result_timer(yn_terminal *t)
+{
+    result_timer_ms(t, t->cfg->display.result_ms);
 }
 
 /* The outcome of a counter tap, for the diner and for staff; meal is what was
@@ -233,7 +314,7 @@ static void show_debit(yn_terminal *t, const yn_tap_outcome *o, const yn_meal *m
         snprintf(s.name, sizeof s.name, "refused_%s", yn_reason_code(o->reason));
         yn_screen_add(&s, YN_TEXT_HUGE, "%s", yn_reason_kind(o->reason));
         yn_screen_add(&s, YN_TEXT_NORMAL, "工作人员: %s", o->detail);
-        say(t, "refused");
+        say_outcome(t, o);
         light(t, YN_OUT_RED);
         light(t, YN_OUT_BUZZER);
     } else {
@@ -264,7 +345,9 @@ static void show_debit(yn_terminal *t, const yn_tap_outcome *o, const yn_meal *m
             yn_screen_add(&s, YN_TEXT_NORMAL, "卡内余额 %s", c);
         if (o->status == YN_EDUPLICATE)
             yn_screen_add(&s, YN_TEXT_NORMAL, "同一次刷卡，未重复扣款");
-        say(t, subsidised ? "success" : "pay_full_price");
+        if (o->result.seq > 0)
+            yn_screen_add(&s, YN_TEXT_NORMAL, "流水号 %lld", (long long)o->result.seq);
+        say_outcome(t, o);
         light(t, YN_OUT_GREEN);
         light(t, YN_OUT_GATE);
     }
@@ -298,7 +381,10 @@ static void show_balance(yn_terminal *t, const yn_tap_outcome *o)
                           m->local_ymd / 100 % 100, m->local_ymd % 100, period_label(m->period), a,
                           m->reversed ? " (已冲正)" : "");
         }
-        say(t, "balance");
+        yn_phrase p = {0};
+        yn_phrase_add(&p, "yu_e");
+        yn_voice_amount(&p, acc.wallet_fen);
+        say(t, &p);
         light(t, YN_OUT_GREEN);
     }
     footer(t, &s);
@@ -426,7 +512,8 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
         yn_ledger_when when = {.utc_s = yn_clock_utc_s(&t->dev->clock),
                                .mono_ms = yn_clock_mono_ms(&t->dev->clock),
                                .clock_trusted = t->dev->clock.trusted};
-        yn_tap_debit(&t->env, tag, &meal, next_tap_id(t), NULL, &when, &o);
+        yn_tap_debit(&t->env, tag, &meal, next_tap_id(t), t->logged_in ? t->operator_id : NULL,
+                     &when, &o);
         show_debit(t, &o, &meal);
     }
     int rc = yn_nfc_release(&t->dev->nfc);
@@ -484,6 +571,339 @@ static void tare(yn_terminal *t)
     }
 }
 
+/* --- staff: login, 冲正, 日结 ------------------------------------------------ */
+
+static int64_t lock_left_ms(yn_terminal *t)
+{
+    int64_t left = t->locked_until_ms - yn_clock_mono_ms(&t->dev->clock);
+    return left > 0 ? left : 0;
+}
+
+static void show_locked(yn_terminal *t)
+{
+    char line[96];
+    snprintf(line, sizeof line, "密码错误次数过多，请 %lld 秒后再试",
+             (long long)((lock_left_ms(t) + 999) / 1000));
+    notice(t, YN_SCREEN_ERROR, "staff_locked", "管理功能已锁定", line);
+}
+
+static void show_menu(yn_terminal *t)
+{
+    yn_screen s;
+    yn_screen_init(&s, YN_SCREEN_PROMPT, "staff_menu", "管理菜单");
+    yn_screen_add(&s, YN_TEXT_LARGE, "1 冲正");
+    yn_screen_add(&s, YN_TEXT_LARGE, "2 日结");
+    yn_screen_add(&s, YN_TEXT_LARGE, "3 退出登录");
+    yn_screen_add(&s, YN_TEXT_NORMAL, "取消键 返回");
+    footer(t, &s);
+    show(t, &s);
+    t->state = ST_MENU;
+    memset(t->entry, 0, sizeof t->entry);
+}
+
+/* The screen of the digits being keyed in (ids, PINs masked, seqs). */
+static void show_entry(yn_terminal *t)
+{
+    yn_screen s;
+    char masked[ENTRY_MAX];
+    size_t n = strlen(t->entry);
+    const char *title = t->auth == AUTH_REVERSE ? "冲正 主管授权" : "工作人员登录";
+    switch (t->state) {
+    case ST_STAFF_ID:
+        yn_screen_init(&s, YN_SCREEN_PROMPT, "staff_id", title);
+        yn_screen_add(&s, YN_TEXT_HUGE, "%s %s_", t->auth == AUTH_REVERSE ? "主管工号" : "工号",
+                      t->entry);
+        break;
+    case ST_STAFF_PIN:
+        memset(masked, '*', n);
+        masked[n] = '\0';
+        yn_screen_init(&s, YN_SCREEN_PROMPT, "staff_pin", title);
+        yn_screen_add(&s, YN_TEXT_NORMAL, "工号 %s", t->auth_id);
+        yn_screen_add(&s, YN_TEXT_HUGE, "密码 %s_", masked);
+        break;
+    default:
+        yn_screen_init(&s, YN_SCREEN_PROMPT, "reverse_seq", "冲正");
+        yn_screen_add(&s, YN_TEXT_HUGE, "流水号 %s_", t->entry);
+        yn_screen_add(&s, YN_TEXT_NORMAL, "输入成功画面上的流水号");
+        break;
+    }
+    yn_screen_add(&s, YN_TEXT_NORMAL, "确认键 继续   取消键 返回");
+    footer(t, &s);
+    show(t, &s);
+}
+
+static void start_auth(yn_terminal *t, enum auth_purpose why)
+{
+    t->auth = why;
+    t->auth_id[0] = '\0';
+    memset(t->entry, 0, sizeof t->entry);
+    t->state = ST_STAFF_ID;
+    show_entry(t);
+}
+
+/* '*': the staff menu, after a login when nobody is logged in. */
+static void open_staff(yn_terminal *t)
+{
+    if (lock_left_ms(t) > 0)
+        show_locked(t);
+    else if (t->logged_in)
+        show_menu(t);
+    else
+        start_auth(t, AUTH_LOGIN);
+}
+
+/* A wrong PIN (or an unknown id): count it, log it, lock after too many. */
+static void wrong_pin(yn_terminal *t)
+{
+    t->wrong_pins++;
+    yn_warn("staff: wrong PIN for operator %s (%s; %d in a row)", t->auth_id,
+            t->auth == AUTH_REVERSE ? "冲正 authorisation" : "login", t->wrong_pins);
+    if (t->wrong_pins >= STAFF_MAX_WRONG) {
+        t->wrong_pins = 0;
+        t->locked_until_ms = yn_clock_mono_ms(&t->dev->clock) + STAFF_LOCK_MS;
+        yn_warn("staff: %d wrong PINs in a row; staff menu locked for %d s", STAFF_MAX_WRONG,
+                STAFF_LOCK_MS / 1000);
+        show_locked(t);
+        return;
+    }
+    char line[64];
+    snprintf(line, sizeof line, "还可以再试 %d 次", STAFF_MAX_WRONG - t->wrong_pins);
+    notice(t, YN_SCREEN_ERROR, "pin_wrong", "工号或密码错误", line);
+}
+
+/* 冲正 of t->rev_seq, authorised by supervisor sup_id. */
+static void reverse(yn_terminal *t, const char *sup_id)
+{
+    yn_screen s;
+    yn_ledger_result res;
+    yn_ledger_when when = {.utc_s = yn_clock_utc_s(&t->dev->clock),
+                           .mono_ms = yn_clock_mono_ms(&t->dev->clock),
+                           .clock_trusted = t->dev->clock.trusted};
+    long long seq = (long long)t->rev_seq;
+    int rc = yn_ledger_reverse(t->deps.ledger, t->deps.policy, t->rev_seq, sup_id, &when, &res);
+    if (rc == YN_OK) {
+        char a[32];
+        yn_ledger_record rec = {0};
+        if (yn_ledger_record_get(t->deps.ledger, res.seq, &rec) != YN_OK)
+            rec.card_no[0] = '\0';
+        yn_info("staff: meal %lld reversed by supervisor %s (record %lld, card %s)", seq, sup_id,
+                (long long)res.seq, rec.card_no);
+        yn_screen_init(&s, YN_SCREEN_OK, "reversed", "冲正成功");
+        yn_screen_add(&s, YN_TEXT_LARGE, "流水号 %lld 已冲正", seq);
+        yn_screen_add(&s, YN_TEXT_NORMAL, "卡号 %s  冲正流水号 %lld", rec.card_no,
+                      (long long)res.seq);
+        yn_fen_format(-res.decision.subsidy_fen, a, sizeof a);
+        yn_screen_add(&s, YN_TEXT_NORMAL, "补贴退回 %s", a);
+        yn_fen_format(-res.decision.wallet_fen, a, sizeof a);
+        yn_screen_add(&s, YN_TEXT_LARGE, "退回卡内 %s", a);
+        yn_fen_format(-res.decision.cash_fen, a, sizeof a);
+        yn_screen_add(&s, YN_TEXT_LARGE, "退还现金 %s", a);
+        yn_fen_format(res.wallet_after_fen, a, sizeof a);
+        yn_screen_add(&s, YN_TEXT_NORMAL, "卡内余额 %s", a);
+    } else {
+        char line[128];
+        switch (rc) {
+        case YN_ENOTFOUND:
+            snprintf(line, sizeof line, "没有流水号 %lld", seq);
+            break;
+        case YN_EDUPLICATE:
+            snprintf(line, sizeof line, "流水号 %lld 已经冲正过 (冲正流水号 %lld)", seq,
+                     (long long)res.seq);
+            break;
+        case YN_EREFUSED:
+            snprintf(line, sizeof line,
+                     "流水号 %lld 不能冲正: 不是餐费记录，或已超过冲正时限 (%d 分钟)", seq,
+                     yn_policy_reverse_window_s(t->deps.policy) / 60);
+            break;
+        default:
+            snprintf(line, sizeof line, "账本错误: %s", yn_strerror(rc));
+            break;
+        }
+        yn_warn("staff: reversal of %lld by %s refused: %s", seq, sup_id, yn_strerror(rc));
+        yn_screen_init(&s, YN_SCREEN_ERROR, "reverse_refused", "未冲正");
+        yn_screen_add(&s, YN_TEXT_LARGE, "%s", line);
+    }
+    footer(t, &s);
+    show(t, &s);
+    result_timer(t);
+}
+
+/* The id and PIN keyed in: log in, or authorise the 冲正. */
+static void check_pin(yn_terminal *t)
+{
+    const yn_operator *op = yn_config_operator(t->cfg, t->auth_id);
+    bool ok = op && yn_operator_pin_ok(op, t->entry);
+    memset(t->entry, 0, sizeof t->entry); /* the PIN goes no further */
+    if (!ok) {
+        wrong_pin(t);
+        return;
+    }
+    t->wrong_pins = 0;
+    if (t->auth == AUTH_LOGIN) {
+        t->logged_in = true;
+        memcpy(t->operator_id, op->id, sizeof t->operator_id);
+        yn_info("staff: operator %s logged in (%s)", op->id,
+                op->role == YN_ROLE_SUPERVISOR ? "supervisor" : "operator");
+        show_menu(t);
+    } else if (op->role != YN_ROLE_SUPERVISOR) {
+        char line[96];
+        yn_warn("staff: operator %s is not a supervisor; reversal of %lld refused", op->id,
+                (long long)t->rev_seq);
+        snprintf(line, sizeof line, "工号 %s 不是主管，不能冲正", op->id);
+        notice(t, YN_SCREEN_ERROR, "not_supervisor", "需要主管授权", line);
+    } else {
+        reverse(t, op->id);
+    }
+}
+
+/* A name and its count for a summary line: "低保 3". */
+static void sum_list(char *out, size_t len, const char *label, const yn_ledger_sum *sums, int n,
+                     bool money)
+{
+    int w = snprintf(out, len, "%s", label);
+    for (int i = 0; i < n && w > 0 && (size_t)w < len; i++) {
+        char a[32];
+        yn_fen_format(sums[i].subsidy_fen, a, sizeof a);
+        if (money)
+            w += snprintf(out + w, len - (size_t)w, " %s %s", sums[i].name[0] ? sums[i].name : "-",
+                          a);
+        else
+            w += snprintf(out + w, len - (size_t)w, " %s %lld",
+                          sums[i].name[0] ? sums[i].name : "-", (long long)sums[i].count);
+    }
+}
+
+/* 日结: today's sums on screen and as CSV in [ledger] settle_dir. */
+static void settle(yn_terminal *t)
+{
+    yn_screen s;
+    yn_moment m;
+    yn_ledger_settlement st;
+    char a[32], b[32], c[32], d[32], path[PATH_MAX + 64];
+    yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
+    int rc = yn_ledger_settle(t->deps.ledger, m.local_ymd, &st);
+    if (rc != YN_OK) {
+        yn_err("staff: 日结 of %d: %s", (int)m.local_ymd, yn_strerror(rc));
+        char line[96];
+        snprintf(line, sizeof line, "账本错误: %s", yn_strerror(rc));
+        notice(t, YN_SCREEN_ERROR, "settle_failed", "日结失败", line);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/settle-%s-%d.csv", t->cfg->ledger.settle_dir,
+             t->cfg->terminal.id, (int)m.local_ymd);
+    if (mkdir(t->cfg->ledger.settle_dir, 0755) != 0 && errno != EEXIST)
+        rc = YN_EIO;
+    else
+        rc = yn_ledger_settle_csv_path(t->deps.ledger, m.local_ymd, path);
+    if (rc != YN_OK)
+        yn_err("staff: 日结: cannot write %s: %s", path, yn_strerror(rc));
+    else
+        yn_info("staff: 日结 of %d by operator %s written to %s", (int)m.local_ymd, t->operator_id,
+                path);
+
+    char title[64], line[YN_SCREEN_TEXT];
+    snprintf(title, sizeof title, "日结 %d-%02d-%02d", (int)(m.local_ymd / 10000),
+             (int)(m.local_ymd / 100 % 100), (int)(m.local_ymd % 100));
+    yn_screen_init(&s, YN_SCREEN_INFO, "settlement", title);
+    yn_fen_format(st.total.price_fen, a, sizeof a);
+    yn_screen_add(&s, YN_TEXT_LARGE, "餐数 %lld  金额 %s", (long long)st.total.count, a);
+    yn_fen_format(st.total.subsidy_fen, a, sizeof a);
+    yn_fen_format(st.total.wallet_fen, b, sizeof b);
+    yn_fen_format(st.total.cash_fen, c, sizeof c);
+    yn_screen_add(&s, YN_TEXT_NORMAL, "补贴 %s  卡内 %s  现金 %s", a, b, c);
+    yn_fen_format(-st.reversals.price_fen, a, sizeof a);
+    yn_fen_format(-st.topups.wallet_fen, b, sizeof b);
+    yn_fen_format(-st.allocations.wallet_fen, d, sizeof d);
+    yn_screen_add(&s, YN_TEXT_NORMAL, "冲正 %lld 笔 %s  充值 %s  拨款 %s",
+                  (long long)-st.reversals.count, a, b, d);
+    sum_list(line, sizeof line, "类别:", st.categories, st.n_categories, false);
+    yn_screen_add(&s, YN_TEXT_NORMAL, "%s", line);
+    sum_list(line, sizeof line, "餐次:", st.periods, st.n_periods, false);
+    yn_screen_add(&s, YN_TEXT_NORMAL, "%s", line);
+    sum_list(line, sizeof line, "补贴来源:", st.sources, st.n_sources, true);
+    yn_screen_add(&s, YN_TEXT_NORMAL, "%s", line);
+    if (rc == YN_OK) {
+        const char *base = strrchr(path, '/');
+        yn_screen_add(&s, YN_TEXT_NORMAL, "已保存 %s", base ? base + 1 : path);
+    } else {
+        yn_screen_add(&s, YN_TEXT_NORMAL, "CSV 未能保存: %s", yn_strerror(rc));
+    }
+    footer(t, &s);
+    show(t, &s);
+    result_timer_ms(t, SETTLE_SHOW_MS);
+}
+
+static void menu_key(yn_terminal *t, int key)
+{
+    switch (key) {
+    case '1':
+        t->state = ST_REV_SEQ;
+        memset(t->entry, 0, sizeof t->entry);
+        show_entry(t);
+        break;
+    case '2':
+        settle(t);
+        break;
+    case '3':
+        yn_info("staff: operator %s logged out", t->operator_id);
+        t->logged_in = false;
+        t->operator_id[0] = '\0';
+        notice(t, YN_SCREEN_INFO, "logged_out", "已退出登录", "请刷卡");
+        break;
+    case YN_KEY_CANCEL:
+        show_idle(t);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Keys while an id, PIN or seq is keyed in. */
+static void entry_key(yn_terminal *t, int key)
+{
+    size_t n = strlen(t->entry);
+    size_t max = t->state == ST_REV_SEQ ? ENTRY_MAX - 1 : YN_OPERATOR_ID_MAX - 1;
+    if (key >= '0' && key <= '9') {
+        if (n < max) {
+            t->entry[n] = (char)key;
+            t->entry[n + 1] = '\0';
+        }
+    } else if (key == YN_KEY_BACK) {
+        if (n > 0)
+            t->entry[n - 1] = '\0';
+    } else if (key == YN_KEY_CANCEL) {
+        if (t->logged_in && (t->state == ST_REV_SEQ || t->auth == AUTH_REVERSE))
+            show_menu(t); /* back to the menu the 冲正 started from */
+        else
+            show_idle(t);
+        return;
+    } else if (key == YN_KEY_ENTER) {
+        if (n == 0)
+            return;
+        if (t->state == ST_STAFF_ID) {
+            memcpy(t->auth_id, t->entry, n + 1);
+            memset(t->entry, 0, sizeof t->entry);
+            t->state = ST_STAFF_PIN;
+        } else if (t->state == ST_STAFF_PIN) {
+            check_pin(t);
+            return;
+        } else {
+            t->rev_seq = strtoll(t->entry, NULL, 10);
+            start_auth(t, AUTH_REVERSE);
+            return;
+        }
+    } else {
+        return;
+    }
+    show_entry(t);
+}
+
+static bool in_staff(const yn_terminal *t)
+{
+    return t->state == ST_STAFF_ID || t->state == ST_STAFF_PIN || t->state == ST_MENU ||
+           t->state == ST_REV_SEQ;
+}
+
 static void on_key(yn_terminal *t, int key)
 {
     size_t n = strlen(t->price_text);
@@ -491,6 +911,18 @@ static void on_key(yn_terminal *t, int key)
     if (is_kiosk(t)) {
         if (key == YN_KEY_CANCEL && t->state == ST_RESULT)
             show_idle(t);
+        return;
+    }
+    if (t->state == ST_MENU) {
+        menu_key(t, key);
+        return;
+    }
+    if (in_staff(t)) {
+        entry_key(t, key);
+        return;
+    }
+    if (key == YN_KEY_MENU && t->state != ST_PRICE) {
+        open_staff(t);
         return;
     }
     if (t->state != ST_PRICE) {
@@ -536,6 +968,23 @@ static void on_key(yn_terminal *t, int key)
     show_price_entry(t);
 }
 
+/* [reader] demo_control: the card keys drive an emulated reader (the PN532
+ * emulator's control FIFO) instead of the simulated one. */
+static void demo_control(yn_terminal *t, const yn_input_event *ev)
+{
+    char line[32];
+    int n = ev->type == YN_EV_SIM_PRESENT ? snprintf(line, sizeof line, "present %d\n", ev->card)
+                                          : snprintf(line, sizeof line, "remove\n");
+    int fd = open(t->cfg->reader.demo_control, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        yn_warn("reader: demo_control %s: %s", t->cfg->reader.demo_control, strerror(errno));
+        return;
+    }
+    if (write(fd, line, (size_t)n) != n)
+        yn_warn("reader: demo_control %s: write: %s", t->cfg->reader.demo_control, strerror(errno));
+    close(fd);
+}
+
 static void on_event(yn_terminal *t, const yn_input_event *ev)
 {
     switch (ev->type) {
@@ -544,6 +993,10 @@ static void on_event(yn_terminal *t, const yn_input_event *ev)
         break;
     case YN_EV_SIM_PRESENT:
     case YN_EV_SIM_REMOVE:
+        if (!is_sim_reader(t) && t->cfg->reader.demo_control[0]) {
+            demo_control(t, ev);
+            break;
+        }
         if (!is_sim_reader(t)) {
             yn_warn("input: card keys only drive the simulated reader");
             break;
@@ -587,8 +1040,8 @@ static void watch_field(yn_terminal *t)
         t->last_in_field = true;
         return;
     }
-    if (t->state == ST_PRICE)
-        show_idle(t); /* a tap ends an unfinished price entry */
+    if (t->state == ST_PRICE || in_staff(t))
+        show_idle(t); /* a tap ends an unfinished price or staff entry */
     t->last_decided = on_tap(t, &tag);
     t->last_in_field = true;
     t->last_seen_ms = yn_clock_mono_ms(&t->dev->clock);
@@ -608,7 +1061,14 @@ int yn_terminal_step(yn_terminal *t, int timeout_ms)
     else if (rc != YN_ETIMEDOUT)
         yn_warn("input: %s", yn_strerror(rc));
     watch_field(t);
-    if (t->state == ST_RESULT && yn_clock_mono_ms(&t->dev->clock) >= t->result_until_ms)
+    if (t->state == ST_RESULT && yn_clock_mono_ms(&t->dev->clock) >= t->result_until_ms) {
         show_idle(t);
+    } else if (t->state == ST_IDLE) {
+        /* a meal period began or ended while the screen waited: show it */
+        yn_moment m;
+        yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
+        if (strcmp(m.period, t->idle_period) != 0)
+            show_idle(t);
+    }
     return YN_OK;
 }

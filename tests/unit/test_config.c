@@ -129,6 +129,65 @@ static void test_good_file_and_defaults(void **state)
     assert_string_equal(cfg.keys.terminal_key, want);
     snprintf(want, sizeof want, "%s/screens", f->dir);
     assert_string_equal(cfg.display.snapshot_dir, want);
+    snprintf(want, sizeof want, "%s/settlements", f->dir);
+    assert_string_equal(cfg.ledger.settle_dir, want);
+    assert_string_equal(cfg.reader.demo_control, "");
+    assert_int_equal(cfg.operators.n, 0);
+}
+
+#define HASH_1234 "b203a58385b5bd0d3667471c92668a92b1ae81aa5ab31ffba3ef401d33df2a7e"
+
+/* [operators]: roles, salted PIN hashes checked without the PIN ever stored. */
+static void test_operators(void **state)
+{
+    struct fixture *f = *state;
+    write_conf(f, 7, "sim_cards = cards.txt\ndemo_control = run/pn532.ctl",
+               "[operators]\n"
+               "1001 = operator:00112233aabbccdd:" HASH_1234 "\n"
+               "2001 = supervisor:0123456789abcdef:"
+               "be6d77efebcd83209c002d47d8cc74222926e71ca2a384adb77345bf48c7354c\n");
+    yn_config cfg;
+    yn_config_errors errs;
+    int rc = yn_config_load(f->conf, &cfg, &errs);
+    for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
+        fprintf(stderr, "%s\n", errs.msg[i]);
+    assert_int_equal(rc, YN_OK);
+    assert_int_equal(cfg.operators.n, 2);
+    const yn_operator *op = yn_config_operator(&cfg, "1001");
+    assert_non_null(op);
+    assert_int_equal(op->role, YN_ROLE_OPERATOR);
+    assert_true(yn_operator_pin_ok(op, "1234"));
+    assert_false(yn_operator_pin_ok(op, "12345"));
+    assert_false(yn_operator_pin_ok(op, ""));
+    op = yn_config_operator(&cfg, "2001");
+    assert_int_equal(op->role, YN_ROLE_SUPERVISOR);
+    assert_true(yn_operator_pin_ok(op, "8888"));
+    assert_false(yn_operator_pin_ok(op, "1234"));
+    assert_null(yn_config_operator(&cfg, "3001"));
+    char want[600];
+    snprintf(want, sizeof want, "%s/run/pn532.ctl", f->dir);
+    assert_string_equal(cfg.reader.demo_control, want);
+
+    static const struct {
+        const char *line, *msg;
+    } bad[] = {
+        {"10a1 = operator:00112233:" HASH_1234, "an operator id is 1 to 8 digits"},
+        {"123456789 = operator:00112233:" HASH_1234, "an operator id is 1 to 8 digits"},
+        {"1001 = admin:00112233:" HASH_1234, "expected 'operator|supervisor:SALT:HASH'"},
+        {"1001 = operator:0011:" HASH_1234, "SALT 8 to 64"},
+        {"1001 = operator:00112233:1234", "make it with tools/hash-pin"},
+        {"1001 = operator:00112233:" HASH_1234 "\n1001 = operator:00112233:" HASH_1234,
+         "[operators] 1001 is listed twice"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char extra[512];
+        snprintf(extra, sizeof extra, "[operators]\n%s\n", bad[i].line);
+        write_conf(f, 0, NULL, extra);
+        assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_ECONFIG);
+        const char *at = strchr(bad[i].line, '\n') ? "board.conf:18:" : "board.conf:17:";
+        if (!strstr(errs.msg[0], bad[i].msg) || !strstr(errs.msg[0], at))
+            fail_msg("case %zu: got '%s', want %s and '%s'", i, errs.msg[0], at, bad[i].msg);
+    }
 }
 
 static void test_shipped_board_conf_is_valid(void **state)
@@ -378,6 +437,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_good_file_and_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipped_board_conf_is_valid, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_mistake_is_refused_with_its_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_modbus_devices, setup, teardown),

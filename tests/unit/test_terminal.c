@@ -3,7 +3,11 @@
  * card is one tap, staff key in prices, a failed read can be tapped again,
  * the kiosk shows balances and never debits; pay-by-weight on the simulated
  * scale: a settled weight is priced to the fen in the diner's favour and
- * recorded, an untrustworthy one is refused and charges nothing. */
+ * recorded, an untrustworthy one is refused and charges nothing. What the
+ * diner hears (exact clip sequences). Staff behind PINs: login, the wrong-PIN
+ * streak and the lock, logout, 冲正 (in and out of its window, and only with a
+ * supervisor's PIN), 日结 on screen and as CSV; and a meal period that begins
+ * while the idle screen waits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +51,19 @@ static int open_rig(void **state, enum yn_mode mode, bool weighed)
     r->cfg.terminal.mode = mode;
     snprintf(r->cfg.display.backend, sizeof r->cfg.display.backend, "sim");
     snprintf(r->cfg.input.backend, sizeof r->cfg.input.backend, "script");
+    snprintf(r->cfg.ledger.settle_dir, sizeof r->cfg.ledger.settle_dir, "%s/settlements", r->dir);
+    /* 1001: operator, PIN 1234; 2001: supervisor, PIN 8888 (tools/hash-pin) */
+    r->cfg.operators.n = 2;
+    r->cfg.operators.list[0] = (yn_operator){
+        .id = "1001",
+        .role = YN_ROLE_OPERATOR,
+        .salt = "00112233aabbccdd",
+        .pin_sha256 = "b203a58385b5bd0d3667471c92668a92b1ae81aa5ab31ffba3ef401d33df2a7e"};
+    r->cfg.operators.list[1] = (yn_operator){
+        .id = "2001",
+        .role = YN_ROLE_SUPERVISOR,
+        .salt = "0123456789abcdef",
+        .pin_sha256 = "be6d77efebcd83209c002d47d8cc74222926e71ca2a384adb77345bf48c7354c"};
     if (weighed) {
         snprintf(r->cfg.scale.backend, sizeof r->cfg.scale.backend, "sim");
         r->cfg.menu.price_per_100g_fen = 250; /* ¥2.50 per 100 g */
@@ -128,6 +145,18 @@ static bool screen_has(struct rig *r, const char *text)
     return strstr(s->title, text) || strstr(s->footer, text);
 }
 
+/* The last phrase said, as its clip names joined by spaces. */
+static const char *said(struct rig *r)
+{
+    static char text[512];
+    const yn_phrase *p = yn_audio_silent_last(&r->dev.audio);
+    text[0] = '\0';
+    for (int i = 0; p && i < p->n; i++)
+        snprintf(text + strlen(text), sizeof text - strlen(text), "%s%s", i ? " " : "",
+                 p->clips[i]);
+    return text;
+}
+
 static int64_t journal(struct rig *r)
 {
     int64_t seq;
@@ -149,7 +178,8 @@ static void test_idle_tap_result_idle(void **state)
     assert_int_equal(journal(r), 1);
     assert_int_equal(yn_terminal_taps(r->term), 1);
     assert_int_equal(yn_io_sim_state_of(&r->dev.io)->pulses[YN_OUT_GREEN], 1);
-    assert_string_equal(yn_audio_silent_last(&r->dev.audio)->clips[0], "success");
+    assert_string_equal(said(r), "success butie shi wu yuan");
+    assert_true(screen_has(r, "流水号 1"));
     step(r, NULL, 4000 / 50 + 1); /* result_ms later */
     assert_string_equal(screen(r)->name, "idle");
     assert_true(screen_has(r, "待上传 1 条"));
@@ -167,6 +197,7 @@ static void test_same_card_is_one_tap(void **state)
     assert_int_equal(journal(r), 2);
     assert_true(screen_has(r, "补贴 ¥5.00"));
     assert_true(screen_has(r, "请付现金 ¥10.00"));
+    assert_string_equal(said(r), "success butie wu yuan qing_fu_xianjin shi yuan");
 }
 
 static void test_staff_key_in_a_price(void **state)
@@ -229,6 +260,7 @@ static void test_clone_is_refused(void **state)
     step(r, "card:2", 1);
     assert_string_equal(screen(r)->name, "refused_not_genuine");
     assert_true(screen_has(r, "这张卡无法使用"));
+    assert_string_equal(said(r), "reason_not_genuine");
     assert_int_equal(journal(r), 0);
     assert_int_equal(yn_terminal_taps(r->term), 1);
 }
@@ -244,6 +276,7 @@ static void test_kiosk_shows_balance_and_never_debits(void **state)
     step(r, "card:0", 1);
     assert_string_equal(screen(r)->name, "balance");
     assert_true(screen_has(r, "余额 ¥50.00"));
+    assert_string_equal(said(r), "yu_e wu shi yuan");
     assert_true(screen_has(r, "本月补贴 0 次"));
     assert_int_equal(journal(r), 1); /* only the allocation */
     step(r, "1 enter", 2);           /* no price entry in a kiosk */
@@ -389,6 +422,227 @@ static void test_weighed_mode_needs_a_scale(void **state)
     assert_true(screen_has(r, "请付现金 ¥10.00")); /* the fixed ¥15 meal */
 }
 
+static void allocate(struct rig *r, const char *card_no, int64_t fen)
+{
+    yn_ledger_when w = {
+        .utc_s = yn_clock_utc_s(&r->dev.clock), .mono_ms = 1, .clock_trusted = true};
+    yn_ledger_result res;
+    char id[32];
+    snprintf(id, sizeof id, "alloc-%s", card_no);
+    assert_int_equal(yn_ledger_allocate(r->ledger, id, card_no, "district", fen, &w, &res), YN_OK);
+}
+
+/* What the diner hears: the subsidy, then the cash to pay and the wallet left;
+ * without subsidy the reason first. */
+static void test_voice_phrases(void **state)
+{
+    struct rig *r = *state;
+    allocate(r, "4403040002", 5000);
+    step(r, "card:1", 1); /* ¥5 subsidy, ¥10 from the wallet */
+    assert_string_equal(screen(r)->name, "ok");
+    assert_string_equal(said(r), "success butie wu yuan ka_nei_yu_e si shi yuan");
+    step(r, "remove", 1);
+    yn_clock_sim_advance(&r->dev.clock, 61 * 1000); /* past min_interval_s */
+    step(r, "card:1", 1); /* the lunch subsidy is used: full price from the wallet */
+    assert_string_equal(screen(r)->name, "ok_full_price");
+    assert_string_equal(said(r), "reason_period_used ka_nei_yu_e er shi wu yuan");
+    step(r, "card:0", 1); /* 低保: the whole meal is subsidised */
+    assert_string_equal(said(r), "success butie shi wu yuan");
+    step(r, "remove", 1);
+    yn_clock_sim_advance(&r->dev.clock, 61 * 1000);
+    step(r, "card:0", 1); /* no wallet: the full price in cash */
+    assert_string_equal(said(r), "reason_period_used qing_fu_xianjin shi wu yuan");
+}
+
+static void login_keys(struct rig *r, const char *id, const char *pin)
+{
+    char keys[96] = "menu";
+    for (const char *c = id; *c; c++)
+        snprintf(keys + strlen(keys), sizeof keys - strlen(keys), " %c", *c);
+    strcat(keys, " enter");
+    for (const char *c = pin; *c; c++)
+        snprintf(keys + strlen(keys), sizeof keys - strlen(keys), " %c", *c);
+    strcat(keys, " enter");
+    step(r, keys, 3 + (int)strlen(id) + (int)strlen(pin));
+}
+
+static void test_login_records_operator_and_logout(void **state)
+{
+    struct rig *r = *state;
+    step(r, "menu", 1);
+    assert_string_equal(screen(r)->name, "staff_id");
+    step(r, "1 0 0 1 enter", 5);
+    assert_string_equal(screen(r)->name, "staff_pin");
+    step(r, "1 2 3", 3);
+    assert_true(screen_has(r, "密码 ***_"));
+    assert_false(screen_has(r, "123"));
+    step(r, "4 enter", 2);
+    assert_string_equal(screen(r)->name, "staff_menu");
+    assert_true(screen_has(r, "操作员 1001"));
+    step(r, "esc card:0", 2);
+    assert_string_equal(screen(r)->name, "ok");
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(r->ledger, 1, &rec), YN_OK);
+    assert_string_equal(rec.operator_id, "1001");
+    step(r, "menu", 1); /* logged in: straight to the menu */
+    assert_string_equal(screen(r)->name, "staff_menu");
+    step(r, "3", 1);
+    assert_string_equal(screen(r)->name, "logged_out");
+    assert_false(screen_has(r, "操作员"));
+    step(r, "card:1", 1); /* nobody logged in: the tap is taken, without operator */
+    assert_int_equal(yn_ledger_record_get(r->ledger, 2, &rec), YN_OK);
+    assert_string_equal(rec.operator_id, "");
+    step(r, "menu", 1);
+    assert_string_equal(screen(r)->name, "staff_id");
+}
+
+static void test_wrong_pins_lock_the_menu(void **state)
+{
+    struct rig *r = *state;
+    login_keys(r, "1001", "9999");
+    assert_string_equal(screen(r)->name, "pin_wrong");
+    assert_true(screen_has(r, "还可以再试 2 次"));
+    login_keys(r, "7777", "1234"); /* an unknown id counts the same */
+    assert_string_equal(screen(r)->name, "pin_wrong");
+    assert_true(screen_has(r, "还可以再试 1 次"));
+    login_keys(r, "1001", "4321");
+    assert_string_equal(screen(r)->name, "staff_locked");
+    assert_true(screen_has(r, "请 60 秒后再试"));
+    yn_clock_sim_advance(&r->dev.clock, 30 * 1000);
+    step(r, "esc menu", 2); /* no PIN can even be keyed in while locked */
+    assert_string_equal(screen(r)->name, "staff_locked");
+    assert_true(screen_has(r, "请 30 秒后再试"));
+    step(r, "esc card:0", 2); /* diners are served meanwhile */
+    assert_string_equal(screen(r)->name, "ok");
+    yn_clock_sim_advance(&r->dev.clock, 30 * 1000);
+    step(r, "esc", 1);
+    login_keys(r, "1001", "1234");
+    assert_string_equal(screen(r)->name, "staff_menu");
+    /* a success resets the streak: two wrong PINs later, one try is left */
+    step(r, "3", 1);
+    login_keys(r, "1001", "0000");
+    login_keys(r, "1001", "0000");
+    assert_true(screen_has(r, "还可以再试 1 次"));
+}
+
+/* Menu → 1 → seq → supervisor id and PIN. */
+static void reverse_keys(struct rig *r, const char *seq, const char *id, const char *pin)
+{
+    char keys[96] = "menu 1";
+    for (const char *c = seq; *c; c++)
+        snprintf(keys + strlen(keys), sizeof keys - strlen(keys), " %c", *c);
+    strcat(keys, " enter");
+    for (const char *c = id; *c; c++)
+        snprintf(keys + strlen(keys), sizeof keys - strlen(keys), " %c", *c);
+    strcat(keys, " enter");
+    for (const char *c = pin; *c; c++)
+        snprintf(keys + strlen(keys), sizeof keys - strlen(keys), " %c", *c);
+    strcat(keys, " enter");
+    step(r, keys, 5 + (int)(strlen(seq) + strlen(id) + strlen(pin)));
+}
+
+static void test_reversal_by_supervisor(void **state)
+{
+    struct rig *r = *state;
+    allocate(r, "4403040002", 5000); /* seq 1 */
+    step(r, "card:1", 1);            /* seq 2: ¥5 subsidy + ¥10 wallet */
+    assert_true(screen_has(r, "流水号 2"));
+    login_keys(r, "1001", "1234");
+    step(r, "esc", 1);
+    reverse_keys(r, "2", "1001", "1234"); /* an operator may not */
+    assert_string_equal(screen(r)->name, "not_supervisor");
+    assert_int_equal(journal(r), 2);
+    reverse_keys(r, "2", "2001", "8888");
+    assert_string_equal(screen(r)->name, "reversed");
+    assert_true(screen_has(r, "流水号 2 已冲正"));
+    assert_true(screen_has(r, "退回卡内 ¥10.00"));
+    assert_true(screen_has(r, "补贴退回 ¥5.00"));
+    assert_true(screen_has(r, "卡内余额 ¥50.00"));
+    assert_int_equal(journal(r), 3);
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(r->ledger, 3, &rec), YN_OK);
+    assert_int_equal(rec.kind, YN_LEDGER_REVERSAL);
+    assert_int_equal(rec.reverses_seq, 2);
+    assert_string_equal(rec.operator_id, "2001");
+    reverse_keys(r, "2", "2001", "8888"); /* once only */
+    assert_string_equal(screen(r)->name, "reverse_refused");
+    assert_true(screen_has(r, "已经冲正过"));
+    /* the lunch's usage was given back: the card is subsidised again */
+    step(r, "esc remove", 2);
+    yn_clock_sim_advance(&r->dev.clock, 61 * 1000);
+    step(r, "card:1", 1);
+    assert_string_equal(screen(r)->name, "ok");
+    assert_true(screen_has(r, "补贴 ¥5.00"));
+    assert_true(screen_has(r, "余额 ¥40.00"));
+    /* outside the window (600 s): refused */
+    yn_clock_sim_advance(&r->dev.clock, 601 * 1000);
+    reverse_keys(r, "4", "2001", "8888");
+    assert_string_equal(screen(r)->name, "reverse_refused");
+    assert_true(screen_has(r, "已超过冲正时限 (10 分钟)"));
+    assert_int_equal(journal(r), 4);
+    reverse_keys(r, "99", "2001", "8888");
+    assert_true(screen_has(r, "没有流水号 99"));
+}
+
+static void test_settlement_on_screen_and_csv(void **state)
+{
+    struct rig *r = *state;
+    step(r, "card:0", 1); /* 低保 ¥15 subsidy */
+    step(r, "card:1", 1); /* ¥5 subsidy, ¥10 cash */
+    login_keys(r, "1001", "1234");
+    step(r, "2", 1);
+    assert_string_equal(screen(r)->name, "settlement");
+    assert_string_equal(screen(r)->title, "日结 2026-03-10");
+    assert_true(screen_has(r, "餐数 2  金额 ¥30.00"));
+    assert_true(screen_has(r, "补贴 ¥20.00  卡内 ¥0.00  现金 ¥10.00"));
+    assert_true(screen_has(r, "冲正 0 笔"));
+    assert_true(screen_has(r, "餐次: lunch 2"));
+    assert_true(screen_has(r, "已保存 settle-T1-20260310.csv"));
+    char path[512], want[4096], got[4096];
+    snprintf(path, sizeof path, "%s/settlements/settle-T1-20260310.csv", r->dir);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    got[n] = '\0';
+    fclose(f);
+    FILE *mem = fmemopen(want, sizeof want, "w");
+    assert_int_equal(yn_ledger_settle_csv(r->ledger, 20260310, mem), YN_OK);
+    fclose(mem);
+    assert_string_equal(got, want);
+    step(r, NULL, 4000 / 50 + 1); /* stays longer than a tap's result */
+    assert_string_equal(screen(r)->name, "settlement");
+    step(r, "esc", 1);
+    assert_string_equal(screen(r)->name, "idle");
+}
+
+/* Waiting at 请刷卡 when lunch begins at 11:00: the screen says so; each
+ * debit is decided at the time of its tap. */
+static void test_period_begins_while_idle(void **state)
+{
+    struct rig *r = *state;
+    yn_clock_sim_set(&r->dev.clock, LUNCH_MS - 3610 * 1000LL); /* 10:59:50 */
+    step(r, "esc", 1);
+    yn_terminal_start(r->term);
+    assert_true(screen_has(r, "现在不是补贴用餐时间"));
+    step(r, "card:1", 1);
+    assert_string_equal(screen(r)->name, "ok_full_price");
+    assert_string_equal(said(r), "reason_no_period qing_fu_xianjin shi wu yuan");
+    step(r, "remove", 1);
+    step(r, NULL, 4000 / 50 + 1);
+    assert_string_equal(screen(r)->name, "idle");
+    assert_true(screen_has(r, "现在不是补贴用餐时间"));
+    int shown = yn_display_sim_count(&r->dev.display);
+    yn_clock_sim_advance(&r->dev.clock, 6 * 1000); /* 11:00:00 and a bit */
+    step(r, NULL, 1);
+    assert_int_equal(yn_display_sim_count(&r->dev.display), shown + 1);
+    assert_true(screen_has(r, "午餐"));
+    step(r, NULL, 2); /* not redrawn while nothing changes */
+    assert_int_equal(yn_display_sim_count(&r->dev.display), shown + 1);
+    step(r, "card:0", 1);
+    assert_string_equal(screen(r)->name, "ok");
+    assert_true(screen_has(r, "补贴 ¥15.00"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +661,13 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tare_key, setup_weighed, teardown),
         cmocka_unit_test_setup_teardown(test_weighed_mode_needs_a_scale, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_voice_phrases, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_login_records_operator_and_logout, setup_pos,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_pins_lock_the_menu, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_reversal_by_supervisor, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_settlement_on_screen_and_csv, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_period_begins_while_idle, setup_pos, teardown),
     };
     return cmocka_run_group_tests_name("terminal", tests, NULL, NULL);
 }
