@@ -1,0 +1,242 @@
+/* int_hostile.c — the reference district server against hostile batches, over
+ * real TLS on loopback: a good batch is stored once (and again harmlessly);
+ * a bad CRC, a bad HMAC, a truncated frame, an oversized body, a zip bomb, an
+ * unknown terminal and a replayed batch with different content each get a
+ * clear 4xx and change nothing (the server's report stays the same). */
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "batch.h"
+#include "check.h"
+#include "client.h"
+#include "keystore.h"
+#include "ledger.h"
+#include "log.h"
+
+static char dir[512], bin[700], db[800], ca[800], url[64];
+
+static int sh(const char *cmd)
+{
+    return system(cmd);
+}
+
+/* POST body to /v1/batches; the HTTP status, or -1. */
+static long post(const void *body, size_t len)
+{
+    CURL *c = curl_easy_init();
+    char u[128];
+    snprintf(u, sizeof u, "%s/v1/batches", url);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    FILE *sink = fopen("/dev/null", "w");
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    long code = -1;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    fclose(sink);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+/* The server's report line for the terminal ("" when it holds nothing). */
+static void report(char *out, size_t len)
+{
+    char cmd[2048], line[256];
+    snprintf(cmd, sizeof cmd, "%s --db %s report terminal", bin, db);
+    FILE *p = popen(cmd, "r");
+    out[0] = '\0';
+    while (p && fgets(line, sizeof line, p))
+        if (strncmp(line, "T-HOST,", 7) == 0)
+            snprintf(out, len, "%s", line);
+    if (p)
+        pclose(p);
+}
+
+/* A ledger of n allocations for terminal id, and its first batch as a frame. */
+static uint8_t *make_frame(const char *name, const char *terminal, int n, int64_t base_fen,
+                           const uint8_t *key, size_t key_len, size_t *len)
+{
+    char path[900];
+    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    yn_ledger_opts lo = {.path = path, .terminal_id = terminal};
+    yn_ledger *l;
+    if (yn_ledger_open(&lo, &l) != YN_OK)
+        return NULL;
+    yn_ledger_when w = {.utc_s = 1773115200, .mono_ms = 1, .clock_trusted = true};
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        yn_ledger_result r;
+        snprintf(id, sizeof id, "alloc-%d", i);
+        if (yn_ledger_allocate(l, id, "4403040001", "district", base_fen + i, &w, &r) != YN_OK)
+            return NULL;
+    }
+    yn_ledger_batch b;
+    uint8_t *frame = NULL;
+    if (yn_ledger_batch_next(l, 100, w.utc_s, &b) != YN_OK ||
+        yn_sync_batch_frame(l, &b, key, key_len, &frame, len) != YN_OK)
+        frame = NULL;
+    yn_ledger_close(l);
+    return frame;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* Re-seal a frame whose body changed: sizes, CRC and HMAC made consistent. */
+static uint8_t *reseal(const uint8_t *frame, const uint8_t *body, size_t body_len,
+                       const uint8_t *key, size_t key_len, size_t *len)
+{
+    *len = YN_BATCH_HEADER_LEN + body_len + YN_BATCH_MAC_LEN;
+    uint8_t *f = malloc(*len);
+    memcpy(f, frame, YN_BATCH_HEADER_LEN);
+    memcpy(f + YN_BATCH_HEADER_LEN, body, body_len);
+    put_be32(f + 56, (uint32_t)body_len);
+    put_be32(f + 60, (uint32_t)crc32(0L, body, (uInt)body_len));
+    yn_batch_hmac(key, key_len, f, YN_BATCH_HEADER_LEN + body_len,
+                  f + YN_BATCH_HEADER_LEN + body_len);
+    return f;
+}
+
+int main(void)
+{
+    const char *build = getenv("BUILD"), *tmp = getenv("TMPDIR");
+    if (!build || !tmp)
+        return 2;
+    yn_log_init("int_hostile", YN_LOG_ERR, false);
+    snprintf(dir, sizeof dir, "%s/hostile", tmp);
+    snprintf(bin, sizeof bin, "%s/yinian-district", build);
+    snprintf(db, sizeof db, "%s/district.db", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    int port = 20000 + (int)(getpid() % 20000);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
+    char cmd[3000];
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s && cd %s && openssl req -x509 -newkey ec -pkeyopt "
+             "ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=t-ca "
+             "2>/dev/null && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null && printf "
+             "'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && openssl x509 -req -in server.csr -CA "
+             "ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf "
+             "2>/dev/null && %s keygen district.key district.pub >/dev/null",
+             dir, dir, bin);
+    if (sh(cmd) != 0)
+        return 1;
+    /* a one-time token for T-HOST, made before the server holds the database */
+    char token[64] = "", tkey_path[900], id[32];
+    snprintf(cmd, sizeof cmd, "%s --db %s enrol-token T-HOST canteen-1", bin, db);
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(token, sizeof token, p))
+        return 1;
+    pclose(p);
+    token[strcspn(token, "\n")] = '\0';
+    pid_t srv = fork();
+    if (srv == 0) {
+        char port_s[16], cert[900], key[900], dkey[900];
+        snprintf(port_s, sizeof port_s, "%d", port);
+        snprintf(cert, sizeof cert, "%s/server.pem", dir);
+        snprintf(key, sizeof key, "%s/server.key", dir);
+        snprintf(dkey, sizeof dkey, "%s/district.key", dir);
+        char log[900];
+        snprintf(log, sizeof log, "%s/server.log", dir);
+        if (!freopen(log, "w", stderr))
+            _exit(126);
+        execl(bin, bin, "--db", db, "serve", "--cert", cert, "--key", key, "--district-key", dkey,
+              "--listen", "127.0.0.1", "--port", port_s, (char *)NULL);
+        _exit(127);
+    }
+    snprintf(tkey_path, sizeof tkey_path, "%s/terminal.key", dir);
+    int rc = YN_EIO;
+    for (int i = 0; i < 100 && rc != YN_OK; i++) {
+        yn_test_sleep_ms(100);
+        rc = yn_sync_enrol(url, ca, token, tkey_path, id, sizeof id);
+    }
+    CHECK(rc == YN_OK, "enrol: %s", yn_strerror(rc));
+    uint8_t key[64], other_key[32];
+    size_t key_len = 0;
+    CHECK(yn_key_file_load(tkey_path, true, "terminal key", key, sizeof key, &key_len) == YN_OK,
+          "terminal key");
+    memset(other_key, 0x5A, sizeof other_key);
+
+    size_t good_len, len;
+    uint8_t *good = make_frame("a", "T-HOST", 5, 1000, key, key_len, &good_len);
+    CHECK(good != NULL, "a good frame");
+    if (!good)
+        goto out;
+    char before[256], after[256];
+    CHECK(post(good, good_len) == 200, "a good batch is stored");
+    report(before, sizeof before);
+    CHECK(strncmp(before, "T-HOST,5,", 9) == 0, "5 records stored: %s", before);
+    CHECK(post(good, good_len) == 200, "the same batch again is harmless");
+
+    /* bad CRC: one body byte changed, the HMAC made to match (only the CRC fails) */
+    uint8_t *f = malloc(good_len);
+    memcpy(f, good, good_len);
+    f[YN_BATCH_HEADER_LEN] ^= 0x01;
+    yn_batch_hmac(key, key_len, f, good_len - YN_BATCH_MAC_LEN, f + good_len - YN_BATCH_MAC_LEN);
+    long code = post(f, good_len);
+    CHECK(code == 400, "bad CRC: HTTP %ld", code);
+    /* bad HMAC */
+    memcpy(f, good, good_len);
+    f[good_len - 1] ^= 0x01;
+    code = post(f, good_len);
+    CHECK(code == 401, "bad HMAC: HTTP %ld", code);
+    free(f);
+    /* truncated */
+    code = post(good, good_len - 10);
+    CHECK(code == 400, "truncated: HTTP %ld", code);
+    /* oversized: over the largest frame there can be */
+    size_t big = YN_BATCH_MAX_FRAME + 4096;
+    uint8_t *huge = calloc(1, big);
+    memcpy(huge, good, YN_BATCH_HEADER_LEN);
+    code = post(huge, big);
+    CHECK(code == 413, "oversized: HTTP %ld", code);
+    free(huge);
+    /* zip bomb: 64 MiB of zeros deflated into a correctly sealed frame */
+    size_t raw = 64u << 20;
+    uint8_t *zeros = calloc(1, raw);
+    uLongf zlen = compressBound(raw);
+    uint8_t *z = malloc(zlen);
+    CHECK(compress2(z, &zlen, zeros, raw, 9) == Z_OK, "deflate");
+    free(zeros);
+    f = reseal(good, z, zlen, key, key_len, &len);
+    code = post(f, len);
+    CHECK(code == 400 || code == 413, "zip bomb (%lu bytes): HTTP %ld", (unsigned long)zlen, code);
+    free(f);
+    free(z);
+    /* unknown terminal: a frame of a terminal the district never enrolled */
+    uint8_t *stranger = make_frame("b", "T-NOBODY", 2, 500, other_key, sizeof other_key, &len);
+    code = stranger ? post(stranger, len) : -1;
+    CHECK(code == 401 || code == 403 || code == 404, "unknown terminal: HTTP %ld", code);
+    free(stranger);
+    /* replayed batch with different content: same terminal, same seqs, other fen */
+    uint8_t *forged = make_frame("c", "T-HOST", 5, 9000, key, key_len, &len);
+    code = forged ? post(forged, len) : -1;
+    CHECK(code == 409, "replayed batch with different content: HTTP %ld", code);
+    free(forged);
+
+    report(after, sizeof after);
+    CHECK(strcmp(before, after) == 0, "nothing changed: before %s after %s", before, after);
+out:
+    free(good);
+    kill(srv, SIGTERM);
+    waitpid(srv, NULL, 0);
+    printf("int_hostile: %d checks, %d failed\n", yn_checks, yn_failures);
+    return yn_failures ? 1 : 0;
+}
