@@ -1055,6 +1055,12 @@ int32_t yn_policy_reverse_window_s(const yn_policy *p)
     return p->reverse_window_s;
 }
 
+void yn_policy_month_limits(const yn_policy *p, int32_t *per_month, int64_t *month_cap_fen)
+{
+    *per_month = p->per_month;
+    *month_cap_fen = p->month_cap_fen;
+}
+
 void yn_policy_locate(const yn_policy *p, int64_t utc_s, yn_moment *m)
 {
     (void)locate(p, utc_s, m);

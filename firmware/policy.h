@@ -110,6 +110,10 @@ int64_t yn_policy_version(const yn_policy *p);          /* increasing integer */
 uint32_t yn_policy_issuer(const yn_policy *p);          /* issuing district, e.g. 440304 */
 int32_t yn_policy_reverse_window_s(const yn_policy *p); /* 冲正 window, seconds */
 
+/* The policy's monthly limits: subsidised meals per month and subsidy per
+ * month in fen (0 = no limit), for what the kiosk says is left. */
+void yn_policy_month_limits(const yn_policy *p, int32_t *per_month, int64_t *month_cap_fen);
+
 /* Local date, weekday and open meal period of utc_s. A moment outside local
  * 1970-01-01 .. 9999-12-31 gives a zeroed *m (local_ymd 0, period ""). */
 void yn_policy_locate(const yn_policy *p, int64_t utc_s, yn_moment *m);

@@ -86,6 +86,7 @@ struct yn_terminal {
     int64_t last_seen_ms;            /* monotonic: when it was last seen in the field */
     int64_t last_tap_id;             /* tap ids are strictly increasing */
     char idle_period[YN_NAME_MAX];   /* the period the idle screen shows */
+    int32_t idle_minute;             /* the local minute of day it shows */
     /* staff */
     bool logged_in;
     char operator_id[YN_OPERATOR_ID_MAX]; /* who is logged in ("" = nobody) */
@@ -250,6 +251,19 @@ static void footer(yn_terminal *t, yn_screen *s)
         snprintf(s->footer + n, sizeof s->footer - (size_t)n, "  |  a-p 刷卡 x 拿走 q 退出");
 }
 
+/* 在线 when the district answered within three sync intervals; the staff
+ * see at a glance that records are piling up offline. */
+static const char *online_text(yn_terminal *t)
+{
+    char v[32];
+    if (!t->cfg->sync.enabled)
+        return "离线模式";
+    if (yn_ledger_meta_get(t->deps.ledger, "last_sync_utc_s", v, sizeof v) != YN_OK)
+        return "离线 (尚未同步)";
+    int64_t age_s = yn_clock_utc_s(&t->dev->clock) - strtoll(v, NULL, 10);
+    return age_s <= 3 * (int64_t)t->cfg->sync.interval_s ? "在线" : "离线";
+}
+
 static void show_idle(yn_terminal *t)
 {
     yn_screen s;
@@ -257,10 +271,14 @@ static void show_idle(yn_terminal *t)
     yn_moment m;
     yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
     memcpy(t->idle_period, m.period, sizeof t->idle_period);
+    t->idle_minute = m.seconds_of_day / 60;
     memset(t->entry, 0, sizeof t->entry);
     yn_screen_init(&s, YN_SCREEN_IDLE, "idle",
                    t->cfg->terminal.canteen_name[0] ? t->cfg->terminal.canteen_name
                                                     : t->cfg->terminal.canteen_id);
+    yn_screen_add(&s, YN_TEXT_NORMAL, "%d-%02d-%02d %02d:%02d  %s", m.local_ymd / 10000,
+                  m.local_ymd / 100 % 100, m.local_ymd % 100, m.seconds_of_day / 3600,
+                  m.seconds_of_day / 60 % 60, online_text(t));
     if (is_kiosk(t)) {
         yn_screen_add(&s, YN_TEXT_HUGE, "请刷卡查询余额");
     } else if (t->weighed) {
@@ -374,11 +392,29 @@ static void show_balance(yn_terminal *t, const yn_tap_outcome *o)
         yn_screen_add(&s, YN_TEXT_HUGE, "余额 %s", a);
         yn_fen_format(acc.subsidy_month_fen, a, sizeof a);
         yn_screen_add(&s, YN_TEXT_LARGE, "本月补贴 %d 次 共 %s", acc.meals_month, a);
-        for (int i = 0; i < acc.n_last && s.n_lines < YN_SCREEN_LINES; i++) {
+        int32_t per_month;
+        int64_t cap_fen;
+        char b[32];
+        yn_policy_month_limits(t->deps.policy, &per_month, &cap_fen);
+        yn_fen_format(cap_fen > acc.subsidy_month_fen ? cap_fen - acc.subsidy_month_fen : 0, b,
+                      sizeof b);
+        if (per_month > 0 && cap_fen > 0)
+            yn_screen_add(&s, YN_TEXT_LARGE, "本月还可补贴 %d 次 %s",
+                          per_month > acc.meals_month ? per_month - acc.meals_month : 0, b);
+        else if (per_month > 0)
+            yn_screen_add(&s, YN_TEXT_LARGE, "本月还可补贴 %d 次",
+                          per_month > acc.meals_month ? per_month - acc.meals_month : 0);
+        else if (cap_fen > 0)
+            yn_screen_add(&s, YN_TEXT_LARGE, "本月补贴额度还剩 %s", b);
+        else
+            yn_screen_add(&s, YN_TEXT_NORMAL, "本月补贴不限次数");
+        for (int i = 0; i < acc.n_last && i < 5 && s.n_lines < YN_SCREEN_LINES; i++) {
             const yn_ledger_meal_line *m = &acc.last[i];
             yn_fen_format(m->paid_fen, a, sizeof a);
-            yn_screen_add(&s, YN_TEXT_NORMAL, "%d-%02d-%02d %s 付 %s%s", m->local_ymd / 10000,
-                          m->local_ymd / 100 % 100, m->local_ymd % 100, period_label(m->period), a,
+            yn_fen_format(m->subsidy_fen, b, sizeof b);
+            yn_screen_add(&s, YN_TEXT_NORMAL, "%d-%02d-%02d %s %s 补贴 %s 付 %s%s",
+                          m->local_ymd / 10000, m->local_ymd / 100 % 100, m->local_ymd % 100,
+                          period_label(m->period), m->terminal, b, a,
                           m->reversed ? " (已冲正)" : "");
         }
         yn_phrase p = {0};
@@ -1064,11 +1100,12 @@ int yn_terminal_step(yn_terminal *t, int timeout_ms)
     if (t->state == ST_RESULT && yn_clock_mono_ms(&t->dev->clock) >= t->result_until_ms) {
         show_idle(t);
     } else if (t->state == ST_IDLE) {
-        /* a meal period began or ended while the screen waited: show it */
+        /* a meal period began or ended, or a minute passed, while the screen
+         * waited: show it */
         yn_moment m;
         yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
-        if (strcmp(m.period, t->idle_period) != 0)
-            show_idle(t);
+        if (strcmp(m.period, t->idle_period) != 0 || m.seconds_of_day / 60 != t->idle_minute)
+            show_idle(t); /* and the clock on it moves on */
     }
     return YN_OK;
 }

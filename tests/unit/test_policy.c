@@ -1498,9 +1498,31 @@ static void test_load_file_errors(void **state)
     assert_non_null(strstr(err, "no document"));
 }
 
+static void test_month_limits_for_the_kiosk(void **state)
+{
+    (void)state;
+    int32_t per_month = -1;
+    int64_t cap_fen = -1;
+    yn_policy *sz = load_shipped("shenzhen-2025.json");
+    yn_policy_month_limits(sz, &per_month, &cap_fen);
+    assert_int_equal(per_month, 0);
+    assert_int_equal(cap_fen, 0);
+    yn_policy_free(sz);
+    char *text = shipped_text("zhuhai.json");
+    yn_policy *zh = load_edited(text, "\"per_day\": 1",
+                                "\"per_day\": 1, \"per_month\": 20, "
+                                "\"month_cap_fen\": 12000");
+    yn_policy_month_limits(zh, &per_month, &cap_fen);
+    assert_int_equal(per_month, 20);
+    assert_int_equal(cap_fen, 12000);
+    yn_policy_free(zh);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_month_limits_for_the_kiosk),
         cmocka_unit_test(test_shenzhen_groups),
         cmocka_unit_test(test_zengcheng_groups),
         cmocka_unit_test(test_zengcheng_totals),

@@ -172,6 +172,9 @@ static void test_idle_tap_result_idle(void **state)
     assert_string_equal(screen(r)->title, "测试饭堂");
     assert_true(screen_has(r, "午餐"));
     assert_true(screen_has(r, "本餐价格 ¥15.00"));
+    assert_true(screen_has(r, "2026-03-10 12:00  离线模式")); /* sync is off in this rig */
+    step(r, NULL, 60000 / 50 + 1); /* a minute at the idle screen: its clock moves on */
+    assert_true(screen_has(r, "2026-03-10 12:01"));
     step(r, "card:0", 1);
     assert_string_equal(screen(r)->name, "ok");
     assert_true(screen_has(r, "补贴 ¥15.00"));
@@ -278,8 +281,9 @@ static void test_kiosk_shows_balance_and_never_debits(void **state)
     assert_true(screen_has(r, "余额 ¥50.00"));
     assert_string_equal(said(r), "yu_e wu shi yuan");
     assert_true(screen_has(r, "本月补贴 0 次"));
-    assert_int_equal(journal(r), 1); /* only the allocation */
-    step(r, "1 enter", 2);           /* no price entry in a kiosk */
+    assert_true(screen_has(r, "本月补贴不限次数")); /* Shenzhen sets no monthly limit */
+    assert_int_equal(journal(r), 1);                /* only the allocation */
+    step(r, "1 enter", 2);                          /* no price entry in a kiosk */
     assert_string_equal(screen(r)->name, "balance");
     step(r, "esc", 1);
     assert_string_equal(screen(r)->name, "idle");
