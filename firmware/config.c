@@ -78,6 +78,18 @@ static const char *const stable_whens[] = {"set", "clear", NULL};
         sec, key, T_BACKEND, F(field), 0, 0, NULL, cls, def                                        \
     }
 
+/* The keys of an RS-485 line (yn_serial_line), the same in [scale] and [io]. */
+#define LINE_KEYS(sec, line, slave_default)                                                        \
+    K(sec, "device", T_DEVICE, line.device, ""), KI(sec, "baud", line.baud, 1200, 115200, "9600"), \
+        KE(sec, "parity", line.parity, parities, "none"),                                          \
+        KI(sec, "stop_bits", line.stop_bits, 1, 2, "1"),                                           \
+        KI(sec, "slave_id", line.slave_id, 1, 247, slave_default),                                 \
+        KI(sec, "timeout_ms", line.timeout_ms, 10, 5000, "200"),                                   \
+        KE(sec, "rs485_mode", line.rs485, rs485_modes, "off"),                                     \
+        KE(sec, "rts", line.rts, rts_modes, "none"),                                               \
+        KI(sec, "rts_delay_us", line.rts_delay_us, 0, 100000, "0"),                                \
+        KI(sec, "reconnect_ms", line.reconnect_ms, 50, 60000, "1000")
+
 /* The shipped board.conf documents each of these keys with the same default. */
 static const struct key_desc keys[] = {
     K("terminal", "id", T_ID, terminal.id, NULL),
@@ -98,17 +110,8 @@ static const struct key_desc keys[] = {
     K("reader", "demo_control", T_PATH, reader.demo_control, ""),
 
     KB("scale", "backend", YN_HAL_SCALE, scale.backend, "none"),
-    K("scale", "device", T_DEVICE, scale.device, ""),
-    KI("scale", "baud", scale.baud, 1200, 115200, "9600"),
-    KE("scale", "parity", scale.parity, parities, "none"),
-    KI("scale", "stop_bits", scale.stop_bits, 1, 2, "1"),
-    KI("scale", "slave_id", scale.slave_id, 1, 247, "1"),
-    KI("scale", "timeout_ms", scale.timeout_ms, 10, 5000, "200"),
+    LINE_KEYS("scale", scale.line, "1"),
     KI("scale", "stable_timeout_ms", scale.stable_timeout_ms, 100, 30000, "3000"),
-    KE("scale", "rs485_mode", scale.rs485, rs485_modes, "off"),
-    KE("scale", "rts", scale.rts, rts_modes, "none"),
-    KI("scale", "rts_delay_us", scale.rts_delay_us, 0, 100000, "0"),
-    KI("scale", "reconnect_ms", scale.reconnect_ms, 50, 60000, "1000"),
     KE("scale", "register_type", scale.reg_type, reg_types, "holding"),
     KI("scale", "weight_register", scale.weight_register, 0, 65535, "0"),
     KE("scale", "weight_type", scale.weight_type, weight_types, "int32"),
@@ -128,16 +131,7 @@ static const struct key_desc keys[] = {
     KI("scale", "tare_command", scale.tare_command, 0, 65535, "2"),
 
     KB("io", "backend", YN_HAL_IO, io.backend, "sim"),
-    K("io", "device", T_DEVICE, io.device, ""),
-    KI("io", "baud", io.baud, 1200, 115200, "9600"),
-    KE("io", "parity", io.parity, parities, "none"),
-    KI("io", "stop_bits", io.stop_bits, 1, 2, "1"),
-    KI("io", "slave_id", io.slave_id, 1, 247, "2"),
-    KI("io", "timeout_ms", io.timeout_ms, 10, 5000, "200"),
-    KE("io", "rs485_mode", io.rs485, rs485_modes, "off"),
-    KE("io", "rts", io.rts, rts_modes, "none"),
-    KI("io", "rts_delay_us", io.rts_delay_us, 0, 100000, "0"),
-    KI("io", "reconnect_ms", io.reconnect_ms, 50, 60000, "1000"),
+    LINE_KEYS("io", io.line, "2"),
     KI("io", "pulse_ms", io.pulse_ms, 20, 10000, "800"),
     KI("io", "green_coil", io.coil[0], -1, 65535, "0"),
     KI("io", "red_coil", io.coil[1], -1, 65535, "1"),
@@ -654,8 +648,8 @@ static void validate_modbus(struct parse_state *st)
 {
     const yn_config *c = st->cfg;
     static const char *const sec[2] = {"scale", "io"};
-    const enum yn_rs485_mode rs485[2] = {c->scale.rs485, c->io.rs485};
-    const enum yn_rts rts[2] = {c->scale.rts, c->io.rts};
+    const enum yn_rs485_mode rs485[2] = {c->scale.line.rs485, c->io.line.rs485};
+    const enum yn_rts rts[2] = {c->scale.line.rts, c->io.line.rts};
     for (int i = 0; i < 2; i++)
         if (rts[i] != YN_RTS_NONE && rs485[i] == YN_RS485_ON)
             add_error(st, line_of_key(st, sec[i], "rts"),
@@ -680,11 +674,11 @@ static void validate_modbus(struct parse_state *st)
                   "[scale] weight_register = %d: a %d-register weight does not fit below 65536",
                   c->scale.weight_register, words);
     if (!strcmp(c->scale.backend, "modbus") && !strcmp(c->io.backend, "modbus") &&
-        c->scale.device[0] && !strcmp(c->scale.device, c->io.device))
+        c->scale.line.device[0] && !strcmp(c->scale.line.device, c->io.line.device))
         add_error(st, line_of_key(st, "io", "device"),
                   "[io] device = '%s' is also the scale's port; two devices on one RS-485 port "
                   "are not supported yet: wire the I/O module to a port of its own",
-                  c->io.device);
+                  c->io.line.device);
     if (c->menu.price_per_100g_fen > 0 && !strcmp(c->scale.backend, "none"))
         add_error(st, line_of_key(st, "menu", "price_per_100g_fen"),
                   "[menu] price_per_100g_fen = %lld but [scale] backend = none: weighed meals "

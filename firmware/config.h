@@ -50,6 +50,20 @@ enum yn_stable_when {
     YN_STABLE_WHEN_CLEAR
 }; /* the bit means stable / motion */
 
+/* An RS-485 line to a Modbus RTU device: [scale] and [io] alike. */
+typedef struct yn_serial_line {
+    char device[YN_DEV_MAX]; /* serial port */
+    int baud;
+    enum yn_parity parity;
+    int stop_bits;            /* 1 or 2 (8 data bits always) */
+    int slave_id;             /* Modbus slave address 1..247 */
+    int timeout_ms;           /* per Modbus request */
+    enum yn_rs485_mode rs485; /* kernel RS-485 mode of the port */
+    enum yn_rts rts;          /* libmodbus RTS toggling (rs485 = off only) */
+    int rts_delay_us;         /* RTS settle time; 0 = libmodbus default */
+    int reconnect_ms;         /* wait before reopening a port that failed */
+} yn_serial_line;
+
 typedef struct yn_config {
     char path[PATH_MAX]; /* board.conf as given */
 
@@ -78,17 +92,8 @@ typedef struct yn_config {
 
     struct {
         char backend[YN_BACKEND_MAX];
-        char device[YN_DEV_MAX]; /* serial port */
-        int baud;
-        enum yn_parity parity;
-        int stop_bits;             /* 1 or 2 (8 data bits always) */
-        int slave_id;              /* Modbus slave address 1..247 */
-        int timeout_ms;            /* per Modbus request */
+        yn_serial_line line;       /* the scale's RS-485 line */
         int stable_timeout_ms;     /* how long to wait for a stable weight */
-        enum yn_rs485_mode rs485;  /* kernel RS-485 mode of the port */
-        enum yn_rts rts;           /* libmodbus RTS toggling (rs485 = off only) */
-        int rts_delay_us;          /* RTS settle time; 0 = libmodbus default */
-        int reconnect_ms;          /* wait before reopening a port that failed */
         enum yn_reg_type reg_type; /* weight and status: holding or input */
         int weight_register;       /* 0-based PDU address of the net weight */
         enum yn_weight_type weight_type;
@@ -108,16 +113,7 @@ typedef struct yn_config {
 
     struct {
         char backend[YN_BACKEND_MAX];
-        char device[YN_DEV_MAX]; /* serial port of the relay module */
-        int baud;
-        enum yn_parity parity;
-        int stop_bits;
-        int slave_id;
-        int timeout_ms; /* per Modbus request */
-        enum yn_rs485_mode rs485;
-        enum yn_rts rts;
-        int rts_delay_us;
-        int reconnect_ms;
+        yn_serial_line line; /* the relay module's RS-485 line */
         int pulse_ms;        /* length of a light/buzzer pulse */
         int coil[4];         /* coil per output, indexed by enum yn_output; -1 = none */
         int out_pulse_ms[4]; /* pulse per output, by enum yn_output; 0 = pulse_ms */

@@ -18,7 +18,7 @@ int yn_io_open(yn_io *dev, const yn_config *cfg)
         return YN_ENODEV;
     int rc = ops->open(dev, cfg);
     if (rc != YN_OK)
-        yn_err("io: %s backend on '%s' failed to open: %s", ops->name, cfg->io.device,
+        yn_err("io: %s backend on '%s' failed to open: %s", ops->name, cfg->io.line.device,
                yn_strerror(rc));
     else
         dev->ops = ops;

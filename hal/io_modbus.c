@@ -225,23 +225,13 @@ static void mb_close(yn_io *dev)
 
 static int mb_open(yn_io *dev, const yn_config *cfg)
 {
-    if (!cfg->io.device[0])
+    if (!cfg->io.line.device[0])
         return YN_EINVAL;
     struct mb_io *m = calloc(1, sizeof *m);
     if (!m)
         return YN_ENOMEM;
     struct yn_mb_link *l = &m->link;
-    l->what = "io";
-    snprintf(l->device, sizeof l->device, "%s", cfg->io.device);
-    l->baud = cfg->io.baud;
-    l->parity = yn_mb_parity(cfg->io.parity);
-    l->stop_bits = cfg->io.stop_bits;
-    l->slave_id = cfg->io.slave_id;
-    l->timeout_ms = cfg->io.timeout_ms;
-    l->rs485 = cfg->io.rs485;
-    l->rts = cfg->io.rts;
-    l->rts_delay_us = cfg->io.rts_delay_us;
-    l->reconnect_ms = cfg->io.reconnect_ms;
+    yn_mb_init(l, "io", &cfg->io.line);
     for (int i = 0; i < YN_OUT_COUNT; i++)
         m->coil[i] = cfg->io.coil[i];
     /* as the scale: a module not there yet is not fatal; rs485_mode = on on a

@@ -12,6 +12,21 @@
 
 #include "log.h"
 
+void yn_mb_init(struct yn_mb_link *l, const char *what, const yn_serial_line *line)
+{
+    l->what = what;
+    snprintf(l->device, sizeof l->device, "%s", line->device);
+    l->baud = line->baud;
+    l->parity = yn_mb_parity(line->parity);
+    l->stop_bits = line->stop_bits;
+    l->slave_id = line->slave_id;
+    l->timeout_ms = line->timeout_ms;
+    l->rs485 = line->rs485;
+    l->rts = line->rts;
+    l->rts_delay_us = line->rts_delay_us;
+    l->reconnect_ms = line->reconnect_ms;
+}
+
 int64_t yn_mb_mono_ms(void)
 {
     struct timespec ts;

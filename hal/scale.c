@@ -18,7 +18,7 @@ int yn_scale_open(yn_scale *dev, const yn_config *cfg)
         return YN_ENODEV;
     int rc = ops->open(dev, cfg);
     if (rc != YN_OK)
-        yn_err("scale: %s backend on '%s' failed to open: %s", ops->name, cfg->scale.device,
+        yn_err("scale: %s backend on '%s' failed to open: %s", ops->name, cfg->scale.line.device,
                yn_strerror(rc));
     else
         dev->ops = ops;

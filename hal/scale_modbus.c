@@ -283,17 +283,7 @@ static int mb_open(yn_scale *dev, const yn_config *cfg)
     if (!s)
         return YN_ENOMEM;
     struct yn_mb_link *l = &s->link;
-    l->what = "scale";
-    snprintf(l->device, sizeof l->device, "%s", cfg->scale.device);
-    l->baud = cfg->scale.baud;
-    l->parity = yn_mb_parity(cfg->scale.parity);
-    l->stop_bits = cfg->scale.stop_bits;
-    l->slave_id = cfg->scale.slave_id;
-    l->timeout_ms = cfg->scale.timeout_ms;
-    l->rs485 = cfg->scale.rs485;
-    l->rts = cfg->scale.rts;
-    l->rts_delay_us = cfg->scale.rts_delay_us;
-    l->reconnect_ms = cfg->scale.reconnect_ms;
+    yn_mb_init(l, "scale", &cfg->scale.line);
     s->reg_type = cfg->scale.reg_type;
     s->weight_register = cfg->scale.weight_register;
     s->weight_type = cfg->scale.weight_type;

@@ -370,16 +370,16 @@ static void check_scale(struct ctx *c, struct result *r)
     snprintf(advice, sizeof advice,
              "check the scale's power and RS-485 cable (A/B not swapped) and [scale] device "
              "'%s', baud %d, slave_id %d; stop yinian-pos if it is running",
-             c->cfg.scale.device, c->cfg.scale.baud, c->cfg.scale.slave_id);
+             c->cfg.scale.line.device, c->cfg.scale.line.baud, c->cfg.scale.line.slave_id);
     int rc = yn_scale_open(&scale, &c->cfg);
     if (rc != YN_OK) {
         note(r, V_FAIL, advice, "%s scale at %s does not open: %s", c->cfg.scale.backend,
-             c->cfg.scale.device, yn_strerror(rc));
+             c->cfg.scale.line.device, yn_strerror(rc));
         return;
     }
     if ((rc = yn_scale_read(&scale, &w)) != YN_OK)
         note(r, V_FAIL, advice, "%s scale at %s does not answer: %s", c->cfg.scale.backend,
-             c->cfg.scale.device, yn_strerror(rc));
+             c->cfg.scale.line.device, yn_strerror(rc));
     else if (w.overload)
         note(r, V_WARN, "take everything off the scale; if it stays, zero it or have it serviced",
              "scale answers but reports overload");
@@ -403,7 +403,7 @@ static void check_io(struct ctx *c, struct result *r)
     snprintf(advice, sizeof advice,
              "check the I/O module's power and cable and [io] device '%s', slave_id %d; stop "
              "yinian-pos if it is running",
-             c->cfg.io.device, c->cfg.io.slave_id);
+             c->cfg.io.line.device, c->cfg.io.line.slave_id);
     int rc = yn_io_open(&io, &c->cfg);
     if (rc != YN_OK) {
         note(r, V_FAIL, advice, "%s I/O module does not open: %s", c->cfg.io.backend,

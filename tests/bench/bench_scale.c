@@ -100,8 +100,8 @@ static int measure(const char *link, const char *prefix, int reads, int weighs)
     yn_config cfg;
     yn_config_defaults(&cfg);
     snprintf(cfg.scale.backend, sizeof cfg.scale.backend, "modbus");
-    if (snprintf(cfg.scale.device, sizeof cfg.scale.device, "%s", link) >=
-        (int)sizeof cfg.scale.device) {
+    if (snprintf(cfg.scale.line.device, sizeof cfg.scale.line.device, "%s", link) >=
+        (int)sizeof cfg.scale.line.device) {
         fprintf(stderr, "bench_scale: TMPDIR too long for a device name\n");
         return 1;
     }

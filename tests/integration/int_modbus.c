@@ -208,13 +208,13 @@ static void scale_config(yn_config *cfg)
 {
     yn_config_defaults(cfg);
     snprintf(cfg->scale.backend, sizeof cfg->scale.backend, "modbus");
-    if (snprintf(cfg->scale.device, sizeof cfg->scale.device, "%s", scale_link) >=
-        (int)sizeof cfg->scale.device) {
+    if (snprintf(cfg->scale.line.device, sizeof cfg->scale.line.device, "%s", scale_link) >=
+        (int)sizeof cfg->scale.line.device) {
         fprintf(stderr, "TMPDIR too long for a device name: %s\n", scale_link);
         exit(1);
     }
-    cfg->scale.timeout_ms = TIMEOUT_MS;
-    cfg->scale.reconnect_ms = RECONNECT_MS;
+    cfg->scale.line.timeout_ms = TIMEOUT_MS;
+    cfg->scale.line.reconnect_ms = RECONNECT_MS;
 }
 
 static void test_read_default_layout(void)
@@ -499,7 +499,7 @@ static void test_faults(void)
 
     /* the wrong slave id: nobody answers */
     scale_config(&cfg);
-    cfg.scale.slave_id = 9;
+    cfg.scale.line.slave_id = 9;
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_ETIMEDOUT);
     yn_scale_close(&sc);
@@ -562,19 +562,19 @@ static void test_rs485_settings(void)
     yn_scale sc;
     yn_weight w = {0};
     scale_config(&cfg);
-    cfg.scale.rs485 = YN_RS485_ON; /* a pty has no RS-485 mode: a configuration error */
+    cfg.scale.line.rs485 = YN_RS485_ON; /* a pty has no RS-485 mode: a configuration error */
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_ENOTSUP);
-    cfg.scale.rs485 = YN_RS485_AUTO; /* tried, and used as it is */
+    cfg.scale.line.rs485 = YN_RS485_AUTO; /* tried, and used as it is */
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
     CHECK(w.net_g == 352, "rs485 auto: %d g", w.net_g);
     yn_scale_close(&sc);
     scale_config(&cfg);
-    cfg.scale.rts = YN_RTS_UP;
-    cfg.scale.rts_delay_us = 500;
-    cfg.scale.parity = YN_PARITY_EVEN;
-    cfg.scale.stop_bits = 2;
-    cfg.scale.baud = 19200;
+    cfg.scale.line.rts = YN_RTS_UP;
+    cfg.scale.line.rts_delay_us = 500;
+    cfg.scale.line.parity = YN_PARITY_EVEN;
+    cfg.scale.line.stop_bits = 2;
+    cfg.scale.line.baud = 19200;
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
     char text[256] = "";
@@ -589,13 +589,13 @@ static void io_config(yn_config *cfg)
 {
     yn_config_defaults(cfg);
     snprintf(cfg->io.backend, sizeof cfg->io.backend, "modbus");
-    if (snprintf(cfg->io.device, sizeof cfg->io.device, "%s", io_link) >=
-        (int)sizeof cfg->io.device) {
+    if (snprintf(cfg->io.line.device, sizeof cfg->io.line.device, "%s", io_link) >=
+        (int)sizeof cfg->io.line.device) {
         fprintf(stderr, "TMPDIR too long for a device name: %s\n", io_link);
         exit(1);
     }
-    cfg->io.timeout_ms = TIMEOUT_MS;
-    cfg->io.reconnect_ms = RECONNECT_MS;
+    cfg->io.line.timeout_ms = TIMEOUT_MS;
+    cfg->io.line.reconnect_ms = RECONNECT_MS;
 }
 
 static void test_io_pulses(void)
@@ -696,7 +696,7 @@ static void test_io_faults(void)
     CHECK_RC(yn_io_pulse(&io, YN_OUT_GREEN, 100), YN_ENODEV);
     yn_io_close(&io);
     emu("plug io");
-    cfg.io.rs485 = YN_RS485_ON;
+    cfg.io.line.rs485 = YN_RS485_ON;
     CHECK_RC(yn_io_open(&io, &cfg), YN_ENOTSUP);
 }
 
