@@ -2,71 +2,22 @@
  * lunch (sync_bytes_per_record, bar 16) and 100,000 records uploaded to the
  * reference server over TLS on loopback (sync_100k_s, bar 10 s). */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "batch.h"
 
 #include "client.h"
+#include "district.h"
 #include "keystore.h"
 #include "ledger.h"
 #include "log.h"
 
-static char dir[512], bin[600], db[700], ca[700], cert[700], key[700], dkey[700], dpub[700],
-    ledger_path[700];
-static int port;
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
-static pid_t start_server(const char *faults, const char *district_key)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        char p[16];
-        snprintf(p, sizeof p, "%d", port);
-        execl(bin, bin, "--db", db, "serve", "--cert", cert, "--key", key, "--district-key",
-              district_key, "--listen", "127.0.0.1", "--port", p, "--slow-ms", "2500", "--faults",
-              faults, (char *)NULL);
-        _exit(127);
-    }
-    usleep(300000);
-    return pid;
-}
-
-static void stop_server(pid_t pid, int sig)
-{
-    kill(pid, sig);
-    waitpid(pid, NULL, 0);
-}
-
-/* Server-side totals for this terminal: records, price, subsidy, wallet, cash. */
-static void server_totals(long long out[5])
-{
-    char cmd[1600], line[256];
-    snprintf(cmd, sizeof cmd, "%s --db %s report terminal", bin, db);
-    FILE *p = popen(cmd, "r");
-    memset(out, 0, 5 * sizeof out[0]);
-    while (p && fgets(line, sizeof line, p))
-        if (strncmp(line, "T-INT,", 6) == 0)
-            sscanf(line + 6, "%lld,%lld,%lld,%lld,%lld", &out[0], &out[1], &out[2], &out[3],
-                   &out[4]);
-    if (p)
-        pclose(p);
-}
+static yn_test_district D;
+static char ledger_path[700];
 
 /* A lunch at one canteen: 300 diners in 90 minutes out of a roster of 2,000
  * local cards, categories fixed per card (Shenzhen 2025 shares), a few
@@ -143,47 +94,26 @@ int main(void)
     const char *build = getenv("BUILD"), *tmp = getenv("TMPDIR");
     if (!build)
         build = "build/host";
-    snprintf(dir, sizeof dir, "%s/bsync", tmp && *tmp ? tmp : "/tmp");
-    sh("rm -rf %s && mkdir -p %s", dir, dir);
-    snprintf(bin, sizeof bin, "%s/yinian-district", build);
-    snprintf(db, sizeof db, "%s/district.db", dir);
-    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
-    snprintf(cert, sizeof cert, "%s/server.pem", dir);
-    snprintf(key, sizeof key, "%s/server.key", dir);
-    snprintf(dkey, sizeof dkey, "%s/district.key", dir);
-    snprintf(dpub, sizeof dpub, "%s/district.pub", dir);
-    snprintf(ledger_path, sizeof ledger_path, "%s/ledger.db", dir);
-    port = 20000 + (int)(getpid() % 20000);
-    if (sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-           " -keyout ca.key -out ca.pem -days 2 -subj /CN=yn-test-ca 2>/dev/null &&"
-           " openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key"
-           " -out server.csr -subj /CN=127.0.0.1 2>/dev/null &&"
-           " printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf &&"
-           " openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
-           " -out server.pem -days 2 -extfile ext.cnf 2>/dev/null && %s keygen %s %s",
-           dir, bin, dkey, dpub) != 0)
+    char dir_path[512], token[64] = "";
+    snprintf(dir_path, sizeof dir_path, "%s/bsync", tmp && *tmp ? tmp : "/tmp");
+    if (yn_test_district_init(&D, build, dir_path) != 0 ||
+        yn_test_district_token(&D, "T-INT", token, sizeof token) != 0)
         return 1;
-    char token[64] = "", cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s --db %s enrol-token T-INT canteen-1", bin, db);
-    FILE *p = popen(cmd, "r");
-    if (!p || !fgets(token, sizeof token, p))
-        return 1;
-    pclose(p);
-    token[strcspn(token, "\n")] = '\0';
-    pid_t srv = start_server("none", dkey);
+    snprintf(ledger_path, sizeof ledger_path, "%s/ledger.db", D.dir);
+    pid_t srv = yn_test_district_start(&D, D.dkey, "none");
     char url[64], term[YN_LEDGER_ID_MAX], tkey[700];
-    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
-    snprintf(tkey, sizeof tkey, "%s/terminal.key", dir);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", D.port);
+    snprintf(tkey, sizeof tkey, "%s/terminal.key", D.dir);
     uint8_t kb[64], pub[64];
     size_t kl, pl;
-    if (yn_sync_enrol(url, ca, token, tkey, term, sizeof term) != YN_OK ||
+    if (yn_sync_enrol(url, D.ca, token, tkey, term, sizeof term) != YN_OK ||
         yn_key_file_load(tkey, true, "terminal key", kb, sizeof kb, &kl) != YN_OK ||
-        yn_key_file_load(dpub, false, "district key", pub, sizeof pub, &pl) != YN_OK) {
-        stop_server(srv, SIGTERM);
+        yn_key_file_load(D.dpub, false, "district key", pub, sizeof pub, &pl) != YN_OK) {
+        yn_test_district_stop(srv, SIGTERM);
         return 1;
     }
     yn_sync_opts so = {.url = url,
-                       .ca_file = ca,
+                       .ca_file = D.ca,
                        .terminal_id = "T-INT",
                        .terminal_key = kb,
                        .terminal_key_len = kl,
@@ -210,8 +140,8 @@ int main(void)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     long long t[5];
-    server_totals(t);
-    stop_server(srv, SIGTERM);
+    yn_test_district_totals(&D, "T-INT", t);
+    yn_test_district_stop(srv, SIGTERM);
     yn_sync_free(s);
     yn_ledger_close(l);
     if (rc != YN_OK || st.records_acked != 100000 || t[0] != 100000) {

@@ -8,34 +8,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "batch.h"
 #include "check.h"
 #include "client.h"
+#include "district.h"
 #include "keystore.h"
 #include "ledger.h"
 #include "log.h"
 
-static char dir[512], bin[700], db[800], ca[800], url[64];
-
-static int sh(const char *cmd)
-{
-    return system(cmd);
-}
+static yn_test_district D;
 
 /* POST body to /v1/batches; the HTTP status, or -1. */
 static long post(const void *body, size_t len)
 {
     CURL *c = curl_easy_init();
     char u[128];
-    snprintf(u, sizeof u, "%s/v1/batches", url);
+    snprintf(u, sizeof u, "%s/v1/batches", D.url);
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
     FILE *sink = fopen("/dev/null", "w");
     curl_easy_setopt(c, CURLOPT_URL, u);
-    curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(c, CURLOPT_CAINFO, D.ca);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -50,26 +45,12 @@ static long post(const void *body, size_t len)
     return code;
 }
 
-/* The server's report line for the terminal ("" when it holds nothing). */
-static void report(char *out, size_t len)
-{
-    char cmd[2048], line[256];
-    snprintf(cmd, sizeof cmd, "%s --db %s report terminal", bin, db);
-    FILE *p = popen(cmd, "r");
-    out[0] = '\0';
-    while (p && fgets(line, sizeof line, p))
-        if (strncmp(line, "T-HOST,", 7) == 0)
-            snprintf(out, len, "%s", line);
-    if (p)
-        pclose(p);
-}
-
 /* A ledger of n allocations for terminal id, and its first batch as a frame. */
 static uint8_t *make_frame(const char *name, const char *terminal, int n, int64_t base_fen,
                            const uint8_t *key, size_t key_len, size_t *len)
 {
     char path[900];
-    snprintf(path, sizeof path, "%s/%s.db", dir, name);
+    snprintf(path, sizeof path, "%s/%s.db", D.dir, name);
     yn_ledger_opts lo = {.path = path, .terminal_id = terminal};
     yn_ledger *l;
     if (yn_ledger_open(&lo, &l) != YN_OK)
@@ -120,52 +101,18 @@ int main(void)
     if (!build || !tmp)
         return 2;
     yn_log_init("int_hostile", YN_LOG_ERR, false);
-    snprintf(dir, sizeof dir, "%s/hostile", tmp);
-    snprintf(bin, sizeof bin, "%s/yinian-district", build);
-    snprintf(db, sizeof db, "%s/district.db", dir);
-    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
-    int port = 20000 + (int)(getpid() % 20000);
-    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
-    char cmd[3000];
-    snprintf(cmd, sizeof cmd,
-             "mkdir -p %s && cd %s && openssl req -x509 -newkey ec -pkeyopt "
-             "ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=t-ca "
-             "2>/dev/null && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "-keyout server.key -out server.csr -subj /CN=127.0.0.1 2>/dev/null && printf "
-             "'subjectAltName=IP:127.0.0.1\\n' > ext.cnf && openssl x509 -req -in server.csr -CA "
-             "ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf "
-             "2>/dev/null && %s keygen district.key district.pub >/dev/null",
-             dir, dir, bin);
-    if (sh(cmd) != 0)
-        return 1;
     /* a one-time token for T-HOST, made before the server holds the database */
-    char token[64] = "", tkey_path[900], id[32];
-    snprintf(cmd, sizeof cmd, "%s --db %s enrol-token T-HOST canteen-1", bin, db);
-    FILE *p = popen(cmd, "r");
-    if (!p || !fgets(token, sizeof token, p))
+    char dir_path[512], token[64] = "", tkey_path[900], id[32];
+    snprintf(dir_path, sizeof dir_path, "%s/hostile", tmp);
+    if (yn_test_district_init(&D, build, dir_path) != 0 ||
+        yn_test_district_token(&D, "T-HOST", token, sizeof token) != 0)
         return 1;
-    pclose(p);
-    token[strcspn(token, "\n")] = '\0';
-    pid_t srv = fork();
-    if (srv == 0) {
-        char port_s[16], cert[900], key[900], dkey[900];
-        snprintf(port_s, sizeof port_s, "%d", port);
-        snprintf(cert, sizeof cert, "%s/server.pem", dir);
-        snprintf(key, sizeof key, "%s/server.key", dir);
-        snprintf(dkey, sizeof dkey, "%s/district.key", dir);
-        char log[900];
-        snprintf(log, sizeof log, "%s/server.log", dir);
-        if (!freopen(log, "w", stderr))
-            _exit(126);
-        execl(bin, bin, "--db", db, "serve", "--cert", cert, "--key", key, "--district-key", dkey,
-              "--listen", "127.0.0.1", "--port", port_s, (char *)NULL);
-        _exit(127);
-    }
-    snprintf(tkey_path, sizeof tkey_path, "%s/terminal.key", dir);
+    pid_t srv = yn_test_district_start(&D, NULL, NULL);
+    snprintf(tkey_path, sizeof tkey_path, "%s/terminal.key", D.dir);
     int rc = YN_EIO;
     for (int i = 0; i < 100 && rc != YN_OK; i++) {
         yn_test_sleep_ms(100);
-        rc = yn_sync_enrol(url, ca, token, tkey_path, id, sizeof id);
+        rc = yn_sync_enrol(D.url, D.ca, token, tkey_path, id, sizeof id);
     }
     CHECK(rc == YN_OK, "enrol: %s", yn_strerror(rc));
     uint8_t key[64], other_key[32];
@@ -179,10 +126,10 @@ int main(void)
     CHECK(good != NULL, "a good frame");
     if (!good)
         goto out;
-    char before[256], after[256];
+    long long before[5], after[5];
     CHECK(post(good, good_len) == 200, "a good batch is stored");
-    report(before, sizeof before);
-    CHECK(strncmp(before, "T-HOST,5,", 9) == 0, "5 records stored: %s", before);
+    yn_test_district_totals(&D, "T-HOST", before);
+    CHECK(before[0] == 5, "5 records stored: %lld", before[0]);
     CHECK(post(good, good_len) == 200, "the same batch again is harmless");
 
     /* bad CRC: one body byte changed, the HMAC made to match (only the CRC fails) */
@@ -231,12 +178,12 @@ int main(void)
     CHECK(code == 409, "replayed batch with different content: HTTP %ld", code);
     free(forged);
 
-    report(after, sizeof after);
-    CHECK(strcmp(before, after) == 0, "nothing changed: before %s after %s", before, after);
+    yn_test_district_totals(&D, "T-HOST", after);
+    CHECK(memcmp(before, after, sizeof before) == 0, "nothing changed: %lld records, %lld fen",
+          after[0], after[3]);
 out:
     free(good);
-    kill(srv, SIGTERM);
-    waitpid(srv, NULL, 0);
+    yn_test_district_stop(srv, SIGTERM);
     printf("int_hostile: %d checks, %d failed\n", yn_checks, yn_failures);
     return yn_failures ? 1 : 0;
 }

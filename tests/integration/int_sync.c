@@ -4,79 +4,21 @@
  * forged update. After recovery the server holds every record exactly once
  * and its totals agree with the terminal's to the fen. */
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "client.h"
+#include "district.h"
 #include "keystore.h"
 #include "ledger.h"
 #include "log.h"
 
-static char dir[512], bin[600], db[700], ca[700], cert[700], key[700], dkey[700], dpub[700],
-    ledger_path[700];
-static int port;
-static int failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    return system(cmd);
-}
-
-static pid_t start_server(const char *faults, const char *district_key)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        char p[16];
-        snprintf(p, sizeof p, "%d", port);
-        execl(bin, bin, "--db", db, "serve", "--cert", cert, "--key", key, "--district-key",
-              district_key, "--listen", "127.0.0.1", "--port", p, "--slow-ms", "2500", "--faults",
-              faults, (char *)NULL);
-        _exit(127);
-    }
-    usleep(300000);
-    return pid;
-}
-
-static void stop_server(pid_t pid, int sig)
-{
-    kill(pid, sig);
-    waitpid(pid, NULL, 0);
-}
-
-/* Server-side totals for this terminal: records, price, subsidy, wallet, cash. */
-static void server_totals(long long out[5])
-{
-    char cmd[1600], line[256];
-    snprintf(cmd, sizeof cmd, "%s --db %s report terminal", bin, db);
-    FILE *p = popen(cmd, "r");
-    memset(out, 0, 5 * sizeof out[0]);
-    while (p && fgets(line, sizeof line, p))
-        if (strncmp(line, "T-INT,", 6) == 0)
-            sscanf(line + 6, "%lld,%lld,%lld,%lld,%lld", &out[0], &out[1], &out[2], &out[3],
-                   &out[4]);
-    if (p)
-        pclose(p);
-}
+static yn_test_district D;
+static char ledger_path[700];
 
 static int64_t n_records;
 static int64_t sum_wallet, sum_cash;
@@ -114,7 +56,7 @@ static int sync_until_done(yn_sync *s, yn_ledger *l, int max_rounds)
 static void check_agree(const char *when)
 {
     long long t[5];
-    server_totals(t);
+    yn_test_district_totals(&D, "T-INT", t);
     CHECK(t[0] == n_records, "%s: server holds %lld records, terminal made %lld", when, t[0],
           (long long)n_records);
     CHECK(t[3] == sum_wallet && t[4] == sum_cash,
@@ -128,57 +70,31 @@ int main(void)
     const char *build = getenv("BUILD"), *tmp = getenv("TMPDIR");
     if (!build)
         build = "build/host";
-    snprintf(dir, sizeof dir, "%s/sync", tmp && *tmp ? tmp : "/tmp");
-    sh("rm -rf %s && mkdir -p %s", dir, dir);
-    snprintf(bin, sizeof bin, "%s/yinian-district", build);
-    snprintf(db, sizeof db, "%s/district.db", dir);
-    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
-    snprintf(cert, sizeof cert, "%s/server.pem", dir);
-    snprintf(key, sizeof key, "%s/server.key", dir);
-    snprintf(dkey, sizeof dkey, "%s/district.key", dir);
-    snprintf(dpub, sizeof dpub, "%s/district.pub", dir);
-    snprintf(ledger_path, sizeof ledger_path, "%s/ledger.db", dir);
-    port = 20000 + (int)(getpid() % 20000);
-
-    /* test certificates: a CA and a server certificate for 127.0.0.1 */
-    if (sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-           " -keyout ca.key -out ca.pem -days 2 -subj /CN=yn-test-ca 2>/dev/null &&"
-           " openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key"
-           " -out server.csr -subj /CN=127.0.0.1 2>/dev/null &&"
-           " printf 'subjectAltName=IP:127.0.0.1\\n' > ext.cnf &&"
-           " openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
-           " -out server.pem -days 2 -extfile ext.cnf 2>/dev/null",
-           dir) != 0) {
-        fprintf(stderr, "openssl could not make test certificates\n");
+    char dir_path[512], token[64] = "";
+    snprintf(dir_path, sizeof dir_path, "%s/sync", tmp && *tmp ? tmp : "/tmp");
+    if (yn_test_district_init(&D, build, dir_path) != 0 ||
+        yn_test_district_token(&D, "T-INT", token, sizeof token) != 0)
         return 1;
-    }
-    CHECK(sh("%s keygen %s %s", bin, dkey, dpub) == 0, "keygen");
-    char token[64] = "";
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s --db %s enrol-token T-INT canteen-1", bin, db);
-    FILE *p = popen(cmd, "r");
-    if (!p || !fgets(token, sizeof token, p))
-        return 1;
-    pclose(p);
-    token[strcspn(token, "\n")] = '\0';
+    snprintf(ledger_path, sizeof ledger_path, "%s/ledger.db", D.dir);
 
-    pid_t srv = start_server("none", dkey);
+    pid_t srv = yn_test_district_start(&D, D.dkey, "none");
     char url[64], term[YN_LEDGER_ID_MAX], tkey[700];
-    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
-    snprintf(tkey, sizeof tkey, "%s/terminal.key", dir);
-    int rc = yn_sync_enrol(url, ca, token, tkey, term, sizeof term);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", D.port);
+    snprintf(tkey, sizeof tkey, "%s/terminal.key", D.dir);
+    int rc = yn_sync_enrol(url, D.ca, token, tkey, term, sizeof term);
     CHECK(rc == YN_OK && strcmp(term, "T-INT") == 0, "enrol: %s", yn_strerror(rc));
-    rc = yn_sync_enrol(url, ca, token, tkey, term, sizeof term);
+    rc = yn_sync_enrol(url, D.ca, token, tkey, term, sizeof term);
     CHECK(rc != YN_OK, "a used token must be refused");
 
     uint8_t kb[64], pub[64];
     size_t kl, pl;
     CHECK(yn_key_file_load(tkey, true, "terminal key", kb, sizeof kb, &kl) == YN_OK && kl == 32,
           "terminal key file 0600 with 32 bytes");
-    CHECK(yn_key_file_load(dpub, false, "district key", pub, sizeof pub, &pl) == YN_OK && pl == 32,
+    CHECK(yn_key_file_load(D.dpub, false, "district key", pub, sizeof pub, &pl) == YN_OK &&
+              pl == 32,
           "district public key");
     yn_sync_opts so = {.url = url,
-                       .ca_file = ca,
+                       .ca_file = D.ca,
                        .terminal_id = "T-INT",
                        .terminal_key = kb,
                        .terminal_key_len = kl,
@@ -198,11 +114,12 @@ int main(void)
         return 1;
 
     /* 1. normal sync, with district data coming down */
-    sh("printf 'card_no,birth_ymd,flags,district,street,expiry_ymd\\n44030400100001,19400101,1,"
-       "440304,440304001,20301231\\n' > %s/cards.csv && %s --db %s import-cards %s/cards.csv"
-       " >/dev/null && %s --db %s lost 44030400100002 && %s --db %s allocate A-1 44030400100001"
-       " district 3000",
-       dir, bin, db, dir, bin, db, bin, db);
+    yn_test_sh(
+        "printf 'card_no,birth_ymd,flags,district,street,expiry_ymd\\n44030400100001,19400101,1,"
+        "440304,440304001,20301231\\n' > %s/cards.csv && %s --db %s import-cards %s/cards.csv"
+        " >/dev/null && %s --db %s lost 44030400100002 && %s --db %s allocate A-1 44030400100001"
+        " district 3000",
+        D.dir, D.bin, D.db, D.dir, D.bin, D.db, D.bin, D.db);
     add_records(l, 100);
     rc = sync_until_done(s, l, 5);
     CHECK(rc == YN_OK, "normal sync: %s", yn_strerror(rc));
@@ -216,8 +133,8 @@ int main(void)
     check_agree("normal sync");
 
     /* 2. every kind of lost reply, then recovery */
-    stop_server(srv, SIGTERM);
-    srv = start_server("500,reset,truncate,corrupt,slow,500,reset", dkey);
+    yn_test_district_stop(srv, SIGTERM);
+    srv = yn_test_district_start(&D, D.dkey, "500,reset,truncate,corrupt,slow,500,reset");
     add_records(l, 200);
     rc = sync_until_done(s, l, 40);
     CHECK(rc == YN_OK, "sync through faults: %s", yn_strerror(rc));
@@ -237,7 +154,7 @@ int main(void)
         (void)killed_rc; /* may fail: the server dies under it */
         waitpid(child, NULL, 0);
         waitpid(srv, NULL, 0);
-        srv = start_server("none", dkey);
+        srv = yn_test_district_start(&D, D.dkey, "none");
         rc = sync_until_done(s, l, 20);
         CHECK(rc == YN_OK, "after kill %d: %s", k, yn_strerror(rc));
     }
@@ -245,18 +162,18 @@ int main(void)
 
     /* 4. a forged update (signed by another key) changes nothing */
     char fkey[700], fpub[700];
-    snprintf(fkey, sizeof fkey, "%s/forged.key", dir);
-    snprintf(fpub, sizeof fpub, "%s/forged.pub", dir);
-    sh("%s keygen %s %s", bin, fkey, fpub);
-    stop_server(srv, SIGTERM);
-    srv = start_server("none", fkey);
-    sh("%s --db %s lost 44030400100003", bin, db);
+    snprintf(fkey, sizeof fkey, "%s/forged.key", D.dir);
+    snprintf(fpub, sizeof fpub, "%s/forged.pub", D.dir);
+    yn_test_sh("%s keygen %s %s", D.bin, fkey, fpub);
+    yn_test_district_stop(srv, SIGTERM);
+    srv = yn_test_district_start(&D, fkey, "none");
+    yn_test_sh("%s --db %s lost 44030400100003", D.bin, D.db);
     bool more;
     rc = yn_sync_update_one(s, l, &more);
     CHECK(rc == YN_EAUTH, "forged update must be refused: %s", yn_strerror(rc));
     CHECK(yn_ledger_blacklist_seq(l, &bl) == YN_OK && bl == 1, "forged update changed nothing");
-    stop_server(srv, SIGTERM);
-    srv = start_server("none", dkey);
+    yn_test_district_stop(srv, SIGTERM);
+    srv = yn_test_district_start(&D, D.dkey, "none");
     rc = yn_sync_update_one(s, l, &more);
     CHECK(rc == YN_OK, "genuine update after the forged one: %s", yn_strerror(rc));
     CHECK(yn_ledger_blacklist_seq(l, &bl) == YN_OK && bl == 2, "blacklist now at 2");
@@ -277,12 +194,12 @@ int main(void)
     CHECK(rc == YN_OK, "final sync: %s", yn_strerror(rc));
     check_agree("final");
 
-    stop_server(srv, SIGTERM);
+    yn_test_district_stop(srv, SIGTERM);
     yn_sync_free(s);
     yn_ledger_close(l);
-    if (failures)
-        fprintf(stderr, "int_sync: %d failures\n", failures);
+    if (yn_failures)
+        fprintf(stderr, "int_sync: %d failures\n", yn_failures);
     else
         printf("int_sync: ok (%lld records, exactly once, totals agree)\n", (long long)n_records);
-    return failures ? 1 : 0;
+    return yn_failures ? 1 : 0;
 }
