@@ -44,7 +44,7 @@ enum {
     R_NET32_DG = 10,   /* 10-11: net int32 abcd, 0.1 g */
     R_NET32_BADC = 12, /* 12-13: net int32, bytes swapped in each word, grams */
     R_CAPACITY = 14,   /* capacity, grams / 10 */
-    R_HOLE = 16,       /* 16-23: not implemented: a read touching them gets exception 02 */
+    R_HOLE = 16,       /* 16-23: a deliberate hole in the map: reads get exception 02 */
     R_HOLE_END = 24,
     R_STATUS_GAP = 24, /* a copy of R_STATUS beyond the hole */
     R_STATUS_FAR = 30, /* a copy of R_STATUS far from the weight (two requests) */
