@@ -113,6 +113,9 @@ TOOLS     := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 # Unit tests: tests/unit/test_<module>.c, one program each.
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TESTS     := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# Fixtures shared by several unit programs: tests/unit/fix_<name>.c.
+UFIX_SRCS := $(wildcard tests/unit/fix_*.c)
+UFIX_OBJS := $(UFIX_SRCS:%.c=$(BUILD)/obj/%.o)
 # Helpers shared by test programs and benchmarks.
 TSUP_SRCS := $(wildcard tests/support/*.c)
 TSUP_OBJS := $(TSUP_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -158,7 +161,7 @@ $(BUILD)/%: $(BUILD)/obj/tools/%.o $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TSUP_OBJS) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UFIX_OBJS) $(TSUP_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LIBS)

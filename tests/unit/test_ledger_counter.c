@@ -1,0 +1,720 @@
+/* test_ledger_counter.c — the counter (ledger_counter.c): debits of every kind, tap ids and
+ * replays, every refusal, the card stamp floor and the before-commit hook,
+ * reversals, and the offline cap. Values are asserted, not only statuses. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fix_ledger.h"
+#include "ledger.h"
+#include "log.h"
+#include "policy.h"
+
+/* ---- debit -------------------------------------------------------------------------- */
+static void test_debit_subsidised_meal(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts c = lf_key_card("4403040000000001");
+    lf_topup(f, c.card_no, 1000);
+    yn_ledger_result r;
+    assert_int_equal(lf_debit(f, &c, 1800, &r), YN_OK);
+    assert_int_equal(r.seq, 2);
+    assert_int_equal(r.kind, YN_LEDGER_MEAL);
+    assert_true(r.decision.allowed);
+    assert_int_equal(r.decision.reason, YN_REASON_NONE);
+    assert_string_equal(r.decision.category, "key_group");
+    assert_string_equal(r.decision.period, "lunch");
+    assert_int_equal(r.decision.price_fen, 1800);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(r.decision.n_layers, 1);
+    assert_string_equal(r.decision.layers[0].source, "city");
+    assert_int_equal(r.decision.layers[0].fen, 1500);
+    assert_int_equal(r.decision.wallet_fen, 300);
+    assert_int_equal(r.decision.cash_fen, 0);
+    assert_int_equal(r.wallet_after_fen, 700);
+    assert_int_equal(lf_wallet_of(f, c.card_no), 700);
+
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, 2, &rec), YN_OK);
+    assert_string_equal(rec.terminal, "SZFT0001");
+    assert_string_equal(rec.card_no, c.card_no);
+    assert_int_equal(rec.local_ymd, DAY);
+    assert_int_equal(rec.price_fen, 1800);
+    assert_int_equal(rec.wallet_after_fen, 700);
+    assert_int_equal(rec.card_prev_seq, 1);
+    assert_string_equal(rec.operator_id, "op1");
+    assert_int_equal(rec.policy_version, 1);
+    assert_true(rec.clock_trusted);
+    /* the chain: this record's prev_hash is record 1's hash, and its hash recomputes */
+    yn_ledger_record first;
+    assert_int_equal(yn_ledger_record_get(f->l, 1, &first), YN_OK);
+    assert_memory_equal(rec.prev_hash, first.hash, YN_LEDGER_HASH_LEN);
+    uint8_t h[YN_LEDGER_HASH_LEN];
+    yn_ledger_record_hash(&rec, rec.prev_hash, h);
+    assert_memory_equal(h, rec.hash, YN_LEDGER_HASH_LEN);
+    int64_t head;
+    assert_int_equal(yn_ledger_head(f->l, &head, h), YN_OK);
+    assert_int_equal(head, 2);
+    assert_memory_equal(h, rec.hash, YN_LEDGER_HASH_LEN);
+    assert_int_equal(yn_ledger_record_get(f->l, 3, &rec), YN_ENOTFOUND);
+
+    /* wallet short: the rest in cash */
+    yn_card_facts poor = lf_senior_card("4403040000000002");
+    assert_int_equal(lf_debit(f, &poor, 1200, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 500);
+    assert_int_equal(r.decision.wallet_fen, 0);
+    assert_int_equal(r.decision.cash_fen, 700);
+    assert_int_equal(r.wallet_after_fen, 0);
+    lf_assert_verifies(f);
+}
+
+static void test_debit_weighed_meal(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts c = lf_senior_card("4403040000000003");
+    yn_meal meal = {.weight_g = 350, .price_per_100g_fen = 500};
+    yn_ledger_tap tap = {.tap_id = 77,
+                         .card = &c,
+                         .meal = &meal,
+                         .canteen = &lf_canteen,
+                         .when = lf_at(f, WED_NOON_UTC)};
+    yn_ledger_result r;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
+    assert_int_equal(r.decision.price_fen, 1750);
+    assert_int_equal(r.decision.subsidy_fen, 500);
+    assert_int_equal(r.decision.cash_fen, 1250);
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, r.seq, &rec), YN_OK);
+    assert_int_equal(rec.weight_g, 350);
+    assert_int_equal(rec.price_per_100g_fen, 500);
+    assert_string_equal(rec.operator_id, "");
+
+    /* bad input is the policy's EINVAL, nothing written */
+    meal.price_fen = 100; /* fixed price and weight together */
+    tap.tap_id = 78;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EINVAL);
+    tap.tap_id = 0;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EINVAL);
+    assert_int_equal(lf_journal_count(f), 1);
+}
+
+static void test_replayed_tap_returns_original(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts c = lf_key_card("4403040000000010");
+    lf_topup(f, c.card_no, 2000);
+    yn_ledger_result first, again;
+    int64_t t = f->next_tap++;
+    assert_int_equal(lf_debit_at(f, &c, 1800, WED_NOON_UTC, t, &first), YN_OK);
+    int64_t n = lf_journal_count(f);
+    /* the same tap id later, even with another price: the original, no charge */
+    assert_int_equal(lf_debit_at(f, &c, 2500, WED_NOON_UTC + 5, t, &again), YN_EDUPLICATE);
+    assert_int_equal(again.seq, first.seq);
+    assert_int_equal(again.kind, YN_LEDGER_MEAL);
+    assert_int_equal(again.decision.price_fen, 1800);
+    assert_int_equal(again.decision.subsidy_fen, 1500);
+    assert_int_equal(again.decision.wallet_fen, 300);
+    assert_int_equal(again.wallet_after_fen, 1700);
+    assert_true(again.decision.allowed);
+    assert_string_equal(again.decision.category, "key_group");
+    assert_int_equal(lf_journal_count(f), n);
+    assert_int_equal(lf_wallet_of(f, c.card_no), 1700);
+    /* replayed after the card was blacklisted, or within the minimum interval:
+     * still the original result, not a refusal */
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 1, c.card_no, true), YN_OK);
+    assert_int_equal(lf_debit_at(f, &c, 1800, WED_NOON_UTC + 6, t, &again), YN_EDUPLICATE);
+    assert_int_equal(again.seq, first.seq);
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 2, c.card_no, false), YN_OK);
+    yn_ledger_opts o = lf_opts_for(f);
+    o.min_interval_s = 60;
+    lf_reopen(f, &o);
+    assert_int_equal(lf_debit_at(f, &c, 1800, WED_NOON_UTC + 7, t, &again), YN_EDUPLICATE);
+    assert_int_equal(again.seq, first.seq);
+    assert_int_equal(again.wallet_after_fen, 1700);
+    /* usage was not counted twice: period still used once */
+    yn_ledger_account a;
+    assert_int_equal(yn_ledger_balance(f->l, c.card_no, WED_NOON_UTC, 5, &a), YN_OK);
+    assert_int_equal(a.meals_month, 1);
+    assert_int_equal(a.subsidy_month_fen, 1500);
+    /* the card's last tap is kept in its row */
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT last_tap FROM cards WHERE card_no = '%s'", c.card_no);
+    assert_int_equal(lf_sql_i64(f->path, sql), t);
+    /* no index on tap_id: the journal has only its reversal index */
+    assert_int_equal(lf_sql_i64(f->path, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
+                                         " AND tbl_name = 'journal'"),
+                     1);
+    lf_assert_verifies(f);
+}
+
+/* A replay is the card's own last tap, whatever happened since elsewhere; any
+ * other tap id must be above every one journaled. */
+static void test_tap_ids_increase(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts a = lf_key_card("4403040000000013"), b = lf_senior_card("4403040000000014");
+    lf_topup(f, a.card_no, 5000);
+    yn_ledger_result ra, rb, r;
+    int64_t ta = f->next_tap++, tb = f->next_tap++;
+    assert_int_equal(lf_debit_at(f, &a, 1800, WED_NOON_UTC, ta, &ra), YN_OK);
+    assert_int_equal(lf_debit_at(f, &b, 1500, WED_NOON_UTC + 1, tb, &rb), YN_OK);
+    int64_t n = lf_journal_count(f);
+
+    /* a's last tap after b's: still a replay of a's meal */
+    assert_int_equal(lf_debit_at(f, &a, 1800, WED_NOON_UTC + 2, ta, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, ra.seq);
+    assert_int_equal(r.wallet_after_fen, 5000 - 300);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    /* b's id with card a, a's id with card b: not a replay of the other card's
+     * tap, and not new either: refused, nothing written, and the log says why */
+    lf_log_begin(f);
+    assert_int_equal(lf_debit_at(f, &a, 1800, WED_NOON_UTC + 3, tb, &r), YN_EINVAL);
+    const char *log = lf_log_end();
+    assert_non_null(strstr(log, "tap id not increasing"));
+    assert_non_null(strstr(log, a.card_no));
+    assert_int_equal(r.seq, 0);
+    assert_false(r.decision.allowed);
+    assert_int_equal(lf_debit_at(f, &b, 1500, WED_NOON_UTC + 3, ta, &r), YN_EINVAL);
+    assert_int_equal(r.seq, 0);
+    /* what a terminal starts above after a restart */
+    int64_t max_tap = 0;
+    assert_int_equal(yn_ledger_tap_id_max(f->l, &max_tap), YN_OK);
+    assert_int_equal(max_tap, tb);
+    /* stale ids of no card, below the highest: refused too */
+    assert_int_equal(lf_debit_at(f, &a, 1800, WED_NOON_UTC + 4, ta - 1, &r), YN_EINVAL);
+    assert_int_equal(lf_debit_at(f, &b, 1500, WED_NOON_UTC + 4, 1, &r), YN_EINVAL);
+    assert_int_equal(lf_journal_count(f), n);
+    assert_int_equal(lf_wallet_of(f, a.card_no), 5000 - 300);
+
+    /* after a reversal and an allocation on card a, its last tap is still a replay:
+     * the original meal, not the reversal */
+    yn_ledger_when w = lf_at(f, WED_NOON_UTC + 60);
+    yn_ledger_result rv;
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, ra.seq, "op2", &w, &rv), YN_OK);
+    assert_int_equal(yn_ledger_allocate(f->l, "alloc-13", a.card_no, "district", 100, &w, &r),
+                     YN_OK);
+    n = lf_journal_count(f);
+    assert_int_equal(lf_debit_at(f, &a, 1800, WED_NOON_UTC + 61, ta, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, ra.seq);
+    assert_int_equal(r.kind, YN_LEDGER_MEAL);
+    assert_int_equal(r.decision.price_fen, 1800);
+    assert_int_equal(lf_journal_count(f), n);
+    assert_int_equal(lf_wallet_of(f, a.card_no), 5000 + 100);
+
+    /* the next id goes through, for either card; ids may skip */
+    int64_t next = f->next_tap + 50;
+    f->next_tap = next + 1;
+    assert_int_equal(lf_debit_at(f, &b, 1500, WED_EVE_UTC, next, &r), YN_OK);
+    assert_int_equal(r.seq, n + 1);
+    /* a refused tap is not journaled and its id not used up */
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 1, a.card_no, true), YN_OK);
+    assert_int_equal(lf_debit_at(f, &a, 1800, WED_EVE_UTC + 1, next + 1, &r), YN_EREFUSED);
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 2, a.card_no, false), YN_OK);
+    assert_int_equal(lf_debit_at(f, &a, 1800, WED_EVE_UTC + 2, next + 1, &r), YN_OK);
+    f->next_tap = next + 2;
+
+    /* a new handle (the terminal restarted) knows the highest id from the file */
+    yn_ledger_opts o = lf_opts_for(f);
+    lf_reopen(f, &o);
+    assert_int_equal(lf_debit_at(f, &a, 1800, WED_EVE_UTC + 3, next, &r), YN_EINVAL);
+    assert_int_equal(lf_debit_at(f, &b, 1500, WED_EVE_UTC + 3, next, &r), YN_EDUPLICATE);
+    assert_int_equal(lf_debit_at(f, &a, 1800, WED_EVE_UTC + 3, next + 1, &r), YN_EDUPLICATE);
+    assert_int_equal(lf_debit_at(f, &b, 1500, WED_EVE_UTC + 3, next + 2, &r), YN_OK);
+    lf_assert_verifies(f);
+}
+
+/* Top-ups follow the same tap id rules, on the same sequence of ids. */
+static void test_topup_tap_ids(void **state)
+{
+    struct fx *f = *state;
+    const char *a = "4403040000000015", *b = "4403040000000016";
+    yn_ledger_when w = lf_at(f, WED_NOON_UTC);
+    yn_ledger_result r1, r;
+    int64_t t = f->next_tap++;
+    assert_int_equal(yn_ledger_topup(f->l, t, a, 800, "op1", &w, &r1), YN_OK);
+    assert_int_equal(r1.kind, YN_LEDGER_TOPUP);
+    int64_t n = lf_journal_count(f);
+    /* replay: the original, credited once */
+    assert_int_equal(yn_ledger_topup(f->l, t, a, 900, "op1", &w, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, r1.seq);
+    assert_int_equal(r.kind, YN_LEDGER_TOPUP);
+    assert_int_equal(r.decision.cash_fen, 800);
+    assert_int_equal(r.wallet_after_fen, 800);
+    /* the id on another card, or an id below the highest: refused, nothing written */
+    lf_log_begin(f);
+    assert_int_equal(yn_ledger_topup(f->l, t, b, 800, "op1", &w, &r), YN_EINVAL);
+    const char *log = lf_log_end();
+    assert_non_null(strstr(log, "top-up"));
+    assert_non_null(strstr(log, "tap id not increasing"));
+    assert_int_equal(r.seq, 0);
+    assert_int_equal(yn_ledger_topup(f->l, t - 1, a, 800, "op1", &w, &r), YN_EINVAL);
+    /* a debit may not reuse a top-up's id either: on the same card it is that
+     * top-up's replay (its record, kind top-up), on another card refused */
+    yn_card_facts cb = lf_senior_card(b), ca = lf_senior_card(a);
+    assert_int_equal(lf_debit_at(f, &cb, 1500, WED_NOON_UTC, t, &r), YN_EINVAL);
+    assert_int_equal(lf_debit_at(f, &ca, 1500, WED_NOON_UTC, t, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, r1.seq);
+    assert_int_equal(r.kind, YN_LEDGER_TOPUP);
+    assert_int_equal(lf_journal_count(f), n);
+    assert_int_equal(lf_wallet_of(f, a), 800);
+    assert_int_equal(lf_wallet_of(f, b), 0);
+    /* a meal on the card, then the top-up's id again: no longer the card's last tap */
+    yn_ledger_result m;
+    assert_int_equal(lf_debit(f, &ca, 1500, &m), YN_OK);
+    assert_int_equal(yn_ledger_topup(f->l, t, a, 800, "op1", &w, &r), YN_EINVAL);
+    assert_int_equal(yn_ledger_topup(f->l, f->next_tap++, b, 300, "op1", &w, &r), YN_OK);
+    assert_int_equal(r.wallet_after_fen, 300);
+    lf_assert_verifies(f);
+}
+
+static void test_second_meal_in_period_full_price(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts c = lf_key_card("4403040000000011");
+    yn_ledger_result r;
+    assert_int_equal(lf_debit(f, &c, 1800, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(lf_debit(f, &c, 1800, &r), YN_OK); /* sold without subsidy */
+    assert_int_equal(r.decision.reason, YN_REASON_PERIOD_USED);
+    assert_int_equal(r.decision.subsidy_fen, 0);
+    assert_int_equal(r.decision.cash_fen, 1800);
+    /* evening: no period, full price, usage untouched */
+    assert_int_equal(lf_debit_at(f, &c, 1000, WED_EVE_UTC, 9001, &r), YN_OK);
+    assert_int_equal(r.decision.reason, YN_REASON_NO_PERIOD);
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, r.seq, &rec), YN_OK);
+    assert_int_equal(rec.reason, YN_REASON_NO_PERIOD);
+    yn_ledger_account a;
+    assert_int_equal(yn_ledger_balance(f->l, c.card_no, WED_NOON_UTC, 5, &a), YN_OK);
+    assert_int_equal(a.meals_month, 1);
+    /* next day's lunch is subsidised again */
+    assert_int_equal(lf_debit_at(f, &c, 1800, WED_NOON_UTC + 86400, 9002, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(yn_ledger_balance(f->l, c.card_no, WED_NOON_UTC, 5, &a), YN_OK);
+    assert_int_equal(a.meals_month, 2);
+    assert_int_equal(a.subsidy_month_fen, 3000);
+    lf_assert_verifies(f);
+}
+
+static void test_too_soon(void **state)
+{
+    struct fx *f = *state;
+    yn_ledger_opts o = lf_opts_for(f);
+    o.min_interval_s = 60;
+    lf_reopen(f, &o);
+    yn_card_facts c = lf_key_card("4403040000000020");
+    yn_meal meal = {.price_fen = 1800};
+    yn_ledger_tap tap = {.tap_id = 1,
+                         .card = &c,
+                         .meal = &meal,
+                         .canteen = &lf_canteen,
+                         .when = {.utc_s = WED_NOON_UTC, .mono_ms = 100000, .clock_trusted = true}};
+    yn_ledger_result r;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
+
+    tap.tap_id = 2; /* 10 s later by both clocks */
+    tap.when.utc_s += 10;
+    tap.when.mono_ms += 10000;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EREFUSED);
+    assert_false(r.decision.allowed);
+    assert_int_equal(r.decision.reason, YN_REASON_TOO_SOON);
+    assert_int_equal(r.seq, 0);
+    assert_int_equal(lf_journal_count(f), 1);
+
+    /* the wall clock jumped an hour ahead, the monotonic one says 20 s: still too soon */
+    tap.when.utc_s += 3600;
+    tap.when.mono_ms += 10000;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EREFUSED);
+    assert_int_equal(r.decision.reason, YN_REASON_TOO_SOON);
+
+    /* 61 s by the monotonic clock: allowed */
+    tap.when.mono_ms = 100000 + 61000;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
+    assert_int_equal(r.decision.reason, YN_REASON_PERIOD_USED);
+
+    /* after a reboot the monotonic clock restarts: the wall clock decides */
+    o.boot_id = "boot-b";
+    lf_reopen(f, &o);
+    tap.tap_id = 3;
+    tap.when.mono_ms = 5000; /* small, but of another boot */
+    tap.when.utc_s = WED_NOON_UTC + 3600 + 20 + 30;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EREFUSED);
+    assert_int_equal(r.decision.reason, YN_REASON_TOO_SOON);
+    tap.when.utc_s += 60;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
+    assert_int_equal(lf_journal_count(f), 3);
+    lf_assert_verifies(f);
+}
+
+static void test_blacklisted_card_refused(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts c = lf_key_card("4403040000000030");
+    lf_topup(f, c.card_no, 1000);
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 5, c.card_no, true), YN_OK);
+    int64_t seq;
+    assert_int_equal(yn_ledger_blacklist_seq(f->l, &seq), YN_OK);
+    assert_int_equal(seq, 5);
+    int64_t n = lf_journal_count(f);
+    yn_ledger_result r;
+    assert_int_equal(lf_debit(f, &c, 1800, &r), YN_EREFUSED);
+    assert_false(r.decision.allowed);
+    assert_int_equal(r.decision.reason, YN_REASON_LOST);
+    assert_int_equal(r.decision.wallet_fen, 0);
+    assert_int_equal(lf_journal_count(f), n);
+    assert_int_equal(lf_wallet_of(f, c.card_no), 1000);
+
+    /* sequence numbers only go up: a stale or repeated change is refused whole */
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 5, c.card_no, false), YN_ESTALE);
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 3, c.card_no, false), YN_ESTALE);
+    yn_ledger_blacklist_entry batch[2] = {{.seq = 6, .card_no = "X1", .lost = true},
+                                          {.seq = 6, .lost = false}};
+    strcpy(batch[1].card_no, c.card_no);
+    assert_int_equal(yn_ledger_blacklist_apply_many(f->l, batch, 2), YN_ESTALE);
+    assert_int_equal(lf_sql_i64(f->path, "SELECT COUNT(*) FROM blacklist WHERE card_no = 'X1'"), 0);
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, NULL, &r), YN_EINVAL);
+    assert_int_equal(lf_debit(f, &c, 1800, &r), YN_EREFUSED);
+
+    /* found again */
+    batch[1].seq = 7;
+    assert_int_equal(yn_ledger_blacklist_apply_many(f->l, batch, 2), YN_OK);
+    assert_int_equal(yn_ledger_blacklist_seq(f->l, &seq), YN_OK);
+    assert_int_equal(seq, 7);
+    assert_int_equal(lf_debit(f, &c, 1800, &r), YN_OK);
+    assert_int_equal(r.wallet_after_fen, 700);
+}
+
+static void test_roster_overrides_card(void **state)
+{
+    struct fx *f = *state;
+    /* the card says it lives in another district: no subsidy here */
+    yn_card_facts c = lf_key_card("4403040000000040");
+    c.district = 440305;
+    c.street = 440305001;
+    yn_ledger_result r;
+    assert_int_equal(lf_debit(f, &c, 1800, &r), YN_OK);
+    assert_int_equal(r.decision.reason, YN_REASON_OUTSIDE_AREA);
+    assert_int_equal(r.decision.subsidy_fen, 0);
+    /* the roster (the district's latest word) says it moved here */
+    yn_card_facts roster = lf_key_card(c.card_no);
+    roster.flags = YN_FLAG_DIBAO;
+    assert_int_equal(yn_ledger_roster_put(f->l, &roster, 1, 42), YN_OK);
+    assert_int_equal(lf_debit_at(f, &c, 1800, WED_NOON_UTC + 86400, 2001, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    char v[32];
+    assert_int_equal(yn_ledger_meta_get(f->l, "roster_version", v, sizeof v), YN_OK);
+    assert_string_equal(v, "42");
+    /* and then that the card expired */
+    roster.expiry_ymd = 20250101;
+    assert_int_equal(yn_ledger_roster_put(f->l, &roster, 1, 43), YN_OK);
+    int64_t n = lf_journal_count(f);
+    assert_int_equal(lf_debit_at(f, &c, 1800, WED_NOON_UTC + 2 * 86400, 2002, &r), YN_EREFUSED);
+    assert_int_equal(r.decision.reason, YN_REASON_EXPIRED);
+    assert_int_equal(lf_journal_count(f), n);
+    assert_int_equal(lf_sql_i64(f->path, "SELECT version FROM roster"), 43);
+}
+
+/* What the card's stamp says (a meal at another canteen) counts like the ledger's own. */
+static void test_usage_floor_from_card(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts c = lf_key_card("4403040000000045");
+    yn_usage floor = {.meals_period = 1, .meals_day = 1};
+    yn_meal meal = {.price_fen = 1800};
+    yn_ledger_tap tap = {.tap_id = 1,
+                         .card = &c,
+                         .meal = &meal,
+                         .canteen = &lf_canteen,
+                         .when = lf_at(f, WED_NOON_UTC),
+                         .usage_floor = &floor};
+    yn_ledger_result r;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
+    assert_int_equal(r.decision.reason, YN_REASON_PERIOD_USED);
+    assert_int_equal(r.decision.subsidy_fen, 0);
+    assert_int_equal(r.decision.cash_fen, 1800);
+    yn_ledger_account a;
+    assert_int_equal(yn_ledger_balance(f->l, c.card_no, WED_NOON_UTC, 5, &a), YN_OK);
+    assert_int_equal(a.meals_month, 0); /* nothing subsidised here */
+    /* a floor below the ledger's count changes nothing: the larger one counts */
+    floor.meals_period = 0;
+    tap.tap_id = 2;
+    tap.when = lf_at(f, WED_NOON_UTC + 86400);
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    lf_assert_verifies(f);
+}
+
+struct hook_probe {
+    int calls;
+    int status;               /* what the hook returns */
+    yn_ledger_result pending; /* what it was shown */
+    int64_t journal_seen;     /* journal rows a second connection saw meanwhile */
+    const char *path;
+};
+
+static int hook(void *arg, const yn_ledger_result *pending)
+{
+    struct hook_probe *h = arg;
+    h->calls++;
+    h->pending = *pending;
+    h->journal_seen = lf_sql_i64(h->path, "SELECT COUNT(*) FROM journal");
+    return h->status;
+}
+
+/* The card's stamp is written inside the transaction: no stamp, no charge. */
+static void test_before_commit_hook(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts c = lf_key_card("4403040000000046");
+    lf_topup(f, c.card_no, 1000);
+    struct hook_probe h = {.status = YN_ECARDGONE, .path = f->path};
+    yn_meal meal = {.price_fen = 1800};
+    yn_ledger_tap tap = {.tap_id = f->next_tap++,
+                         .card = &c,
+                         .meal = &meal,
+                         .canteen = &lf_canteen,
+                         .when = lf_at(f, WED_NOON_UTC),
+                         .before_commit = hook,
+                         .hook_arg = &h};
+    yn_ledger_result r;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_ECARDGONE);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(h.pending.seq, 2);
+    assert_int_equal(h.pending.decision.subsidy_fen, 1500);
+    assert_int_equal(h.pending.wallet_after_fen, 700);
+    assert_int_equal(h.journal_seen, 1); /* not visible before the commit */
+    assert_int_equal(r.seq, 0);
+    assert_int_equal(lf_journal_count(f), 1);
+    assert_int_equal(lf_wallet_of(f, c.card_no), 1000);
+    /* the same tap again, the card stays: charged once, under the seq it was shown */
+    h.status = YN_OK;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
+    assert_int_equal(h.calls, 2);
+    assert_int_equal(r.seq, 2);
+    assert_int_equal(r.wallet_after_fen, 700);
+    /* a replay or a refusal does not call it */
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EDUPLICATE);
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 1, c.card_no, true), YN_OK);
+    tap.tap_id = f->next_tap++;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EREFUSED);
+    assert_int_equal(h.calls, 2);
+    lf_assert_verifies(f);
+}
+
+/* ---- reversal ----------------------------------------------------------------------- */
+static void test_reverse(void **state)
+{
+    struct fx *f = *state;
+    yn_ledger_opts o = lf_opts_for(f);
+    o.min_interval_s = 60;
+    lf_reopen(f, &o);
+    yn_card_facts c = lf_key_card("4403040000000050");
+    lf_topup(f, c.card_no, 1000);
+    yn_ledger_result meal, rev, r;
+    assert_int_equal(lf_debit(f, &c, 1800, &meal), YN_OK);
+    assert_int_equal(meal.wallet_after_fen, 700);
+
+    yn_ledger_when w = lf_at(f, WED_NOON_UTC + 2000);
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, meal.seq, "op2", &w, &rev), YN_OK);
+    assert_int_equal(rev.kind, YN_LEDGER_REVERSAL);
+    assert_int_equal(rev.seq, meal.seq + 1);
+    assert_int_equal(rev.decision.price_fen, -1800);
+    assert_int_equal(rev.decision.subsidy_fen, -1500);
+    assert_int_equal(rev.decision.layers[0].fen, -1500);
+    assert_int_equal(rev.decision.wallet_fen, -300);
+    assert_int_equal(rev.wallet_after_fen, 1000);
+    assert_int_equal(lf_wallet_of(f, c.card_no), 1000);
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, rev.seq, &rec), YN_OK);
+    assert_int_equal(rec.reverses_seq, meal.seq);
+    assert_string_equal(rec.operator_id, "op2");
+    /* the original is untouched */
+    assert_int_equal(yn_ledger_record_get(f->l, meal.seq, &rec), YN_OK);
+    assert_int_equal(rec.price_fen, 1800);
+
+    /* usage given back, and the minimum interval lifted: the right charge at once */
+    yn_ledger_account a;
+    assert_int_equal(yn_ledger_balance(f->l, c.card_no, WED_NOON_UTC, 5, &a), YN_OK);
+    assert_int_equal(a.meals_month, 0);
+    assert_int_equal(a.subsidy_month_fen, 0);
+    assert_int_equal(lf_debit(f, &c, 1600, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(r.wallet_after_fen, 900);
+
+    /* twice: the first reversal is returned */
+    w = lf_at(f, WED_NOON_UTC + 2010);
+    int64_t n = lf_journal_count(f);
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, meal.seq, "op2", &w, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, rev.seq);
+    /* a reversal, a top-up, an unknown record: refused */
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, rev.seq, "op2", &w, &r), YN_EREFUSED);
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, 1, "op2", &w, &r), YN_EREFUSED);
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, 999, "op2", &w, &r), YN_ENOTFOUND);
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, meal.seq, NULL, &w, &r), YN_EINVAL);
+    assert_int_equal(lf_journal_count(f), n);
+    assert_int_equal(lf_wallet_of(f, c.card_no), 900);
+    lf_assert_verifies(f);
+}
+
+static void test_reverse_outside_window(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts c = lf_key_card("4403040000000060");
+    yn_ledger_result meal, r;
+    assert_int_equal(lf_debit_at(f, &c, 1800, WED_NOON_UTC, 1, &meal), YN_OK);
+    yn_ledger_record m;
+    assert_int_equal(yn_ledger_record_get(f->l, meal.seq, &m), YN_OK);
+    /* the policy's window is 600 s, measured by the monotonic clock */
+    yn_ledger_when w = {.utc_s = WED_NOON_UTC + 100, .mono_ms = m.mono_ms + 601000};
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, meal.seq, "op2", &w, &r), YN_EREFUSED);
+    assert_int_equal(lf_journal_count(f), 1);
+    w.mono_ms = m.mono_ms + 599000;
+    /* the options can narrow it */
+    yn_ledger_opts o = lf_opts_for(f);
+    o.reverse_window_s = 60;
+    lf_reopen(f, &o);
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, meal.seq, "op2", &w, &r), YN_EREFUSED);
+    w.mono_ms = m.mono_ms + 59000;
+    assert_int_equal(yn_ledger_reverse(f->l, NULL, meal.seq, "op2", &w, &r), YN_OK);
+    assert_int_equal(lf_journal_count(f), 2);
+    lf_assert_verifies(f);
+}
+
+/* ---- offline cap -------------------------------------------------------------------- */
+
+/* shenzhen-2025 without the one-meal-per-lunch limit: several subsidised meals a day. */
+static yn_policy *policy_no_limits(void)
+{
+    static char doc[1 << 16];
+    size_t n = lf_read_policy_doc(doc, sizeof doc);
+    char *limit = strstr(doc, "\"per_period\": 1");
+    assert_non_null(limit);
+    memcpy(limit, "\"per_month\": 99", strlen("\"per_month\": 99")); /* same length */
+    yn_policy *p = NULL;
+    char err[256];
+    assert_int_equal(yn_policy_load(doc, n, &p, err, sizeof err), YN_OK);
+    return p;
+}
+
+static int debit_with(struct fx *f, const yn_policy *p, const yn_card_facts *c, int64_t price_fen,
+                      int64_t utc_s, yn_ledger_result *r)
+{
+    yn_meal meal = {.price_fen = price_fen};
+    yn_ledger_tap tap = {.tap_id = f->next_tap++,
+                         .card = c,
+                         .meal = &meal,
+                         .canteen = &lf_canteen,
+                         .operator_id = "op1",
+                         .when = lf_at(f, utc_s)};
+    return yn_ledger_debit(f->l, p, &tap, r);
+}
+
+static void synced_at(struct fx *f, int64_t utc_s)
+{
+    char v[24];
+    snprintf(v, sizeof v, "%lld", (long long)utc_s);
+    assert_int_equal(yn_ledger_meta_put(f->l, "last_sync_utc_s", v), YN_OK);
+}
+static void test_offline_cap(void **state)
+{
+    struct fx *f = *state;
+    yn_ledger_opts o = lf_opts_for(f);
+    o.offline_cap_fen = 2000;
+    o.offline_after_s = 900;
+    lf_reopen(f, &o);
+    yn_policy *p = policy_no_limits();
+    yn_card_facts c = lf_key_card("4403040000000401"); /* 1500 fen a meal */
+    lf_topup(f, c.card_no, 10000);
+    yn_ledger_result r;
+    const int64_t t = WED_NOON_UTC;
+
+    /* never synced since the ledger was made: offline. 1500, then the rest of
+     * the cap (500, the cut 1000 paid from the wallet), then nothing */
+    assert_int_equal(debit_with(f, p, &c, 1800, t, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(r.decision.wallet_fen, 300);
+    assert_int_equal(debit_with(f, p, &c, 1800, t + 60, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 500);
+    assert_int_equal(r.decision.layers[0].fen, 500);
+    assert_int_equal(r.decision.wallet_fen, 1300);
+    assert_int_equal(r.decision.reason, YN_REASON_NONE);
+    assert_int_equal(debit_with(f, p, &c, 1800, t + 120, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 0);
+    assert_int_equal(r.decision.n_layers, 0);
+    assert_int_equal(r.decision.wallet_fen, 1800);
+    assert_int_equal(r.decision.reason, YN_REASON_MONTH_CAP);
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, r.seq, &rec), YN_OK);
+    assert_int_equal(rec.reason, YN_REASON_MONTH_CAP);
+    assert_int_equal(lf_wallet_of(f, c.card_no), 10000 - 300 - 1300 - 1800);
+
+    /* a sync: online, uncapped (the day's subsidy goes above the cap) */
+    synced_at(f, t + 150);
+    assert_int_equal(debit_with(f, p, &c, 1800, t + 180, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(debit_with(f, p, &c, 1800, t + 240, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+
+    /* next day, no sync since: offline again, and the wallet is empty: cash */
+    yn_card_facts d = lf_key_card("4403040000000402");
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 86400, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(r.decision.cash_fen, 300);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 86400 + 60, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 500);
+    assert_int_equal(r.decision.cash_fen, 1300);
+    /* a reversal gives the day's subsidy back */
+    yn_ledger_when w = lf_at(f, t + 86400 + 90);
+    yn_ledger_result rev;
+    assert_int_equal(yn_ledger_reverse(f->l, p, r.seq, "op1", &w, &rev), YN_OK);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 86400 + 120, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 500);
+    /* back online: uncapped */
+    synced_at(f, t + 86400 + 130);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 86400 + 180, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    /* no cap configured: uncapped while offline */
+    o.offline_cap_fen = 0;
+    lf_reopen(f, &o);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 2 * 86400, &r), YN_OK);
+    assert_int_equal(debit_with(f, p, &d, 1800, t + 2 * 86400 + 60, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    lf_assert_verifies(f);
+    assert_int_equal(lf_sql_i64(f->path, "SELECT day_subsidy_fen FROM cards"
+                                         " WHERE card_no = '4403040000000402'"),
+                     3000);
+    yn_policy_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, lf_setup, lf_teardown)
+        T(test_debit_subsidised_meal),
+        T(test_debit_weighed_meal),
+        T(test_replayed_tap_returns_original),
+        T(test_tap_ids_increase),
+        T(test_topup_tap_ids),
+        T(test_second_meal_in_period_full_price),
+        T(test_too_soon),
+        T(test_blacklisted_card_refused),
+        T(test_roster_overrides_card),
+        T(test_usage_floor_from_card),
+        T(test_before_commit_hook),
+        T(test_reverse),
+        T(test_reverse_outside_window),
+        T(test_offline_cap),
+#undef T
+    };
+    return cmocka_run_group_tests_name("ledger_counter", tests, lf_group_setup, lf_group_teardown);
+}
