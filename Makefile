@@ -83,6 +83,10 @@ CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
                -D_GNU_SOURCE -Ifirmware -Ihal -Isync -MMD -MP \
                -DYN_VERSION='"$(VERSION)"' -DYN_GITREV='"$(GITREV)"' \
                -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC)
+# Time is 64-bit on every ARCH, armhf too (its glibc defaults to a 32-bit
+# time_t that wraps in January 2038). firmware/time64.h, forced into every
+# file, refuses to compile without it. README.md "Cross-compiling".
+TIME64_CFLAGS := -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64 -include firmware/time64.h
 ifeq ($(FUZZ),1)
   CFLAGS ?= -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
   LDFLAGS ?= -fsanitize=address,undefined
@@ -94,7 +98,7 @@ else
   LDFLAGS ?=
 endif
 Q := $(if $(V),,@)
-ALL_CFLAGS = $(CFLAGS_BASE) $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(NFC_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(CFLAGS_BASE) $(TIME64_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(NFC_CFLAGS) $(CFLAGS)
 LIBS       = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(NFC_LIBS) -lpthread -lutil
 TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
@@ -138,7 +142,7 @@ SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tests/
 all: $(DAEMON) $(TOOLS)
 
 # Objects are rebuilt when a feature switch or CFLAGS change.
-FEATURES   := WITH_LIBNFC=$(WITH_LIBNFC) WITH_SYSLOG=$(WITH_SYSLOG) CFLAGS=$(CFLAGS) VERSION=$(VERSION)
+FEATURES   := WITH_LIBNFC=$(WITH_LIBNFC) WITH_SYSLOG=$(WITH_SYSLOG) CFLAGS=$(CFLAGS) VERSION=$(VERSION) $(TIME64_CFLAGS)
 FEATURES_F := $(BUILD)/.features
 ifneq ($(filter clean,$(MAKECMDGOALS)),clean)
   $(shell mkdir -p $(BUILD); [ "$$(cat $(FEATURES_F) 2>/dev/null)" = "$(FEATURES)" ] || echo "$(FEATURES)" > $(FEATURES_F))
@@ -207,8 +211,10 @@ check-integration: all $(CRASHES) $(INTS)
 
 check-cross:
 	@test "$(ARCH)" != host || { echo "check-cross needs ARCH=aarch64 or ARCH=armhf"; exit 2; }
-	$(MAKE) --no-print-directory ARCH=$(ARCH) $(TESTS)
+	$(MAKE) --no-print-directory ARCH=$(ARCH) $(TESTS) all
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
+	tests/time-abi $(BUILD) $(CC) "$(shell $(PKG_CONFIG) --cflags $(PKGS) $(TEST_PKGS)) $(NFC_CFLAGS)" \
+	  "$(LIBS) $(TEST_LIBS)"
 
 # Fuzz targets (libFuzzer): built with clang, each run FUZZ_TIME seconds from
 # its seed corpus tests/fuzz/corpus/<name>/ (when present).

@@ -6,6 +6,8 @@
 #ifndef YN_STATUS_H
 #define YN_STATUS_H
 
+#include "time64.h" /* 64-bit time_t and off_t, or no build */
+
 #define YN_MUST_CHECK __attribute__((warn_unused_result))
 
 enum yn_status {

@@ -1,4 +1,5 @@
-/* clock.c — wall and monotonic time, server correction, and the sim clock. */
+/* clock.c — wall and monotonic time, server correction, the sim clock, and
+ * the monotonic deadlines every wait uses. */
 #include "clock.h"
 
 #include <errno.h>
@@ -120,4 +121,28 @@ void yn_clock_sim_advance(yn_clock *c, int64_t ms)
 void yn_clock_sim_jump_wall(yn_clock *c, int64_t ms)
 {
     c->sim_wall_ms += ms;
+}
+
+int64_t yn_clock_mono_now_ms(void)
+{
+    return ts_ms(CLOCK_MONOTONIC);
+}
+
+int yn_clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0)
+        return YN_ENOMEM;
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 && pthread_cond_init(cv, &ca) == 0
+                 ? YN_OK
+                 : YN_ENOMEM;
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+struct timespec yn_clock_mono_deadline(int64_t at_ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(at_ms / 1000),
+                          .tv_nsec = (long)(at_ms % 1000) * 1000000L};
+    return ts;
 }

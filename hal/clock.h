@@ -5,8 +5,10 @@
 #ifndef YN_HAL_CLOCK_H
 #define YN_HAL_CLOCK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "status.h"
 
@@ -37,6 +39,17 @@ void yn_clock_sleep_ms(yn_clock *c, int ms);
 /* Server says it is server_utc_ms now: adopt it if the step is within
  * max_step_ms (or always on the first sync when max_step_ms < 0). */
 int yn_clock_correct(yn_clock *c, int64_t server_utc_ms, int64_t max_step_ms) YN_MUST_CHECK;
+
+/* Waits and timeouts: every one runs on CLOCK_MONOTONIC, which a step of the
+ * wall clock (NTP, the server's correction, a technician's date -s) never
+ * moves, so a wait neither stalls nor ends early when the date changes.
+ * yn_clock_mono_now_ms: the system's monotonic time outside a yn_clock
+ * (threads, tools). yn_clock_cond_init: a condition variable whose timed
+ * waits measure CLOCK_MONOTONIC; yn_clock_mono_deadline: the absolute time
+ * pthread_cond_timedwait takes for it, at_ms a yn_clock_mono_now_ms time. */
+int64_t yn_clock_mono_now_ms(void);
+int yn_clock_cond_init(pthread_cond_t *cv) YN_MUST_CHECK;
+struct timespec yn_clock_mono_deadline(int64_t at_ms);
 
 /* sim only */
 void yn_clock_sim_set(yn_clock *c, int64_t utc_ms);

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "io.h"
 #include "log.h"
@@ -243,17 +244,15 @@ static int mb_open(yn_io *dev, const yn_config *cfg)
     }
     m->status = rc;
     yn_mb_describe(l, m->text, sizeof m->text);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&m->mu, NULL);
-    pthread_cond_init(&m->wake, &ca);
-    pthread_cond_init(&m->probed, &ca);
-    pthread_condattr_destroy(&ca);
-    if (pthread_create(&m->thread, NULL, worker, m) != 0) {
+    bool wake_ok = yn_clock_cond_init(&m->wake) == YN_OK;
+    bool probed_ok = wake_ok && yn_clock_cond_init(&m->probed) == YN_OK;
+    if (!probed_ok || pthread_create(&m->thread, NULL, worker, m) != 0) {
         yn_mb_close(l, 0, YN_ENODEV);
-        pthread_cond_destroy(&m->wake);
-        pthread_cond_destroy(&m->probed);
+        if (wake_ok)
+            pthread_cond_destroy(&m->wake);
+        if (probed_ok)
+            pthread_cond_destroy(&m->probed);
         pthread_mutex_destroy(&m->mu);
         free(m);
         return YN_ENOMEM;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "batch.h"
+#include "clock.h"
 #include "fileio.h"
 #include "log.h"
 
@@ -474,14 +475,8 @@ static void *sync_main(void *arg)
             failures = 0;
         }
         pthread_mutex_lock(&t->mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += wait_ms / 1000;
-        until.tv_nsec += (wait_ms % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        /* monotonic: a step of the wall clock neither stalls nor hurries sync */
+        struct timespec until = yn_clock_mono_deadline(yn_clock_mono_now_ms() + wait_ms);
         while (!t->stop && pthread_cond_timedwait(&t->cv, &t->mu, &until) == 0)
             ;
     }
@@ -508,9 +503,15 @@ int yn_sync_thread_start(const yn_sync_opts *opts, const yn_ledger_opts *lo, int
     t->lo.path = t->path;
     t->lo.terminal_id = t->terminal;
     t->interval_s = interval_s > 0 ? interval_s : 60;
+    if (yn_clock_cond_init(&t->cv) != YN_OK) {
+        yn_sync_free(t->s);
+        free(t);
+        return YN_ENOMEM;
+    }
     pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
     if (pthread_create(&t->tid, NULL, sync_main, t) != 0) {
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->cv);
         yn_sync_free(t->s);
         free(t);
         return YN_ENOMEM;

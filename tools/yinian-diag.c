@@ -37,6 +37,7 @@
 #include "batch.h"
 #include "card.h"
 #include "client.h"
+#include "clock.h"
 #include "config.h"
 #include "display.h"
 #include "fileio.h"
@@ -320,10 +321,10 @@ static void check_card(struct ctx *c, struct result *r)
                 c->card_timeout_s);
     }
     yn_nfc_tag tag;
-    time_t until = time(NULL) + c->card_timeout_s;
+    int64_t until_ms = yn_clock_mono_now_ms() + (int64_t)c->card_timeout_s * 1000;
     do
         rc = yn_nfc_poll(&c->nfc, 500, &tag);
-    while (rc == YN_ENOCARD && time(NULL) < until);
+    while (rc == YN_ENOCARD && yn_clock_mono_now_ms() < until_ms);
     if (rc != YN_OK) {
         explicit_bzero(master, sizeof master);
         note(r, rc == YN_ENOCARD ? V_WARN : V_FAIL,

@@ -1,4 +1,7 @@
-/* test_clock.c — sim clock set/jump, server correction within bounds. */
+/* test_clock.c — sim clock set/jump, server correction within bounds, waits
+ * on the monotonic clock. */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,12 +56,39 @@ static void test_system_clock_moves(void **state)
     assert_true(yn_clock_utc_s(&c) > 1700000000LL);
 }
 
+/* A deadline on the monotonic clock is honoured by the condition variable:
+ * were it measured on CLOCK_REALTIME, a deadline of some seconds after boot
+ * would lie in 1970 and the wait would end at once. */
+static void test_cond_waits_on_monotonic_clock(void **state)
+{
+    (void)state;
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv;
+    assert_int_equal(yn_clock_cond_init(&cv), YN_OK);
+    int64_t t0 = yn_clock_mono_now_ms();
+    struct timespec until = yn_clock_mono_deadline(t0 + 50);
+    int rc = 0;
+    pthread_mutex_lock(&mu);
+    while (rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&cv, &mu, &until);
+    pthread_mutex_unlock(&mu);
+    int64_t waited_ms = yn_clock_mono_now_ms() - t0;
+    assert_true(waited_ms >= 50);
+    assert_true(waited_ms < 60000);
+    pthread_cond_destroy(&cv);
+    /* the deadline is the monotonic time, split as pthread wants it */
+    until = yn_clock_mono_deadline(123456789);
+    assert_int_equal(until.tv_sec, 123456);
+    assert_int_equal(until.tv_nsec, 789000000L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sim_clock),
         cmocka_unit_test(test_correction_bounds),
         cmocka_unit_test(test_system_clock_moves),
+        cmocka_unit_test(test_cond_waits_on_monotonic_clock),
     };
     return cmocka_run_group_tests_name("clock", tests, NULL, NULL);
 }
