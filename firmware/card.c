@@ -669,17 +669,55 @@ void yn_card_classic_keys(const uint8_t key[YN_CARD_KEY_LEN], uint8_t key_a[6], 
     memcpy(key_b, key + 6, 6);
 }
 
-/* --- the "last meal" stamp (CARD.md "Stamp") --------------------------- */
+/* --- the "last meal" stamp (CARD.md §4) ------------------------------- */
 
+/* Version 1 (older firmware; read, written only for tests and tools). */
 enum {
-    ST_VERSION = 0,  /* 1 */
-    ST_RESERVED = 1, /* 1, zero */
-    ST_PERIOD = 2,   /* 2 */
-    ST_DATE = 4,     /* 4 */
-    ST_CANTEEN = 8,  /* 2 */
-    ST_SEQ = 10,     /* 2 */
-    ST_CRC = 12,     /* 4, CRC32 of bytes 0..11 */
+    V1_VERSION = 0,  /* 1 */
+    V1_RESERVED = 1, /* 1, zero */
+    V1_PERIOD = 2,   /* 2 */
+    V1_DATE = 4,     /* 4, YYYYMMDD */
+    V1_CANTEEN = 8,  /* 2 */
+    V1_SEQ = 10,     /* 2, low 16 bits of the seq */
 };
+/* Version 2 (written by this firmware). */
+enum {
+    V2_VERSION = 0,  /* 1 */
+    V2_TERMINAL = 1, /* 3, yn_card_terminal_code */
+    V2_PERIOD = 4,   /* 2 */
+    V2_DAY = 6,      /* 2, days since 2000-01-01 (local date) */
+    V2_SEQ = 8,      /* 4, low 32 bits of the meal's ledger seq */
+};
+enum { ST_CRC = 12 /* 4, CRC32 of bytes 0..11, both versions */ };
+
+#define V2_FIRST_YMD 20000101 /* day 0 of the v2 day count */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+ * days_from_civil), and back. */
+static int32_t days_from_ymd(int32_t ymd)
+{
+    int32_t y = ymd / 10000, m = ymd / 100 % 100, d = ymd % 100;
+    y -= m <= 2;
+    int32_t era = (y >= 0 ? y : y - 399) / 400;
+    int32_t yoe = y - era * 400;
+    int32_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int32_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int32_t ymd_from_days(int32_t z)
+{
+    z += 719468;
+    int32_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int32_t doe = z - era * 146097;
+    int32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int32_t y = yoe + era * 400;
+    int32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int32_t mp = (5 * doy + 2) / 153;
+    int32_t d = doy - (153 * mp + 2) / 5 + 1;
+    int32_t m = mp < 10 ? mp + 3 : mp - 9;
+    return (y + (m <= 2)) * 10000 + m * 100 + d;
+}
 
 /* CRC-32/ISO-HDLC (zlib's crc32): reflected 0xEDB88320, init and final xor ~0. */
 static uint32_t crc32_ieee(const uint8_t *p, size_t n)
@@ -693,22 +731,37 @@ static uint32_t crc32_ieee(const uint8_t *p, size_t n)
     return ~crc;
 }
 
+static uint32_t fnv1a32(const char *text)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        h ^= *c;
+        h *= 16777619u;
+    }
+    return h;
+}
+
+uint32_t yn_card_terminal_code(const char *terminal_id)
+{
+    if (!terminal_id || !*terminal_id)
+        return 0;
+    uint32_t h = fnv1a32(terminal_id);
+    uint32_t code = (h >> 24) ^ (h & 0xFFFFFFu);
+    return code ? code : 1;
+}
+
 uint16_t yn_card_period_code(const char *period)
 {
     if (!period || !*period)
         return 0;
-    uint32_t h = 2166136261u; /* FNV-1a 32 */
-    for (const unsigned char *c = (const unsigned char *)period; *c; c++) {
-        h ^= *c;
-        h *= 16777619u;
-    }
+    uint32_t h = fnv1a32(period);
     uint16_t code = (uint16_t)((h >> 16) ^ (h & 0xFFFFu));
     return code ? code : 1;
 }
 
 static bool stamp_valid(const yn_card_stamp *s, const char **why)
 {
-    if (s->version != YN_CARD_STAMP_V1) {
+    if (s->version != YN_CARD_STAMP_V1 && s->version != YN_CARD_STAMP_V2) {
         set_why(why, "unsupported stamp version");
         return false;
     }
@@ -716,28 +769,39 @@ static bool stamp_valid(const yn_card_stamp *s, const char **why)
         set_why(why, "stamp period code is 0");
         return false;
     }
-    if (!ymd_valid(s->date_ymd)) {
-        set_why(why, "stamp date is not a real day YYYYMMDD");
+    if (!ymd_valid(s->date_ymd) || (s->version == YN_CARD_STAMP_V2 && s->date_ymd < V2_FIRST_YMD)) {
+        set_why(why, "stamp date is not a real day YYYYMMDD (v2: from 2000-01-01)");
         return false;
     }
-    if (s->canteen_id == 0) {
-        set_why(why, "stamp canteen id is 0");
+    if (s->version == YN_CARD_STAMP_V1) {
+        if (s->canteen_id == 0 || s->terminal_code != 0 || s->seq > 0xFFFFu) {
+            set_why(why, "v1 stamp: canteen id is 0, or a v2 field is set");
+            return false;
+        }
+        return true;
+    }
+    if (s->terminal_code == 0 || s->terminal_code > 0xFFFFFFu || s->canteen_id != 0) {
+        set_why(why, "v2 stamp: terminal code is 0 or wider than 24 bits, or a v1 field is set");
+        return false;
+    }
+    if (s->seq == 0) {
+        set_why(why, "v2 stamp: record seq is 0");
         return false;
     }
     return true;
 }
 
-int yn_card_stamp_make(int32_t date_ymd, const char *period, uint16_t canteen_id, uint64_t seq,
+int yn_card_stamp_make(int32_t date_ymd, const char *period, uint32_t terminal_code, uint64_t seq,
                        yn_card_stamp *out)
 {
     if (!out)
         return YN_EINVAL;
     yn_card_stamp s = {
-        .version = YN_CARD_STAMP_V1,
+        .version = YN_CARD_STAMP_V2,
         .period_code = yn_card_period_code(period),
         .date_ymd = date_ymd,
-        .canteen_id = canteen_id,
-        .seq16 = (uint16_t)(seq & 0xFFFFu),
+        .terminal_code = terminal_code,
+        .seq = (uint32_t)(seq & 0xFFFFFFFFu),
     };
     if (!stamp_valid(&s, NULL))
         return YN_EINVAL;
@@ -754,12 +818,22 @@ int yn_card_stamp_encode(const yn_card_stamp *stamp, uint8_t out[YN_CARD_STAMP_L
     }
     if (!stamp_valid(stamp, why))
         return YN_EINVAL;
-    out[ST_VERSION] = stamp->version;
-    out[ST_RESERVED] = 0;
-    put_u16(out + ST_PERIOD, stamp->period_code);
-    put_u32(out + ST_DATE, (uint32_t)stamp->date_ymd);
-    put_u16(out + ST_CANTEEN, stamp->canteen_id);
-    put_u16(out + ST_SEQ, stamp->seq16);
+    memset(out, 0, YN_CARD_STAMP_LEN);
+    if (stamp->version == YN_CARD_STAMP_V1) {
+        out[V1_VERSION] = stamp->version;
+        put_u16(out + V1_PERIOD, stamp->period_code);
+        put_u32(out + V1_DATE, (uint32_t)stamp->date_ymd);
+        put_u16(out + V1_CANTEEN, stamp->canteen_id);
+        put_u16(out + V1_SEQ, (uint16_t)stamp->seq);
+    } else {
+        out[V2_VERSION] = stamp->version;
+        out[V2_TERMINAL] = (uint8_t)(stamp->terminal_code >> 16);
+        put_u16(out + V2_TERMINAL + 1, (uint16_t)(stamp->terminal_code & 0xFFFFu));
+        put_u16(out + V2_PERIOD, stamp->period_code);
+        put_u16(out + V2_DAY,
+                (uint16_t)(days_from_ymd(stamp->date_ymd) - days_from_ymd(V2_FIRST_YMD)));
+        put_u32(out + V2_SEQ, stamp->seq);
+    }
     put_u32(out + ST_CRC, crc32_ieee(out, ST_CRC));
     set_why(why, "ok");
     return YN_OK;
@@ -787,7 +861,7 @@ static int stamp_decode_one(const uint8_t *buf, size_t len, yn_card_stamp *out, 
         set_why(why, "blank stamp");
         return YN_OK;
     }
-    if (buf[ST_VERSION] != YN_CARD_STAMP_V1) {
+    if (buf[0] != YN_CARD_STAMP_V1 && buf[0] != YN_CARD_STAMP_V2) {
         set_why(why, "unsupported stamp version");
         return YN_ECORRUPT;
     }
@@ -796,15 +870,22 @@ static int stamp_decode_one(const uint8_t *buf, size_t len, yn_card_stamp *out, 
         set_why(why, "stamp checksum mismatch (torn or damaged write)");
         return YN_ECORRUPT;
     }
-    if (buf[ST_RESERVED] != 0) {
-        set_why(why, "stamp reserved byte is not zero");
-        return YN_ECORRUPT;
+    s.version = buf[0];
+    if (s.version == YN_CARD_STAMP_V1) {
+        if (buf[V1_RESERVED] != 0) {
+            set_why(why, "stamp reserved byte is not zero");
+            return YN_ECORRUPT;
+        }
+        s.period_code = get_u16(buf + V1_PERIOD);
+        s.date_ymd = (int32_t)get_u32(buf + V1_DATE);
+        s.canteen_id = get_u16(buf + V1_CANTEEN);
+        s.seq = get_u16(buf + V1_SEQ);
+    } else {
+        s.terminal_code = (uint32_t)buf[V2_TERMINAL] << 16 | get_u16(buf + V2_TERMINAL + 1);
+        s.period_code = get_u16(buf + V2_PERIOD);
+        s.date_ymd = ymd_from_days(days_from_ymd(V2_FIRST_YMD) + get_u16(buf + V2_DAY));
+        s.seq = get_u32(buf + V2_SEQ);
     }
-    s.version = buf[ST_VERSION];
-    s.period_code = get_u16(buf + ST_PERIOD);
-    s.date_ymd = (int32_t)get_u32(buf + ST_DATE);
-    s.canteen_id = get_u16(buf + ST_CANTEEN);
-    s.seq16 = get_u16(buf + ST_SEQ);
     if (!stamp_valid(&s, why))
         return YN_ECORRUPT;
     *out = s;
@@ -821,24 +902,27 @@ int yn_card_stamp_decode(const uint8_t *buf, size_t len, yn_card_stamp *out, con
     if (len != YN_CARD_STAMP_PAIR_LEN)
         return stamp_decode_one(buf, len, out, why);
 
-    /* Classic pair: the copy is written before the primary, so a torn primary
-     * leaves the new stamp in the copy and a torn copy leaves the old primary. */
+    /* Classic pair: every write puts the copy first, then the primary, so a
+     * valid copy is never older than the primary: a tear after the copy
+     * leaves the new stamp in the copy (the ledger committed that meal
+     * already), a torn copy leaves the old primary, a torn primary the new
+     * copy. A blank copy beside a stamped primary (damage) yields to it. */
     yn_card_stamp primary, copy;
-    const char *why_primary = NULL;
-    int rc_primary = stamp_decode_one(buf, YN_CARD_STAMP_LEN, &primary, &why_primary);
-    if (rc_primary == YN_OK && !yn_card_stamp_is_blank(&primary)) {
-        *out = primary;
-        set_why(why, why_primary);
-        return YN_OK;
-    }
-    int rc_copy = stamp_decode_one(buf + YN_CARD_STAMP_LEN, YN_CARD_STAMP_LEN, &copy, why);
-    if (rc_copy == YN_OK) {
+    const char *why_copy = NULL;
+    int rc_copy = stamp_decode_one(buf + YN_CARD_STAMP_LEN, YN_CARD_STAMP_LEN, &copy, &why_copy);
+    if (rc_copy == YN_OK && !yn_card_stamp_is_blank(&copy)) {
         *out = copy;
+        set_why(why, why_copy);
         return YN_OK;
     }
-    if (rc_primary == YN_OK) { /* blank primary, torn first copy: no meal recorded yet */
+    int rc_primary = stamp_decode_one(buf, YN_CARD_STAMP_LEN, &primary, why);
+    if (rc_primary == YN_OK) {
         *out = primary;
-        set_why(why, why_primary);
+        return YN_OK;
+    }
+    if (rc_copy == YN_OK) { /* blank copy, damaged primary: no meal recorded yet */
+        *out = copy;
+        set_why(why, why_copy);
         return YN_OK;
     }
     set_why(why, "both stamp copies damaged");

@@ -141,34 +141,41 @@ int yn_card_key_for_uid(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t 
 /* MIFARE Classic sector keys from a card key: A = key[0..5], B = key[6..11]. */
 void yn_card_classic_keys(const uint8_t key[YN_CARD_KEY_LEN], uint8_t key_a[6], uint8_t key_b[6]);
 
-/* --- the "last meal" stamp --------------------------------------------- */
+/* --- the "last meal" stamp (CARD.md §4) --------------------------------- */
 
-#define YN_CARD_STAMP_V1       1
+#define YN_CARD_STAMP_V1       1  /* older firmware: canteen + low 16 bits of seq (read only) */
+#define YN_CARD_STAMP_V2       2  /* written now: the terminal and the meal's record */
 #define YN_CARD_STAMP_LEN      16 /* one MIFARE Classic block */
 #define YN_CARD_STAMP_PAIR_LEN 32 /* Classic: primary block ‖ copy block */
 
 typedef struct yn_card_stamp {
-    uint8_t version;      /* YN_CARD_STAMP_V1, or 0 for a blank stamp (no meal yet) */
-    uint16_t period_code; /* yn_card_period_code(period name), nonzero */
-    int32_t date_ymd;     /* local (Asia/Shanghai) date of the meal, YYYYMMDD */
-    uint16_t canteen_id;  /* canteen of the meal, nonzero, unique in the district */
-    uint16_t seq16;       /* low 16 bits of the terminal's ledger sequence number */
+    uint8_t version;        /* 2 (written), 1 (older firmware), or 0: blank (no meal yet) */
+    uint16_t period_code;   /* yn_card_period_code(period name), nonzero */
+    int32_t date_ymd;       /* local (Asia/Shanghai) date of the meal, YYYYMMDD (v2: >= 2000) */
+    uint32_t terminal_code; /* v2: yn_card_terminal_code of the writer, 1..2^24-1; v1: 0 */
+    uint16_t canteen_id;    /* v1: the writer's canteen code, nonzero; v2: 0 */
+    uint32_t seq;           /* v2: the meal's ledger seq (low 32 bits), nonzero; v1: low 16 bits */
 } yn_card_stamp;
 
 /* 16-bit code of a meal period name (FNV-1a folded; never 0). "" gives 0. */
 uint16_t yn_card_period_code(const char *period);
+/* 24-bit code of a terminal id in v2 stamps (FNV-1a folded; never 0). "" gives 0. */
+uint32_t yn_card_terminal_code(const char *terminal_id);
 
-/* Fill a stamp for a subsidised meal. YN_EINVAL on a bad date, empty period or
- * canteen 0. */
-int yn_card_stamp_make(int32_t date_ymd, const char *period, uint16_t canteen_id, uint64_t seq,
+/* Fill a v2 stamp for the subsidised meal that record seq of the terminal
+ * with this code committed. YN_EINVAL on a bad date, empty period, terminal
+ * code 0 or seq 0. */
+int yn_card_stamp_make(int32_t date_ymd, const char *period, uint32_t terminal_code, uint64_t seq,
                        yn_card_stamp *out) YN_MUST_CHECK;
-/* Encode a (non-blank) stamp: exactly YN_CARD_STAMP_LEN bytes into out. */
+/* Encode a (non-blank) stamp of either version: exactly YN_CARD_STAMP_LEN
+ * bytes into out. Terminals write v2 only; v1 is encoded for tests and tools. */
 int yn_card_stamp_encode(const yn_card_stamp *stamp, uint8_t out[YN_CARD_STAMP_LEN],
                          const char **why) YN_MUST_CHECK;
 /* Decode a stamp area: len 0 or 16 zero bytes is a blank stamp (version 0);
- * other 16 bytes must be a valid version 1 stamp with a good CRC32. 32 bytes
- * is a Classic pair, primary ‖ copy (CARD.md): a valid non-blank primary wins,
- * else a valid copy, else a blank primary; both damaged → YN_ECORRUPT. */
+ * other 16 bytes must be a valid v1 or v2 stamp with a good CRC32. 32 bytes
+ * is a Classic pair, primary ‖ copy (CARD.md §6): a valid non-blank copy
+ * wins (it is written first, so never older), else a valid primary; both
+ * damaged → YN_ECORRUPT. */
 int yn_card_stamp_decode(const uint8_t *buf, size_t len, yn_card_stamp *out,
                          const char **why) YN_MUST_CHECK;
 bool yn_card_stamp_is_blank(const yn_card_stamp *stamp);

@@ -563,6 +563,7 @@ void yn_lg_state_from_row(sqlite3_stmt *s, struct card_state *cs)
         cs->period_meals = sqlite3_column_int(s, 12);
         cs->last_tap = sqlite3_column_int64(s, 13);
         cs->day_subsidy_fen = sqlite3_column_int64(s, 14);
+        cs->stamp_seq = sqlite3_column_int64(s, 15);
     }
 }
 
@@ -598,6 +599,7 @@ int yn_lg_state_put(yn_ledger *l, const char *card_no, const struct card_state *
     sqlite3_bind_int(s, 14, cs->period_meals);
     sqlite3_bind_int64(s, 15, cs->last_tap);
     sqlite3_bind_int64(s, 16, cs->day_subsidy_fen);
+    sqlite3_bind_int64(s, 17, cs->stamp_seq);
     return yn_lg_run(l, id);
 }
 
@@ -703,6 +705,11 @@ int yn_lg_fsync_dir_of(const char *path)
     int rc = fsync(fd);
     close(fd);
     return rc;
+}
+
+int64_t yn_ledger_boot_no(const yn_ledger *l)
+{
+    return l && l->ready ? l->boot_no : 0;
 }
 
 /* ---- meta ---------------------------------------------------------------- */

@@ -43,7 +43,13 @@ enum yn_ledger_kind {
     YN_LEDGER_REVERSAL = 2,   /* 冲正 of a meal: every share negated */
     YN_LEDGER_ALLOCATION = 3, /* district credit into the wallet */
     YN_LEDGER_TOPUP = 4,      /* cash paid in at the counter into the wallet */
+    /* A notice, no money: the card stamp of meal reverses_seq could not be
+     * written, or its outcome is unknown, after that meal committed: an
+     * offline double-subsidy window of at most that one meal (LEDGER.md,
+     * "Card stamps"). All amounts 0; ref says why. */
+    YN_LEDGER_STAMP_MISSING = 5,
 };
+#define YN_LEDGER_KIND_MAX YN_LEDGER_STAMP_MISSING /* highest kind this firmware writes */
 
 typedef struct yn_ledger yn_ledger;
 
@@ -79,6 +85,10 @@ typedef struct yn_ledger_result {
     int kind;                 /* enum yn_ledger_kind of that record */
     yn_decision decision;     /* shares as journaled (negated for a reversal) */
     int64_t wallet_after_fen; /* wallet balance right after that record */
+    /* A debit's answer, whatever its outcome (a new meal, a replay, a
+     * refusal): the card's newest subsidised meal not reversed since — the
+     * record its card stamp should name; 0 = none (LEDGER.md, "Card stamps"). */
+    int64_t stamp_seq;
 } yn_ledger_result;
 
 /* One tap at the counter. */
@@ -93,13 +103,6 @@ typedef struct yn_ledger_tap {
      * meal eaten at another canteen). The policy sees, field by field, the
      * larger of this and the ledger's own count. NULL = none. */
     const yn_usage *usage_floor;
-    /* Optional: called inside the debit's transaction once the record and the
-     * card row are written, just before COMMIT, with the result that will
-     * stand (e.g. to write the new stamp to the card). Anything but YN_OK rolls
-     * the debit back and yn_ledger_debit() returns that status. Not called for
-     * refusals or replays. */
-    int (*before_commit)(void *arg, const yn_ledger_result *pending);
-    void *hook_arg; /* passed to before_commit */
 } yn_ledger_tap;
 
 /* A journal record as stored (see LEDGER.md for every field). */
@@ -126,7 +129,7 @@ typedef struct yn_ledger_record {
     int64_t mono_ms;
     int64_t boot_no; /* which boot mono_ms counts from (1, 2, …) */
     bool clock_trusted;
-    int64_t reverses_seq;                  /* the meal a reversal undoes; 0 otherwise */
+    int64_t reverses_seq; /* the meal a reversal undoes, or a stamp notice is about; 0 otherwise */
     char ref[YN_LEDGER_REF_MAX];           /* allocation id, "" otherwise */
     int64_t policy_version;                /* policy that decided a meal; 0 otherwise */
     int64_t wallet_after_fen;              /* card's wallet balance after this record */
@@ -157,10 +160,23 @@ int yn_ledger_schema_version(void);
  *                 (rolled back), out->decision.reason = YN_REASON_STORAGE;
  *   YN_EINVAL     bad input (policy's verdict on the meal or card, bad ids), or
  *                 a tap id that is not the card's last tap and not above the
- *                 highest tap id journaled: nothing is written;
- *   the status of tap->before_commit when it failed: not recorded (rolled back). */
+ *                 highest tap id journaled: nothing is written.
+ * The ledger commits first: the card's stamp is written by the caller after
+ * YN_OK returned (LEDGER.md, "Card stamps"); out->stamp_seq says which meal
+ * the card's stamp should name. */
 int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
                     yn_ledger_result *out) YN_MUST_CHECK;
+
+/* The card stamp of subsidised meal meal_seq was not written, or its outcome
+ * is unknown (card pulled, reply lost, the terminal stopped before it knew),
+ * after that meal committed: record a YN_LEDGER_STAMP_MISSING notice (no
+ * money) naming it, cause (1..64 printable bytes, e.g. "card_gone",
+ * "restart") in its ref. YN_OK with out->seq the notice; YN_EDUPLICATE when
+ * that meal has a notice already (out holds it); YN_ENOTFOUND: no such
+ * record; YN_EREFUSED: not a subsidised meal of this ledger; storage errors
+ * as for a debit. */
+int yn_ledger_stamp_missing(yn_ledger *l, int64_t meal_seq, const char *cause,
+                            const yn_ledger_when *when, yn_ledger_result *out) YN_MUST_CHECK;
 
 /* 冲正: undo meal seq by a new reversal record (every share negated), giving
  * back the wallet share and the usage it counted. p (may be NULL) gives the
@@ -235,6 +251,7 @@ typedef struct yn_ledger_settlement {
     yn_ledger_sum sources[YN_LEDGER_SUM_MAX]; /* funding layers */
     yn_ledger_sum allocations;                /* district credits (wallet_fen < 0) */
     yn_ledger_sum topups;                     /* cash top-ups (wallet_fen < 0, cash_fen > 0) */
+    yn_ledger_sum stamp_missing;              /* notices of meals whose card stamp is missing */
 } yn_ledger_settlement;
 
 /* Sums of one local day (YYYYMMDD). Reversals are counted on the day they are
@@ -373,6 +390,21 @@ int yn_ledger_meta_get(yn_ledger *l, const char *key, char *value, size_t size) 
 /* The highest tap id journaled (0 if none): a terminal starts its tap ids
  * above it, whatever its wall clock says after a reboot. */
 int yn_ledger_tap_id_max(yn_ledger *l, int64_t *tap_id) YN_MUST_CHECK;
+
+/* This boot's number in the ledger (1, 2, …; it increments when the kernel's
+ * boot id changes): what monotonic and boot times of records count from. */
+int64_t yn_ledger_boot_no(const yn_ledger *l);
+
+/* The newest record that carries a tap id (a meal or a top-up): the tap the
+ * terminal may not have finished showing when it stopped. YN_ENOTFOUND when
+ * there is none. */
+int yn_ledger_newest_tap(yn_ledger *l, yn_ledger_record *out) YN_MUST_CHECK;
+
+/* Like yn_ledger_meta_put, but without a durable commit of its own: the
+ * value survives a crash of the program at once, and a power cut from the
+ * next durable commit on (the WAL is synced in order). For marks written
+ * while the counter is idle that may lag on power loss, never money. */
+int yn_ledger_meta_put_lazy(yn_ledger *l, const char *key, const char *value) YN_MUST_CHECK;
 
 /* Copy the WAL into the main file while the counter is idle, so no debit
  * pays for it, and catch the handle up with records other handles appended

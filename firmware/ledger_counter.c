@@ -1,7 +1,8 @@
 /* ledger_counter.c — the one place that writes money at the counter: debit
  * (with the tap id rules, minimum interval, policy, offline cap and the
- * before-commit hook), reversal (冲正), and the credits: allocations and
- * top-ups. firmware/LEDGER.md, "Operations". */
+ * one durable commit), the notice of a card stamp that is missing after its
+ * meal committed, reversal (冲正), and the credits: allocations and top-ups.
+ * firmware/LEDGER.md, "Operations" and "Card stamps". */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,7 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     int st;
     if ((rc = tap_check(l, "debit", card_no, &cs, tap->tap_id, out, &st)) != SQLITE_OK)
         goto storage;
+    out->stamp_seq = cs.stamp_seq; /* what the card's stamp should name (refusals, replays) */
     if (st != YN_OK)
         return st;
 
@@ -260,26 +262,20 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     cs.meal_utc_s = rec.utc_s;
     cs.meal_mono_ms = rec.mono_ms;
     cs.meal_boot = rec.boot_no;
-    if (rec.subsidy_fen > 0)
+    if (rec.subsidy_fen > 0) {
         yn_lg_usage_add(&cs, m.local_ymd, m.period, rec.subsidy_fen);
+        cs.stamp_seq = rec.seq;
+    }
     if ((rc = yn_lg_state_put(l, card_no, &cs)) != SQLITE_OK)
+        goto storage;
+    /* 7. commit: the one durable write of the tap. The card's stamp is
+     * written after this returned (LEDGER.md, "Card stamps"). */
+    if ((rc = yn_lg_tx_commit_append(l, &rec)) != SQLITE_OK)
         goto storage;
     out->seq = rec.seq;
     out->kind = YN_LEDGER_MEAL;
     out->wallet_after_fen = rec.wallet_after_fen;
-    if (tap->before_commit) { /* e.g. the card's new stamp: no stamp, no charge */
-        st = tap->before_commit(tap->hook_arg, out);
-        if (st != YN_OK) {
-            (void)yn_lg_run(l, ST_ROLLBACK);
-            yn_info("ledger: debit tap %" PRId64 " card %s rolled back: the before-commit"
-                    " step failed: %s",
-                    tap->tap_id, card_no, yn_strerror(st));
-            memset(out, 0, sizeof *out);
-            return st;
-        }
-    }
-    if ((rc = yn_lg_tx_commit_append(l, &rec)) != SQLITE_OK)
-        goto storage;
+    out->stamp_seq = cs.stamp_seq;
     return YN_OK;
 
 storage:
@@ -287,6 +283,73 @@ storage:
     st = yn_lg_fail(l, rc, what);
     memset(out, 0, sizeof *out);
     refuse(out, YN_REASON_STORAGE);
+    return st;
+}
+
+/* ---- card stamp notice -------------------------------------------------------- */
+
+int yn_ledger_stamp_missing(yn_ledger *l, int64_t meal_seq, const char *cause,
+                            const yn_ledger_when *when, yn_ledger_result *out)
+{
+    if (!out)
+        return YN_EINVAL;
+    memset(out, 0, sizeof *out);
+    CHECK_READY(l);
+    if (meal_seq <= 0 || !when || !yn_lg_text_ok(cause, YN_LEDGER_REF_MAX, false))
+        return YN_EINVAL;
+    char what[96];
+    snprintf(what, sizeof what, "stamp notice for meal seq %" PRId64, meal_seq);
+    int rc = yn_lg_tx_begin(l, true);
+    if (rc != SQLITE_OK)
+        goto storage;
+    yn_ledger_record meal, rec;
+    bool found;
+    if ((rc = yn_lg_record_by(l, ST_BY_SEQ, meal_seq, &meal, &found)) != SQLITE_OK)
+        goto storage;
+    if (!found) {
+        yn_lg_tx_end(l);
+        yn_warn("ledger %s: %s: no such record", l->path, what);
+        return YN_ENOTFOUND;
+    }
+    if (meal.kind != YN_LEDGER_MEAL || meal.subsidy_fen <= 0 ||
+        strcmp(meal.terminal, l->terminal) != 0) {
+        yn_lg_tx_end(l);
+        yn_warn("ledger %s: %s refused: not a subsidised meal of this terminal", l->path, what);
+        return YN_EREFUSED;
+    }
+    if ((rc = yn_lg_record_by(l, ST_NOTICE_OF, meal_seq, &rec, &found)) != SQLITE_OK)
+        goto storage;
+    if (found) {
+        yn_lg_tx_end(l);
+        yn_lg_result_from_record(&rec, out);
+        return YN_EDUPLICATE;
+    }
+    struct card_state cs;
+    if ((rc = yn_lg_state_get(l, meal.card_no, &cs)) != SQLITE_OK)
+        goto storage;
+    yn_lg_record_base(l, &rec, YN_LEDGER_STAMP_MISSING, meal.card_no, when);
+    memcpy(rec.category, meal.category, sizeof rec.category);
+    memcpy(rec.period, meal.period, sizeof rec.period);
+    rec.reverses_seq = meal.seq;
+    yn_lg_copy_str(rec.ref, sizeof rec.ref, cause);
+    rec.wallet_after_fen = cs.balance_fen;
+    rec.card_prev_seq = cs.last_seq;
+    if ((rc = yn_lg_append(l, &rec)) != SQLITE_OK)
+        goto storage;
+    cs.last_seq = rec.seq;
+    if ((rc = yn_lg_state_put(l, meal.card_no, &cs)) != SQLITE_OK ||
+        (rc = yn_lg_tx_commit_append(l, &rec)) != SQLITE_OK)
+        goto storage;
+    yn_lg_result_from_record(&rec, out);
+    yn_warn("ledger: card %s: the card stamp of meal seq %" PRId64 " (%d %s) is missing (%s):"
+            " notice seq %" PRId64 ". Until the card is seen here again, another canteen offline"
+            " may subsidise this period once more; the district lists it",
+            meal.card_no, meal.seq, (int)meal.local_ymd, meal.period, cause, rec.seq);
+    return YN_OK;
+
+storage:;
+    int st = yn_lg_fail(l, rc, what);
+    memset(out, 0, sizeof *out);
     return st;
 }
 
@@ -371,6 +434,8 @@ int yn_ledger_reverse(yn_ledger *l, const yn_policy *p, int64_t seq, const char 
     cs.last_seq = rec.seq;
     if (cs.meal_seq == meal.seq) /* a wrong charge undone: the right one may follow at once */
         cs.meal_seq = cs.meal_utc_s = cs.meal_mono_ms = cs.meal_boot = 0;
+    if (cs.stamp_seq == meal.seq) /* the card's stamp names a meal that no longer counts */
+        cs.stamp_seq = 0;
     if (meal.subsidy_fen > 0)
         yn_lg_usage_remove(&cs, meal.local_ymd, meal.period, meal.subsidy_fen);
     if ((rc = yn_lg_state_put(l, meal.card_no, &cs)) != SQLITE_OK)

@@ -27,7 +27,7 @@
 
 #include "ledger.h"
 
-#define SCHEMA_LATEST           4
+#define SCHEMA_LATEST           5
 #define TZ_OFFSET_S             (8 * 3600) /* Asia/Shanghai, UTC+8, no DST */
 #define CACHE_KIB               8192       /* SQLite page cache per handle */
 #define WALK_MAX                256        /* records walked for the kiosk's last meals */
@@ -46,8 +46,8 @@
 #define STATE_COLS                                                                                 \
     "balance_fen, last_seq, meal_seq, meal_utc_s, meal_mono_ms, meal_boot, month_ym, "             \
     "month_meals, month_subsidy_fen, day_ymd, day_meals, period, period_meals, last_tap, "         \
-    "day_subsidy_fen"
-#define STATE_NCOLS 15
+    "day_subsidy_fen, stamp_seq"
+#define STATE_NCOLS 16
 
 /* Statements prepared once per handle (SQLITE_PREPARE_PERSISTENT). */
 enum stmt_id {
@@ -58,6 +58,7 @@ enum stmt_id {
     ST_TAP_NEWEST,
     ST_BY_SEQ,
     ST_BY_REVERSES,
+    ST_NOTICE_OF,
     ST_HEAD,
     ST_INSERT,
     ST_DAY_RUN,
@@ -127,6 +128,8 @@ struct card_state {
     int32_t period_meals;
     int64_t last_tap;        /* tap id of the card's newest meal or top-up; 0 = none */
     int64_t day_subsidy_fen; /* subsidy received on day_ymd (meals not reversed) */
+    int64_t stamp_seq;       /* newest subsidised meal if not reversed since (the card
+                                stamp should name it); 0 = none */
 };
 
 #define CHECK_READY(l)                                                                             \

@@ -155,6 +155,23 @@ int yn_ledger_meta_put(yn_ledger *l, const char *key, const char *value)
     return rc == SQLITE_OK ? YN_OK : yn_lg_fail(l, rc, "meta update");
 }
 
+/* synchronous = NORMAL in WAL mode: the commit writes its WAL frame but does
+ * not fsync it; the next FULL commit's fsync covers it (the WAL is synced in
+ * order). The handle goes back to FULL whatever happened. */
+int yn_ledger_meta_put_lazy(yn_ledger *l, const char *key, const char *value)
+{
+    CHECK_READY(l);
+    if (!yn_lg_text_ok(key, 64, false) || !value)
+        return YN_EINVAL;
+    int rc = sqlite3_exec(l->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = yn_lg_meta_put_text(l, key, value);
+    int full = sqlite3_exec(l->db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = full;
+    return rc == SQLITE_OK ? YN_OK : yn_lg_fail(l, rc, "meta update (lazy)");
+}
+
 int yn_ledger_meta_get(yn_ledger *l, const char *key, char *value, size_t size)
 {
     CHECK_READY(l);

@@ -104,6 +104,30 @@ int yn_ledger_head(yn_ledger *l, int64_t *seq, uint8_t hash[YN_LEDGER_HASH_LEN])
     return YN_OK;
 }
 
+int yn_ledger_newest_tap(yn_ledger *l, yn_ledger_record *out)
+{
+    if (!out)
+        return YN_EINVAL;
+    memset(out, 0, sizeof *out);
+    CHECK_READY(l);
+    /* a backward walk from the head that stops at the first record with a
+     * tap id (off the counter's path: at start) */
+    sqlite3_stmt *s;
+    int rc = sqlite3_prepare_v2(l->db,
+                                "SELECT " JOURNAL_COLS " FROM journal WHERE tap_id IS NOT NULL"
+                                " ORDER BY seq DESC LIMIT 1",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK)
+        return yn_lg_read_fail(l, rc, "newest tap");
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        yn_lg_row_to_record(s, out);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return yn_lg_read_fail(l, rc, "newest tap");
+    return rc == SQLITE_ROW ? YN_OK : YN_ENOTFOUND;
+}
+
 /* ---- settlement (日结) ----------------------------------------------------------- */
 
 /* The records of one local day: the runs of the day index with that date. */
@@ -159,7 +183,8 @@ static int settle_query(yn_ledger *l, const char *sql, int32_t ymd, yn_ledger_se
             yn_ledger_sum *sum = kind == YN_LEDGER_MEAL         ? &out->meals
                                  : kind == YN_LEDGER_REVERSAL   ? &out->reversals
                                  : kind == YN_LEDGER_ALLOCATION ? &out->allocations
-                                                                : &out->topups;
+                                 : kind == YN_LEDGER_TOPUP      ? &out->topups
+                                                                : &out->stamp_missing;
             sum_from_row(s, 1, sum);
             int64_t lo = sqlite3_column_int64(s, 6), hi = sqlite3_column_int64(s, 7);
             if (out->first_seq == 0 || lo < out->first_seq)
@@ -249,6 +274,7 @@ int yn_ledger_settle_csv(yn_ledger *l, int32_t local_ymd, FILE *f)
         csv_row(f, local_ymd, "source", &s.sources[i]);
     csv_row(f, local_ymd, "allocations", &s.allocations);
     csv_row(f, local_ymd, "topups", &s.topups);
+    csv_row(f, local_ymd, "stamp_missing", &s.stamp_missing);
     return ferror(f) ? YN_EIO : YN_OK;
 }
 

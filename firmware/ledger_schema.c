@@ -14,6 +14,39 @@
 
 /* ---- schema --------------------------------------------------------------- */
 
+/* The journal without tap_id's UNIQUE constraint (v3 on), as table name with
+ * kinds 1..kind_max. Both rebuilds (v3, v5) use it: the text of a shipped
+ * step is exactly what it was. */
+#define JOURNAL_TABLE(name, kind_max)                                                              \
+    "CREATE TABLE " name "("                                                                       \
+    " seq INTEGER PRIMARY KEY,"                                                                    \
+    " terminal TEXT NOT NULL,"                                                                     \
+    " tap_id INTEGER,"                                                                             \
+    " card_no TEXT NOT NULL,"                                                                      \
+    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND " kind_max "),"                              \
+    " category TEXT, period TEXT,"                                                                 \
+    " local_ymd INTEGER NOT NULL,"                                                                 \
+    " price_fen INTEGER NOT NULL, subsidy_fen INTEGER NOT NULL,"                                   \
+    " wallet_fen INTEGER NOT NULL, cash_fen INTEGER NOT NULL,"                                     \
+    " src1 TEXT, fen1 INTEGER, src2 TEXT, fen2 INTEGER,"                                           \
+    " src3 TEXT, fen3 INTEGER, src4 TEXT, fen4 INTEGER,"                                           \
+    " weight_g INTEGER NOT NULL, per100g_fen INTEGER NOT NULL,"                                    \
+    " reason TEXT, operator TEXT,"                                                                 \
+    " utc_s INTEGER NOT NULL, mono_ms INTEGER NOT NULL, boot_no INTEGER NOT NULL,"                 \
+    " clock_trusted INTEGER NOT NULL,"                                                             \
+    " reverses_seq INTEGER REFERENCES journal(seq),"                                               \
+    " ref TEXT, policy_version INTEGER NOT NULL,"                                                  \
+    " wallet_after_fen INTEGER NOT NULL, card_prev_seq INTEGER NOT NULL,"                          \
+    " prev_hash BLOB NOT NULL, hash BLOB NOT NULL,"                                                \
+    " CHECK (price_fen = subsidy_fen + wallet_fen + cash_fen));"
+
+/* The journal is append-only. */
+#define JOURNAL_TRIGGERS                                                                           \
+    "CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal"                                    \
+    " BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;"                                   \
+    "CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal"                                    \
+    " BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;"
+
 /* Each step takes the schema from version i to i + 1, inside one transaction.
  * Never edit a shipped step: add a new one. */
 static const char *const migrations[SCHEMA_LATEST] = {
@@ -41,11 +74,7 @@ static const char *const migrations[SCHEMA_LATEST] = {
     " prev_hash BLOB NOT NULL, hash BLOB NOT NULL,"
     " CHECK (price_fen = subsidy_fen + wallet_fen + cash_fen));"
     "CREATE UNIQUE INDEX journal_reverses ON journal(reverses_seq)"
-    " WHERE reverses_seq IS NOT NULL;"
-    "CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal"
-    " BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;"
-    "CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal"
-    " BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;"
+    " WHERE reverses_seq IS NOT NULL;" JOURNAL_TRIGGERS
     /* one row per card this terminal knows: a debit reads one page and writes
      * that same page (LEDGER.md, "Why one cards table") */
     "CREATE TABLE cards("
@@ -96,44 +125,22 @@ static const char *const migrations[SCHEMA_LATEST] = {
      * the journal is rebuilt (SQLite's 12-step ALTER TABLE; foreign keys are
      * off during migrations), with the same columns, index and triggers. The
      * two meta keys say what the ledger held before ids had to increase. */
-    "CREATE TABLE journal_v3("
-    " seq INTEGER PRIMARY KEY,"
-    " terminal TEXT NOT NULL,"
-    " tap_id INTEGER,"
-    " card_no TEXT NOT NULL,"
-    " kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 4),"
-    " category TEXT, period TEXT,"
-    " local_ymd INTEGER NOT NULL,"
-    " price_fen INTEGER NOT NULL, subsidy_fen INTEGER NOT NULL,"
-    " wallet_fen INTEGER NOT NULL, cash_fen INTEGER NOT NULL,"
-    " src1 TEXT, fen1 INTEGER, src2 TEXT, fen2 INTEGER,"
-    " src3 TEXT, fen3 INTEGER, src4 TEXT, fen4 INTEGER,"
-    " weight_g INTEGER NOT NULL, per100g_fen INTEGER NOT NULL,"
-    " reason TEXT, operator TEXT,"
-    " utc_s INTEGER NOT NULL, mono_ms INTEGER NOT NULL, boot_no INTEGER NOT NULL,"
-    " clock_trusted INTEGER NOT NULL,"
-    " reverses_seq INTEGER REFERENCES journal(seq),"
-    " ref TEXT, policy_version INTEGER NOT NULL,"
-    " wallet_after_fen INTEGER NOT NULL, card_prev_seq INTEGER NOT NULL,"
-    " prev_hash BLOB NOT NULL, hash BLOB NOT NULL,"
-    " CHECK (price_fen = subsidy_fen + wallet_fen + cash_fen));"
-    "INSERT INTO journal_v3 SELECT * FROM journal ORDER BY seq;"
-    "DROP TABLE journal;"
-    "ALTER TABLE journal_v3 RENAME TO journal;"
-    "CREATE UNIQUE INDEX journal_reverses ON journal(reverses_seq)"
-    " WHERE reverses_seq IS NOT NULL;"
-    "CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal"
-    " BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;"
-    "CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal"
-    " BEGIN SELECT RAISE(ABORT, 'journal is append-only'); END;"
-    "ALTER TABLE cards ADD COLUMN last_tap INTEGER NOT NULL DEFAULT 0;"
-    /* the tap id of each card's newest meal or top-up (bare column of MAX) */
-    "UPDATE cards SET last_tap = t.tap FROM (SELECT card_no, tap_id AS tap, MAX(seq)"
-    " FROM journal WHERE tap_id IS NOT NULL GROUP BY card_no) AS t"
-    " WHERE t.card_no = cards.card_no;"
-    "INSERT INTO meta(key, value) SELECT 'tap_id_floor', IFNULL(MAX(tap_id), 0) FROM journal;"
-    "INSERT INTO meta(key, value) SELECT 'tap_ids_increase_after_seq', IFNULL(MAX(seq), 0)"
-    " FROM journal;",
+    JOURNAL_TABLE(
+        "journal_v3",
+        "4") "INSERT INTO journal_v3 SELECT * FROM journal ORDER BY seq;"
+             "DROP TABLE journal;"
+             "ALTER TABLE journal_v3 RENAME TO journal;"
+             "CREATE UNIQUE INDEX journal_reverses ON journal(reverses_seq)"
+             " WHERE reverses_seq IS NOT NULL;" JOURNAL_TRIGGERS
+             "ALTER TABLE cards ADD COLUMN last_tap INTEGER NOT NULL DEFAULT 0;"
+             /* the tap id of each card's newest meal or top-up (bare column of MAX) */
+             "UPDATE cards SET last_tap = t.tap FROM (SELECT card_no, tap_id AS tap, MAX(seq)"
+             " FROM journal WHERE tap_id IS NOT NULL GROUP BY card_no) AS t"
+             " WHERE t.card_no = cards.card_no;"
+             "INSERT INTO meta(key, value) SELECT 'tap_id_floor', IFNULL(MAX(tap_id), 0) FROM "
+             "journal;"
+             "INSERT INTO meta(key, value) SELECT 'tap_ids_increase_after_seq', IFNULL(MAX(seq), 0)"
+             " FROM journal;",
 
     /* v4: the subsidy a card received on its counted day (day_ymd), for the
      * offline cap (LEDGER.md, "Offline cap"); filled from the journal: that
@@ -143,6 +150,28 @@ static const char *const migrations[SCHEMA_LATEST] = {
     " WHERE j.card_no = cards.card_no AND j.kind = 1 AND j.subsidy_fen > 0"
     " AND j.local_ymd = cards.day_ymd AND j.seq NOT IN (SELECT reverses_seq FROM journal"
     " WHERE reverses_seq IS NOT NULL)), 0) WHERE day_ymd != 0;",
+
+    /* v5: the ledger commits before the card's stamp is written (LEDGER.md,
+     * "Card stamps"). Kind 5, a notice without money that a meal's stamp is
+     * missing, names its meal in reverses_seq: the journal is rebuilt for the
+     * wider kind CHECK (as in v3), the reversal index covers reversals only
+     * and a second partial index allows one notice per meal. cards.stamp_seq
+     * is the meal a card's stamp should name: its newest subsidised meal,
+     * unless reversed since; filled in one grouped pass. */
+    JOURNAL_TABLE(
+        "journal_v5",
+        "5") "INSERT INTO journal_v5 SELECT * FROM journal ORDER BY seq;"
+             "DROP TABLE journal;"
+             "ALTER TABLE journal_v5 RENAME TO journal;"
+             "CREATE UNIQUE INDEX journal_reverses ON journal(reverses_seq) WHERE kind = 2;"
+             "CREATE UNIQUE INDEX journal_stamp_missing ON journal(reverses_seq) WHERE kind = "
+             "5;" JOURNAL_TRIGGERS
+             "ALTER TABLE cards ADD COLUMN stamp_seq INTEGER NOT NULL DEFAULT 0;"
+             "UPDATE cards SET stamp_seq = t.s FROM (SELECT card_no, MAX(seq) AS s FROM journal"
+             " WHERE kind = 1 AND subsidy_fen > 0 GROUP BY card_no) AS t"
+             " WHERE t.card_no = cards.card_no;"
+             "UPDATE cards SET stamp_seq = 0 WHERE stamp_seq IN (SELECT reverses_seq FROM journal"
+             " WHERE kind = 2);",
 };
 
 const char *const yn_lg_stmt_sql[ST_COUNT] = {
@@ -151,7 +180,8 @@ const char *const yn_lg_stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_BY_SEQ] = "SELECT " JOURNAL_COLS " FROM journal WHERE seq = ?1",
-    [ST_BY_REVERSES] = "SELECT " JOURNAL_COLS " FROM journal WHERE reverses_seq = ?1",
+    [ST_BY_REVERSES] = "SELECT " JOURNAL_COLS " FROM journal WHERE reverses_seq = ?1 AND kind = 2",
+    [ST_NOTICE_OF] = "SELECT " JOURNAL_COLS " FROM journal WHERE reverses_seq = ?1 AND kind = 5",
     [ST_HEAD] = "SELECT seq, hash, local_ymd FROM journal ORDER BY seq DESC LIMIT 1",
     /* the newest tap id after seq ?1: a backward walk from the head that stops
      * at the first record with a tap id (tap ids increase with seq) */
@@ -167,13 +197,13 @@ const char *const yn_lg_stmt_sql[ST_COUNT] = {
     [ST_STATE_GET] = "SELECT " STATE_COLS ", 1 FROM cards WHERE card_no = ?1",
     [ST_STATE_INSERT] =
         "INSERT INTO cards(card_no, " STATE_COLS ")"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     /* in place: a same-size row is overwritten on its page, no rebalancing */
     [ST_STATE_UPDATE] = "UPDATE cards SET balance_fen = ?2, last_seq = ?3, meal_seq = ?4,"
                         " meal_utc_s = ?5, meal_mono_ms = ?6, meal_boot = ?7, month_ym = ?8,"
                         " month_meals = ?9, month_subsidy_fen = ?10, day_ymd = ?11,"
                         " day_meals = ?12, period = ?13, period_meals = ?14, last_tap = ?15,"
-                        " day_subsidy_fen = ?16"
+                        " day_subsidy_fen = ?16, stamp_seq = ?17"
                         " WHERE card_no = ?1",
     [ST_ALLOC_GET] = "SELECT seq FROM allocations WHERE id = ?1",
     [ST_ALLOC_PUT] = "INSERT INTO allocations(id, seq) VALUES (?1, ?2)",

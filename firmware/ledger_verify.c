@@ -85,13 +85,18 @@ static int verify_cards(yn_ledger *l, yn_ledger_verify_report *out)
         " FROM journal GROUP BY card_no;"
         "CREATE TEMP TABLE v_use AS SELECT card_no, local_ymd AS ymd, IFNULL(period, '') AS period,"
         " COUNT(*) AS n, SUM(subsidy_fen) AS fen FROM journal WHERE kind = 1 AND subsidy_fen > 0"
-        " AND seq NOT IN (SELECT reverses_seq FROM journal WHERE reverses_seq IS NOT NULL)"
+        " AND seq NOT IN (SELECT reverses_seq FROM journal WHERE kind = 2)"
         " GROUP BY 1, 2, 3;"
         "CREATE INDEX temp.v_use_key ON v_use(card_no, ymd, period);"
         /* each card's newest tap id (bare column of MAX) */
         "CREATE TEMP TABLE v_tap AS SELECT card_no, tap_id AS tap, MAX(seq) AS seq FROM journal"
         " WHERE tap_id IS NOT NULL GROUP BY card_no;"
-        "CREATE UNIQUE INDEX temp.v_tap_card ON v_tap(card_no);";
+        "CREATE UNIQUE INDEX temp.v_tap_card ON v_tap(card_no);"
+        /* each card's newest subsidised meal, 0 when reversed: its stamp meal */
+        "CREATE TEMP TABLE v_stamp AS SELECT card_no, CASE WHEN MAX(seq) IN (SELECT reverses_seq"
+        " FROM journal WHERE kind = 2) THEN 0 ELSE MAX(seq) END AS seq FROM journal"
+        " WHERE kind = 1 AND subsidy_fen > 0 GROUP BY card_no;"
+        "CREATE UNIQUE INDEX temp.v_stamp_card ON v_stamp(card_no);";
     static const char *const checks[] = {
         /* wallet balance and newest record, both ways */
         "SELECT b.card_no, 'wallet balance or newest record disagrees with the journal'"
@@ -124,6 +129,16 @@ static int verify_cards(yn_ledger *l, yn_ledger_verify_report *out)
         /* the last tap id a replay is checked against */
         ("SELECT c.card_no, 'last tap id of the card disagrees with the journal' FROM cards c"
          " LEFT JOIN v_tap t USING (card_no) WHERE c.last_tap != IFNULL(t.tap, 0) LIMIT 1"),
+        /* the meal the card's stamp should name */
+        ("SELECT c.card_no, 'stamp meal of the card disagrees with the journal' FROM cards c"
+         " LEFT JOIN v_stamp t USING (card_no) WHERE c.stamp_seq != IFNULL(t.seq, 0) LIMIT 1"),
+        /* a stamp notice: no money, about an earlier subsidised meal of its card */
+        ("SELECT n.card_no, 'stamp notice is not about a subsidised meal of its card, or moves"
+         " money', n.seq FROM journal n LEFT JOIN journal m ON m.seq = n.reverses_seq"
+         " WHERE n.kind = 5 AND (m.seq IS NULL OR m.kind != 1 OR m.subsidy_fen <= 0"
+         " OR m.card_no != n.card_no OR n.price_fen != 0 OR n.subsidy_fen != 0"
+         " OR n.wallet_fen != 0 OR n.cash_fen != 0 OR n.src1 IS NOT NULL OR n.tap_id IS NOT NULL)"
+         " ORDER BY n.seq LIMIT 1"),
     };
     int rc = sqlite3_exec(l->db, setup, NULL, NULL, NULL);
     for (size_t i = 0; rc == SQLITE_OK && i < sizeof checks / sizeof checks[0]; i++) {
@@ -154,7 +169,7 @@ static int verify_cards(yn_ledger *l, yn_ledger_verify_report *out)
     }
     (void)sqlite3_exec(l->db,
                        "DROP TABLE IF EXISTS temp.v_bal; DROP TABLE IF EXISTS temp.v_use;"
-                       " DROP TABLE IF EXISTS temp.v_tap;",
+                       " DROP TABLE IF EXISTS temp.v_tap; DROP TABLE IF EXISTS temp.v_stamp;",
                        NULL, NULL, NULL);
     return rc;
 }

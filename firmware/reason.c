@@ -43,6 +43,10 @@ static const struct reason_text texts[YN_REASON_COUNT] = {
                           "weighed meal refused, nothing charged: the scale gave no trustworthy "
                           "weight (not settled in time, zero or negative, over range or above "
                           "max_weight_g, or not answering)"},
+    [YN_REASON_CLOCK] = {"clock", "系统时间有误，暂时不能刷卡，请联系工作人员",
+                         "nothing charged: the system clock is before the ledger's last record "
+                         "and the server's time is not known: connect the network (sync sets the "
+                         "time) or set the clock"},
 };
 
 const char *yn_reason_kind(enum yn_reason r)

@@ -25,6 +25,7 @@ enum yn_reason {
     YN_REASON_READ_FAILED, /* card could not be read: tap again */
     /* decided by the terminal before any debit */
     YN_REASON_WEIGHT, /* weighed meal: no trustworthy weight from the scale */
+    YN_REASON_CLOCK,  /* no evidence for the date: the clock is below the ledger's last record */
     YN_REASON_COUNT
 };
 

@@ -1,5 +1,7 @@
 /* tap.c — the counter tap pipeline (see tap.h): card → key → record →
- * signature → stamp → ledger debit, the new stamp written before the commit. */
+ * signature → stamp read → ledger debit (commit) → stamp write. The ledger
+ * commits first; the stamp follows, and a stamp that could not be written is
+ * a notice on the journal, repaired at the card's next tap here. */
 #include "tap.h"
 
 #include <inttypes.h>
@@ -69,75 +71,155 @@ int yn_tap_identify(const yn_tap_env *env, const yn_nfc_tag *tag, yn_tap_outcome
     return rc;
 }
 
-/* Whether a stamp of this canteen is that of a meal in this ledger that a
- * 冲正 has undone since: the card still carries it (a reversal does not touch
- * the card), but the meal no longer counts. */
-static bool stamp_reversed(const yn_tap_env *env, const yn_card_stamp *st, const char *card_no,
-                           int64_t now_utc_s)
+/* --- what the card's stamp means here ---------------------------------- */
+
+static bool own_stamp(const yn_tap_env *env, const yn_card_stamp *st)
+{
+    return st->version == YN_CARD_STAMP_V2 && st->terminal_code == env->terminal_code;
+}
+
+/* The stamp names exactly this meal of this terminal. */
+static bool stamp_names(const yn_tap_env *env, const yn_card_stamp *st, int64_t seq)
+{
+    return own_stamp(env, st) && st->seq == (uint32_t)seq;
+}
+
+/* The record is the meal the stamp describes: this card, its date, its period. */
+static bool record_is_stamped_meal(const yn_ledger_record *r, const yn_card_stamp *st,
+                                   const char *card_no)
+{
+    return r->kind == YN_LEDGER_MEAL && r->subsidy_fen > 0 && strcmp(r->card_no, card_no) == 0 &&
+           r->local_ymd == st->date_ymd && yn_card_period_code(r->period) == st->period_code;
+}
+
+/* A v1 stamp (older firmware) of this canteen naming one of the card's last
+ * meals in this ledger: the ledger counts that meal (or its reversal). */
+static bool v1_stamp_is_ours(const yn_tap_env *env, const yn_card_stamp *st, const char *card_no,
+                             int64_t now_utc_s)
 {
     yn_ledger_account acc;
-    if (st->canteen_id != env->canteen_code ||
+    if (st->version != YN_CARD_STAMP_V1 || st->canteen_id != env->canteen_code ||
         yn_ledger_balance(env->ledger, card_no, now_utc_s, 3, &acc) != YN_OK)
         return false;
     for (int i = 0; i < acc.n_last; i++)
-        if ((uint16_t)(acc.last[i].seq & 0xFFFF) == st->seq16 &&
-            acc.last[i].local_ymd == st->date_ymd)
-            return acc.last[i].reversed;
+        if ((acc.last[i].seq & 0xFFFF) == st->seq && acc.last[i].local_ymd == st->date_ymd)
+            return true;
     return false;
 }
 
-/* What the card's stamp says was eaten already today: a floor under the
- * ledger's own counts, so a meal at another (offline) canteen still counts. */
+/* What the card's stamp says was eaten already today, as a floor under the
+ * ledger's own counts: a meal at another (offline) terminal still counts.
+ * This terminal's own stamps are not a floor: its ledger is authoritative
+ * for them (a meal it holds is counted there, reversed or not; a meal it does
+ * not hold counts nothing). CARD.md §4. */
 static void usage_from_stamp(const yn_tap_env *env, const yn_card_stamp *st, const yn_moment *m,
-                             int64_t next_seq, const char *card_no, int64_t now_utc_s,
-                             yn_usage *floor)
+                             const char *card_no, int64_t now_utc_s, yn_usage *floor)
 {
     memset(floor, 0, sizeof *floor);
     if (yn_card_stamp_is_blank(st) || st->date_ymd != m->local_ymd)
         return;
-    /* our own stamp of a tap whose commit failed: the retry gets the same seq */
-    if (st->canteen_id == env->canteen_code && st->seq16 == (uint16_t)(next_seq & 0xFFFF))
+    if (own_stamp(env, st)) {
+        yn_ledger_record r;
+        int rc = yn_ledger_record_get(env->ledger, st->seq, &r);
+        if (rc == YN_ENOTFOUND) {
+            yn_warn("tap: card %s: its stamp names meal seq %" PRIu32 " of this terminal, which "
+                    "this ledger does not hold: it counts nothing",
+                    card_no, st->seq);
+            return;
+        }
+        if (rc == YN_OK && record_is_stamped_meal(&r, st, card_no))
+            return; /* counted by the ledger itself */
+        yn_warn("tap: card %s: its stamp names this terminal's code and seq %" PRIu32 ", which "
+                "is not that meal here (another terminal with the same code?): counted as "
+                "another canteen's meal",
+                card_no, st->seq);
+    } else if (v1_stamp_is_ours(env, st, card_no, now_utc_s)) {
         return;
-    if (stamp_reversed(env, st, card_no, now_utc_s))
-        return;
+    }
     floor->meals_day = 1;
     if (yn_card_stamp_blocks(st, m->local_ymd, m->period))
         floor->meals_period = 1;
 }
 
-struct stamp_job {
-    const yn_tap_env *env;
-    const yn_nfc_tag *tag;
-    const uint8_t *key;
-    int32_t local_ymd;
-    int status;   /* what the stamp write returned */
-    bool written; /* the card carries the new stamp */
-};
-
-/* Ledger hook, inside the debit's transaction: write this meal's stamp. A
- * failure rolls the debit back. */
-static int write_stamp(void *arg, const yn_ledger_result *pending)
+/* Whether the card's stamp is older than this terminal's meal: blank, another
+ * meal of this terminal, or another terminal's meal of an earlier day. (Of the
+ * same day, another terminal's stamp cannot be ordered against ours: left.) */
+static bool stamp_older_than(const yn_tap_env *env, const yn_card_stamp *st,
+                             const yn_ledger_record *meal)
 {
-    struct stamp_job *job = arg;
-    if (pending->decision.subsidy_fen <= 0)
-        return YN_OK; /* only subsidised meals are stamped */
-    yn_card_stamp st;
+    if (yn_card_stamp_is_blank(st) || own_stamp(env, st))
+        return true;
+    return st->date_ymd < meal->local_ymd;
+}
+
+static const char *stamp_cause(int rc)
+{
+    switch (rc) {
+    case YN_ECARDGONE:
+        return "card_gone";
+    case YN_ETIMEDOUT:
+        return "no_reply";
+    case YN_EAUTH:
+    case YN_EPERM:
+        return "card_refused";
+    default:
+        return "write_failed";
+    }
+}
+
+/* After the ledger answered: make the card's stamp name the card's newest
+ * subsidised meal here (out->result.stamp_seq) — the meal just committed, a
+ * replay's meal, or an earlier one whose stamp was lost — unless it already
+ * does or another terminal wrote a newer one. A write that fails records the
+ * window on the journal. fresh: the meal just committed (date/period known). */
+static void settle_stamp(const yn_tap_env *env, const yn_nfc_tag *tag, const uint8_t *key,
+                         const yn_card_stamp *st, const yn_moment *m, bool fresh,
+                         const yn_ledger_when *when, yn_tap_outcome *out)
+{
+    int64_t want = out->result.stamp_seq;
+    out->stamp_meal_seq = want;
+    if (want <= 0 || stamp_names(env, st, want))
+        return;
+    yn_ledger_record meal;
+    memset(&meal, 0, sizeof meal);
+    if (fresh && want == out->result.seq) {
+        meal.seq = want;
+        meal.local_ymd = m->local_ymd;
+        snprintf(meal.period, sizeof meal.period, "%s",
+                 out->result.decision.period[0] ? out->result.decision.period : m->period);
+    } else if (yn_ledger_record_get(env->ledger, want, &meal) != YN_OK) {
+        return; /* logged by the ledger; the next tap tries again */
+    }
+    if (!stamp_older_than(env, st, &meal))
+        return;
+    yn_card_stamp next;
     uint8_t bytes[YN_CARD_STAMP_LEN];
     const char *why = "";
-    int rc = yn_card_stamp_make(job->local_ymd, pending->decision.period, job->env->canteen_code,
-                                (uint64_t)pending->seq, &st);
+    int rc =
+        yn_card_stamp_make(meal.local_ymd, meal.period, env->terminal_code, (uint64_t)want, &next);
     if (rc == YN_OK)
-        rc = yn_card_stamp_encode(&st, bytes, &why);
+        rc = yn_card_stamp_encode(&next, bytes, &why);
     if (rc == YN_OK)
-        rc =
-            yn_nfc_write(job->env->nfc, job->tag, YN_NFC_AREA_STAMP, job->key, bytes, sizeof bytes);
-    job->status = rc;
-    job->written = rc == YN_OK;
-    return rc;
+        rc = yn_nfc_write(env->nfc, tag, YN_NFC_AREA_STAMP, key, bytes, sizeof bytes);
+    if (rc == YN_OK) {
+        out->stamp = YN_TAP_STAMP_WRITTEN;
+        if (!fresh || want != out->result.seq)
+            yn_info("tap: card %s: stamp rewritten to name meal seq %" PRId64, out->card.card_no,
+                    want);
+        return;
+    }
+    yn_ledger_result notice;
+    int nrc = yn_ledger_stamp_missing(env->ledger, want, stamp_cause(rc), when, &notice);
+    out->stamp = nrc == YN_OK || nrc == YN_EDUPLICATE ? YN_TAP_STAMP_MISSING : YN_TAP_STAMP_UNNOTED;
+    yn_warn("tap: card %s: the stamp of meal seq %" PRId64 " was not written (%s); %s",
+            out->card.card_no, want, yn_strerror(rc),
+            out->stamp == YN_TAP_STAMP_MISSING ? "the window is noted on the journal"
+                                               : "the notice could not be recorded yet");
 }
 
 int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *meal, int64_t tap_id,
-                 const char *operator_id, const yn_ledger_when *when, yn_tap_outcome *out)
+                 const yn_ledger_record *unshown, const char *operator_id,
+                 const yn_ledger_when *when, yn_tap_outcome *out)
 {
     uint8_t key[YN_CARD_KEY_LEN], sbuf[2 * YN_CARD_STAMP_LEN];
     size_t slen;
@@ -158,38 +240,28 @@ int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *me
         yn_warn("tap: card %s: stamp unreadable (%s); counted as no meal", out->card.card_no, why);
         memset(&st, 0, sizeof st);
     }
+    if (unshown && strcmp(unshown->card_no, out->card.card_no) == 0) {
+        /* the tap the terminal never finished showing: the same tap again */
+        tap_id = unshown->tap_id;
+        out->unshown_utc_s = unshown->utc_s;
+    }
     yn_moment m;
     yn_policy_locate(env->policy, when->utc_s, &m);
-    int64_t head = 0;
-    uint8_t head_hash[YN_LEDGER_HASH_LEN];
-    if ((rc = yn_ledger_head(env->ledger, &head, head_hash)) != YN_OK) {
-        fail(out, rc, YN_REASON_STORAGE, "ledger head: %s", yn_strerror(rc));
-        goto done;
-    }
     yn_usage floor;
-    usage_from_stamp(env, &st, &m, head + 1, out->card.card_no, when->utc_s, &floor);
+    usage_from_stamp(env, &st, &m, out->card.card_no, when->utc_s, &floor);
 
     yn_card_facts facts;
     yn_card_to_facts(&out->card, &facts);
-    struct stamp_job job = {.env = env, .tag = tag, .key = key, .local_ymd = m.local_ymd};
     yn_ledger_tap t = {.tap_id = tap_id,
                        .card = &facts,
                        .meal = meal,
                        .canteen = &env->canteen,
                        .operator_id = operator_id,
                        .when = *when,
-                       .usage_floor = &floor,
-                       .before_commit = write_stamp,
-                       .hook_arg = &job};
+                       .usage_floor = &floor};
     rc = yn_ledger_debit(env->ledger, env->policy, &t, &out->result);
     out->status = rc;
-    out->stamp_written = job.written;
     out->reason = out->result.decision.reason;
-    if (job.status != YN_OK) {
-        /* the stamp write failed inside the transaction: nothing was charged */
-        read_failed(out, job.status, "writing the card stamp (debit rolled back)");
-        goto done;
-    }
     switch (rc) {
     case YN_OK:
     case YN_EDUPLICATE:
@@ -212,7 +284,41 @@ int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *me
         break;
     }
     yn_info("tap: %s", out->detail);
+    if (rc == YN_OK || rc == YN_EDUPLICATE || rc == YN_EREFUSED)
+        settle_stamp(env, tag, key, &st, &m, rc == YN_OK, when, out);
 done:
     explicit_bzero(key, sizeof key);
     return out->status;
+}
+
+int yn_tap_recover(const yn_tap_env *env, int64_t settled_seq, int64_t max_back,
+                   const yn_ledger_when *when, int *noted)
+{
+    *noted = 0;
+    int64_t head;
+    uint8_t hash[YN_LEDGER_HASH_LEN];
+    int rc = yn_ledger_head(env->ledger, &head, hash);
+    if (rc != YN_OK)
+        return rc;
+    int64_t from = settled_seq + 1;
+    if (max_back > 0 && from < head - max_back + 1) {
+        yn_warn("tap: %" PRId64 " records since the last settled one (%" PRId64 "): only the "
+                "last %" PRId64 " are checked for missing card stamps",
+                head - settled_seq, settled_seq, max_back);
+        from = head - max_back + 1;
+    }
+    for (int64_t seq = from; seq <= head; seq++) {
+        yn_ledger_record r;
+        if ((rc = yn_ledger_record_get(env->ledger, seq, &r)) != YN_OK)
+            return rc;
+        if (r.kind != YN_LEDGER_MEAL || r.subsidy_fen <= 0)
+            continue;
+        yn_ledger_result notice;
+        rc = yn_ledger_stamp_missing(env->ledger, seq, "restart", when, &notice);
+        if (rc == YN_OK)
+            (*noted)++;
+        else if (rc != YN_EDUPLICATE)
+            return rc;
+    }
+    return YN_OK;
 }

@@ -26,11 +26,26 @@
  * (YN_REASON_WEIGHT): nothing is charged, and the diner may tap again at once.
  * Staff keying a price in weighed mode set the price per 100 g.
  *
- * A tap is a card entering the field. The same card staying in the field, or
+ * A tap is a card entering the field after the terminal is ready: a card
+ * already in the field at start is not a tap until it leaves and comes back.
+ * The same card staying in the field (after any outcome, a failure too), or
  * coming back within debounce_ms after a decided tap, is the same tap: a
  * second presentation swallowed by a still-active listener must never charge
  * twice (and a retried tap id is idempotent in the ledger as well). After a
- * failed read the card may be tapped again at once. */
+ * failed read the card may be taken away and tapped again at once.
+ *
+ * Tap ids are boot_no × 2^32 + a counter (above the ledger's highest, so they
+ * increase across restarts). While the field is empty the terminal notes in
+ * the ledger, without a durable commit of its own, up to which record it has
+ * shown every outcome and settled every card stamp (LEDGER.md, "Card stamps",
+ * "Tap ids"); at start, the newest tap after that mark is the one whose outcome
+ * may never have been shown: when its card comes back, the tap is replayed
+ * with its own id and the original outcome is shown, nothing charged; and
+ * every subsidised meal after the mark gets a stamp-missing notice.
+ *
+ * Time comes from the clock's reading (hal/clock.h): never a clock known to
+ * be wrong; with no evidence at all, no tap is charged and staff are told
+ * (LEDGER.md, "Clock"). */
 #include "terminal.h"
 
 #include <errno.h>
@@ -85,8 +100,16 @@ struct yn_terminal {
     bool last_decided;               /* the last tap reached a decision (debounce it) */
     int64_t last_seen_ms;            /* monotonic: when it was last seen in the field */
     int64_t last_tap_id;             /* tap ids are strictly increasing */
-    char idle_period[YN_NAME_MAX];   /* the period the idle screen shows */
-    int32_t idle_minute;             /* the local minute of day it shows */
+    bool has_unshown;                /* unshown holds a tap whose outcome was never shown */
+    yn_ledger_record unshown;        /* … from before the restart: its card replays it */
+    int64_t done_seq;                /* every tap up to this record shown, stamp settled */
+    int64_t settled_mark;            /* done_seq as last noted in the ledger */
+    int64_t unshown_mark;            /* unshown.seq as last noted in the ledger (0 none) */
+    int64_t notice_due[8];           /* meals whose stamp notice could not be recorded yet */
+    int n_notice_due;
+    char clock_noted[96];          /* the clock anchor as last noted in the ledger */
+    char idle_period[YN_NAME_MAX]; /* the period the idle screen shows */
+    int32_t idle_minute;           /* the local minute of day it shows */
     /* staff */
     bool logged_in;
     char operator_id[YN_OPERATOR_ID_MAX]; /* who is logged in ("" = nobody) */
@@ -100,6 +123,106 @@ struct yn_terminal {
     int taps;
 };
 
+/* Meta keys of what the terminal notes in the ledger while idle. */
+#define META_SETTLED "tap_settled_seq" /* every tap up to here shown, its stamp settled */
+#define META_UNSHOWN "tap_unshown_seq" /* a tap whose outcome was never shown (0: none) */
+#define META_CLOCK   "clock_anchor"    /* boot_no boot_ms utc_ms offset_ms server */
+#define RECOVER_MAX  1000              /* records looked at for missing stamps at start */
+
+static int64_t meta_i64(yn_ledger *l, const char *key, int64_t absent)
+{
+    char v[32];
+    return yn_ledger_meta_get(l, key, v, sizeof v) == YN_OK ? strtoll(v, NULL, 10) : absent;
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+/* The clock's evidence from the ledger: no time before its last record or
+ * the anchor it kept; and that anchor itself when this is the same boot
+ * (the program restarted, the boot clock did not). */
+static void clock_from_ledger(yn_terminal *t, int64_t head)
+{
+    yn_ledger *l = t->deps.ledger;
+    int64_t floor_ms = 0;
+    yn_ledger_record last;
+    if (head > 0 && yn_ledger_record_get(l, head, &last) == YN_OK)
+        floor_ms = last.utc_s * 1000;
+    char v[96];
+    long long boot_no = 0, boot_ms = 0, utc_ms = 0, offset_ms = 0;
+    int server = 0;
+    if (yn_ledger_meta_get(l, META_CLOCK, v, sizeof v) == YN_OK &&
+        sscanf(v, "%lld %lld %lld %lld %d", &boot_no, &boot_ms, &utc_ms, &offset_ms, &server) ==
+            5) {
+        snprintf(t->clock_noted, sizeof t->clock_noted, "%s", v);
+        floor_ms = max64(floor_ms, utc_ms);
+        if (boot_no == yn_ledger_boot_no(l) && boot_ms <= yn_clock_boot_ms(&t->dev->clock)) {
+            yn_clock_resume(&t->dev->clock, boot_ms, utc_ms, offset_ms, server != 0);
+            yn_info("clock: continuing from the anchor kept in this boot (%lld ms UTC%s)", utc_ms,
+                    server ? ", from the server" : "");
+        }
+    }
+    yn_clock_set_floor(&t->dev->clock, floor_ms);
+}
+
+static void when_now(yn_terminal *t, yn_ledger_when *w, yn_clock_reading *rd)
+{
+    yn_clock_read(&t->dev->clock, rd);
+    *w = (yn_ledger_when){.utc_s = rd->utc_ms / 1000,
+                          .mono_ms = yn_clock_mono_ms(&t->dev->clock),
+                          .clock_trusted = rd->trusted};
+}
+
+/* After a restart (LEDGER.md, "Card stamps"): the tap whose outcome may
+ * never have been shown, and a notice for every subsidised meal whose stamp
+ * outcome was not settled. */
+static int resume_taps(yn_terminal *t, int64_t head)
+{
+    yn_ledger *l = t->deps.ledger;
+    int64_t settled = meta_i64(l, META_SETTLED, -1);
+    int64_t unshown = meta_i64(l, META_UNSHOWN, 0);
+    if (settled < 0) /* a ledger of older firmware: its stamps were written before commit */
+        settled = head;
+    yn_ledger_record r;
+    if (unshown > 0 && yn_ledger_record_get(l, unshown, &r) == YN_OK && r.tap_id > 0) {
+        t->unshown = r;
+        t->has_unshown = true;
+    } else if (settled < head && yn_ledger_newest_tap(l, &r) == YN_OK && r.seq > settled &&
+               r.kind == YN_LEDGER_MEAL) {
+        t->unshown = r;
+        t->has_unshown = true;
+    }
+    if (t->has_unshown) {
+        yn_warn("terminal: the outcome of tap %lld (record %lld, card %s) may not have been "
+                "shown before the stop: when that card comes back it is shown again, not "
+                "charged",
+                (long long)t->unshown.tap_id, (long long)t->unshown.seq, t->unshown.card_no);
+        t->unshown_mark = unshown;
+    }
+    yn_ledger_when w;
+    yn_clock_reading rd;
+    when_now(t, &w, &rd);
+    int noted = 0;
+    int rc = settled < head ? yn_tap_recover(&t->env, settled, RECOVER_MAX, &w, &noted) : YN_OK;
+    if (rc != YN_OK)
+        return rc;
+    if (noted)
+        yn_warn("terminal: %d meal(s) before the stop may lack their card stamp: noted for the "
+                "district, rewritten when each card comes back",
+                noted);
+    /* noted at once, so that a stop before the first idle moment still leaves
+     * the mark of a ledger this firmware ran (its absence means older firmware) */
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)head);
+    if (head != settled || meta_i64(l, META_SETTLED, -1) < 0)
+        rc = yn_ledger_meta_put_lazy(l, META_SETTLED, v);
+    t->settled_mark = head;
+    t->done_seq = head;
+    return rc;
+}
+
 int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_deps *deps,
                     yn_terminal **out)
 {
@@ -110,9 +233,6 @@ int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_dep
     t->dev = dev;
     t->deps = *deps;
     t->price_fen = cfg->menu.price_fen;
-    /* tap ids increase across restarts too, whatever the wall clock says now */
-    if (yn_ledger_tap_id_max(deps->ledger, &t->last_tap_id) != YN_OK)
-        yn_warn("terminal: cannot read the highest tap id; starting from the clock");
     t->per100g_fen = cfg->menu.price_per_100g_fen;
     t->env = (yn_tap_env){
         .nfc = &dev->nfc,
@@ -121,7 +241,25 @@ int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_dep
         .master = deps->master,
         .ring = deps->ring,
         .canteen = {.district = cfg->terminal.district, .street = cfg->terminal.street},
-        .canteen_code = yn_tap_canteen_code(cfg->terminal.canteen_id)};
+        .canteen_code = yn_tap_canteen_code(cfg->terminal.canteen_id),
+        .terminal_code = yn_card_terminal_code(cfg->terminal.id)};
+    /* tap ids: boot_no × 2^32 + n, above every id used before (whatever the
+     * wall clock says); a restart within one boot continues after the highest */
+    int64_t head = 0, max_tap = 0;
+    uint8_t hash[YN_LEDGER_HASH_LEN];
+    int rc = yn_ledger_tap_id_max(deps->ledger, &max_tap);
+    if (rc == YN_OK)
+        rc = yn_ledger_head(deps->ledger, &head, hash);
+    if (rc == YN_OK) {
+        t->last_tap_id = max64(yn_ledger_boot_no(deps->ledger) << 32, max_tap);
+        clock_from_ledger(t, head);
+        rc = resume_taps(t, head);
+    }
+    if (rc != YN_OK) {
+        yn_err("terminal: cannot read the ledger at start: %s", yn_strerror(rc));
+        free(t);
+        return rc;
+    }
     *out = t;
     return YN_OK;
 }
@@ -276,9 +414,17 @@ static void show_idle(yn_terminal *t)
     yn_screen_init(&s, YN_SCREEN_IDLE, "idle",
                    t->cfg->terminal.canteen_name[0] ? t->cfg->terminal.canteen_name
                                                     : t->cfg->terminal.canteen_id);
-    yn_screen_add(&s, YN_TEXT_NORMAL, "%d-%02d-%02d %02d:%02d  %s", m.local_ymd / 10000,
-                  m.local_ymd / 100 % 100, m.local_ymd % 100, m.seconds_of_day / 3600,
-                  m.seconds_of_day / 60 % 60, online_text(t));
+    yn_clock_reading rd;
+    yn_clock_read(&t->dev->clock, &rd);
+    if (rd.state == YN_CLOCK_UNKNOWN)
+        yn_screen_add(&s, YN_TEXT_NORMAL, "时钟有误，暂停刷卡: 请接通网络对时或校准时钟  %s",
+                      online_text(t));
+    else
+        yn_screen_add(&s, YN_TEXT_NORMAL, "%d-%02d-%02d %02d:%02d%s  %s", m.local_ymd / 10000,
+                      m.local_ymd / 100 % 100, m.local_ymd % 100, m.seconds_of_day / 3600,
+                      m.seconds_of_day / 60 % 60,
+                      rd.state == YN_CLOCK_ESTIMATED ? " (时钟跳变，按估算时间)" : "",
+                      online_text(t));
     if (is_kiosk(t)) {
         yn_screen_add(&s, YN_TEXT_HUGE, "请刷卡查询余额");
     } else if (t->weighed) {
@@ -332,6 +478,8 @@ static void show_debit(yn_terminal *t, const yn_tap_outcome *o, const yn_meal *m
         snprintf(s.name, sizeof s.name, "refused_%s", yn_reason_code(o->reason));
         yn_screen_add(&s, YN_TEXT_HUGE, "%s", yn_reason_kind(o->reason));
         yn_screen_add(&s, YN_TEXT_NORMAL, "工作人员: %s", o->detail);
+        if (o->reason == YN_REASON_CLOCK)
+            yn_screen_add(&s, YN_TEXT_NORMAL, "请接通网络等待自动对时，或请技术人员校准时钟");
         say_outcome(t, o);
         light(t, YN_OUT_RED);
         light(t, YN_OUT_BUZZER);
@@ -361,8 +509,18 @@ static void show_debit(yn_terminal *t, const yn_tap_outcome *o, const yn_meal *m
             yn_screen_add(&s, YN_TEXT_LARGE, "卡内扣 %s  余额 %s", a, c);
         else
             yn_screen_add(&s, YN_TEXT_NORMAL, "卡内余额 %s", c);
-        if (o->status == YN_EDUPLICATE)
+        if (o->status == YN_EDUPLICATE && o->unshown_utc_s) {
+            yn_moment at;
+            yn_policy_locate(t->deps.policy, o->unshown_utc_s, &at);
+            yn_screen_add(&s, YN_TEXT_NORMAL, "这是 %d月%d日 %02d:%02d 那次刷卡的结果，未重复扣款",
+                          (int)(at.local_ymd / 100 % 100), (int)(at.local_ymd % 100),
+                          at.seconds_of_day / 3600, at.seconds_of_day / 60 % 60);
+        } else if (o->status == YN_EDUPLICATE) {
             yn_screen_add(&s, YN_TEXT_NORMAL, "同一次刷卡，未重复扣款");
+        }
+        if (o->stamp == YN_TAP_STAMP_MISSING || o->stamp == YN_TAP_STAMP_UNNOTED)
+            yn_screen_add(&s, YN_TEXT_NORMAL,
+                          "工作人员: 卡片未写入用餐标记，已登记，下次刷卡时补写");
         if (o->result.seq > 0)
             yn_screen_add(&s, YN_TEXT_NORMAL, "流水号 %lld", (long long)o->result.seq);
         say_outcome(t, o);
@@ -429,11 +587,7 @@ static void show_balance(yn_terminal *t, const yn_tap_outcome *o)
 
 static int64_t next_tap_id(yn_terminal *t)
 {
-    int64_t id = yn_clock_utc_ms(&t->dev->clock);
-    if (id <= t->last_tap_id)
-        id = t->last_tap_id + 1; /* the wall clock went back: stay increasing */
-    t->last_tap_id = id;
-    return id;
+    return ++t->last_tap_id;
 }
 
 /* Monotonic time for waiting on the scale (the terminal's own clock may be a
@@ -522,6 +676,41 @@ static bool weigh(yn_terminal *t, int32_t *net_g, char *why, size_t len)
     return true;
 }
 
+/* No evidence for the time (hal/clock.h, YN_CLOCK_UNKNOWN): a meal's date
+ * and a senior's age cannot be told, so nothing is charged. */
+static void clock_refused(const yn_terminal *t, const yn_clock_reading *rd, yn_tap_outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    o->status = YN_EREFUSED;
+    o->reason = YN_REASON_CLOCK;
+    yn_moment sys, floor;
+    yn_policy_locate(t->deps.policy, rd->system_ms / 1000, &sys);
+    yn_policy_locate(t->deps.policy, rd->utc_ms / 1000, &floor);
+    snprintf(o->detail, sizeof o->detail,
+             "本机时钟 %d-%02d-%02d 早于账本最后记录 %d-%02d-%02d，尚未与区平台对时",
+             (int)(sys.local_ymd / 10000), (int)(sys.local_ymd / 100 % 100),
+             (int)(sys.local_ymd % 100), (int)(floor.local_ymd / 10000),
+             (int)(floor.local_ymd / 100 % 100), (int)(floor.local_ymd % 100));
+    yn_warn("tap refused, nothing charged: the system clock (%lld ms UTC) is before the ledger's "
+            "last record (%lld ms) and the server's time is not known: connect the network or "
+            "set the clock",
+            (long long)rd->system_ms, (long long)rd->utc_ms);
+}
+
+/* What a finished debit leaves for later: the replayed tap is done with; a
+ * stamp notice that could not be recorded is retried while idle; the records
+ * up to this one are settled once the screen is up. */
+static void after_debit(yn_terminal *t, const yn_tap_outcome *o)
+{
+    if (t->has_unshown && o->card_ok && strcmp(o->card.card_no, t->unshown.card_no) == 0)
+        t->has_unshown = false;
+    if (o->stamp == YN_TAP_STAMP_UNNOTED &&
+        t->n_notice_due < (int)(sizeof t->notice_due / sizeof t->notice_due[0]))
+        t->notice_due[t->n_notice_due++] = o->stamp_meal_seq;
+    if (o->charged && o->result.seq > t->done_seq)
+        t->done_seq = o->result.seq;
+}
+
 /* A new tap: decide, record, tell. Returns whether it reached a decision. */
 static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
 {
@@ -545,11 +734,16 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
     } else {
         if (t->weighed)
             meal = (yn_meal){.weight_g = weight_g, .price_per_100g_fen = t->per100g_fen};
-        yn_ledger_when when = {.utc_s = yn_clock_utc_s(&t->dev->clock),
-                               .mono_ms = yn_clock_mono_ms(&t->dev->clock),
-                               .clock_trusted = t->dev->clock.trusted};
-        yn_tap_debit(&t->env, tag, &meal, next_tap_id(t), t->logged_in ? t->operator_id : NULL,
-                     &when, &o);
+        yn_ledger_when when;
+        yn_clock_reading rd;
+        when_now(t, &when, &rd);
+        if (rd.state == YN_CLOCK_UNKNOWN) {
+            clock_refused(t, &rd, &o);
+        } else {
+            yn_tap_debit(&t->env, tag, &meal, next_tap_id(t), t->has_unshown ? &t->unshown : NULL,
+                         t->logged_in ? t->operator_id : NULL, &when, &o);
+            after_debit(t, &o);
+        }
         show_debit(t, &o, &meal);
     }
     int rc = yn_nfc_release(&t->dev->nfc);
@@ -557,7 +751,7 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
         yn_debug("reader: release: %s", yn_strerror(rc));
     result_timer(t);
     bool decided = o.reason != YN_REASON_READ_FAILED && o.reason != YN_REASON_STORAGE &&
-                   o.reason != YN_REASON_WEIGHT;
+                   o.reason != YN_REASON_WEIGHT && o.reason != YN_REASON_CLOCK;
     if (decided)
         t->taps++;
     return decided;
@@ -712,9 +906,9 @@ static void reverse(yn_terminal *t, const char *sup_id)
 {
     yn_screen s;
     yn_ledger_result res;
-    yn_ledger_when when = {.utc_s = yn_clock_utc_s(&t->dev->clock),
-                           .mono_ms = yn_clock_mono_ms(&t->dev->clock),
-                           .clock_trusted = t->dev->clock.trusted};
+    yn_ledger_when when;
+    yn_clock_reading rd;
+    when_now(t, &when, &rd);
     long long seq = (long long)t->rev_seq;
     int rc = yn_ledger_reverse(t->deps.ledger, t->deps.policy, t->rev_seq, sup_id, &when, &res);
     if (rc == YN_OK) {
@@ -1052,6 +1246,49 @@ static bool same_card(const yn_nfc_tag *a, const yn_nfc_tag *b)
     return a->uid_len == b->uid_len && memcmp(a->uid, b->uid, a->uid_len) == 0;
 }
 
+/* While the field is empty: note in the ledger (no durable commit of its
+ * own) up to which record every outcome was shown and every stamp settled,
+ * the tap still to be replayed, and the clock's anchor; retry stamp notices
+ * that could not be recorded. */
+static void idle_notes(yn_terminal *t)
+{
+    yn_ledger *l = t->deps.ledger;
+    char v[96];
+    for (int i = 0; i < t->n_notice_due;) {
+        yn_ledger_when w;
+        yn_clock_reading rd;
+        yn_ledger_result res;
+        when_now(t, &w, &rd);
+        int rc = yn_ledger_stamp_missing(l, t->notice_due[i], "write_failed", &w, &res);
+        if (rc != YN_OK && rc != YN_EDUPLICATE)
+            break; /* still failing: later */
+        t->notice_due[i] = t->notice_due[--t->n_notice_due];
+    }
+    int64_t settled = t->done_seq;
+    for (int i = 0; i < t->n_notice_due; i++)
+        if (t->notice_due[i] <= settled)
+            settled = t->notice_due[i] - 1;
+    if (settled > t->settled_mark) {
+        snprintf(v, sizeof v, "%lld", (long long)settled);
+        if (yn_ledger_meta_put_lazy(l, META_SETTLED, v) == YN_OK)
+            t->settled_mark = settled;
+    }
+    int64_t unshown = t->has_unshown ? t->unshown.seq : 0;
+    if (unshown != t->unshown_mark) {
+        snprintf(v, sizeof v, "%lld", (long long)unshown);
+        if (yn_ledger_meta_put_lazy(l, META_UNSHOWN, v) == YN_OK)
+            t->unshown_mark = unshown;
+    }
+    yn_clock *c = &t->dev->clock;
+    if (c->anchored) {
+        snprintf(v, sizeof v, "%lld %lld %lld %lld %d", (long long)yn_ledger_boot_no(l),
+                 (long long)c->anchor_boot_ms, (long long)c->anchor_utc_ms, (long long)c->offset_ms,
+                 c->trusted ? 1 : 0);
+        if (strcmp(v, t->clock_noted) != 0 && yn_ledger_meta_put_lazy(l, META_CLOCK, v) == YN_OK)
+            snprintf(t->clock_noted, sizeof t->clock_noted, "%s", v);
+    }
+}
+
 /* Look at the field: a card that was not there before is a tap. */
 static void watch_field(yn_terminal *t)
 {
@@ -1060,6 +1297,7 @@ static void watch_field(yn_terminal *t)
     int64_t now = yn_clock_mono_ms(&t->dev->clock);
     if (rc == YN_ENOCARD) {
         t->last_in_field = false;
+        idle_notes(t);
         return;
     }
     if (rc != YN_OK) {
@@ -1086,6 +1324,20 @@ static void watch_field(yn_terminal *t)
 void yn_terminal_start(yn_terminal *t)
 {
     show_idle(t);
+    /* a card already in the field is not a tap: it stays "in the field" until
+     * the reader sees it gone, then it may be tapped at once */
+    yn_nfc_tag tag;
+    if (yn_nfc_poll(&t->dev->nfc, 0, &tag) == YN_OK) {
+        t->last_tag = tag;
+        t->last_seen_ms = yn_clock_mono_ms(&t->dev->clock);
+        t->last_in_field = true;
+        t->last_decided = false;
+        char uid[2 * YN_UID_MAX + 1];
+        yn_nfc_uid_hex(&tag, uid, sizeof uid);
+        yn_info("terminal: card %s was in the field at start: not a tap until it leaves", uid);
+        notice(t, YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片",
+               "读卡器上已有卡片，请拿开后再刷卡");
+    }
 }
 
 int yn_terminal_step(yn_terminal *t, int timeout_ms)

@@ -49,6 +49,7 @@ static const struct {
     {"reason_not_genuine", "这张卡无法使用，请联系工作人员"},
     {"reason_read_failed", "没有读到卡，请重新刷卡"},
     {"reason_weight", "称重未稳定，请放稳餐盘后重新刷卡"},
+    {"reason_clock", "系统时间有误，暂时不能刷卡，请联系工作人员"},
     {"reason_none", "祝您用餐愉快"},
 };
 
@@ -91,6 +92,7 @@ const char *const yn_voice_clips[] = {"ling",
                                       "reason_not_genuine",
                                       "reason_read_failed",
                                       "reason_weight",
+                                      "reason_clock",
                                       "reason_none",
                                       NULL};
 

@@ -1,5 +1,7 @@
-/* clock.c — wall and monotonic time, server correction, the sim clock, and
- * the monotonic deadlines every wait uses. */
+/* clock.c — wall, monotonic and boot time; the evidence that the wall clock
+ * can be believed (server anchor, floor, step detection against the boot
+ * clock: see clock.h); the sim clock; and the monotonic deadlines every
+ * wait uses. */
 #include "clock.h"
 
 #include <errno.h>
@@ -26,6 +28,12 @@ static int64_t sys_mono_ms(yn_clock *c)
     return ts_ms(CLOCK_MONOTONIC);
 }
 
+static int64_t sys_boot_ms(yn_clock *c)
+{
+    (void)c;
+    return ts_ms(CLOCK_BOOTTIME);
+}
+
 static void sys_sleep_ms(yn_clock *c, int ms)
 {
     (void)c;
@@ -39,6 +47,7 @@ const yn_clock_ops yn_clock_system_ops = {
     .wall_ms = sys_wall_ms,
     .monotonic_ms = sys_mono_ms,
     .sleep_ms = sys_sleep_ms,
+    .boot_ms = sys_boot_ms,
 };
 
 static int64_t sim_wall_ms(yn_clock *c)
@@ -51,6 +60,11 @@ static int64_t sim_mono_ms(yn_clock *c)
     return c->sim_mono_ms;
 }
 
+static int64_t sim_boot_ms(yn_clock *c)
+{
+    return c->sim_boot_ms;
+}
+
 static void sim_sleep_ms(yn_clock *c, int ms)
 {
     yn_clock_sim_advance(c, ms);
@@ -61,28 +75,90 @@ const yn_clock_ops yn_clock_sim_ops = {
     .wall_ms = sim_wall_ms,
     .monotonic_ms = sim_mono_ms,
     .sleep_ms = sim_sleep_ms,
+    .boot_ms = sim_boot_ms,
 };
 
 void yn_clock_init(yn_clock *c, const yn_clock_ops *ops)
 {
-    *c = (yn_clock){
-        .ops = ops, .sim_wall_ms = 1767225600000LL /* 2026-01-01Z */, .sim_mono_ms = 1000};
+    *c = (yn_clock){.ops = ops,
+                    .sim_wall_ms = 1767225600000LL /* 2026-01-01Z */,
+                    .sim_mono_ms = 1000,
+                    .sim_boot_ms = 1000};
+}
+
+int64_t yn_clock_mono_ms(yn_clock *c)
+{
+    return c->ops->monotonic_ms(c);
+}
+
+int64_t yn_clock_boot_ms(yn_clock *c)
+{
+    return c->ops->boot_ms ? c->ops->boot_ms(c) : c->ops->monotonic_ms(c);
+}
+
+static int64_t abs64(int64_t v)
+{
+    return v < 0 ? -v : v;
+}
+
+static void anchor(yn_clock *c, int64_t utc_ms, int64_t boot_ms)
+{
+    c->anchored = true;
+    c->anchor_utc_ms = utc_ms;
+    c->anchor_boot_ms = boot_ms;
+}
+
+void yn_clock_read(yn_clock *c, yn_clock_reading *out)
+{
+    int64_t system = c->ops->wall_ms(c) + c->offset_ms, boot = yn_clock_boot_ms(c);
+    out->system_ms = system;
+    if (!c->anchored) {
+        if (c->floor_utc_ms > 0 && system < c->floor_utc_ms - YN_CLOCK_FLOOR_SLACK_MS) {
+            out->utc_ms = c->floor_utc_ms;
+            out->trusted = false;
+            out->state = YN_CLOCK_UNKNOWN;
+            return;
+        }
+        anchor(c, system, boot);
+        yn_info("clock: anchored on the system clock (%lld ms UTC)%s", (long long)system,
+                c->trusted ? ", corrected from the server" : ", not verified by the server yet");
+    }
+    int64_t elapsed = boot - c->anchor_boot_ms;
+    int64_t estimate = c->anchor_utc_ms + elapsed;
+    int64_t drift = system - estimate;
+    bool in_step = abs64(drift) <= YN_CLOCK_STEP_MS + abs64(elapsed) / 1000;
+    if (in_step != !c->stepped) {
+        c->stepped = !in_step;
+        if (c->stepped)
+            yn_warn("clock: the system clock stepped by %lld ms (boot clock says %lld ms UTC, "
+                    "system clock %lld): using the estimate, records marked untrusted until "
+                    "the clocks agree or the server's time is learnt",
+                    (long long)drift, (long long)estimate, (long long)system);
+        else
+            yn_info("clock: the system clock agrees with the estimate again (%lld ms apart)",
+                    (long long)drift);
+    }
+    int64_t utc = c->stepped ? estimate : system;
+    if (!c->stepped && elapsed >= YN_CLOCK_REANCHOR_MS)
+        anchor(c, system, boot); /* follow the system clock's slew */
+    out->trusted = c->trusted && !c->stepped;
+    out->state = c->stepped ? YN_CLOCK_ESTIMATED : c->trusted ? YN_CLOCK_SERVER : YN_CLOCK_LOCAL;
+    if (!out->trusted && utc < c->floor_utc_ms)
+        utc = c->floor_utc_ms; /* dates never run back below the ledger's last record */
+    out->utc_ms = utc;
 }
 
 int64_t yn_clock_utc_ms(yn_clock *c)
 {
-    return c->ops->wall_ms(c) + c->offset_ms;
+    yn_clock_reading r;
+    yn_clock_read(c, &r);
+    return r.utc_ms;
 }
 
 int64_t yn_clock_utc_s(yn_clock *c)
 {
     int64_t ms = yn_clock_utc_ms(c);
     return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-}
-
-int64_t yn_clock_mono_ms(yn_clock *c)
-{
-    return c->ops->monotonic_ms(c);
 }
 
 void yn_clock_sleep_ms(yn_clock *c, int ms)
@@ -93,29 +169,55 @@ void yn_clock_sleep_ms(yn_clock *c, int ms)
 
 int yn_clock_correct(yn_clock *c, int64_t server_utc_ms, int64_t max_step_ms)
 {
-    int64_t step = server_utc_ms - yn_clock_utc_ms(c);
-    int64_t mag = step < 0 ? -step : step;
-    if (max_step_ms >= 0 && mag > max_step_ms) {
+    yn_clock_reading now;
+    yn_clock_read(c, &now);
+    int64_t step = server_utc_ms - (now.state == YN_CLOCK_UNKNOWN ? now.system_ms : now.utc_ms);
+    if (max_step_ms >= 0 && abs64(step) > max_step_ms) {
         yn_warn("clock: server time differs by %lld ms, more than the %lld ms allowed; "
                 "keeping local time, marked untrusted",
                 (long long)step, (long long)max_step_ms);
         c->trusted = false;
         return YN_EREFUSED;
     }
-    c->offset_ms += step;
+    if (!c->trusted || c->stepped || abs64(step) > YN_CLOCK_STEP_MS)
+        yn_info("clock: set from the server's time (%lld ms from %s)", (long long)step,
+                now.state == YN_CLOCK_ESTIMATED ? "the estimate" : "the system clock");
+    c->offset_ms = server_utc_ms - c->ops->wall_ms(c);
     c->trusted = true;
+    c->stepped = false;
+    anchor(c, server_utc_ms, yn_clock_boot_ms(c));
     return YN_OK;
+}
+
+void yn_clock_set_floor(yn_clock *c, int64_t floor_utc_ms)
+{
+    c->floor_utc_ms = floor_utc_ms;
+    if (c->anchored && !c->trusted && c->anchor_utc_ms < floor_utc_ms - YN_CLOCK_FLOOR_SLACK_MS) {
+        c->anchored = false; /* anchored on a clock the ledger proves wrong */
+        c->stepped = false;
+    }
+}
+
+void yn_clock_resume(yn_clock *c, int64_t anchor_boot_ms, int64_t anchor_utc_ms, int64_t offset_ms,
+                     bool server)
+{
+    c->offset_ms = offset_ms;
+    c->trusted = server;
+    c->stepped = false;
+    anchor(c, anchor_utc_ms, anchor_boot_ms);
 }
 
 void yn_clock_sim_set(yn_clock *c, int64_t utc_ms)
 {
     c->sim_wall_ms = utc_ms;
+    c->anchored = c->stepped = false;
 }
 
 void yn_clock_sim_advance(yn_clock *c, int64_t ms)
 {
     c->sim_wall_ms += ms;
     c->sim_mono_ms += ms;
+    c->sim_boot_ms += ms;
 }
 
 void yn_clock_sim_jump_wall(yn_clock *c, int64_t ms)

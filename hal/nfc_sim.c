@@ -139,6 +139,11 @@ static int sim_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
         memcpy(c->stamp, buf, len);
         c->stamp_len = len;
     }
+    if (s->fault == YN_SIM_PULL_AFTER_WRITE) { /* written; the reply is lost */
+        s->fault = YN_SIM_OK;
+        s->present = -1;
+        return YN_ECARDGONE;
+    }
     return YN_OK;
 }
 

@@ -24,11 +24,13 @@ typedef struct yn_sim_card {
 } yn_sim_card;
 
 enum yn_sim_fault {
-    YN_SIM_OK,            /* behave */
-    YN_SIM_SILENT,        /* the next operation times out */
-    YN_SIM_PULL_ON_WRITE, /* the card leaves during the next write; nothing written */
-    YN_SIM_GARBAGE,       /* the next read answers garbage (protocol error) */
-    YN_SIM_UNPLUGGED,     /* the reader is gone until the fault is cleared */
+    YN_SIM_OK,               /* behave */
+    YN_SIM_SILENT,           /* the next operation times out */
+    YN_SIM_PULL_ON_WRITE,    /* the card leaves during the next write; nothing written */
+    YN_SIM_PULL_AFTER_WRITE, /* the next write takes effect, then the card leaves before
+                                its reply (a lost reply: YN_ECARDGONE, card written) */
+    YN_SIM_GARBAGE,          /* the next read answers garbage (protocol error) */
+    YN_SIM_UNPLUGGED,        /* the reader is gone until the fault is cleared */
 };
 
 extern const yn_nfc_ops yn_nfc_sim_ops;

@@ -187,7 +187,7 @@ static int check_record(const yn_ledger_record *r, const yn_ledger_record *first
 {
     if (r->seq != first->seq + (int64_t)i || strcmp(r->terminal, first->terminal) != 0)
         return YN_EINVAL;
-    if (r->kind < YN_LEDGER_MEAL || r->kind > YN_LEDGER_TOPUP || r->n_layers < 0 ||
+    if (r->kind < YN_LEDGER_MEAL || r->kind > YN_LEDGER_KIND_MAX || r->n_layers < 0 ||
         r->n_layers > YN_POLICY_MAX_LAYERS || (int)r->reason < 0 || r->reason >= YN_REASON_COUNT)
         return YN_EINVAL;
     if (!str_fits(r->card_no, sizeof r->card_no) || !str_fits(r->category, YN_NAME_MAX) ||
@@ -531,7 +531,7 @@ static void get_columns(reader *r, yn_ledger_record *rec, size_t n)
     uint64_t prev;
     for (size_t i = 0; i < n && !r->bad; i++) {
         uint64_t kind = get_uv(r);
-        if (kind < YN_LEDGER_MEAL || kind > YN_LEDGER_TOPUP)
+        if (kind < YN_LEDGER_MEAL || kind > YN_LEDGER_KIND_MAX)
             fail(r, "unknown record kind");
         rec[i].kind = (int)kind;
     }
@@ -678,6 +678,13 @@ static bool money_adds_up(const yn_ledger_record *r)
     return total == r->price_fen;
 }
 
+/* A stamp notice (kind 5) moves no money and names an earlier record. */
+static bool notice_ok(const yn_ledger_record *r)
+{
+    return r->price_fen == 0 && r->subsidy_fen == 0 && r->wallet_fen == 0 && r->cash_fen == 0 &&
+           r->n_layers == 0 && r->reverses_seq > 0 && r->tap_id == 0;
+}
+
 static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_header *hdr,
                        yn_ledger_record *recs, const char **why)
 {
@@ -717,9 +724,12 @@ static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_head
         get_columns(&r, recs, hdr->count);
     if (!r.bad && r.p != r.end)
         fail(&r, "bytes left after the last column");
-    for (size_t i = 0; i < hdr->count && !r.bad; i++)
+    for (size_t i = 0; i < hdr->count && !r.bad; i++) {
         if (!money_adds_up(&recs[i]))
             fail(&r, "a record's shares do not add up to its price");
+        else if (recs[i].kind == YN_LEDGER_STAMP_MISSING && !notice_ok(&recs[i]))
+            fail(&r, "a stamp notice moves money or names no earlier record");
+    }
     free(r.str);
     free(r.str_len);
     if (r.bad) {

@@ -435,9 +435,12 @@ static int cmd_read(const struct opts *o)
         printf("last meal     unreadable stamp: %s\n", why);
     else if (yn_card_stamp_is_blank(&st))
         printf("last meal     none\n");
+    else if (st.version == YN_CARD_STAMP_V1)
+        printf("last meal     %08d period %04x canteen %04x seq …%04x (v1 stamp)\n", st.date_ymd,
+               st.period_code, st.canteen_id, (unsigned)st.seq);
     else
-        printf("last meal     %08d period %04x canteen %u seq %u\n", st.date_ymd, st.period_code,
-               st.canteen_id, st.seq16);
+        printf("last meal     %08d period %04x terminal %06x seq %u\n", st.date_ymd, st.period_code,
+               (unsigned)st.terminal_code, (unsigned)st.seq);
     return 0;
 }
 

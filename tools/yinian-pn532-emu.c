@@ -46,6 +46,8 @@ enum fault {
     F_GARBAGE,       /* the next InDataExchange answer is random bytes */
     F_STATUS80,      /* the next InDataExchange status byte has bit 0x80 */
     F_DRIBBLE,       /* every card answer trickles out one byte every fault_ms, until cleared */
+    F_TEAR,          /* the card leaves at the N-th card command from now: before it reaches
+                        the card, or after the card executed it (its reply lost) */
 };
 
 struct card {
@@ -82,7 +84,8 @@ struct emu {
 
     enum fault fault;
     int fault_ms;
-    int fault_count; /* pull-on-write: the card leaves at the N-th write-like command */
+    int fault_count; /* pull-on-write: the N-th write-like command; tear: the N-th card command */
+    bool tear_after; /* tear: after the card executed the command (else before it) */
 
     uint8_t pending[ANS_MAX + 16]; /* a slow answer waiting for its time */
     size_t pending_len, pending_pos;
@@ -472,12 +475,26 @@ static bool desfire_is_write_like(const uint8_t *frame, size_t n)
            ins == YN_DF_CMD_CREATE_STD_DATA_FILE || ins == YN_DF_CMD_CREATE_BACKUP_DATA_FILE;
 }
 
-/* InDataExchange: the card's answer (status byte + data) into out. */
+/* The tear fault counts card commands (InDataExchange frames to a card in
+ * the field); true when this one is the N-th. */
+static bool tear_now(struct emu *e)
+{
+    if (e->fault != F_TEAR || --e->fault_count > 0)
+        return false;
+    e->fault = F_NONE;
+    return true;
+}
+
+static size_t exchange_with_card(struct emu *e, struct card *c, const uint8_t *d, size_t n,
+                                 uint8_t *out);
+
+/* InDataExchange: the card's answer (status byte + data) into out. A tear
+ * makes the card leave before the command reaches it, or right after it
+ * executed the command (a DESFire transaction it committed stays; an
+ * uncommitted one is lost with the field; a Classic block is written). */
 static size_t data_exchange(struct emu *e, const uint8_t *d, size_t n, uint8_t *out)
 {
     struct card *c = current(e);
-    size_t alen = 0;
-    uint8_t st;
     if (n < 1 || d[0] != 0x01 || !e->selected) {
         out[0] = 0x27; /* not acceptable in this context: no such target */
         return 1;
@@ -486,6 +503,28 @@ static size_t data_exchange(struct emu *e, const uint8_t *d, size_t n, uint8_t *
         out[0] = 0x01; /* the card left: it does not answer */
         return 1;
     }
+    bool tear = tear_now(e);
+    if (tear && !e->tear_after) {
+        say("tear: card %d left before the command reached it", e->present);
+        card_leaves(e);
+        out[0] = 0x01;
+        return 1;
+    }
+    size_t o = exchange_with_card(e, c, d, n, out);
+    if (tear && current(e) == c) {
+        say("tear: card %d executed the command and left before its reply", e->present);
+        card_leaves(e);
+        out[0] = 0x01;
+        return 1;
+    }
+    return o;
+}
+
+static size_t exchange_with_card(struct emu *e, struct card *c, const uint8_t *d, size_t n,
+                                 uint8_t *out)
+{
+    size_t alen = 0;
+    uint8_t st;
     if (is_desfire(c)) {
         if (!e->iso_dep) {
             out[0] = 0x01;
@@ -800,7 +839,7 @@ static void unplug(struct emu *e)
     deactivate(e);
 }
 
-static bool set_fault(struct emu *e, const char *kind, const char *arg)
+static bool set_fault(struct emu *e, const char *kind, const char *arg, const char *when)
 {
     static const struct {
         const char *name;
@@ -813,7 +852,8 @@ static bool set_fault(struct emu *e, const char *kind, const char *arg)
                  {"short", F_SHORT},
                  {"garbage", F_GARBAGE},
                  {"status80", F_STATUS80},
-                 {"dribble", F_DRIBBLE}};
+                 {"dribble", F_DRIBBLE},
+                 {"tear", F_TEAR}};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (strcmp(kind, kinds[i].name) != 0)
             continue;
@@ -825,6 +865,15 @@ static bool set_fault(struct emu *e, const char *kind, const char *arg)
             e->fault_ms = (int)ms;
         }
         e->fault_count = 1;
+        if (kinds[i].f == F_TEAR) { /* tear N before|after */
+            char *end = NULL;
+            long count = arg ? strtol(arg, &end, 10) : -1;
+            if (!arg || *end || count < 1 || count > 1000 || !when ||
+                (strcmp(when, "before") != 0 && strcmp(when, "after") != 0))
+                return false;
+            e->fault_count = (int)count;
+            e->tear_after = strcmp(when, "after") == 0;
+        }
         if (kinds[i].f == F_PULL_ON_WRITE && arg) {
             char *end = NULL;
             long count = strtol(arg, &end, 10);
@@ -861,8 +910,9 @@ static bool control_line(struct emu *e, char *line)
     } else if (!strcmp(w, "remove") && nw == 1) {
         card_leaves(e);
         say("ok remove");
-    } else if (!strcmp(w, "fault") && nw >= 2 && set_fault(e, words[1], words[2])) {
-        say("ok fault %s%s%s", words[1], words[2] ? " " : "", words[2] ? words[2] : "");
+    } else if (!strcmp(w, "fault") && nw >= 2 && set_fault(e, words[1], words[2], words[3])) {
+        say("ok fault %s%s%s%s%s", words[1], words[2] ? " " : "", words[2] ? words[2] : "",
+            words[3] ? " " : "", words[3] ? words[3] : "");
     } else if (!strcmp(w, "unplug") && nw == 1) {
         unplug(e);
         say("ok unplug");
@@ -880,7 +930,8 @@ static bool control_line(struct emu *e, char *line)
         say("ok quit");
         return false;
     } else {
-        say("error: unknown command '%s' (present N, remove, fault KIND [MS], unplug, plug, "
+        say("error: unknown command '%s' (present N, remove, fault KIND [MS|N [before|after]], "
+            "unplug, plug, "
             "verbose on|off, stats, quit)",
             w);
     }
@@ -923,7 +974,9 @@ static void usage(void)
             "                    verbose on|off | stats | quit\n"
             "                  KIND: silent, slow MS, dribble MS, badcrc, pull-on-write [N],\n"
             "                        short, garbage, status80, none (one-shot: the next card\n"
-            "                        command; pull-on-write: the N-th write, default 1)\n"
+            "                        command; pull-on-write: the N-th write, default 1),\n"
+            "                        tear N before|after (the card leaves at the N-th card\n"
+            "                        command from now, before it or after it ran: reply lost)\n"
             "  --present N     start with card N (0-based line among the cards) in the field\n");
 }
 

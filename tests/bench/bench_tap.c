@@ -113,7 +113,8 @@ static double tap(yn_nfc *dev, const struct fixture *f, const yn_card_keyring *r
     if (rc == YN_OK)
         rc = yn_card_stamp_decode(buf, len, &stamp, &why);
     if (rc == YN_OK)
-        rc = yn_card_stamp_make(20250314, n % 2 ? "lunch" : "dinner", 1203, (uint64_t)n, &stamp);
+        rc =
+            yn_card_stamp_make(20250314, n % 2 ? "lunch" : "dinner", 1203, (uint64_t)n + 1, &stamp);
     if (rc == YN_OK)
         rc = yn_card_stamp_encode(&stamp, stamp_bytes, &why);
     if (rc == YN_OK)

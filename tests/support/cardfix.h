@@ -18,5 +18,8 @@ void yn_cardfix_init(yn_cardfix *f);
  * street as given, issued 2025-01-01, expiring 2030-12-31, UID from uid_tail. */
 void yn_cardfix_card(const yn_cardfix *f, yn_sim_card *c, uint32_t uid_tail, const char *card_no,
                      int32_t birth_ymd, uint32_t flags, uint32_t street);
+/* The same on a MIFARE Classic 1K with this 4-byte NUID. */
+void yn_cardfix_classic(const yn_cardfix *f, yn_sim_card *c, uint32_t uid, const char *card_no,
+                        int32_t birth_ymd, uint32_t flags, uint32_t street);
 
 #endif

@@ -803,25 +803,56 @@ static void test_stamp_round_trip(void **state)
 {
     (void)state;
     yn_card_stamp s, back;
-    assert_int_equal(yn_card_stamp_make(20250314, "lunch", 1203, 0xABCD1234ull, &s), YN_OK);
-    assert_int_equal(s.version, 1);
+    assert_int_equal(yn_card_terminal_code("T-FT-0001"), 0xB8589B);
+    assert_int_equal(yn_card_stamp_make(20250314, "lunch", 0xB8589B, 0x1ABCD1234ull, &s), YN_OK);
+    assert_int_equal(s.version, YN_CARD_STAMP_V2);
     assert_int_equal(s.period_code, 0x3901);
-    assert_int_equal(s.seq16, 0x1234);
+    assert_int_equal(s.seq, 0xABCD1234u); /* the low 32 bits */
     uint8_t buf[YN_CARD_STAMP_LEN];
     assert_int_equal(yn_card_stamp_encode(&s, buf, NULL), YN_OK);
-    /* independently computed (Python zlib.crc32) */
+    /* independently computed (Python: FNV-1a, date.toordinal, zlib.crc32) */
     uint8_t want[16];
-    unhex("010039010134feca04b312346e6c6d05", want, 16);
+    unhex("02b8589b390123f4abcd1234ca8100ff", want, 16);
     assert_memory_equal(buf, want, 16);
     const char *why = NULL;
     assert_int_equal(yn_card_stamp_decode(buf, sizeof buf, &back, &why), YN_OK);
     assert_string_equal(why, "ok");
     assert_false(yn_card_stamp_is_blank(&back));
-    assert_int_equal(back.version, 1);
+    assert_int_equal(back.version, YN_CARD_STAMP_V2);
+    assert_int_equal(back.period_code, 0x3901);
+    assert_int_equal(back.date_ymd, 20250314);
+    assert_int_equal(back.terminal_code, 0xB8589B);
+    assert_int_equal(back.canteen_id, 0);
+    assert_int_equal(back.seq, 0xABCD1234u);
+    /* day 0 and the last day of the format's range round-trip too */
+    assert_int_equal(yn_card_stamp_make(20000101, "lunch", 1, 1, &s), YN_OK);
+    assert_int_equal(yn_card_stamp_encode(&s, buf, NULL), YN_OK);
+    assert_int_equal(yn_card_stamp_decode(buf, sizeof buf, &back, NULL), YN_OK);
+    assert_int_equal(back.date_ymd, 20000101);
+    assert_int_equal(yn_card_stamp_make(20991231, "lunch", 1, 1, &s), YN_OK);
+    assert_int_equal(yn_card_stamp_encode(&s, buf, NULL), YN_OK);
+    assert_int_equal(yn_card_stamp_decode(buf, sizeof buf, &back, NULL), YN_OK);
+    assert_int_equal(back.date_ymd, 20991231);
+}
+
+/* Cards in the field still carry v1 stamps of older firmware: they are read. */
+static void test_stamp_v1_still_read(void **state)
+{
+    (void)state;
+    yn_card_stamp back;
+    uint8_t v1[16];
+    unhex("010039010134feca04b312346e6c6d05", v1, 16);
+    assert_int_equal(yn_card_stamp_decode(v1, sizeof v1, &back, NULL), YN_OK);
+    assert_int_equal(back.version, YN_CARD_STAMP_V1);
     assert_int_equal(back.period_code, 0x3901);
     assert_int_equal(back.date_ymd, 20250314);
     assert_int_equal(back.canteen_id, 1203);
-    assert_int_equal(back.seq16, 0x1234);
+    assert_int_equal(back.terminal_code, 0);
+    assert_int_equal(back.seq, 0x1234);
+    assert_true(yn_card_stamp_blocks(&back, 20250314, "lunch"));
+    uint8_t again[16];
+    assert_int_equal(yn_card_stamp_encode(&back, again, NULL), YN_OK);
+    assert_memory_equal(again, v1, 16);
 }
 
 static void test_stamp_blank(void **state)
@@ -863,8 +894,9 @@ static void fix_crc(uint8_t buf[16])
 static void test_stamp_rejections(void **state)
 {
     (void)state;
-    uint8_t good[16];
-    unhex("010039010134feca04b312346e6c6d05", good, 16);
+    uint8_t good[16], v1[16];
+    unhex("02b8589b390123f4abcd1234ca8100ff", good, 16);
+    unhex("010039010134feca04b312346e6c6d05", v1, 16);
     uint8_t big[17] = {0};
     memcpy(big, good, 16);
     assert_stamp_corrupt(good, 15, "16 bytes");
@@ -873,9 +905,12 @@ static void test_stamp_rejections(void **state)
     for (int i = 0; i < 16; i++) {
         for (int bit = 0; bit < 8; bit++) {
             uint8_t buf[16];
+            yn_card_stamp s;
             memcpy(buf, good, 16);
             buf[i] ^= (uint8_t)(1u << bit);
-            yn_card_stamp s;
+            assert_int_equal(yn_card_stamp_decode(buf, 16, &s, NULL), YN_ECORRUPT);
+            memcpy(buf, v1, 16);
+            buf[i] ^= (uint8_t)(1u << bit);
             assert_int_equal(yn_card_stamp_decode(buf, 16, &s, NULL), YN_ECORRUPT);
         }
     }
@@ -884,22 +919,35 @@ static void test_stamp_rejections(void **state)
     buf[5] ^= 1;
     assert_stamp_corrupt(buf, 16, "checksum");
     memcpy(buf, good, 16);
-    buf[0] = 2;
+    buf[0] = 3;
     fix_crc(buf);
     assert_stamp_corrupt(buf, 16, "version");
     memcpy(buf, good, 16);
-    buf[1] = 1;
+    buf[1] = buf[2] = buf[3] = 0;
     fix_crc(buf);
-    assert_stamp_corrupt(buf, 16, "reserved");
+    assert_stamp_corrupt(buf, 16, "terminal");
     memcpy(buf, good, 16);
-    buf[2] = buf[3] = 0;
+    buf[4] = buf[5] = 0;
     fix_crc(buf);
     assert_stamp_corrupt(buf, 16, "period");
     memcpy(buf, good, 16);
+    put_be32(buf + 8, 0);
+    fix_crc(buf);
+    assert_stamp_corrupt(buf, 16, "seq");
+    memcpy(buf, good, 16);
+    buf[6] = buf[7] = 0xFF; /* day 65535: 2179, beyond the date rule */
+    fix_crc(buf);
+    assert_stamp_corrupt(buf, 16, "date");
+    /* v1 rules still apply to v1 stamps */
+    memcpy(buf, v1, 16);
+    buf[1] = 1;
+    fix_crc(buf);
+    assert_stamp_corrupt(buf, 16, "reserved");
+    memcpy(buf, v1, 16);
     put_be32(buf + 4, 20250230);
     fix_crc(buf);
     assert_stamp_corrupt(buf, 16, "date");
-    memcpy(buf, good, 16);
+    memcpy(buf, v1, 16);
     buf[8] = buf[9] = 0;
     fix_crc(buf);
     assert_stamp_corrupt(buf, 16, "canteen");
@@ -910,10 +958,15 @@ static void test_stamp_rejections(void **state)
     yn_card_stamp s;
     assert_int_equal(yn_card_stamp_make(20250230, "lunch", 1, 1, &s), YN_EINVAL);
     assert_int_equal(yn_card_stamp_make(20251301, "lunch", 1, 1, &s), YN_EINVAL);
+    assert_int_equal(yn_card_stamp_make(19991231, "lunch", 1, 1, &s), YN_EINVAL);
     assert_int_equal(yn_card_stamp_make(20250314, "", 1, 1, &s), YN_EINVAL);
     assert_int_equal(yn_card_stamp_make(20250314, NULL, 1, 1, &s), YN_EINVAL);
     assert_int_equal(yn_card_stamp_make(20250314, "lunch", 0, 1, &s), YN_EINVAL);
+    assert_int_equal(yn_card_stamp_make(20250314, "lunch", 0x1000000, 1, &s), YN_EINVAL);
+    assert_int_equal(yn_card_stamp_make(20250314, "lunch", 1, 0, &s), YN_EINVAL);
     assert_int_equal(yn_card_stamp_decode(NULL, 16, &s, NULL), YN_EINVAL);
+    assert_int_equal(yn_card_terminal_code(""), 0);
+    assert_int_equal(yn_card_terminal_code(NULL), 0);
 }
 
 static void test_stamp_blocks(void **state)
@@ -967,9 +1020,16 @@ static void test_stamp_classic_pair(void **state)
     /* copy torn, primary still old: the old stamp */
     assert_int_equal(yn_card_stamp_decode(PAIR(old_b, torn), 32, &got, NULL), YN_OK);
     assert_int_equal(got.date_ymd, 20250313);
+    /* the card left after the copy, before the primary: the copy is newer */
+    assert_int_equal(yn_card_stamp_decode(PAIR(old_b, new_b), 32, &got, NULL), YN_OK);
+    assert_int_equal(got.date_ymd, 20250314);
+    assert_int_equal(got.seq, 101);
     /* first ever write: copy written, primary not yet */
     assert_int_equal(yn_card_stamp_decode(PAIR(zero, new_b), 32, &got, NULL), YN_OK);
-    assert_int_equal(got.canteen_id, 7);
+    assert_int_equal(got.terminal_code, 7);
+    /* a blank copy beside a stamped primary (damage, never a write order) */
+    assert_int_equal(yn_card_stamp_decode(PAIR(new_b, zero), 32, &got, NULL), YN_OK);
+    assert_int_equal(got.seq, 101);
     /* first ever write torn in the copy: still no meal */
     assert_int_equal(yn_card_stamp_decode(PAIR(zero, torn), 32, &got, NULL), YN_OK);
     assert_true(yn_card_stamp_is_blank(&got));
@@ -1012,6 +1072,7 @@ int main(void)
         cmocka_unit_test(test_an10922_against_cmac),
         cmocka_unit_test(test_project_key_for_uid),
         cmocka_unit_test(test_stamp_round_trip),
+        cmocka_unit_test(test_stamp_v1_still_read),
         cmocka_unit_test(test_stamp_blank),
         cmocka_unit_test(test_stamp_rejections),
         cmocka_unit_test(test_stamp_blocks),

@@ -1,5 +1,7 @@
-/* test_clock.c — sim clock set/jump, server correction within bounds, waits
- * on the monotonic clock. */
+/* test_clock.c — sim clock set/jump, server correction within bounds, the
+ * evidence a reading rests on (steps detected against the boot clock, the
+ * floor kept by the ledger, the estimate used while the wall clock is off),
+ * and waits on the monotonic clock. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -22,10 +24,126 @@ static void test_sim_clock(void **state)
     yn_clock_sleep_ms(&c, 1500);
     assert_int_equal(yn_clock_utc_ms(&c), 1700000001623LL);
     assert_int_equal(yn_clock_mono_ms(&c) - m0, 1500);
-    yn_clock_sim_jump_wall(&c, -3600000); /* wall jumps back an hour */
-    assert_int_equal(yn_clock_utc_ms(&c), 1699996401623LL);
+    yn_clock_sim_jump_wall(&c, -3600000); /* wall jumps back an hour: a step */
+    yn_clock_reading rd;
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.system_ms, 1699996401623LL);
+    assert_int_equal(rd.utc_ms, 1700000001623LL); /* the estimate goes on */
+    assert_int_equal(rd.state, YN_CLOCK_ESTIMATED);
+    assert_false(rd.trusted);
     assert_int_equal(yn_clock_mono_ms(&c) - m0, 1500); /* monotonic does not */
     assert_false(c.trusted);
+}
+
+/* 1970, a year ahead and back, a step during lunch; small slew is no step. */
+static void test_steps_are_detected(void **state)
+{
+    (void)state;
+    const int64_t lunch = 1773115200000LL; /* 2026-03-10 12:00 Asia/Shanghai */
+    yn_clock c;
+    yn_clock_reading rd;
+    yn_clock_init(&c, &yn_clock_sim_ops);
+    yn_clock_sim_set(&c, lunch - 1000);
+    assert_int_equal(yn_clock_correct(&c, lunch, -1), YN_OK);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_SERVER);
+    assert_true(rd.trusted);
+    assert_int_equal(rd.utc_ms, lunch);
+    /* NTP's slew (500 ppm) over an hour: 1.8 s, no step */
+    yn_clock_sim_advance(&c, 3600 * 1000);
+    yn_clock_sim_jump_wall(&c, 1800);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_SERVER);
+    assert_int_equal(rd.utc_ms, lunch + 3600 * 1000 + 1800);
+    static const int64_t steps[] = {-lunch + 86400000LL, 366 * 86400000LL, 5 * 60 * 1000};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        yn_clock_read(&c, &rd);
+        int64_t before = rd.utc_ms;
+        yn_clock_sim_jump_wall(&c, steps[i]);
+        yn_clock_sim_advance(&c, 1000);
+        yn_clock_read(&c, &rd);
+        assert_int_equal(rd.state, YN_CLOCK_ESTIMATED);
+        assert_false(rd.trusted);
+        assert_int_equal(rd.utc_ms, before + 1000);
+        yn_clock_sim_jump_wall(&c, -steps[i]); /* and back */
+        yn_clock_read(&c, &rd);
+        assert_int_equal(rd.state, YN_CLOCK_SERVER);
+        assert_true(rd.trusted);
+        assert_int_equal(rd.utc_ms, before + 1000);
+    }
+    /* the server's time ends an estimate */
+    yn_clock_sim_jump_wall(&c, 7 * 86400000LL);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_ESTIMATED);
+    assert_int_equal(yn_clock_correct(&c, rd.utc_ms + 20, 10 * 60 * 1000), YN_OK);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_SERVER);
+}
+
+/* No time before the ledger's floor: 1970 at boot is no evidence at all; a
+ * little below is held at the floor; a correct clock is taken unverified. */
+static void test_floor(void **state)
+{
+    (void)state;
+    const int64_t floor = 1773115200000LL;
+    yn_clock c;
+    yn_clock_reading rd;
+    yn_clock_init(&c, &yn_clock_sim_ops);
+    yn_clock_sim_set(&c, 86400000LL); /* 1970-01-02 */
+    yn_clock_set_floor(&c, floor);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_UNKNOWN);
+    assert_false(rd.trusted);
+    assert_int_equal(rd.utc_ms, floor);
+    assert_int_equal(rd.system_ms, 86400000LL);
+    /* someone sets the clock: now plausible, taken (unverified) */
+    yn_clock_sim_jump_wall(&c, floor + 60000 - 86400000LL);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_LOCAL);
+    assert_int_equal(rd.utc_ms, floor + 60000);
+    /* a clock anchored before the ledger said otherwise is dropped */
+    yn_clock_init(&c, &yn_clock_sim_ops);
+    yn_clock_sim_set(&c, 86400000LL);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_LOCAL);
+    yn_clock_set_floor(&c, floor);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_UNKNOWN);
+    /* five minutes below the floor (an NTP correction): held at the floor */
+    yn_clock_init(&c, &yn_clock_sim_ops);
+    yn_clock_sim_set(&c, floor - 5 * 60 * 1000);
+    yn_clock_set_floor(&c, floor);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_LOCAL);
+    assert_int_equal(rd.utc_ms, floor);
+    yn_clock_sim_advance(&c, 6 * 60 * 1000);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.utc_ms, floor + 60 * 1000);
+    /* the server's time wins over the floor */
+    assert_int_equal(yn_clock_correct(&c, floor - 3600 * 1000, -1), YN_OK);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_SERVER);
+    assert_int_equal(rd.utc_ms, floor - 3600 * 1000);
+}
+
+/* The program restarts in the same boot: the kept anchor continues, so a
+ * step made while it was down is seen. */
+static void test_resume(void **state)
+{
+    (void)state;
+    yn_clock c;
+    yn_clock_reading rd;
+    yn_clock_init(&c, &yn_clock_sim_ops);
+    yn_clock_sim_set(&c, 1000000000000LL);
+    yn_clock_sim_advance(&c, 10000); /* boot clock 11000 */
+    yn_clock_resume(&c, 1000, 1000000000000LL + 30000, 30000, true);
+    yn_clock_read(&c, &rd); /* wall 1e12 + 10 s + offset 30 s = the anchor's estimate */
+    assert_int_equal(rd.state, YN_CLOCK_SERVER);
+    assert_int_equal(rd.utc_ms, 1000000000000LL + 40000);
+    yn_clock_sim_jump_wall(&c, 3600 * 1000);
+    yn_clock_read(&c, &rd);
+    assert_int_equal(rd.state, YN_CLOCK_ESTIMATED);
+    assert_int_equal(rd.utc_ms, 1000000000000LL + 40000);
 }
 
 static void test_correction_bounds(void **state)
@@ -87,6 +205,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sim_clock),
         cmocka_unit_test(test_correction_bounds),
+        cmocka_unit_test(test_steps_are_detected),
+        cmocka_unit_test(test_floor),
+        cmocka_unit_test(test_resume),
         cmocka_unit_test(test_system_clock_moves),
         cmocka_unit_test(test_cond_waits_on_monotonic_clock),
     };

@@ -27,7 +27,7 @@ static void test_open_sets_up_schema_and_identity(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(lf_sql_i64(f->path, "PRAGMA user_version"), yn_ledger_schema_version());
-    assert_int_equal(yn_ledger_schema_version(), 4);
+    assert_int_equal(yn_ledger_schema_version(), 5);
     assert_int_equal(lf_sql_i64(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"),
                      1);
     char v[64];
@@ -285,9 +285,9 @@ static void raw_record(sqlite3 *db, yn_ledger_record *r, uint8_t prev[YN_LEDGER_
                          " period, local_ymd, price_fen, subsidy_fen, wallet_fen, cash_fen, src1,"
                          " fen1, weight_g, per100g_fen, reason, operator, utc_s, mono_ms, boot_no,"
                          " clock_trusted, ref, policy_version, wallet_after_fen, card_prev_seq,"
-                         " prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL, ?6, ?7, ?8,"
-                         " ?9, ?10, ?11, ?12, 0, 0, ?13, ?14, ?15, ?16, 1, 1, ?17, 0, ?18, ?19,"
-                         " ?20, ?21)",
+                         " prev_hash, hash, reverses_seq) VALUES (?1, ?2, ?3, ?4, ?5, NULL, NULL,"
+                         " ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, ?13, ?14, ?15, ?16, 1, 1, ?17, 0,"
+                         " ?18, ?19, ?20, ?21, ?22)",
                          -1, &s, NULL),
                      SQLITE_OK);
     sqlite3_bind_int64(s, 1, r->seq);
@@ -316,6 +316,8 @@ static void raw_record(sqlite3 *db, yn_ledger_record *r, uint8_t prev[YN_LEDGER_
     sqlite3_bind_int64(s, 19, r->card_prev_seq);
     sqlite3_bind_blob(s, 20, r->prev_hash, YN_LEDGER_HASH_LEN, SQLITE_STATIC);
     sqlite3_bind_blob(s, 21, r->hash, YN_LEDGER_HASH_LEN, SQLITE_STATIC);
+    if (r->reverses_seq)
+        sqlite3_bind_int64(s, 22, r->reverses_seq);
     assert_int_equal(sqlite3_step(s), SQLITE_DONE);
     sqlite3_finalize(s);
 }
@@ -406,11 +408,12 @@ static void test_migration_v2_to_v3(void **state)
     assert_int_equal(lf_sql_i64(bak, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
                                      " AND tbl_name = 'journal'"),
                      2);
-    /* the upgraded file: no tap_id index, the reversal index and the triggers back */
+    /* the upgraded file: no tap_id index, the reversal index (and, from v5, the
+     * stamp notice index) and the triggers back */
     assert_int_equal(lf_sql_i64(path, "PRAGMA user_version"), yn_ledger_schema_version());
     assert_int_equal(lf_sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
                                       " AND tbl_name = 'journal'"),
-                     1);
+                     2);
     assert_int_equal(lf_sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema WHERE name ="
                                       " 'journal_reverses'"),
                      1);
@@ -475,6 +478,102 @@ static void test_migration_v2_to_v3(void **state)
     assert_non_null(strstr(rep.what, "tap id"));
 }
 
+/* v4 -> v5: the journal takes kind 5 (stamp notices), the reversal index
+ * covers reversals only, and each card's stamp meal comes from the journal:
+ * its newest subsidised meal, none when that one was reversed. */
+static void test_migration_v4_to_v5(void **state)
+{
+    struct fx *f = *state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/v4.db", f->dir);
+    yn_ledger_opts o = lf_opts_for(f);
+    o.path = path;
+    o.schema_target = 4;
+    yn_ledger *l = NULL;
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    yn_ledger_close(l);
+    /* A: a subsidised lunch, then a full-price one; B: a subsidised lunch, reversed */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    uint8_t prev[YN_LEDGER_HASH_LEN] = {0};
+    static const struct {
+        int64_t tap;
+        const char *card;
+        int kind;
+        int64_t price, subsidy, cash, card_prev, reverses;
+    } rows[] = {
+        {10, "A", YN_LEDGER_MEAL, 1500, 1500, 0, 0, 0},
+        {11, "B", YN_LEDGER_MEAL, 1500, 500, 1000, 0, 0},
+        {0, "B", YN_LEDGER_REVERSAL, -1500, -500, -1000, 2, 2},
+        {12, "A", YN_LEDGER_MEAL, 1500, 0, 1500, 1, 0},
+    };
+    for (int i = 0; i < 4; i++) {
+        yn_ledger_record r;
+        memset(&r, 0, sizeof r);
+        r.seq = i + 1;
+        strcpy(r.terminal, "SZFT0001");
+        r.tap_id = rows[i].tap;
+        strcpy(r.card_no, rows[i].card);
+        r.kind = rows[i].kind;
+        r.local_ymd = DAY;
+        r.price_fen = rows[i].price;
+        r.subsidy_fen = rows[i].subsidy;
+        r.cash_fen = rows[i].cash;
+        if (r.subsidy_fen) {
+            r.n_layers = 1;
+            strcpy(r.layers[0].source, "city");
+            r.layers[0].fen = r.subsidy_fen;
+        }
+        strcpy(r.operator_id, "op1");
+        r.utc_s = WED_NOON_UTC + i;
+        r.mono_ms = f->mono_ms + i; /* this boot, a moment ago: within the 冲正 window */
+        r.boot_no = 1;
+        r.clock_trusted = true;
+        r.card_prev_seq = rows[i].card_prev;
+        r.reverses_seq = rows[i].reverses;
+        raw_record(db, &r, prev);
+    }
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO day_runs(first_seq, local_ymd) VALUES (1, 20250611);"
+                     "INSERT INTO cards(card_no, last_seq, meal_seq, meal_utc_s, month_ym,"
+                     " month_meals, month_subsidy_fen, day_ymd, day_meals, period, period_meals,"
+                     " last_tap, day_subsidy_fen) VALUES"
+                     " ('A', 4, 4, 1749614403, 202506, 1, 1500, 20250611, 1, '', 1, 12, 1500),"
+                     " ('B', 3, 0, 0, 202506, 0, 0, 20250611, 0, '', 0, 11, 0);"
+                     "COMMIT",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    o.schema_target = 0;
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    assert_int_equal(lf_sql_i64(path, "PRAGMA user_version"), 5);
+    assert_int_equal(lf_sql_i64(path, "SELECT stamp_seq FROM cards WHERE card_no = 'A'"), 1);
+    assert_int_equal(lf_sql_i64(path, "SELECT stamp_seq FROM cards WHERE card_no = 'B'"), 0);
+    assert_int_equal(lf_sql_i64(path, "SELECT COUNT(*) FROM journal"), 4);
+    assert_int_equal(lf_sql_i64(path, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"),
+                     1);
+    yn_ledger_close(f->l);
+    f->l = l;
+    snprintf(f->path, sizeof f->path, "%s", path);
+    lf_assert_verifies(f);
+    /* kind 5 is taken now; a meal's notice and its reversal both name it */
+    yn_ledger_when w = lf_at(f, WED_NOON_UTC + 60);
+    yn_ledger_result r;
+    assert_int_equal(yn_ledger_stamp_missing(f->l, 1, "restart", &w, &r), YN_OK);
+    assert_int_equal(r.seq, 5);
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, 1, "op2", &w, &r), YN_OK);
+    assert_int_equal(r.seq, 6);
+    assert_int_equal(lf_sql_i64(path, "SELECT stamp_seq FROM cards WHERE card_no = 'A'"), 0);
+    /* the replay of A's last tap still finds it, past the notice and the reversal */
+    yn_card_facts a = lf_senior_card("A");
+    assert_int_equal(lf_debit_at(f, &a, 1500, WED_NOON_UTC + 90, 12, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, 4);
+    lf_assert_verifies(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -486,6 +585,7 @@ int main(void)
         T(test_locked_writes_nothing),
         T(test_migration_backs_up_first),
         T(test_migration_v2_to_v3),
+        T(test_migration_v4_to_v5),
 #undef T
     };
     return cmocka_run_group_tests_name("ledger", tests, lf_group_setup, lf_group_teardown);

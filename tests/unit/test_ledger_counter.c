@@ -1,5 +1,5 @@
 /* test_ledger_counter.c — the counter (ledger_counter.c): debits of every kind, tap ids and
- * replays, every refusal, the card stamp floor and the before-commit hook,
+ * replays, every refusal, the card stamp floor, the stamp meal and its notice,
  * reversals, and the offline cap. Values are asserted, not only statuses. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -150,10 +150,15 @@ static void test_replayed_tap_returns_original(void **state)
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT last_tap FROM cards WHERE card_no = '%s'", c.card_no);
     assert_int_equal(lf_sql_i64(f->path, sql), t);
-    /* no index on tap_id: the journal has only its reversal index */
+    /* no index on tap_id: the journal has only its two partial indexes on
+     * reverses_seq (reversals, stamp notices), which a meal does not touch */
+    assert_int_equal(lf_sql_i64(f->path,
+                                "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
+                                " AND tbl_name = 'journal' AND sql LIKE '%WHERE kind = %'"),
+                     2);
     assert_int_equal(lf_sql_i64(f->path, "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index'"
                                          " AND tbl_name = 'journal'"),
-                     1);
+                     2);
     lf_assert_verifies(f);
 }
 
@@ -454,61 +459,102 @@ static void test_usage_floor_from_card(void **state)
     lf_assert_verifies(f);
 }
 
-struct hook_probe {
-    int calls;
-    int status;               /* what the hook returns */
-    yn_ledger_result pending; /* what it was shown */
-    int64_t journal_seen;     /* journal rows a second connection saw meanwhile */
-    const char *path;
-};
-
-static int hook(void *arg, const yn_ledger_result *pending)
-{
-    struct hook_probe *h = arg;
-    h->calls++;
-    h->pending = *pending;
-    h->journal_seen = lf_sql_i64(h->path, "SELECT COUNT(*) FROM journal");
-    return h->status;
-}
-
-/* The card's stamp is written inside the transaction: no stamp, no charge. */
-static void test_before_commit_hook(void **state)
+/* The ledger commits first; a card stamp that could not be written after the
+ * commit is a notice without money that names its meal (kind 5), at most one
+ * per meal, beside its reversal; replays, verify and 日结 see through it. */
+static void test_stamp_meal_and_notice(void **state)
 {
     struct fx *f = *state;
     yn_card_facts c = lf_key_card("4403040000000046");
+    yn_card_facts senior = lf_senior_card("4403040000000047");
     lf_topup(f, c.card_no, 1000);
-    struct hook_probe h = {.status = YN_ECARDGONE, .path = f->path};
     yn_meal meal = {.price_fen = 1800};
     yn_ledger_tap tap = {.tap_id = f->next_tap++,
                          .card = &c,
                          .meal = &meal,
                          .canteen = &lf_canteen,
-                         .when = lf_at(f, WED_NOON_UTC),
-                         .before_commit = hook,
-                         .hook_arg = &h};
-    yn_ledger_result r;
-    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_ECARDGONE);
-    assert_int_equal(h.calls, 1);
-    assert_int_equal(h.pending.seq, 2);
-    assert_int_equal(h.pending.decision.subsidy_fen, 1500);
-    assert_int_equal(h.pending.wallet_after_fen, 700);
-    assert_int_equal(h.journal_seen, 1); /* not visible before the commit */
-    assert_int_equal(r.seq, 0);
-    assert_int_equal(lf_journal_count(f), 1);
-    assert_int_equal(lf_wallet_of(f, c.card_no), 1000);
-    /* the same tap again, the card stays: charged once, under the seq it was shown */
-    h.status = YN_OK;
+                         .when = lf_at(f, WED_NOON_UTC)};
+    yn_ledger_result r, n;
     assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
-    assert_int_equal(h.calls, 2);
     assert_int_equal(r.seq, 2);
-    assert_int_equal(r.wallet_after_fen, 700);
-    /* a replay or a refusal does not call it */
+    assert_int_equal(r.stamp_seq, 2);         /* the card's stamp should name this meal */
+    assert_int_equal(lf_journal_count(f), 2); /* one commit, no other record */
+
+    /* the stamp write failed after the commit: the notice */
+    yn_ledger_when later = lf_at(f, WED_NOON_UTC + 5);
+    later.clock_trusted = false;
+    assert_int_equal(yn_ledger_stamp_missing(f->l, 2, "card_gone", &later, &n), YN_OK);
+    assert_int_equal(n.seq, 3);
+    assert_int_equal(n.kind, YN_LEDGER_STAMP_MISSING);
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, 3, &rec), YN_OK);
+    assert_int_equal(rec.kind, YN_LEDGER_STAMP_MISSING);
+    assert_int_equal(rec.reverses_seq, 2);
+    assert_string_equal(rec.ref, "card_gone");
+    assert_string_equal(rec.card_no, c.card_no);
+    assert_string_equal(rec.period, "lunch");
+    assert_int_equal(rec.price_fen, 0);
+    assert_int_equal(rec.subsidy_fen, 0);
+    assert_int_equal(rec.wallet_fen, 0);
+    assert_int_equal(rec.cash_fen, 0);
+    assert_int_equal(rec.n_layers, 0);
+    assert_int_equal(rec.tap_id, 0);
+    assert_int_equal(rec.card_prev_seq, 2);
+    assert_int_equal(rec.wallet_after_fen, 700);
+    assert_false(rec.clock_trusted);
+    assert_int_equal(lf_wallet_of(f, c.card_no), 700); /* no money moved */
+    /* one notice per meal; only subsidised meals of this ledger */
+    assert_int_equal(yn_ledger_stamp_missing(f->l, 2, "restart", &later, &n), YN_EDUPLICATE);
+    assert_int_equal(n.seq, 3);
+    assert_int_equal(yn_ledger_stamp_missing(f->l, 1, "restart", &later, &n), YN_EREFUSED);
+    assert_int_equal(yn_ledger_stamp_missing(f->l, 3, "restart", &later, &n), YN_EREFUSED);
+    assert_int_equal(yn_ledger_stamp_missing(f->l, 99, "restart", &later, &n), YN_ENOTFOUND);
+    assert_int_equal(yn_ledger_stamp_missing(f->l, 2, "", &later, &n), YN_EINVAL);
+    assert_int_equal(lf_journal_count(f), 3);
+
+    /* the same tap again: the original meal, found past the notice */
     assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EDUPLICATE);
+    assert_int_equal(r.seq, 2);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_int_equal(r.stamp_seq, 2);
+    /* a refusal still says which meal the stamp should name */
     assert_int_equal(yn_ledger_blacklist_apply(f->l, 1, c.card_no, true), YN_OK);
     tap.tap_id = f->next_tap++;
     assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EREFUSED);
-    assert_int_equal(h.calls, 2);
+    assert_int_equal(r.stamp_seq, 2);
+    assert_int_equal(yn_ledger_blacklist_apply(f->l, 2, c.card_no, false), YN_OK);
+    /* a full-price meal does not move it */
+    tap.tap_id = f->next_tap++;
+    tap.when = lf_at(f, WED_NOON_UTC + 120);
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 0);
+    assert_int_equal(r.seq, 4);
+    assert_int_equal(r.stamp_seq, 2);
+    assert_int_equal(yn_ledger_stamp_missing(f->l, 4, "restart", &later, &n), YN_EREFUSED);
     lf_assert_verifies(f);
+
+    /* the meal can still be reversed beside its notice; then its stamp names nothing */
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, 2, "sup1", &later, &n), YN_OK);
+    assert_int_equal(n.seq, 5);
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy, 2, "sup1", &later, &n), YN_EDUPLICATE);
+    assert_int_equal(n.seq, 5);
+    tap.tap_id = f->next_tap++;
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500); /* the lunch is free again */
+    assert_int_equal(r.stamp_seq, 6);
+    /* another card's subsidised meal: its own stamp meal */
+    assert_int_equal(lf_debit(f, &senior, 1500, &r), YN_OK);
+    assert_int_equal(r.stamp_seq, r.seq);
+    lf_assert_verifies(f);
+
+    yn_ledger_settlement st;
+    assert_int_equal(yn_ledger_settle(f->l, DAY, &st), YN_OK);
+    assert_int_equal(st.stamp_missing.count, 1);
+    assert_int_equal(st.stamp_missing.price_fen, 0);
+    assert_int_equal(st.meals.count, 4);
+    assert_int_equal(st.reversals.count, -1);
+    assert_int_equal(st.topups.count, 1);
+    assert_int_equal(st.total.count, 3);
 }
 
 /* ---- reversal ----------------------------------------------------------------------- */
@@ -710,7 +756,7 @@ int main(void)
         T(test_blacklisted_card_refused),
         T(test_roster_overrides_card),
         T(test_usage_floor_from_card),
-        T(test_before_commit_hook),
+        T(test_stamp_meal_and_notice),
         T(test_reverse),
         T(test_reverse_outside_window),
         T(test_offline_cap),

@@ -165,7 +165,7 @@ static void test_settle_totals_equal_journal(void **state)
     while (fgets(line, sizeof line, csv))
         lines++;
     fclose(csv);
-    assert_int_equal(lines, 2 + 2 + 3 + 2 + 1 + 2);
+    assert_int_equal(lines, 2 + 2 + 3 + 2 + 1 + 2 + 1);
     snprintf(path, sizeof path, "%s/settle.csv.new", f->dir);
     assert_int_equal(access(path, F_OK), -1);
 
