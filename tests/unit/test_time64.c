@@ -387,7 +387,8 @@ static void test_stamp_after_2038(void **state)
         assert_int_equal(yn_card_stamp_encode(&s, buf, NULL), YN_OK);
         assert_int_equal(yn_card_stamp_decode(buf, sizeof buf, &back, NULL), YN_OK);
         assert_int_equal(back.date_ymd, days[i]);
-        assert_int_equal(back.seq16, (uint16_t)(70000 + i));
+        assert_int_equal(back.seq, 70000 + i);
+        assert_int_equal(back.terminal_code, 7);
         assert_true(yn_card_stamp_blocks(&back, days[i], "lunch"));
         assert_false(yn_card_stamp_blocks(&back, days[i] + 1, "lunch"));
     }
