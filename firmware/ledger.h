@@ -203,6 +203,8 @@ typedef struct yn_ledger_account {
     int32_t month_ym;          /* the month counted below, YYYYMM (Asia/Shanghai) */
     int32_t meals_month;       /* subsidised meals this month */
     int64_t subsidy_month_fen; /* subsidy received this month */
+    int32_t meals_day;         /* subsidised meals today (Asia/Shanghai) */
+    int64_t subsidy_day_fen;   /* subsidy received today */
     int n_last;
     yn_ledger_meal_line last[YN_LEDGER_LAST_MAX]; /* newest first */
 } yn_ledger_account;

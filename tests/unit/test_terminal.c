@@ -136,13 +136,31 @@ static const yn_screen *screen(struct rig *r)
     return yn_display_sim_last(&r->dev.display);
 }
 
+/* text in a line, the title or the footer; a no-break space on the screen
+ * matches a space in text. */
+static bool has_text(const char *line, const char *text)
+{
+    char plain[YN_SCREEN_TEXT];
+    size_t n = 0;
+    for (const char *p = line; *p && n + 1 < sizeof plain; p++) {
+        if ((unsigned char)p[0] == 0xC2 && (unsigned char)p[1] == 0xA0) {
+            plain[n++] = ' ';
+            p++;
+        } else {
+            plain[n++] = *p;
+        }
+    }
+    plain[n] = '\0';
+    return strstr(plain, text) != NULL;
+}
+
 static bool screen_has(struct rig *r, const char *text)
 {
     const yn_screen *s = screen(r);
     for (int i = 0; i < s->n_lines; i++)
-        if (strstr(s->lines[i].text, text))
+        if (has_text(s->lines[i].text, text))
             return true;
-    return strstr(s->title, text) || strstr(s->footer, text);
+    return has_text(s->title, text) || has_text(s->footer, text);
 }
 
 /* The last phrase said, as its clip names joined by spaces. */
@@ -278,15 +296,17 @@ static void test_kiosk_shows_balance_and_never_debits(void **state)
     assert_true(screen_has(r, "请刷卡查询余额"));
     step(r, "card:0", 1);
     assert_string_equal(screen(r)->name, "balance");
-    assert_true(screen_has(r, "余额 ¥50.00"));
-    assert_string_equal(said(r), "yu_e wu shi yuan");
-    assert_true(screen_has(r, "本月补贴 0 次"));
-    assert_true(screen_has(r, "本月补贴不限次数")); /* Shenzhen sets no monthly limit */
-    assert_int_equal(journal(r), 1);                /* only the allocation */
-    step(r, "1 enter", 2);                          /* no price entry in a kiosk */
+    assert_true(screen_has(r, "卡内余额 ¥50.00"));
+    /* Shenzhen: one subsidised lunch a day, no monthly limit */
+    assert_string_equal(said(r), "jin_tian_hai_ke_butie yi can ka_nei_yu_e wu shi yuan");
+    assert_true(screen_has(r, "今天还可补贴 1 餐"));
+    assert_true(screen_has(r, "本月已补贴 0 餐 共 ¥0.00，今天 0 餐 ¥0.00"));
+    assert_true(screen_has(r, "本月补贴不限次数"));
+    assert_int_equal(journal(r), 1); /* only the allocation */
+    step(r, "1 enter", 2);           /* no price entry in a kiosk */
     assert_string_equal(screen(r)->name, "balance");
     step(r, "esc", 1);
-    assert_string_equal(screen(r)->name, "idle");
+    assert_string_equal(screen(r)->name, "kiosk_idle");
     step(r, "quit", 1);
     assert_true(yn_terminal_done(r->term));
 }
@@ -360,13 +380,13 @@ static void test_untrustworthy_weight_is_refused(void **state)
         int fail;
         const char *detail;
     } cases[] = {
-        {420, false, false, YN_OK, "not settled within 100 ms (last 420 g, in motion)"},
-        {0, true, false, YN_OK, "net weight 0 g: nothing on the scale"},
-        {-35, true, false, YN_OK, "net weight -35 g"},
-        {2500, true, true, YN_OK, "over range (2500 g)"},
-        {6200, true, false, YN_OK, "6200 g is above [scale] max_weight_g = 5000"},
-        {300, true, false, YN_ETIMEDOUT, "no reading within 100 ms"},
-        {300, true, false, YN_ENODEV, "not connected"},
+        {420, false, false, YN_OK, "重量在 100 毫秒内没有稳定（最后 420 克）"},
+        {0, true, false, YN_OK, "净重 0 克：秤上没有餐食"},
+        {-35, true, false, YN_OK, "净重 -35 克"},
+        {2500, true, true, YN_OK, "电子秤超出量程（2500 克）"},
+        {6200, true, false, YN_OK, "重量 6200 克超过设定的上限 5000 克"},
+        {300, true, false, YN_ETIMEDOUT, "电子秤没有读数：设备没有应答"},
+        {300, true, false, YN_ENODEV, "电子秤读数失败：设备没有连接"},
     };
     step(r, "+", 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -421,7 +441,7 @@ static void test_weighed_mode_needs_a_scale(void **state)
     step(r, "+", 1);
     assert_false(yn_terminal_weighed(r->term));
     assert_string_equal(screen(r)->name, "weighed_unavailable");
-    assert_true(screen_has(r, "[scale] backend = none"));
+    assert_true(screen_has(r, "没有配置电子秤"));
     step(r, "card:1", 1);
     assert_true(screen_has(r, "请付现金 ¥10.00")); /* the fixed ¥15 meal */
 }
@@ -582,7 +602,7 @@ static void test_reversal_by_supervisor(void **state)
     yn_clock_sim_advance(&r->dev.clock, 601 * 1000);
     reverse_keys(r, "4", "2001", "8888");
     assert_string_equal(screen(r)->name, "reverse_refused");
-    assert_true(screen_has(r, "已超过冲正时限 (10 分钟)"));
+    assert_true(screen_has(r, "已超过冲正时限（10 分钟）"));
     assert_int_equal(journal(r), 4);
     reverse_keys(r, "99", "2001", "8888");
     assert_true(screen_has(r, "没有流水号 99"));
@@ -597,11 +617,11 @@ static void test_settlement_on_screen_and_csv(void **state)
     step(r, "2", 1);
     assert_string_equal(screen(r)->name, "settlement");
     assert_string_equal(screen(r)->title, "日结 2026-03-10");
-    assert_true(screen_has(r, "餐数 2  金额 ¥30.00"));
+    assert_true(screen_has(r, "2 餐  金额 ¥30.00"));
     assert_true(screen_has(r, "补贴 ¥20.00  卡内 ¥0.00  现金 ¥10.00"));
     assert_true(screen_has(r, "冲正 0 笔"));
-    assert_true(screen_has(r, "餐次: lunch 2"));
-    assert_true(screen_has(r, "已保存 settle-T1-20260310.csv"));
+    assert_true(screen_has(r, "餐次：午餐 2 餐"));
+    assert_true(screen_has(r, "日结表已保存：settle-T1-20260310.csv"));
     char path[512], want[4096], got[4096];
     snprintf(path, sizeof path, "%s/settlements/settle-T1-20260310.csv", r->dir);
     FILE *f = fopen(path, "r");
