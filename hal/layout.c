@@ -70,9 +70,43 @@ static bool may_break(enum cls a, enum cls b)
 {
     if (a == C_GLUE || b == C_GLUE || b == C_CLOSE || a == C_OPEN || b == C_SPACE)
         return false;
-    if (a == C_DIGIT && b == C_CJK)
-        return false; /* 100克, 3次 */
+    if ((a == C_DIGIT && b == C_CJK) || (a == C_CJK && b == C_DIGIT))
+        return false; /* 100克, 3次, 长者02: a number stays with the word it counts */
     return a == C_CJK || b == C_CJK || a == C_SPACE;
+}
+
+/* The code point that ends just before p (text <= p), and where it starts. */
+static uint32_t prev_cp(const char *text, const char **p)
+{
+    const char *q = *p;
+    do
+        q--;
+    while (q > text && ((unsigned char)*q & 0xC0) == 0x80);
+    *p = q;
+    const char *r = q;
+    return yn_utf8_next(&r);
+}
+
+/* A CJK run that touches a no-break space is one word with its number
+ * ("流水号\u00a03", "待上传\u00a012\u00a0条"): no break inside it. */
+static bool glued(const char *text, const char *at)
+{
+    const char *p = at;
+    while (p > text) {
+        enum cls c = classify(prev_cp(text, &p));
+        if (c == C_GLUE)
+            return true;
+        if (c != C_CJK)
+            break;
+    }
+    for (p = at; *p;) {
+        enum cls c = classify(yn_utf8_next(&p));
+        if (c == C_GLUE)
+            return true;
+        if (c != C_CJK)
+            break;
+    }
+    return false;
 }
 
 int yn_layout_wrap(const char *text, int width, int size_px, yn_layout_advance_fn advance,
@@ -93,7 +127,7 @@ int yn_layout_wrap(const char *text, int width, int size_px, yn_layout_advance_f
             const char *here = p;
             uint32_t cp = yn_utf8_next(&p);
             enum cls c = classify(cp);
-            if (!first && may_break(prev, c))
+            if (!first && may_break(prev, c) && !(prev == C_CJK && c == C_CJK && glued(text, here)))
                 brk = here;
             int adv = advance(arg, cp, size_px);
             if (w + adv > width && !first && c != C_SPACE && n + 1 < max) {

@@ -3,13 +3,14 @@
  * panel. No font and no I/O: the caller measures (FreeType pixels for a panel,
  * character cells for a text terminal), so one set of rules serves both.
  *
- * Breaking rules (firmware/README's screen rules, tested in test_layout.c):
+ * Breaking rules (tested in tests/unit/test_layout.c):
  *   - a line breaks at a space, or between two CJK characters, or between a
  *     CJK character and a Latin run;
  *   - never inside a run of Latin letters, digits and signs ("¥37.50",
- *     "T-FT-0001", "4403042050"), never between a number and the CJK unit
- *     that follows it ("100克"), never at a no-break space U+00A0 (screens
- *     write "流水号\u00a03" so a label stays with its number);
+ *     "T-FT-0001", "4403042050"), never between a number and a CJK
+ *     character beside it ("100克", "长者02"), never at a no-break space U+00A0 (screens
+ *     write "流水号\u00a03" so a label stays with its number, the CJK word
+ *     touching it kept whole);
  *   - closing punctuation (，。：) never starts a line, opening punctuation
  *     (（“) never ends one;
  *   - only a run wider than the whole line is cut, between characters.
