@@ -184,34 +184,34 @@ void yn_screens_balance(yn_screen *s, const yn_screens_ctx *c, const yn_balance_
     const yn_policy_limit *lim = &v->limits;
     char a[32], b[32];
     yn_screen_init(s, YN_SCREEN_INFO, "balance", "余额查询");
-    /* what the senior asks first: how much subsidy is left */
+    /* what the senior asks first: how much subsidy is left, this month and today */
     if (lim->month_cap_fen > 0) {
         yn_fen_format(lim->month_cap_fen > acc->subsidy_month_fen
                           ? lim->month_cap_fen - acc->subsidy_month_fen
                           : 0,
                       a, sizeof a);
         yn_screen_add(s, YN_TEXT_HUGE, "本月补贴还剩 %s", a);
-        if (lim->per_month > 0)
-            yn_screen_add(s, YN_TEXT_NORMAL, "本月还可补贴" YN_NB "%d" YN_NB "餐",
-                          left(lim->per_month, acc->meals_month));
     } else if (lim->per_month > 0) {
         yn_screen_add(s, YN_TEXT_HUGE, "本月还可补贴 %d" YN_NB "餐",
                       left(lim->per_month, acc->meals_month));
     } else {
         yn_screen_add(s, YN_TEXT_LARGE, "本月补贴不限次数");
     }
-    int32_t day_max = lim->day_max;
-    if (day_max > 0)
+    if (lim->day_max > 0)
         yn_screen_add(s, YN_TEXT_LARGE, "今天还可补贴 %d" YN_NB "餐",
-                      left(day_max, acc->meals_day));
+                      left(lim->day_max, acc->meals_day));
     yn_fen_format(acc->subsidy_month_fen, a, sizeof a);
     yn_fen_format(acc->subsidy_day_fen, b, sizeof b);
+    char more[64] = "";
+    if (lim->month_cap_fen > 0 && lim->per_month > 0)
+        snprintf(more, sizeof more, "，还可补贴" YN_NB "%d" YN_NB "餐",
+                 left(lim->per_month, acc->meals_month));
     yn_screen_add(s, YN_TEXT_NORMAL,
-                  "本月已补贴" YN_NB "%d" YN_NB "餐 共 %s，今天" YN_NB "%d" YN_NB "餐 %s",
-                  acc->meals_month, a, acc->meals_day, b);
+                  "本月已补贴" YN_NB "%d" YN_NB "餐 共 %s%s；今天" YN_NB "%d" YN_NB "餐 %s",
+                  acc->meals_month, a, more, acc->meals_day, b);
     yn_fen_format(acc->wallet_fen, a, sizeof a);
     yn_screen_add(s, YN_TEXT_LARGE, "卡内余额 %s", a);
-    for (int i = 0; i < acc->n_last && s->n_lines < YN_SCREEN_LINES; i++) {
+    for (int i = 0; i < acc->n_last && i < YN_SCREENS_KIOSK_MEALS; i++) {
         const yn_ledger_meal_line *m = &acc->last[i];
         yn_fen_format(m->subsidy_fen, a, sizeof a);
         yn_fen_format(m->paid_fen, b, sizeof b);
@@ -318,26 +318,30 @@ void yn_screens_reverse_refused(yn_screen *s, int rc, int64_t seq, int64_t earli
     }
 }
 
-/* "类别：低保 3 餐、特困 2 餐" — names from the policy, counts or amounts. */
+/* "类别：低保 3 餐、特困 2 餐" — names from the policy, counts or amounts. A
+ * list longer than SUM_LINE_BYTES ends with "等 N 项" (the CSV has them all). */
+#define SUM_LINE_BYTES 160
 static void sum_line(yn_screen *s, const yn_screens_ctx *c, const char *label,
                      enum yn_policy_name kind, const yn_ledger_sum *sums, int n, bool money)
 {
-    char line[YN_SCREEN_TEXT];
-    size_t len = sizeof line;
-    int w = snprintf(line, len, "%s：", label);
-    for (int i = 0; i < n && w > 0 && (size_t)w < len; i++) {
+    char line[YN_SCREEN_TEXT], item[96];
+    int w = snprintf(line, sizeof line, "%s：%s", label, n == 0 ? "无" : "");
+    for (int i = 0; i < n; i++) {
         char a[32];
         const char *name = yn_policy_display(c->policy, kind, sums[i].name);
         if (money) {
             yn_fen_format(sums[i].subsidy_fen, a, sizeof a);
-            w += snprintf(line + w, len - (size_t)w, "%s%s" YN_NB "%s", i ? "、" : "", name, a);
+            snprintf(item, sizeof item, "%s%s" YN_NB "%s", i ? "、" : "", name, a);
         } else {
-            w += snprintf(line + w, len - (size_t)w, "%s%s" YN_NB "%lld" YN_NB "餐", i ? "、" : "",
-                          name, (long long)sums[i].count);
+            snprintf(item, sizeof item, "%s%s" YN_NB "%lld" YN_NB "餐", i ? "、" : "", name,
+                     (long long)sums[i].count);
         }
+        if (w + strlen(item) > SUM_LINE_BYTES) {
+            snprintf(line + w, sizeof line - (size_t)w, " 等" YN_NB "%d" YN_NB "项", n);
+            break;
+        }
+        w += snprintf(line + w, sizeof line - (size_t)w, "%s", item);
     }
-    if (n == 0 && w > 0 && (size_t)w < len)
-        snprintf(line + w, len - (size_t)w, "无");
     yn_screen_add(s, YN_TEXT_NORMAL, "%s", line);
 }
 

@@ -62,7 +62,9 @@ void yn_screens_price_invalid(yn_screen *s, bool weighed);
 void yn_screens_tap(yn_screen *s, const yn_screens_ctx *c, const yn_tap_outcome *o,
                     const yn_meal *meal, const char *staff_note);
 
-/* The kiosk: what the senior has left and what was eaten. */
+/* The kiosk: what the senior has left and what was eaten (the newest
+ * YN_SCREENS_KIOSK_MEALS meals of acc->last). */
+#define YN_SCREENS_KIOSK_MEALS 3
 typedef struct yn_balance_view {
     const yn_ledger_account *acc;
     yn_policy_limit limits;

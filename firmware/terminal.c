@@ -69,7 +69,6 @@ enum auth_purpose { AUTH_LOGIN, AUTH_REVERSE };
 
 #define PRICE_TEXT_MAX 12
 #define WEIGH_POLL_MS  50 /* between two readings of a scale that has not settled */
-#define KIOSK_MEALS    4  /* last meals the kiosk lists */
 
 struct yn_terminal {
     const yn_config *cfg;
@@ -345,7 +344,7 @@ static void show_balance(yn_terminal *t, const yn_tap_outcome *o)
     yn_screen s;
     yn_ledger_account acc;
     int rc = yn_ledger_balance(t->deps.ledger, o->card.card_no, yn_clock_utc_s(&t->dev->clock),
-                               KIOSK_MEALS, &acc);
+                               YN_SCREENS_KIOSK_MEALS, &acc);
     if (rc != YN_OK) {
         yn_err("kiosk: balance of card %s: %s", o->card.card_no, yn_strerror(rc));
         yn_screens_balance_failed(&s, rc);

@@ -300,7 +300,7 @@ static void test_kiosk_shows_balance_and_never_debits(void **state)
     /* Shenzhen: one subsidised lunch a day, no monthly limit */
     assert_string_equal(said(r), "jin_tian_hai_ke_butie yi can ka_nei_yu_e wu shi yuan");
     assert_true(screen_has(r, "今天还可补贴 1 餐"));
-    assert_true(screen_has(r, "本月已补贴 0 餐 共 ¥0.00，今天 0 餐 ¥0.00"));
+    assert_true(screen_has(r, "本月已补贴 0 餐 共 ¥0.00；今天 0 餐 ¥0.00"));
     assert_true(screen_has(r, "本月补贴不限次数"));
     assert_int_equal(journal(r), 1); /* only the allocation */
     step(r, "1 enter", 2);           /* no price entry in a kiosk */
