@@ -881,6 +881,19 @@ static void demo_control(yn_terminal *t, const yn_input_event *ev)
     close(fd);
 }
 
+/* A card key with no demo card behind it: say so rather than do nothing. */
+static void no_demo_card(yn_terminal *t, int card)
+{
+    char line[96];
+    int n = demo_cards(t);
+    yn_info("demo: key %c has no demo card (there are %d)", 'a' + card, n);
+    if (n > 0)
+        snprintf(line, sizeof line, "演示卡只有 a 到 %c 共 %d 张", 'a' + (n > 26 ? 25 : n - 1), n);
+    else
+        snprintf(line, sizeof line, "没有演示卡");
+    notice(t, YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡", line);
+}
+
 static void on_event(yn_terminal *t, const yn_input_event *ev)
 {
     switch (ev->type) {
@@ -889,17 +902,19 @@ static void on_event(yn_terminal *t, const yn_input_event *ev)
         break;
     case YN_EV_SIM_PRESENT:
     case YN_EV_SIM_REMOVE:
-        if (!is_sim_reader(t) && t->cfg->reader.demo_control[0]) {
-            demo_control(t, ev);
-            break;
-        }
-        if (!is_sim_reader(t)) {
+        if (!is_sim_reader(t) && !t->cfg->reader.demo_control[0]) {
             yn_warn("input: card keys only drive the simulated reader");
             break;
         }
-        if (yn_nfc_sim_present(&t->dev->nfc, ev->type == YN_EV_SIM_PRESENT ? ev->card : -1) !=
-            YN_OK)
-            yn_warn("reader: there is no virtual card %d", ev->card + 1);
+        if (ev->type == YN_EV_SIM_PRESENT && ev->card >= demo_cards(t)) {
+            no_demo_card(t, ev->card);
+            break;
+        }
+        if (!is_sim_reader(t))
+            demo_control(t, ev);
+        else if (yn_nfc_sim_present(&t->dev->nfc, ev->type == YN_EV_SIM_PRESENT ? ev->card : -1) !=
+                 YN_OK)
+            no_demo_card(t, ev->card);
         break;
     case YN_EV_KEY:
         on_key(t, ev->key);

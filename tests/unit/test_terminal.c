@@ -281,6 +281,9 @@ static void test_clone_is_refused(void **state)
     step(r, "card:2", 1);
     assert_string_equal(screen(r)->name, "refused_not_genuine");
     assert_true(screen_has(r, "这张卡无法使用"));
+    /* the staff line is Chinese (it was the log's English on d18a5b3) */
+    assert_true(screen_has(r, "工作人员：卡片验证失败（签名或卡密钥不符"));
+    assert_false(screen_has(r, "card"));
     assert_string_equal(said(r), "reason_not_genuine");
     assert_int_equal(journal(r), 0);
     assert_int_equal(yn_terminal_taps(r->term), 1);
@@ -435,6 +438,28 @@ static void test_tare_key(void **state)
 }
 
 /* '+' without a scale or a unit price: staff are told why, the price stays fixed. */
+/* Demo keys: the idle screen says which keys hold cards (the rig has three:
+ * a to c); a key without a card says so (on d18a5b3 the footer offered a-p on
+ * every screen and k did nothing visible). Staff lines are Chinese. */
+static void test_demo_keys_match_the_cards(void **state)
+{
+    struct rig *r = *state;
+    assert_true(screen_has(r, "演示：按 a 到 c 刷 3 张演示卡"));
+    assert_false(has_text(screen(r)->footer, "a-p"));
+    step(r, "card:5", 1);
+    assert_string_equal(screen(r)->name, "demo_no_card");
+    assert_true(screen_has(r, "演示卡只有 a 到 c 共 3 张"));
+    assert_int_equal(journal(r), 0);
+    step(r, NULL, 4000 / 50 + 1);
+    assert_string_equal(screen(r)->name, "idle");
+    /* a refusal: the senior's sentence and the staff line, both Chinese */
+    yn_clock_sim_advance(&r->dev.clock, 6 * 3600 * 1000LL); /* 18:00, no lunch */
+    step(r, "card:0", 1);
+    assert_string_equal(screen(r)->name, "ok_full_price");
+    assert_true(screen_has(r, "现在不是补贴用餐时间"));
+    assert_true(screen_has(r, "流水号 1"));
+}
+
 static void test_weighed_mode_needs_a_scale(void **state)
 {
     struct rig *r = *state;
@@ -685,6 +710,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tare_key, setup_weighed, teardown),
         cmocka_unit_test_setup_teardown(test_weighed_mode_needs_a_scale, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_demo_keys_match_the_cards, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_voice_phrases, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_login_records_operator_and_logout, setup_pos,
                                         teardown),
