@@ -410,7 +410,7 @@ static bool weigh(yn_terminal *t, int32_t *net_g, struct weigh_why *why)
     const yn_config *c = t->cfg;
     const int64_t deadline = real_ms() + c->scale.stable_timeout_ms;
     yn_weight w = {0}, prev = {0};
-    bool have_prev = false, have_reading = false, confirmed = false;
+    bool have_prev = false, have_reading = false, confirmed = false, quick = false;
     int rc;
     for (;;) {
         rc = yn_scale_read(&t->dev->scale, &w);
@@ -440,7 +440,10 @@ static bool weigh(yn_terminal *t, int32_t *net_g, struct weigh_why *why)
         int64_t left = deadline - real_ms();
         if (left <= 0)
             break;
-        if (!have_prev) /* a settled reading is confirmed at once */
+        /* a settled reading is confirmed at once, once; otherwise the scale is
+         * asked every WEIGH_POLL_MS (hal/MODBUS.md), never back to back */
+        quick = have_prev && !quick;
+        if (!quick)
             sleep_real_ms(left < WEIGH_POLL_MS ? left : WEIGH_POLL_MS);
     }
     if (!confirmed) {

@@ -414,7 +414,7 @@ static void test_tare_and_zero(void)
     cfg.scale.command_register = 3;
     cfg.scale.tare_command = 9; /* a value the scale refuses: exception 03 */
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
-    CHECK_RC(yn_scale_tare(&sc), YN_ENOTSUP);
+    CHECK_RC(yn_scale_tare(&sc), YN_EDEV_VALUE);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK); /* and the scale still answers */
     yn_scale_close(&sc);
 
@@ -457,10 +457,13 @@ static void test_faults(void)
     scale_config(&cfg);
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
     fault_case(&sc, "silent", YN_ETIMEDOUT, TIMEOUT_MS - 5, TIMEOUT_MS + 150);
-    fault_case(&sc, "badcrc", YN_EPROTO, 0, 100);
-    fault_case(&sc, "exception 4", YN_EIO, 0, 100);     /* slave device failure */
-    fault_case(&sc, "exception 6", YN_EBUSY, 0, 100);   /* slave device busy */
-    fault_case(&sc, "exception 2", YN_ENOTSUP, 0, 100); /* illegal data address */
+    /* each answer that is not a weight is told apart (d18a5b3: ENOTSUP, EIO, EBUSY, EPROTO) */
+    fault_case(&sc, "badcrc", YN_ECRC, 0, 100);
+    fault_case(&sc, "exception 1", YN_EDEV_FUNCTION, 0, 100); /* illegal function */
+    fault_case(&sc, "exception 2", YN_EDEV_ADDRESS, 0, 100);  /* illegal data address */
+    fault_case(&sc, "exception 3", YN_EDEV_VALUE, 0, 100);    /* illegal data value */
+    fault_case(&sc, "exception 4", YN_EDEV_FAILURE, 0, 100);  /* server device failure */
+    fault_case(&sc, "exception 6", YN_EDEV_BUSY, 0, 100);     /* server device busy */
     fault_case(&sc, "slow 150", YN_ETIMEDOUT, TIMEOUT_MS - 5, TIMEOUT_MS + 150);
     /* the late answer (weight 352.7) must not be taken for the one after: fault_case's
      * second read expects 611 */
@@ -473,7 +476,7 @@ static void test_faults(void)
     emu("fault none");
 
     emu("fault badcrc times 1");
-    CHECK_RC(yn_scale_read(&sc, &w), YN_EPROTO);
+    CHECK_RC(yn_scale_read(&sc, &w), YN_ECRC);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
 
     /* three timeouts in a row reopen the port; then it works again */
@@ -494,7 +497,9 @@ static void test_faults(void)
     cfg.scale.stable_bit = -1;
     cfg.scale.overload_bit = -1;
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
-    CHECK_RC(yn_scale_read(&sc, &w), YN_ENOTSUP);
+    CHECK_RC(yn_scale_read(&sc, &w), YN_EDEV_ADDRESS);
+    CHECK(strstr(yn_scale_advice(YN_EDEV_ADDRESS), "register map"), "advice: %s",
+          yn_scale_advice(YN_EDEV_ADDRESS));
     yn_scale_close(&sc);
 
     /* the wrong slave id: nobody answers */
@@ -706,10 +711,7 @@ static void test_io_faults(void)
 
 static bool screen_has(const yn_screen *s, const char *text)
 {
-    for (int i = 0; i < s->n_lines; i++)
-        if (strstr(s->lines[i].text, text))
-            return true;
-    return strstr(s->title, text) != NULL;
+    return yn_test_screen_has(s, text);
 }
 
 /* Run the terminal until its screen is `name` (or 5 s pass). */
@@ -843,6 +845,94 @@ static void test_terminal_lunch(void)
     emu("weight 352.7");
 }
 
+/* The terminal asks a scale that has not settled every 50 ms (hal/MODBUS.md),
+ * plus one immediate confirmation of a settled reading, never back to back.
+ * The case that ran away on d18a5b3: a scale that says "stable" while its
+ * weight keeps moving (its flag lies, or stable_when is wrong) — settled every
+ * time, never the same gram twice, asked again at once (thousands of requests
+ * a second). Counted at the emulator.
+ * Also: a register map that does not fit the scale is shown to staff as
+ * such at the counter and at 去皮, not as "no answer". */
+static void test_weighing_polls_every_50_ms(void)
+{
+    yn_config cfg;
+    yn_devices dev;
+    yn_cardfix fix;
+    yn_policy *policy = NULL;
+    yn_ledger *ledger = NULL;
+    yn_terminal *term = NULL;
+    char path[PATH_MAX + 64], err[256];
+    scale_config(&cfg);
+    cfg.scale.tare_coil = 1;
+    cfg.scale.stable_timeout_ms = 1000;
+    snprintf(cfg.display.backend, sizeof cfg.display.backend, "sim");
+    snprintf(cfg.input.backend, sizeof cfg.input.backend, "script");
+    cfg.menu.price_per_100g_fen = 250;
+    yn_cardfix_init(&fix);
+    CHECK_RC(yn_devices_open(&dev, &cfg), YN_OK);
+    yn_clock_init(&dev.clock, &yn_clock_sim_ops);
+    yn_clock_sim_set(&dev.clock, LUNCH_MS);
+    snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", yn_test_srcdir());
+    CHECK_RC(yn_policy_load_file(path, &policy, err, sizeof err), YN_OK);
+    snprintf(path, sizeof path, "%s/poll.db", dir);
+    yn_ledger_opts lo = {.path = path, .terminal_id = "T1", .min_interval_s = 60};
+    CHECK_RC(yn_ledger_open(&lo, &ledger), YN_OK);
+    if (!policy || !ledger) {
+        yn_devices_close(&dev);
+        return;
+    }
+    yn_sim_card c;
+    yn_cardfix_card(&fix, &c, 1, "4403040001", 19450312, YN_FLAG_DIBAO, 440304001);
+    CHECK(yn_nfc_sim_add(&dev.nfc, &c) == 0, "card 0");
+    yn_cardfix_card(&fix, &c, 2, "4403040002", 19500505, 0, 440304002);
+    CHECK(yn_nfc_sim_add(&dev.nfc, &c) == 1, "card 1");
+    yn_terminal_deps deps = {
+        .ledger = ledger, .policy = policy, .master = fix.master, .ring = &fix.ring};
+    CHECK_RC(yn_terminal_new(&cfg, &dev, &deps, &term), YN_OK);
+    yn_terminal_start(term);
+    CHECK_RC(yn_input_script_push(&dev.input, "+"), YN_OK);
+    steps(term, &dev, 1);
+    CHECK(yn_terminal_weighed(term), "weighed mode did not switch on");
+
+    emu("drift 1");
+    emu("state?");
+    long before = atol(state("scale_requests"));
+    CHECK_RC(yn_input_script_push(&dev.input, "card:0"), YN_OK);
+    int64_t t0 = yn_test_now_ms();
+    steps(term, &dev, 1); /* the whole tap happens within this turn */
+    int64_t took_ms = yn_test_now_ms() - t0;
+    emu("state?");
+    long asked = atol(state("scale_requests")) - before;
+    /* one reading per 50 ms and one quick confirmation each, plus the first */
+    CHECK(asked <= 2 + 2 * (took_ms / 50 + 1),
+          "%ld requests to the scale in %lld ms: want one per 50 ms", asked, (long long)took_ms);
+    CHECK(asked >= 10 && took_ms >= 950, "the scale was asked %ld times in %lld ms", asked,
+          (long long)took_ms);
+    CHECK(!strcmp(yn_display_sim_last(&dev.display)->name, "refused_weight"),
+          "a weight that never holds still was priced: %s",
+          yn_display_sim_last(&dev.display)->name);
+    emu("drift 0");
+
+    /* a register the scale does not have: staff are told so, in Chinese */
+    emu("fault exception 2");
+    CHECK_RC(yn_input_script_push(&dev.input, "esc"), YN_OK);
+    steps(term, &dev, 1);
+    CHECK_RC(yn_input_script_push(&dev.input, "card:1"), YN_OK);
+    const yn_screen *s = run_until(term, &dev, "refused_weight");
+    CHECK(screen_has(s, "异常码 02 非法数据地址") && screen_has(s, "检查寄存器表"),
+          "exception 02 on screen %s: %s", s->name, s->n_lines > 1 ? s->lines[1].text : "");
+    /* and 去皮 says the same */
+    CHECK_RC(yn_input_script_push(&dev.input, "esc -"), YN_OK);
+    s = run_until(term, &dev, "tare_failed");
+    CHECK(screen_has(s, "异常码 02"), "tare with exception 02: %s",
+          s->n_lines ? s->lines[0].text : s->name);
+    emu("fault none");
+    yn_terminal_free(term);
+    yn_devices_close(&dev);
+    yn_ledger_close(ledger);
+    yn_policy_free(policy);
+}
+
 int main(void)
 {
     alarm(180); /* a hang is a failure */
@@ -868,6 +958,7 @@ int main(void)
     test_io_pulses();
     test_io_faults();
     test_terminal_lunch();
+    test_weighing_polls_every_50_ms();
 
     emu_stop();
     if (yn_failures) {
