@@ -362,6 +362,10 @@ int yn_ledger_batch_next(yn_ledger *l, int64_t max_records, int64_t now_utc_s,
                          yn_ledger_batch *out) YN_MUST_CHECK;
 /* The server has batch id: mark it acknowledged and note the sync time. */
 int yn_ledger_batch_ack(yn_ledger *l, int64_t batch_id, int64_t now_utc_s) YN_MUST_CHECK;
+/* The same acknowledgement carried on a USB stick (yinian-diag import-ack):
+ * noted as meta last_usb_ack_utc_s, NOT as a sync — the network may still be
+ * down, so the terminal stays offline (offline cap, 离线 on screen). */
+int yn_ledger_batch_ack_usb(yn_ledger *l, int64_t batch_id, int64_t now_utc_s) YN_MUST_CHECK;
 /* For the staff screen: records not yet acknowledged, and how old the
  * oldest of them is (0 when none). */
 int yn_ledger_unsent(yn_ledger *l, int64_t now_utc_s, int64_t *count,
