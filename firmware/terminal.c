@@ -492,7 +492,7 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
     yn_tap_outcome o;
     yn_meal meal = {.price_fen = t->price_fen};
     int32_t weight_g = 0;
-    struct weigh_why why;
+    struct weigh_why why = {.log = "", .staff = ""};
     if (is_kiosk(t)) {
         if (yn_tap_identify(&t->env, tag, &o) == YN_OK)
             show_balance(t, &o);

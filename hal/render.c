@@ -182,7 +182,7 @@ static const char *row_text(const yn_screen *s, const yn_layout_row *row)
 int yn_render_parts(yn_renderer *r, const yn_screen *s, yn_canvas *c, int panel_w, int panel_h,
                     unsigned parts, yn_layout *out)
 {
-    yn_layout lay;
+    yn_layout lay = {0};
     yn_layout *l = out ? out : &lay;
     yn_render_layout(r, s, panel_w, panel_h, l);
     if (!l->fits)

@@ -544,6 +544,16 @@ static void test_every_screen_fits_and_reads(void **state)
     write_contact_sheet();
 }
 
+/* Every palette: text and background at least 7:1 (WCAG AAA). */
+static void test_palettes_have_contrast_7(void **state)
+{
+    (void)state;
+    for (int k = YN_SCREEN_IDLE; k <= YN_SCREEN_ERROR; k++) {
+        yn_palette p = yn_render_palette((enum yn_screen_kind)k);
+        assert_true(contrast(p.fg, p.bg) >= 7.0);
+    }
+}
+
 /* Every staff status text is Chinese and distinct where it matters. */
 static void test_status_texts_are_chinese(void **state)
 {
@@ -605,6 +615,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_screen_fits_and_reads),
         cmocka_unit_test(test_status_texts_are_chinese),
+        cmocka_unit_test(test_palettes_have_contrast_7),
         cmocka_unit_test(test_the_checks_can_fail),
     };
     return cmocka_run_group_tests_name("gallery", tests, setup, teardown);

@@ -1,12 +1,12 @@
-/* test_render.c — the screen renderer and the pixel backends: colours with a
- * contrast of at least 7:1, Chinese glyphs present, large figures really
- * drawn large, PNG files that decode, a framebuffer image of the right bytes. */
+/* test_render.c — the screen renderer and the display backends: Chinese
+ * glyphs present, large figures really drawn large, PNG files that decode, a
+ * framebuffer image of the right bytes, a terminal that wraps and cuts
+ * nothing. (Contrast and fit of every screen: test_gallery.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,26 +20,10 @@
 #include "render.h"
 #include "testutil.h"
 
-/* WCAG relative luminance (tests may use floating point; money never does). */
-static double luminance(uint32_t rgb)
-{
-    double c[3];
-    for (int i = 0; i < 3; i++) {
-        double v = (double)((rgb >> (16 - 8 * i)) & 0xFF) / 255.0;
-        c[i] = v <= 0.03928 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4);
-    }
-    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
-}
-
-static void test_palettes_have_contrast_7(void **state)
+/* Palette contrast is measured on the pixels of every screen by test_gallery. */
+static void test_sizes(void **state)
 {
     (void)state;
-    for (int k = YN_SCREEN_IDLE; k <= YN_SCREEN_ERROR; k++) {
-        yn_palette p = yn_render_palette((enum yn_screen_kind)k);
-        double a = luminance(p.fg), b = luminance(p.bg);
-        double ratio = (fmax(a, b) + 0.05) / (fmin(a, b) + 0.05);
-        assert_true(ratio >= 7.0);
-    }
     assert_true(yn_render_px(YN_TEXT_HUGE) >= 48);
     assert_true(yn_render_px(YN_TEXT_LARGE) >= 48);
 }
@@ -222,7 +206,7 @@ static void test_terminal_display_wraps_and_keeps_everything(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_palettes_have_contrast_7),
+        cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_render_draws_big_chinese_text),
         cmocka_unit_test(test_png_backend_writes_decodable_files),
         cmocka_unit_test(test_framebuffer_on_a_file),
