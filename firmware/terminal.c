@@ -242,7 +242,9 @@ static void footer(yn_terminal *t, yn_screen *s)
 }
 
 /* Demo mode (the simulated reader, or [reader] demo_control to an emulator):
- * how many demo cards the keys a.. present; 0 outside demo mode. */
+ * how many demo cards the keys a.. present — for demo_control, the cards of
+ * [reader] sim_cards, the file the emulator holds too (tools/demo-run); 0
+ * outside demo mode, -1 when the emulator's cards are not known here. */
 static int demo_cards(yn_terminal *t)
 {
     if (is_sim_reader(t))
@@ -254,6 +256,7 @@ static int demo_cards(yn_terminal *t)
     t->demo_cards_known = true;
     FILE *f = t->cfg->reader.sim_cards[0] ? fopen(t->cfg->reader.sim_cards, "r") : NULL;
     char line[512];
+    t->demo_cards = f ? 0 : -1;
     while (f && fgets(line, sizeof line, f))
         if (line[0] != '#' && line[0] != '\n' && line[0] != '\0')
             t->demo_cards++;
@@ -270,7 +273,7 @@ static const char *online_text(yn_terminal *t)
     if (!t->cfg->sync.enabled)
         return "离线模式";
     if (yn_ledger_meta_get(t->deps.ledger, "last_sync_utc_s", v, sizeof v) != YN_OK)
-        return "离线 (尚未同步)";
+        return "离线（尚未同步）";
     int64_t age_s = yn_clock_utc_s(&t->dev->clock) - strtoll(v, NULL, 10);
     return age_s <= 3 * (int64_t)t->cfg->sync.interval_s ? "在线" : "离线";
 }
@@ -909,7 +912,7 @@ static void on_event(yn_terminal *t, const yn_input_event *ev)
             yn_warn("input: card keys only drive the simulated reader");
             break;
         }
-        if (ev->type == YN_EV_SIM_PRESENT && ev->card >= demo_cards(t)) {
+        if (ev->type == YN_EV_SIM_PRESENT && demo_cards(t) >= 0 && ev->card >= demo_cards(t)) {
             no_demo_card(t, ev->card);
             break;
         }

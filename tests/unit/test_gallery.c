@@ -335,7 +335,7 @@ static yn_idle_view idle_view(bool kiosk, bool weighed, const char *period, int 
     return (yn_idle_view){.canteen = long_canteen,
                           .local_ymd = 20261231,
                           .seconds_of_day = 12 * 3600 + 34 * 60,
-                          .online = "离线 (尚未同步)",
+                          .online = "离线（尚未同步）",
                           .period = period,
                           .kiosk = kiosk,
                           .weighed = weighed,
