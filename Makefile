@@ -4,6 +4,7 @@
 #   make ARCH=aarch64       the same for an arm64 board           -> build/aarch64/
 #   make ARCH=armhf         the same for a 32-bit ARM board       -> build/armhf/
 #   make run                start a terminal on simulated devices
+#   make screens            render every screen; copy the README's to firmware/screens/
 #   make check              lint + unit tests + sanitizer tests + integration tests
 #   make check-cross ARCH=aarch64   unit tests of the board build under qemu-user
 #   make bench              benchmark figures as "BENCH name value unit"
@@ -138,7 +139,7 @@ INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tests/*/*.[ch])
 
 .SECONDARY:
-.PHONY: fuzz fuzz-run all run check check-unit check-san check-integration check-cross lint bench clean format
+.PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross lint bench clean format
 all: $(DAEMON) $(TOOLS)
 
 # Objects are rebuilt when a feature switch or CFLAGS change.
@@ -194,6 +195,14 @@ $(BUILD)/bench/%: $(BUILD)/obj/tests/bench/%.o $(TSUP_OBJS) $(LIB)
 RUN_DIR := $(BUILD)/run
 run: all
 	tools/demo-run $(RUN_DIR) $(BUILD)
+
+# The screen gallery (tests/unit/test_gallery.c renders every screen to
+# $(BUILD)/gallery/), copied to firmware/screens/ for the README.
+GALLERY_SHOTS := gallery idle kiosk_idle ok ok_cash ok_weighed refused_lost refused_weight_exception \
+                 settlement balance reversed
+screens: $(BUILD)/tests/test_gallery
+	tests/run-unit "" $(BUILD)/tests/test_gallery
+	for s in $(GALLERY_SHOTS); do cp $(BUILD)/gallery/$$s.png firmware/screens/; done
 
 # --- tests ---------------------------------------------------------------
 check: lint

@@ -365,9 +365,19 @@ int yn_bundle_header_decode(const uint8_t in[YN_BUNDLE_HEADER_LEN], uint32_t *ma
         set_err(err, errlen, "not a yinian firmware bundle (bad magic)");
         return YN_EINVAL;
     }
-    if (in[7] != '1') {
-        set_err(err, errlen, "bundle format '%c' is newer than this tool reads (1)", in[7]);
+    if (in[7] > '1' && in[7] <= '9') {
+        set_err(err, errlen,
+                "bundle format %c is newer than this tool reads (1): update "
+                "yinian-flash first",
+                in[7]);
         return YN_ENOTSUP;
+    }
+    if (in[7] != '1') {
+        set_err(err, errlen,
+                "bundle format byte 0x%02x is not a format this tool knows (it reads 1): the "
+                "file is damaged or was not made by yinian-flash",
+                in[7]);
+        return YN_EINVAL;
     }
     uint32_t n = get_be32(in + 8);
     if (n < 2 || n > YN_BUNDLE_MANIFEST_MAX || get_be32(in + 12) != YN_BUNDLE_SIG_LEN) {
@@ -452,8 +462,9 @@ static int state_set(yn_bundle_state *st, const char *key, const char *val, bool
 {
     char *end;
     if (!strcmp(key, "format")) {
+        long f = strtol(val, &end, 10);
         if (strcmp(val, "1") != 0)
-            return YN_ENOTSUP;
+            return *end == '\0' && end != val && f > 1 ? YN_ENOTSUP : YN_EINVAL; /* newer, or bad */
         *format_seen = true;
         return YN_OK;
     }

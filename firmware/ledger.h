@@ -219,6 +219,8 @@ typedef struct yn_ledger_account {
     int32_t month_ym;          /* the month counted below, YYYYMM (Asia/Shanghai) */
     int32_t meals_month;       /* subsidised meals this month */
     int64_t subsidy_month_fen; /* subsidy received this month */
+    int32_t meals_day;         /* subsidised meals today (Asia/Shanghai) */
+    int64_t subsidy_day_fen;   /* subsidy received today */
     int n_last;
     yn_ledger_meal_line last[YN_LEDGER_LAST_MAX]; /* newest first */
 } yn_ledger_account;
@@ -377,6 +379,10 @@ int yn_ledger_batch_next(yn_ledger *l, int64_t max_records, int64_t now_utc_s,
                          yn_ledger_batch *out) YN_MUST_CHECK;
 /* The server has batch id: mark it acknowledged and note the sync time. */
 int yn_ledger_batch_ack(yn_ledger *l, int64_t batch_id, int64_t now_utc_s) YN_MUST_CHECK;
+/* The same acknowledgement carried on a USB stick (yinian-diag import-ack):
+ * noted as meta last_usb_ack_utc_s, NOT as a sync — the network may still be
+ * down, so the terminal stays offline (offline cap, 离线 on screen). */
+int yn_ledger_batch_ack_usb(yn_ledger *l, int64_t batch_id, int64_t now_utc_s) YN_MUST_CHECK;
 /* For the staff screen: records not yet acknowledged, and how old the
  * oldest of them is (0 when none). */
 int yn_ledger_unsent(yn_ledger *l, int64_t now_utc_s, int64_t *count,

@@ -85,7 +85,8 @@ int yn_ledger_batch_next(yn_ledger *l, int64_t max_records, int64_t now_utc_s, y
     return YN_OK;
 }
 
-int yn_ledger_batch_ack(yn_ledger *l, int64_t batch_id, int64_t now_utc_s)
+/* Mark batch_id acknowledged; note when in meta key `when_key`. */
+static int batch_ack(yn_ledger *l, int64_t batch_id, int64_t now_utc_s, const char *when_key)
 {
     CHECK_READY(l);
     int rc = yn_lg_tx_begin(l, true);
@@ -116,10 +117,20 @@ int yn_ledger_batch_ack(yn_ledger *l, int64_t batch_id, int64_t now_utc_s)
     if (rc == SQLITE_OK)
         rc = yn_lg_meta_put_i64(l, "acked_seq", last);
     if (rc == SQLITE_OK)
-        rc = yn_lg_meta_put_i64(l, "last_sync_utc_s", now_utc_s);
+        rc = yn_lg_meta_put_i64(l, when_key, now_utc_s);
     if (rc == SQLITE_OK)
         rc = yn_lg_tx_commit(l);
     return rc == SQLITE_OK ? YN_OK : yn_lg_fail(l, rc, "sync acknowledgement");
+}
+
+int yn_ledger_batch_ack(yn_ledger *l, int64_t batch_id, int64_t now_utc_s)
+{
+    return batch_ack(l, batch_id, now_utc_s, "last_sync_utc_s");
+}
+
+int yn_ledger_batch_ack_usb(yn_ledger *l, int64_t batch_id, int64_t now_utc_s)
+{
+    return batch_ack(l, batch_id, now_utc_s, "last_usb_ack_utc_s");
 }
 
 int yn_ledger_unsent(yn_ledger *l, int64_t now_utc_s, int64_t *count, int64_t *oldest_age_s)

@@ -39,6 +39,10 @@ int yn_ledger_balance(yn_ledger *l, const char *card_no, int64_t now_utc_s, int 
         out->meals_month = cs.month_meals;
         out->subsidy_month_fen = cs.month_subsidy_fen;
     }
+    if (cs.day_ymd == yn_lg_local_ymd_of(now_utc_s)) {
+        out->meals_day = cs.day_meals;
+        out->subsidy_day_fen = cs.day_subsidy_fen;
+    }
     /* newest first along the card's own chain; a reversal is met before its meal */
     int64_t reversed[WALK_MAX];
     int n_reversed = 0;

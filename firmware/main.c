@@ -169,7 +169,10 @@ static int self_test(const yn_config *cfg)
     int failures = report("reader", yn_nfc_describe(&dev.nfc, what, sizeof what), what);
     if (strcmp(cfg->scale.backend, "none") != 0) {
         yn_weight w;
-        failures += report("scale", yn_scale_read(&dev.scale, &w), "answers");
+        rc = yn_scale_read(&dev.scale, &w);
+        failures += report("scale", rc, "answers");
+        if (rc != YN_OK)
+            printf("     %s\n", yn_scale_advice(rc));
     }
     if (strcmp(cfg->io.backend, "none") != 0)
         failures += report("io", yn_io_describe(&dev.io, what, sizeof what), what);

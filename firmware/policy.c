@@ -25,6 +25,7 @@
 #define MAX_DOC_BYTES   (1024 * 1024)
 #define MAX_DESCRIPTION 1000
 #define ID_MAX          64 /* policy id incl. NUL */
+#define MAX_SOURCES     16
 #define PATH_DEPTH      8
 
 #define TZ_OFFSET_S (8 * 3600) /* Asia/Shanghai: UTC+8, no DST since 1991 */
@@ -45,17 +46,19 @@ struct layer {
 
 struct category {
     char name[YN_NAME_MAX];
-    int min_age;        /* years, inclusive; -1 = no lower bound */
-    int max_age;        /* years, inclusive; -1 = no upper bound */
-    uint32_t flags_any; /* holder needs one of these (0 = no condition) */
-    uint32_t flags_all; /* holder needs all of these (0 = no condition) */
+    char display[YN_DISPLAY_MAX]; /* screen name, "" = built-in or the name */
+    int min_age;                  /* years, inclusive; -1 = no lower bound */
+    int max_age;                  /* years, inclusive; -1 = no upper bound */
+    uint32_t flags_any;           /* holder needs one of these (0 = no condition) */
+    uint32_t flags_all;           /* holder needs all of these (0 = no condition) */
 };
 
 struct period {
     char name[YN_NAME_MAX];
-    int32_t start_s;      /* local seconds of day, inclusive */
-    int32_t end_s;        /* local seconds of day, exclusive, <= 86400 */
-    unsigned weekday_set; /* bit w set: open on weekday w (1 = Monday) */
+    char display[YN_DISPLAY_MAX]; /* screen name, "" = built-in or the name */
+    int32_t start_s;              /* local seconds of day, inclusive */
+    int32_t end_s;                /* local seconds of day, exclusive, <= 86400 */
+    unsigned weekday_set;         /* bit w set: open on weekday w (1 = Monday) */
     int n_closed, n_open;
     int32_t closed_ymd[MAX_DATES]; /* holidays: closed although a listed weekday */
     int32_t open_ymd[MAX_DATES];   /* 调休 working days: open whatever the weekday */
@@ -78,8 +81,12 @@ struct yn_policy {
     int32_t per_day;       /* 0 = no limit */
     int32_t per_month;     /* 0 = no limit */
     int64_t month_cap_fen; /* subsidy per calendar month; 0 = no limit */
-    int n_categories, n_periods, n_rules;
+    int n_categories, n_periods, n_rules, n_sources;
     struct category categories[MAX_CATEGORIES];
+    struct {
+        char name[YN_NAME_MAX];
+        char display[YN_DISPLAY_MAX];
+    } sources[MAX_SOURCES]; /* screen names of funding sources */
     struct period periods[MAX_PERIODS];
     int rule_of[MAX_CATEGORIES][MAX_PERIODS]; /* 1 + index into rules; 0 = none */
     struct rule rules[MAX_RULES];
@@ -502,6 +509,35 @@ static int get_name(struct ctx *c, json_t *obj, const char *key, char *buf, size
     return YN_OK;
 }
 
+/* An optional screen name ("display"): valid UTF-8 (Jansson checks that),
+ * 1 to YN_DISPLAY_CHARS characters, no control characters, no space at either
+ * end — short enough for the screens' lists (the gallery test lays them out). */
+static int get_display(struct ctx *c, json_t *obj, char *buf)
+{
+    static const char expected[] =
+        "a screen name of 1 to " YN_STR(YN_DISPLAY_CHARS) " characters, e.g. \"低保\"";
+    json_t *v = enter(c, obj, "display");
+    if (!v) {
+        pop(c);
+        return YN_OK;
+    }
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL;
+    if (!s)
+        return fail(c, "expected %s, got %s", expected, type_name(v));
+    size_t chars = 0, len = strlen(s);
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
+        if (*u < 0x20 || *u == 0x7f)
+            return fail(c, "control character in a screen name (expected %s)", expected);
+        chars += (*u & 0xC0) != 0x80;
+    }
+    if (chars == 0 || chars > YN_DISPLAY_CHARS || len >= YN_DISPLAY_MAX || s[0] == ' ' ||
+        s[len - 1] == ' ')
+        return fail(c, "expected %s", expected);
+    memcpy(buf, s, len + 1);
+    pop(c);
+    return YN_OK;
+}
+
 /* An object member that must be an array of lo..hi elements; path stays pushed. */
 static int enter_array(struct ctx *c, json_t *obj, const char *key, bool required, size_t lo,
                        size_t hi, const char *what, json_t **out)
@@ -620,12 +656,13 @@ static int get_flags(struct ctx *c, json_t *obj, const char *key, uint32_t *out)
 
 static int parse_category(struct ctx *c, json_t *obj, yn_policy *p, struct category *cat)
 {
-    static const char *const keys[] = {"name",      "min_age",   "max_age",
+    static const char *const keys[] = {"name",      "display",   "min_age", "max_age",
                                        "flags_any", "flags_all", NULL};
     if (!json_is_object(obj))
         return fail(c, "expected an object, got %s", type_name(obj));
-    TRY(check_keys(c, obj, keys, "name, min_age, max_age, flags_any, flags_all"));
+    TRY(check_keys(c, obj, keys, "name, display, min_age, max_age, flags_any, flags_all"));
     TRY(get_name(c, obj, "name", cat->name, sizeof cat->name));
+    TRY(get_display(c, obj, cat->display));
     for (struct category *o = p->categories; o < cat; o++) {
         if (strcmp(o->name, cat->name) == 0) {
             push_key(c, obj, "name");
@@ -667,13 +704,14 @@ static int get_dates(struct ctx *c, json_t *obj, const char *key, int32_t *list,
 
 static int parse_period(struct ctx *c, json_t *obj, yn_policy *p, struct period *per)
 {
-    static const char *const keys[] = {"name",         "start",      "end", "weekdays",
-                                       "closed_dates", "open_dates", NULL};
+    static const char *const keys[] = {"name",     "display",      "start",      "end",
+                                       "weekdays", "closed_dates", "open_dates", NULL};
     const char *s;
     if (!json_is_object(obj))
         return fail(c, "expected an object, got %s", type_name(obj));
-    TRY(check_keys(c, obj, keys, "name, start, end, weekdays, closed_dates, open_dates"));
+    TRY(check_keys(c, obj, keys, "name, display, start, end, weekdays, closed_dates, open_dates"));
     TRY(get_name(c, obj, "name", per->name, sizeof per->name));
+    TRY(get_display(c, obj, per->display));
     for (struct period *o = p->periods; o < per; o++) {
         if (strcmp(o->name, per->name) == 0) {
             push_key(c, obj, "name");
@@ -868,6 +906,37 @@ static int parse_limits(struct ctx *c, json_t *root, yn_policy *p)
     return YN_OK;
 }
 
+/* "sources": the screen names of funding sources, [{"name", "display"}]. */
+static int parse_sources(struct ctx *c, json_t *root, yn_policy *p)
+{
+    static const char *const keys[] = {"name", "display", NULL};
+    json_t *arr;
+    TRY(enter_array(c, root, "sources", false, 1, MAX_SOURCES, "funding sources", &arr));
+    for (size_t i = 0; arr && i < json_array_size(arr); i++) {
+        json_t *obj = json_array_get(arr, i);
+        push_index(c, arr, i);
+        if (!json_is_object(obj))
+            return fail(c, "expected an object, got %s", type_name(obj));
+        TRY(check_keys(c, obj, keys, "name, display"));
+        TRY(get_name(c, obj, "name", p->sources[i].name, sizeof p->sources[i].name));
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(p->sources[j].name, p->sources[i].name) == 0) {
+                push_key(c, obj, "name");
+                return fail(c, "duplicate source name \"%s\"", p->sources[i].name);
+            }
+        }
+        if (!json_object_get(obj, "display")) {
+            push_key(c, obj, "display");
+            return fail(c, "missing (a source is listed here only for its screen name)");
+        }
+        TRY(get_display(c, obj, p->sources[i].display));
+        p->n_sources++;
+        pop(c);
+    }
+    pop(c);
+    return YN_OK;
+}
+
 /* Identity first: a document without it is refused before anything else. */
 static int parse_identity(struct ctx *c, json_t *root, yn_policy *p)
 {
@@ -895,13 +964,13 @@ static int parse_policy(struct ctx *c, json_t *root, yn_policy *p)
                                        "issuer",           "description", "sell_without_subsidy",
                                        "reverse_window_s", "copay",       "min_price_fen",
                                        "limits",           "categories",  "periods",
-                                       "subsidies",        NULL};
+                                       "subsidies",        "sources",     NULL};
     if (!json_is_object(root))
         return fail(c, "expected a JSON object at the top level, got %s", type_name(root));
     TRY(check_keys(c, root, keys,
                    "format, id, version, issuer, description, sell_without_subsidy, "
                    "reverse_window_s, copay, min_price_fen, limits, categories, periods, "
-                   "subsidies"));
+                   "subsidies, sources"));
     TRY(parse_identity(c, root, p));
 
     json_t *v = enter(c, root, "description");
@@ -918,6 +987,7 @@ static int parse_policy(struct ctx *c, json_t *root, yn_policy *p)
     TRY(get_int(c, root, "min_price_fen", false, 0, MAX_MONEY_FEN, &n));
     p->min_price_fen = n;
     TRY(parse_limits(c, root, p));
+    TRY(parse_sources(c, root, p));
 
     json_t *arr;
     TRY(enter_array(c, root, "categories", true, 1, MAX_CATEGORIES, "categories", &arr));
@@ -1059,6 +1129,62 @@ void yn_policy_month_limits(const yn_policy *p, int32_t *per_month, int64_t *mon
 {
     *per_month = p->per_month;
     *month_cap_fen = p->month_cap_fen;
+}
+
+void yn_policy_limits(const yn_policy *p, yn_policy_limit *out)
+{
+    *out = (yn_policy_limit){.per_period = p->per_period,
+                             .per_day = p->per_day,
+                             .per_month = p->per_month,
+                             .month_cap_fen = p->month_cap_fen,
+                             .day_max = p->per_day ? p->per_day : p->per_period * p->n_periods};
+}
+
+/* Screen names for the ids the shipped policies use, for documents that give
+ * none (format 1 documents written before "display" existed). */
+static const struct {
+    enum yn_policy_name kind;
+    const char *name, *display;
+} builtin_names[] = {
+    {YN_POLICY_CATEGORY, "key_group", "重点群体"},
+    {YN_POLICY_CATEGORY, "age_100_plus", "百岁老人"},
+    {YN_POLICY_CATEGORY, "age_70_99", "70至99岁"},
+    {YN_POLICY_CATEGORY, "age_80_plus", "80岁以上"},
+    {YN_POLICY_CATEGORY, "age_60_79", "60至79岁"},
+    {YN_POLICY_CATEGORY, "age_60_plus", "60岁以上"},
+    {YN_POLICY_CATEGORY, "low_income_60_plus", "低收入长者"},
+    {YN_POLICY_CATEGORY, "tekun", "特困"},
+    {YN_POLICY_CATEGORY, "dibao", "低保"},
+    {YN_POLICY_CATEGORY, "dibao_edge", "低保边缘"},
+    {YN_POLICY_CATEGORY, "sanshu_wulao", "三属五老"},
+    {YN_POLICY_CATEGORY, "shidu", "失独"},
+    {YN_POLICY_PERIOD, "breakfast", "早餐"},
+    {YN_POLICY_PERIOD, "lunch", "午餐"},
+    {YN_POLICY_PERIOD, "dinner", "晚餐"},
+    {YN_POLICY_PERIOD, "supper", "夜宵"},
+    {YN_POLICY_SOURCE, "province", "省级"},
+    {YN_POLICY_SOURCE, "city", "市级"},
+    {YN_POLICY_SOURCE, "district", "区级"},
+    {YN_POLICY_SOURCE, "street", "街道"},
+};
+
+const char *yn_policy_display(const yn_policy *p, enum yn_policy_name kind, const char *name)
+{
+    if (!name[0])
+        return "其他";
+    for (int i = 0; p && kind == YN_POLICY_CATEGORY && i < p->n_categories; i++)
+        if (strcmp(p->categories[i].name, name) == 0 && p->categories[i].display[0])
+            return p->categories[i].display;
+    for (int i = 0; p && kind == YN_POLICY_PERIOD && i < p->n_periods; i++)
+        if (strcmp(p->periods[i].name, name) == 0 && p->periods[i].display[0])
+            return p->periods[i].display;
+    for (int i = 0; p && kind == YN_POLICY_SOURCE && i < p->n_sources; i++)
+        if (strcmp(p->sources[i].name, name) == 0)
+            return p->sources[i].display;
+    for (size_t i = 0; i < sizeof builtin_names / sizeof builtin_names[0]; i++)
+        if (builtin_names[i].kind == kind && strcmp(builtin_names[i].name, name) == 0)
+            return builtin_names[i].display;
+    return name;
 }
 
 void yn_policy_locate(const yn_policy *p, int64_t utc_s, yn_moment *m)

@@ -18,6 +18,10 @@
 
 #define YN_POLICY_MAX_LAYERS 4
 #define YN_NAME_MAX          24 /* names (category, period, source) incl. NUL */
+#define YN_DISPLAY_CHARS     8  /* characters of a screen name ("display") */
+#define YN_DISPLAY_MAX       (YN_DISPLAY_CHARS * 4 + 1) /* its bytes incl. NUL */
+#define YN_STR_(x)           #x
+#define YN_STR(x)            YN_STR_(x)
 
 /* Category flags carried on the card (bit values are part of the card format). */
 enum yn_card_flag {
@@ -113,6 +117,21 @@ int32_t yn_policy_reverse_window_s(const yn_policy *p); /* 冲正 window, second
 /* The policy's monthly limits: subsidised meals per month and subsidy per
  * month in fen (0 = no limit), for what the kiosk says is left. */
 void yn_policy_month_limits(const yn_policy *p, int32_t *per_month, int64_t *month_cap_fen);
+
+/* All the policy's limits (0 = no limit). */
+typedef struct yn_policy_limit {
+    int32_t per_period, per_day, per_month; /* subsidised meals */
+    int64_t month_cap_fen;                  /* subsidy per calendar month */
+    int32_t day_max; /* subsidised meals a day at most: per_day, else per_period x periods */
+} yn_policy_limit;
+void yn_policy_limits(const yn_policy *p, yn_policy_limit *out);
+
+/* What a screen calls a category, meal period or funding source: its
+ * "display" in the policy; else a built-in Chinese name for the ids the
+ * shipped policies use ("lunch" 午餐, "city" 市级); else the id itself. p may
+ * be NULL (built-in names only); "" (no category) is 其他. */
+enum yn_policy_name { YN_POLICY_CATEGORY, YN_POLICY_PERIOD, YN_POLICY_SOURCE };
+const char *yn_policy_display(const yn_policy *p, enum yn_policy_name kind, const char *name);
 
 /* Local date, weekday and open meal period of utc_s. A moment outside local
  * 1970-01-01 .. 9999-12-31 gives a zeroed *m (local_ymd 0, period ""). */

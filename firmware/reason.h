@@ -31,8 +31,10 @@ enum yn_reason {
 
 /* The kind sentence shown and spoken to the senior (Chinese). */
 const char *yn_reason_kind(enum yn_reason r);
-/* The exact text for staff and logs. */
+/* The exact line for staff on the screen (Chinese): what happened, what to do. */
 const char *yn_reason_staff(enum yn_reason r);
+/* The same for technicians in the log (English). */
+const char *yn_reason_log(enum yn_reason r);
 /* A short stable code for records, CSV and JSON ("period_used"). */
 const char *yn_reason_code(enum yn_reason r);
 

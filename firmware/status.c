@@ -25,6 +25,20 @@ static const char *const texts[YN_STATUS_COUNT] = {
     [YN_EREFUSED] = "refused by rule",
     [YN_ELIMIT] = "limit exceeded",
     [YN_EPROTO] = "protocol error",
+    [YN_EDEV_FUNCTION] = "device answered with exception 01 (illegal function): check the "
+                         "register map against the device's manual",
+    [YN_EDEV_ADDRESS] = "device answered with exception 02 (illegal data address): check the "
+                        "register map against the device's manual",
+    [YN_EDEV_VALUE] = "device answered with exception 03 (illegal data value): check the "
+                      "register map and the value written against the device's manual",
+    [YN_EDEV_FAILURE] = "device answered with exception 04 (server device failure): the "
+                        "device reports an internal fault; service or replace it",
+    [YN_EDEV_BUSY] = "device answered with exception 05/06 (busy): it is working on an "
+                     "earlier request; try again",
+    [YN_EDEV_EXCEPTION] = "device answered with a Modbus exception (08, 0A or 0B: memory "
+                          "parity or gateway error); check the device and its manual",
+    [YN_ECRC] = "answer with a bad CRC: noise or a wiring fault on the line (check shielding, "
+                "ground and the 120 ohm termination at both ends)",
 };
 
 const char *yn_strerror(int status)

@@ -34,6 +34,14 @@ enum yn_status {
     YN_EREFUSED,   /* a business rule refused the operation */
     YN_ELIMIT,     /* too many attempts, or a size limit exceeded */
     YN_EPROTO,     /* peer broke the protocol (bad frame, bad reply) */
+    /* a device on a field bus answered, and said no (Modbus exceptions) */
+    YN_EDEV_FUNCTION,  /* exception 01 illegal function: the device has no such request */
+    YN_EDEV_ADDRESS,   /* exception 02 illegal data address: register map does not fit */
+    YN_EDEV_VALUE,     /* exception 03 illegal data value */
+    YN_EDEV_FAILURE,   /* exception 04 server device failure: the device itself is faulty */
+    YN_EDEV_BUSY,      /* exception 05 acknowledge / 06 server device busy: try later */
+    YN_EDEV_EXCEPTION, /* another exception code (08, 0A, 0B) */
+    YN_ECRC,           /* an answer with a bad CRC: noise on the line, wiring, termination */
     YN_STATUS_COUNT
 };
 

@@ -275,7 +275,7 @@ int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *me
         break;
     case YN_EREFUSED:
         snprintf(out->detail, sizeof out->detail, "card %s refused: %s", facts.card_no,
-                 yn_reason_staff(out->reason));
+                 yn_reason_log(out->reason));
         break;
     default:
         out->reason = YN_REASON_STORAGE;

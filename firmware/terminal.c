@@ -60,6 +60,7 @@
 #include "log.h"
 #include "money.h"
 #include "nfc_sim.h"
+#include "screens.h"
 #include "tap.h"
 #include "voice.h"
 
@@ -121,6 +122,8 @@ struct yn_terminal {
     int64_t locked_until_ms;              /* monotonic: staff menu locked until then */
     bool done;
     int taps;
+    int demo_cards;        /* cards in [reader] sim_cards, for the demo_control hint */
+    bool demo_cards_known; /* demo_cards was counted */
 };
 
 /* Meta keys of what the terminal notes in the ledger while idle. */
@@ -357,36 +360,47 @@ static void light(yn_terminal *t, enum yn_output out)
         yn_warn("io: %s: %s", yn_output_name(out), yn_strerror(rc));
 }
 
-static const char *period_label(const char *period)
+/* What every screen's status bar shows, and where names come from. */
+static yn_screens_ctx screens_ctx(yn_terminal *t)
 {
-    static const struct {
-        const char *name, *label;
-    } labels[] = {{"breakfast", "早餐"}, {"lunch", "午餐"}, {"dinner", "晚餐"}, {"supper", "晚餐"}};
-    for (size_t i = 0; i < sizeof labels / sizeof labels[0]; i++)
-        if (strcmp(period, labels[i].name) == 0)
-            return labels[i].label;
-    return period;
+    yn_screens_ctx c = {.policy = t->deps.policy,
+                        .terminal_id = t->cfg->terminal.id,
+                        .operator_id = t->logged_in ? t->operator_id : ""};
+    if (yn_ledger_unsent(t->deps.ledger, yn_clock_utc_s(&t->dev->clock), &c.unsent,
+                         &c.unsent_age_s) != YN_OK)
+        c.unsent = -1;
+    return c;
 }
 
-/* The status bar: terminal, records waiting for upload. */
+/* The status bar: terminal, operator, records waiting for upload. */
 static void footer(yn_terminal *t, yn_screen *s)
 {
-    int64_t count = 0, age_s = 0;
-    int64_t now = yn_clock_utc_s(&t->dev->clock);
-    if (yn_ledger_unsent(t->deps.ledger, now, &count, &age_s) != YN_OK)
-        count = -1;
-    int n = snprintf(s->footer, sizeof s->footer, "终端 %s", t->cfg->terminal.id);
-    if (t->logged_in)
-        n += snprintf(s->footer + n, sizeof s->footer - (size_t)n, "  操作员 %s", t->operator_id);
-    if (count > 0)
-        n += snprintf(s->footer + n, sizeof s->footer - (size_t)n,
-                      "  待上传 %lld 条 (最早 %lld 分钟前)", (long long)count,
-                      (long long)(age_s / 60));
-    else if (count == 0)
-        n += snprintf(s->footer + n, sizeof s->footer - (size_t)n, "  记录已全部上传");
-    if ((is_sim_reader(t) || t->cfg->reader.demo_control[0]) && n > 0 &&
-        (size_t)n < sizeof s->footer)
-        snprintf(s->footer + n, sizeof s->footer - (size_t)n, "  |  a-p 刷卡 x 拿走 q 退出");
+    yn_screens_ctx c = screens_ctx(t);
+    yn_screens_footer(s, &c);
+}
+
+/* Demo mode (the simulated reader, or [reader] demo_control to an emulator):
+ * how many demo cards the keys a.. present — for demo_control, the cards of
+ * [reader] sim_cards, the file the emulator holds too (tools/demo-run); 0
+ * outside demo mode, -1 when the emulator's cards are not known here. */
+static int demo_cards(yn_terminal *t)
+{
+    if (is_sim_reader(t))
+        return yn_nfc_sim_count(&t->dev->nfc);
+    if (!t->cfg->reader.demo_control[0])
+        return 0;
+    if (t->demo_cards_known)
+        return t->demo_cards;
+    t->demo_cards_known = true;
+    FILE *f = t->cfg->reader.sim_cards[0] ? fopen(t->cfg->reader.sim_cards, "r") : NULL;
+    char line[512];
+    t->demo_cards = f ? 0 : -1;
+    while (f && fgets(line, sizeof line, f))
+        if (line[0] != '#' && line[0] != '\n' && line[0] != '\0')
+            t->demo_cards++;
+    if (f)
+        fclose(f);
+    return t->demo_cards;
 }
 
 /* 在线 when the district answered within three sync intervals; the staff
@@ -397,7 +411,7 @@ static const char *online_text(yn_terminal *t)
     if (!t->cfg->sync.enabled)
         return "离线模式";
     if (yn_ledger_meta_get(t->deps.ledger, "last_sync_utc_s", v, sizeof v) != YN_OK)
-        return "离线 (尚未同步)";
+        return "离线（尚未同步）";
     int64_t age_s = yn_clock_utc_s(&t->dev->clock) - strtoll(v, NULL, 10);
     return age_s <= 3 * (int64_t)t->cfg->sync.interval_s ? "在线" : "离线";
 }
@@ -405,42 +419,28 @@ static const char *online_text(yn_terminal *t)
 static void show_idle(yn_terminal *t)
 {
     yn_screen s;
-    char price[32];
     yn_moment m;
     yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
     memcpy(t->idle_period, m.period, sizeof t->idle_period);
     t->idle_minute = m.seconds_of_day / 60;
     memset(t->entry, 0, sizeof t->entry);
-    yn_screen_init(&s, YN_SCREEN_IDLE, "idle",
-                   t->cfg->terminal.canteen_name[0] ? t->cfg->terminal.canteen_name
-                                                    : t->cfg->terminal.canteen_id);
     yn_clock_reading rd;
     yn_clock_read(&t->dev->clock, &rd);
-    if (rd.state == YN_CLOCK_UNKNOWN)
-        yn_screen_add(&s, YN_TEXT_NORMAL, "时钟有误，暂停刷卡: 请接通网络对时或校准时钟  %s",
-                      online_text(t));
-    else
-        yn_screen_add(&s, YN_TEXT_NORMAL, "%d-%02d-%02d %02d:%02d%s  %s", m.local_ymd / 10000,
-                      m.local_ymd / 100 % 100, m.local_ymd % 100, m.seconds_of_day / 3600,
-                      m.seconds_of_day / 60 % 60,
-                      rd.state == YN_CLOCK_ESTIMATED ? " (时钟跳变，按估算时间)" : "",
-                      online_text(t));
-    if (is_kiosk(t)) {
-        yn_screen_add(&s, YN_TEXT_HUGE, "请刷卡查询余额");
-    } else if (t->weighed) {
-        yn_fen_format(t->per100g_fen, price, sizeof price);
-        yn_screen_add(&s, YN_TEXT_NORMAL, "%s",
-                      m.period[0] ? period_label(m.period) : "现在不是补贴用餐时间");
-        yn_screen_add(&s, YN_TEXT_LARGE, "称重计价 %s/100克", price);
-        yn_screen_add(&s, YN_TEXT_HUGE, "请放好餐盘后刷卡");
-    } else {
-        yn_fen_format(t->price_fen, price, sizeof price);
-        yn_screen_add(&s, YN_TEXT_NORMAL, "%s",
-                      m.period[0] ? period_label(m.period) : "现在不是补贴用餐时间");
-        yn_screen_add(&s, YN_TEXT_LARGE, "本餐价格 %s", price);
-        yn_screen_add(&s, YN_TEXT_HUGE, "请刷卡");
-    }
-    footer(t, &s);
+    yn_screens_ctx c = screens_ctx(t);
+    yn_idle_view v = {.canteen = t->cfg->terminal.canteen_name[0] ? t->cfg->terminal.canteen_name
+                                                                  : t->cfg->terminal.canteen_id,
+                      .local_ymd = m.local_ymd,
+                      .seconds_of_day = m.seconds_of_day,
+                      .online = online_text(t),
+                      .period = m.period,
+                      .kiosk = is_kiosk(t),
+                      .weighed = t->weighed,
+                      .price_fen = t->price_fen,
+                      .per100g_fen = t->per100g_fen,
+                      .demo_cards = demo_cards(t),
+                      .clock_unknown = rd.state == YN_CLOCK_UNKNOWN,
+                      .clock_estimated = rd.state == YN_CLOCK_ESTIMATED};
+    yn_screens_idle(&s, &c, &v);
     show(t, &s);
     t->state = ST_IDLE;
 }
@@ -448,9 +448,7 @@ static void show_idle(yn_terminal *t)
 static void show_price_entry(yn_terminal *t)
 {
     yn_screen s;
-    yn_screen_init(&s, YN_SCREEN_PROMPT, "price", t->weighed ? "输入每100克价格" : "输入本餐价格");
-    yn_screen_add(&s, YN_TEXT_HUGE, "¥%s_", t->price_text);
-    yn_screen_add(&s, YN_TEXT_NORMAL, "确认键 保存   取消键 放弃");
+    yn_screens_price_entry(&s, t->weighed, t->price_text);
     footer(t, &s);
     show(t, &s);
 }
@@ -467,121 +465,46 @@ static void result_timer(yn_terminal *t)
 }
 
 /* The outcome of a counter tap, for the diner and for staff; meal is what was
- * sold (NULL in the kiosk). */
-static void show_debit(yn_terminal *t, const yn_tap_outcome *o, const yn_meal *meal)
+ * sold (NULL in the kiosk); staff_note an exact Chinese detail or NULL. */
+static void show_debit(yn_terminal *t, const yn_tap_outcome *o, const yn_meal *meal,
+                       const char *staff_note)
 {
     yn_screen s;
-    char a[32], b[32], c[32];
-    const yn_decision *d = &o->result.decision;
+    yn_screens_ctx c = screens_ctx(t);
+    yn_screens_tap(&s, &c, o, meal, staff_note);
+    say_outcome(t, o);
     if (!o->charged) {
-        yn_screen_init(&s, YN_SCREEN_REFUSED, "refused", "未能扣款");
-        snprintf(s.name, sizeof s.name, "refused_%s", yn_reason_code(o->reason));
-        yn_screen_add(&s, YN_TEXT_HUGE, "%s", yn_reason_kind(o->reason));
-        yn_screen_add(&s, YN_TEXT_NORMAL, "工作人员: %s", o->detail);
-        if (o->reason == YN_REASON_CLOCK)
-            yn_screen_add(&s, YN_TEXT_NORMAL, "请接通网络等待自动对时，或请技术人员校准时钟");
-        say_outcome(t, o);
         light(t, YN_OUT_RED);
         light(t, YN_OUT_BUZZER);
     } else {
-        bool subsidised = d->subsidy_fen > 0;
-        yn_screen_init(&s, YN_SCREEN_OK, subsidised ? "ok" : "ok_full_price",
-                       subsidised ? "成功" : "请按原价付款");
-        if (o->card_ok)
-            yn_screen_add(&s, YN_TEXT_NORMAL, "卡号 %s", o->card.card_no);
-        if (meal && meal->weight_g > 0) {
-            yn_fen_format(meal->price_per_100g_fen, a, sizeof a);
-            yn_fen_format(d->price_fen, b, sizeof b);
-            yn_screen_add(&s, YN_TEXT_LARGE, "重量 %d 克  %s/100克  计 %s", (int)meal->weight_g, a,
-                          b);
-        }
-        yn_fen_format(d->subsidy_fen, a, sizeof a);
-        if (subsidised)
-            yn_screen_add(&s, YN_TEXT_HUGE, "补贴 %s", a);
-        else
-            yn_screen_add(&s, YN_TEXT_LARGE, "%s", yn_reason_kind(d->reason));
-        yn_fen_format(d->wallet_fen, a, sizeof a);
-        yn_fen_format(d->cash_fen, b, sizeof b);
-        yn_fen_format(o->result.wallet_after_fen, c, sizeof c);
-        if (d->cash_fen > 0)
-            yn_screen_add(&s, YN_TEXT_HUGE, "请付现金 %s", b);
-        if (d->wallet_fen > 0)
-            yn_screen_add(&s, YN_TEXT_LARGE, "卡内扣 %s  余额 %s", a, c);
-        else
-            yn_screen_add(&s, YN_TEXT_NORMAL, "卡内余额 %s", c);
-        if (o->status == YN_EDUPLICATE && o->unshown_utc_s) {
-            yn_moment at;
-            yn_policy_locate(t->deps.policy, o->unshown_utc_s, &at);
-            yn_screen_add(&s, YN_TEXT_NORMAL, "这是 %d月%d日 %02d:%02d 那次刷卡的结果，未重复扣款",
-                          (int)(at.local_ymd / 100 % 100), (int)(at.local_ymd % 100),
-                          at.seconds_of_day / 3600, at.seconds_of_day / 60 % 60);
-        } else if (o->status == YN_EDUPLICATE) {
-            yn_screen_add(&s, YN_TEXT_NORMAL, "同一次刷卡，未重复扣款");
-        }
-        if (o->stamp == YN_TAP_STAMP_MISSING || o->stamp == YN_TAP_STAMP_UNNOTED)
-            yn_screen_add(&s, YN_TEXT_NORMAL,
-                          "工作人员: 卡片未写入用餐标记，已登记，下次刷卡时补写");
-        if (o->result.seq > 0)
-            yn_screen_add(&s, YN_TEXT_NORMAL, "流水号 %lld", (long long)o->result.seq);
-        say_outcome(t, o);
         light(t, YN_OUT_GREEN);
         light(t, YN_OUT_GATE);
     }
-    footer(t, &s);
     show(t, &s);
 }
 
-/* The kiosk: what is left, what was eaten. */
+/* The kiosk: what is left, what was eaten — shown and said. */
 static void show_balance(yn_terminal *t, const yn_tap_outcome *o)
 {
     yn_screen s;
     yn_ledger_account acc;
-    char a[32];
-    int rc =
-        yn_ledger_balance(t->deps.ledger, o->card.card_no, yn_clock_utc_s(&t->dev->clock), 5, &acc);
+    int rc = yn_ledger_balance(t->deps.ledger, o->card.card_no, yn_clock_utc_s(&t->dev->clock),
+                               YN_SCREENS_KIOSK_MEALS, &acc);
     if (rc != YN_OK) {
-        yn_screen_init(&s, YN_SCREEN_ERROR, "error", "暂时无法查询");
-        yn_screen_add(&s, YN_TEXT_LARGE, "%s", yn_reason_kind(YN_REASON_STORAGE));
-        yn_screen_add(&s, YN_TEXT_NORMAL, "ledger: %s", yn_strerror(rc));
+        yn_err("kiosk: balance of card %s: %s", o->card.card_no, yn_strerror(rc));
+        yn_screens_balance_failed(&s, rc);
+        footer(t, &s);
         light(t, YN_OUT_RED);
     } else {
-        yn_screen_init(&s, YN_SCREEN_INFO, "balance", "余额查询");
-        yn_fen_format(acc.wallet_fen, a, sizeof a);
-        yn_screen_add(&s, YN_TEXT_HUGE, "余额 %s", a);
-        yn_fen_format(acc.subsidy_month_fen, a, sizeof a);
-        yn_screen_add(&s, YN_TEXT_LARGE, "本月补贴 %d 次 共 %s", acc.meals_month, a);
-        int32_t per_month;
-        int64_t cap_fen;
-        char b[32];
-        yn_policy_month_limits(t->deps.policy, &per_month, &cap_fen);
-        yn_fen_format(cap_fen > acc.subsidy_month_fen ? cap_fen - acc.subsidy_month_fen : 0, b,
-                      sizeof b);
-        if (per_month > 0 && cap_fen > 0)
-            yn_screen_add(&s, YN_TEXT_LARGE, "本月还可补贴 %d 次 %s",
-                          per_month > acc.meals_month ? per_month - acc.meals_month : 0, b);
-        else if (per_month > 0)
-            yn_screen_add(&s, YN_TEXT_LARGE, "本月还可补贴 %d 次",
-                          per_month > acc.meals_month ? per_month - acc.meals_month : 0);
-        else if (cap_fen > 0)
-            yn_screen_add(&s, YN_TEXT_LARGE, "本月补贴额度还剩 %s", b);
-        else
-            yn_screen_add(&s, YN_TEXT_NORMAL, "本月补贴不限次数");
-        for (int i = 0; i < acc.n_last && i < 5 && s.n_lines < YN_SCREEN_LINES; i++) {
-            const yn_ledger_meal_line *m = &acc.last[i];
-            yn_fen_format(m->paid_fen, a, sizeof a);
-            yn_fen_format(m->subsidy_fen, b, sizeof b);
-            yn_screen_add(&s, YN_TEXT_NORMAL, "%d-%02d-%02d %s %s 补贴 %s 付 %s%s",
-                          m->local_ymd / 10000, m->local_ymd / 100 % 100, m->local_ymd % 100,
-                          period_label(m->period), m->terminal, b, a,
-                          m->reversed ? " (已冲正)" : "");
-        }
+        yn_screens_ctx c = screens_ctx(t);
+        yn_balance_view v = {.acc = &acc};
+        yn_policy_limits(t->deps.policy, &v.limits);
+        yn_screens_balance(&s, &c, &v);
         yn_phrase p = {0};
-        yn_phrase_add(&p, "yu_e");
-        yn_voice_amount(&p, acc.wallet_fen);
+        yn_voice_balance(&p, &acc, &v.limits);
         say(t, &p);
         light(t, YN_OUT_GREEN);
     }
-    footer(t, &s);
     show(t, &s);
 }
 
@@ -605,29 +528,45 @@ static void sleep_real_ms(int64_t ms)
     nanosleep(&ts, NULL);
 }
 
+/* Why a weighed tap was refused: English for the log, Chinese for staff. */
+struct weigh_why {
+    char log[192];
+    char staff[160];
+};
+
+static void why_scale(struct weigh_why *why, int rc, const char *log_what, const char *staff_what)
+{
+    snprintf(why->log, sizeof why->log, "scale: %s: %s", log_what, yn_strerror(rc));
+    snprintf(why->staff, sizeof why->staff, "电子秤%s：%s", staff_what, yn_screens_status_text(rc));
+}
+
 /* A weight fit to price a meal by: settled, confirmed by a second identical
  * settled reading, above 0 g, not over range, at most [scale] max_weight_g,
  * all within [scale] stable_timeout_ms. Otherwise false, with the exact reason
- * for staff in why. Never guesses: a reading it cannot trust refuses the tap. */
-static bool weigh(yn_terminal *t, int32_t *net_g, char *why, size_t len)
+ * in why. Never guesses: a reading it cannot trust refuses the tap. A device
+ * that answers with an error (a Modbus exception: the register map does not
+ * fit the scale) is told apart from one that does not answer at all. */
+static bool weigh(yn_terminal *t, int32_t *net_g, struct weigh_why *why)
 {
     const yn_config *c = t->cfg;
     const int64_t deadline = real_ms() + c->scale.stable_timeout_ms;
     yn_weight w = {0}, prev = {0};
-    bool have_prev = false, have_reading = false, confirmed = false;
+    bool have_prev = false, have_reading = false, confirmed = false, quick = false;
     int rc;
     for (;;) {
         rc = yn_scale_read(&t->dev->scale, &w);
-        if (rc == YN_ENODEV) {
-            snprintf(why, len, "scale: not connected (%s); check its cable and power",
-                     yn_strerror(rc));
-            return false;
+        if (rc == YN_ENODEV ||
+            (rc >= YN_EDEV_FUNCTION && rc <= YN_EDEV_EXCEPTION && rc != YN_EDEV_BUSY)) {
+            why_scale(why, rc, "reading refused", "读数失败");
+            return false; /* no use asking again within this tap */
         }
         if (rc == YN_OK) {
             have_reading = true;
             if (w.stable && w.overload) {
-                snprintf(why, len, "scale: over range (%d g); take weight off the scale",
-                         (int)w.net_g);
+                snprintf(why->log, sizeof why->log,
+                         "scale: over range (%d g); take weight off the scale", (int)w.net_g);
+                snprintf(why->staff, sizeof why->staff,
+                         "电子秤超出量程（%d" YN_NB "克）：请拿走部分重量", (int)w.net_g);
                 return false;
             }
             if (w.stable && have_prev && prev.net_g == w.net_g) {
@@ -642,33 +581,45 @@ static bool weigh(yn_terminal *t, int32_t *net_g, char *why, size_t len)
         int64_t left = deadline - real_ms();
         if (left <= 0)
             break;
-        if (!have_prev) /* a settled reading is confirmed at once */
+        /* a settled reading is confirmed at once, once; otherwise the scale is
+         * asked every WEIGH_POLL_MS (hal/MODBUS.md), never back to back */
+        quick = have_prev && !quick;
+        if (!quick)
             sleep_real_ms(left < WEIGH_POLL_MS ? left : WEIGH_POLL_MS);
     }
     if (!confirmed) {
-        if (rc != YN_OK && !have_reading)
-            snprintf(why, len, "scale: no reading within %d ms (%s)", c->scale.stable_timeout_ms,
-                     yn_strerror(rc));
-        else if (rc != YN_OK)
-            snprintf(why, len, "scale: reading failed (%s); weight not settled within %d ms",
-                     yn_strerror(rc), c->scale.stable_timeout_ms);
-        else
-            snprintf(why, len, "scale: weight not settled within %d ms (last %d g%s)",
+        if (rc != YN_OK) {
+            why_scale(why, rc, have_reading ? "reading failed; weight not settled" : "no reading",
+                      have_reading ? "读数中断" : "没有读数");
+        } else {
+            snprintf(why->log, sizeof why->log,
+                     "scale: weight not settled within %d ms (last %d g%s)",
                      c->scale.stable_timeout_ms, (int)w.net_g,
                      w.overload ? ", over range"
                      : w.stable ? ", changing"
                                 : ", in motion");
+            snprintf(why->staff, sizeof why->staff,
+                     "重量在" YN_NB "%d" YN_NB "毫秒内没有稳定（最后" YN_NB "%d" YN_NB
+                     "克）：请放稳餐盘",
+                     c->scale.stable_timeout_ms, (int)w.net_g);
+        }
         return false;
     }
     if (w.net_g <= 0) {
-        snprintf(why, len,
+        snprintf(why->log, sizeof why->log,
                  "scale: net weight %d g: nothing on the scale, or a bad tare (zero the scale, "
                  "or tare with the '-' key)",
+                 (int)w.net_g);
+        snprintf(why->staff, sizeof why->staff,
+                 "净重" YN_NB "%d" YN_NB "克：秤上没有餐食，或去皮不对（请清零，或按减号键去皮）",
                  (int)w.net_g);
         return false;
     }
     if (w.net_g > c->scale.max_weight_g) {
-        snprintf(why, len, "scale: %d g is above [scale] max_weight_g = %d", (int)w.net_g,
+        snprintf(why->log, sizeof why->log, "scale: %d g is above [scale] max_weight_g = %d",
+                 (int)w.net_g, c->scale.max_weight_g);
+        snprintf(why->staff, sizeof why->staff,
+                 "重量" YN_NB "%d" YN_NB "克超过设定的上限" YN_NB "%d" YN_NB "克", (int)w.net_g,
                  c->scale.max_weight_g);
         return false;
     }
@@ -717,20 +668,19 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
     yn_tap_outcome o;
     yn_meal meal = {.price_fen = t->price_fen};
     int32_t weight_g = 0;
+    struct weigh_why why = {.log = "", .staff = ""};
     if (is_kiosk(t)) {
         if (yn_tap_identify(&t->env, tag, &o) == YN_OK)
             show_balance(t, &o);
         else
-            show_debit(t, &o, NULL); /* the refusal screen: not genuine or read failed */
-    } else if (t->weighed && !weigh(t, &weight_g, o.detail, sizeof o.detail)) {
-        char why[sizeof o.detail];
-        memcpy(why, o.detail, sizeof why);
+            show_debit(t, &o, NULL, NULL); /* the refusal: not genuine or read failed */
+    } else if (t->weighed && !weigh(t, &weight_g, &why)) {
         memset(&o, 0, sizeof o);
-        memcpy(o.detail, why, sizeof o.detail);
+        snprintf(o.detail, sizeof o.detail, "%s", why.log);
         o.status = YN_EREFUSED;
         o.reason = YN_REASON_WEIGHT;
         yn_info("tap: weighed meal refused, nothing charged: %s", o.detail);
-        show_debit(t, &o, NULL);
+        show_debit(t, &o, NULL, why.staff);
     } else {
         if (t->weighed)
             meal = (yn_meal){.weight_g = weight_g, .price_per_100g_fen = t->per100g_fen};
@@ -744,7 +694,7 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
                          t->logged_in ? t->operator_id : NULL, &when, &o);
             after_debit(t, &o);
         }
-        show_debit(t, &o, &meal);
+        show_debit(t, &o, &meal, o.reason == YN_REASON_CLOCK ? o.detail : NULL);
     }
     int rc = yn_nfc_release(&t->dev->nfc);
     if (rc != YN_OK)
@@ -762,8 +712,7 @@ static void notice(yn_terminal *t, enum yn_screen_kind kind, const char *name, c
                    const char *line)
 {
     yn_screen s;
-    yn_screen_init(&s, kind, name, title);
-    yn_screen_add(&s, YN_TEXT_LARGE, "%s", line);
+    yn_screens_notice(&s, kind, name, title, line);
     footer(t, &s);
     show(t, &s);
     result_timer(t);
@@ -774,12 +723,12 @@ static void toggle_weighed(yn_terminal *t)
 {
     if (!t->weighed && !t->dev->scale.ops) {
         notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
-               "没有接电子秤 ([scale] backend = none)");
+               "没有配置电子秤：请技术人员在设置中接入电子秤");
         return;
     }
     if (!t->weighed && t->per100g_fen <= 0) {
         notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
-               "没有称重单价 ([menu] price_per_100g_fen = 0)");
+               "没有设定每100克单价：请技术人员在设置中填写");
         return;
     }
     t->weighed = !t->weighed;
@@ -794,10 +743,8 @@ static void tare(yn_terminal *t)
     if (rc == YN_OK) {
         notice(t, YN_SCREEN_INFO, "tared", "已去皮", "请放上餐食后刷卡");
     } else {
-        char line[96];
-        snprintf(line, sizeof line, "去皮失败: %s", yn_strerror(rc));
         yn_warn("scale: tare: %s", yn_strerror(rc));
-        notice(t, YN_SCREEN_ERROR, "tare_failed", "去皮失败", line);
+        notice(t, YN_SCREEN_ERROR, "tare_failed", "去皮失败", yn_screens_status_text(rc));
     }
 }
 
@@ -820,11 +767,7 @@ static void show_locked(yn_terminal *t)
 static void show_menu(yn_terminal *t)
 {
     yn_screen s;
-    yn_screen_init(&s, YN_SCREEN_PROMPT, "staff_menu", "管理菜单");
-    yn_screen_add(&s, YN_TEXT_LARGE, "1 冲正");
-    yn_screen_add(&s, YN_TEXT_LARGE, "2 日结");
-    yn_screen_add(&s, YN_TEXT_LARGE, "3 退出登录");
-    yn_screen_add(&s, YN_TEXT_NORMAL, "取消键 返回");
+    yn_screens_menu(&s);
     footer(t, &s);
     show(t, &s);
     t->state = ST_MENU;
@@ -835,29 +778,12 @@ static void show_menu(yn_terminal *t)
 static void show_entry(yn_terminal *t)
 {
     yn_screen s;
-    char masked[ENTRY_MAX];
-    size_t n = strlen(t->entry);
-    const char *title = t->auth == AUTH_REVERSE ? "冲正 主管授权" : "工作人员登录";
-    switch (t->state) {
-    case ST_STAFF_ID:
-        yn_screen_init(&s, YN_SCREEN_PROMPT, "staff_id", title);
-        yn_screen_add(&s, YN_TEXT_HUGE, "%s %s_", t->auth == AUTH_REVERSE ? "主管工号" : "工号",
-                      t->entry);
-        break;
-    case ST_STAFF_PIN:
-        memset(masked, '*', n);
-        masked[n] = '\0';
-        yn_screen_init(&s, YN_SCREEN_PROMPT, "staff_pin", title);
-        yn_screen_add(&s, YN_TEXT_NORMAL, "工号 %s", t->auth_id);
-        yn_screen_add(&s, YN_TEXT_HUGE, "密码 %s_", masked);
-        break;
-    default:
-        yn_screen_init(&s, YN_SCREEN_PROMPT, "reverse_seq", "冲正");
-        yn_screen_add(&s, YN_TEXT_HUGE, "流水号 %s_", t->entry);
-        yn_screen_add(&s, YN_TEXT_NORMAL, "输入成功画面上的流水号");
-        break;
-    }
-    yn_screen_add(&s, YN_TEXT_NORMAL, "确认键 继续   取消键 返回");
+    bool rev = t->auth == AUTH_REVERSE;
+    enum yn_entry_kind k = t->state == ST_STAFF_ID ? (rev ? YN_ENTRY_SUPER_ID : YN_ENTRY_LOGIN_ID)
+                           : t->state == ST_STAFF_PIN
+                               ? (rev ? YN_ENTRY_SUPER_PIN : YN_ENTRY_LOGIN_PIN)
+                               : YN_ENTRY_REVERSE_SEQ;
+    yn_screens_entry(&s, k, t->auth_id, t->entry);
     footer(t, &s);
     show(t, &s);
 }
@@ -912,46 +838,16 @@ static void reverse(yn_terminal *t, const char *sup_id)
     long long seq = (long long)t->rev_seq;
     int rc = yn_ledger_reverse(t->deps.ledger, t->deps.policy, t->rev_seq, sup_id, &when, &res);
     if (rc == YN_OK) {
-        char a[32];
         yn_ledger_record rec = {0};
         if (yn_ledger_record_get(t->deps.ledger, res.seq, &rec) != YN_OK)
             rec.card_no[0] = '\0';
         yn_info("staff: meal %lld reversed by supervisor %s (record %lld, card %s)", seq, sup_id,
                 (long long)res.seq, rec.card_no);
-        yn_screen_init(&s, YN_SCREEN_OK, "reversed", "冲正成功");
-        yn_screen_add(&s, YN_TEXT_LARGE, "流水号 %lld 已冲正", seq);
-        yn_screen_add(&s, YN_TEXT_NORMAL, "卡号 %s  冲正流水号 %lld", rec.card_no,
-                      (long long)res.seq);
-        yn_fen_format(-res.decision.subsidy_fen, a, sizeof a);
-        yn_screen_add(&s, YN_TEXT_NORMAL, "补贴退回 %s", a);
-        yn_fen_format(-res.decision.wallet_fen, a, sizeof a);
-        yn_screen_add(&s, YN_TEXT_LARGE, "退回卡内 %s", a);
-        yn_fen_format(-res.decision.cash_fen, a, sizeof a);
-        yn_screen_add(&s, YN_TEXT_LARGE, "退还现金 %s", a);
-        yn_fen_format(res.wallet_after_fen, a, sizeof a);
-        yn_screen_add(&s, YN_TEXT_NORMAL, "卡内余额 %s", a);
+        yn_screens_reversed(&s, t->rev_seq, rec.card_no, &res);
     } else {
-        char line[128];
-        switch (rc) {
-        case YN_ENOTFOUND:
-            snprintf(line, sizeof line, "没有流水号 %lld", seq);
-            break;
-        case YN_EDUPLICATE:
-            snprintf(line, sizeof line, "流水号 %lld 已经冲正过 (冲正流水号 %lld)", seq,
-                     (long long)res.seq);
-            break;
-        case YN_EREFUSED:
-            snprintf(line, sizeof line,
-                     "流水号 %lld 不能冲正: 不是餐费记录，或已超过冲正时限 (%d 分钟)", seq,
-                     yn_policy_reverse_window_s(t->deps.policy) / 60);
-            break;
-        default:
-            snprintf(line, sizeof line, "账本错误: %s", yn_strerror(rc));
-            break;
-        }
         yn_warn("staff: reversal of %lld by %s refused: %s", seq, sup_id, yn_strerror(rc));
-        yn_screen_init(&s, YN_SCREEN_ERROR, "reverse_refused", "未冲正");
-        yn_screen_add(&s, YN_TEXT_LARGE, "%s", line);
+        yn_screens_reverse_refused(&s, rc, t->rev_seq, res.seq,
+                                   yn_policy_reverse_window_s(t->deps.policy) / 60);
     }
     footer(t, &s);
     show(t, &s);
@@ -979,27 +875,10 @@ static void check_pin(yn_terminal *t)
         char line[96];
         yn_warn("staff: operator %s is not a supervisor; reversal of %lld refused", op->id,
                 (long long)t->rev_seq);
-        snprintf(line, sizeof line, "工号 %s 不是主管，不能冲正", op->id);
+        snprintf(line, sizeof line, "工号" YN_NB "%s 不是主管，不能冲正", op->id);
         notice(t, YN_SCREEN_ERROR, "not_supervisor", "需要主管授权", line);
     } else {
         reverse(t, op->id);
-    }
-}
-
-/* A name and its count for a summary line: "低保 3". */
-static void sum_list(char *out, size_t len, const char *label, const yn_ledger_sum *sums, int n,
-                     bool money)
-{
-    int w = snprintf(out, len, "%s", label);
-    for (int i = 0; i < n && w > 0 && (size_t)w < len; i++) {
-        char a[32];
-        yn_fen_format(sums[i].subsidy_fen, a, sizeof a);
-        if (money)
-            w += snprintf(out + w, len - (size_t)w, " %s %s", sums[i].name[0] ? sums[i].name : "-",
-                          a);
-        else
-            w += snprintf(out + w, len - (size_t)w, " %s %lld",
-                          sums[i].name[0] ? sums[i].name : "-", (long long)sums[i].count);
     }
 }
 
@@ -1009,14 +888,12 @@ static void settle(yn_terminal *t)
     yn_screen s;
     yn_moment m;
     yn_ledger_settlement st;
-    char a[32], b[32], c[32], d[32], path[PATH_MAX + 64];
+    char path[PATH_MAX + 64];
     yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
     int rc = yn_ledger_settle(t->deps.ledger, m.local_ymd, &st);
     if (rc != YN_OK) {
         yn_err("staff: 日结 of %d: %s", (int)m.local_ymd, yn_strerror(rc));
-        char line[96];
-        snprintf(line, sizeof line, "账本错误: %s", yn_strerror(rc));
-        notice(t, YN_SCREEN_ERROR, "settle_failed", "日结失败", line);
+        notice(t, YN_SCREEN_ERROR, "settle_failed", "日结失败", yn_screens_status_text(rc));
         return;
     }
     snprintf(path, sizeof path, "%s/settle-%s-%d.csv", t->cfg->ledger.settle_dir,
@@ -1031,34 +908,9 @@ static void settle(yn_terminal *t)
         yn_info("staff: 日结 of %d by operator %s written to %s", (int)m.local_ymd, t->operator_id,
                 path);
 
-    char title[64], line[YN_SCREEN_TEXT];
-    snprintf(title, sizeof title, "日结 %d-%02d-%02d", (int)(m.local_ymd / 10000),
-             (int)(m.local_ymd / 100 % 100), (int)(m.local_ymd % 100));
-    yn_screen_init(&s, YN_SCREEN_INFO, "settlement", title);
-    yn_fen_format(st.total.price_fen, a, sizeof a);
-    yn_screen_add(&s, YN_TEXT_LARGE, "餐数 %lld  金额 %s", (long long)st.total.count, a);
-    yn_fen_format(st.total.subsidy_fen, a, sizeof a);
-    yn_fen_format(st.total.wallet_fen, b, sizeof b);
-    yn_fen_format(st.total.cash_fen, c, sizeof c);
-    yn_screen_add(&s, YN_TEXT_NORMAL, "补贴 %s  卡内 %s  现金 %s", a, b, c);
-    yn_fen_format(-st.reversals.price_fen, a, sizeof a);
-    yn_fen_format(-st.topups.wallet_fen, b, sizeof b);
-    yn_fen_format(-st.allocations.wallet_fen, d, sizeof d);
-    yn_screen_add(&s, YN_TEXT_NORMAL, "冲正 %lld 笔 %s  充值 %s  拨款 %s",
-                  (long long)-st.reversals.count, a, b, d);
-    sum_list(line, sizeof line, "类别:", st.categories, st.n_categories, false);
-    yn_screen_add(&s, YN_TEXT_NORMAL, "%s", line);
-    sum_list(line, sizeof line, "餐次:", st.periods, st.n_periods, false);
-    yn_screen_add(&s, YN_TEXT_NORMAL, "%s", line);
-    sum_list(line, sizeof line, "补贴来源:", st.sources, st.n_sources, true);
-    yn_screen_add(&s, YN_TEXT_NORMAL, "%s", line);
-    if (rc == YN_OK) {
-        const char *base = strrchr(path, '/');
-        yn_screen_add(&s, YN_TEXT_NORMAL, "已保存 %s", base ? base + 1 : path);
-    } else {
-        yn_screen_add(&s, YN_TEXT_NORMAL, "CSV 未能保存: %s", yn_strerror(rc));
-    }
-    footer(t, &s);
+    const char *base = strrchr(path, '/');
+    yn_screens_ctx c = screens_ctx(t);
+    yn_screens_settlement(&s, &c, &st, rc == YN_OK ? (base ? base + 1 : path) : NULL, rc);
     show(t, &s);
     result_timer_ms(t, SETTLE_SHOW_MS);
 }
@@ -1185,10 +1037,8 @@ static void on_key(yn_terminal *t, int key)
             show_idle(t);
         } else {
             yn_screen s;
-            yn_screen_init(&s, YN_SCREEN_ERROR, "price_invalid", "价格无效");
-            yn_screen_add(&s, YN_TEXT_LARGE, "%s",
-                          t->weighed ? "请输入每100克 0.01 到 1000 元，最多两位小数"
-                                     : "请输入 0 到 1000 元，最多两位小数");
+            yn_screens_price_invalid(&s, t->weighed);
+            footer(t, &s);
             show(t, &s);
             t->price_text[0] = '\0';
             result_timer(t);
@@ -1215,6 +1065,19 @@ static void demo_control(yn_terminal *t, const yn_input_event *ev)
     close(fd);
 }
 
+/* A card key with no demo card behind it: say so rather than do nothing. */
+static void no_demo_card(yn_terminal *t, int card)
+{
+    char line[96];
+    int n = demo_cards(t);
+    yn_info("demo: key %c has no demo card (there are %d)", 'a' + card, n);
+    if (n > 0)
+        snprintf(line, sizeof line, "演示卡只有 a 到 %c 共 %d 张", 'a' + (n > 26 ? 25 : n - 1), n);
+    else
+        snprintf(line, sizeof line, "没有演示卡");
+    notice(t, YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡", line);
+}
+
 static void on_event(yn_terminal *t, const yn_input_event *ev)
 {
     switch (ev->type) {
@@ -1223,17 +1086,19 @@ static void on_event(yn_terminal *t, const yn_input_event *ev)
         break;
     case YN_EV_SIM_PRESENT:
     case YN_EV_SIM_REMOVE:
-        if (!is_sim_reader(t) && t->cfg->reader.demo_control[0]) {
-            demo_control(t, ev);
-            break;
-        }
-        if (!is_sim_reader(t)) {
+        if (!is_sim_reader(t) && !t->cfg->reader.demo_control[0]) {
             yn_warn("input: card keys only drive the simulated reader");
             break;
         }
-        if (yn_nfc_sim_present(&t->dev->nfc, ev->type == YN_EV_SIM_PRESENT ? ev->card : -1) !=
-            YN_OK)
-            yn_warn("reader: there is no virtual card %d", ev->card + 1);
+        if (ev->type == YN_EV_SIM_PRESENT && demo_cards(t) >= 0 && ev->card >= demo_cards(t)) {
+            no_demo_card(t, ev->card);
+            break;
+        }
+        if (!is_sim_reader(t))
+            demo_control(t, ev);
+        else if (yn_nfc_sim_present(&t->dev->nfc, ev->type == YN_EV_SIM_PRESENT ? ev->card : -1) !=
+                 YN_OK)
+            no_demo_card(t, ev->card);
         break;
     case YN_EV_KEY:
         on_key(t, ev->key);

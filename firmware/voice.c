@@ -51,6 +51,10 @@ static const struct {
     {"reason_weight", "称重未稳定，请放稳餐盘后重新刷卡"},
     {"reason_clock", "系统时间有误，暂时不能刷卡，请联系工作人员"},
     {"reason_none", "祝您用餐愉快"},
+    {"ben_yue_butie_hai_sheng", "本月补贴还剩"},
+    {"ben_yue_hai_ke_butie", "本月还可补贴"},
+    {"jin_tian_hai_ke_butie", "今天还可补贴"},
+    {"can", "餐"},
 };
 
 const char *const yn_voice_clips[] = {"ling",
@@ -94,6 +98,10 @@ const char *const yn_voice_clips[] = {"ling",
                                       "reason_weight",
                                       "reason_clock",
                                       "reason_none",
+                                      "ben_yue_butie_hai_sheng",
+                                      "ben_yue_hai_ke_butie",
+                                      "jin_tian_hai_ke_butie",
+                                      "can",
                                       NULL};
 
 const char *yn_voice_clip_text(const char *clip)
@@ -168,6 +176,33 @@ void yn_voice_amount(yn_phrase *p, int64_t fen)
             yn_phrase_add(p, digit_clip[cents]);
     }
     yn_phrase_add(p, "yuan");
+}
+
+void yn_voice_count(yn_phrase *p, int64_t n)
+{
+    read_yuan(p, n < 0 ? 0 : (uint64_t)n);
+}
+
+void yn_voice_balance(yn_phrase *p, const yn_ledger_account *acc, const yn_policy_limit *lim)
+{
+    if (lim->month_cap_fen > 0) {
+        yn_phrase_add(p, "ben_yue_butie_hai_sheng");
+        yn_voice_amount(p, lim->month_cap_fen > acc->subsidy_month_fen
+                               ? lim->month_cap_fen - acc->subsidy_month_fen
+                               : 0);
+    } else if (lim->per_month > 0) {
+        yn_phrase_add(p, "ben_yue_hai_ke_butie");
+        yn_voice_count(p,
+                       lim->per_month > acc->meals_month ? lim->per_month - acc->meals_month : 0);
+        yn_phrase_add(p, "can");
+    }
+    if (lim->day_max > 0) {
+        yn_phrase_add(p, "jin_tian_hai_ke_butie");
+        yn_voice_count(p, lim->day_max > acc->meals_day ? lim->day_max - acc->meals_day : 0);
+        yn_phrase_add(p, "can");
+    }
+    yn_phrase_add(p, "ka_nei_yu_e");
+    yn_voice_amount(p, acc->wallet_fen);
 }
 
 void yn_voice_reason(yn_phrase *p, enum yn_reason r)

@@ -52,12 +52,18 @@ void yn_screen_init(yn_screen *s, enum yn_screen_kind kind, const char *name, co
 
 void yn_screen_add(yn_screen *s, enum yn_text_size size, const char *fmt, ...)
 {
-    if (s->n_lines >= YN_SCREEN_LINES)
+    if (s->n_lines >= YN_SCREEN_LINES) {
+        yn_err("display: screen '%s' has more than %d lines; line dropped", s->name,
+               YN_SCREEN_LINES);
         return;
+    }
     yn_screen_line *l = &s->lines[s->n_lines++];
     l->size = size;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(l->text, sizeof l->text, fmt, ap);
+    int n = vsnprintf(l->text, sizeof l->text, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof l->text)
+        yn_err("display: screen '%s': line %d longer than %d bytes; cut", s->name, s->n_lines,
+               YN_SCREEN_TEXT - 1);
 }

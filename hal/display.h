@@ -13,8 +13,8 @@
 
 struct yn_config;
 
-#define YN_SCREEN_LINES 8
-#define YN_SCREEN_TEXT  128
+#define YN_SCREEN_LINES 10
+#define YN_SCREEN_TEXT  256 /* bytes of one line incl. NUL: about 80 Chinese characters */
 
 enum yn_screen_kind {
     YN_SCREEN_IDLE,    /* waiting: canteen, period, clock, status */
@@ -61,7 +61,8 @@ void yn_display_close(yn_display *dev);
 int yn_display_show(yn_display *dev, const yn_screen *screen) YN_MUST_CHECK;
 int yn_display_describe(yn_display *dev, char *buf, size_t len) YN_MUST_CHECK;
 
-/* Screen building helpers. */
+/* Screen building helpers. A line that does not fit YN_SCREEN_TEXT, or a
+ * line past YN_SCREEN_LINES, is logged as an error (a bug in the screen). */
 void yn_screen_init(yn_screen *s, enum yn_screen_kind kind, const char *name, const char *title);
 void yn_screen_add(yn_screen *s, enum yn_text_size size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

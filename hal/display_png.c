@@ -2,7 +2,6 @@
  * written to <snapshot_dir>/<screen name>.png (replaced atomically), for tests
  * and for documentation. */
 #include <errno.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,42 +52,6 @@ static void png_close(yn_display *dev)
     dev->priv = NULL;
 }
 
-/* Write the canvas as an 8-bit RGB PNG. */
-static int write_png(const yn_canvas *c, FILE *f)
-{
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    uint8_t *row = malloc((size_t)c->width_px * 3);
-    if (!png || !info || !row) {
-        png_destroy_write_struct(&png, &info);
-        free(row);
-        return YN_ENOMEM;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        free(row);
-        return YN_EIO;
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)c->width_px, (png_uint_32)c->height_px, 8,
-                 PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < c->height_px; y++) {
-        for (int x = 0; x < c->width_px; x++) {
-            uint32_t p = c->px[(size_t)y * (size_t)c->width_px + (size_t)x];
-            row[3 * x] = (uint8_t)(p >> 16);
-            row[3 * x + 1] = (uint8_t)(p >> 8);
-            row[3 * x + 2] = (uint8_t)p;
-        }
-        png_write_row(png, row);
-    }
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    free(row);
-    return YN_OK;
-}
-
 static int png_show(yn_display *dev, const yn_screen *s)
 {
     struct png_display *d = dev->priv;
@@ -103,7 +66,7 @@ static int png_show(yn_display *dev, const yn_screen *s)
         yn_err("display: cannot write '%s': %s", tmp, strerror(errno));
         return YN_EIO;
     }
-    rc = write_png(&d->canvas, f);
+    rc = yn_canvas_write_png(&d->canvas, f);
     if (fclose(f) != 0 && rc == YN_OK)
         rc = YN_EIO;
     if (rc == YN_OK && rename(tmp, path) != 0)

@@ -39,22 +39,32 @@ char yn_mb_parity(enum yn_parity p)
     return p == YN_PARITY_EVEN ? 'E' : p == YN_PARITY_ODD ? 'O' : 'N';
 }
 
-/* libmodbus errno → our status. Exceptions are the device's clear answer:
- * illegal function/address/value means the register map does not fit it. */
+/* libmodbus errno → our status. An exception is the device's clear answer and
+ * gets its own status, so that a technician is told "the register map does not
+ * fit" (01/02/03), "the device is faulty" (04) or "busy" (05/06) rather than
+ * "does not answer"; a bad CRC (noise, wiring) is told apart from both. */
 int yn_mb_errno(int e)
 {
     switch (e) {
     case ETIMEDOUT:
         return YN_ETIMEDOUT;
     case EMBXILFUN:
+        return YN_EDEV_FUNCTION;
     case EMBXILADD:
+        return YN_EDEV_ADDRESS;
     case EMBXILVAL:
-        return YN_ENOTSUP;
+        return YN_EDEV_VALUE;
+    case EMBXSFAIL:
+        return YN_EDEV_FAILURE;
     case EMBXSBUSY:
     case EMBXACK:
-        return YN_EBUSY;
-    case EMBXSFAIL:
-        return YN_EIO;
+        return YN_EDEV_BUSY;
+    case EMBXMEMPAR:
+    case EMBXGPATH:
+    case EMBXGTAR:
+        return YN_EDEV_EXCEPTION;
+    case EMBBADCRC:
+        return YN_ECRC;
     case EACCES:
     case EPERM:
         return YN_EPERM;
@@ -62,7 +72,7 @@ int yn_mb_errno(int e)
         return YN_ENOMEM;
     default:
         if (e > MODBUS_ENOBASE)
-            return YN_EPROTO; /* bad CRC, bad data, other exceptions */
+            return YN_EPROTO; /* bad data, bad slave, short answer */
         return YN_ENODEV;     /* EIO, ENOENT, ENXIO, ECONNRESET, EBADF: the port is gone */
     }
 }

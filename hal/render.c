@@ -1,10 +1,15 @@
-/* render.c — the one screen renderer: title bar, lines at three sizes,
- * footer; long lines wrap (CJK text may break between any two characters);
- * what does not fit is cut at the footer. Integer arithmetic only. */
+/* render.c — the one screen renderer: FreeType glyphs placed by the pure
+ * layout (layout.h): title bar, lines at their sizes, footer band. The layout
+ * never clips; a screen that does not fit even at the smallest secondary sizes
+ * is drawn as far as the footer and logged as an error (the screen gallery
+ * test, tests/unit/test_gallery.c, keeps every screen from getting there).
+ * Integer arithmetic only. */
 #include "render.h"
 
 #include <ft2build.h>
 #include FT_FREETYPE_H
+#include <png.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +18,7 @@
 struct yn_renderer {
     FT_Library lib;
     FT_Face face;
+    int size_px; /* the face's current pixel size, 0 = not set */
 };
 
 int yn_canvas_init(yn_canvas *c, int width_px, int height_px)
@@ -79,39 +85,6 @@ void yn_render_close(yn_renderer *r)
     free(r);
 }
 
-/* Next code point of UTF-8 text; invalid bytes come out as U+FFFD. */
-static uint32_t utf8_next(const char **p)
-{
-    const unsigned char *s = (const unsigned char *)*p;
-    uint32_t cp;
-    int n;
-    if (s[0] < 0x80) {
-        cp = s[0];
-        n = 1;
-    } else if ((s[0] & 0xE0) == 0xC0) {
-        cp = s[0] & 0x1F;
-        n = 2;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        cp = s[0] & 0x0F;
-        n = 3;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        cp = s[0] & 0x07;
-        n = 4;
-    } else {
-        *p += 1;
-        return 0xFFFD;
-    }
-    for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80) {
-            *p += i;
-            return 0xFFFD;
-        }
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    *p += n;
-    return cp;
-}
-
 static uint32_t blend(uint32_t bg, uint32_t fg, unsigned a)
 {
     uint32_t out = 0;
@@ -129,15 +102,26 @@ static void fill_rect(yn_canvas *c, int x0, int y0, int w, int h, uint32_t rgb)
             c->px[(size_t)y * (size_t)c->width_px + (size_t)x] = rgb;
 }
 
-/* Advance width of one code point at the face's current size. */
-static int advance_px(yn_renderer *r, uint32_t cp)
+static void set_size(yn_renderer *r, int size_px)
 {
-    if (FT_Load_Char(r->face, cp, FT_LOAD_DEFAULT) != 0)
+    if (r->size_px != size_px) {
+        FT_Set_Pixel_Sizes(r->face, 0, (FT_UInt)size_px);
+        r->size_px = size_px;
+    }
+}
+
+/* The layout's measure: advance width of one code point at size_px. A no-break
+ * space is as wide as a space. */
+static int advance_px(void *arg, uint32_t cp, int size_px)
+{
+    yn_renderer *r = arg;
+    set_size(r, size_px);
+    if (FT_Load_Char(r->face, cp == 0xA0 ? ' ' : cp, FT_LOAD_DEFAULT) != 0)
         return 0;
     return (int)(r->face->glyph->advance.x >> 6);
 }
 
-static void draw_glyph(yn_renderer *r, yn_canvas *c, int pen_x, int baseline, yn_palette pal,
+static void draw_glyph(yn_renderer *r, yn_canvas *c, int pen_x, int baseline, uint32_t fg,
                        int clip_bottom)
 {
     const FT_GlyphSlot g = r->face->glyph;
@@ -152,58 +136,114 @@ static void draw_glyph(yn_renderer *r, yn_canvas *c, int pen_x, int baseline, yn
             if (x < 0 || x >= c->width_px || a == 0)
                 continue;
             uint32_t *px = &c->px[(size_t)y * (size_t)c->width_px + (size_t)x];
-            *px = blend(*px, pal.fg, a);
+            *px = blend(*px, fg, a);
         }
     }
 }
 
-/* Draw text at size_px from the top y, wrapping within [margin, width-margin).
- * Returns the y below the last line drawn. */
-static int draw_text(yn_renderer *r, yn_canvas *c, const char *text, int size_px, int y, int margin,
-                     yn_palette pal, int clip_bottom)
+static void draw_row(yn_renderer *r, yn_canvas *c, const char *text, const yn_layout_row *row,
+                     int x, uint32_t fg, int clip_bottom)
 {
-    FT_Set_Pixel_Sizes(r->face, 0, (FT_UInt)size_px);
-    int line_h = size_px + size_px / 4;
-    int baseline = y + size_px;
-    int x = margin;
-    for (const char *p = text; *p;) {
-        uint32_t cp = utf8_next(&p);
-        int adv = advance_px(r, cp);
-        if (x + adv > c->width_px - margin && x > margin) {
-            x = margin;
-            baseline += line_h;
-        }
+    set_size(r, row->size_px);
+    for (const char *p = text + row->start; p < text + row->end;) {
+        uint32_t cp = yn_utf8_next(&p);
+        if (cp == 0xA0)
+            cp = ' ';
+        int adv = advance_px(r, cp, row->size_px);
         if (FT_Load_Char(r->face, cp, FT_LOAD_RENDER) == 0)
-            draw_glyph(r, c, x, baseline, pal, clip_bottom);
+            draw_glyph(r, c, x, row->top_px + row->size_px, fg, clip_bottom);
         x += adv;
     }
-    return baseline - size_px + line_h;
 }
 
 bool yn_render_covers(yn_renderer *r, const char *text)
 {
-    for (const char *p = text; *p;)
-        if (FT_Get_Char_Index(r->face, utf8_next(&p)) == 0)
+    for (const char *p = text; *p;) {
+        uint32_t cp = yn_utf8_next(&p);
+        if (cp != 0xA0 && FT_Get_Char_Index(r->face, cp) == 0)
             return false;
+    }
     return true;
+}
+
+void yn_render_layout(yn_renderer *r, const yn_screen *s, int width_px, int height_px,
+                      yn_layout *out)
+{
+    yn_layout_screen(s, width_px, height_px, advance_px, r, out);
+}
+
+static const char *row_text(const yn_screen *s, const yn_layout_row *row)
+{
+    return row->line == YN_LAYOUT_TITLE    ? s->title
+           : row->line == YN_LAYOUT_FOOTER ? s->footer
+                                           : s->lines[row->line].text;
+}
+
+int yn_render_parts(yn_renderer *r, const yn_screen *s, yn_canvas *c, int panel_w, int panel_h,
+                    unsigned parts, yn_layout *out)
+{
+    yn_layout lay = {0};
+    yn_layout *l = out ? out : &lay;
+    yn_render_layout(r, s, panel_w, panel_h, l);
+    if (!l->fits)
+        yn_err("display: screen '%s' does not fit %dx%d even with smaller secondary lines; "
+               "shorten its text",
+               s->name, panel_w, panel_h);
+    yn_palette pal = yn_render_palette(s->kind);
+    fill_rect(c, 0, 0, panel_w, panel_h, pal.bg);
+    const int m = l->margin_px;
+    if (parts & YN_PART_BODY)
+        fill_rect(c, m, l->rule_y_px, panel_w - 2 * m, 3, pal.fg); /* rule under the title */
+    if ((parts & YN_PART_FOOTER) && s->footer[0])
+        fill_rect(c, 0, l->footer_top_px, panel_w, 2, pal.fg);
+    for (int i = 0; i < l->n_rows; i++) {
+        const yn_layout_row *row = &l->rows[i];
+        bool footer = row->line == YN_LAYOUT_FOOTER;
+        if (!(parts & (footer ? YN_PART_FOOTER : YN_PART_BODY)))
+            continue;
+        /* only a screen that does not fit is cut, at the footer */
+        draw_row(r, c, row_text(s, row), row, m, pal.fg,
+                 footer || l->fits ? c->height_px : l->footer_top_px);
+    }
+    return YN_OK;
 }
 
 int yn_render_screen(yn_renderer *r, const yn_screen *s, yn_canvas *c)
 {
-    const int margin = c->width_px / 32;
-    yn_palette pal = yn_render_palette(s->kind);
-    fill_rect(c, 0, 0, c->width_px, c->height_px, pal.bg);
+    return yn_render_parts(r, s, c, c->width_px, c->height_px, YN_PART_BODY | YN_PART_FOOTER, NULL);
+}
 
-    int footer_h = s->footer[0] ? YN_PX_FOOTER + YN_PX_FOOTER / 2 + 4 : 0;
-    int clip = c->height_px - footer_h;
-    int y = draw_text(r, c, s->title, YN_PX_TITLE, margin / 2, margin, pal, clip);
-    fill_rect(c, margin, y, c->width_px - 2 * margin, 3, pal.fg); /* rule under the title */
-    y += margin / 2;
-    for (int i = 0; i < s->n_lines && y < clip; i++)
-        y = draw_text(r, c, s->lines[i].text, yn_render_px(s->lines[i].size), y, margin, pal, clip);
-    if (footer_h) {
-        fill_rect(c, 0, clip, c->width_px, 2, pal.fg);
-        draw_text(r, c, s->footer, YN_PX_FOOTER, clip + 4, margin, pal, c->height_px);
+int yn_canvas_write_png(const yn_canvas *c, FILE *f)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    uint8_t *row = malloc((size_t)c->width_px * 3);
+    if (!png || !info || !row) {
+        png_destroy_write_struct(&png, &info);
+        free(row);
+        return YN_ENOMEM;
     }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        free(row);
+        return YN_EIO;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)c->width_px, (png_uint_32)c->height_px, 8,
+                 PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < c->height_px; y++) {
+        for (int x = 0; x < c->width_px; x++) {
+            uint32_t p = c->px[(size_t)y * (size_t)c->width_px + (size_t)x];
+            row[3 * x] = (uint8_t)(p >> 16);
+            row[3 * x + 1] = (uint8_t)(p >> 8);
+            row[3 * x + 2] = (uint8_t)p;
+        }
+        png_write_row(png, row);
+    }
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    free(row);
     return YN_OK;
 }

@@ -1,13 +1,16 @@
 /* render.h — draws a screen (display.h's yn_screen) into a memory canvas with
- * FreeType and a CJK font, large and high-contrast for seniors. The pixel
- * backends (PNG snapshot, Linux framebuffer) present the canvas. */
+ * FreeType and a CJK font, large and high-contrast for seniors, placed by the
+ * pure layout (layout.h) so that nothing is clipped. The pixel backends (PNG
+ * snapshot, Linux framebuffer) present the canvas. */
 #ifndef YN_HAL_RENDER_H
 #define YN_HAL_RENDER_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "display.h"
+#include "layout.h"
 #include "status.h"
 
 #define YN_DEFAULT_FONT "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
@@ -39,7 +42,21 @@ void yn_render_close(yn_renderer *r);
 int yn_render_screen(yn_renderer *r, const yn_screen *s, yn_canvas *c) YN_MUST_CHECK;
 /* True when the font has a glyph for every character of text. */
 bool yn_render_covers(yn_renderer *r, const char *text);
-/* Pixel size a line of this size is drawn at. */
+/* Pixel size a line of this size is drawn at when the screen fits as it is
+ * (secondary lines may be drawn smaller: layout.h). */
 int yn_render_px(enum yn_text_size size);
+/* Where every row of s goes on a width_px x height_px panel. */
+void yn_render_layout(yn_renderer *r, const yn_screen *s, int width_px, int height_px,
+                      yn_layout *out);
+
+/* Parts of a screen, for tests that check one part's pixels against the other's place. */
+enum { YN_PART_BODY = 1u, YN_PART_FOOTER = 2u };
+/* Draw the given parts of s as a panel_w x panel_h panel at the top left of c
+ * (c may be larger: what lands outside the panel was drawn past it); out, when
+ * not NULL, receives the layout. */
+int yn_render_parts(yn_renderer *r, const yn_screen *s, yn_canvas *c, int panel_w, int panel_h,
+                    unsigned parts, yn_layout *out) YN_MUST_CHECK;
+/* The canvas as an 8-bit RGB PNG. */
+int yn_canvas_write_png(const yn_canvas *c, FILE *f) YN_MUST_CHECK;
 
 #endif

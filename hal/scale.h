@@ -40,6 +40,10 @@ int yn_scale_read(yn_scale *dev, yn_weight *w) YN_MUST_CHECK;
 int yn_scale_tare(yn_scale *dev) YN_MUST_CHECK;
 int yn_scale_zero(yn_scale *dev) YN_MUST_CHECK;
 int yn_scale_describe(yn_scale *dev, char *buf, size_t len) YN_MUST_CHECK;
+/* What a technician should do about a failed read or tare (English, one
+ * sentence): no answer, a Modbus exception, a bad CRC and a missing port each
+ * get their own advice. */
+const char *yn_scale_advice(int status);
 
 /* sim backend: set what the scale reads, or make it fail. */
 extern const yn_scale_ops yn_scale_sim_ops;

@@ -378,10 +378,21 @@ static void check_scale(struct ctx *c, struct result *r)
              c->cfg.scale.line.device, yn_strerror(rc));
         return;
     }
-    if ((rc = yn_scale_read(&scale, &w)) != YN_OK)
-        note(r, V_FAIL, advice, "%s scale at %s does not answer: %s", c->cfg.scale.backend,
-             c->cfg.scale.line.device, yn_strerror(rc));
-    else if (w.overload)
+    if ((rc = yn_scale_read(&scale, &w)) != YN_OK) {
+        bool answered = rc >= YN_EDEV_FUNCTION && rc <= YN_EDEV_EXCEPTION;
+        snprintf(advice, sizeof advice,
+                 "%s ([scale] device '%s', baud %d, slave_id %d; stop "
+                 "yinian-pos if it is running)",
+                 yn_scale_advice(rc), c->cfg.scale.line.device, c->cfg.scale.line.baud,
+                 c->cfg.scale.line.slave_id);
+        note(r, V_FAIL, advice, "%s scale at %s %s: %s", c->cfg.scale.backend,
+             c->cfg.scale.line.device,
+             answered        ? "answers with an error"
+             : rc == YN_ECRC ? "answers garbled"
+                             : "does not answer",
+             yn_strerror(rc));
+        json_object_set_new(r->data, "status", json_string(yn_strerror(rc)));
+    } else if (w.overload)
         note(r, V_WARN, "take everything off the scale; if it stays, zero it or have it serviced",
              "scale answers but reports overload");
     else {
@@ -481,8 +492,9 @@ static int integrity_check(const char *path, char *what, size_t len)
 
 static const char ledger_damaged_advice[] =
     "the ledger is damaged: stop yinian-pos, copy the ledger file aside (keep it for the "
-    "district), restore the last backup (yinian-flash keeps one per install) and ask the "
-    "district to reconcile from the records it holds";
+    "district) and ask the district to reconcile from the records it holds; yinian-flash "
+    "keeps a backup only from before an update that changed the ledger's schema "
+    "(<ledger>.before-<version>.bak, tools/FLASH.md), and it lacks every record made since";
 
 static void check_ledger(struct ctx *c, struct result *r)
 {
@@ -646,13 +658,24 @@ static void check_sync(struct ctx *c, struct result *r)
              "records waiting unknown: %s", yn_strerror(rc));
         return;
     }
-    char last_s[40] = "never", age[32];
+    char last_s[120] = "never", age[32];
     if (have_last && last > 0) {
         char when[32];
         fmt_utc(last, when, sizeof when);
         fmt_age(now - last, age, sizeof age);
         snprintf(last_s, sizeof last_s, "%s ago", age);
         json_object_set_new(r->data, "last_sync_utc", json_string(when));
+    }
+    /* a USB acknowledgement (import-ack) marks records sent; it is no sync */
+    bool have_usb = false;
+    int64_t usb = meta_i64(c->ledger, "last_usb_ack_utc_s", &have_usb);
+    if (have_usb && usb > 0) {
+        char when[32];
+        fmt_utc(usb, when, sizeof when);
+        fmt_age(now - usb, age, sizeof age);
+        size_t n = strlen(last_s);
+        snprintf(last_s + n, sizeof last_s - n, " (records acknowledged by USB stick %s ago)", age);
+        json_object_set_new(r->data, "last_usb_ack_utc", json_string(when));
     }
     json_object_set_new(r->data, "unsent", json_integer(unsent));
     json_object_set_new(r->data, "oldest_unsent_age_s", json_integer(oldest));
@@ -1075,7 +1098,7 @@ static int import_one_ack(struct ctx *c, yn_ledger *l, const uint8_t *key, size_
         return EXIT_FAIL;
     }
     if (rc == YN_OK)
-        rc = yn_ledger_batch_ack(l, b.id, now);
+        rc = yn_ledger_batch_ack_usb(l, b.id, now); /* not a sync: the network may be down */
     if (rc != YN_OK) {
         fprintf(stderr, "%s: ledger: batch %lld not marked sent: %s\n", path, (long long)batch_id,
                 yn_strerror(rc));

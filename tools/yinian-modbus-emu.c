@@ -86,6 +86,8 @@ struct emu {
     bool stable_flag;    /* "stable 0" forces motion */
     bool overload_flag;  /* "overload 1" forces over range */
     bool unstable;       /* "fault unstable": the reading wanders, never settles */
+    int64_t drift_mg;    /* "drift G": the weight moves this much at every request, while
+                            the stable flag stays set (a scale whose flag lies) */
     int settle_ms;       /* after a weight change, in motion this long */
     int64_t changed_ms;  /* monotonic: last weight change */
     unsigned long tares, zeros;
@@ -466,8 +468,10 @@ static void serve(struct emu *e, struct dev *d)
     }
     d->requests++;
     hexdump(e, d, "RX", req, (size_t)len);
-    if (d == &e->scale)
+    if (d == &e->scale) {
+        e->gross_mg += e->drift_mg;
         refresh_scale(e);
+    }
     int arg;
     enum fault f = take_fault(d, &arg);
     if (f == F_SILENT) {
@@ -670,6 +674,9 @@ static bool control_line(struct emu *e, char *line)
         e->gross_mg = mg; /* what lies on the platform, before zero and tare */
         e->changed_ms = now_ms();
         say("ok load %s", w[1]);
+    } else if (!strcmp(w[0], "drift") && nw == 2 && parse_grams(w[1], &mg)) {
+        e->drift_mg = mg;
+        say("ok drift %s", w[1]);
     } else if (!strcmp(w[0], "stable") && nw == 2 && parse_long(w[1], 0, 1, &v)) {
         e->stable_flag = v;
         say("ok stable %ld", v);

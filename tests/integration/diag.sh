@@ -74,6 +74,9 @@ dd if=/dev/urandom of="$run/ledger.db" bs=4096 seek=$((size / 4096 / 2)) count=1
 rc=0; diag "$run/board.conf" || rc=$?
 [ $rc = 1 ] || fail "corrupted ledger: exit $rc, not 1"
 has ledger FAIL "corrupted ledger"; says 'the ledger is damaged' "corrupted ledger advice"
+# the advice matches tools/FLASH.md: a backup exists only from before a schema change
+says 'keeps a backup only from before an update that changed the ledger' "corrupted ledger advice"
+grep -q 'one per install' "$TMPDIR/out.json" && fail "corrupted ledger advice promises a backup per install"
 has reader OK "corrupted ledger"
 
 # bad command line

@@ -414,7 +414,7 @@ static void test_tare_and_zero(void)
     cfg.scale.command_register = 3;
     cfg.scale.tare_command = 9; /* a value the scale refuses: exception 03 */
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
-    CHECK_RC(yn_scale_tare(&sc), YN_ENOTSUP);
+    CHECK_RC(yn_scale_tare(&sc), YN_EDEV_VALUE);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK); /* and the scale still answers */
     yn_scale_close(&sc);
 
@@ -457,10 +457,13 @@ static void test_faults(void)
     scale_config(&cfg);
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
     fault_case(&sc, "silent", YN_ETIMEDOUT, TIMEOUT_MS - 5, TIMEOUT_MS + 150);
-    fault_case(&sc, "badcrc", YN_EPROTO, 0, 100);
-    fault_case(&sc, "exception 4", YN_EIO, 0, 100);     /* slave device failure */
-    fault_case(&sc, "exception 6", YN_EBUSY, 0, 100);   /* slave device busy */
-    fault_case(&sc, "exception 2", YN_ENOTSUP, 0, 100); /* illegal data address */
+    /* each answer that is not a weight is told apart (d18a5b3: ENOTSUP, EIO, EBUSY, EPROTO) */
+    fault_case(&sc, "badcrc", YN_ECRC, 0, 100);
+    fault_case(&sc, "exception 1", YN_EDEV_FUNCTION, 0, 100); /* illegal function */
+    fault_case(&sc, "exception 2", YN_EDEV_ADDRESS, 0, 100);  /* illegal data address */
+    fault_case(&sc, "exception 3", YN_EDEV_VALUE, 0, 100);    /* illegal data value */
+    fault_case(&sc, "exception 4", YN_EDEV_FAILURE, 0, 100);  /* server device failure */
+    fault_case(&sc, "exception 6", YN_EDEV_BUSY, 0, 100);     /* server device busy */
     fault_case(&sc, "slow 150", YN_ETIMEDOUT, TIMEOUT_MS - 5, TIMEOUT_MS + 150);
     /* the late answer (weight 352.7) must not be taken for the one after: fault_case's
      * second read expects 611 */
@@ -473,7 +476,7 @@ static void test_faults(void)
     emu("fault none");
 
     emu("fault badcrc times 1");
-    CHECK_RC(yn_scale_read(&sc, &w), YN_EPROTO);
+    CHECK_RC(yn_scale_read(&sc, &w), YN_ECRC);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
 
     /* three timeouts in a row reopen the port; then it works again */
@@ -494,7 +497,9 @@ static void test_faults(void)
     cfg.scale.stable_bit = -1;
     cfg.scale.overload_bit = -1;
     CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
-    CHECK_RC(yn_scale_read(&sc, &w), YN_ENOTSUP);
+    CHECK_RC(yn_scale_read(&sc, &w), YN_EDEV_ADDRESS);
+    CHECK(strstr(yn_scale_advice(YN_EDEV_ADDRESS), "register map"), "advice: %s",
+          yn_scale_advice(YN_EDEV_ADDRESS));
     yn_scale_close(&sc);
 
     /* the wrong slave id: nobody answers */
@@ -706,10 +711,7 @@ static void test_io_faults(void)
 
 static bool screen_has(const yn_screen *s, const char *text)
 {
-    for (int i = 0; i < s->n_lines; i++)
-        if (strstr(s->lines[i].text, text))
-            return true;
-    return strstr(s->title, text) != NULL;
+    return yn_test_screen_has(s, text);
 }
 
 /* Run the terminal until its screen is `name` (or 5 s pass). */
@@ -734,6 +736,64 @@ static const yn_screen *run_until(yn_terminal *term, yn_devices *dev, const char
     return s;
 }
 
+/* A counter terminal on the emulated scale (cfg), at lunch, with two cards,
+ * switched to weighed mode at ¥2.50 per 100 g. */
+struct counter {
+    yn_devices dev;
+    yn_cardfix fix;
+    yn_policy *policy;
+    yn_ledger *ledger;
+    yn_terminal *term;
+};
+
+static bool counter_open(struct counter *k, yn_config *cfg, const char *db_name)
+{
+    char path[PATH_MAX + 64], err[256];
+    memset(k, 0, sizeof *k);
+    snprintf(cfg->display.backend, sizeof cfg->display.backend, "sim");
+    snprintf(cfg->input.backend, sizeof cfg->input.backend, "script");
+    cfg->menu.price_per_100g_fen = 250;
+    cfg->scale.stable_timeout_ms = 1000;
+    yn_cardfix_init(&k->fix);
+    CHECK_RC(yn_devices_open(&k->dev, cfg), YN_OK);
+    yn_clock_init(&k->dev.clock, &yn_clock_sim_ops);
+    yn_clock_sim_set(&k->dev.clock, LUNCH_MS);
+    snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", yn_test_srcdir());
+    CHECK_RC(yn_policy_load_file(path, &k->policy, err, sizeof err), YN_OK);
+    snprintf(path, sizeof path, "%s/%s", dir, db_name);
+    yn_ledger_opts lo = {.path = path, .terminal_id = "T1", .min_interval_s = 60};
+    CHECK_RC(yn_ledger_open(&lo, &k->ledger), YN_OK);
+    if (!k->policy || !k->ledger) {
+        yn_devices_close(&k->dev);
+        yn_policy_free(k->policy);
+        yn_ledger_close(k->ledger);
+        return false;
+    }
+    yn_sim_card c;
+    yn_cardfix_card(&k->fix, &c, 1, "4403040001", 19450312, YN_FLAG_DIBAO, 440304001);
+    CHECK(yn_nfc_sim_add(&k->dev.nfc, &c) == 0, "card 0");
+    yn_cardfix_card(&k->fix, &c, 2, "4403040002", 19500505, 0, 440304002);
+    CHECK(yn_nfc_sim_add(&k->dev.nfc, &c) == 1, "card 1");
+    yn_terminal_deps deps = {
+        .ledger = k->ledger, .policy = k->policy, .master = k->fix.master, .ring = &k->fix.ring};
+    CHECK_RC(yn_terminal_new(cfg, &k->dev, &deps, &k->term), YN_OK);
+    yn_terminal_start(k->term);
+    CHECK_RC(yn_input_script_push(&k->dev.input, "+"), YN_OK);
+    steps(k->term, &k->dev, 1);
+    const yn_screen *s = yn_display_sim_last(&k->dev.display);
+    CHECK(yn_terminal_weighed(k->term) && screen_has(s, "称重计价 ¥2.50/100克"),
+          "weighed mode did not switch on (%s)", s->name);
+    return true;
+}
+
+static void counter_close(struct counter *k)
+{
+    yn_terminal_free(k->term);
+    yn_devices_close(&k->dev);
+    yn_ledger_close(k->ledger);
+    yn_policy_free(k->policy);
+}
+
 /* Weighed mode on the counter: the tray settles on the emulated RS-485 scale,
  * the diner taps, the meal is priced by weight to the fen and recorded with
  * its weight; the relay module's green light and gate pulse. A weight that
@@ -741,12 +801,7 @@ static const yn_screen *run_until(yn_terminal *term, yn_devices *dev, const char
 static void test_terminal_lunch(void)
 {
     yn_config cfg;
-    yn_devices dev;
-    yn_cardfix fix;
-    yn_policy *policy = NULL;
-    yn_ledger *ledger = NULL;
-    yn_terminal *term = NULL;
-    char path[PATH_MAX + 64], err[256];
+    struct counter k;
     io_config(&cfg);
     yn_config scale_part;
     scale_config(&scale_part);
@@ -755,45 +810,19 @@ static void test_terminal_lunch(void)
     snprintf(cfg.terminal.canteen_id, sizeof cfg.terminal.canteen_id, "C-FT-001");
     cfg.terminal.district = 440304;
     cfg.terminal.street = 440304001;
-    snprintf(cfg.display.backend, sizeof cfg.display.backend, "sim");
-    snprintf(cfg.input.backend, sizeof cfg.input.backend, "script");
-    cfg.menu.price_per_100g_fen = 250;
-    cfg.scale.stable_timeout_ms = 1000;
     cfg.io.out_pulse_ms[YN_OUT_GATE] = 300;
-    yn_cardfix_init(&fix);
-    CHECK_RC(yn_devices_open(&dev, &cfg), YN_OK);
-    yn_clock_init(&dev.clock, &yn_clock_sim_ops);
-    yn_clock_sim_set(&dev.clock, LUNCH_MS);
-    snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", yn_test_srcdir());
-    CHECK_RC(yn_policy_load_file(path, &policy, err, sizeof err), YN_OK);
-    snprintf(path, sizeof path, "%s/ledger.db", dir);
-    yn_ledger_opts lo = {.path = path, .terminal_id = "T1", .min_interval_s = 60};
-    CHECK_RC(yn_ledger_open(&lo, &ledger), YN_OK);
-    if (!policy || !ledger) {
-        yn_devices_close(&dev);
+    if (!counter_open(&k, &cfg, "ledger.db"))
         return;
-    }
-    yn_sim_card c;
-    yn_cardfix_card(&fix, &c, 1, "4403040001", 19450312, YN_FLAG_DIBAO, 440304001);
-    CHECK(yn_nfc_sim_add(&dev.nfc, &c) == 0, "card 0");
-    yn_cardfix_card(&fix, &c, 2, "4403040002", 19500505, 0, 440304002);
-    CHECK(yn_nfc_sim_add(&dev.nfc, &c) == 1, "card 1");
-    yn_terminal_deps deps = {
-        .ledger = ledger, .policy = policy, .master = fix.master, .ring = &fix.ring};
-    CHECK_RC(yn_terminal_new(&cfg, &dev, &deps, &term), YN_OK);
-    yn_terminal_start(term);
-
-    CHECK_RC(yn_input_script_push(&dev.input, "+"), YN_OK);
-    steps(term, &dev, 1);
-    const yn_screen *s = yn_display_sim_last(&dev.display);
-    CHECK(yn_terminal_weighed(term) && screen_has(s, "称重计价 ¥2.50/100克"),
-          "weighed mode did not switch on (%s)", s->name);
+    yn_terminal *term = k.term;
+    yn_devices *dev = &k.dev;
+    yn_ledger *ledger = k.ledger;
+    const yn_screen *s;
     int green = pulses(0), red = pulses(1), buzzer = pulses(2), gate_n = pulses(3);
     emu("settle 300");   /* the tray is put down: in motion for 300 ms */
     emu("weight 333.9"); /* 333 g to the gram, rounded down */
-    CHECK_RC(yn_input_script_push(&dev.input, "card:1"), YN_OK);
+    CHECK_RC(yn_input_script_push(&dev->input, "card:1"), YN_OK);
     int64_t t0 = yn_test_now_ms();
-    s = run_until(term, &dev, "ok");
+    s = run_until(term, dev, "ok");
     int64_t took = yn_test_now_ms() - t0;
     CHECK(!strcmp(s->name, "ok") && screen_has(s, "重量 333 克  ¥2.50/100克  计 ¥8.32"),
           "lunch screen %s: %s", s->name, s->n_lines > 1 ? s->lines[1].text : "");
@@ -814,9 +843,9 @@ static void test_terminal_lunch(void)
 
     /* a tray that never settles: refused, nothing charged, red light and buzzer */
     emu("fault unstable");
-    CHECK_RC(yn_input_script_push(&dev.input, "remove card:0"), YN_OK);
+    CHECK_RC(yn_input_script_push(&dev->input, "remove card:0"), YN_OK);
     t0 = yn_test_now_ms();
-    s = run_until(term, &dev, "refused_weight");
+    s = run_until(term, dev, "refused_weight");
     took = yn_test_now_ms() - t0;
     CHECK(!strcmp(s->name, "refused_weight") && screen_has(s, "称重未稳定"),
           "unsettled weight: screen %s", s->name);
@@ -831,16 +860,67 @@ static void test_terminal_lunch(void)
     /* it settles: the same card, tapped again at once, pays */
     emu("fault none");
     emu("weight 512");
-    CHECK_RC(yn_input_script_push(&dev.input, "remove card:0"), YN_OK);
-    s = run_until(term, &dev, "ok");
+    CHECK_RC(yn_input_script_push(&dev->input, "remove card:0"), YN_OK);
+    s = run_until(term, dev, "ok");
     CHECK(!strcmp(s->name, "ok") && screen_has(s, "重量 512 克"), "after settling: %s", s->name);
     CHECK(yn_ledger_head(ledger, &seq, h) == YN_OK && seq == 2, "journal: %lld", (long long)seq);
 
-    yn_terminal_free(term);
-    yn_devices_close(&dev);
-    yn_ledger_close(ledger);
-    yn_policy_free(policy);
+    counter_close(&k);
     emu("weight 352.7");
+}
+
+/* The terminal asks a scale that has not settled every 50 ms (hal/MODBUS.md),
+ * plus one immediate confirmation of a settled reading, never back to back.
+ * The case that ran away on d18a5b3: a scale that says "stable" while its
+ * weight keeps moving (its flag lies, or stable_when is wrong) — settled every
+ * time, never the same gram twice, asked again at once (thousands of requests
+ * a second). Counted at the emulator.
+ * Also: a register map that does not fit the scale is shown to staff as
+ * such at the counter and at 去皮, not as "no answer". */
+static void test_weighing_polls_every_50_ms(void)
+{
+    yn_config cfg;
+    struct counter k;
+    scale_config(&cfg);
+    cfg.scale.tare_coil = 1;
+    if (!counter_open(&k, &cfg, "poll.db"))
+        return;
+    yn_terminal *term = k.term;
+    yn_devices *dev = &k.dev;
+    emu("drift 1");
+    emu("state?");
+    long before = atol(state("scale_requests"));
+    CHECK_RC(yn_input_script_push(&dev->input, "card:0"), YN_OK);
+    int64_t t0 = yn_test_now_ms();
+    steps(term, dev, 1); /* the whole tap happens within this turn */
+    int64_t took_ms = yn_test_now_ms() - t0;
+    emu("state?");
+    long asked = atol(state("scale_requests")) - before;
+    /* one reading per 50 ms and one quick confirmation each, plus the first */
+    CHECK(asked <= 2 + 2 * (took_ms / 50 + 1),
+          "%ld requests to the scale in %lld ms: want one per 50 ms", asked, (long long)took_ms);
+    CHECK(asked >= 10 && took_ms >= 950, "the scale was asked %ld times in %lld ms", asked,
+          (long long)took_ms);
+    CHECK(!strcmp(yn_display_sim_last(&dev->display)->name, "refused_weight"),
+          "a weight that never holds still was priced: %s",
+          yn_display_sim_last(&dev->display)->name);
+    emu("drift 0");
+
+    /* a register the scale does not have: staff are told so, in Chinese */
+    emu("fault exception 2");
+    CHECK_RC(yn_input_script_push(&dev->input, "esc"), YN_OK);
+    steps(term, dev, 1);
+    CHECK_RC(yn_input_script_push(&dev->input, "card:1"), YN_OK);
+    const yn_screen *s = run_until(term, dev, "refused_weight");
+    CHECK(screen_has(s, "异常码 02 非法数据地址") && screen_has(s, "检查寄存器表"),
+          "exception 02 on screen %s: %s", s->name, s->n_lines > 1 ? s->lines[1].text : "");
+    /* and 去皮 says the same */
+    CHECK_RC(yn_input_script_push(&dev->input, "esc -"), YN_OK);
+    s = run_until(term, dev, "tare_failed");
+    CHECK(screen_has(s, "异常码 02"), "tare with exception 02: %s",
+          s->n_lines ? s->lines[0].text : s->name);
+    emu("fault none");
+    counter_close(&k);
 }
 
 int main(void)
@@ -868,6 +948,7 @@ int main(void)
     test_io_pulses();
     test_io_faults();
     test_terminal_lunch();
+    test_weighing_polls_every_50_ms();
 
     emu_stop();
     if (yn_failures) {

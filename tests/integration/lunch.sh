@@ -105,6 +105,7 @@ done
 sed -e "/^\[reader\]/,/^\[/s|^backend = .*|backend = libnfc|" \
     -e "/^\[reader\]/,/^\[/s|^connstring =.*|connstring = pn532_uart:$run/pn532|" \
     -e "/^\[reader\]/,/^\[/s|^demo_control =.*|demo_control = pn532.ctl|" \
+    -e "/^\[reader\]/,/^\[/s|^sim_cards =.*|sim_cards = lunch-cards.txt|" \
     -e '/^\[input\]/,/^\[/s/^backend = .*/backend = script/' -e "s|^script =.*|script = keys.txt|" \
     -e '/^\[display\]/,/^\[/s/^backend = .*/backend = png/' \
     -e "/^\[display\]/,/^\[/s|^snapshot_dir = .*|snapshot_dir = $shots|" \

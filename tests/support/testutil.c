@@ -43,3 +43,27 @@ void yn_test_write(const char *dir, const char *name, const char *text, unsigned
     fchmod(fd, mode);
     close(fd);
 }
+
+static bool line_has(const char *line, const char *text)
+{
+    char plain[YN_SCREEN_TEXT];
+    size_t n = 0;
+    for (const char *p = line; *p && n + 1 < sizeof plain; p++) {
+        if ((unsigned char)p[0] == 0xC2 && (unsigned char)p[1] == 0xA0) {
+            plain[n++] = ' ';
+            p++;
+        } else {
+            plain[n++] = *p;
+        }
+    }
+    plain[n] = '\0';
+    return strstr(plain, text) != NULL;
+}
+
+bool yn_test_screen_has(const yn_screen *s, const char *text)
+{
+    for (int i = 0; i < s->n_lines; i++)
+        if (line_has(s->lines[i].text, text))
+            return true;
+    return line_has(s->title, text) || line_has(s->footer, text);
+}

@@ -2,7 +2,10 @@
 #ifndef YN_TESTUTIL_H
 #define YN_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "display.h"
 
 /* The repository root (env YN_SRCDIR, else "."). */
 const char *yn_test_srcdir(void);
@@ -11,5 +14,9 @@ void yn_test_tmpdir(char *buf, size_t len);
 /* Write text to dir/name with the given mode; returns the full path in buf. */
 void yn_test_write(const char *dir, const char *name, const char *text, unsigned mode, char *buf,
                    size_t len);
+
+/* text in a line, the title or the footer of s; a no-break space on the
+ * screen (screens.h's YN_NB) matches a space in text. */
+bool yn_test_screen_has(const yn_screen *s, const char *text);
 
 #endif

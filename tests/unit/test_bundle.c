@@ -226,6 +226,15 @@ static void test_header(void **state)
     memcpy(bad, h, sizeof bad);
     bad[7] = '2';
     assert_int_equal(yn_bundle_header_decode(bad, &n, err, sizeof err), YN_ENOTSUP);
+    assert_non_null(strstr(err, "bundle format 2 is newer than this tool reads (1)"));
+    /* format byte 0 (or any non-digit) is damage, not a newer format (d18a5b3 said "newer") */
+    bad[7] = 0;
+    assert_int_equal(yn_bundle_header_decode(bad, &n, err, sizeof err), YN_EINVAL);
+    assert_non_null(strstr(err, "format byte 0x00 is not a format this tool knows"));
+    assert_null(strstr(err, "newer"));
+    bad[7] = '0';
+    assert_int_equal(yn_bundle_header_decode(bad, &n, err, sizeof err), YN_EINVAL);
+    assert_null(strstr(err, "newer"));
     yn_bundle_header_encode(bad, YN_BUNDLE_MANIFEST_MAX + 1);
     assert_int_equal(yn_bundle_header_decode(bad, &n, err, sizeof err), YN_EINVAL);
     memcpy(bad, h, sizeof bad);
@@ -298,6 +307,8 @@ static void test_state_file(void **state)
         "format = 1\na.status = maybe\n",
         "format = 1\na.version = 1.0\n",
         "format = 1\nno equals sign\n",
+        "format = 0\n", /* damage, not a newer format */
+        "format = x\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(yn_bundle_state_parse(bad[i], strlen(bad[i]), &back, err, sizeof err),
@@ -305,6 +316,10 @@ static void test_state_file(void **state)
     const char *newer = "format = 2\n";
     assert_int_equal(yn_bundle_state_parse(newer, strlen(newer), &back, err, sizeof err),
                      YN_ENOTSUP);
+    assert_non_null(strstr(err, "format newer than this tool"));
+    const char *zero = "format = 0\n";
+    assert_int_equal(yn_bundle_state_parse(zero, strlen(zero), &back, err, sizeof err), YN_EINVAL);
+    assert_null(strstr(err, "newer"));
 }
 
 /* a confirmed, b installed with `attempts` starts left, b active */

@@ -1,4 +1,5 @@
-/* test_input.c — script tokens and the script backend's timing. */
+/* test_input.c — script tokens and the script backend's timing; the terminal
+ * keypad uses every byte it reads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -6,6 +7,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "input.h"
@@ -73,11 +75,52 @@ static void test_script_file_order_and_waits(void **state)
     assert_int_equal(yn_input_open(&in, &cfg), YN_EINVAL);
 }
 
+/* A paste of "12.5" Enter arrives in one read: five events, in order (on
+ * d18a5b3 only the first byte was used and the price became ¥1.00). An arrow
+ * key's escape sequence is skipped whole; a lone Esc is cancel. */
+static void test_terminal_uses_every_byte(void **state)
+{
+    (void)state;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    int saved = dup(STDIN_FILENO);
+    assert_true(dup2(fds[0], STDIN_FILENO) >= 0);
+    yn_config cfg;
+    yn_config_defaults(&cfg);
+    snprintf(cfg.input.backend, sizeof cfg.input.backend, "terminal");
+    yn_input in;
+    assert_int_equal(yn_input_open(&in, &cfg), YN_OK);
+    static const char paste[] = "12.5\n\033[A\033OPk";
+    assert_int_equal(write(fds[1], paste, sizeof paste - 1), (ssize_t)(sizeof paste - 1));
+    static const int want[] = {'1', '2', YN_KEY_DOT, '5', YN_KEY_ENTER};
+    yn_input_event ev;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        assert_int_equal(yn_input_next(&in, 100, &ev), YN_OK);
+        assert_int_equal(ev.type, YN_EV_KEY);
+        assert_int_equal(ev.key, want[i]);
+    }
+    assert_int_equal(yn_input_next(&in, 100, &ev), YN_OK); /* the arrow and F1 skipped */
+    assert_int_equal(ev.type, YN_EV_SIM_PRESENT);
+    assert_int_equal(ev.card, 'k' - 'a');
+    assert_int_equal(yn_input_next(&in, 0, &ev), YN_ETIMEDOUT);
+    assert_int_equal(write(fds[1], "\033", 1), 1);
+    assert_int_equal(yn_input_next(&in, 100, &ev), YN_OK);
+    assert_int_equal(ev.key, YN_KEY_CANCEL);
+    close(fds[1]);
+    assert_int_equal(yn_input_next(&in, 100, &ev), YN_OK);
+    assert_int_equal(ev.type, YN_EV_QUIT); /* end of input */
+    yn_input_close(&in);
+    assert_true(dup2(saved, STDIN_FILENO) >= 0);
+    close(saved);
+    close(fds[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tokens),
         cmocka_unit_test(test_script_file_order_and_waits),
+        cmocka_unit_test(test_terminal_uses_every_byte),
     };
     return cmocka_run_group_tests_name("input", tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "policy.h"
+#include "testutil.h"
 
 #define NOON "12:00:00"
 
@@ -1212,8 +1213,29 @@ static const struct bad_case bad_cases[] = {
      "  \"categories\": {\"a\": 1},\n",
      "line 12: categories: expected an array of 1 to 16 categories, got object"},
     {"{\"name\": \"key\",", "{\"nam\": \"key\",",
-     "line 13: categories[0].nam: unknown key (expected name, min_age, max_age, flags_any, "
-     "flags_all)"},
+     "line 13: categories[0].nam: unknown key (expected name, display, min_age, max_age, "
+     "flags_any, flags_all)"},
+    /* screen names: short, printable, a string */
+    {"{\"name\": \"key\",", "{\"name\": \"key\", \"display\": \"一二三四五六七八九\",",
+     "line 13: categories[0].display: expected a screen name of 1 to 8 characters, e.g. "
+     "\"低保\""},
+    {"{\"name\": \"key\",", "{\"name\": \"key\", \"display\": 5,",
+     "line 13: categories[0].display: expected a screen name of 1 to 8 characters, e.g. "
+     "\"低保\", got integer"},
+    {"{\"name\": \"key\",", "{\"name\": \"key\", \"display\": \"低\\u0001保\",",
+     "line 13: categories[0].display: control character in a screen name (expected a screen name "
+     "of 1 to 8 characters, e.g. \"低保\")"},
+    {"{\"name\": \"key\",", "{\"name\": \"key\", \"display\": \"\",",
+     "line 13: categories[0].display: expected a screen name of 1 to 8 characters, e.g. "
+     "\"低保\""},
+    {"{\"name\": \"dinner\",", "{\"name\": \"dinner\", \"display\": \" 晚餐\",",
+     "line 20: periods[1].display: expected a screen name of 1 to 8 characters, e.g. \"低保\""},
+    {"  \"limits\":", "  \"sources\": [{\"name\": \"city\"}], \"limits\":",
+     "line 11: sources[0].display: missing (a source is listed here only for its screen name)"},
+    {"  \"limits\":",
+     "  \"sources\": [{\"name\": \"city\", \"display\": \"市级\"}, {\"name\": \"city\", "
+     "\"display\": \"市\"}], \"limits\":",
+     "line 11: sources[1].name: duplicate source name \"city\""},
     {"{\"name\": \"senior\",", "{\"name\": \"key\",",
      "line 14: categories[1].name: duplicate category name \"key\""},
     {"{\"name\": \"senior\",", "{\"name\": \"senior-citizens-over-seventy\",",
@@ -1291,8 +1313,8 @@ static const struct bad_case bad_cases[] = {
     {"{\"name\": \"dinner\",", "{\"name\": \"lunch\",",
      "line 20: periods[1].name: duplicate period name \"lunch\""},
     {"\"start\": \"17:00\"", "\"strat\": \"17:00\"",
-     "line 20: periods[1].strat: unknown key (expected name, start, end, weekdays, closed_dates, "
-     "open_dates)"},
+     "line 20: periods[1].strat: unknown key (expected name, display, start, end, weekdays, "
+     "closed_dates, open_dates)"},
     {"\"periods\": [",
      "\"periods\": [" PERIOD("p1") PERIOD("p2") PERIOD("p3") PERIOD("p4") PERIOD("p5") PERIOD("p6")
          PERIOD("p7"),
@@ -1408,7 +1430,7 @@ static void test_error_text_exact(void **state)
         {"\"id\": \"test-base\",", "\"id\": \"test-base\", \"\\u0001weird\": 1,",
          "policy: line 3: ?weird: unknown key (expected format, id, version, issuer, "
          "description, sell_without_subsidy, reverse_window_s, copay, min_price_fen, limits, "
-         "categories, periods, subsidies)"},
+         "categories, periods, subsidies, sources)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *doc = replace(base_doc, cases[i].from, cases[i].to);
@@ -1434,6 +1456,60 @@ static void test_error_text_exact(void **state)
 }
 
 /* Size limits that need generated documents. */
+/* Screen names: from the document, else built in for the shipped ids, else
+ * the id; every shipped policy names all its categories, periods and sources. */
+static void test_display_names(void **state)
+{
+    (void)state;
+    char *doc =
+        replace(base_doc, "{\"name\": \"key\",", "{\"name\": \"key\", \"display\": \"低保特困\",");
+    char *doc2 =
+        replace(doc, "  \"limits\":",
+                "  \"sources\": [{\"name\": \"city\", \"display\": \"市级财政\"}], \"limits\":");
+    yn_policy *p = NULL, *old = NULL;
+    char err[256] = "";
+    assert_int_equal(yn_policy_load(doc2, strlen(doc2), &p, err, sizeof err), YN_OK);
+    assert_string_equal(yn_policy_display(p, YN_POLICY_CATEGORY, "key"), "低保特困");
+    assert_string_equal(yn_policy_display(p, YN_POLICY_CATEGORY, "senior"), "senior");
+    assert_string_equal(yn_policy_display(p, YN_POLICY_SOURCE, "city"), "市级财政");
+    assert_string_equal(yn_policy_display(p, YN_POLICY_SOURCE, "district"), "区级");
+    assert_string_equal(yn_policy_display(p, YN_POLICY_PERIOD, "lunch"), "午餐");
+    assert_string_equal(yn_policy_display(p, YN_POLICY_CATEGORY, ""), "其他");
+    /* a document of before "display" still loads, with the built-in names */
+    assert_int_equal(yn_policy_load(base_doc, strlen(base_doc), &old, err, sizeof err), YN_OK);
+    assert_string_equal(yn_policy_display(old, YN_POLICY_CATEGORY, "key"), "key");
+    assert_string_equal(yn_policy_display(old, YN_POLICY_PERIOD, "dinner"), "晚餐");
+    assert_string_equal(yn_policy_display(NULL, YN_POLICY_SOURCE, "street"), "街道");
+    yn_policy_limit lim;
+    yn_policy_limits(old, &lim);
+    assert_int_equal(lim.per_day, 2);
+    assert_int_equal(lim.day_max, 2);
+    assert_int_equal(lim.month_cap_fen, 20000);
+    yn_policy_free(p);
+    yn_policy_free(old);
+    free(doc);
+    free(doc2);
+    /* the shipped policies: no id shows on a screen */
+    static const char *const shipped[] = {"shenzhen-2025", "guangzhou-zengcheng", "zhuhai"};
+    static const char *const ids[][2] = {
+        {"key_group", "重点群体"},   {"age_100_plus", "百岁老人"},
+        {"age_70_99", "70至99岁"},   {"low_income_60_plus", "低收入长者"},
+        {"age_80_plus", "80岁以上"}, {"age_60_79", "60至79岁"},
+        {"age_60_plus", "60岁以上"}};
+    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/firmware/policies/%s.json", yn_test_srcdir(), shipped[i]);
+        assert_int_equal(yn_policy_load_file(path, &p, err, sizeof err), YN_OK);
+        for (size_t j = 0; j < sizeof ids / sizeof ids[0]; j++) {
+            const char *shown = yn_policy_display(p, YN_POLICY_CATEGORY, ids[j][0]);
+            assert_true(strcmp(shown, ids[j][0]) != 0);
+        }
+        assert_string_equal(yn_policy_display(p, YN_POLICY_PERIOD, "lunch"), "午餐");
+        assert_string_equal(yn_policy_display(p, YN_POLICY_SOURCE, "city"), "市级");
+        yn_policy_free(p);
+    }
+}
+
 static void test_list_limits(void **state)
 {
     (void)state;
@@ -1546,6 +1622,7 @@ int main(void)
         cmocka_unit_test(test_malformed_policies),
         cmocka_unit_test(test_error_text_exact),
         cmocka_unit_test(test_list_limits),
+        cmocka_unit_test(test_display_names),
         cmocka_unit_test(test_load_file_errors),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

@@ -1,42 +1,29 @@
-/* test_render.c — the screen renderer and the pixel backends: colours with a
- * contrast of at least 7:1, Chinese glyphs present, large figures really
- * drawn large, PNG files that decode, a framebuffer image of the right bytes. */
+/* test_render.c — the screen renderer and the display backends: Chinese
+ * glyphs present, large figures really drawn large, PNG files that decode, a
+ * framebuffer image of the right bytes, a terminal that wraps and cuts
+ * nothing. (Contrast and fit of every screen: test_gallery.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <string.h>
+#include <pty.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "display.h"
 #include "render.h"
 #include "testutil.h"
 
-/* WCAG relative luminance (tests may use floating point; money never does). */
-static double luminance(uint32_t rgb)
-{
-    double c[3];
-    for (int i = 0; i < 3; i++) {
-        double v = (double)((rgb >> (16 - 8 * i)) & 0xFF) / 255.0;
-        c[i] = v <= 0.03928 ? v / 12.92 : pow((v + 0.055) / 1.055, 2.4);
-    }
-    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
-}
-
-static void test_palettes_have_contrast_7(void **state)
+/* Palette contrast is measured on the pixels of every screen by test_gallery. */
+static void test_sizes(void **state)
 {
     (void)state;
-    for (int k = YN_SCREEN_IDLE; k <= YN_SCREEN_ERROR; k++) {
-        yn_palette p = yn_render_palette((enum yn_screen_kind)k);
-        double a = luminance(p.fg), b = luminance(p.bg);
-        double ratio = (fmax(a, b) + 0.05) / (fmin(a, b) + 0.05);
-        assert_true(ratio >= 7.0);
-    }
     assert_true(yn_render_px(YN_TEXT_HUGE) >= 48);
     assert_true(yn_render_px(YN_TEXT_LARGE) >= 48);
 }
@@ -153,13 +140,77 @@ static void test_framebuffer_on_a_file(void **state)
     assert_int_equal(yn_display_open(&d, &cfg), YN_ENODEV);
 }
 
+/* The terminal backend on a 40-column terminal (a pty): every line wraps at
+ * the width, between words, and no text is lost — the staff line used to be
+ * cut at 128 bytes. */
+static void test_terminal_display_wraps_and_keeps_everything(void **state)
+{
+    (void)state;
+    int master, slave;
+    struct winsize ws = {.ws_row = 40, .ws_col = 40};
+    assert_int_equal(openpty(&master, &slave, NULL, NULL, &ws), 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    assert_true(dup2(slave, STDOUT_FILENO) >= 0);
+    yn_config cfg;
+    yn_config_defaults(&cfg);
+    snprintf(cfg.display.backend, sizeof cfg.display.backend, "terminal");
+    yn_display d;
+    assert_int_equal(yn_display_open(&d, &cfg), YN_OK);
+    yn_screen s;
+    yn_screen_init(&s, YN_SCREEN_REFUSED, "refused_lost", "未能扣款");
+    yn_screen_add(&s, YN_TEXT_HUGE, "这张卡已挂失，请联系工作人员");
+    yn_screen_add(&s, YN_TEXT_NORMAL,
+                  "工作人员：此卡已挂失（在黑名单上）：请收下此卡，并联系社区服务中心。"
+                  "卡号 4403042050 流水号 12345 最后一句话在这里结束");
+    assert_int_equal(yn_display_show(&d, &s), YN_OK);
+    yn_display_close(&d);
+    fflush(stdout);
+    assert_true(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    close(slave);
+    static char out[8192];
+    size_t n = 0;
+    ssize_t got;
+    while (n < sizeof out - 1 && (got = read(master, out + n, sizeof out - 1 - n)) > 0)
+        n += (size_t)got;
+    out[n] = '\0';
+    close(master);
+    /* each printed row fits 40 cells (escape sequences aside), and the text
+     * read back without the breaks and indents is all there */
+    static char plain[8192];
+    size_t k = 0;
+    int cells = 0;
+    for (const char *p = out; *p; p++) {
+        if (*p == '\033') {
+            while (*p && !((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')))
+                p++;
+            continue;
+        }
+        if (*p == '\n' || *p == '\r') {
+            cells = 0;
+            continue;
+        }
+        if (*p != ' ')
+            plain[k++] = *p;
+        if (((unsigned char)*p & 0xC0) == 0x80)
+            continue;
+        cells += (unsigned char)*p >= 0xE0 ? 2 : 1;
+        assert_true(cells <= 40);
+    }
+    plain[k] = '\0';
+    assert_non_null(strstr(plain, "卡号4403042050流水号12345最后一句话在这里结束"));
+    assert_non_null(strstr(plain, "这张卡已挂失，请联系工作人员"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_palettes_have_contrast_7),
+        cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_render_draws_big_chinese_text),
         cmocka_unit_test(test_png_backend_writes_decodable_files),
         cmocka_unit_test(test_framebuffer_on_a_file),
+        cmocka_unit_test(test_terminal_display_wraps_and_keeps_everything),
     };
     return cmocka_run_group_tests_name("render", tests, NULL, NULL);
 }

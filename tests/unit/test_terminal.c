@@ -139,11 +139,7 @@ static const yn_screen *screen(struct rig *r)
 
 static bool screen_has(struct rig *r, const char *text)
 {
-    const yn_screen *s = screen(r);
-    for (int i = 0; i < s->n_lines; i++)
-        if (strstr(s->lines[i].text, text))
-            return true;
-    return strstr(s->title, text) || strstr(s->footer, text);
+    return yn_test_screen_has(screen(r), text);
 }
 
 /* The last phrase said, as its clip names joined by spaces. */
@@ -361,7 +357,7 @@ static void test_restart_in_the_same_boot_detects_a_step(void **state)
         .ledger = r->ledger, .policy = r->policy, .master = r->fix.master, .ring = &r->fix.ring};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
-    assert_true(screen_has(r, "14:00 (时钟跳变"));
+    assert_true(screen_has(r, "14:00（时钟跳变"));
     step(r, "card:1", 1);
     assert_string_equal(screen(r)->name, "ok_full_price"); /* lunch is over at 14:00 */
     yn_ledger_record rec;
@@ -475,6 +471,9 @@ static void test_clone_is_refused(void **state)
     step(r, "card:2", 1);
     assert_string_equal(screen(r)->name, "refused_not_genuine");
     assert_true(screen_has(r, "这张卡无法使用"));
+    /* the staff line is Chinese (it was the log's English on d18a5b3) */
+    assert_true(screen_has(r, "工作人员：卡片验证失败（签名或卡密钥不符"));
+    assert_false(screen_has(r, "card"));
     assert_string_equal(said(r), "reason_not_genuine");
     assert_int_equal(journal(r), 0);
     assert_int_equal(yn_terminal_taps(r->term), 1);
@@ -490,15 +489,17 @@ static void test_kiosk_shows_balance_and_never_debits(void **state)
     assert_true(screen_has(r, "请刷卡查询余额"));
     step(r, "card:0", 1);
     assert_string_equal(screen(r)->name, "balance");
-    assert_true(screen_has(r, "余额 ¥50.00"));
-    assert_string_equal(said(r), "yu_e wu shi yuan");
-    assert_true(screen_has(r, "本月补贴 0 次"));
-    assert_true(screen_has(r, "本月补贴不限次数")); /* Shenzhen sets no monthly limit */
-    assert_int_equal(journal(r), 1);                /* only the allocation */
-    step(r, "1 enter", 2);                          /* no price entry in a kiosk */
+    assert_true(screen_has(r, "卡内余额 ¥50.00"));
+    /* Shenzhen: one subsidised lunch a day, no monthly limit */
+    assert_string_equal(said(r), "jin_tian_hai_ke_butie yi can ka_nei_yu_e wu shi yuan");
+    assert_true(screen_has(r, "今天还可补贴 1 餐"));
+    assert_true(screen_has(r, "本月已补贴 0 餐 共 ¥0.00；今天 0 餐 ¥0.00"));
+    assert_true(screen_has(r, "本月补贴不限次数"));
+    assert_int_equal(journal(r), 1); /* only the allocation */
+    step(r, "1 enter", 2);           /* no price entry in a kiosk */
     assert_string_equal(screen(r)->name, "balance");
     step(r, "esc", 1);
-    assert_string_equal(screen(r)->name, "idle");
+    assert_string_equal(screen(r)->name, "kiosk_idle");
     step(r, "quit", 1);
     assert_true(yn_terminal_done(r->term));
 }
@@ -572,13 +573,13 @@ static void test_untrustworthy_weight_is_refused(void **state)
         int fail;
         const char *detail;
     } cases[] = {
-        {420, false, false, YN_OK, "not settled within 100 ms (last 420 g, in motion)"},
-        {0, true, false, YN_OK, "net weight 0 g: nothing on the scale"},
-        {-35, true, false, YN_OK, "net weight -35 g"},
-        {2500, true, true, YN_OK, "over range (2500 g)"},
-        {6200, true, false, YN_OK, "6200 g is above [scale] max_weight_g = 5000"},
-        {300, true, false, YN_ETIMEDOUT, "no reading within 100 ms"},
-        {300, true, false, YN_ENODEV, "not connected"},
+        {420, false, false, YN_OK, "重量在 100 毫秒内没有稳定（最后 420 克）"},
+        {0, true, false, YN_OK, "净重 0 克：秤上没有餐食"},
+        {-35, true, false, YN_OK, "净重 -35 克"},
+        {2500, true, true, YN_OK, "电子秤超出量程（2500 克）"},
+        {6200, true, false, YN_OK, "重量 6200 克超过设定的上限 5000 克"},
+        {300, true, false, YN_ETIMEDOUT, "电子秤没有读数：设备没有应答"},
+        {300, true, false, YN_ENODEV, "电子秤读数失败：设备没有连接"},
     };
     step(r, "+", 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -627,13 +628,35 @@ static void test_tare_key(void **state)
 }
 
 /* '+' without a scale or a unit price: staff are told why, the price stays fixed. */
+/* Demo keys: the idle screen says which keys hold cards (the rig has three:
+ * a to c); a key without a card says so (on d18a5b3 the footer offered a-p on
+ * every screen and k did nothing visible). Staff lines are Chinese. */
+static void test_demo_keys_match_the_cards(void **state)
+{
+    struct rig *r = *state;
+    assert_true(screen_has(r, "演示：按 a 到 c 刷 3 张演示卡"));
+    assert_false(strstr(screen(r)->footer, "a-p"));
+    step(r, "card:5", 1);
+    assert_string_equal(screen(r)->name, "demo_no_card");
+    assert_true(screen_has(r, "演示卡只有 a 到 c 共 3 张"));
+    assert_int_equal(journal(r), 0);
+    step(r, NULL, 4000 / 50 + 1);
+    assert_string_equal(screen(r)->name, "idle");
+    /* a refusal: the senior's sentence and the staff line, both Chinese */
+    yn_clock_sim_advance(&r->dev.clock, 6 * 3600 * 1000LL); /* 18:00, no lunch */
+    step(r, "card:0", 1);
+    assert_string_equal(screen(r)->name, "ok_full_price");
+    assert_true(screen_has(r, "现在不是补贴用餐时间"));
+    assert_true(screen_has(r, "流水号 1"));
+}
+
 static void test_weighed_mode_needs_a_scale(void **state)
 {
     struct rig *r = *state;
     step(r, "+", 1);
     assert_false(yn_terminal_weighed(r->term));
     assert_string_equal(screen(r)->name, "weighed_unavailable");
-    assert_true(screen_has(r, "[scale] backend = none"));
+    assert_true(screen_has(r, "没有配置电子秤"));
     step(r, "card:1", 1);
     assert_true(screen_has(r, "请付现金 ¥10.00")); /* the fixed ¥15 meal */
 }
@@ -794,7 +817,7 @@ static void test_reversal_by_supervisor(void **state)
     yn_clock_sim_advance(&r->dev.clock, 601 * 1000);
     reverse_keys(r, "4", "2001", "8888");
     assert_string_equal(screen(r)->name, "reverse_refused");
-    assert_true(screen_has(r, "已超过冲正时限 (10 分钟)"));
+    assert_true(screen_has(r, "已超过冲正时限（10 分钟）"));
     assert_int_equal(journal(r), 4);
     reverse_keys(r, "99", "2001", "8888");
     assert_true(screen_has(r, "没有流水号 99"));
@@ -809,11 +832,11 @@ static void test_settlement_on_screen_and_csv(void **state)
     step(r, "2", 1);
     assert_string_equal(screen(r)->name, "settlement");
     assert_string_equal(screen(r)->title, "日结 2026-03-10");
-    assert_true(screen_has(r, "餐数 2  金额 ¥30.00"));
+    assert_true(screen_has(r, "2 餐  金额 ¥30.00"));
     assert_true(screen_has(r, "补贴 ¥20.00  卡内 ¥0.00  现金 ¥10.00"));
     assert_true(screen_has(r, "冲正 0 笔"));
-    assert_true(screen_has(r, "餐次: lunch 2"));
-    assert_true(screen_has(r, "已保存 settle-T1-20260310.csv"));
+    assert_true(screen_has(r, "餐次：午餐 2 餐"));
+    assert_true(screen_has(r, "日结表已保存：settle-T1-20260310.csv"));
     char path[512], want[4096], got[4096];
     snprintf(path, sizeof path, "%s/settlements/settle-T1-20260310.csv", r->dir);
     FILE *f = fopen(path, "r");
@@ -886,6 +909,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tare_key, setup_weighed, teardown),
         cmocka_unit_test_setup_teardown(test_weighed_mode_needs_a_scale, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_demo_keys_match_the_cards, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_voice_phrases, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_login_records_operator_and_logout, setup_pos,
                                         teardown),
