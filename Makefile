@@ -110,6 +110,13 @@ DAEMON    := $(BUILD)/yinian-pos
 # Tools: each tools/<name>.c is a program build/<arch>/<name>.
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOLS     := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
+# The device emulators' own code (tools/emu/: PN532, ISO 14443, the DESFire and
+# Classic card models, pty and control FIFO): a tools-only archive that the
+# daemon never links — the emulated cards are a second, independent
+# implementation of the card side (hal/READER.md).
+EMU_SRCS  := $(wildcard tools/emu/*.c)
+EMU_OBJS  := $(EMU_SRCS:%.c=$(BUILD)/obj/%.o)
+EMU_LIB   := $(BUILD)/libynemu.a
 # Unit tests: tests/unit/test_<module>.c, one program each.
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TESTS     := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -128,7 +135,7 @@ CRASHES    := $(CRASH_SRCS:tests/crash/%.c=$(BUILD)/tests/%)
 INT_SRCS   := $(wildcard tests/integration/int_*.c)
 INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
-SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tests/*/*.[ch])
+SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tools/emu/*.[ch] tests/*/*.[ch])
 
 .SECONDARY:
 .PHONY: fuzz fuzz-run all run check check-unit check-san check-integration check-cross lint bench clean format
@@ -144,9 +151,13 @@ endif
 $(BUILD)/obj/%.o: %.c $(FEATURES_F)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  CC      $<')
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support -Itools -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(AR) rcs $@ $^
+
+$(EMU_LIB): $(EMU_OBJS)
 	@mkdir -p $(@D)
 	$(Q)$(AR) rcs $@ $^
 
@@ -154,11 +165,11 @@ $(DAEMON): $(BUILD)/obj/firmware/main.o $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/%: $(BUILD)/obj/tools/%.o $(LIB)
+$(BUILD)/%: $(BUILD)/obj/tools/%.o $(EMU_LIB) $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TSUP_OBJS) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TSUP_OBJS) $(EMU_LIB) $(LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LIBS)
