@@ -208,6 +208,8 @@ check: lint
 	@echo "make check: all suites passed"
 
 check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
+	@if nm $(DAEMON) | grep -qi picc; then \
+	  echo "check: the daemon links card-side (PICC) code; it belongs in tools/emu"; exit 1; fi
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 
 check-integration: all $(CRASHES) $(INTS)
