@@ -43,6 +43,12 @@ static const struct reason_text texts[YN_REASON_COUNT] = {
                           "weighed meal refused, nothing charged: the scale gave no trustworthy "
                           "weight (not settled in time, zero or negative, over range or above "
                           "max_weight_g, or not answering)"},
+    [YN_REASON_BLANK_CARD] = {"blank_card", "这张卡还没有开通，请到社区服务中心办理",
+                              "空白卡：卡里还没有颐年卡资料（未发卡），请持卡人到发卡点办卡"},
+    [YN_REASON_FOREIGN_CARD] = {"foreign_card", "这不是颐年卡，请换颐年卡再刷",
+                                "不是颐年卡：卡的类型或密钥不是本系统的（外来卡），未扣款"},
+    [YN_REASON_OTHER_CARD] = {"other_card", "这是别的卡，不是颐年卡，请换颐年卡再刷",
+                              "不是颐年卡：卡里只有其他应用（如公交、门禁），没有颐年卡应用"},
 };
 
 const char *yn_reason_kind(enum yn_reason r)

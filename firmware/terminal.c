@@ -74,6 +74,7 @@ struct yn_terminal {
     yn_devices *dev;
     yn_terminal_deps deps;
     yn_tap_env env;
+    yn_card_cache cache; /* verified records: a repeat DESFire tap reads the stamp only */
     enum state state;
     int64_t price_fen;               /* the meal the next tap pays for */
     bool weighed;                    /* weighed mode: the next tap is priced by weight */
@@ -121,7 +122,8 @@ int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_dep
         .master = deps->master,
         .ring = deps->ring,
         .canteen = {.district = cfg->terminal.district, .street = cfg->terminal.street},
-        .canteen_code = yn_tap_canteen_code(cfg->terminal.canteen_id)};
+        .canteen_code = yn_tap_canteen_code(cfg->terminal.canteen_id),
+        .cache = &t->cache};
     *out = t;
     return YN_OK;
 }

@@ -50,6 +50,9 @@ static const struct {
     {"reason_read_failed", "没有读到卡，请重新刷卡"},
     {"reason_weight", "称重未稳定，请放稳餐盘后重新刷卡"},
     {"reason_none", "祝您用餐愉快"},
+    {"reason_blank_card", "这张卡还没有开通，请到社区服务中心办理"},
+    {"reason_foreign_card", "这不是颐年卡，请换颐年卡再刷"},
+    {"reason_other_card", "这是别的卡，不是颐年卡，请换颐年卡再刷"},
 };
 
 const char *const yn_voice_clips[] = {"ling",
@@ -92,6 +95,9 @@ const char *const yn_voice_clips[] = {"ling",
                                       "reason_read_failed",
                                       "reason_weight",
                                       "reason_none",
+                                      "reason_blank_card",
+                                      "reason_foreign_card",
+                                      "reason_other_card",
                                       NULL};
 
 const char *yn_voice_clip_text(const char *clip)
