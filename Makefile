@@ -50,6 +50,8 @@ AR    := $(CROSS_COMPILE)ar
 
 PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
 TEST_PKGS := cmocka
+# libfreefare: only the conformance test's client (tests/freefare), host only
+FF_PKGS   := $(if $(filter host,$(ARCH)),libfreefare)
 
 # libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded
 # target packages (libnfc-dev cannot be installed multiarch: see README.md).
@@ -71,7 +73,7 @@ endif
 
 # On a fresh machine: install what pkg-config cannot find, then go on.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
+  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) $(FF_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
     $(info tools/install-deps: a library or tool is missing for ARCH=$(ARCH); installing it)
     ifneq ($(shell tools/install-deps $(DEPS_ARG) 1>&2; echo $$?),0)
       $(error tools/install-deps failed; see the message above)
@@ -131,6 +133,8 @@ BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCHES    := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 CRASH_SRCS := $(wildcard tests/crash/*.c)
 CRASHES    := $(CRASH_SRCS:tests/crash/%.c=$(BUILD)/tests/%)
+# The libfreefare client of the conformance test (tests only, host only).
+FF_CLIENT  := $(if $(and $(filter host,$(ARCH)),$(filter 1,$(WITH_LIBNFC))),$(BUILD)/tests/ff-client)
 # Integration programs: tests/integration/int_<name>.c, run by tests/run-integration.
 INT_SRCS   := $(wildcard tests/integration/int_*.c)
 INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
@@ -184,6 +188,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TSUP_OBJS) $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(BUILD)/tests/ff-client: tests/freefare/ff_client.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  CC      $@')
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< \
+	  $$($(PKG_CONFIG) --cflags --libs libfreefare)
+
 $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
@@ -212,7 +222,7 @@ check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
 	  echo "check: the daemon links card-side (PICC) code; it belongs in tools/emu"; exit 1; fi
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 
-check-integration: all $(CRASHES) $(INTS)
+check-integration: all $(CRASHES) $(INTS) $(FF_CLIENT)
 	BUILD=$(BUILD) tests/run-integration
 
 check-cross:

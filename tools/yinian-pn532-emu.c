@@ -450,10 +450,8 @@ static size_t activate_a(struct emu *e, struct card *c, bool want_ats, uint8_t *
     bool df = c->kind == K_DESFIRE;
     size_t f = 0;
     out[f++] = 0x01; /* Tg */
-    out[f++] = 0x00;
-    out[f++] = df ? 0x44 : uid_len == 4 ? 0x04 : 0x44; /* ATQA */
-    if (df)
-        out[1] = 0x03;
+    out[f++] = df ? 0x03 : 0x00;             /* ATQA: DESFire 03 44 (03 04 random ID) */
+    out[f++] = uid_len == 4 ? 0x04 : 0x44; /* UID size in bits 7-8 */
     out[f++] = df ? 0x20 : 0x08; /* SAK */
     out[f++] = (uint8_t)uid_len;
     memcpy(out + f, c->cur_uid, uid_len);
