@@ -926,7 +926,7 @@ static bool pn532_raw(int fd, const uint8_t *cmd, size_t n, int timeout_ms)
         return false;
     uint8_t rx[64];
     size_t got = read_for(fd, rx, 6 + 7 + 1, timeout_ms); /* ACK + the shortest answer */
-    for (size_t i = 0; i + 8 < got; i++)
+    for (size_t i = 0; i + 5 < got; i++)
         if (rx[i] == 0x00 && rx[i + 1] == 0xFF && rx[i + 2] != 0x00 && rx[i + 4] == 0xD5 &&
             rx[i + 5] == (uint8_t)(cmd[0] + 1))
             return true;
