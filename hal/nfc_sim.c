@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "keystore.h"
@@ -67,13 +68,19 @@ static int take_fault(struct sim *s, enum yn_sim_fault which)
 
 static int sim_poll(yn_nfc *dev, int timeout_ms, yn_nfc_tag *tag)
 {
-    (void)timeout_ms;
     struct sim *s = S(dev);
     int rc = take_fault(s, YN_SIM_OK);
     if (rc != YN_OK)
         return rc;
-    if (s->present < 0)
+    if (s->present < 0) {
+        /* nothing can arrive while we wait (cards come from the caller's
+         * keys): wait the time out, as a reader would */
+        if (timeout_ms > 0) {
+            struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         return YN_ENOCARD;
+    }
     *tag = s->cards[s->present].tag;
     return YN_OK;
 }
