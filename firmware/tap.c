@@ -43,8 +43,8 @@ static int read_failed(yn_tap_outcome *out, int rc, uint8_t kind, const char *wh
                     yn_strerror(rc));
     case YN_CARD_KIND_OTHER_APP:
         return fail(out, rc, YN_REASON_OTHER_CARD,
-                    "%s: a DESFire with other applications only, no 颐年卡 application (%s)",
-                    what, yn_strerror(rc));
+                    "%s: a DESFire with other applications only, no 颐年卡 application (%s)", what,
+                    yn_strerror(rc));
     case YN_CARD_KIND_FOREIGN:
         return fail(out, rc, YN_REASON_FOREIGN_CARD,
                     "%s: not a 颐年卡 (another card type, or keys that are not ours) (%s)", what,
@@ -96,8 +96,8 @@ static int read_card(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[Y
         return YN_OK;
     }
     const char *why = "";
-    rc = yn_card_read(data->record, data->record_len, tag->uid, tag->uid_len, env->ring,
-                      &out->card, &why);
+    rc = yn_card_read(data->record, data->record_len, tag->uid, tag->uid_len, env->ring, &out->card,
+                      &why);
     if (rc != YN_OK)
         return fail(out, rc, YN_REASON_NOT_GENUINE, "card record refused: %s", why);
     out->card_ok = true;

@@ -305,7 +305,7 @@ static int cmac_any(int cipher, const uint8_t *key, uint8_t *iv, const uint8_t *
 {
     if (cipher == YN_DF_CIPHER_AES)
         return yn_df_cmac(key, iv, m, n, mac);
-    uint8_t l[8] = {0}, k1[8], k2[8], buf[YN_DF_MSG_MAX + 8];
+    uint8_t l[8] = {0}, k1[8] = {0}, k2[8] = {0}, buf[YN_DF_MSG_MAX + 8];
     if (n > YN_DF_MSG_MAX)
         return YN_ELIMIT;
     int rc = ecb_any(cipher, key, l, l, true);
@@ -881,7 +881,8 @@ int yn_df_authenticate_des(yn_df_pcd *pcd, uint8_t key_no, enum yn_df_cipher cip
     memcpy(token, rnd_a, L);
     memcpy(token + L, rnd_b + 1, L - 1);
     token[2 * L - 1] = rnd_b[0];
-    rc = legacy ? d40_send(cipher, key, token, 2 * L) : cbc_any(cipher, key, iv, token, 2 * L, true);
+    rc =
+        legacy ? d40_send(cipher, key, token, 2 * L) : cbc_any(cipher, key, iv, token, 2 * L, true);
     if (rc != YN_OK)
         return rc;
     cmd[0] = YN_DF_CMD_ADDITIONAL_FRAME;
@@ -924,7 +925,7 @@ int yn_df_authenticate_des(yn_df_pcd *pcd, uint8_t key_no, enum yn_df_cipher cip
 }
 
 int yn_df_change_master_key_aes(yn_df_pcd *pcd, const uint8_t new_key[YN_DF_KEY_LEN],
-                              uint8_t version)
+                                uint8_t version)
 {
     yn_df_session *s = &pcd->s;
     if (!s->authenticated || s->key_no != 0)

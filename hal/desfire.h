@@ -112,7 +112,7 @@ enum yn_df_comm { YN_DF_COMM_PLAIN = 0, YN_DF_COMM_MACED = 1, YN_DF_COMM_ENCIPHE
 /* Cipher of a key or session (the PICC master key may be any of them). */
 enum yn_df_cipher {
     YN_DF_CIPHER_AES,
-    YN_DF_CIPHER_DES,    /* a 2K3DES key with equal halves: the factory key */
+    YN_DF_CIPHER_DES, /* a 2K3DES key with equal halves: the factory key */
     YN_DF_CIPHER_2K3DES,
     YN_DF_CIPHER_3K3DES,
 };
@@ -182,7 +182,7 @@ int yn_df_authenticate_des(yn_df_pcd *pcd, uint8_t key_no, enum yn_df_cipher cip
 /* After a PICC master key authentication of any kind: make the PICC master
  * key the AES key new_key (version). The session ends. */
 int yn_df_change_master_key_aes(yn_df_pcd *pcd, const uint8_t new_key[YN_DF_KEY_LEN],
-                              uint8_t version) YN_MUST_CHECK;
+                                uint8_t version) YN_MUST_CHECK;
 /* Read length bytes at offset (length 0 = to the end of the file) in the
  * file's comm mode. *len = bytes read. An enciphered read of length 0 asks
  * GetFileSettings for the size first: the CRC position must be known. */

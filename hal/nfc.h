@@ -48,7 +48,7 @@ enum yn_nfc_picc_key_type {
 typedef struct yn_nfc_issue_keys {
     uint8_t card_key[YN_NFC_KEY_LEN];   /* DESFire key 1 / Classic K: yn_card_key_for_uid */
     uint8_t issuer_key[YN_NFC_KEY_LEN]; /* DESFire key 0, application master (CARD.md §5) */
-    uint8_t picc_key[24]; /* DESFire PICC master key if has_picc_key, else the factory DES zero */
+    uint8_t picc_key[24];  /* DESFire PICC master key if has_picc_key, else the factory DES zero */
     uint8_t picc_key_type; /* enum yn_nfc_picc_key_type */
     bool has_picc_key;
     uint8_t new_picc_key[YN_NFC_KEY_LEN]; /* format: make the PICC master key this AES key */

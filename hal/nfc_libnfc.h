@@ -23,14 +23,14 @@
 #define YN_LNFC_CONN_MAX 128
 
 enum yn_lnfc_op {
-    YN_LNFC_HELLO,   /* child → parent only: the reader is open (or why not) */
-    YN_LNFC_POLL,    /* one card listing, repeated up to timeout_ms */
-    YN_LNFC_READ,    /* an area of the tag, with key */
-    YN_LNFC_WRITE,   /* an area of the tag, with key */
-    YN_LNFC_RELEASE, /* deselect the card */
-    YN_LNFC_FORMAT,  /* issuing desk: personalise the tag (keys, layout) */
-    YN_LNFC_ISSUE,   /* issuing desk: record as the issuer, stamp wiped */
-    YN_LNFC_QUIT,    /* close the reader and exit */
+    YN_LNFC_HELLO,     /* child → parent only: the reader is open (or why not) */
+    YN_LNFC_POLL,      /* one card listing, repeated up to timeout_ms */
+    YN_LNFC_READ,      /* an area of the tag, with key */
+    YN_LNFC_WRITE,     /* an area of the tag, with key */
+    YN_LNFC_RELEASE,   /* deselect the card */
+    YN_LNFC_FORMAT,    /* issuing desk: personalise the tag (keys, layout) */
+    YN_LNFC_ISSUE,     /* issuing desk: record as the issuer, stamp wiped */
+    YN_LNFC_QUIT,      /* close the reader and exit */
     YN_LNFC_READ_CARD, /* record (unless skipped) and stamp, one session */
 };
 
@@ -45,7 +45,7 @@ typedef struct yn_lnfc_req {
     uint8_t data[YN_LNFC_DATA_MAX];
     /* FORMAT, ISSUE: key holds the card key (key 1 / Classic K) */
     uint8_t issuer_key[YN_NFC_KEY_LEN]; /* DESFire key 0 */
-    uint8_t picc_key[24]; /* DESFire PICC master key, if has_picc_key */
+    uint8_t picc_key[24];               /* DESFire PICC master key, if has_picc_key */
     uint8_t picc_key_type;
     uint8_t has_picc_key;
     uint8_t new_picc_key[YN_NFC_KEY_LEN]; /* FORMAT: the PICC master key becomes this AES key */
@@ -63,7 +63,7 @@ typedef struct yn_lnfc_rsp {
     uint8_t data[YN_LNFC_DATA_MAX];
     uint8_t stamp[YN_NFC_STAMP_MAX]; /* READ_CARD: the stamp area */
     uint8_t stamp_len;
-    uint8_t kind; /* READ_CARD: enum yn_nfc_card_kind */
+    uint8_t kind;                /* READ_CARD: enum yn_nfc_card_kind */
     char text[YN_LNFC_TEXT_MAX]; /* HELLO: the reader's description; errors: detail */
 } yn_lnfc_rsp;
 

@@ -283,9 +283,9 @@ static uint8_t df_classify(struct child *st)
     int rc = yn_df_select_application(&st->pcd, card_level);
     if (rc == YN_OK)
         rc = yn_df_get_application_ids(&st->pcd, aids, 28, &n);
-    uint8_t kind = rc == YN_OK && n == 0                     ? YN_CARD_KIND_BLANK
-                   : rc == YN_OK || rc == YN_ELIMIT          ? YN_CARD_KIND_OTHER_APP
-                                                             : YN_CARD_KIND_FOREIGN;
+    uint8_t kind = rc == YN_OK && n == 0            ? YN_CARD_KIND_BLANK
+                   : rc == YN_OK || rc == YN_ELIMIT ? YN_CARD_KIND_OTHER_APP
+                                                    : YN_CARD_KIND_FOREIGN;
     snprintf(st->detail, sizeof st->detail, "no application F5594E on this DESFire: %s",
              kind == YN_CARD_KIND_BLANK       ? "a blank card (no application at all)"
              : kind == YN_CARD_KIND_OTHER_APP ? "it carries other applications only"
@@ -922,7 +922,8 @@ static bool pn532_raw(int fd, const uint8_t *cmd, size_t n, int timeout_ms)
         sum = (uint8_t)(sum + cmd[i]);
     f[6 + n] = (uint8_t)(0x100 - sum);
     f[7 + n] = 0x00;
-    if (write(fd, wake, sizeof wake) != (ssize_t)sizeof wake || write(fd, f, 8 + n) != (ssize_t)(8 + n))
+    if (write(fd, wake, sizeof wake) != (ssize_t)sizeof wake ||
+        write(fd, f, 8 + n) != (ssize_t)(8 + n))
         return false;
     uint8_t rx[64];
     size_t got = read_for(fd, rx, 6 + 7 + 1, timeout_ms); /* ACK + the shortest answer */

@@ -443,7 +443,8 @@ static int cmd_read(const struct opts *o)
     rc = yn_card_key_for_uid(master, tag.uid, tag.uid_len, key);
     memset(&card, 0, sizeof card);
     if (rc == YN_OK)
-        rc = tag.type == YN_TAG_UNKNOWN ? YN_ENOTFOUND : yn_nfc_read_card(&nfc, &tag, key, 0, &card);
+        rc =
+            tag.type == YN_TAG_UNKNOWN ? YN_ENOTFOUND : yn_nfc_read_card(&nfc, &tag, key, 0, &card);
     if (tag.type == YN_TAG_UNKNOWN)
         card.kind = YN_CARD_KIND_FOREIGN;
     yn_nfc_close(&nfc);
@@ -451,7 +452,8 @@ static int cmd_read(const struct opts *o)
         static const char *const what[] = {
             [YN_CARD_KIND_BLANK] = "a blank card: never issued (yinian-card format, then issue)",
             [YN_CARD_KIND_OTHER_APP] = "not a 颐年卡: a DESFire with other applications only",
-            [YN_CARD_KIND_FOREIGN] = "not a 颐年卡: another kind of card, or keys that are not ours"};
+            [YN_CARD_KIND_FOREIGN] =
+                "not a 颐年卡: another kind of card, or keys that are not ours"};
         printf("card          %s\n", what[card.kind]);
         return EXIT_CARD;
     }

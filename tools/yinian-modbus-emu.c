@@ -59,7 +59,7 @@ enum fault { F_NONE, F_SLOW, F_BADCRC, F_EXCEPTION, F_SILENT };
 
 struct dev {
     const char *name; /* "scale" / "io" */
-    yn_emu_pty pty; /* pty.link NULL: not emulated */
+    yn_emu_pty pty;   /* pty.link NULL: not emulated */
     int slave_id;
     modbus_t *ctx;
     modbus_mapping_t *map;
@@ -684,12 +684,13 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static struct emu e = {.ctl = {.fd = -1},
-                           .scale = {.name = "scale", .slave_id = 1, .pty = {.master = -1, .slave = -1}},
-                           .io = {.name = "io", .slave_id = 2, .pty = {.master = -1, .slave = -1}},
-                           .stable_flag = true,
-                           .capacity_mg = 30000000,
-                           .jitter = 1};
+    static struct emu e = {
+        .ctl = {.fd = -1},
+        .scale = {.name = "scale", .slave_id = 1, .pty = {.master = -1, .slave = -1}},
+        .io = {.name = "io", .slave_id = 2, .pty = {.master = -1, .slave = -1}},
+        .stable_flag = true,
+        .capacity_mg = 30000000,
+        .jitter = 1};
     long v;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;

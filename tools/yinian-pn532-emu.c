@@ -45,7 +45,7 @@ struct card {
     enum kind kind;
     uint8_t uid[10];
     size_t uid_len;
-    bool random_uid;    /* a new 08 xx xx xx UID at every activation */
+    bool random_uid;     /* a new 08 xx xx xx UID at every activation */
     uint8_t cur_uid[10]; /* the UID of this activation */
     emu_df_card df;
     emu_mfc_card mfc;
@@ -278,8 +278,8 @@ static int build_issued_desfire(struct card *c, const uint8_t *key, const uint8_
     if (emu_df_add_app(&c->df, our_aid, OUR_KEY_SETTINGS, EMU_DF_KEY_AES, 2,
                        (const uint8_t(*)[16])keys) != 0)
         return -1;
-    if (rl && emu_df_add_file(&c->df, our_aid, 1, EMU_DF_STD, 3, 1, 0, 0, 0, (uint32_t)rl, rec,
-                              rl) != 0)
+    if (rl &&
+        emu_df_add_file(&c->df, our_aid, 1, EMU_DF_STD, 3, 1, 0, 0, 0, (uint32_t)rl, rec, rl) != 0)
         return -1;
     uint32_t ss = sl > 16 ? (uint32_t)sl : 16;
     return emu_df_add_file(&c->df, our_aid, 2, EMU_DF_BACKUP, 3, 1, 1, 1, 0, ss, stamp, sl);
@@ -346,7 +346,8 @@ static const char *load_line(struct card *c, char *line)
         return "the UID must be 4, 7 or 10 bytes of hex";
     bool picc_typed = strchr(f[3], ':') != NULL;
     if ((!picc_typed && hex_field(f[3], key, sizeof key, &kl) != 0) ||
-        hex_field(f[4], rec, sizeof rec, &rl) != 0 || hex_field(f[5], stamp, sizeof stamp, &sl) != 0)
+        hex_field(f[4], rec, sizeof rec, &rl) != 0 ||
+        hex_field(f[5], stamp, sizeof stamp, &sl) != 0)
         return "bad hex in key, record or stamp";
     memcpy(c->cur_uid, c->uid, c->uid_len);
     if (!strcmp(type, "desfire") || !strcmp(type, "desfire-blank") ||
@@ -449,18 +450,18 @@ static size_t activate_a(struct emu *e, struct card *c, bool want_ats, uint8_t *
     size_t uid_len = c->random_uid ? 4 : c->uid_len;
     bool df = c->kind == K_DESFIRE;
     size_t f = 0;
-    out[f++] = 0x01; /* Tg */
-    out[f++] = df ? 0x03 : 0x00;             /* ATQA: DESFire 03 44 (03 04 random ID) */
+    out[f++] = 0x01;                       /* Tg */
+    out[f++] = df ? 0x03 : 0x00;           /* ATQA: DESFire 03 44 (03 04 random ID) */
     out[f++] = uid_len == 4 ? 0x04 : 0x44; /* UID size in bits 7-8 */
-    out[f++] = df ? 0x20 : 0x08; /* SAK */
+    out[f++] = df ? 0x20 : 0x08;           /* SAK */
     out[f++] = (uint8_t)uid_len;
     memcpy(out + f, c->cur_uid, uid_len);
     f += uid_len;
     int levels = uid_len == 4 ? 1 : uid_len == 7 ? 2 : 3;
     /* REQA+ATQA, per level ANTICOLLISION (2 → 5) and SELECT (9 → 3) */
     int64_t t = emu_rf_us(1, 106) + emu_rf_us(2, 106) + 2 * EMU_T_FDT_US;
-    t += levels * (emu_rf_us(2, 106) + emu_rf_us(5, 106) + emu_rf_us(9, 106) +
-                   emu_rf_us(3, 106) + 4 * EMU_T_FDT_US);
+    t += levels * (emu_rf_us(2, 106) + emu_rf_us(5, 106) + emu_rf_us(9, 106) + emu_rf_us(3, 106) +
+                   4 * EMU_T_FDT_US);
     e->l4 = false;
     if (df && want_ats) {
         memcpy(out + f, desfire_ats, sizeof desfire_ats);
@@ -503,14 +504,14 @@ static size_t list_passive(struct emu *e, const uint8_t *d, size_t n, uint8_t *o
         out[f++] = 0x00;
         e->selected = e->l4 = e->type_b = true;
         e->blk = 0;
-        *rf_us = emu_rf_us(5, 106) + emu_rf_us(14, 106) + emu_rf_us(11, 106) +
-                 emu_rf_us(3, 106) + 2 * EMU_T_FDT_US;
+        *rf_us = emu_rf_us(5, 106) + emu_rf_us(14, 106) + emu_rf_us(11, 106) + emu_rf_us(3, 106) +
+                 2 * EMU_T_FDT_US;
         return f;
     }
     if (d[1] != 0x00 || !c || c->kind == K_TYPEB)
         return f;
     if (n > 2) { /* a particular UID asked for: plain, or with cascade tags 0x88 */
-        uint8_t flat[12];
+        uint8_t flat[12] = {0};
         size_t fl = 0;
         if (n - 2 > sizeof flat)
             return f;
@@ -560,8 +561,7 @@ static bool tear_now(struct emu *e)
 }
 
 /* InDataExchange: the card's answer (status + data) into out. */
-static size_t data_exchange(struct emu *e, const uint8_t *d, size_t n, uint8_t *out,
-                            int64_t *rf_us)
+static size_t data_exchange(struct emu *e, const uint8_t *d, size_t n, uint8_t *out, int64_t *rf_us)
 {
     struct card *c = current(e);
     size_t alen = 0;
@@ -578,7 +578,7 @@ static size_t data_exchange(struct emu *e, const uint8_t *d, size_t n, uint8_t *
         c = NULL;
     }
     if (!c) {
-        out[0] = 0x01; /* the card does not answer */
+        out[0] = 0x01;                                /* the card does not answer */
         *rf_us = emu_rf_us(n + 2, e->rf_kbps) + 5000; /* FWT spent waiting */
         return 1;
     }
@@ -658,7 +658,7 @@ static size_t communicate_thru(struct emu *e, const uint8_t *d, size_t n, uint8_
         e->blk = 0;
     } else {
         uint8_t pcb = d[0];
-        size_t hdr = (pcb & 0x08) ? 2 : 1; /* CID follows */
+        size_t hdr = (pcb & 0x08) ? 2 : 1;      /* CID follows */
         if ((pcb & 0xE2) == 0x02 && n >= hdr) { /* I-block */
             size_t alen = 0;
             int64_t card_us = 0;
@@ -1001,8 +1001,7 @@ static void parse_host_bytes(struct emu *e, int64_t t_read)
         unsigned host = yn_emu_pty_client_baud(&e->pty);
         if (host && host != e->chip_baud) {
             if (host != e->host_seen_baud)
-                say("host at %u baud, the chip at %u: frame not understood", host,
-                    e->chip_baud);
+                say("host at %u baud, the chip at %u: frame not understood", host, e->chip_baud);
             e->host_seen_baud = host;
             e->mismatched++;
             continue;
@@ -1023,10 +1022,16 @@ static bool set_fault(struct emu *e, char **w, int nw)
     static const struct {
         const char *name;
         enum fault f;
-    } kinds[] = {{"none", F_NONE},       {"silent", F_SILENT},   {"slow", F_SLOW},
-                 {"badcrc", F_BADCRC},   {"pull-on-write", F_PULL_ON_WRITE},
-                 {"short", F_SHORT},     {"garbage", F_GARBAGE}, {"status80", F_STATUS80},
-                 {"dribble", F_DRIBBLE}, {"tear", F_TEAR}};
+    } kinds[] = {{"none", F_NONE},
+                 {"silent", F_SILENT},
+                 {"slow", F_SLOW},
+                 {"badcrc", F_BADCRC},
+                 {"pull-on-write", F_PULL_ON_WRITE},
+                 {"short", F_SHORT},
+                 {"garbage", F_GARBAGE},
+                 {"status80", F_STATUS80},
+                 {"dribble", F_DRIBBLE},
+                 {"tear", F_TEAR}};
     const char *arg = nw > 2 ? w[2] : NULL;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         if (strcmp(w[1], kinds[i].name) != 0)
@@ -1208,8 +1213,9 @@ int main(int argc, char **argv)
             pfd[n++] = (struct pollfd){.fd = e.pty.master, .events = POLLIN};
         }
         struct timespec wait = {1, 0};
-        int64_t next = e.nq ? e.q[0].due_us : e.autopoll && e.autopoll_end_us ? e.autopoll_end_us
-                                                                              : 0;
+        int64_t next = e.nq                              ? e.q[0].due_us
+                       : e.autopoll && e.autopoll_end_us ? e.autopoll_end_us
+                                                         : 0;
         if (next) {
             int64_t left = next - yn_emu_now_us();
             if (left < 0)

@@ -48,7 +48,8 @@
 #define TAPS_MAX     400
 #define LUNCH_UTC    1773115200LL /* 2026-03-10 (Tuesday) 12:00 Asia/Shanghai */
 
-static char dir[PATH_MAX], link_path[PATH_MAX + 16], ctl_path[PATH_MAX + 16], out_path[PATH_MAX + 16];
+static char dir[PATH_MAX], link_path[PATH_MAX + 16], ctl_path[PATH_MAX + 16],
+    out_path[PATH_MAX + 16];
 static int ctl_fd = -1;
 static pid_t emu_pid;
 static yn_cardfix fix;
@@ -133,8 +134,8 @@ static void write_cards(int n, char *path, size_t len)
             sprintf(key + 2 * k, "%02x", c.key[k]);
         for (size_t k = 0; k < c.record_len; k++)
             sprintf(rec + 2 * k, "%02x", c.record[k]);
-        used += (size_t)snprintf(text + used, cap - used, "bench %d|desfire|%s|%s|%s|\n", i, uid, key,
-                                 rec);
+        used += (size_t)snprintf(text + used, cap - used, "bench %d|desfire|%s|%s|%s|\n", i, uid,
+                                 key, rec);
     }
     yn_test_write(dir, "cards.txt", text, 0600, path, len);
     free(text);
@@ -208,7 +209,7 @@ static int run_row(const struct row *r, int taps, const char *connstring, yn_led
         static const yn_meal meal = {.price_fen = 1500};
         char line[64];
         yn_nfc_tag tag;
-        yn_tap_outcome out;
+        yn_tap_outcome out = {0};
         snprintf(line, sizeof line, "present %d\n", i);
         double t0 = now_ms();
         control(line);
@@ -261,7 +262,8 @@ static int load_keys(void)
     size_t n = 0;
     char err[160];
     if (!mp || !rp || yn_key_file_load(mp, true, "card master key", master, sizeof master, &n) ||
-        n != sizeof master || yn_key_file_load(rp, false, "issuer key ring", bytes, sizeof bytes, &n) ||
+        n != sizeof master ||
+        yn_key_file_load(rp, false, "issuer key ring", bytes, sizeof bytes, &n) ||
         yn_card_keyring_from_bytes(bytes, n, &ring, err, sizeof err)) {
         fprintf(stderr, "bench_tap: YN_BENCH_MASTER and YN_BENCH_ISSUER_PUB: both, readable\n");
         return 1;

@@ -84,8 +84,7 @@ int main(int argc, char **argv)
     check(mifare_desfire_create_application_aes(tag, app, 0x0B, 2) == 0, "create AES app 112233");
     check(mifare_desfire_create_application_aes(tag, strict, 0x09, 2) == 0,
           "create AES app 445566 (settings 0x09)");
-    check(mifare_desfire_create_application(tag, legacy, 0x0F, 2) == 0,
-          "create DES app 778899");
+    check(mifare_desfire_create_application(tag, legacy, 0x0F, 2) == 0, "create DES app 778899");
 
     /* an AES application: files of every kind */
     check(mifare_desfire_select_application(tag, app) == 0, "select 112233");
@@ -94,12 +93,11 @@ int main(int argc, char **argv)
           "std file 1, enciphered, R key 1 W key 0");
     check(mifare_desfire_create_backup_data_file(tag, 2, MDCM_MACED, MDAR(1, 1, 1, 0), 32) == 0,
           "backup file 2, MACed");
-    check(mifare_desfire_create_value_file(tag, 3, MDCM_PLAIN, MDAR(1, 1, 1, 0), 0, 1000, 100,
-                                           0) == 0,
+    check(mifare_desfire_create_value_file(tag, 3, MDCM_PLAIN, MDAR(1, 1, 1, 0), 0, 1000, 100, 0) ==
+              0,
           "value file 3, plain, 100 in 0..1000");
-    check(mifare_desfire_create_std_data_file(tag, 4, MDCM_PLAIN,
-                                              MDAR(MDAR_FREE, MDAR_KEY0, MDAR_KEY0, MDAR_KEY0),
-                                              8) == 0,
+    check(mifare_desfire_create_std_data_file(
+              tag, 4, MDCM_PLAIN, MDAR(MDAR_FREE, MDAR_KEY0, MDAR_KEY0, MDAR_KEY0), 8) == 0,
           "std file 4, free read");
     check(mifare_desfire_change_key(tag, 1, aes1, aes0) == 0, "ChangeKey 1");
     check(mifare_desfire_write_data(tag, 1, 0, 40, data) == 40, "key 0 writes file 1 (enciphered)");
@@ -139,7 +137,8 @@ int main(int argc, char **argv)
     check(mifare_desfire_commit_transaction(tag) == 0, "commit");
     rc = mifare_desfire_get_value(tag, 3, &v);
     check(rc == 0 && v == 150, "committed: value %d", v);
-    REFUSED(mifare_desfire_debit(tag, 3, 500), 0xBE, "a debit below the lower limit: BOUNDARY_ERROR");
+    REFUSED(mifare_desfire_debit(tag, 3, 500), 0xBE,
+            "a debit below the lower limit: BOUNDARY_ERROR");
 
     /* free access, and SelectApplication ends the session */
     check(mifare_desfire_select_application(tag, app) == 0, "select 112233 again");

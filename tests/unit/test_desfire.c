@@ -260,7 +260,8 @@ static void test_auth_round_trip_session_key(void **state)
     assert_memory_equal(pcd.s.iv, l.card.s_iv, 16);
     /* key = A[0:4] B[0:4] A[12:16] B[12:16] */
     const uint8_t *b = l.card.a_rnd_b;
-    const uint8_t want[16] = {0, 1, 2, 3, b[0], b[1], b[2], b[3], 12, 13, 14, 15, b[12], b[13], b[14], b[15]};
+    const uint8_t want[16] = {0,  1,  2,  3,  b[0],  b[1],  b[2],  b[3],
+                              12, 13, 14, 15, b[12], b[13], b[14], b[15]};
     assert_memory_equal(pcd.s.session_key, want, 16);
     assert_int_equal(l.frames, 3);
 }

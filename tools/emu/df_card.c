@@ -36,12 +36,12 @@ enum { C_DES, C_2K3DES, C_3K3DES, C_AES }; /* cipher of a key or session key */
 #define NEVER 0x0F
 
 /* --- timing (hal/READER.md "Timing model": estimates, see there) ------------ */
-#define T_BASE_US      300  /* decode, dispatch, status */
-#define T_BLOCK_US     25   /* one cipher block */
-#define T_AUTH_US      1500 /* random number, key load, 2-3 blocks */
-#define T_EEPROM_US    1800 /* one EEPROM page write (backup mirror, keys, settings) */
-#define T_COMMIT_US    2800 /* CommitTransaction: mirror and transaction flags */
-#define T_CREATE_US    3500 /* creating or deleting an application or file */
+#define T_BASE_US   300  /* decode, dispatch, status */
+#define T_BLOCK_US  25   /* one cipher block */
+#define T_AUTH_US   1500 /* random number, key load, 2-3 blocks */
+#define T_EEPROM_US 1800 /* one EEPROM page write (backup mirror, keys, settings) */
+#define T_COMMIT_US 2800 /* CommitTransaction: mirror and transaction flags */
+#define T_CREATE_US 3500 /* creating or deleting an application or file */
 
 /* --- primitives --------------------------------------------------------- */
 
@@ -1432,7 +1432,7 @@ static uint8_t command(emu_df_card *c, uint8_t ins, const uint8_t *p, size_t n, 
 
 void emu_df_frame(emu_df_card *c, const uint8_t *in, size_t n, uint8_t *out, size_t *out_len)
 {
-    uint8_t d[EMU_DF_FRAME_MAX], st;
+    uint8_t d[EMU_DF_FRAME_MAX] = {0}, st;
     size_t dn = 0;
     c->busy_us = T_BASE_US;
     bool wrapped = n >= 5 && in[0] == 0x90 && in[2] == 0x00 && in[3] == 0x00;

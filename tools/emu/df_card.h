@@ -80,7 +80,7 @@ typedef struct emu_df_card {
     uint8_t out[EMU_DF_MSG_MAX]; /* an answer being sent over AF frames */
     size_t out_len, out_pos;
     uint8_t out_status;
-    int out_short; /* GetVersion: 7-byte frames first */
+    int out_short;    /* GetVersion: 7-byte frames first */
     uint32_t busy_us; /* processing time of the last frame (timing model) */
     unsigned long commits;
 } emu_df_card;

@@ -103,8 +103,8 @@ unsigned yn_emu_pty_client_baud(const yn_emu_pty *p)
     static const struct {
         speed_t code;
         unsigned baud;
-    } rates[] = {{B9600, 9600},     {B19200, 19200},   {B38400, 38400},     {B57600, 57600},
-                 {B115200, 115200}, {B230400, 230400}, {B460800, 460800},   {B921600, 921600},
+    } rates[] = {{B9600, 9600},       {B19200, 19200},     {B38400, 38400},    {B57600, 57600},
+                 {B115200, 115200},   {B230400, 230400},   {B460800, 460800},  {B921600, 921600},
                  {B1000000, 1000000}, {B1152000, 1152000}, {B1500000, 1500000}};
     struct termios tio;
     if (!p->plugged || tcgetattr(p->slave, &tio) != 0)

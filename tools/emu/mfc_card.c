@@ -15,7 +15,7 @@ void emu_mfc_init(emu_mfc_card *c, const uint8_t *uid, size_t uid_len)
         b0[4] = (uint8_t)(uid[0] ^ uid[1] ^ uid[2] ^ uid[3]); /* BCC */
         p = 5;
     }
-    b0[p] = 0x08;                            /* SAK */
+    b0[p] = 0x08;                              /* SAK */
     b0[p + 1] = c->uid_len == 4 ? 0x04 : 0x44; /* ATQA */
     b0[p + 2] = 0x00;
     for (size_t i = p + 3; i < 16; i++)
