@@ -124,30 +124,9 @@ int yn_df_cmac(const uint8_t key[YN_DF_KEY_LEN], uint8_t iv[YN_DF_BLOCK], const 
     return rc;
 }
 
-static void rotl1(const uint8_t in[YN_DF_BLOCK], uint8_t out[YN_DF_BLOCK])
-{
-    uint8_t first = in[0];
-    memmove(out, in + 1, YN_DF_BLOCK - 1);
-    out[YN_DF_BLOCK - 1] = first;
-}
-
 static int default_random(uint8_t *buf, size_t n)
 {
     return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
-}
-
-static void session_key(const uint8_t rnd_a[YN_DF_BLOCK], const uint8_t rnd_b[YN_DF_BLOCK],
-                        yn_df_session *s, uint8_t key_no)
-{
-    memcpy(s->session_key, rnd_a, 4);
-    memcpy(s->session_key + 4, rnd_b, 4);
-    memcpy(s->session_key + 8, rnd_a + 12, 4);
-    memcpy(s->session_key + 12, rnd_b + 12, 4);
-    memset(s->iv, 0, sizeof s->iv);
-    s->key_no = key_no;
-    s->cipher = YN_DF_CIPHER_AES;
-    s->d40 = false;
-    s->authenticated = true;
 }
 
 static void session_drop(yn_df_session *s)
@@ -539,50 +518,86 @@ int yn_df_select_application(yn_df_pcd *pcd, const uint8_t aid[YN_DF_AID_LEN])
     return status_result(pcd, st);
 }
 
-int yn_df_authenticate_aes(yn_df_pcd *pcd, uint8_t key_no, const uint8_t key[YN_DF_KEY_LEN])
+/* The three-pass authentication, every kind: legacy 0x0A (DES, 2K3DES: 8-byte
+ * random numbers, D40 "send mode"), ISO 0x1A (3K3DES) and AES 0xAA (16-byte
+ * random numbers, CBC with the IV chained over the three messages). The
+ * session key interleaves RndA and RndB halves by cipher. */
+static int authenticate(yn_df_pcd *pcd, uint8_t key_no, enum yn_df_cipher cipher,
+                        const uint8_t *key)
 {
     session_drop(&pcd->s);
-    uint8_t cmd[1 + 2 * YN_DF_BLOCK] = {YN_DF_CMD_AUTHENTICATE_AES, key_no};
+    bool legacy = cipher == YN_DF_CIPHER_DES || cipher == YN_DF_CIPHER_2K3DES;
+    size_t L = legacy ? 8 : 16; /* RndA/RndB length */
+    uint8_t cmd[1 + 32] = {legacy                          ? 0x0A
+                           : cipher == YN_DF_CIPHER_3K3DES ? 0x1A
+                                                           : YN_DF_CMD_AUTHENTICATE_AES,
+                           key_no};
     uint8_t rsp[YN_DF_MSG_MAX], st = 0, iv[YN_DF_BLOCK] = {0};
-    uint8_t rnd_a[YN_DF_BLOCK], rnd_b[YN_DF_BLOCK], token[2 * YN_DF_BLOCK];
+    uint8_t rnd_a[16], rnd_b[16], token[32], want[16];
     size_t len = 0;
     int rc = exchange(pcd, cmd, 2, rsp, sizeof rsp, &len, &st, true);
     if (rc != YN_OK)
         return rc;
     if (st != YN_DF_ST_ADDITIONAL_FRAME)
         return status_result(pcd, st == YN_DF_ST_OK ? YN_DF_ST_INTEGRITY_ERROR : st);
-    if (len != YN_DF_BLOCK)
+    if (len != L)
         return YN_EPROTO;
-    /* ek(RndB) → RndB; the ciphertext is the IV of our answer */
-    memcpy(rnd_b, rsp, YN_DF_BLOCK);
-    if ((rc = yn_df_cbc(key, iv, rnd_b, YN_DF_BLOCK, false)) != YN_OK)
+    memcpy(rnd_b, rsp, L);
+    if ((rc = cbc_any(cipher, key, iv, rnd_b, L, false)) != YN_OK ||
+        (rc = pcd_random(pcd, rnd_a, L)) != YN_OK)
         return rc;
-    if ((rc = pcd_random(pcd, rnd_a, sizeof rnd_a)) != YN_OK)
-        return rc;
-    memcpy(token, rnd_a, YN_DF_BLOCK);
-    rotl1(rnd_b, token + YN_DF_BLOCK);
-    if ((rc = yn_df_cbc(key, iv, token, sizeof token, true)) != YN_OK)
+    memcpy(token, rnd_a, L);
+    memcpy(token + L, rnd_b + 1, L - 1);
+    token[2 * L - 1] = rnd_b[0];
+    rc =
+        legacy ? d40_send(cipher, key, token, 2 * L) : cbc_any(cipher, key, iv, token, 2 * L, true);
+    if (rc != YN_OK)
         return rc;
     cmd[0] = YN_DF_CMD_ADDITIONAL_FRAME;
-    memcpy(cmd + 1, token, sizeof token);
-    rc = exchange(pcd, cmd, sizeof cmd, rsp, sizeof rsp, &len, &st, true);
-    if (rc != YN_OK)
+    memcpy(cmd + 1, token, 2 * L);
+    if ((rc = exchange(pcd, cmd, 1 + 2 * L, rsp, sizeof rsp, &len, &st, true)) != YN_OK)
         return rc;
     if (st != YN_DF_ST_OK)
         return status_result(pcd, st == YN_DF_ST_ADDITIONAL_FRAME ? YN_DF_ST_INTEGRITY_ERROR : st);
-    if (len != YN_DF_BLOCK)
+    if (len != L)
         return YN_EPROTO;
-    /* ek(RndA') must be our RndA rotated: the card knows the key */
-    if ((rc = yn_df_cbc(key, iv, rsp, YN_DF_BLOCK, false)) != YN_OK)
+    if (legacy)
+        memset(iv, 0, sizeof iv); /* D40: every message starts from a zero IV */
+    if ((rc = cbc_any(cipher, key, iv, rsp, L, false)) != YN_OK)
         return rc;
-    uint8_t want[YN_DF_BLOCK];
-    rotl1(rnd_a, want);
-    if (CRYPTO_memcmp(want, rsp, YN_DF_BLOCK) != 0)
+    memcpy(want, rnd_a + 1, L - 1);
+    want[L - 1] = rnd_a[0];
+    if (CRYPTO_memcmp(want, rsp, L) != 0)
         return YN_EAUTH;
-    session_key(rnd_a, rnd_b, &pcd->s, key_no);
+    yn_df_session *s = &pcd->s;
+    memset(s, 0, sizeof *s);
+    memcpy(s->session_key, rnd_a, 4);
+    memcpy(s->session_key + 4, rnd_b, 4);
+    if (cipher == YN_DF_CIPHER_2K3DES) {
+        memcpy(s->session_key + 8, rnd_a + 4, 4);
+        memcpy(s->session_key + 12, rnd_b + 4, 4);
+    } else if (cipher == YN_DF_CIPHER_AES) {
+        memcpy(s->session_key + 8, rnd_a + 12, 4);
+        memcpy(s->session_key + 12, rnd_b + 12, 4);
+    } else if (cipher == YN_DF_CIPHER_3K3DES) {
+        memcpy(s->session_key + 8, rnd_a + 6, 4);
+        memcpy(s->session_key + 12, rnd_b + 6, 4);
+        memcpy(s->session_key + 16, rnd_a + 12, 4);
+        memcpy(s->session_key + 20, rnd_b + 12, 4);
+    }
+    s->cipher = (uint8_t)cipher;
+    s->d40 = legacy;
+    s->key_no = key_no;
+    s->authenticated = true;
     OPENSSL_cleanse(rnd_a, sizeof rnd_a);
     OPENSSL_cleanse(rnd_b, sizeof rnd_b);
+    OPENSSL_cleanse(token, sizeof token);
     return YN_OK;
+}
+
+int yn_df_authenticate_aes(yn_df_pcd *pcd, uint8_t key_no, const uint8_t key[YN_DF_KEY_LEN])
+{
+    return authenticate(pcd, key_no, YN_DF_CIPHER_AES, key);
 }
 
 int yn_df_get_file_settings(yn_df_pcd *pcd, uint8_t file_no, yn_df_file_settings *out)
@@ -861,67 +876,7 @@ int yn_df_authenticate_des(yn_df_pcd *pcd, uint8_t key_no, enum yn_df_cipher cip
         return YN_EINVAL;
     if (cipher != YN_DF_CIPHER_3K3DES)
         cipher = des_cipher_of(key); /* equal halves: the card runs single DES */
-    bool legacy = cipher != YN_DF_CIPHER_3K3DES;
-    size_t L = legacy ? 8 : 16; /* RndA/RndB length */
-    uint8_t cmd[1 + 32] = {legacy ? 0x0A : 0x1A, key_no};
-    uint8_t rsp[YN_DF_MSG_MAX], st = 0, iv[8] = {0};
-    uint8_t rnd_a[16], rnd_b[16], token[32], want[16];
-    size_t len = 0;
-    int rc = exchange(pcd, cmd, 2, rsp, sizeof rsp, &len, &st, true);
-    if (rc != YN_OK)
-        return rc;
-    if (st != YN_DF_ST_ADDITIONAL_FRAME)
-        return status_result(pcd, st == YN_DF_ST_OK ? YN_DF_ST_INTEGRITY_ERROR : st);
-    if (len != L)
-        return YN_EPROTO;
-    memcpy(rnd_b, rsp, L);
-    if ((rc = cbc_any(cipher, key, iv, rnd_b, L, false)) != YN_OK ||
-        (rc = pcd_random(pcd, rnd_a, L)) != YN_OK)
-        return rc;
-    memcpy(token, rnd_a, L);
-    memcpy(token + L, rnd_b + 1, L - 1);
-    token[2 * L - 1] = rnd_b[0];
-    rc =
-        legacy ? d40_send(cipher, key, token, 2 * L) : cbc_any(cipher, key, iv, token, 2 * L, true);
-    if (rc != YN_OK)
-        return rc;
-    cmd[0] = YN_DF_CMD_ADDITIONAL_FRAME;
-    memcpy(cmd + 1, token, 2 * L);
-    if ((rc = exchange(pcd, cmd, 1 + 2 * L, rsp, sizeof rsp, &len, &st, true)) != YN_OK)
-        return rc;
-    if (st != YN_DF_ST_OK)
-        return status_result(pcd, st == YN_DF_ST_ADDITIONAL_FRAME ? YN_DF_ST_INTEGRITY_ERROR : st);
-    if (len != L)
-        return YN_EPROTO;
-    if (legacy)
-        memset(iv, 0, sizeof iv); /* D40: every message starts from a zero IV */
-    if ((rc = cbc_any(cipher, key, iv, rsp, L, false)) != YN_OK)
-        return rc;
-    memcpy(want, rnd_a + 1, L - 1);
-    want[L - 1] = rnd_a[0];
-    if (CRYPTO_memcmp(want, rsp, L) != 0)
-        return YN_EAUTH;
-    yn_df_session *s = &pcd->s;
-    memset(s, 0, sizeof *s);
-    memcpy(s->session_key, rnd_a, 4);
-    memcpy(s->session_key + 4, rnd_b, 4);
-    if (cipher == YN_DF_CIPHER_2K3DES) {
-        memcpy(s->session_key + 8, rnd_a + 4, 4);
-        memcpy(s->session_key + 12, rnd_b + 4, 4);
-    } else if (cipher == YN_DF_CIPHER_3K3DES) {
-        memcpy(s->session_key + 8, rnd_a + 6, 4);
-        memcpy(s->session_key + 12, rnd_b + 6, 4);
-        memcpy(s->session_key + 16, rnd_a + 12, 4);
-        memcpy(s->session_key + 20, rnd_b + 12, 4);
-    }
-    s->cipher = (uint8_t)cipher;
-    s->d40 = legacy;
-    s->key_no = key_no;
-    s->authenticated = true;
-    OPENSSL_cleanse(rnd_a, sizeof rnd_a);
-    OPENSSL_cleanse(rnd_b, sizeof rnd_b);
-    OPENSSL_cleanse(token, sizeof token);
-    return YN_OK;
+    return authenticate(pcd, key_no, cipher, key);
 }
 
 int yn_df_change_master_key_aes(yn_df_pcd *pcd, const uint8_t new_key[YN_DF_KEY_LEN],

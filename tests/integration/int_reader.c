@@ -415,26 +415,29 @@ static void test_tear(void)
     yn_nfc_card_data d;
     make_stamp(20250401, "lunch", 0x4001, s1);
     make_stamp(20250402, "lunch", 0x4002, s2);
-    /* after: the commit takes effect, its answer is lost */
+    static const struct {
+        const char *fault;
+        bool takes; /* the new stamp stands afterwards */
+    } cases[] = {
+        {"tear 2 after", true},   /* the commit takes effect, its answer is lost */
+        {"tear 2 before", false}, /* the card leaves before CommitTransaction reaches it */
+        {"tear 1 before", false}, /* ... before the WriteData itself */
+    };
     CHECK_RC(tap(C_DF), YN_OK);
     CHECK_RC(yn_nfc_read_card(&dev, &tag, df_card.key, 0, &d), YN_OK);
-    emu("fault tear 2 after");
-    CHECK_RC(yn_nfc_write(&dev, &tag, YN_NFC_AREA_STAMP, df_card.key, s1, 16), YN_ECARDGONE);
-    CHECK_RC(tap(C_DF), YN_OK);
-    CHECK_RC(read_area(YN_NFC_AREA_STAMP, df_card.key, buf, &len), YN_OK);
-    CHECK(len == 16 && memcmp(buf, s1, 16) == 0, "tear after the commit: the new stamp stands");
-    /* before: the card leaves before CommitTransaction reaches it */
-    emu("fault tear 2 before");
-    CHECK_RC(yn_nfc_write(&dev, &tag, YN_NFC_AREA_STAMP, df_card.key, s2, 16), YN_ECARDGONE);
-    CHECK_RC(tap(C_DF), YN_OK);
-    CHECK_RC(read_area(YN_NFC_AREA_STAMP, df_card.key, buf, &len), YN_OK);
-    CHECK(len == 16 && memcmp(buf, s1, 16) == 0, "tear before the commit: the old stamp stands");
-    /* before the WriteData itself (command 1) */
-    emu("fault tear 1 before");
-    CHECK_RC(yn_nfc_write(&dev, &tag, YN_NFC_AREA_STAMP, df_card.key, s2, 16), YN_ECARDGONE);
-    CHECK_RC(tap(C_DF), YN_OK);
-    CHECK_RC(read_area(YN_NFC_AREA_STAMP, df_card.key, buf, &len), YN_OK);
-    CHECK(len == 16 && memcmp(buf, s1, 16) == 0, "tear before the write: the old stamp stands");
+    const uint8_t *now = d.stamp;
+    uint8_t before[16];
+    memcpy(before, now, 16);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint8_t *next = i % 2 ? s2 : s1;
+        emu("fault %s", cases[i].fault);
+        CHECK_RC(yn_nfc_write(&dev, &tag, YN_NFC_AREA_STAMP, df_card.key, next, 16), YN_ECARDGONE);
+        CHECK_RC(tap(C_DF), YN_OK);
+        CHECK_RC(read_area(YN_NFC_AREA_STAMP, df_card.key, buf, &len), YN_OK);
+        CHECK(len == 16 && memcmp(buf, cases[i].takes ? next : before, 16) == 0,
+              "%s: the %s stamp stands", cases[i].fault, cases[i].takes ? "new" : "old");
+        memcpy(before, buf, 16);
+    }
     still_works("tears");
 }
 

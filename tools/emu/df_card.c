@@ -1083,17 +1083,13 @@ static void c_delete_file(emu_df_card *c, const uint8_t *m, size_t n, struct ans
     ok(a, NULL, 0);
 }
 
-/* The data file and access check shared by ReadData/WriteData. */
-static emu_df_file *data_file(emu_df_card *c, uint8_t no, struct ans *a)
+/* The file a data (value false) or value command names, or an error answer. */
+static emu_df_file *file_of(emu_df_card *c, uint8_t no, bool value, struct ans *a)
 {
     emu_df_app *app = cur_app(c);
-    if (!app) {
-        err(c, a, ST_PERMISSION);
-        return NULL;
-    }
-    emu_df_file *f = find_file(app, no);
-    if (!f || f->type == EMU_DF_VALUE) {
-        err(c, a, f ? ST_PERMISSION : ST_FILE_NOT_FOUND);
+    emu_df_file *f = app ? find_file(app, no) : NULL;
+    if (!f || (f->type == EMU_DF_VALUE) != value) {
+        err(c, a, !app || f ? ST_PERMISSION : ST_FILE_NOT_FOUND);
         return NULL;
     }
     return f;
@@ -1103,7 +1099,7 @@ static void c_read(emu_df_card *c, const uint8_t *m, size_t n, struct ans *a)
 {
     if (n != 8)
         return err(c, a, ST_LENGTH);
-    emu_df_file *f = data_file(c, m[1], a);
+    emu_df_file *f = file_of(c, m[1], false, a);
     if (!f)
         return;
     int comm = file_access(c, f, OP_READ);
@@ -1139,7 +1135,7 @@ static void c_write(emu_df_card *c, const uint8_t *m, size_t n, struct ans *a)
 {
     if (n < 8)
         return err(c, a, ST_LENGTH);
-    emu_df_file *f = data_file(c, m[1], a);
+    emu_df_file *f = file_of(c, m[1], false, a);
     if (!f)
         return;
     int comm = file_access(c, f, OP_WRITE);
@@ -1167,22 +1163,11 @@ static void c_write(emu_df_card *c, const uint8_t *m, size_t n, struct ans *a)
     ok(a, NULL, 0);
 }
 
-static emu_df_file *value_file(emu_df_card *c, uint8_t no, struct ans *a)
-{
-    emu_df_app *app = cur_app(c);
-    emu_df_file *f = app ? find_file(app, no) : NULL;
-    if (!f || f->type != EMU_DF_VALUE) {
-        err(c, a, !app ? ST_PERMISSION : f ? ST_PERMISSION : ST_FILE_NOT_FOUND);
-        return NULL;
-    }
-    return f;
-}
-
 static void c_get_value(emu_df_card *c, const uint8_t *m, size_t n, struct ans *a)
 {
     if (n != 2)
         return err(c, a, ST_LENGTH);
-    emu_df_file *f = value_file(c, m[1], a);
+    emu_df_file *f = file_of(c, m[1], true, a);
     if (!f)
         return;
     int comm = file_access(c, f, OP_READ);
@@ -1199,7 +1184,7 @@ static void c_value_op(emu_df_card *c, const uint8_t *m, size_t n, struct ans *a
 {
     if (n < 2)
         return err(c, a, ST_LENGTH);
-    emu_df_file *f = value_file(c, m[1], a);
+    emu_df_file *f = file_of(c, m[1], true, a);
     if (!f)
         return;
     enum op op = m[0] == 0x0C ? OP_CREDIT : m[0] == 0xDC ? OP_DEBIT : OP_LCREDIT;
