@@ -459,7 +459,7 @@ static int cmd_read(const struct opts *o)
     }
     if (rc != YN_OK) {
         fprintf(stderr, "yinian-card: reading the card failed: %s%s\n", yn_strerror(rc),
-                rc == YN_EAUTH ? " (our application refused our key: a clone)" : "");
+                rc == YN_EAUTH ? " (the card's key is not ours: a clone or a foreign card)" : "");
         return EXIT_CARD;
     }
     yn_card_record rec;

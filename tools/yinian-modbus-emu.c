@@ -692,6 +692,7 @@ int main(int argc, char **argv)
         .capacity_mg = 30000000,
         .jitter = 1};
     long v;
+    yn_emu_set_name("modbus-emu");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--scale") && val)
