@@ -51,6 +51,8 @@ AR    := $(CROSS_COMPILE)ar
 
 PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
 TEST_PKGS := cmocka
+# libfreefare: only the conformance test's client (tests/freefare), host only
+FF_PKGS   := $(if $(filter host,$(ARCH)),libfreefare)
 
 # libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded
 # target packages (libnfc-dev cannot be installed multiarch: see README.md).
@@ -72,7 +74,7 @@ endif
 
 # On a fresh machine: install what pkg-config cannot find, then go on.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
+  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) $(FF_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
     $(info tools/install-deps: a library or tool is missing for ARCH=$(ARCH); installing it)
     ifneq ($(shell tools/install-deps $(DEPS_ARG) 1>&2; echo $$?),0)
       $(error tools/install-deps failed; see the message above)
@@ -115,6 +117,13 @@ DAEMON    := $(BUILD)/yinian-pos
 # Tools: each tools/<name>.c is a program build/<arch>/<name>.
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOLS     := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
+# The device emulators' own code (tools/emu/: PN532, ISO 14443, the DESFire and
+# Classic card models, pty and control FIFO): a tools-only archive that the
+# daemon never links — the emulated cards are a second, independent
+# implementation of the card side (hal/READER.md).
+EMU_SRCS  := $(wildcard tools/emu/*.c)
+EMU_OBJS  := $(EMU_SRCS:%.c=$(BUILD)/obj/%.o)
+EMU_LIB   := $(BUILD)/libynemu.a
 # Unit tests: tests/unit/test_<module>.c, one program each.
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TESTS     := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -132,11 +141,13 @@ BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCHES    := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/bench/%)
 CRASH_SRCS := $(wildcard tests/crash/*.c)
 CRASHES    := $(CRASH_SRCS:tests/crash/%.c=$(BUILD)/tests/%)
+# The libfreefare client of the conformance test (tests only, host only).
+FF_CLIENT  := $(if $(and $(filter host,$(ARCH)),$(filter 1,$(WITH_LIBNFC))),$(BUILD)/tests/ff-client)
 # Integration programs: tests/integration/int_<name>.c, run by tests/run-integration.
 INT_SRCS   := $(wildcard tests/integration/int_*.c)
 INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
-SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tests/*/*.[ch])
+SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tools/emu/*.[ch] tests/*/*.[ch])
 
 .SECONDARY:
 .PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross lint bench clean format
@@ -152,9 +163,13 @@ endif
 $(BUILD)/obj/%.o: %.c $(FEATURES_F)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  CC      $<')
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support -Itools -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(AR) rcs $@ $^
+
+$(EMU_LIB): $(EMU_OBJS)
 	@mkdir -p $(@D)
 	$(Q)$(AR) rcs $@ $^
 
@@ -162,11 +177,11 @@ $(DAEMON): $(BUILD)/obj/firmware/main.o $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/%: $(BUILD)/obj/tools/%.o $(LIB)
+$(BUILD)/%: $(BUILD)/obj/tools/%.o $(EMU_LIB) $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UFIX_OBJS) $(TSUP_OBJS) $(LIB)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UFIX_OBJS) $(TSUP_OBJS) $(EMU_LIB) $(LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LIBS)
@@ -180,6 +195,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TSUP_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/ff-client: tests/freefare/ff_client.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  CC      $@')
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< \
+	  $$($(PKG_CONFIG) --cflags --libs libfreefare)
 
 $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIB)
 	@mkdir -p $(@D)
@@ -213,9 +234,11 @@ check: lint
 	@echo "make check: all suites passed"
 
 check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
+	@if nm $(DAEMON) | grep -qi picc; then \
+	  echo "check: the daemon links card-side (PICC) code; it belongs in tools/emu"; exit 1; fi
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 
-check-integration: all $(CRASHES) $(INTS)
+check-integration: all $(CRASHES) $(INTS) $(FF_CLIENT)
 	BUILD=$(BUILD) tests/run-integration
 
 check-cross:

@@ -86,7 +86,8 @@ typedef struct yn_config {
         char connstring[YN_DEV_MAX]; /* libnfc connstring, e.g. pn532_uart:/dev/ttyS1 */
         int timeout_ms;              /* per exchange with the card */
         int debounce_ms;             /* same card again within this = same tap */
-        char sim_cards[PATH_MAX];    /* sim: file of virtual cards */
+        int rf_kbps;              /* ISO 14443-4 bit rate after activation (106, 212, 424: InPSL) */
+        char sim_cards[PATH_MAX]; /* sim: file of virtual cards */
         char demo_control[PATH_MAX]; /* demo: emulator's control FIFO for card keys; "" = none */
     } reader;
 

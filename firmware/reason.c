@@ -89,6 +89,20 @@ static const struct reason_text texts[YN_REASON_COUNT] = {
                          .log = "nothing charged: the system clock is before the ledger's last "
                                 "record and the server's time is not known: connect the network "
                                 "(sync sets the time) or set the clock"},
+    [YN_REASON_BLANK_CARD] = {.code = "blank_card",
+                              .kind = "这张卡还没有开通，请到社区服务中心办理",
+                              .staff =
+                                  "空白卡：卡里还没有颐年卡资料（未发卡），请持卡人到发卡点办卡",
+                              .log = "blank card: never issued (no application / no record)"},
+    [YN_REASON_FOREIGN_CARD] = {.code = "foreign_card",
+                                .kind = "这不是颐年卡，请换颐年卡再刷",
+                                .staff = "不是颐年卡：卡的类型或密钥不是本系统的（外来卡），未扣款",
+                                .log = "foreign card: its type or keys are not ours"},
+    [YN_REASON_OTHER_CARD] = {.code = "other_card",
+                              .kind = "这是别的卡，不是颐年卡，请换颐年卡再刷",
+                              .staff =
+                                  "不是颐年卡：卡里只有其他应用（如公交、门禁），没有颐年卡应用",
+                              .log = "a DESFire with other applications only, none of ours"},
 };
 
 const char *yn_reason_kind(enum yn_reason r)

@@ -26,6 +26,10 @@ enum yn_reason {
     /* decided by the terminal before any debit */
     YN_REASON_WEIGHT, /* weighed meal: no trustworthy weight from the scale */
     YN_REASON_CLOCK,  /* no evidence for the date: the clock is below the ledger's last record */
+    /* decided by the card reader: the card is not a 颐年卡 (never "a clone") */
+    YN_REASON_BLANK_CARD,   /* a blank card: never issued */
+    YN_REASON_FOREIGN_CARD, /* another kind of card, or keys that are not ours */
+    YN_REASON_OTHER_CARD,   /* a DESFire that carries other applications only */
     YN_REASON_COUNT
 };
 

@@ -1,13 +1,14 @@
-/* tap.c — the counter tap pipeline (see tap.h): card → key → record →
- * signature → stamp read → ledger debit (commit) → stamp write. The ledger
- * commits first; the stamp follows, and a stamp that could not be written is
- * a notice on the journal, repaired at the card's next tap here. */
+/* tap.c — the counter tap pipeline (see tap.h): card → key → record and
+ * stamp (one read) → signature → ledger debit (commit) → stamp write. The
+ * ledger commits first; the stamp follows, and a stamp that could not be
+ * written is a notice on the journal, repaired at the card's next tap here. */
 #include "tap.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 
@@ -31,9 +32,27 @@ static int fail(yn_tap_outcome *out, int status, enum yn_reason reason, const ch
     return status;
 }
 
-/* Reader errors: a clone fails authentication; everything else is "tap again". */
-static int read_failed(yn_tap_outcome *out, int rc, const char *what)
+/* Reader errors. A card that is not a 颐年卡 is named for what it is (blank,
+ * another application, another kind of card) and never called a clone; a
+ * card with our application that refuses our key fails authentication (a
+ * clone); everything else is "tap again". */
+static int read_failed(yn_tap_outcome *out, int rc, uint8_t kind, const char *what)
 {
+    switch (rc == YN_OK ? YN_CARD_KIND_OURS : kind) {
+    case YN_CARD_KIND_BLANK:
+        return fail(out, rc, YN_REASON_BLANK_CARD, "%s: a blank card, never issued (%s)", what,
+                    yn_strerror(rc));
+    case YN_CARD_KIND_OTHER_APP:
+        return fail(out, rc, YN_REASON_OTHER_CARD,
+                    "%s: a DESFire with other applications only, no 颐年卡 application (%s)", what,
+                    yn_strerror(rc));
+    case YN_CARD_KIND_FOREIGN:
+        return fail(out, rc, YN_REASON_FOREIGN_CARD,
+                    "%s: not a 颐年卡 (another card type, or keys that are not ours) (%s)", what,
+                    yn_strerror(rc));
+    default:
+        break;
+    }
     if (rc == YN_EAUTH)
         return fail(out, rc, YN_REASON_NOT_GENUINE,
                     "%s: %s (the card does not hold our diversified key: a clone or a foreign "
@@ -42,31 +61,58 @@ static int read_failed(yn_tap_outcome *out, int rc, const char *what)
     return fail(out, rc, YN_REASON_READ_FAILED, "%s: %s", what, yn_strerror(rc));
 }
 
-/* Read the record with the card's own key and check the issuer's signature. */
-static int read_card(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[YN_CARD_KEY_LEN],
-                     yn_tap_outcome *out)
+static int64_t mono_ms(void)
 {
-    uint8_t buf[YN_CARD_RECORD_MAX];
-    size_t len;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read the card (record and stamp in one operation) with its own key and
+ * check the issuer's signature. A DESFire whose record this terminal
+ * verified before (env->cache) is only authenticated and its stamp read:
+ * the AES authentication with the UID-diversified key proves the chip, the
+ * cached signature check the record (CARD.md §5). */
+static int read_card(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[YN_CARD_KEY_LEN],
+                     yn_nfc_card_data *data, yn_tap_outcome *out)
+{
     int rc = yn_card_key_for_uid(env->master, tag->uid, tag->uid_len, key);
     if (rc != YN_OK)
         return fail(out, rc, YN_REASON_READ_FAILED, "%s", "cannot derive the card key");
-    rc = yn_nfc_read(env->nfc, tag, YN_NFC_AREA_RECORD, key, buf, sizeof buf, &len);
-    if (rc != YN_OK)
-        return read_failed(out, rc, "reading the card record");
+    if (tag->type == YN_TAG_UNKNOWN)
+        return read_failed(out, YN_ENOTSUP, YN_CARD_KIND_FOREIGN, "reading the card");
+    int64_t now = mono_ms();
+    const yn_card_record *known = env->cache && tag->type == YN_TAG_DESFIRE
+                                      ? yn_card_cache_find(env->cache, tag->uid, tag->uid_len, now)
+                                      : NULL;
+    rc = yn_nfc_read_card(env->nfc, tag, key, known ? YN_NFC_SKIP_RECORD : 0, data);
+    if (rc != YN_OK) {
+        if (known && rc == YN_EAUTH)
+            yn_card_cache_drop(env->cache, tag->uid, tag->uid_len);
+        return read_failed(out, rc, data->kind, "reading the card");
+    }
+    if (known) {
+        out->card = *known;
+        out->card_ok = true;
+        return YN_OK;
+    }
     const char *why = "";
-    rc = yn_card_read(buf, len, tag->uid, tag->uid_len, env->ring, &out->card, &why);
+    rc = yn_card_read(data->record, data->record_len, tag->uid, tag->uid_len, env->ring, &out->card,
+                      &why);
     if (rc != YN_OK)
         return fail(out, rc, YN_REASON_NOT_GENUINE, "card record refused: %s", why);
     out->card_ok = true;
+    if (env->cache && tag->type == YN_TAG_DESFIRE)
+        yn_card_cache_put(env->cache, tag->uid, tag->uid_len, &out->card, now);
     return YN_OK;
 }
 
 int yn_tap_identify(const yn_tap_env *env, const yn_nfc_tag *tag, yn_tap_outcome *out)
 {
     uint8_t key[YN_CARD_KEY_LEN];
+    yn_nfc_card_data data;
     memset(out, 0, sizeof *out);
-    int rc = read_card(env, tag, key, out);
+    int rc = read_card(env, tag, key, &data, out);
     explicit_bzero(key, sizeof key);
     return rc;
 }
@@ -221,22 +267,17 @@ int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *me
                  const yn_ledger_record *unshown, const char *operator_id,
                  const yn_ledger_when *when, yn_tap_outcome *out)
 {
-    uint8_t key[YN_CARD_KEY_LEN], sbuf[2 * YN_CARD_STAMP_LEN];
-    size_t slen;
+    uint8_t key[YN_CARD_KEY_LEN];
+    yn_nfc_card_data data;
     memset(out, 0, sizeof *out);
-    int rc = read_card(env, tag, key, out);
+    int rc = read_card(env, tag, key, &data, out);
     if (rc != YN_OK)
         goto done;
 
-    /* the stamp: a blank or unreadable one counts nothing (logged) */
+    /* the stamp (read with the record): a blank or unreadable one counts nothing (logged) */
     yn_card_stamp st = {0};
-    rc = yn_nfc_read(env->nfc, tag, YN_NFC_AREA_STAMP, key, sbuf, sizeof sbuf, &slen);
-    if (rc != YN_OK) {
-        read_failed(out, rc, "reading the card stamp");
-        goto done;
-    }
     const char *why = "";
-    if (yn_card_stamp_decode(sbuf, slen, &st, &why) != YN_OK) {
+    if (yn_card_stamp_decode(data.stamp, data.stamp_len, &st, &why) != YN_OK) {
         yn_warn("tap: card %s: stamp unreadable (%s); counted as no meal", out->card.card_no, why);
         memset(&st, 0, sizeof st);
     }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "card.h"
+#include "card_cache.h"
 #include "ledger.h"
 #include "nfc.h"
 #include "policy.h"
@@ -29,6 +30,7 @@ typedef struct yn_tap_env {
     yn_canteen canteen;          /* where this terminal stands */
     uint16_t canteen_code;       /* this canteen in v1 stamps (yn_tap_canteen_code) */
     uint32_t terminal_code;      /* this terminal in v2 stamps (yn_card_terminal_code) */
+    yn_card_cache *cache;        /* verified records by UID, or NULL (CARD.md §5) */
 } yn_tap_env;
 
 /* What became of the card's stamp in a tap. */
@@ -56,7 +58,8 @@ typedef struct yn_tap_outcome {
 
 /* Read and verify the card in the field (no debit): what the kiosk needs.
  * YN_OK with out->card filled, or a failure with out->reason
- * (YN_REASON_NOT_GENUINE / YN_REASON_READ_FAILED) and out->detail. */
+ * (YN_REASON_NOT_GENUINE, YN_REASON_READ_FAILED, or BLANK_CARD / OTHER_CARD /
+ * FOREIGN_CARD for a card that is not a 颐年卡) and out->detail. */
 int yn_tap_identify(const yn_tap_env *env, const yn_nfc_tag *tag, yn_tap_outcome *out);
 
 /* The whole counter tap. tap_id identifies one physical tap and must be

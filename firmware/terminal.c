@@ -90,6 +90,7 @@ struct yn_terminal {
     yn_devices *dev;
     yn_terminal_deps deps;
     yn_tap_env env;
+    yn_card_cache cache; /* verified records: a repeat DESFire tap reads the stamp only */
     enum state state;
     int64_t price_fen;               /* the meal the next tap pays for */
     bool weighed;                    /* weighed mode: the next tap is priced by weight */
@@ -245,7 +246,8 @@ int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_dep
         .ring = deps->ring,
         .canteen = {.district = cfg->terminal.district, .street = cfg->terminal.street},
         .canteen_code = yn_tap_canteen_code(cfg->terminal.canteen_id),
-        .terminal_code = yn_card_terminal_code(cfg->terminal.id)};
+        .terminal_code = yn_card_terminal_code(cfg->terminal.id),
+        .cache = &t->cache};
     /* tap ids: boot_no × 2^32 + n, above every id used before (whatever the
      * wall clock says); a restart within one boot continues after the highest */
     int64_t head = 0, max_tap = 0;
@@ -1154,20 +1156,21 @@ static void idle_notes(yn_terminal *t)
     }
 }
 
-/* Look at the field: a card that was not there before is a tap. */
-static void watch_field(yn_terminal *t)
+/* Look at the field, waiting up to wait_ms for a card: a card that was not
+ * there before is a tap. Returns the poll's status. */
+static int watch_field(yn_terminal *t, int wait_ms)
 {
     yn_nfc_tag tag;
-    int rc = yn_nfc_poll(&t->dev->nfc, 0, &tag);
+    int rc = yn_nfc_poll(&t->dev->nfc, wait_ms, &tag);
     int64_t now = yn_clock_mono_ms(&t->dev->clock);
     if (rc == YN_ENOCARD) {
         t->last_in_field = false;
         idle_notes(t);
-        return;
+        return rc;
     }
     if (rc != YN_OK) {
         yn_debug("reader: poll: %s", yn_strerror(rc));
-        return;
+        return rc;
     }
     bool same = t->last_seen_ms && same_card(&tag, &t->last_tag);
     bool debounced =
@@ -1177,13 +1180,14 @@ static void watch_field(yn_terminal *t)
     t->last_seen_ms = now;
     if (debounced) {
         t->last_in_field = true;
-        return;
+        return rc;
     }
     if (t->state == ST_PRICE || in_staff(t))
         show_idle(t); /* a tap ends an unfinished price or staff entry */
     t->last_decided = on_tap(t, &tag);
     t->last_in_field = true;
     t->last_seen_ms = yn_clock_mono_ms(&t->dev->clock);
+    return rc;
 }
 
 void yn_terminal_start(yn_terminal *t)
@@ -1207,13 +1211,21 @@ void yn_terminal_start(yn_terminal *t)
 
 int yn_terminal_step(yn_terminal *t, int timeout_ms)
 {
+    /* While the field is empty the reader does the waiting: its listing loop
+     * sees a card as it arrives, where a sleep before each look would add up
+     * to timeout_ms to every tap (hal/READER.md "Timing"). Keys are read
+     * between listings; with no reader to wait on, the keys are waited for. */
+    bool reader_waits = timeout_ms > 0 && !t->last_in_field;
     yn_input_event ev;
-    int rc = yn_input_next(&t->dev->input, timeout_ms, &ev);
+    int rc = yn_input_next(&t->dev->input, reader_waits ? 0 : timeout_ms, &ev);
     if (rc == YN_OK)
         on_event(t, &ev);
     else if (rc != YN_ETIMEDOUT)
         yn_warn("input: %s", yn_strerror(rc));
-    watch_field(t);
+    int prc = watch_field(t, reader_waits && rc != YN_OK ? timeout_ms : 0);
+    if (reader_waits && rc != YN_OK && prc != YN_OK && prc != YN_ENOCARD &&
+        yn_input_next(&t->dev->input, timeout_ms, &ev) == YN_OK)
+        on_event(t, &ev);
     if (t->state == ST_RESULT && yn_clock_mono_ms(&t->dev->clock) >= t->result_until_ms) {
         show_idle(t);
     } else if (t->state == ST_IDLE) {

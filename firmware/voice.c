@@ -55,6 +55,9 @@ static const struct {
     {"ben_yue_hai_ke_butie", "本月还可补贴"},
     {"jin_tian_hai_ke_butie", "今天还可补贴"},
     {"can", "餐"},
+    {"reason_blank_card", "这张卡还没有开通，请到社区服务中心办理"},
+    {"reason_foreign_card", "这不是颐年卡，请换颐年卡再刷"},
+    {"reason_other_card", "这是别的卡，不是颐年卡，请换颐年卡再刷"},
 };
 
 const char *const yn_voice_clips[] = {"ling",
@@ -102,6 +105,9 @@ const char *const yn_voice_clips[] = {"ling",
                                       "ben_yue_hai_ke_butie",
                                       "jin_tian_hai_ke_butie",
                                       "can",
+                                      "reason_blank_card",
+                                      "reason_foreign_card",
+                                      "reason_other_card",
                                       NULL};
 
 const char *yn_voice_clip_text(const char *clip)

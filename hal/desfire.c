@@ -1,9 +1,9 @@
-/* desfire.c — MIFARE DESFire EV1 secure messaging (AES-128), both sides.
+/* desfire.c — MIFARE DESFire EV1 secure messaging, the reader (PCD) side.
  *
- * The reader (PCD) half drives a card through a transceive callback; the card
- * (PICC) half is what the emulator answers with. Both share the primitives
- * below, so a mistake in one shows up as a failed round trip in the unit test,
- * and the PCD half is also checked against the RFC 4493 vectors and OpenSSL.
+ * It drives a card through a transceive callback. The card side it is tested
+ * against is a separate implementation (tools/emu/df_card.c, never linked
+ * into the daemon), and libfreefare in the conformance test; the primitives
+ * are also checked against the RFC 4493 vectors and OpenSSL.
  *
  * Hostile cards: every length from the card is checked before use, answer
  * chaining is bounded (YN_DF_MSG_MAX bytes, a fixed number of frames), a MAC
@@ -124,28 +124,9 @@ int yn_df_cmac(const uint8_t key[YN_DF_KEY_LEN], uint8_t iv[YN_DF_BLOCK], const 
     return rc;
 }
 
-static void rotl1(const uint8_t in[YN_DF_BLOCK], uint8_t out[YN_DF_BLOCK])
-{
-    uint8_t first = in[0];
-    memmove(out, in + 1, YN_DF_BLOCK - 1);
-    out[YN_DF_BLOCK - 1] = first;
-}
-
 static int default_random(uint8_t *buf, size_t n)
 {
     return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
-}
-
-static void session_key(const uint8_t rnd_a[YN_DF_BLOCK], const uint8_t rnd_b[YN_DF_BLOCK],
-                        yn_df_session *s, uint8_t key_no)
-{
-    memcpy(s->session_key, rnd_a, 4);
-    memcpy(s->session_key + 4, rnd_b, 4);
-    memcpy(s->session_key + 8, rnd_a + 12, 4);
-    memcpy(s->session_key + 12, rnd_b + 12, 4);
-    memset(s->iv, 0, sizeof s->iv);
-    s->key_no = key_no;
-    s->authenticated = true;
 }
 
 static void session_drop(yn_df_session *s)
@@ -218,6 +199,143 @@ int yn_df_status_to_yn(uint8_t status)
     default: /* INTEGRITY, LENGTH, COMMAND_ABORTED, an unexpected AF, garbage */
         return YN_EPROTO;
     }
+}
+
+/* --- DES, 2K3DES and 3K3DES next to AES (the PICC master key) ----------- */
+
+static int blk_of(int cipher)
+{
+    return cipher == YN_DF_CIPHER_AES ? 16 : 8;
+}
+
+/* One block, ECB. DES runs as 2K3DES with both halves equal. */
+static int ecb_any(int cipher, const uint8_t *key, const uint8_t *in, uint8_t *out, bool enc)
+{
+    uint8_t k[24];
+    const EVP_CIPHER *ev = EVP_des_ede_ecb();
+    if (cipher == YN_DF_CIPHER_AES) {
+        ev = EVP_aes_128_ecb();
+        memcpy(k, key, 16);
+    } else if (cipher == YN_DF_CIPHER_3K3DES) {
+        ev = EVP_des_ede3_ecb();
+        memcpy(k, key, 24);
+    } else if (cipher == YN_DF_CIPHER_DES) {
+        memcpy(k, key, 8);
+        memcpy(k + 8, key, 8);
+    } else {
+        memcpy(k, key, 16);
+    }
+    int len = 0;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int ok = ctx && EVP_CipherInit_ex(ctx, ev, NULL, k, NULL, enc ? 1 : 0) &&
+             EVP_CIPHER_CTX_set_padding(ctx, 0) &&
+             EVP_CipherUpdate(ctx, out, &len, in, blk_of(cipher)) && len == blk_of(cipher);
+    EVP_CIPHER_CTX_free(ctx);
+    OPENSSL_cleanse(k, sizeof k);
+    return ok ? YN_OK : YN_EIO;
+}
+
+/* CBC over n bytes in place; *iv becomes the last ciphertext block. */
+static int cbc_any(int cipher, const uint8_t *key, uint8_t *iv, uint8_t *p, size_t n, bool enc)
+{
+    size_t bs = (size_t)blk_of(cipher);
+    uint8_t c[16];
+    if (n % bs)
+        return YN_EINVAL;
+    for (size_t o = 0; o < n; o += bs) {
+        int rc;
+        if (enc) {
+            for (size_t i = 0; i < bs; i++)
+                p[o + i] ^= iv[i];
+            rc = ecb_any(cipher, key, p + o, p + o, true);
+            memcpy(iv, p + o, bs);
+        } else {
+            memcpy(c, p + o, bs);
+            rc = ecb_any(cipher, key, p + o, p + o, false);
+            for (size_t i = 0; i < bs; i++)
+                p[o + i] ^= iv[i];
+            memcpy(iv, c, bs);
+        }
+        if (rc != YN_OK)
+            return rc;
+    }
+    return YN_OK;
+}
+
+/* The D40 "send mode": each block, xored with the previous result, goes
+ * through the DEcryption (IV zero for every message). */
+static int d40_send(int cipher, const uint8_t *key, uint8_t *p, size_t n)
+{
+    uint8_t prev[8] = {0};
+    for (size_t o = 0; o + 8 <= n; o += 8) {
+        for (int i = 0; i < 8; i++)
+            p[o + (size_t)i] ^= prev[i];
+        int rc = ecb_any(cipher, key, p + o, p + o, false);
+        if (rc != YN_OK)
+            return rc;
+        memcpy(prev, p + o, 8);
+    }
+    return YN_OK;
+}
+
+/* CMAC (NIST SP 800-38B) for 8- or 16-byte blocks, chained from *iv. */
+static int cmac_any(int cipher, const uint8_t *key, uint8_t *iv, const uint8_t *m, size_t n,
+                    uint8_t *mac)
+{
+    if (cipher == YN_DF_CIPHER_AES)
+        return yn_df_cmac(key, iv, m, n, mac);
+    uint8_t l[8] = {0}, k1[8] = {0}, k2[8] = {0}, buf[YN_DF_MSG_MAX + 8];
+    if (n > YN_DF_MSG_MAX)
+        return YN_ELIMIT;
+    int rc = ecb_any(cipher, key, l, l, true);
+    if (rc != YN_OK)
+        return rc;
+    for (int pass = 0; pass < 2; pass++) { /* K1 = dbl(L), K2 = dbl(K1), R = 0x1B */
+        const uint8_t *in = pass ? k1 : l;
+        uint8_t *out = pass ? k2 : k1;
+        for (int i = 0; i < 8; i++)
+            out[i] = (uint8_t)(in[i] << 1 | (i < 7 ? in[i + 1] >> 7 : 0));
+        if (in[0] & 0x80)
+            out[7] ^= 0x1B;
+    }
+    size_t len = n;
+    if (n)
+        memcpy(buf, m, n);
+    const uint8_t *sub = k1;
+    if (n == 0 || n % 8) {
+        buf[len++] = 0x80;
+        while (len % 8)
+            buf[len++] = 0;
+        sub = k2;
+    }
+    for (int i = 0; i < 8; i++)
+        buf[len - 8 + (size_t)i] ^= sub[i];
+    rc = cbc_any(cipher, key, iv, buf, len, true);
+    if (rc == YN_OK)
+        memcpy(mac, iv, 8);
+    return rc;
+}
+
+/* DES keys are 2K3DES keys with equal halves (the key version in the low
+ * bits does not count). */
+static int des_cipher_of(const uint8_t key[16])
+{
+    for (int i = 0; i < 8; i++)
+        if ((key[i] & 0xFE) != (key[i + 8] & 0xFE))
+            return YN_DF_CIPHER_2K3DES;
+    return YN_DF_CIPHER_DES;
+}
+
+/* ISO/IEC 14443-3 CRC_A, the D40 scheme's CRC. */
+static uint16_t crc16_a(const uint8_t *p, size_t n)
+{
+    uint16_t c = 0x6363;
+    while (n--) {
+        uint8_t b = (uint8_t)(*p++ ^ (uint8_t)c);
+        b ^= (uint8_t)(b << 4);
+        c = (uint16_t)((c >> 8) ^ ((uint16_t)b << 8) ^ ((uint16_t)b << 3) ^ (b >> 4));
+    }
+    return c;
 }
 
 /* --- PCD side ---------------------------------------------------------- */
@@ -304,16 +422,16 @@ static int exchange(yn_df_pcd *pcd, const uint8_t *cmd, size_t n, uint8_t *rsp, 
  * the IV in step with the card's. */
 static int sm_command_cmac(yn_df_pcd *pcd, const uint8_t *cmd, size_t n)
 {
-    if (!pcd->s.authenticated)
-        return YN_OK;
+    if (!pcd->s.authenticated || pcd->s.d40)
+        return YN_OK; /* D40 (legacy) sessions MAC only MACed files */
     uint8_t mac[YN_DF_BLOCK];
-    return yn_df_cmac(pcd->s.session_key, pcd->s.iv, cmd, n, mac);
+    return cmac_any(pcd->s.cipher, pcd->s.session_key, pcd->s.iv, cmd, n, mac);
 }
 
 /* Check and strip the 8-byte CMAC over data ‖ status of an answer. */
 static int sm_answer_cmac(yn_df_pcd *pcd, uint8_t *data, size_t *len, uint8_t status)
 {
-    if (!pcd->s.authenticated)
+    if (!pcd->s.authenticated || pcd->s.d40)
         return YN_OK;
     if (*len < YN_DF_MAC_LEN || *len - YN_DF_MAC_LEN >= YN_DF_MSG_MAX)
         return YN_EPROTO;
@@ -321,7 +439,7 @@ static int sm_answer_cmac(yn_df_pcd *pcd, uint8_t *data, size_t *len, uint8_t st
     uint8_t msg[YN_DF_MSG_MAX], mac[YN_DF_BLOCK];
     memcpy(msg, data, n);
     msg[n] = status;
-    int rc = yn_df_cmac(pcd->s.session_key, pcd->s.iv, msg, n + 1, mac);
+    int rc = cmac_any(pcd->s.cipher, pcd->s.session_key, pcd->s.iv, msg, n + 1, mac);
     if (rc != YN_OK)
         return rc;
     if (CRYPTO_memcmp(mac, data + n, YN_DF_MAC_LEN) != 0)
@@ -400,50 +518,86 @@ int yn_df_select_application(yn_df_pcd *pcd, const uint8_t aid[YN_DF_AID_LEN])
     return status_result(pcd, st);
 }
 
-int yn_df_authenticate_aes(yn_df_pcd *pcd, uint8_t key_no, const uint8_t key[YN_DF_KEY_LEN])
+/* The three-pass authentication, every kind: legacy 0x0A (DES, 2K3DES: 8-byte
+ * random numbers, D40 "send mode"), ISO 0x1A (3K3DES) and AES 0xAA (16-byte
+ * random numbers, CBC with the IV chained over the three messages). The
+ * session key interleaves RndA and RndB halves by cipher. */
+static int authenticate(yn_df_pcd *pcd, uint8_t key_no, enum yn_df_cipher cipher,
+                        const uint8_t *key)
 {
     session_drop(&pcd->s);
-    uint8_t cmd[1 + 2 * YN_DF_BLOCK] = {YN_DF_CMD_AUTHENTICATE_AES, key_no};
+    bool legacy = cipher == YN_DF_CIPHER_DES || cipher == YN_DF_CIPHER_2K3DES;
+    size_t L = legacy ? 8 : 16; /* RndA/RndB length */
+    uint8_t cmd[1 + 32] = {legacy                          ? 0x0A
+                           : cipher == YN_DF_CIPHER_3K3DES ? 0x1A
+                                                           : YN_DF_CMD_AUTHENTICATE_AES,
+                           key_no};
     uint8_t rsp[YN_DF_MSG_MAX], st = 0, iv[YN_DF_BLOCK] = {0};
-    uint8_t rnd_a[YN_DF_BLOCK], rnd_b[YN_DF_BLOCK], token[2 * YN_DF_BLOCK];
+    uint8_t rnd_a[16], rnd_b[16], token[32], want[16];
     size_t len = 0;
     int rc = exchange(pcd, cmd, 2, rsp, sizeof rsp, &len, &st, true);
     if (rc != YN_OK)
         return rc;
     if (st != YN_DF_ST_ADDITIONAL_FRAME)
         return status_result(pcd, st == YN_DF_ST_OK ? YN_DF_ST_INTEGRITY_ERROR : st);
-    if (len != YN_DF_BLOCK)
+    if (len != L)
         return YN_EPROTO;
-    /* ek(RndB) → RndB; the ciphertext is the IV of our answer */
-    memcpy(rnd_b, rsp, YN_DF_BLOCK);
-    if ((rc = yn_df_cbc(key, iv, rnd_b, YN_DF_BLOCK, false)) != YN_OK)
+    memcpy(rnd_b, rsp, L);
+    if ((rc = cbc_any(cipher, key, iv, rnd_b, L, false)) != YN_OK ||
+        (rc = pcd_random(pcd, rnd_a, L)) != YN_OK)
         return rc;
-    if ((rc = pcd_random(pcd, rnd_a, sizeof rnd_a)) != YN_OK)
-        return rc;
-    memcpy(token, rnd_a, YN_DF_BLOCK);
-    rotl1(rnd_b, token + YN_DF_BLOCK);
-    if ((rc = yn_df_cbc(key, iv, token, sizeof token, true)) != YN_OK)
+    memcpy(token, rnd_a, L);
+    memcpy(token + L, rnd_b + 1, L - 1);
+    token[2 * L - 1] = rnd_b[0];
+    rc =
+        legacy ? d40_send(cipher, key, token, 2 * L) : cbc_any(cipher, key, iv, token, 2 * L, true);
+    if (rc != YN_OK)
         return rc;
     cmd[0] = YN_DF_CMD_ADDITIONAL_FRAME;
-    memcpy(cmd + 1, token, sizeof token);
-    rc = exchange(pcd, cmd, sizeof cmd, rsp, sizeof rsp, &len, &st, true);
-    if (rc != YN_OK)
+    memcpy(cmd + 1, token, 2 * L);
+    if ((rc = exchange(pcd, cmd, 1 + 2 * L, rsp, sizeof rsp, &len, &st, true)) != YN_OK)
         return rc;
     if (st != YN_DF_ST_OK)
         return status_result(pcd, st == YN_DF_ST_ADDITIONAL_FRAME ? YN_DF_ST_INTEGRITY_ERROR : st);
-    if (len != YN_DF_BLOCK)
+    if (len != L)
         return YN_EPROTO;
-    /* ek(RndA') must be our RndA rotated: the card knows the key */
-    if ((rc = yn_df_cbc(key, iv, rsp, YN_DF_BLOCK, false)) != YN_OK)
+    if (legacy)
+        memset(iv, 0, sizeof iv); /* D40: every message starts from a zero IV */
+    if ((rc = cbc_any(cipher, key, iv, rsp, L, false)) != YN_OK)
         return rc;
-    uint8_t want[YN_DF_BLOCK];
-    rotl1(rnd_a, want);
-    if (CRYPTO_memcmp(want, rsp, YN_DF_BLOCK) != 0)
+    memcpy(want, rnd_a + 1, L - 1);
+    want[L - 1] = rnd_a[0];
+    if (CRYPTO_memcmp(want, rsp, L) != 0)
         return YN_EAUTH;
-    session_key(rnd_a, rnd_b, &pcd->s, key_no);
+    yn_df_session *s = &pcd->s;
+    memset(s, 0, sizeof *s);
+    memcpy(s->session_key, rnd_a, 4);
+    memcpy(s->session_key + 4, rnd_b, 4);
+    if (cipher == YN_DF_CIPHER_2K3DES) {
+        memcpy(s->session_key + 8, rnd_a + 4, 4);
+        memcpy(s->session_key + 12, rnd_b + 4, 4);
+    } else if (cipher == YN_DF_CIPHER_AES) {
+        memcpy(s->session_key + 8, rnd_a + 12, 4);
+        memcpy(s->session_key + 12, rnd_b + 12, 4);
+    } else if (cipher == YN_DF_CIPHER_3K3DES) {
+        memcpy(s->session_key + 8, rnd_a + 6, 4);
+        memcpy(s->session_key + 12, rnd_b + 6, 4);
+        memcpy(s->session_key + 16, rnd_a + 12, 4);
+        memcpy(s->session_key + 20, rnd_b + 12, 4);
+    }
+    s->cipher = (uint8_t)cipher;
+    s->d40 = legacy;
+    s->key_no = key_no;
+    s->authenticated = true;
     OPENSSL_cleanse(rnd_a, sizeof rnd_a);
     OPENSSL_cleanse(rnd_b, sizeof rnd_b);
+    OPENSSL_cleanse(token, sizeof token);
     return YN_OK;
+}
+
+int yn_df_authenticate_aes(yn_df_pcd *pcd, uint8_t key_no, const uint8_t key[YN_DF_KEY_LEN])
+{
+    return authenticate(pcd, key_no, YN_DF_CIPHER_AES, key);
 }
 
 int yn_df_get_file_settings(yn_df_pcd *pcd, uint8_t file_no, yn_df_file_settings *out)
@@ -712,770 +866,53 @@ int yn_df_create_data_file(yn_df_pcd *pcd, uint8_t file_no, enum yn_df_file_type
     return no_answer_command(pcd, cmd, sizeof cmd);
 }
 
-/* --- PICC side --------------------------------------------------------- */
+/* --- PCD side: other PICC master key types ------------------------------ */
 
-void yn_df_picc_init(yn_df_picc *c, const uint8_t *uid, size_t uid_len)
+int yn_df_authenticate_des(yn_df_pcd *pcd, uint8_t key_no, enum yn_df_cipher cipher,
+                           const uint8_t *key)
 {
-    memset(c, 0, sizeof *c);
-    c->uid_len = uid_len > sizeof c->uid ? sizeof c->uid : uid_len;
-    memcpy(c->uid, uid, c->uid_len);
-    c->picc_settings = YN_DF_PICC_SETTINGS_FACTORY;
-}
-
-int yn_df_picc_app(yn_df_picc *c, const uint8_t aid[YN_DF_AID_LEN],
-                   const uint8_t keys[][YN_DF_KEY_LEN], int n_keys)
-{
-    if (n_keys < 1 || n_keys > YN_DF_KEYS_MAX)
+    session_drop(&pcd->s);
+    if (cipher == YN_DF_CIPHER_AES)
         return YN_EINVAL;
-    memcpy(c->aid, aid, YN_DF_AID_LEN);
-    c->key_settings = 0x09; /* firmware/CARD.md §5 */
-    for (int i = 0; i < n_keys; i++)
-        memcpy(c->keys[i], keys[i], YN_DF_KEY_LEN);
-    c->n_keys = n_keys;
-    return YN_OK;
+    if (cipher != YN_DF_CIPHER_3K3DES)
+        cipher = des_cipher_of(key); /* equal halves: the card runs single DES */
+    return authenticate(pcd, key_no, cipher, key);
 }
 
-yn_df_file *yn_df_picc_find_file(yn_df_picc *c, uint8_t file_no)
+int yn_df_change_master_key_aes(yn_df_pcd *pcd, const uint8_t new_key[YN_DF_KEY_LEN],
+                                uint8_t version)
 {
-    for (int i = 0; i < c->n_files; i++)
-        if (c->files[i].file_no == file_no)
-            return &c->files[i];
-    return NULL;
-}
-
-int yn_df_picc_file(yn_df_picc *c, const yn_df_file *settings, const uint8_t *data, size_t len)
-{
-    if (c->n_files >= YN_DF_FILES_MAX)
-        return YN_ELIMIT;
-    if (settings->size == 0 || settings->size > YN_DF_DATA_MAX || len > settings->size ||
-        yn_df_picc_find_file(c, settings->file_no))
-        return YN_EINVAL;
-    yn_df_file *f = &c->files[c->n_files++];
-    *f = *settings;
-    memset(f->data, 0, sizeof f->data);
-    if (len)
-        memcpy(f->data, data, len);
-    memcpy(f->mirror, f->data, sizeof f->mirror);
-    f->dirty = false;
-    return YN_OK;
-}
-
-static void picc_discard(yn_df_picc *c)
-{
-    for (int i = 0; i < c->n_files; i++)
-        c->files[i].dirty = false;
-}
-
-/* Authentication lost: the session ends and an open transaction is aborted. */
-static void picc_drop(yn_df_picc *c)
-{
-    session_drop(&c->s);
-    c->auth_step = 0;
-    picc_discard(c);
-}
-
-void yn_df_picc_reset(yn_df_picc *c)
-{
-    picc_drop(c);
-    c->app_selected = false;
-    c->in_len = c->in_need = 0;
-    c->out_len = c->out_pos = 0;
-    c->out_short_frames = 0;
-}
-
-static int picc_random(yn_df_picc *c, uint8_t *buf, size_t n)
-{
-    yn_df_random_fn fn = c->random ? c->random : default_random;
-    return fn(buf, n) == 0 ? YN_OK : YN_EIO;
-}
-
-/* The logical answer of one command: status + data to be sent (chained). */
-struct answer {
-    uint8_t status;
-    uint8_t data[YN_DF_MSG_MAX];
-    size_t len;
-};
-
-static void answer_error(yn_df_picc *c, struct answer *a, uint8_t status)
-{
-    picc_drop(c);
-    a->status = status;
-    a->len = 0;
-}
-
-/* A successful answer: data is sent plain with a CMAC (authenticated), or
- * enciphered with a CRC, or plain (not authenticated). */
-static void answer_ok(yn_df_picc *c, struct answer *a, const uint8_t *data, size_t n, bool encipher)
-{
-    a->status = YN_DF_ST_OK;
-    a->len = 0;
-    if (!c->s.authenticated) {
-        if (n)
-            memcpy(a->data, data, n);
-        a->len = n;
-        return;
-    }
-    if (encipher) {
-        uint8_t st = YN_DF_ST_OK;
-        memcpy(a->data, data, n);
-        put_le32(a->data + n, crc_update(crc_update(0xFFFFFFFFu, data, n), &st, 1));
-        size_t len = n + 4;
-        while (len % YN_DF_BLOCK)
-            a->data[len++] = 0x00;
-        if (yn_df_cbc(c->s.session_key, c->s.iv, a->data, len, true) != YN_OK) {
-            answer_error(c, a, YN_DF_ST_COMMAND_ABORTED);
-            return;
-        }
-        a->len = len;
-        return;
-    }
-    uint8_t msg[YN_DF_MSG_MAX], mac[YN_DF_BLOCK];
-    if (n)
-        memcpy(msg, data, n);
-    msg[n] = YN_DF_ST_OK;
-    if (yn_df_cmac(c->s.session_key, c->s.iv, msg, n + 1, mac) != YN_OK) {
-        answer_error(c, a, YN_DF_ST_COMMAND_ABORTED);
-        return;
-    }
-    if (n)
-        memcpy(a->data, data, n);
-    memcpy(a->data + n, mac, YN_DF_MAC_LEN);
-    a->len = n + YN_DF_MAC_LEN;
-}
-
-/* Keep the IV in step with a plain command the PCD CMAC'd. */
-static void picc_command_cmac(yn_df_picc *c, const uint8_t *cmd, size_t n)
-{
-    uint8_t mac[YN_DF_BLOCK];
-    if (c->s.authenticated && yn_df_cmac(c->s.session_key, c->s.iv, cmd, n, mac) != YN_OK)
-        picc_drop(c);
-}
-
-/* May the session reach this file? *comm = the mode the data travels in. */
-static bool picc_access(const yn_df_picc *c, const yn_df_file *f, bool write, uint8_t *comm)
-{
-    uint8_t k1 = write ? f->key_write : f->key_read, k2 = f->key_rw;
-    if (c->s.authenticated && (c->s.key_no == k1 || c->s.key_no == k2)) {
-        *comm = f->comm;
-        return true;
-    }
-    if (k1 == YN_DF_ACCESS_FREE || k2 == YN_DF_ACCESS_FREE) {
-        *comm = YN_DF_COMM_PLAIN;
-        return true;
-    }
-    return false;
-}
-
-/* Bytes a WriteData command carries in total, from its header, or 0 if the
- * header is short or the file unknown (then it is processed at once and fails). */
-static size_t write_total_len(const yn_df_picc *c, const uint8_t *cmd, size_t n)
-{
-    if (n < 8)
-        return 0;
-    const yn_df_file *f = NULL;
-    for (int i = 0; i < c->n_files; i++)
-        if (c->files[i].file_no == cmd[1])
-            f = &c->files[i];
-    uint8_t comm = YN_DF_COMM_PLAIN;
-    if (!f || !c->app_selected || !picc_access(c, f, true, &comm))
-        return 0;
-    size_t len = get_le24(cmd + 5);
-    if (len == 0 || len > YN_DF_DATA_MAX)
-        return 0;
-    if (comm == YN_DF_COMM_ENCIPHERED)
-        return 8 + (len + 4 + YN_DF_BLOCK - 1) / YN_DF_BLOCK * YN_DF_BLOCK;
-    if (comm == YN_DF_COMM_MACED)
-        return 8 + len + YN_DF_MAC_LEN;
-    return 8 + len;
-}
-
-static void picc_select(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n != 1 + YN_DF_AID_LEN) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    picc_drop(c);
-    static const uint8_t picc_level[YN_DF_AID_LEN] = {0, 0, 0};
-    if (memcmp(cmd + 1, picc_level, YN_DF_AID_LEN) == 0) {
-        c->app_selected = false;
-    } else if (c->n_keys && memcmp(cmd + 1, c->aid, YN_DF_AID_LEN) == 0) {
-        c->app_selected = true;
+    yn_df_session *s = &pcd->s;
+    if (!s->authenticated || s->key_no != 0)
+        return YN_EPERM;
+    /* key number 0x80: key 0, the new key is AES; the session's own key, so
+     * no XOR with the old key and one CRC */
+    uint8_t cmd[2 + 32] = {YN_DF_CMD_CHANGE_KEY, 0x80}, *p = cmd + 2;
+    memcpy(p, new_key, YN_DF_KEY_LEN);
+    p[16] = version;
+    size_t n;
+    int rc;
+    if (s->d40) {
+        uint16_t crc = crc16_a(p, 17);
+        p[17] = (uint8_t)crc;
+        p[18] = (uint8_t)(crc >> 8);
+        memset(p + 19, 0, 5);
+        n = 24;
+        rc = d40_send(s->cipher, s->session_key, p, n);
     } else {
-        c->app_selected = false;
-        answer_error(c, a, YN_DF_ST_APPLICATION_NOT_FOUND);
-        return;
+        put_le32(p + 17, yn_df_crc32(cmd, 2 + 17));
+        size_t bs = (size_t)blk_of(s->cipher);
+        n = (21 + bs - 1) / bs * bs;
+        memset(p + 21, 0, n - 21);
+        rc = cbc_any(s->cipher, s->session_key, s->iv, p, n, true);
     }
-    a->status = YN_DF_ST_OK;
-    a->len = 0;
-}
-
-static void picc_read(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n != 8) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    picc_command_cmac(c, cmd, n);
-    yn_df_file *f = c->app_selected ? yn_df_picc_find_file(c, cmd[1]) : NULL;
-    uint8_t comm = YN_DF_COMM_PLAIN;
-    if (!f) {
-        answer_error(c, a, YN_DF_ST_FILE_NOT_FOUND);
-        return;
-    }
-    if (!picc_access(c, f, false, &comm)) {
-        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
-        return;
-    }
-    size_t off = get_le24(cmd + 2), len = get_le24(cmd + 5);
-    if (off > f->size || len > f->size - off) {
-        answer_error(c, a, YN_DF_ST_BOUNDARY_ERROR);
-        return;
-    }
-    if (len == 0)
-        len = f->size - off;
-    answer_ok(c, a, f->data + off, len, comm == YN_DF_COMM_ENCIPHERED);
-}
-
-static void picc_write(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n < 8) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    yn_df_file *f = c->app_selected ? yn_df_picc_find_file(c, cmd[1]) : NULL;
-    uint8_t comm = YN_DF_COMM_PLAIN;
-    if (!f) {
-        answer_error(c, a, YN_DF_ST_FILE_NOT_FOUND);
-        return;
-    }
-    if (!picc_access(c, f, true, &comm)) {
-        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
-        return;
-    }
-    size_t off = get_le24(cmd + 2), len = get_le24(cmd + 5), body = n - 8;
-    uint8_t plain[YN_DF_MSG_MAX];
-    if (len == 0 || len > YN_DF_DATA_MAX) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    if (comm == YN_DF_COMM_ENCIPHERED) {
-        if (body == 0 || body % YN_DF_BLOCK != 0 || len + 4 > body ||
-            body - (len + 4) >= YN_DF_BLOCK) {
-            answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-            return;
-        }
-        memcpy(plain, cmd + 8, body);
-        if (yn_df_cbc(c->s.session_key, c->s.iv, plain, body, false) != YN_OK) {
-            answer_error(c, a, YN_DF_ST_COMMAND_ABORTED);
-            return;
-        }
-        uint32_t crc = crc_update(crc_update(0xFFFFFFFFu, cmd, 8), plain, len);
-        bool ok = crc == get_le32(plain + len);
-        for (size_t i = len + 4; i < body; i++)
-            ok = ok && plain[i] == 0x00;
-        if (!ok) {
-            answer_error(c, a, YN_DF_ST_INTEGRITY_ERROR);
-            return;
-        }
-    } else if (comm == YN_DF_COMM_MACED) {
-        uint8_t mac[YN_DF_BLOCK];
-        if (body != len + YN_DF_MAC_LEN ||
-            yn_df_cmac(c->s.session_key, c->s.iv, cmd, n - YN_DF_MAC_LEN, mac) != YN_OK ||
-            CRYPTO_memcmp(mac, cmd + n - YN_DF_MAC_LEN, YN_DF_MAC_LEN) != 0) {
-            answer_error(c, a, YN_DF_ST_INTEGRITY_ERROR);
-            return;
-        }
-        memcpy(plain, cmd + 8, len);
-    } else {
-        if (body != len) {
-            answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-            return;
-        }
-        picc_command_cmac(c, cmd, n);
-        memcpy(plain, cmd + 8, len);
-    }
-    if (off > f->size || len > f->size - off) {
-        answer_error(c, a, YN_DF_ST_BOUNDARY_ERROR);
-        return;
-    }
-    if (f->type == YN_DF_FILE_BACKUP) {
-        if (!f->dirty)
-            memcpy(f->mirror, f->data, f->size);
-        memcpy(f->mirror + off, plain, len);
-        f->dirty = true;
-    } else {
-        memcpy(f->data + off, plain, len);
-    }
-    answer_ok(c, a, NULL, 0, false);
-}
-
-static void picc_commit(yn_df_picc *c, const uint8_t *cmd, size_t n, bool commit, struct answer *a)
-{
-    if (n != 1) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    picc_command_cmac(c, cmd, n);
-    for (int i = 0; i < c->n_files; i++) {
-        yn_df_file *f = &c->files[i];
-        if (f->dirty && commit)
-            memcpy(f->data, f->mirror, f->size);
-        f->dirty = false;
-    }
-    answer_ok(c, a, NULL, 0, false);
-}
-
-static void picc_get_version(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n != 1) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    picc_command_cmac(c, cmd, n);
-    /* hardware and software: NXP, DESFire, v1.0 (EV1), 4 kB, ISO 14443-2/3/4 */
-    uint8_t v[28] = {0x04, 0x01, 0x01, 0x01, 0x00, 0x18, 0x05,
-                     0x04, 0x01, 0x01, 0x01, 0x04, 0x18, 0x05};
-    memcpy(v + 14, c->uid, c->uid_len);
-    static const uint8_t batch[7] = {0xBA, 0x5E, 0x00, 0x00, 0x01, 0x12, 0x25};
-    memcpy(v + 21, batch, sizeof batch);
-    answer_ok(c, a, v, sizeof v, false);
-    c->out_short_frames = a->status == YN_DF_ST_OK ? 2 : 0;
-}
-
-static void picc_file_settings(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n != 2) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    picc_command_cmac(c, cmd, n);
-    const yn_df_file *f = c->app_selected ? yn_df_picc_find_file(c, cmd[1]) : NULL;
-    if (!f) {
-        answer_error(c, a, YN_DF_ST_FILE_NOT_FOUND);
-        return;
-    }
-    uint8_t s[7] = {f->type, f->comm, (uint8_t)(f->key_rw << 4 | f->key_change),
-                    (uint8_t)(f->key_read << 4 | f->key_write)};
-    put_le24(s + 4, (uint32_t)f->size);
-    answer_ok(c, a, s, sizeof s, false);
-}
-
-/* The key an authentication at the current level uses: the application's
- * key key_no, or the PICC master key at PICC level. */
-static const uint8_t *picc_key_of(const yn_df_picc *c, uint8_t key_no)
-{
-    return c->app_selected ? c->keys[key_no] : c->picc_key;
-}
-
-/* Is the session the master key's of the current level (PICC or application)? */
-static bool picc_master_session(const yn_df_picc *c)
-{
-    return c->s.authenticated && c->s.key_no == 0;
-}
-
-static void picc_app_ids(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n != 1) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    picc_command_cmac(c, cmd, n);
-    if (c->app_selected ||
-        (!(c->picc_settings & YN_DF_KS_FREE_LISTING) && !picc_master_session(c))) {
-        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
-        return;
-    }
-    answer_ok(c, a, c->aid, c->n_keys ? YN_DF_AID_LEN : 0, false);
-}
-
-/* CreateApplication. This model holds one application: a second one is
- * "out of EEPROM". */
-static void picc_create_app(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n != 1 + YN_DF_AID_LEN + 2) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    picc_command_cmac(c, cmd, n);
-    uint8_t ks2 = cmd[5], n_keys = ks2 & 0x0F;
-    static const uint8_t picc_level[YN_DF_AID_LEN] = {0, 0, 0};
-    if (c->app_selected || (!(c->picc_settings & YN_DF_KS_FREE_CREATE) && !picc_master_session(c)))
-        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
-    else if (c->n_keys && memcmp(c->aid, cmd + 1, YN_DF_AID_LEN) == 0)
-        answer_error(c, a, YN_DF_ST_DUPLICATE_ERROR);
-    else if (c->n_keys)
-        answer_error(c, a, YN_DF_ST_OUT_OF_EEPROM);
-    else if ((ks2 & 0xC0) != YN_DF_KS2_AES || n_keys == 0 || n_keys > 14 ||
-             memcmp(cmd + 1, picc_level, YN_DF_AID_LEN) == 0)
-        answer_error(c, a, YN_DF_ST_PARAMETER_ERROR);
-    else if (n_keys > YN_DF_KEYS_MAX)
-        answer_error(c, a, YN_DF_ST_OUT_OF_EEPROM);
-    else {
-        memcpy(c->aid, cmd + 1, YN_DF_AID_LEN);
-        c->key_settings = cmd[4];
-        memset(c->keys, 0, sizeof c->keys);
-        c->n_keys = n_keys;
-        c->n_files = 0;
-        answer_ok(c, a, NULL, 0, false);
-    }
-}
-
-static void picc_delete_app(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n != 1 + YN_DF_AID_LEN) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    picc_command_cmac(c, cmd, n);
-    bool exists = c->n_keys && memcmp(c->aid, cmd + 1, YN_DF_AID_LEN) == 0;
-    /* the PICC master key, or the application's own master key with it selected */
-    if (!picc_master_session(c)) {
-        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
-        return;
-    }
-    if (!exists) {
-        answer_error(c, a,
-                     c->app_selected ? YN_DF_ST_PERMISSION_DENIED : YN_DF_ST_APPLICATION_NOT_FOUND);
-        return;
-    }
-    answer_ok(c, a, NULL, 0, false);
-    memset(c->keys, 0, sizeof c->keys);
-    c->n_keys = 0;
-    c->n_files = 0;
-    c->app_selected = false;
-    session_drop(&c->s); /* the PCD selects 000000 again */
-}
-
-/* ChangeKey (AES), EV1: enciphered cryptogram under the session key. */
-static void picc_change_key(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n != 2 + 2 * YN_DF_BLOCK) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    uint8_t key_no = cmd[1] & 0x0F, change = c->key_settings >> 4;
-    if (!c->app_selected || !c->s.authenticated) {
-        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
-        return;
-    }
-    if (key_no >= c->n_keys) {
-        answer_error(c, a, YN_DF_ST_NO_SUCH_KEY);
-        return;
-    }
-    bool same = key_no == c->s.key_no;
-    bool allowed = key_no == 0      ? same && (c->key_settings & 0x01)
-                   : change == 0x0E ? same
-                   : change == 0x0F ? false
-                                    : c->s.key_no == change;
-    if (!allowed) {
-        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
-        return;
-    }
-    uint8_t plain[2 + 2 * YN_DF_BLOCK], new_key[YN_DF_KEY_LEN];
-    memcpy(plain, cmd, n);
-    if (yn_df_cbc(c->s.session_key, c->s.iv, plain + 2, 2 * YN_DF_BLOCK, false) != YN_OK) {
-        answer_error(c, a, YN_DF_ST_COMMAND_ABORTED);
-        return;
-    }
-    const uint8_t *p = plain + 2;
-    bool ok = yn_df_crc32(plain, 2 + 17) == get_le32(p + 17);
-    for (int i = 0; i < YN_DF_KEY_LEN; i++)
-        new_key[i] = same ? p[i] : (uint8_t)(p[i] ^ c->keys[key_no][i]);
-    size_t end = 21;
-    if (!same) {
-        ok = ok && yn_df_crc32(new_key, YN_DF_KEY_LEN) == get_le32(p + 21);
-        end = 25;
-    }
-    for (size_t i = end; i < 2 * YN_DF_BLOCK; i++)
-        ok = ok && p[i] == 0x00;
-    OPENSSL_cleanse(plain, sizeof plain);
-    if (!ok) {
-        OPENSSL_cleanse(new_key, sizeof new_key);
-        answer_error(c, a, YN_DF_ST_INTEGRITY_ERROR);
-        return;
-    }
-    memcpy(c->keys[key_no], new_key, YN_DF_KEY_LEN);
-    OPENSSL_cleanse(new_key, sizeof new_key);
-    if (same)
-        picc_drop(c); /* the session key came from the old key: the answer is plain */
-    answer_ok(c, a, NULL, 0, false);
-}
-
-static void picc_create_file(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    if (n != 8) {
-        answer_error(c, a, YN_DF_ST_LENGTH_ERROR);
-        return;
-    }
-    picc_command_cmac(c, cmd, n);
-    size_t size = get_le24(cmd + 5);
-    yn_df_file f = {.file_no = cmd[1],
-                    .type = cmd[0] == YN_DF_CMD_CREATE_BACKUP_DATA_FILE ? YN_DF_FILE_BACKUP
-                                                                        : YN_DF_FILE_STANDARD,
-                    .comm = cmd[2] & 0x03,
-                    .key_rw = cmd[3] >> 4,
-                    .key_change = cmd[3] & 0x0F,
-                    .key_read = cmd[4] >> 4,
-                    .key_write = cmd[4] & 0x0F,
-                    .size = size};
-    if (!c->app_selected || (!(c->key_settings & 0x04) && !picc_master_session(c)))
-        answer_error(c, a, YN_DF_ST_PERMISSION_DENIED);
-    else if (cmd[1] > 0x1F || size == 0)
-        answer_error(c, a, YN_DF_ST_PARAMETER_ERROR);
-    else if (yn_df_picc_find_file(c, cmd[1]))
-        answer_error(c, a, YN_DF_ST_DUPLICATE_ERROR);
-    else if (size > YN_DF_DATA_MAX || yn_df_picc_file(c, &f, NULL, 0) != YN_OK)
-        answer_error(c, a, YN_DF_ST_OUT_OF_EEPROM);
-    else
-        answer_ok(c, a, NULL, 0, false);
-}
-
-/* First message of AuthenticateAES: ek(RndB). */
-static void picc_auth1(yn_df_picc *c, const uint8_t *cmd, size_t n, uint8_t *st, uint8_t *rd,
-                       size_t *rlen)
-{
-    picc_drop(c);
-    if (n != 2) {
-        *st = YN_DF_ST_LENGTH_ERROR;
-        return;
-    }
-    if (c->app_selected ? cmd[1] >= c->n_keys : cmd[1] != 0) {
-        *st = YN_DF_ST_NO_SUCH_KEY;
-        return;
-    }
-    uint8_t iv[YN_DF_BLOCK] = {0};
-    if (picc_random(c, c->rnd_b, YN_DF_BLOCK) != YN_OK) {
-        *st = YN_DF_ST_COMMAND_ABORTED;
-        return;
-    }
-    memcpy(rd, c->rnd_b, YN_DF_BLOCK);
-    if (yn_df_cbc(picc_key_of(c, cmd[1]), iv, rd, YN_DF_BLOCK, true) != YN_OK) {
-        *st = YN_DF_ST_COMMAND_ABORTED;
-        return;
-    }
-    memcpy(c->auth_iv, iv, YN_DF_BLOCK);
-    c->auth_key_no = cmd[1];
-    c->auth_step = 1;
-    *rlen = YN_DF_BLOCK;
-    *st = YN_DF_ST_ADDITIONAL_FRAME;
-}
-
-/* Second message: check RndB', answer ek(RndA'), open the session. */
-static void picc_auth2(yn_df_picc *c, const uint8_t *d, size_t n, uint8_t *st, uint8_t *rd,
-                       size_t *rlen)
-{
-    c->auth_step = 0;
-    if (n != 2 * YN_DF_BLOCK) {
-        *st = YN_DF_ST_LENGTH_ERROR;
-        return;
-    }
-    const uint8_t *key = picc_key_of(c, c->auth_key_no);
-    uint8_t buf[2 * YN_DF_BLOCK], want[YN_DF_BLOCK];
-    memcpy(buf, d, sizeof buf);
-    if (yn_df_cbc(key, c->auth_iv, buf, sizeof buf, false) != YN_OK) {
-        *st = YN_DF_ST_COMMAND_ABORTED;
-        return;
-    }
-    rotl1(c->rnd_b, want);
-    if (CRYPTO_memcmp(want, buf + YN_DF_BLOCK, YN_DF_BLOCK) != 0) {
-        *st = YN_DF_ST_AUTHENTICATION_ERROR;
-        return;
-    }
-    rotl1(buf, rd);
-    if (yn_df_cbc(key, c->auth_iv, rd, YN_DF_BLOCK, true) != YN_OK) {
-        *st = YN_DF_ST_COMMAND_ABORTED;
-        return;
-    }
-    session_key(buf, c->rnd_b, &c->s, c->auth_key_no);
-    OPENSSL_cleanse(buf, sizeof buf);
-    *rlen = YN_DF_BLOCK;
-    *st = YN_DF_ST_OK;
-}
-
-static void picc_process(yn_df_picc *c, const uint8_t *cmd, size_t n, struct answer *a)
-{
-    c->out_short_frames = 0;
-    switch (cmd[0]) {
-    case YN_DF_CMD_SELECT_APPLICATION:
-        picc_select(c, cmd, n, a);
-        break;
-    case YN_DF_CMD_READ_DATA:
-        picc_read(c, cmd, n, a);
-        break;
-    case YN_DF_CMD_WRITE_DATA:
-        picc_write(c, cmd, n, a);
-        break;
-    case YN_DF_CMD_COMMIT:
-        picc_commit(c, cmd, n, true, a);
-        break;
-    case YN_DF_CMD_ABORT:
-        picc_commit(c, cmd, n, false, a);
-        break;
-    case YN_DF_CMD_GET_VERSION:
-        picc_get_version(c, cmd, n, a);
-        break;
-    case YN_DF_CMD_GET_FILE_SETTINGS:
-        picc_file_settings(c, cmd, n, a);
-        break;
-    case YN_DF_CMD_GET_APPLICATION_IDS:
-        picc_app_ids(c, cmd, n, a);
-        break;
-    case YN_DF_CMD_CREATE_APPLICATION:
-        picc_create_app(c, cmd, n, a);
-        break;
-    case YN_DF_CMD_DELETE_APPLICATION:
-        picc_delete_app(c, cmd, n, a);
-        break;
-    case YN_DF_CMD_CHANGE_KEY:
-        picc_change_key(c, cmd, n, a);
-        break;
-    case YN_DF_CMD_CREATE_STD_DATA_FILE:
-    case YN_DF_CMD_CREATE_BACKUP_DATA_FILE:
-        picc_create_file(c, cmd, n, a);
-        break;
-    default:
-        answer_error(c, a, YN_DF_ST_ILLEGAL_COMMAND);
-        break;
-    }
-}
-
-/* Next frame of the pending answer. */
-static void picc_next_chunk(yn_df_picc *c, uint8_t *st, uint8_t *rd, size_t *rlen)
-{
-    size_t max = YN_DF_RSP_FRAME_DATA;
-    if (c->out_short_frames > 0) {
-        max = 7;
-        c->out_short_frames--;
-    }
-    size_t left = c->out_len - c->out_pos;
-    size_t chunk = left < max ? left : max;
-    memcpy(rd, c->out + c->out_pos, chunk);
-    c->out_pos += chunk;
-    *rlen = chunk;
-    if (c->out_pos < c->out_len) {
-        *st = YN_DF_ST_ADDITIONAL_FRAME;
-    } else {
-        *st = c->out_status;
-        c->out_len = c->out_pos = 0;
-    }
-}
-
-/* Run a complete command and start sending its answer. */
-static void picc_run(yn_df_picc *c, const uint8_t *cmd, size_t n, uint8_t *st, uint8_t *rd,
-                     size_t *rlen)
-{
-    struct answer a;
-    picc_process(c, cmd, n, &a);
-    memcpy(c->out, a.data, a.len);
-    c->out_len = a.len;
-    c->out_pos = 0;
-    c->out_status = a.status;
-    if (a.len == 0) {
-        *st = a.status;
-        *rlen = 0;
-        return;
-    }
-    picc_next_chunk(c, st, rd, rlen);
-}
-
-static void picc_command(yn_df_picc *c, uint8_t ins, const uint8_t *d, size_t n, uint8_t *st,
-                         uint8_t *rd, size_t *rlen)
-{
-    *rlen = 0;
-    if (ins == YN_DF_CMD_ADDITIONAL_FRAME) {
-        if (c->out_pos < c->out_len && n == 0) {
-            picc_next_chunk(c, st, rd, rlen);
-        } else if (c->in_need) {
-            if (n > c->in_need - c->in_len) {
-                c->in_need = c->in_len = 0;
-                picc_drop(c);
-                *st = YN_DF_ST_LENGTH_ERROR;
-                return;
-            }
-            if (n)
-                memcpy(c->in + c->in_len, d, n);
-            c->in_len += n;
-            if (c->in_len < c->in_need) {
-                *st = YN_DF_ST_ADDITIONAL_FRAME;
-                return;
-            }
-            c->in_need = 0;
-            picc_run(c, c->in, c->in_len, st, rd, rlen);
-        } else if (c->auth_step == 1) {
-            picc_auth2(c, d, n, st, rd, rlen);
-        } else {
-            picc_drop(c);
-            *st = YN_DF_ST_ILLEGAL_COMMAND;
-        }
-        return;
-    }
-    /* a new command cancels whatever was chained */
-    c->out_len = c->out_pos = 0;
-    c->in_need = c->in_len = 0;
-    if (n + 1 > sizeof c->in) {
-        picc_drop(c);
-        *st = YN_DF_ST_LENGTH_ERROR;
-        return;
-    }
-    c->in[0] = ins;
-    if (n)
-        memcpy(c->in + 1, d, n);
-    c->in_len = n + 1;
-    if (ins == YN_DF_CMD_AUTHENTICATE_AES) {
-        picc_auth1(c, c->in, c->in_len, st, rd, rlen);
-        return;
-    }
-    if (ins == YN_DF_CMD_WRITE_DATA) {
-        size_t need = write_total_len(c, c->in, c->in_len);
-        if (need > sizeof c->in) {
-            picc_drop(c);
-            *st = YN_DF_ST_LENGTH_ERROR;
-            return;
-        }
-        if (need && c->in_len < need) {
-            c->in_need = need;
-            *st = YN_DF_ST_ADDITIONAL_FRAME;
-            return;
-        }
-    }
-    picc_run(c, c->in, c->in_len, st, rd, rlen);
-}
-
-int yn_df_picc_frame(yn_df_picc *c, const uint8_t *in, size_t in_len, uint8_t *out, size_t cap,
-                     size_t *out_len)
-{
-    *out_len = 0;
-    if (cap < YN_DF_FRAME_MAX)
-        return YN_ELIMIT;
-    uint8_t st = YN_DF_ST_OK, rd[YN_DF_FRAME_MAX];
-    size_t rlen = 0;
-    bool wrapped = in_len >= 5 && in[0] == 0x90 && in[2] == 0x00 && in[3] == 0x00;
-    if (wrapped) {
-        /* 90 INS 00 00 Le  |  90 INS 00 00 Lc data [Le] */
-        size_t lc = in_len == 5 ? 0 : in[4];
-        bool shape_ok = in_len == 5 || (lc > 0 && (in_len == 6 + lc || in_len == 5 + lc));
-        if (!shape_ok) {
-            picc_drop(c);
-            st = YN_DF_ST_LENGTH_ERROR;
-        } else {
-            picc_command(c, in[1], lc ? in + 5 : NULL, lc, &st, rd, &rlen);
-        }
-        if (rlen)
-            memcpy(out, rd, rlen);
-        out[rlen] = 0x91;
-        out[rlen + 1] = st;
-        *out_len = rlen + 2;
-        return YN_OK;
-    }
-    if (in_len == 0) {
-        st = YN_DF_ST_LENGTH_ERROR;
-    } else {
-        picc_command(c, in[0], in + 1, in_len - 1, &st, rd, &rlen);
-    }
-    out[0] = st;
-    if (rlen)
-        memcpy(out + 1, rd, rlen);
-    *out_len = rlen + 1;
-    return YN_OK;
+    uint8_t rsp[YN_DF_FRAME_MAX], st = 0;
+    size_t len = 0;
+    if (rc == YN_OK)
+        rc = exchange(pcd, cmd, 2 + n, rsp, sizeof rsp, &len, &st, false);
+    OPENSSL_cleanse(cmd, sizeof cmd);
+    session_drop(s); /* success or not, the old session key is gone */
+    if (rc != YN_OK)
+        return rc;
+    return st == YN_DF_ST_OK ? (len == 0 ? YN_OK : YN_EPROTO) : yn_df_status_to_yn(st);
 }

@@ -1,9 +1,10 @@
-/* desfire.h — MIFARE DESFire EV1 secure messaging (AES-128), both sides.
+/* desfire.h — MIFARE DESFire EV1 secure messaging, the reader (PCD) side.
  *
- * Pure code: no device, no clock, no file. The reader (PCD side, hal/nfc_libnfc.c)
+ * Pure code: no device, no clock, no file. The reader (hal/nfc_libnfc_child.c)
  * hands in a transceive callback that moves one ISO 7816-4 wrapped frame
- * (`90 INS 00 00 [Lc data] 00` → `data 91 status`); the emulator (PICC side,
- * tools/yinian-pn532-emu.c) feeds received frames into yn_df_picc_frame().
+ * (`90 INS 00 00 [Lc data] 00` → `data 91 status`). The card side is NOT
+ * here: the emulated card (tools/emu/df_card.c) is a separate, independent
+ * implementation, so that the two can disagree where one of them is wrong.
  *
  * What is implemented (NXP MF3ICD81 "EV1" scheme, as AES-128 only):
  *   - AuthenticateAES (0xAA) 3-pass: IV chained over the three messages, RndB
@@ -21,8 +22,11 @@
  * issuing desk's: GetApplicationIDs, CreateApplication, DeleteApplication,
  * ChangeKey (AES: the XOR/CRC form for another key, the plain form for the
  * key the session was opened with), CreateStdDataFile, CreateBackupDataFile.
- * AuthenticateAES also works at PICC level (AID 000000, key 0) for a PICC
- * master key that is AES; the DES/2K3DES legacy authentication is not here.
+ * At PICC level (AID 000000, key 0) the PICC master key may also be DES or
+ * 2K3DES (legacy Authenticate 0x0A, D40 secure messaging) or 3K3DES
+ * (AuthenticateISO 0x1A, EV1 secure messaging with 3DES CMAC): enough for the
+ * issuing desk to list, create and delete applications on a factory card and
+ * to change its PICC master key to AES.
  *
  * Results are enum yn_status: YN_EAUTH (authentication refused, i.e. wrong key),
  * YN_EPROTO (bad CMAC, bad CRC, short or malformed frame, unexpected status),
@@ -105,11 +109,21 @@ enum yn_df_comm { YN_DF_COMM_PLAIN = 0, YN_DF_COMM_MACED = 1, YN_DF_COMM_ENCIPHE
 #define YN_DF_ACCESS_FREE  0x0E
 #define YN_DF_ACCESS_NEVER 0x0F
 
-/* Secure-messaging state shared by both sides once AuthenticateAES succeeded. */
+/* Cipher of a key or session (the PICC master key may be any of them). */
+enum yn_df_cipher {
+    YN_DF_CIPHER_AES,
+    YN_DF_CIPHER_DES, /* a 2K3DES key with equal halves: the factory key */
+    YN_DF_CIPHER_2K3DES,
+    YN_DF_CIPHER_3K3DES,
+};
+
+/* Secure-messaging state once an authentication succeeded. */
 typedef struct yn_df_session {
     bool authenticated;
+    bool d40;       /* legacy (0x0A) session: no CMAC, CRC16 */
+    uint8_t cipher; /* enum yn_df_cipher of the session key */
     uint8_t key_no; /* key the session was opened with */
-    uint8_t session_key[YN_DF_KEY_LEN];
+    uint8_t session_key[24];
     uint8_t iv[YN_DF_BLOCK]; /* running IV: last CMAC or last ciphertext block */
 } yn_df_session;
 
@@ -161,6 +175,14 @@ void yn_df_pcd_reset(yn_df_pcd *pcd);
 int yn_df_select_application(yn_df_pcd *pcd, const uint8_t aid[YN_DF_AID_LEN]) YN_MUST_CHECK;
 int yn_df_authenticate_aes(yn_df_pcd *pcd, uint8_t key_no,
                            const uint8_t key[YN_DF_KEY_LEN]) YN_MUST_CHECK;
+/* PICC master key of another type: DES or 2K3DES (16 bytes, legacy 0x0A) or
+ * 3K3DES (24 bytes, AuthenticateISO 0x1A). */
+int yn_df_authenticate_des(yn_df_pcd *pcd, uint8_t key_no, enum yn_df_cipher cipher,
+                           const uint8_t *key) YN_MUST_CHECK;
+/* After a PICC master key authentication of any kind: make the PICC master
+ * key the AES key new_key (version). The session ends. */
+int yn_df_change_master_key_aes(yn_df_pcd *pcd, const uint8_t new_key[YN_DF_KEY_LEN],
+                                uint8_t version) YN_MUST_CHECK;
 /* Read length bytes at offset (length 0 = to the end of the file) in the
  * file's comm mode. *len = bytes read. An enciphered read of length 0 asks
  * GetFileSettings for the size first: the CRC position must be known. */
@@ -215,72 +237,5 @@ int yn_df_change_key_cryptogram(const uint8_t session_key[YN_DF_KEY_LEN], uint8_
 int yn_df_create_data_file(yn_df_pcd *pcd, uint8_t file_no, enum yn_df_file_type type,
                            enum yn_df_comm comm, uint8_t key_read, uint8_t key_write,
                            uint8_t key_rw, uint8_t key_change, uint32_t size) YN_MUST_CHECK;
-
-/* --- PICC side (the emulated card) ------------------------------------- */
-
-#define YN_DF_KEYS_MAX  4
-#define YN_DF_FILES_MAX 4
-
-typedef struct yn_df_file {
-    uint8_t file_no;
-    uint8_t type;     /* enum yn_df_file_type */
-    uint8_t comm;     /* enum yn_df_comm */
-    uint8_t key_read; /* access nibbles: key number, FREE or NEVER */
-    uint8_t key_write;
-    uint8_t key_rw;
-    uint8_t key_change;
-    size_t size;                    /* bytes, 1..YN_DF_DATA_MAX */
-    uint8_t data[YN_DF_DATA_MAX];   /* committed content */
-    uint8_t mirror[YN_DF_DATA_MAX]; /* backup file: written, not yet committed */
-    bool dirty;                     /* mirror differs from data until commit/abort */
-} yn_df_file;
-
-typedef struct yn_df_picc {
-    /* persistent card content */
-    uint8_t uid[7];
-    size_t uid_len;
-    uint8_t picc_key[YN_DF_KEY_LEN]; /* PICC master key (AES in this model), zero from init */
-    uint8_t picc_settings;           /* PICC key settings, YN_DF_PICC_SETTINGS_FACTORY */
-    uint8_t aid[YN_DF_AID_LEN];      /* the one application on this card (if n_keys > 0) */
-    uint8_t key_settings;            /* of the application, as CreateApplication set them */
-    int n_keys;                      /* 0: no application (a factory-blank card) */
-    uint8_t keys[YN_DF_KEYS_MAX][YN_DF_KEY_LEN];
-    int n_files;
-    yn_df_file files[YN_DF_FILES_MAX];
-    yn_df_random_fn random; /* NULL: RAND_bytes */
-
-    /* volatile state: cleared by yn_df_picc_reset (field off, card removed) */
-    bool app_selected;
-    yn_df_session s;
-    int auth_step; /* 1: waiting for the second auth message */
-    uint8_t auth_key_no;
-    uint8_t rnd_b[YN_DF_BLOCK];
-    uint8_t auth_iv[YN_DF_BLOCK];
-    uint8_t in[YN_DF_MSG_MAX]; /* chained command being collected */
-    size_t in_len, in_need;
-    uint8_t out[YN_DF_MSG_MAX]; /* chained answer being sent */
-    size_t out_len, out_pos;
-    uint8_t out_status;   /* status of the answer's last frame */
-    int out_short_frames; /* GetVersion: leading 7-byte frames */
-} yn_df_picc;
-
-/* A factory-blank card with this UID (no application, PICC master key
- * all-zero, settings 0x0F); add the application with yn_df_picc_app or let a
- * PCD create it. */
-void yn_df_picc_init(yn_df_picc *c, const uint8_t *uid, size_t uid_len);
-/* Create the application with n_keys AES keys (all given). */
-int yn_df_picc_app(yn_df_picc *c, const uint8_t aid[YN_DF_AID_LEN],
-                   const uint8_t keys[][YN_DF_KEY_LEN], int n_keys) YN_MUST_CHECK;
-/* Add a file; content is zero-filled then initialised with data (len ≤ size). */
-int yn_df_picc_file(yn_df_picc *c, const yn_df_file *settings, const uint8_t *data,
-                    size_t len) YN_MUST_CHECK;
-yn_df_file *yn_df_picc_find_file(yn_df_picc *c, uint8_t file_no);
-/* Field lost: session gone, uncommitted backup-file writes discarded. */
-void yn_df_picc_reset(yn_df_picc *c);
-/* Handle one frame the PCD sent (ISO-wrapped or native) and produce the
- * answer frame. Always answers (errors become status bytes): YN_OK, or
- * YN_ELIMIT when out is smaller than YN_DF_FRAME_MAX. */
-int yn_df_picc_frame(yn_df_picc *c, const uint8_t *in, size_t in_len, uint8_t *out, size_t cap,
-                     size_t *out_len) YN_MUST_CHECK;
 
 #endif

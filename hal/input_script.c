@@ -23,6 +23,7 @@ struct item {
 struct script {
     struct item q[QUEUE_MAX];
     int head, tail;
+    int64_t returned_ms; /* monotonic: when next last returned (0: never) */
 };
 
 static int push_text(struct script *s, const char *text, const char *origin)
@@ -105,15 +106,34 @@ static void sleep_ms(int ms)
         ;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int script_next(yn_input *dev, int timeout_ms, yn_input_event *ev)
 {
     struct script *s = dev->priv;
+    int rc = YN_ETIMEDOUT;
+    /* a pause also passes while the caller is elsewhere (the terminal waits
+     * in the reader's poll between looks at the keys) */
+    if (s->head < s->tail && s->q[s->head].wait_ms > 0 && s->returned_ms) {
+        int64_t away = mono_ms() - s->returned_ms;
+        struct item *it = &s->q[s->head];
+        it->wait_ms -= away < it->wait_ms ? (int)away : it->wait_ms;
+        if (it->wait_ms == 0)
+            s->head++;
+    }
     while (s->head < s->tail) {
         struct item *it = &s->q[s->head];
         if (it->wait_ms < 0) {
             s->head++;
             *ev = it->ev;
-            return YN_OK;
+            rc = YN_OK;
+            timeout_ms = 0;
+            break;
         }
         /* a pause: spend what the caller allows, keep the rest for later */
         int slice = it->wait_ms < timeout_ms ? it->wait_ms : timeout_ms;
@@ -121,12 +141,13 @@ static int script_next(yn_input *dev, int timeout_ms, yn_input_event *ev)
         it->wait_ms -= slice;
         if (it->wait_ms == 0)
             s->head++;
-        if (slice == timeout_ms)
-            return YN_ETIMEDOUT;
         timeout_ms -= slice;
+        if (timeout_ms == 0 && it->wait_ms > 0)
+            break;
     }
     sleep_ms(timeout_ms);
-    return YN_ETIMEDOUT;
+    s->returned_ms = mono_ms();
+    return rc;
 }
 
 const yn_input_ops yn_input_script_ops = {

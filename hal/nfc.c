@@ -2,6 +2,7 @@
 #include "nfc.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "config.h"
 #include "hal.h"
@@ -41,6 +42,24 @@ int yn_nfc_read(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
 {
     *len = 0;
     return dev->ops ? dev->ops->read(dev, tag, area, key, buf, cap, len) : YN_ENODEV;
+}
+
+int yn_nfc_read_card(yn_nfc *dev, const yn_nfc_tag *tag, const uint8_t key[YN_NFC_KEY_LEN],
+                     unsigned flags, yn_nfc_card_data *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!dev->ops)
+        return YN_ENODEV;
+    if (dev->ops->read_card)
+        return dev->ops->read_card(dev, tag, key, flags, out);
+    int rc = YN_OK;
+    if (!(flags & YN_NFC_SKIP_RECORD))
+        rc = dev->ops->read(dev, tag, YN_NFC_AREA_RECORD, key, out->record, sizeof out->record,
+                            &out->record_len);
+    if (rc == YN_OK)
+        rc = dev->ops->read(dev, tag, YN_NFC_AREA_STAMP, key, out->stamp, sizeof out->stamp,
+                            &out->stamp_len);
+    return rc;
 }
 
 int yn_nfc_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
@@ -102,5 +121,19 @@ const char *yn_tag_type_name(enum yn_tag_type t)
         return "classic1k";
     default:
         return "unknown";
+    }
+}
+
+const char *yn_card_kind_name(enum yn_nfc_card_kind k)
+{
+    switch (k) {
+    case YN_CARD_KIND_OURS:
+        return "ours";
+    case YN_CARD_KIND_BLANK:
+        return "blank";
+    case YN_CARD_KIND_OTHER_APP:
+        return "other-applications";
+    default:
+        return "foreign";
     }
 }

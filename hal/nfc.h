@@ -36,14 +36,51 @@ typedef struct yn_nfc_tag {
 
 typedef struct yn_nfc yn_nfc;
 
+/* The type of a DESFire PICC master key (a factory card: DES, all zero). */
+enum yn_nfc_picc_key_type {
+    YN_PICC_KEY_DES,    /* 8 bytes used (16 stored with equal halves) */
+    YN_PICC_KEY_2K3DES, /* 16 bytes */
+    YN_PICC_KEY_3K3DES, /* 24 bytes */
+    YN_PICC_KEY_AES,    /* 16 bytes */
+};
+
 /* What the issuing desk needs to personalise a card (firmware/CARD.md §3, §5, §6). */
 typedef struct yn_nfc_issue_keys {
     uint8_t card_key[YN_NFC_KEY_LEN];   /* DESFire key 1 / Classic K: yn_card_key_for_uid */
     uint8_t issuer_key[YN_NFC_KEY_LEN]; /* DESFire key 0, application master (CARD.md §5) */
-    uint8_t picc_key[YN_NFC_KEY_LEN];   /* DESFire PICC master key (AES), if has_picc_key */
+    uint8_t picc_key[24];  /* DESFire PICC master key if has_picc_key, else the factory DES zero */
+    uint8_t picc_key_type; /* enum yn_nfc_picc_key_type */
     bool has_picc_key;
+    uint8_t new_picc_key[YN_NFC_KEY_LEN]; /* format: make the PICC master key this AES key */
+    bool has_new_picc_key;
     uint8_t key_version; /* DESFire key version byte given to keys 0 and 1 (the generation) */
 } yn_nfc_issue_keys;
+
+/* What a card in the field is, when it is not a readable 颐年卡. */
+enum yn_nfc_card_kind {
+    YN_CARD_KIND_OURS,      /* our layout (it may still fail authentication: a clone) */
+    YN_CARD_KIND_BLANK,     /* factory-blank: no application / transport keys */
+    YN_CARD_KIND_OTHER_APP, /* a DESFire with other applications only (transit, access) */
+    YN_CARD_KIND_FOREIGN,   /* another kind of card, or keys that are not ours */
+};
+
+#define YN_NFC_STAMP_MAX 32 /* DESFire 16; Classic primary ‖ copy */
+#define YN_NFC_AREA_MAX  256
+
+/* One read of a card: the record (unless skipped) and the stamp. */
+typedef struct yn_nfc_card_data {
+    uint8_t record[YN_NFC_AREA_MAX];
+    size_t record_len; /* 0 when YN_NFC_SKIP_RECORD */
+    uint8_t stamp[YN_NFC_STAMP_MAX];
+    size_t stamp_len;
+    uint8_t kind; /* enum yn_nfc_card_kind; meaningful when the read failed */
+} yn_nfc_card_data;
+
+enum yn_nfc_read_flag {
+    /* the caller holds this card's verified record (firmware/CARD.md §5,
+     * "Verified-record cache"): authenticate and read the stamp only */
+    YN_NFC_SKIP_RECORD = 1u << 0,
+};
 
 enum yn_nfc_issue_flag {
     YN_NFC_FORCE = 1u << 0, /* format: re-personalise a card that already is (or half is) */
@@ -55,6 +92,12 @@ typedef struct yn_nfc_ops {
     void (*close)(yn_nfc *dev);
     /* Wait up to timeout_ms for a card: YN_OK and *tag, or YN_ENOCARD. */
     int (*poll)(yn_nfc *dev, int timeout_ms, yn_nfc_tag *tag);
+    /* Read the record and the stamp in one operation (authenticating with
+     * key once; the session stays for the stamp write). Optional: without it
+     * yn_nfc_read_card reads the two areas. On a card that is not a 颐年卡:
+     * YN_ENOTFOUND (or YN_EAUTH for foreign keys) and out->kind says what it is. */
+    int (*read_card)(yn_nfc *dev, const yn_nfc_tag *tag, const uint8_t key[YN_NFC_KEY_LEN],
+                     unsigned flags, yn_nfc_card_data *out);
     /* Read an area (authenticating with key). *len = bytes read. */
     int (*read)(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
                 const uint8_t key[YN_NFC_KEY_LEN], uint8_t *buf, size_t cap, size_t *len);
@@ -89,6 +132,8 @@ int yn_nfc_poll(yn_nfc *dev, int timeout_ms, yn_nfc_tag *tag) YN_MUST_CHECK;
 int yn_nfc_read(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
                 const uint8_t key[YN_NFC_KEY_LEN], uint8_t *buf, size_t cap,
                 size_t *len) YN_MUST_CHECK;
+int yn_nfc_read_card(yn_nfc *dev, const yn_nfc_tag *tag, const uint8_t key[YN_NFC_KEY_LEN],
+                     unsigned flags, yn_nfc_card_data *out) YN_MUST_CHECK;
 int yn_nfc_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
                  const uint8_t key[YN_NFC_KEY_LEN], const uint8_t *buf, size_t len) YN_MUST_CHECK;
 int yn_nfc_release(yn_nfc *dev) YN_MUST_CHECK;
@@ -101,5 +146,6 @@ int yn_nfc_issue(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *ke
 /* "04a1b2c3d4e5f6" */
 void yn_nfc_uid_hex(const yn_nfc_tag *tag, char *buf, size_t len);
 const char *yn_tag_type_name(enum yn_tag_type t);
+const char *yn_card_kind_name(enum yn_nfc_card_kind k);
 
 #endif

@@ -40,6 +40,7 @@
 struct lnfc {
     char connstring[YN_LNFC_CONN_MAX];
     int timeout_ms;          /* per exchange with the card, from board.conf */
+    int rf_kbps;             /* ISO-DEP bit rate after activation, from board.conf */
     pid_t child;             /* worker, or 0 */
     int sock;                /* our end of the socketpair, or -1 */
     uint32_t seq;            /* last request number */
@@ -158,7 +159,7 @@ static void run_child(struct lnfc *s, int sock, pid_t parent)
         sock = 3;
     }
     close_range(4, ~0U, 0);
-    yn_lnfc_child_main(sock, s->connstring, s->timeout_ms, s->crashed);
+    yn_lnfc_child_main(sock, s->connstring, s->timeout_ms, s->rf_kbps, s->crashed);
 }
 
 /* Start a worker and wait for its greeting. */
@@ -278,6 +279,7 @@ static int lnfc_open(yn_nfc *dev, const yn_config *cfg)
         return YN_ENOMEM;
     snprintf(s->connstring, sizeof s->connstring, "%s", cfg->reader.connstring);
     s->timeout_ms = cfg->reader.timeout_ms > 0 ? cfg->reader.timeout_ms : 300;
+    s->rf_kbps = cfg->reader.rf_kbps;
     s->sock = -1;
     dev->priv = s;
     int rc = start_child(s);
@@ -360,6 +362,32 @@ static int lnfc_read(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
     return YN_OK;
 }
 
+static int lnfc_read_card(yn_nfc *dev, const yn_nfc_tag *tag, const uint8_t key[YN_NFC_KEY_LEN],
+                          unsigned flags, yn_nfc_card_data *out)
+{
+    struct lnfc *s = L(dev);
+    yn_lnfc_req rq;
+    yn_lnfc_rsp rs;
+    memset(&rq, 0, sizeof rq);
+    rq.op = YN_LNFC_READ_CARD;
+    rq.tag = *tag;
+    rq.flags = (uint8_t)flags;
+    memcpy(rq.key, key, YN_NFC_KEY_LEN);
+    rs.kind = YN_CARD_KIND_OURS;
+    int rc = call(s, &rq, &rs, op_budget_ms(s, 0), "card read");
+    explicit_bzero(rq.key, sizeof rq.key);
+    out->kind = rs.kind;
+    if (rc != YN_OK)
+        return rc;
+    if (rs.len > sizeof out->record || rs.stamp_len > sizeof out->stamp)
+        return YN_EPROTO;
+    memcpy(out->record, rs.data, rs.len);
+    out->record_len = rs.len;
+    memcpy(out->stamp, rs.stamp, rs.stamp_len);
+    out->stamp_len = rs.stamp_len;
+    return YN_OK;
+}
+
 static int lnfc_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
                       const uint8_t key[YN_NFC_KEY_LEN], const uint8_t *buf, size_t len)
 {
@@ -391,8 +419,11 @@ static void issue_request(yn_lnfc_req *rq, const yn_nfc_tag *tag, const yn_nfc_i
     rq->tag = *tag;
     memcpy(rq->key, keys->card_key, YN_NFC_KEY_LEN);
     memcpy(rq->issuer_key, keys->issuer_key, YN_NFC_KEY_LEN);
-    memcpy(rq->picc_key, keys->picc_key, YN_NFC_KEY_LEN);
+    memcpy(rq->picc_key, keys->picc_key, sizeof rq->picc_key);
+    rq->picc_key_type = keys->picc_key_type;
     rq->has_picc_key = keys->has_picc_key;
+    memcpy(rq->new_picc_key, keys->new_picc_key, YN_NFC_KEY_LEN);
+    rq->has_new_picc_key = keys->has_new_picc_key;
     rq->key_version = keys->key_version;
 }
 
@@ -469,6 +500,7 @@ const yn_nfc_ops yn_nfc_libnfc_ops = {
     .open = lnfc_open,
     .close = lnfc_close,
     .poll = lnfc_poll,
+    .read_card = lnfc_read_card,
     .read = lnfc_read,
     .write = lnfc_write,
     .release = lnfc_release,

@@ -23,14 +23,15 @@
 #define YN_LNFC_CONN_MAX 128
 
 enum yn_lnfc_op {
-    YN_LNFC_HELLO,   /* child → parent only: the reader is open (or why not) */
-    YN_LNFC_POLL,    /* one card listing, repeated up to timeout_ms */
-    YN_LNFC_READ,    /* an area of the tag, with key */
-    YN_LNFC_WRITE,   /* an area of the tag, with key */
-    YN_LNFC_RELEASE, /* deselect the card */
-    YN_LNFC_FORMAT,  /* issuing desk: personalise the tag (keys, layout) */
-    YN_LNFC_ISSUE,   /* issuing desk: record as the issuer, stamp wiped */
-    YN_LNFC_QUIT,    /* close the reader and exit */
+    YN_LNFC_HELLO,     /* child → parent only: the reader is open (or why not) */
+    YN_LNFC_POLL,      /* one card listing, repeated up to timeout_ms */
+    YN_LNFC_READ,      /* an area of the tag, with key */
+    YN_LNFC_WRITE,     /* an area of the tag, with key */
+    YN_LNFC_RELEASE,   /* deselect the card */
+    YN_LNFC_FORMAT,    /* issuing desk: personalise the tag (keys, layout) */
+    YN_LNFC_ISSUE,     /* issuing desk: record as the issuer, stamp wiped */
+    YN_LNFC_QUIT,      /* close the reader and exit */
+    YN_LNFC_READ_CARD, /* record (unless skipped) and stamp, one session */
 };
 
 typedef struct yn_lnfc_req {
@@ -44,10 +45,13 @@ typedef struct yn_lnfc_req {
     uint8_t data[YN_LNFC_DATA_MAX];
     /* FORMAT, ISSUE: key holds the card key (key 1 / Classic K) */
     uint8_t issuer_key[YN_NFC_KEY_LEN]; /* DESFire key 0 */
-    uint8_t picc_key[YN_NFC_KEY_LEN];   /* DESFire PICC master key, if has_picc_key */
+    uint8_t picc_key[24];               /* DESFire PICC master key, if has_picc_key */
+    uint8_t picc_key_type;
     uint8_t has_picc_key;
+    uint8_t new_picc_key[YN_NFC_KEY_LEN]; /* FORMAT: the PICC master key becomes this AES key */
+    uint8_t has_new_picc_key;
     uint8_t key_version;
-    uint8_t flags;        /* FORMAT: enum yn_nfc_issue_flag */
+    uint8_t flags;        /* FORMAT: enum yn_nfc_issue_flag; READ_CARD: enum yn_nfc_read_flag */
     uint16_t record_size; /* FORMAT: bytes of the DESFire record file */
 } yn_lnfc_req;
 
@@ -57,6 +61,9 @@ typedef struct yn_lnfc_rsp {
     yn_nfc_tag tag; /* POLL: the card found */
     uint16_t len;   /* READ: bytes in data */
     uint8_t data[YN_LNFC_DATA_MAX];
+    uint8_t stamp[YN_NFC_STAMP_MAX]; /* READ_CARD: the stamp area */
+    uint8_t stamp_len;
+    uint8_t kind;                /* READ_CARD: enum yn_nfc_card_kind */
     char text[YN_LNFC_TEXT_MAX]; /* HELLO: the reader's description; errors: detail */
 } yn_lnfc_rsp;
 
@@ -64,7 +71,7 @@ typedef struct yn_lnfc_rsp {
  * clear_claim, i.e. after a worker died holding it), greets on sock, serves
  * requests until QUIT or until the parent goes away. Every exchange with the
  * card uses timeout_ms. Never returns. */
-void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, bool clear_claim)
-    __attribute__((noreturn));
+void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf_kbps,
+                        bool clear_claim) __attribute__((noreturn));
 
 #endif

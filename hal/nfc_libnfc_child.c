@@ -12,8 +12,11 @@
 #include "nfc_libnfc.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <nfc/nfc.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -34,6 +37,7 @@ struct child {
     nfc_device *pnd;
     char port[YN_LNFC_CONN_MAX]; /* serial device of the connstring, "" if none */
     int timeout_ms;              /* per exchange with the card */
+    int rf_kbps;                 /* ISO-DEP bit rate to switch DESFire cards to (InPSL) */
     bool selected;               /* current is activated in the field */
     yn_nfc_tag current;
     yn_df_pcd pcd;
@@ -45,6 +49,10 @@ struct child {
 };
 
 static const nfc_modulation nm_a106 = {.nmt = NMT_ISO14443A, .nbr = NBR_106};
+/* Listing pace: a listing starts at most this often. A real PN532 takes
+ * longer than this for an empty listing (three REQA attempts, hal/READER.md),
+ * so it only keeps an instant emulator from being hammered. */
+#define LIST_PACE_MS 4
 
 static int64_t now_ms(void)
 {
@@ -163,14 +171,29 @@ static enum yn_tag_type classify(const nfc_iso14443a_info *nai)
     return YN_TAG_UNKNOWN;
 }
 
+/* List (or re-select by UID) a type A card. With rf_kbps above 106, libnfc
+ * follows the listing with InPSL; a card that refuses the rate (MIFARE
+ * Classic) is listed again at 106. */
+static int select_a(struct child *st, const uint8_t *uid, size_t uid_len, nfc_target *nt)
+{
+    if (st->rf_kbps >= 212) {
+        nfc_modulation fast = {.nmt = NMT_ISO14443A, .nbr = st->rf_kbps >= 424 ? NBR_424 : NBR_212};
+        int res = nfc_initiator_select_passive_target(st->pnd, fast, uid, uid_len, nt);
+        if (res >= 0)
+            return res;
+    }
+    return nfc_initiator_select_passive_target(st->pnd, nm_a106, uid, uid_len, nt);
+}
+
 static int do_poll(struct child *st, int timeout_ms, yn_nfc_tag *tag)
 {
     int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     forget_card(st);
     for (;;) {
         nfc_target nt;
+        int64_t started = now_ms();
         /* libnfc bounds one listing itself (300 ms); NP_INFINITE_SELECT is off */
-        int res = nfc_initiator_select_passive_target(st->pnd, nm_a106, NULL, 0, &nt);
+        int res = select_a(st, NULL, 0, &nt);
         if (res < 0) {
             note(st, "%s: libnfc error %d", "card listing", res);
             return map_nfc(st, res);
@@ -187,8 +210,12 @@ static int do_poll(struct child *st, int timeout_ms, yn_nfc_tag *tag)
         int64_t left = deadline - now_ms();
         if (left <= 0)
             return YN_ENOCARD;
-        struct timespec pause = {0, (left < 20 ? left : 20) * 1000000L};
-        nanosleep(&pause, NULL);
+        /* no fixed sleep between listings: a card is seen at the next one */
+        int64_t pace = started + LIST_PACE_MS - now_ms();
+        if (pace > 0) {
+            struct timespec pause = {0, (pace < left ? pace : left) * 1000000L};
+            nanosleep(&pause, NULL);
+        }
     }
 }
 
@@ -200,7 +227,7 @@ static int ensure_selected(struct child *st, const yn_nfc_tag *tag)
         return YN_OK;
     forget_card(st);
     nfc_target nt;
-    int res = nfc_initiator_select_passive_target(st->pnd, nm_a106, tag->uid, tag->uid_len, &nt);
+    int res = select_a(st, tag->uid, tag->uid_len, &nt);
     if (res < 0) {
         note(st, "%s: libnfc error %d", "re-selecting the card", res);
         return map_nfc(st, res);
@@ -245,16 +272,76 @@ static uint8_t df_file(enum yn_nfc_area area)
     return area == YN_NFC_AREA_RECORD ? YN_LAYOUT_DF_FILE_RECORD : YN_LAYOUT_DF_FILE_STAMP;
 }
 
+/* Our application is missing: a factory-blank card, or one that carries
+ * other applications only (GetApplicationIDs; refused listing: foreign). */
+static uint8_t df_classify(struct child *st)
+{
+    static const uint8_t card_level[3] = {0, 0, 0};
+    uint8_t aids[28][3];
+    size_t n = 0;
+    st->df_ready = false;
+    int rc = yn_df_select_application(&st->pcd, card_level);
+    if (rc == YN_OK)
+        rc = yn_df_get_application_ids(&st->pcd, aids, 28, &n);
+    uint8_t kind = rc == YN_OK && n == 0            ? YN_CARD_KIND_BLANK
+                   : rc == YN_OK || rc == YN_ELIMIT ? YN_CARD_KIND_OTHER_APP
+                                                    : YN_CARD_KIND_FOREIGN;
+    snprintf(st->detail, sizeof st->detail, "no application F5594E on this DESFire: %s",
+             kind == YN_CARD_KIND_BLANK       ? "a blank card (no application at all)"
+             : kind == YN_CARD_KIND_OTHER_APP ? "it carries other applications only"
+                                              : "and it does not list its applications");
+    return kind;
+}
+
+/* The record file: read with the current format's size, so that the CRC of
+ * the enciphered answer sits where we expect it without asking
+ * GetFileSettings (one exchange less, and a card issued with key settings
+ * 0x09 refuses GetFileSettings to key 1). Another size (a future format):
+ * GetFileSettings, then the whole file. */
+static int df_read_record(struct child *st, const uint8_t *key, uint8_t *buf, size_t cap,
+                          size_t *len)
+{
+    uint32_t want = (uint32_t)yn_card_record_size(YN_CARD_FORMAT_V1);
+    int rc = yn_df_read_data(&st->pcd, YN_LAYOUT_DF_FILE_RECORD, 0, want, YN_DF_COMM_ENCIPHERED,
+                             buf, cap, len);
+    if (rc != YN_ELIMIT)
+        return rc;
+    st->df_ready = false; /* the error ended the session */
+    rc = df_session(st, key);
+    if (rc == YN_OK)
+        rc = yn_df_read_data(&st->pcd, YN_LAYOUT_DF_FILE_RECORD, 0, 0, YN_DF_COMM_ENCIPHERED, buf,
+                             cap, len);
+    return rc;
+}
+
 static int df_read(struct child *st, enum yn_nfc_area area, const uint8_t *key, uint8_t *buf,
                    size_t cap, size_t *len)
 {
-    /* the stamp is read as its 16 bytes; the record file is as long as the
-     * record, which yn_df_read_data learns from GetFileSettings (length 0) */
-    uint32_t length = area == YN_NFC_AREA_STAMP ? YN_LAYOUT_DF_STAMP_SIZE : 0;
     int rc = df_session(st, key);
+    if (rc == YN_OK && area == YN_NFC_AREA_RECORD)
+        return df_read_record(st, key, buf, cap, len);
     if (rc == YN_OK)
-        rc = yn_df_read_data(&st->pcd, df_file(area), 0, length, YN_DF_COMM_ENCIPHERED, buf, cap,
-                             len);
+        rc = yn_df_read_data(&st->pcd, YN_LAYOUT_DF_FILE_STAMP, 0, YN_LAYOUT_DF_STAMP_SIZE,
+                             YN_DF_COMM_ENCIPHERED, buf, cap, len);
+    return rc;
+}
+
+/* Record (unless skipped) and stamp in one session: select, authenticate,
+ * read, read — the session stays for the stamp write that follows. */
+static int df_read_card(struct child *st, const yn_lnfc_req *rq, yn_lnfc_rsp *rs, size_t *len)
+{
+    size_t slen = 0;
+    int rc = df_session(st, rq->key);
+    if (rc == YN_ENOTFOUND) {
+        rs->kind = df_classify(st);
+        return rc;
+    }
+    if (rc == YN_OK && !(rq->flags & YN_NFC_SKIP_RECORD))
+        rc = df_read_record(st, rq->key, rs->data, sizeof rs->data, len);
+    if (rc == YN_OK)
+        rc = yn_df_read_data(&st->pcd, YN_LAYOUT_DF_FILE_STAMP, 0, YN_LAYOUT_DF_STAMP_SIZE,
+                             YN_DF_COMM_ENCIPHERED, rs->stamp, sizeof rs->stamp, &slen);
+    rs->stamp_len = (uint8_t)slen;
     return rc;
 }
 
@@ -384,6 +471,36 @@ static int mfc_read(struct child *st, enum yn_nfc_area area, const uint8_t *key,
     return YN_OK;
 }
 
+/* Our key A does not open sector 1: transport keys mean a blank card,
+ * anything else a card that is not ours. */
+static uint8_t mfc_classify(struct child *st, const yn_nfc_tag *tag)
+{
+    static const uint8_t transport[6] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+    forget_card(st);
+    if (ensure_selected(st, tag) != YN_OK)
+        return YN_CARD_KIND_FOREIGN;
+    bool blank = mfc_auth_raw(st, yn_layout_mfc_record_block(0), false, transport) == YN_OK;
+    forget_card(st);
+    snprintf(st->detail, sizeof st->detail, "Classic sector 1 refused our key A: %s",
+             blank ? "it opens with the transport key (a blank card)"
+                   : "and the transport key (not a 颐年卡, or keys changed)");
+    return blank ? YN_CARD_KIND_BLANK : YN_CARD_KIND_FOREIGN;
+}
+
+static int mfc_read_card(struct child *st, const yn_lnfc_req *rq, yn_lnfc_rsp *rs, size_t *len)
+{
+    size_t slen = 0;
+    int rc = YN_OK;
+    if (!(rq->flags & YN_NFC_SKIP_RECORD))
+        rc = mfc_read(st, YN_NFC_AREA_RECORD, rq->key, rs->data, sizeof rs->data, len);
+    if (rc == YN_OK)
+        rc = mfc_read(st, YN_NFC_AREA_STAMP, rq->key, rs->stamp, sizeof rs->stamp, &slen);
+    if (rc == YN_EAUTH && !(rq->flags & YN_NFC_SKIP_RECORD))
+        rs->kind = mfc_classify(st, &rq->tag);
+    rs->stamp_len = (uint8_t)slen;
+    return rc;
+}
+
 static int mfc_write(struct child *st, enum yn_nfc_area area, const uint8_t *key,
                      const uint8_t *data, size_t len)
 {
@@ -407,29 +524,56 @@ static int mfc_write(struct child *st, enum yn_nfc_area area, const uint8_t *key
 
 /* --- the issuing desk -------------------------------------------------- */
 
+/* Authenticate at PICC level with the PICC master key given (any type), or
+ * the factory key (DES, all zero) when none was given. */
+static int df_master_auth(struct child *st, const yn_lnfc_req *rq)
+{
+    static const uint8_t card_level[3] = {0, 0, 0}, zero[24] = {0};
+    uint8_t k[24];
+    uint8_t type = rq->has_picc_key ? rq->picc_key_type : YN_PICC_KEY_DES;
+    memcpy(k, rq->has_picc_key ? rq->picc_key : zero, sizeof k);
+    if (type == YN_PICC_KEY_DES)
+        memcpy(k + 8, k, 8); /* DES: a 2K3DES key with equal halves */
+    int rc = yn_df_select_application(&st->pcd, card_level);
+    if (rc == YN_OK)
+        rc = type == YN_PICC_KEY_AES
+                 ? yn_df_authenticate_aes(&st->pcd, 0, k)
+                 : yn_df_authenticate_des(&st->pcd, 0,
+                                          type == YN_PICC_KEY_3K3DES   ? YN_DF_CIPHER_3K3DES
+                                          : type == YN_PICC_KEY_2K3DES ? YN_DF_CIPHER_2K3DES
+                                                                       : YN_DF_CIPHER_DES,
+                                          k);
+    OPENSSL_cleanse(k, sizeof k);
+    if (rc == YN_EAUTH)
+        snprintf(st->detail, sizeof st->detail, "the PICC master key was refused%s",
+                 rq->has_picc_key ? "" : " (the factory DES key; give the card's with --picc-key)");
+    return rc;
+}
+
 /* Delete our application for a forced format: with the issuer's key 0, or
  * the all-zero key 0 of an interrupted format (CreateApplication sets it, our
  * format changes it last), or at PICC level with the PICC master key. */
 static int df_delete_ours(struct child *st, const yn_lnfc_req *rq)
 {
-    static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES, picc[3] = {0, 0, 0}, zero[16] = {0};
-    const uint8_t *tries[3] = {rq->issuer_key, zero, rq->has_picc_key ? rq->picc_key : NULL};
+    static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES, zero[16] = {0};
+    const uint8_t *tries[2] = {rq->issuer_key, zero};
     int rc = YN_EAUTH;
     for (int i = 0; i < 3 && rc == YN_EAUTH; i++) {
-        if (!tries[i])
-            continue;
-        rc = yn_df_select_application(&st->pcd, i == 2 ? picc : aid);
-        if (rc == YN_OK)
-            rc = yn_df_authenticate_aes(&st->pcd, 0, tries[i]);
+        if (i < 2) {
+            rc = yn_df_select_application(&st->pcd, aid);
+            if (rc == YN_OK)
+                rc = yn_df_authenticate_aes(&st->pcd, 0, tries[i]);
+        } else {
+            rc = df_master_auth(st, rq);
+        }
         if (rc == YN_OK)
             rc = yn_df_delete_application(&st->pcd, aid);
     }
     if (rc == YN_EAUTH)
         snprintf(st->detail, sizeof st->detail,
                  "cannot delete application F5594E: neither the issuer key 0 nor a zero key 0 "
-                 "opens it%s",
-                 rq->has_picc_key ? ", and the PICC master key was refused"
-                                  : "; give the PICC master key (--picc-key)");
+                 "opens it, and the PICC master key was refused%s",
+                 rq->has_picc_key ? "" : " (give the card's with --picc-key)");
     return rc;
 }
 
@@ -438,16 +582,15 @@ static int df_delete_ours(struct child *st, const yn_lnfc_req *rq)
  * always delete the half-made application and start again. */
 static int df_format(struct child *st, const yn_lnfc_req *rq)
 {
-    static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES, picc[3] = {0, 0, 0}, zero[16] = {0};
+    static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES, card_level[3] = {0, 0, 0}, zero[16] = {0};
     yn_df_pcd *pcd = &st->pcd;
     uint8_t aids[28][3];
     size_t n = 0;
     bool ours = false;
     st->df_ready = false;
-    int rc = yn_df_select_application(pcd, picc);
-    if (rc == YN_OK && rq->has_picc_key &&
-        (rc = yn_df_authenticate_aes(pcd, 0, rq->picc_key)) == YN_EAUTH)
-        snprintf(st->detail, sizeof st->detail, "the PICC master key was refused");
+    /* a PICC master key given or to be changed: work authenticated at PICC level */
+    bool picc_session = rq->has_picc_key || rq->has_new_picc_key;
+    int rc = picc_session ? df_master_auth(st, rq) : yn_df_select_application(pcd, card_level);
     if (rc == YN_OK)
         rc = yn_df_get_application_ids(pcd, aids, 28, &n);
     if (rc != YN_OK)
@@ -460,17 +603,23 @@ static int df_format(struct child *st, const yn_lnfc_req *rq)
                  "interrupted)");
         return YN_EDUPLICATE;
     }
-    if (ours) {
-        if ((rc = df_delete_ours(st, rq)) != YN_OK)
+    if (ours && (rc = df_delete_ours(st, rq)) != YN_OK)
+        return rc;
+    if (rq->has_new_picc_key) {
+        /* CARD.md §5 step 2: the PICC master key becomes the issuer's AES key */
+        if ((ours && (rc = df_master_auth(st, rq)) != YN_OK) ||
+            (rc = yn_df_change_master_key_aes(pcd, rq->new_picc_key, 0)) != YN_OK)
             return rc;
-        rc = yn_df_select_application(pcd, picc);
-        if (rc == YN_OK && rq->has_picc_key)
-            rc = yn_df_authenticate_aes(pcd, 0, rq->picc_key);
-        if (rc != YN_OK)
-            return rc;
+        rc = yn_df_select_application(pcd, card_level);
+        if (rc == YN_OK)
+            rc = yn_df_authenticate_aes(pcd, 0, rq->new_picc_key);
+    } else if (ours) {
+        rc = picc_session ? df_master_auth(st, rq) : yn_df_select_application(pcd, card_level);
     }
-    rc = yn_df_create_application(pcd, aid, 0x09, YN_DF_KS2_AES | 2);
-    if (rc == YN_EPERM)
+    if (rc != YN_OK)
+        return rc;
+    rc = yn_df_create_application(pcd, aid, YN_LAYOUT_DF_KEY_SETTINGS, YN_DF_KS2_AES | 2);
+    if (rc == YN_EPERM || rc == YN_EAUTH)
         snprintf(st->detail, sizeof st->detail,
                  "the card refused CreateApplication: its PICC settings need the PICC master key "
                  "(--picc-key)");
@@ -547,14 +696,19 @@ static int mfc_format(struct child *st, const yn_lnfc_req *rq)
     static const uint8_t issued[4] = YN_LAYOUT_MFC_ACCESS_ISSUED;
     static const uint8_t transport[4] = YN_LAYOUT_MFC_ACCESS_TRANSPORT;
     uint8_t keys[4][6], ka[6], kb[6];
-    static const bool key_b[4] = {false, true, false, true};
+    bool key_b[4] = {false, true, false, true};
     yn_layout_mfc_keys(rq->key, ka, kb);
-    memset(keys[0], 0xFF, 6); /* transport key A */
-    memcpy(keys[1], kb, 6);
-    memcpy(keys[2], ka, 6);
-    memset(keys[3], 0xFF, 6); /* transport key B */
     for (int sector = 1; sector < YN_LAYOUT_MFC_BLOCKS / 4; sector++) {
         int block = sector * 4 + 3, which = 0;
+        /* who may rewrite this trailer once we formatted it: key B in sectors
+         * 1-4 (access 78 77 88), key A in 5-15 (FF 07 80, key B readable) */
+        bool ours_b = sector <= 4;
+        memset(keys[0], 0xFF, 6); /* transport key A */
+        memcpy(keys[1], ours_b ? kb : ka, 6);
+        memcpy(keys[2], ours_b ? ka : kb, 6); /* a torn trailer: the other half new */
+        memset(keys[3], 0xFF, 6);             /* transport key B */
+        key_b[1] = ours_b;
+        key_b[2] = !ours_b;
         int rc = mfc_auth_first(st, &rq->tag, block, (const uint8_t(*)[6])keys, key_b, 4, &which);
         if (rc == YN_EAUTH)
             snprintf(st->detail, sizeof st->detail,
@@ -627,6 +781,26 @@ static void serve(struct child *st, const yn_lnfc_req *rq, yn_lnfc_rsp *rs)
         if (rc != YN_OK)
             forget_card(st); /* after any error, re-select before the next operation */
         break;
+    case YN_LNFC_READ_CARD:
+        if (rq->tag.uid_len < 4 || rq->tag.uid_len > YN_UID_MAX) {
+            rc = YN_EINVAL;
+            break;
+        }
+        rc = ensure_selected(st, &rq->tag);
+        if (rc != YN_OK)
+            break;
+        if (rq->tag.type == YN_TAG_DESFIRE) {
+            rc = df_read_card(st, rq, rs, &len);
+        } else if (rq->tag.type == YN_TAG_CLASSIC_1K) {
+            rc = mfc_read_card(st, rq, rs, &len);
+        } else {
+            rs->kind = YN_CARD_KIND_FOREIGN;
+            snprintf(st->detail, sizeof st->detail, "neither a DESFire nor a MIFARE Classic 1K");
+            rc = YN_ENOTFOUND;
+        }
+        if (rc != YN_OK)
+            forget_card(st);
+        break;
     case YN_LNFC_FORMAT:
     case YN_LNFC_ISSUE:
         if (rq->tag.uid_len < 4 || rq->tag.uid_len > YN_UID_MAX || rq->len > YN_LNFC_DATA_MAX ||
@@ -670,11 +844,159 @@ static void answer(int sock, const yn_lnfc_rsp *rs)
     while (n < 0 && errno == EINTR);
 }
 
+/* --- the PN532's UART rate --------------------------------------------------
+ * A PN532 boots at 115200 baud; SetSerialBaudRate (0x10) moves it until it
+ * loses power. libnfc never sends it (it only sets the host's side from the
+ * connstring), so the worker does, before libnfc opens the port: it first
+ * asks at the wanted rate (a worker restarted after a death finds the chip
+ * already there), else switches from 115200 (UM0701-02 §7.2.11: the answer
+ * comes at the old rate, the host ACKs, then both use the new one). */
+
+static speed_t speed_code(unsigned baud)
+{
+    switch (baud) {
+    case 9600:
+        return B9600;
+    case 19200:
+        return B19200;
+    case 38400:
+        return B38400;
+    case 57600:
+        return B57600;
+    case 230400:
+        return B230400;
+    case 460800:
+        return B460800;
+    default:
+        return B115200;
+    }
+}
+
+static int pn532_rate_code(unsigned baud)
+{
+    static const unsigned rates[] = {9600, 19200, 38400, 57600, 115200, 230400, 460800};
+    for (int i = 0; i < 7; i++)
+        if (rates[i] == baud)
+            return i;
+    return -1;
+}
+
+static void set_speed(int fd, unsigned baud)
+{
+    struct termios tio;
+    if (tcgetattr(fd, &tio) != 0)
+        return;
+    cfmakeraw(&tio);
+    tio.c_cflag |= CLOCAL | CREAD;
+    cfsetispeed(&tio, speed_code(baud));
+    cfsetospeed(&tio, speed_code(baud));
+    tcsetattr(fd, TCSADRAIN, &tio);
+    tcflush(fd, TCIOFLUSH);
+}
+
+/* Read until want bytes or timeout_ms of silence. */
+static size_t read_for(int fd, uint8_t *buf, size_t want, int timeout_ms)
+{
+    size_t got = 0;
+    while (got < want) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, timeout_ms) <= 0)
+            break;
+        ssize_t r = read(fd, buf + got, want - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
+}
+
+/* One command frame (after the wake-up preamble); true when the chip ACKs
+ * and answers with cmd + 1. */
+static bool pn532_raw(int fd, const uint8_t *cmd, size_t n, int timeout_ms)
+{
+    static const uint8_t wake[16] = {0x55, 0x55};
+    uint8_t f[32] = {0x00, 0x00, 0xFF, (uint8_t)(n + 1), (uint8_t)(0x100 - (n + 1)), 0xD4};
+    uint8_t sum = 0xD4;
+    memcpy(f + 6, cmd, n);
+    for (size_t i = 0; i < n; i++)
+        sum = (uint8_t)(sum + cmd[i]);
+    f[6 + n] = (uint8_t)(0x100 - sum);
+    f[7 + n] = 0x00;
+    if (write(fd, wake, sizeof wake) != (ssize_t)sizeof wake ||
+        write(fd, f, 8 + n) != (ssize_t)(8 + n))
+        return false;
+    uint8_t rx[64];
+    size_t got = read_for(fd, rx, 6 + 7 + 1, timeout_ms); /* ACK + the shortest answer */
+    for (size_t i = 0; i + 5 < got; i++)
+        if (rx[i] == 0x00 && rx[i + 1] == 0xFF && rx[i + 2] != 0x00 && rx[i + 4] == 0xD5 &&
+            rx[i + 5] == (uint8_t)(cmd[0] + 1))
+            return true;
+    return false;
+}
+
+/* Make the chip talk at want baud. *switched: it was at 115200 and now is not. */
+static int pn532_set_baud(const char *port, unsigned want, bool *switched)
+{
+    *switched = false;
+    int code = pn532_rate_code(want);
+    if (want == 115200 || port[0] != '/')
+        return YN_OK;
+    if (code < 0)
+        return YN_ECONFIG;
+    int fd = open(port, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return YN_ENODEV;
+    struct termios saved;
+    bool have = tcgetattr(fd, &saved) == 0;
+    static const uint8_t version[1] = {0x02}, sam[2] = {0x14, 0x01};
+    int rc = YN_OK;
+    set_speed(fd, want);
+    if (!pn532_raw(fd, version, 1, 60)) { /* not there yet: from the boot rate */
+        set_speed(fd, 115200);
+        uint8_t cmd[2] = {0x10, (uint8_t)code};
+        static const uint8_t ack[6] = {0x00, 0x00, 0xFF, 0x00, 0xFF, 0x00};
+        if (!pn532_raw(fd, sam, 2, 200) || !pn532_raw(fd, cmd, 2, 200) ||
+            write(fd, ack, sizeof ack) != (ssize_t)sizeof ack) {
+            rc = YN_ENODEV;
+        } else {
+            tcdrain(fd);
+            set_speed(fd, want);
+            *switched = true;
+            if (!pn532_raw(fd, version, 1, 200))
+                rc = YN_EIO;
+        }
+    }
+    if (have) {
+        saved.c_iflag &= ~(tcflag_t)LIBNFC_CCLAIMED;
+        tcsetattr(fd, TCSANOW, &saved);
+    }
+    close(fd);
+    return rc;
+}
+
+/* "pn532_uart:/dev/ttyS1:460800" → 460800; 115200 when absent. */
+static unsigned baud_of(const char *connstring)
+{
+    const char *p = strchr(connstring, ':');
+    p = p ? strchr(p + 1, ':') : NULL;
+    return p && p[1] ? (unsigned)strtoul(p + 1, NULL, 10) : 115200;
+}
+
 /* Open the reader; on failure say why in text. */
 static int open_reader(struct child *st, const char *connstring, bool clear_claim, char *text,
                        size_t len)
 {
     bool cleared = clear_claim && clear_stale_claim(st->port);
+    bool switched = false;
+    unsigned baud = baud_of(connstring);
+    int brc = strncmp(connstring, "pn532_uart:", 11) == 0
+                  ? pn532_set_baud(st->port, baud, &switched)
+                  : YN_OK;
+    if (brc != YN_OK) {
+        snprintf(text, len, "reader %s: cannot bring the PN532 to %u baud (%s)", connstring, baud,
+                 yn_strerror(brc));
+        return brc == YN_ECONFIG ? YN_ECONFIG : YN_ENODEV;
+    }
     nfc_init(&st->ctx);
     if (!st->ctx) {
         snprintf(text, len, "libnfc could not initialise");
@@ -707,18 +1029,21 @@ static int open_reader(struct child *st, const char *connstring, bool clear_clai
         }
         nfc_free(info);
     }
-    snprintf(text, len, "%s on %s (libnfc %s)%s", chip, connstring, nfc_version(),
-             cleared ? ", stale port claim cleared" : "");
+    snprintf(text, len, "%s on %s (libnfc %s)%s%s", chip, connstring, nfc_version(),
+             cleared ? ", stale port claim cleared" : "",
+             switched ? ", switched from 115200 baud" : "");
     return YN_OK;
 }
 
-void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, bool clear_claim)
+void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf_kbps,
+                        bool clear_claim)
 {
     static struct child st;
     static yn_lnfc_req rq;
     static yn_lnfc_rsp rs;
     memset(&st, 0, sizeof st);
     st.timeout_ms = timeout_ms > 0 ? timeout_ms : 300; /* 0 would mean "forever" to libnfc */
+    st.rf_kbps = rf_kbps;
     st.mfc_sector = -1;
     port_of(connstring, st.port, sizeof st.port);
     yn_df_pcd_init(&st.pcd, df_xfer, &st);

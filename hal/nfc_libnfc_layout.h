@@ -21,11 +21,17 @@
     {                                                                                              \
         0x4E, 0x59, 0xF5                                                                           \
     }
-#define YN_LAYOUT_DF_KEY_MASTER  0
-#define YN_LAYOUT_DF_KEY_CARD    1
-#define YN_LAYOUT_DF_FILE_RECORD 1
-#define YN_LAYOUT_DF_FILE_STAMP  2
-#define YN_LAYOUT_DF_STAMP_SIZE  16 /* bytes; one firmware stamp (YN_CARD_STAMP_LEN) */
+/* Application key settings (CreateApplication): 0x0B = ChangeKey with the
+ * master key (0x0_), configuration changeable (bit 3), creating/deleting
+ * files needs the master key (bit 2 clear), free directory listing (bit 1:
+ * GetFileIDs/GetFileSettings without key 0, so a terminal holding key 1 may
+ * ask), master key changeable (bit 0). firmware/CARD.md §5 says why. */
+#define YN_LAYOUT_DF_KEY_SETTINGS 0x0B
+#define YN_LAYOUT_DF_KEY_MASTER   0
+#define YN_LAYOUT_DF_KEY_CARD     1
+#define YN_LAYOUT_DF_FILE_RECORD  1
+#define YN_LAYOUT_DF_FILE_STAMP   2
+#define YN_LAYOUT_DF_STAMP_SIZE   16 /* bytes; one firmware stamp (YN_CARD_STAMP_LEN) */
 
 /* --- MIFARE Classic 1K (firmware/CARD.md §6) -----------------------------
  * Crypto-1 keys from the 16-byte card key: key A = key[0..5] (reads),

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config.h"
 #include "keystore.h"
@@ -67,13 +68,19 @@ static int take_fault(struct sim *s, enum yn_sim_fault which)
 
 static int sim_poll(yn_nfc *dev, int timeout_ms, yn_nfc_tag *tag)
 {
-    (void)timeout_ms;
     struct sim *s = S(dev);
     int rc = take_fault(s, YN_SIM_OK);
     if (rc != YN_OK)
         return rc;
-    if (s->present < 0)
+    if (s->present < 0) {
+        /* nothing can arrive while we wait (cards come from the caller's
+         * keys): wait the time out, as a reader would */
+        if (timeout_ms > 0) {
+            struct timespec ts = {timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         return YN_ENOCARD;
+    }
     *tag = s->cards[s->present].tag;
     return YN_OK;
 }
@@ -207,11 +214,32 @@ static int sim_describe(yn_nfc *dev, char *buf, size_t len)
     return S(dev)->fault == YN_SIM_UNPLUGGED ? YN_ENODEV : YN_OK;
 }
 
+/* Both areas; a blank card says so (kind) instead of "not found". */
+static int sim_read_card(yn_nfc *dev, const yn_nfc_tag *tag, const uint8_t key[YN_NFC_KEY_LEN],
+                         unsigned flags, yn_nfc_card_data *out)
+{
+    struct sim *s = S(dev);
+    yn_sim_card *c = card_in_field(s, tag);
+    if (c && c->blank && s->fault == YN_SIM_OK) {
+        out->kind = YN_CARD_KIND_BLANK;
+        return YN_ENOTFOUND;
+    }
+    int rc = YN_OK;
+    if (!(flags & YN_NFC_SKIP_RECORD))
+        rc = sim_read(dev, tag, YN_NFC_AREA_RECORD, key, out->record, sizeof out->record,
+                      &out->record_len);
+    if (rc == YN_OK)
+        rc = sim_read(dev, tag, YN_NFC_AREA_STAMP, key, out->stamp, sizeof out->stamp,
+                      &out->stamp_len);
+    return rc;
+}
+
 const yn_nfc_ops yn_nfc_sim_ops = {
     .name = "sim",
     .open = sim_open,
     .close = sim_close,
     .poll = sim_poll,
+    .read_card = sim_read_card,
     .read = sim_read,
     .write = sim_write,
     .describe = sim_describe,

@@ -41,11 +41,15 @@ static void usage(FILE *to)
           "      wiped, on a card made by format\n"
           "  yinian-card read (--config BOARD_CONF | --cards FILE --index N)\n"
           "      --master FILE --issuer-pub FILE\n"
-          "  yinian-card format (--config BOARD_CONF [--force] [--picc-key FILE]\n"
+          "  yinian-card format (--config BOARD_CONF [--force] [--picc-key FILE\n"
+          "      [--picc-key-type des|2k3des|3k3des|aes]] [--set-picc-key FILE]\n"
           "      [--app-master FILE] | --sim-out FILE --uid HEX [--type T] [--label TEXT])\n"
           "      --master FILE\n"
           "      reader: personalise a factory-blank card (DESFire: application F5594E, keys,\n"
           "      files; Classic: sector keys); a formatted card only with --force;\n"
+          "      --picc-key: the card's PICC master key (default: the factory key, DES zero;\n"
+          "      type from its length: 8 des, 16 aes, 24 3k3des, or --picc-key-type);\n"
+          "      --set-picc-key: make the PICC master key this AES key (16 bytes)\n"
           "      --sim-out: add a formatted, unissued card line with its key\n"
           "  yinian-card batch --master FILE --issuer FILE --sim-out FILE CSV\n"
           "      CSV header: label,uid,type,card_no,birth,flags,district,street,issued,expiry\n"
@@ -58,7 +62,9 @@ struct opts {
     const char *master, *issuer, *issuer_pub, *sim_out, *config, *cards, *label, *type;
     const char *uid_hex;
     const char *app_master; /* DESFire key 0 master (default: master) */
-    const char *picc_key;   /* DESFire PICC master key (AES), optional */
+    const char *picc_key;   /* DESFire PICC master key, optional (default: factory DES zero) */
+    const char *picc_type;  /* its type, when its length does not tell */
+    const char *new_picc;   /* format: the PICC master key becomes this AES key */
     bool force;
     int key_version, index;
     yn_card_record rec;
@@ -257,12 +263,41 @@ static int issue_keys_for(const struct opts *o, const uint8_t master[16], const 
     if (rc == YN_OK && o->picc_key) {
         rc = yn_key_file_load(o->picc_key, true, "PICC master key", k->picc_key, sizeof k->picc_key,
                               &n);
-        if (rc == YN_OK && n != sizeof k->picc_key) {
-            fprintf(stderr, "yinian-card: %s: the PICC master key must be 16 bytes (AES)\n",
+        static const struct {
+            const char *name;
+            uint8_t type;
+            size_t len;
+        } types[] = {{"des", YN_PICC_KEY_DES, 8},
+                     {"2k3des", YN_PICC_KEY_2K3DES, 16},
+                     {"3k3des", YN_PICC_KEY_3K3DES, 24},
+                     {"aes", YN_PICC_KEY_AES, 16}};
+        bool known = false;
+        for (size_t i = 0; rc == YN_OK && i < sizeof types / sizeof types[0]; i++) {
+            bool named = o->picc_type && !strcmp(o->picc_type, types[i].name);
+            bool by_len = !o->picc_type && n == types[i].len && types[i].type != YN_PICC_KEY_2K3DES;
+            if ((named || by_len) && n == types[i].len) {
+                k->picc_key_type = types[i].type;
+                known = true;
+            }
+        }
+        if (rc == YN_OK && !known) {
+            fprintf(stderr,
+                    "yinian-card: %s: a PICC master key is 8 (des), 16 (aes, or 2k3des with "
+                    "--picc-key-type 2k3des) or 24 (3k3des) bytes\n",
                     o->picc_key);
             rc = YN_EINVAL;
         }
         k->has_picc_key = rc == YN_OK;
+    }
+    if (rc == YN_OK && o->new_picc) {
+        rc = yn_key_file_load(o->new_picc, true, "new PICC master key", k->new_picc_key,
+                              sizeof k->new_picc_key, &n);
+        if (rc == YN_OK && n != sizeof k->new_picc_key) {
+            fprintf(stderr, "yinian-card: %s: the new PICC master key is AES: 16 bytes\n",
+                    o->new_picc);
+            rc = YN_EINVAL;
+        }
+        k->has_new_picc_key = rc == YN_OK;
     }
     return rc;
 }
@@ -365,8 +400,9 @@ static void print_record(const yn_card_record *r)
 
 static int cmd_read(const struct opts *o)
 {
-    uint8_t master[16], key[16], rec_buf[YN_SIM_AREA_MAX], stamp_buf[YN_SIM_AREA_MAX];
-    size_t rec_len = 0, stamp_len = 0, ring_len;
+    uint8_t master[16], key[16];
+    yn_nfc_card_data card;
+    size_t ring_len;
     uint8_t ring_bytes[YN_CARD_KEYRING_MAX * 33];
     yn_card_keyring ring;
     char err[160];
@@ -405,12 +441,22 @@ static int cmd_read(const struct opts *o)
     yn_nfc_uid_hex(&tag, u, sizeof u);
     printf("UID           %s (%s)\n", u, yn_tag_type_name(tag.type));
     rc = yn_card_key_for_uid(master, tag.uid, tag.uid_len, key);
+    memset(&card, 0, sizeof card);
     if (rc == YN_OK)
-        rc = yn_nfc_read(&nfc, &tag, YN_NFC_AREA_RECORD, key, rec_buf, sizeof rec_buf, &rec_len);
-    if (rc == YN_OK)
-        rc = yn_nfc_read(&nfc, &tag, YN_NFC_AREA_STAMP, key, stamp_buf, sizeof stamp_buf,
-                         &stamp_len);
+        rc =
+            tag.type == YN_TAG_UNKNOWN ? YN_ENOTFOUND : yn_nfc_read_card(&nfc, &tag, key, 0, &card);
+    if (tag.type == YN_TAG_UNKNOWN)
+        card.kind = YN_CARD_KIND_FOREIGN;
     yn_nfc_close(&nfc);
+    if (rc != YN_OK && card.kind != YN_CARD_KIND_OURS) {
+        static const char *const what[] = {
+            [YN_CARD_KIND_BLANK] = "a blank card: never issued (yinian-card format, then issue)",
+            [YN_CARD_KIND_OTHER_APP] = "not a 颐年卡: a DESFire with other applications only",
+            [YN_CARD_KIND_FOREIGN] =
+                "not a 颐年卡: another kind of card, or keys that are not ours"};
+        printf("card          %s\n", what[card.kind]);
+        return EXIT_CARD;
+    }
     if (rc != YN_OK) {
         fprintf(stderr, "yinian-card: reading the card failed: %s%s\n", yn_strerror(rc),
                 rc == YN_EAUTH ? " (the card's key is not ours: a clone or a foreign card)" : "");
@@ -418,7 +464,7 @@ static int cmd_read(const struct opts *o)
     }
     yn_card_record rec;
     const char *why = "";
-    rc = yn_card_read(rec_buf, rec_len, tag.uid, tag.uid_len, &ring, &rec, &why);
+    rc = yn_card_read(card.record, card.record_len, tag.uid, tag.uid_len, &ring, &rec, &why);
     if (rc != YN_OK && rc != YN_EAUTH && rc != YN_ENOTFOUND) {
         fprintf(stderr, "yinian-card: the record does not decode: %s\n", why);
         return EXIT_CARD;
@@ -431,7 +477,7 @@ static int cmd_read(const struct opts *o)
     printf("signature     genuine\n");
     printf("today         %s\n", yn_card_expired(&rec, today_ymd()) ? "EXPIRED" : "valid");
     yn_card_stamp st;
-    if (yn_card_stamp_decode(stamp_buf, stamp_len, &st, &why) != YN_OK)
+    if (yn_card_stamp_decode(card.stamp, card.stamp_len, &st, &why) != YN_OK)
         printf("last meal     unreadable stamp: %s\n", why);
     else if (yn_card_stamp_is_blank(&st))
         printf("last meal     none\n");
@@ -600,6 +646,8 @@ int main(int argc, char **argv)
                                               {"index", required_argument, NULL, 'x'},
                                               {"force", no_argument, NULL, 'F'},
                                               {"picc-key", required_argument, NULL, 'P'},
+                                              {"picc-key-type", required_argument, NULL, 'T'},
+                                              {"set-picc-key", required_argument, NULL, 'N'},
                                               {"app-master", required_argument, NULL, 'A'},
                                               {"help", no_argument, NULL, 'h'},
                                               {NULL, 0, NULL, 0}};
@@ -679,6 +727,14 @@ int main(int argc, char **argv)
             break;
         case 'P':
             o.picc_key = optarg;
+            break;
+        case 'T':
+            o.picc_type = optarg;
+            bad |= strcmp(optarg, "des") && strcmp(optarg, "2k3des") && strcmp(optarg, "3k3des") &&
+                   strcmp(optarg, "aes");
+            break;
+        case 'N':
+            o.new_picc = optarg;
             break;
         case 'A':
             o.app_master = optarg;

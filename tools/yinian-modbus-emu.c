@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "emu/emu_io.h"
+
 /* scale registers (holding and input alike), 0-based */
 enum {
     R_NET32 = 0,       /* 0-1: net weight int32, high word first (abcd), grams */
@@ -57,11 +59,8 @@ enum fault { F_NONE, F_SLOW, F_BADCRC, F_EXCEPTION, F_SILENT };
 
 struct dev {
     const char *name; /* "scale" / "io" */
-    const char *link; /* NULL: not emulated */
+    yn_emu_pty pty;   /* pty.link NULL: not emulated */
     int slave_id;
-    int master, slave; /* pty; the slave stays open so the master never reads EIO */
-    char pts[128];
-    bool plugged;
     modbus_t *ctx;
     modbus_mapping_t *map;
     enum fault fault;
@@ -73,9 +72,7 @@ struct dev {
 struct emu {
     struct dev scale, io;
     const char *control, *state_path;
-    int ctl;
-    char ctl_buf[1024];
-    size_t ctl_len;
+    yn_emu_ctl ctl;
     bool verbose;
     int line_baud; /* > 0: answer as late as a real line at this baud would (8N1) */
     /* the scale's platform */
@@ -107,30 +104,16 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("modbus-emu: ", stdout);
-    vfprintf(stdout, fmt, ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-    va_end(ap);
-}
+#define say yn_emu_say
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return yn_emu_now_ms();
 }
 
 static void sleep_ms(int ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    yn_emu_sleep_us((int64_t)ms * 1000);
 }
 
 static void hexdump(const struct emu *e, const struct dev *d, const char *what, const uint8_t *p,
@@ -207,9 +190,9 @@ static void format_state(const struct emu *e, char *buf, size_t cap)
             n += (size_t)k_;                                                                       \
     } while (0)
     PUT("scale_plugged=%d\nscale_requests=%lu\nscale_net_mg=%lld\nscale_tare_mg=%lld\n",
-        e->scale.plugged, e->scale.requests, (long long)net_mg(e), (long long)e->tare_mg);
+        e->scale.pty.plugged, e->scale.requests, (long long)net_mg(e), (long long)e->tare_mg);
     PUT("scale_tares=%lu\nscale_zeros=%lu\n", e->tares, e->zeros);
-    PUT("io_plugged=%d\nio_requests=%lu\nio_coil_writes=%lu\nio_coils=", e->io.plugged,
+    PUT("io_plugged=%d\nio_requests=%lu\nio_coil_writes=%lu\nio_coils=", e->io.pty.plugged,
         e->io.requests, e->coil_writes);
     for (int i = 0; i < IO_COILS; i++)
         PUT("%c", e->io.map && e->io.map->tab_bits[i] ? '1' : '0');
@@ -341,21 +324,7 @@ static void scale_command(struct emu *e, int what)
 
 static void write_all(struct dev *d, const uint8_t *p, size_t n)
 {
-    while (n && d->plugged) {
-        ssize_t w = write(d->master, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                struct pollfd pfd = {.fd = d->master, .events = POLLOUT};
-                poll(&pfd, 1, 100);
-                continue;
-            }
-            return;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
+    yn_emu_pty_write(&d->pty, p, n);
 }
 
 /* Let libmodbus build the answer into a pipe instead of the pty, so that a
@@ -370,7 +339,7 @@ static ssize_t capture(struct dev *d, const uint8_t *req, int req_len, bool exce
     modbus_set_socket(d->ctx, p[1]);
     int rc = exception ? modbus_reply_exception(d->ctx, req, (unsigned)code)
                        : modbus_reply(d->ctx, req, req_len, d->map);
-    modbus_set_socket(d->ctx, d->master);
+    modbus_set_socket(d->ctx, d->pty.master);
     ssize_t n = rc < 0 ? -1 : read(p[0], out, cap);
     close(p[0]);
     close(p[1]);
@@ -455,7 +424,7 @@ static void serve(struct emu *e, struct dev *d)
         modbus_t *fresh = modbus_new_rtu("/dev/null", 9600, 'N', 8, 1);
         if (fresh) {
             modbus_set_slave(fresh, d->slave_id);
-            modbus_set_socket(fresh, d->master);
+            modbus_set_socket(fresh, d->pty.master);
             modbus_free(d->ctx);
             d->ctx = fresh;
         }
@@ -505,42 +474,21 @@ static void serve(struct emu *e, struct dev *d)
 
 static int plug(struct emu *e, struct dev *d)
 {
-    struct termios tio;
-    if (!d->link || d->plugged)
+    if (!d->pty.link || d->pty.plugged)
         return 0;
-    if (openpty(&d->master, &d->slave, d->pts, NULL, NULL) < 0) {
-        perror("modbus-emu: openpty");
+    if (yn_emu_pty_plug(&d->pty) != 0)
         return -1;
-    }
-    tcgetattr(d->slave, &tio);
-    cfmakeraw(&tio);
-    tcsetattr(d->slave, TCSANOW, &tio);
-    fcntl(d->master, F_SETFL, fcntl(d->master, F_GETFL) | O_NONBLOCK);
-    fcntl(d->master, F_SETFD, FD_CLOEXEC);
-    fcntl(d->slave, F_SETFD, FD_CLOEXEC);
-    modbus_set_socket(d->ctx, d->master);
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.new", d->link);
-    unlink(tmp);
-    if (symlink(d->pts, tmp) < 0 || rename(tmp, d->link) < 0) {
-        perror("modbus-emu: symlink");
-        return -1;
-    }
-    d->plugged = true;
+    modbus_set_socket(d->ctx, d->pty.master);
     write_state(e);
     return 0;
 }
 
 static void unplug(struct emu *e, struct dev *d)
 {
-    if (!d->plugged)
+    if (!d->pty.plugged)
         return;
-    unlink(d->link);
-    close(d->master);
-    close(d->slave);
-    d->master = d->slave = -1;
+    yn_emu_pty_unplug(&d->pty);
     modbus_set_socket(d->ctx, -1);
-    d->plugged = false;
     write_state(e);
 }
 
@@ -638,15 +586,15 @@ static bool targets(struct emu *e, char **w, int nw, struct dev **out, int *n)
 {
     *n = 0;
     if (nw == 1) {
-        if (e->scale.link)
+        if (e->scale.pty.link)
             out[(*n)++] = &e->scale;
-        if (e->io.link)
+        if (e->io.pty.link)
             out[(*n)++] = &e->io;
         return true;
     }
-    if (nw == 2 && !strcmp(w[1], "scale") && e->scale.link)
+    if (nw == 2 && !strcmp(w[1], "scale") && e->scale.pty.link)
         out[(*n)++] = &e->scale;
-    else if (nw == 2 && !strcmp(w[1], "io") && e->io.link)
+    else if (nw == 2 && !strcmp(w[1], "io") && e->io.pty.link)
         out[(*n)++] = &e->io;
     else
         return false;
@@ -657,9 +605,7 @@ static bool targets(struct emu *e, char **w, int nw, struct dev **out, int *n)
 static bool control_line(struct emu *e, char *line)
 {
     char *w[8] = {0};
-    int nw = 0;
-    for (char *tok = strtok(line, " \t\r"); tok && nw < 8; tok = strtok(NULL, " \t\r"))
-        w[nw++] = tok;
+    int nw = yn_emu_words(line, w, 8);
     if (nw == 0 || w[0][0] == '#')
         return true;
     long v;
@@ -715,27 +661,9 @@ static bool control_line(struct emu *e, char *line)
     return true;
 }
 
-static bool read_control(struct emu *e)
+static bool control_cb(void *arg, char *line)
 {
-    ssize_t r = read(e->ctl, e->ctl_buf + e->ctl_len, sizeof e->ctl_buf - 1 - e->ctl_len);
-    if (r <= 0)
-        return true;
-    e->ctl_len += (size_t)r;
-    e->ctl_buf[e->ctl_len] = '\0';
-    char *nl;
-    while ((nl = memchr(e->ctl_buf, '\n', e->ctl_len))) {
-        *nl = '\0';
-        char line[sizeof e->ctl_buf];
-        snprintf(line, sizeof line, "%s", e->ctl_buf);
-        size_t used = (size_t)(nl - e->ctl_buf) + 1;
-        memmove(e->ctl_buf, nl + 1, e->ctl_len - used);
-        e->ctl_len -= used;
-        if (!control_line(e, line))
-            return false;
-    }
-    if (e->ctl_len == sizeof e->ctl_buf - 1)
-        e->ctl_len = 0; /* an endless line: drop it */
-    return true;
+    return control_line(arg, line);
 }
 
 static void usage(void)
@@ -763,19 +691,21 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    static struct emu e = {.ctl = -1,
-                           .scale = {.name = "scale", .slave_id = 1, .master = -1, .slave = -1},
-                           .io = {.name = "io", .slave_id = 2, .master = -1, .slave = -1},
-                           .stable_flag = true,
-                           .capacity_mg = 30000000,
-                           .jitter = 1};
+    static struct emu e = {
+        .ctl = {.fd = -1},
+        .scale = {.name = "scale", .slave_id = 1, .pty = {.master = -1, .slave = -1}},
+        .io = {.name = "io", .slave_id = 2, .pty = {.master = -1, .slave = -1}},
+        .stable_flag = true,
+        .capacity_mg = 30000000,
+        .jitter = 1};
     long v;
+    yn_emu_set_name("modbus-emu");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--scale") && val)
-            e.scale.link = argv[++i];
+            e.scale.pty.link = argv[++i];
         else if (!strcmp(a, "--io") && val)
-            e.io.link = argv[++i];
+            e.io.pty.link = argv[++i];
         else if (!strcmp(a, "--scale-id") && parse_long(val, 1, 247, &v) && ++i)
             e.scale.slave_id = (int)v;
         else if (!strcmp(a, "--io-id") && parse_long(val, 1, 247, &v) && ++i)
@@ -795,7 +725,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!e.scale.link && !e.io.link) {
+    if (!e.scale.pty.link && !e.io.pty.link) {
         usage();
         return 2;
     }
@@ -806,43 +736,28 @@ int main(int argc, char **argv)
     if (make_dev(&e.scale, SCALE_COILS, 0, SCALE_REGS) != 0 ||
         make_dev(&e.io, IO_COILS, IO_INPUTS, 0) != 0)
         return 1;
-    bool made_fifo = false;
-    if (e.control) {
-        struct stat st;
-        if (stat(e.control, &st) != 0) {
-            if (mkfifo(e.control, 0600) != 0) {
-                perror("modbus-emu: mkfifo");
-                return 1;
-            }
-            made_fifo = true;
-        }
-        /* O_RDWR: we are a writer too, so the FIFO never reports end of file */
-        e.ctl = open(e.control, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        if (e.ctl < 0) {
-            perror("modbus-emu: control");
-            return 1;
-        }
-    }
+    if (yn_emu_ctl_open(&e.ctl, e.control) != 0)
+        return 1;
     refresh_scale(&e);
     writer_start(&e);
     /* the links appear last: when they exist, we are ready */
     if (plug(&e, &e.scale) != 0 || plug(&e, &e.io) != 0)
         return 1;
-    say("ready scale=%s (slave %d) io=%s (slave %d)", e.scale.link ? e.scale.pts : "-",
-        e.scale.slave_id, e.io.link ? e.io.pts : "-", e.io.slave_id);
+    say("ready scale=%s (slave %d) io=%s (slave %d)", e.scale.pty.link ? e.scale.pty.pts : "-",
+        e.scale.slave_id, e.io.pty.link ? e.io.pty.pts : "-", e.io.slave_id);
 
     bool running = true;
     while (running && !stop_flag) {
         struct pollfd pfd[3];
         struct dev *owner[3] = {NULL, NULL, NULL};
         int n = 0;
-        if (e.ctl >= 0)
-            pfd[n++] = (struct pollfd){.fd = e.ctl, .events = POLLIN};
+        if (e.ctl.fd >= 0)
+            pfd[n++] = (struct pollfd){.fd = e.ctl.fd, .events = POLLIN};
         struct dev *ds[2] = {&e.scale, &e.io};
         for (int i = 0; i < 2; i++)
-            if (ds[i]->plugged) {
+            if (ds[i]->pty.plugged) {
                 owner[n] = ds[i];
-                pfd[n++] = (struct pollfd){.fd = ds[i]->master, .events = POLLIN};
+                pfd[n++] = (struct pollfd){.fd = ds[i]->pty.master, .events = POLLIN};
             }
         int r = poll(pfd, (nfds_t)n, 1000);
         if (r < 0 && errno != EINTR)
@@ -850,10 +765,10 @@ int main(int argc, char **argv)
         if (r <= 0)
             continue;
         /* control first: a command written before the host's next request applies to it */
-        if (e.ctl >= 0 && (pfd[0].revents & POLLIN))
-            running = read_control(&e);
+        if (e.ctl.fd >= 0 && (pfd[0].revents & POLLIN))
+            running = yn_emu_ctl_read(&e.ctl, control_cb, &e);
         for (int i = 0; i < n && running; i++)
-            if (owner[i] && owner[i]->plugged && (pfd[i].revents & POLLIN))
+            if (owner[i] && owner[i]->pty.plugged && (pfd[i].revents & POLLIN))
                 serve(&e, owner[i]);
     }
     unplug(&e, &e.scale);
@@ -863,7 +778,6 @@ int main(int argc, char **argv)
     modbus_mapping_free(e.io.map);
     modbus_free(e.scale.ctx);
     modbus_free(e.io.ctx);
-    if (made_fifo)
-        unlink(e.control);
+    yn_emu_ctl_close(&e.ctl);
     return 0;
 }

@@ -1,98 +1,110 @@
 /* yinian-pn532-emu — an emulated PN532 reader (HSU/UART framing) on a pty,
- * holding virtual 颐年卡 cards, that misbehaves on cue.
+ * holding virtual cards, with a timing model and faults on cue.
  *
- *   yinian-pn532-emu --link PATH --cards FILE [--control FIFO] [--present N] [--verbose]
+ *   yinian-pn532-emu --link PATH --cards FILE [--control FIFO] [--present N]
+ *                    [--timing] [--verbose]
  *
- * libnfc (and Debian's nfc-list / nfc-mfclassic) talk to it unmodified through
- * the connstring pn532_uart:PATH. Cards come from the virtual card file of
- * hal/nfc_sim.h; DESFire cards run the PICC half of hal/desfire.c with the
- * layout of hal/nfc_libnfc_layout.h, Classic 1K cards are laid out the same way
- * and Crypto-1 is emulated as a key comparison (a real PN532 does Crypto-1
- * itself, the host only sees the outcome). Control commands, one a line, on
- * the FIFO: see usage() and hal/READER.md. */
+ * libnfc (and Debian's nfc-list, nfc-poll, nfc-mfclassic, libfreefare) talk to
+ * it unmodified through the connstring pn532_uart:PATH. The cards are the
+ * independent card models of tools/emu/ (DESFire EV1, Classic 1K, a type B
+ * card); the PN532 side follows the PN532 user manual (UM0701-02) and the
+ * activation ISO/IEC 14443-3/-4. hal/READER.md ("The emulated PN532") lists
+ * the commands, the card file, the control grammar and the timing model. */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pty.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "desfire.h"
-#include "nfc.h"
-#include "nfc_libnfc_layout.h"
-#include "nfc_sim.h"
+#include "emu/df_card.h"
+#include "emu/emu_io.h"
+#include "emu/mfc_card.h"
+#include "emu/timing.h"
 
-#define RX_MAX  4096
-#define CMD_MAX 600
-#define ANS_MAX 600
+#define RX_MAX    4096
+#define CMD_MAX   600
+#define ANS_MAX   600
+#define CARDS_MAX 64
+#define OUTQ      4
+
+/* The 颐年卡 layouts (firmware/CARD.md §5-6) the loader builds issued cards with. */
+static const uint8_t our_aid[3] = {0x4E, 0x59, 0xF5};
+static const uint8_t foreign_aid[3] = {0x01, 0x55, 0x48}; /* "a transit application" */
+#define OUR_KEY_SETTINGS 0x0B
+
+enum kind { K_DESFIRE, K_CLASSIC, K_TYPEB };
+
+struct card {
+    char label[48];
+    enum kind kind;
+    uint8_t uid[10];
+    size_t uid_len;
+    bool random_uid;     /* a new 08 xx xx xx UID at every activation */
+    uint8_t cur_uid[10]; /* the UID of this activation */
+    emu_df_card df;
+    emu_mfc_card mfc;
+};
 
 enum fault {
     F_NONE,
-    F_SILENT,        /* ACK, then never answer the next card command */
-    F_SLOW,          /* answer the next card command after fault_ms */
-    F_BADCRC,        /* the next card command's answer frame has a wrong DCS */
-    F_PULL_ON_WRITE, /* the card leaves during the next write (see READER.md) */
-    F_SHORT,         /* the next InDataExchange answer is cut to one byte */
-    F_GARBAGE,       /* the next InDataExchange answer is random bytes */
-    F_STATUS80,      /* the next InDataExchange status byte has bit 0x80 */
-    F_DRIBBLE,       /* every card answer trickles out one byte every fault_ms, until cleared */
-    F_TEAR,          /* the card leaves at the N-th card command from now: before it reaches
-                        the card, or after the card executed it (its reply lost) */
+    F_SILENT,
+    F_SLOW,
+    F_BADCRC,
+    F_PULL_ON_WRITE,
+    F_SHORT,
+    F_GARBAGE,
+    F_STATUS80,
+    F_DRIBBLE,
+    F_TEAR,
 };
 
-struct card {
-    yn_sim_card sim;
-    yn_df_picc df;                         /* DESFire model */
-    uint8_t mfc[YN_LAYOUT_MFC_BLOCKS][16]; /* Classic 1K memory */
+struct outq {
+    uint8_t b[ANS_MAX + 16];
+    size_t n, pos;
+    int64_t due_us; /* when the next part goes out */
+    int step_us;    /* dribble: one byte per step */
 };
 
 struct emu {
-    const char *link, *control, *cards_path;
-    bool verbose;
-    int master, slave; /* pty; the slave stays open so the master never reads EIO */
-    char pts[128];
-    bool plugged;
-    int ctl;
-    char ctl_buf[1024];
-    size_t ctl_len;
-
+    yn_emu_pty pty;
+    yn_emu_ctl ctl;
+    const char *cards_path;
+    bool verbose, timing;
     uint8_t rx[RX_MAX];
     size_t rx_len;
+    struct outq q[OUTQ];
+    int nq;
+    int64_t busy_until_us; /* timing: the chip is still working until then */
 
-    uint8_t regs[0x10000]; /* PN532 register file, as the host wrote it */
-    uint8_t params;        /* SetParameters flags */
+    /* the PN532 */
+    uint8_t regs[0x10000];
+    uint8_t params;
     bool field_on;
-
+    uint8_t retries; /* MxRtyPassiveActivation */
+    unsigned chip_baud, host_seen_baud;
+    unsigned rf_kbps;
+    /* the target */
     struct card *cards;
-    int n_cards;
-    int present;    /* card in the field, or -1 */
-    bool selected;  /* activated by InListPassiveTarget */
-    bool iso_dep;   /* RATS done: DESFire frames go to the PICC */
-    bool halted;    /* Classic: after a failed authentication */
-    int mfc_sector; /* Classic: authenticated sector, or -1 */
-    bool mfc_key_b; /* Classic: ... with key B */
+    int n_cards, present;
+    bool selected, l4, type_b;
+    uint8_t blk; /* ISO-DEP block number (PN532-driven and raw) */
+    /* InAutoPoll waiting for a card */
+    bool autopoll;
+    int64_t autopoll_end_us; /* 0: endless */
+    uint8_t ap_types[16];
+    size_t ap_n;
 
     enum fault fault;
-    int fault_ms;
-    int fault_count; /* pull-on-write: the N-th write-like command; tear: the N-th card command */
-    bool tear_after; /* tear: after the card executed the command (else before it) */
+    int fault_ms, fault_count;
+    bool tear_after;
 
-    uint8_t pending[ANS_MAX + 16]; /* a slow answer waiting for its time */
-    size_t pending_len, pending_pos;
-    int64_t pending_due_ms; /* monotonic: when the next part goes out */
-    int pending_step_ms;    /* dribble: one byte per step; 0: all at once */
-
-    unsigned long frames_in, answers_out;
+    unsigned long frames_in, answers_out, card_cmds, uart_bytes, listings, mismatched;
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -103,63 +115,44 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("pn532-emu: ", stdout);
-    vfprintf(stdout, fmt, ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-    va_end(ap);
-}
+#define say yn_emu_say
 
-static void hexdump(const struct emu *e, const char *what, const uint8_t *p, size_t n)
+/* --- output, with the timing model -------------------------------------- */
+
+static void queue_out(struct emu *e, const uint8_t *b, size_t n, int64_t due_us, int step_us)
 {
-    if (!e->verbose)
+    if (e->nq == OUTQ)
         return;
-    fprintf(stderr, "pn532-emu %s:", what);
-    for (size_t i = 0; i < n; i++)
-        fprintf(stderr, " %02x", p[i]);
-    fputc('\n', stderr);
+    struct outq *o = &e->q[e->nq++];
+    memcpy(o->b, b, n);
+    o->n = n;
+    o->pos = 0;
+    o->due_us = due_us;
+    o->step_us = step_us;
 }
 
-static int64_t now_ms(void)
+/* Send what is due. */
+static void flush_due(struct emu *e)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void write_all(struct emu *e, const uint8_t *p, size_t n)
-{
-    hexdump(e, "TX", p, n);
-    while (n && e->plugged) {
-        ssize_t w = write(e->master, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                struct pollfd pfd = {.fd = e->master, .events = POLLOUT};
-                poll(&pfd, 1, 100);
-                continue;
-            }
+    int64_t now = yn_emu_now_us();
+    while (e->nq && now >= e->q[0].due_us) {
+        struct outq *o = &e->q[0];
+        size_t part = o->step_us ? 1 : o->n - o->pos;
+        if (e->verbose)
+            yn_emu_hexdump("TX", o->b + o->pos, part);
+        yn_emu_pty_write(&e->pty, o->b + o->pos, part);
+        e->uart_bytes += part;
+        o->pos += part;
+        if (o->pos < o->n) {
+            o->due_us = now + o->step_us;
             return;
         }
-        p += w;
-        n -= (size_t)w;
+        e->answers_out++;
+        memmove(&e->q[0], &e->q[1], (size_t)(e->nq - 1) * sizeof e->q[0]);
+        e->nq--;
     }
 }
 
-static void send_ack(struct emu *e)
-{
-    static const uint8_t ack[6] = {0x00, 0x00, 0xFF, 0x00, 0xFF, 0x00};
-    write_all(e, ack, sizeof ack);
-}
-
-/* Build an answer frame 00 00 FF LEN LCS D5 CMD+1 data DCS 00 (extended form
- * when it does not fit a normal frame). */
 static size_t build_frame(uint8_t cmd, const uint8_t *data, size_t n, uint8_t *out, bool bad_dcs)
 {
     size_t len = n + 2, f = 0;
@@ -176,7 +169,7 @@ static size_t build_frame(uint8_t cmd, const uint8_t *data, size_t n, uint8_t *o
         out[f++] = (uint8_t)len;
         out[f++] = (uint8_t)(0x100 - ((len >> 8) + (len & 0xFF)));
     }
-    uint8_t sum = 0xD5 + (uint8_t)(cmd + 1);
+    uint8_t sum = (uint8_t)(0xD5 + cmd + 1);
     out[f++] = 0xD5;
     out[f++] = (uint8_t)(cmd + 1);
     for (size_t i = 0; i < n; i++) {
@@ -188,295 +181,377 @@ static size_t build_frame(uint8_t cmd, const uint8_t *data, size_t n, uint8_t *o
     return f;
 }
 
-static void send_error_frame(struct emu *e)
-{
-    static const uint8_t err[8] = {0x00, 0x00, 0xFF, 0x01, 0xFF, 0x7F, 0x81, 0x00};
-    write_all(e, err, sizeof err);
-}
-
-/* --- cards ------------------------------------------------------------- */
+/* --- cards -------------------------------------------------------------- */
 
 static struct card *current(struct emu *e)
 {
     return e->present >= 0 ? &e->cards[e->present] : NULL;
 }
 
-static bool is_desfire(const struct card *c)
+static void card_reset(struct card *c)
 {
-    return c->sim.tag.type == YN_TAG_DESFIRE;
+    emu_df_reset(&c->df);
+    emu_mfc_reset(&c->mfc);
 }
 
-/* The card leaves the field. The PN532 still believes its target selected, so
- * the next InDataExchange gets no answer from the card (status 0x01). */
-static void card_leaves(struct emu *e)
-{
-    struct card *c = current(e);
-    if (c && is_desfire(c))
-        yn_df_picc_reset(&c->df); /* discards an uncommitted backup-file write */
-    e->halted = false;
-    e->mfc_sector = -1;
-    e->present = -1;
-}
-
-/* The target is released (or the field drops): volatile state is lost. */
+/* The target is released or the field drops: volatile state is lost. */
 static void deactivate(struct emu *e)
 {
     struct card *c = current(e);
-    if (c && is_desfire(c))
-        yn_df_picc_reset(&c->df);
-    e->selected = false;
-    e->iso_dep = false;
-    e->halted = false;
-    e->mfc_sector = -1;
+    if (c)
+        card_reset(c);
+    e->selected = e->l4 = e->type_b = false;
+    e->rf_kbps = 106;
 }
 
-static int build_desfire(struct card *c)
+/* The card leaves the field. The PN532 still believes its target selected,
+ * so the next card command gets no answer (status 0x01). */
+static void card_leaves(struct emu *e)
 {
-    static const uint8_t aid[3] = YN_LAYOUT_DF_AID_BYTES;
+    struct card *c = current(e);
+    if (c)
+        card_reset(c); /* uncommitted DESFire changes are discarded */
+    e->present = -1;
+    e->l4 = false;
+}
+
+static int hex_field(const char *s, uint8_t *out, size_t cap, size_t *n)
+{
+    *n = 0;
+    for (const char *p = s; *p;) {
+        if (*p == ' ' || *p == '\t') {
+            p++;
+            continue;
+        }
+        unsigned v;
+        if (*n >= cap || sscanf(p, "%2x", &v) != 1 || !p[1])
+            return -1;
+        out[(*n)++] = (uint8_t)v;
+        p += 2;
+    }
+    return 0;
+}
+
+/* A DESFire PICC master key "type:hex" (des, 2k3des, 3k3des, aes), for
+ * blank cards whose issuer changed it. */
+static int picc_key_field(emu_df_card *df, const char *s)
+{
+    uint8_t k[24];
+    size_t n = 0;
+    const char *colon = strchr(s, ':');
+    if (!colon)
+        return *s ? -1 : 0;
+    size_t tl = (size_t)(colon - s);
+    if (hex_field(colon + 1, k, sizeof k, &n) != 0)
+        return -1;
+    memset(df->picc_key.k, 0, sizeof df->picc_key.k);
+    if (tl == 3 && !strncmp(s, "des", 3) && n == 8) {
+        memcpy(df->picc_key.k, k, 8);
+        memcpy(df->picc_key.k + 8, k, 8);
+        df->picc_key_type = EMU_DF_KEY_2K3DES;
+    } else if (tl == 6 && !strncmp(s, "2k3des", 6) && n == 16) {
+        memcpy(df->picc_key.k, k, 16);
+        df->picc_key_type = EMU_DF_KEY_2K3DES;
+    } else if (tl == 6 && !strncmp(s, "3k3des", 6) && n == 24) {
+        memcpy(df->picc_key.k, k, 24);
+        df->picc_key_type = EMU_DF_KEY_3K3DES;
+    } else if (tl == 3 && !strncmp(s, "aes", 3) && n == 16) {
+        memcpy(df->picc_key.k, k, 16);
+        df->picc_key_type = EMU_DF_KEY_AES;
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* An issued 颐年卡 DESFire: application F5594E (settings 0x0B), AES key 0 =
+ * a stand-in for the issuer's (key XOR FF), key 1 = the card key; file 1 the
+ * record, file 2 the stamp (backup file). */
+static int build_issued_desfire(struct card *c, const uint8_t *key, const uint8_t *rec, size_t rl,
+                                const uint8_t *stamp, size_t sl)
+{
     uint8_t keys[2][16];
-    if (c->sim.blank) { /* factory-blank: no application, PICC key zero, settings 0x0F */
-        yn_df_picc_init(&c->df, c->sim.tag.uid, c->sim.tag.uid_len);
-        return YN_OK;
+    for (int i = 0; i < 16; i++) {
+        keys[0][i] = (uint8_t)(key[i] ^ 0xFF);
+        keys[1][i] = key[i];
     }
-    /* key 0: a stand-in for the issuer's application master key, never used by terminals */
-    for (int i = 0; i < 16; i++)
-        keys[0][i] = (uint8_t)(c->sim.key[i] ^ 0xFF);
-    memcpy(keys[1], c->sim.key, 16);
-    yn_df_picc_init(&c->df, c->sim.tag.uid, c->sim.tag.uid_len);
-    int rc = yn_df_picc_app(&c->df, aid, (const uint8_t(*)[16])keys, 2);
-    if (rc != YN_OK)
-        return rc;
-    if (c->sim.record_len) {
-        yn_df_file rec = {.file_no = YN_LAYOUT_DF_FILE_RECORD,
-                          .type = YN_DF_FILE_STANDARD,
-                          .comm = YN_DF_COMM_ENCIPHERED,
-                          .key_read = YN_LAYOUT_DF_KEY_CARD,
-                          .key_write = YN_LAYOUT_DF_KEY_MASTER,
-                          .key_rw = YN_LAYOUT_DF_KEY_MASTER,
-                          .key_change = YN_LAYOUT_DF_KEY_MASTER,
-                          .size = c->sim.record_len};
-        if ((rc = yn_df_picc_file(&c->df, &rec, c->sim.record, c->sim.record_len)) != YN_OK)
-            return rc;
-    }
-    yn_df_file stamp = {.file_no = YN_LAYOUT_DF_FILE_STAMP,
-                        .type = YN_DF_FILE_BACKUP,
-                        .comm = YN_DF_COMM_ENCIPHERED,
-                        .key_read = YN_LAYOUT_DF_KEY_CARD,
-                        .key_write = YN_LAYOUT_DF_KEY_CARD,
-                        .key_rw = YN_LAYOUT_DF_KEY_CARD,
-                        .key_change = YN_LAYOUT_DF_KEY_MASTER,
-                        .size = c->sim.stamp_len > YN_LAYOUT_DF_STAMP_SIZE
-                                    ? c->sim.stamp_len
-                                    : YN_LAYOUT_DF_STAMP_SIZE};
-    return yn_df_picc_file(&c->df, &stamp, c->sim.stamp, c->sim.stamp_len);
+    if (emu_df_add_app(&c->df, our_aid, OUR_KEY_SETTINGS, EMU_DF_KEY_AES, 2,
+                       (const uint8_t(*)[16])keys) != 0)
+        return -1;
+    if (rl &&
+        emu_df_add_file(&c->df, our_aid, 1, EMU_DF_STD, 3, 1, 0, 0, 0, (uint32_t)rl, rec, rl) != 0)
+        return -1;
+    uint32_t ss = sl > 16 ? (uint32_t)sl : 16;
+    return emu_df_add_file(&c->df, our_aid, 2, EMU_DF_BACKUP, 3, 1, 1, 1, 0, ss, stamp, sl);
 }
 
-static int build_classic(struct card *c)
+static int build_classic(struct card *c, const uint8_t *key, bool blank, const uint8_t *rec,
+                         size_t rl, const uint8_t *stamp, size_t sl)
 {
-    uint8_t(*m)[16] = c->mfc;
-    const yn_sim_card *s = &c->sim;
-    memset(c->mfc, 0, sizeof c->mfc);
-    /* block 0: UID, BCC (4-byte UIDs), SAK, ATQA, manufacturer data */
-    memcpy(m[0], s->tag.uid, s->tag.uid_len);
-    size_t p = s->tag.uid_len;
-    if (s->tag.uid_len == 4) {
-        m[0][4] = (uint8_t)(s->tag.uid[0] ^ s->tag.uid[1] ^ s->tag.uid[2] ^ s->tag.uid[3]);
-        p = 5;
+    emu_mfc_card *m = &c->mfc;
+    emu_mfc_init(m, c->uid, c->uid_len);
+    if (blank)
+        return 0;
+    static const uint8_t issued[4] = {0x78, 0x77, 0x88, 0x69};
+    for (int s = 1; s < 16; s++) {
+        uint8_t *t = m->mem[s * 4 + 3];
+        memcpy(t, key, 6);
+        if (s <= 4)
+            memcpy(t + 6, issued, 4);
+        memcpy(t + 10, key + 6, 6);
     }
-    m[0][p] = 0x08;
-    m[0][p + 1] = s->tag.uid_len == 4 ? 0x04 : 0x44;
-    m[0][p + 2] = 0x00;
-    for (size_t i = p + 3; i < 16; i++)
-        m[0][i] = (uint8_t)(0x60 + i);
-    /* trailers: sector 0 as manufactured, the others keyed from the card key;
-     * sectors 1..4 (record, stamp) with the issued access bits */
-    uint8_t key_a[6], key_b[6];
-    static const uint8_t transport_key[6] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
-    static const uint8_t issued[4] = YN_LAYOUT_MFC_ACCESS_ISSUED;
-    static const uint8_t transport[4] = YN_LAYOUT_MFC_ACCESS_TRANSPORT;
-    yn_layout_mfc_keys(s->key, key_a, key_b);
-    for (int sector = 0; sector < 16; sector++) {
-        uint8_t *t = m[sector * 4 + 3];
-        bool keyed = sector && !s->blank; /* a blank card has transport keys everywhere */
-        memcpy(t, keyed ? key_a : transport_key, 6);
-        memcpy(t + 6, keyed && sector <= 4 ? issued : transport, 4);
-        memcpy(t + 10, keyed ? key_b : transport_key, 6);
+    uint8_t area[144] = {0};
+    if (rl > sizeof area)
+        return -1;
+    memcpy(area, rec, rl);
+    for (int i = 0; i < 9; i++)
+        memcpy(m->mem[(1 + i / 3) * 4 + i % 3], area + 16 * i, 16);
+    if (sl == 16) {
+        memcpy(m->mem[16], stamp, 16);
+        memcpy(m->mem[17], stamp, 16);
+    } else if (sl == 32) {
+        memcpy(m->mem[16], stamp, 16);
+        memcpy(m->mem[17], stamp + 16, 16);
+    } else if (sl) {
+        return -1;
     }
-    if (s->record_len > YN_LAYOUT_MFC_RECORD_AREA)
-        return YN_ELIMIT;
-    uint8_t area[YN_LAYOUT_MFC_RECORD_AREA] = {0};
-    if (s->record_len)
-        memcpy(area, s->record, s->record_len);
-    for (int i = 0; i < YN_LAYOUT_MFC_RECORD_BLOCKS; i++)
-        memcpy(m[yn_layout_mfc_record_block(i)], area + 16 * i, 16);
-    /* stamp: 16 bytes go to primary and copy; 32 bytes are primary ‖ copy as given
-     * (a test can start from a torn pair) */
-    if (s->stamp_len == YN_LAYOUT_MFC_STAMP_LEN) {
-        memcpy(m[YN_LAYOUT_MFC_STAMP_PRIMARY], s->stamp, 16);
-        memcpy(m[YN_LAYOUT_MFC_STAMP_COPY], s->stamp, 16);
-    } else if (s->stamp_len == 2 * YN_LAYOUT_MFC_STAMP_LEN) {
-        memcpy(m[YN_LAYOUT_MFC_STAMP_PRIMARY], s->stamp, 16);
-        memcpy(m[YN_LAYOUT_MFC_STAMP_COPY], s->stamp + 16, 16);
-    } else if (s->stamp_len != 0) {
-        return YN_ELIMIT;
+    return 0;
+}
+
+/* One card line: label|type|uid|key|record|stamp. */
+static const char *load_line(struct card *c, char *line)
+{
+    char *f[6] = {0};
+    int n = 0;
+    for (char *p = line; n < 6; n++) {
+        f[n] = p;
+        char *bar = strchr(p, '|');
+        if (!bar) {
+            n++;
+            break;
+        }
+        *bar = '\0';
+        p = bar + 1;
     }
-    return YN_OK;
+    if (n < 4)
+        return "expected label|type|uid|key|record|stamp";
+    for (int i = n; i < 6; i++)
+        f[i] = "";
+    snprintf(c->label, sizeof c->label, "%s", f[0]);
+    uint8_t key[24] = {0}, rec[EMU_DF_FILE_MAX], stamp[64];
+    size_t kl = 0, rl = 0, sl = 0;
+    const char *type = f[1];
+    if (hex_field(f[2], c->uid, sizeof c->uid, &c->uid_len) != 0 ||
+        (c->uid_len != 4 && c->uid_len != 7 && c->uid_len != 10))
+        return "the UID must be 4, 7 or 10 bytes of hex";
+    bool picc_typed = strchr(f[3], ':') != NULL;
+    if ((!picc_typed && hex_field(f[3], key, sizeof key, &kl) != 0) ||
+        hex_field(f[4], rec, sizeof rec, &rl) != 0 ||
+        hex_field(f[5], stamp, sizeof stamp, &sl) != 0)
+        return "bad hex in key, record or stamp";
+    memcpy(c->cur_uid, c->uid, c->uid_len);
+    if (!strcmp(type, "desfire") || !strcmp(type, "desfire-blank") ||
+        !strcmp(type, "desfire-foreign") || !strcmp(type, "desfire-random")) {
+        c->kind = K_DESFIRE;
+        if (c->uid_len != 7)
+            return "a DESFire UID is 7 bytes";
+        emu_df_init(&c->df, c->uid, c->uid_len);
+        if (picc_typed && picc_key_field(&c->df, f[3]) != 0)
+            return "PICC key: des:HEX16, 2k3des:HEX32, 3k3des:HEX48 or aes:HEX32";
+        if (!strcmp(type, "desfire")) {
+            if (kl != 16)
+                return "a DESFire card key is 16 bytes";
+            if (build_issued_desfire(c, key, rec, rl, stamp, sl) != 0)
+                return "record or stamp does not fit the DESFire layout";
+        } else if (!strcmp(type, "desfire-foreign")) {
+            uint8_t k[1][16] = {{0}};
+            if (kl == 16)
+                memcpy(k[0], key, 16);
+            if (emu_df_add_app(&c->df, foreign_aid, 0x09, EMU_DF_KEY_AES, 1,
+                               (const uint8_t(*)[16])k) != 0 ||
+                emu_df_add_file(&c->df, foreign_aid, 1, EMU_DF_BACKUP, 3, 0, 0, 0, 0, 32, NULL,
+                                0) != 0)
+                return "cannot build the foreign DESFire";
+        } else if (!strcmp(type, "desfire-random")) {
+            c->random_uid = c->df.random_uid = true;
+        }
+        return NULL;
+    }
+    if (!strcmp(type, "classic1k") || !strcmp(type, "classic1k-blank")) {
+        c->kind = K_CLASSIC;
+        bool blank = !strcmp(type, "classic1k-blank");
+        if (!blank && kl != 16)
+            return "a Classic card key is 16 bytes";
+        if (build_classic(c, key, blank, rec, rl, stamp, sl) != 0)
+            return "record or stamp does not fit the Classic layout";
+        return NULL;
+    }
+    if (!strcmp(type, "iso14443b")) {
+        c->kind = K_TYPEB;
+        if (c->uid_len != 4)
+            return "a type B PUPI is 4 bytes";
+        return NULL;
+    }
+    return "type must be desfire, desfire-blank, desfire-foreign, desfire-random, classic1k, "
+           "classic1k-blank or iso14443b";
 }
 
 static int load_cards(struct emu *e)
 {
-    yn_nfc dev = {.ops = &yn_nfc_sim_ops};
-    char err[512];
-    if (dev.ops->open(&dev, NULL) != YN_OK)
-        return -1;
-    int rc = yn_nfc_sim_load(&dev, e->cards_path, err, sizeof err);
-    if (rc != YN_OK) {
-        fprintf(stderr, "pn532-emu: %s\n", err);
-        dev.ops->close(&dev);
+    FILE *f = fopen(e->cards_path, "r");
+    if (!f) {
+        perror(e->cards_path);
         return -1;
     }
-    e->n_cards = yn_nfc_sim_count(&dev);
-    e->cards = calloc((size_t)(e->n_cards ? e->n_cards : 1), sizeof *e->cards);
+    e->cards = calloc(CARDS_MAX, sizeof *e->cards);
     if (!e->cards) {
-        dev.ops->close(&dev);
+        fclose(f);
         return -1;
     }
-    for (int i = 0; i < e->n_cards; i++) {
-        struct card *c = &e->cards[i];
-        c->sim = *yn_nfc_sim_card(&dev, i);
-        rc = is_desfire(c) ? build_desfire(c) : build_classic(c);
-        if (rc != YN_OK) {
-            fprintf(stderr, "pn532-emu: %s: card %d (%s) does not fit the %s layout (%s)\n",
-                    e->cards_path, i, c->sim.label, yn_tag_type_name(c->sim.tag.type),
-                    yn_strerror(rc));
-            dev.ops->close(&dev);
+    char line[2048];
+    int lineno = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0] || line[0] == '#')
+            continue;
+        if (e->n_cards == CARDS_MAX) {
+            fprintf(stderr, "pn532-emu: %s:%d: more than %d cards\n", e->cards_path, lineno,
+                    CARDS_MAX);
+            fclose(f);
             return -1;
         }
+        const char *why = load_line(&e->cards[e->n_cards], line);
+        if (why) {
+            fprintf(stderr, "pn532-emu: %s:%d: %s\n", e->cards_path, lineno, why);
+            fclose(f);
+            return -1;
+        }
+        e->n_cards++;
     }
-    dev.ops->close(&dev);
+    fclose(f);
     return 0;
 }
 
-/* --- the card side of InDataExchange ----------------------------------- */
+/* --- the RF side -------------------------------------------------------- */
 
-/* Access condition bits C1 C2 C3 of block b (0..3) of a sector, from its trailer. */
-static unsigned access_bits(const uint8_t *trailer, int b)
-{
-    unsigned c1 = (trailer[7] >> (4 + b)) & 1, c2 = (trailer[8] >> b) & 1,
-             c3 = (trailer[8] >> (4 + b)) & 1;
-    return c1 << 2 | c2 << 1 | c3;
-}
+static const uint8_t desfire_ats[6] = {0x06, 0x75, 0x77, 0x81, 0x02, 0x80};
 
-/* May a data block be read / written with the key the sector was opened with? */
-static bool data_access(const uint8_t *trailer, int b, bool key_b, bool write)
+/* Activate the card in the field (ISO 14443-3 anticollision; RATS when
+ * want_ats and the card speaks ISO-DEP). Target data as InListPassiveTarget
+ * returns it into out (from Tg on); *rf_us = time on the air. */
+static size_t activate_a(struct emu *e, struct card *c, bool want_ats, uint8_t *out, int64_t *rf_us)
 {
-    switch (access_bits(trailer, b)) {
-    case 0: /* 000: transport, A|B both ways */
-        return true;
-    case 2: /* 010 */
-    case 1: /* 001 */
-        return !write;
-    case 4: /* 100: read A|B, write B */
-    case 6: /* 110 */
-        return !write || key_b;
-    case 3: /* 011: read B, write B */
-        return key_b;
-    case 5: /* 101: read B */
-        return key_b && !write;
-    default: /* 111 */
-        return false;
+    if (c->random_uid) { /* ISO 14443-3 random UID: 08 + 3 random bytes, each activation */
+        c->cur_uid[0] = 0x08;
+        for (int i = 1; i < 4; i++)
+            c->cur_uid[i] = (uint8_t)(rand() & 0xFF);
     }
-}
-
-/* MIFARE Classic command as the PN532 would relay it. The PN532 runs Crypto-1
- * itself; here authentication is a key comparison with the same outcome. */
-static uint8_t classic_exchange(struct emu *e, struct card *c, const uint8_t *cmd, size_t n,
-                                uint8_t *ans, size_t *alen)
-{
-    *alen = 0;
-    if (e->halted || n == 0)
-        return 0x01; /* the card does not answer */
-    uint8_t blk = n > 1 ? cmd[1] : 0xFF;
-    const uint8_t *trailer = blk < YN_LAYOUT_MFC_BLOCKS ? c->mfc[blk / 4 * 4 + 3] : NULL;
-    switch (cmd[0]) {
-    case 0x60:
-    case 0x61: {
-        if (n != 12 || !trailer)
-            return 0x01;
-        const uint8_t *uid4 = c->sim.tag.uid + c->sim.tag.uid_len - 4;
-        const uint8_t *key = cmd[0] == 0x60 ? trailer : trailer + 10;
-        if (memcmp(cmd + 8, uid4, 4) != 0 || memcmp(cmd + 2, key, 6) != 0) {
-            e->halted = true; /* a failed Crypto-1 authentication halts the card */
-            e->mfc_sector = -1;
-            return 0x14;
-        }
-        e->mfc_sector = blk / 4;
-        e->mfc_key_b = cmd[0] == 0x61;
-        return 0x00;
+    size_t uid_len = c->random_uid ? 4 : c->uid_len;
+    bool df = c->kind == K_DESFIRE;
+    size_t f = 0;
+    out[f++] = 0x01;                       /* Tg */
+    out[f++] = df ? 0x03 : 0x00;           /* ATQA: DESFire 03 44 (03 04 random ID) */
+    out[f++] = uid_len == 4 ? 0x04 : 0x44; /* UID size in bits 7-8 */
+    out[f++] = df ? 0x20 : 0x08;           /* SAK */
+    out[f++] = (uint8_t)uid_len;
+    memcpy(out + f, c->cur_uid, uid_len);
+    f += uid_len;
+    int levels = uid_len == 4 ? 1 : uid_len == 7 ? 2 : 3;
+    /* REQA+ATQA, per level ANTICOLLISION (2 → 5) and SELECT (9 → 3) */
+    int64_t t = emu_rf_us(1, 106) + emu_rf_us(2, 106) + 2 * EMU_T_FDT_US;
+    t += levels * (emu_rf_us(2, 106) + emu_rf_us(5, 106) + emu_rf_us(9, 106) + emu_rf_us(3, 106) +
+                   4 * EMU_T_FDT_US);
+    e->l4 = false;
+    if (df && want_ats) {
+        memcpy(out + f, desfire_ats, sizeof desfire_ats);
+        f += sizeof desfire_ats;
+        t += emu_rf_us(4, 106) + emu_rf_us(8, 106) + 2 * EMU_T_FDT_US + EMU_T_SFGT_US;
+        e->l4 = true;
+        e->blk = 0;
     }
-    case 0x30:
-        if (n != 2 || !trailer)
-            return 0x01;
-        if (e->mfc_sector != blk / 4)
-            return 0x14;
-        memcpy(ans, c->mfc[blk], 16);
-        if (blk % 4 == 3) {
-            memset(ans, 0, 6); /* key A never reads back */
-            if (access_bits(trailer, 3) != 1)
-                memset(ans + 10, 0, 6); /* key B readable only in the transport setting */
-        } else if (!data_access(trailer, blk % 4, e->mfc_key_b, false)) {
-            e->halted = true; /* the card NAKs and the PN532 reports a failure */
-            return 0x14;
-        }
-        *alen = 16;
-        return 0x00;
-    case 0xA0:
-        if (n != 18 || !trailer || blk == 0)
-            return 0x01;
-        if (e->mfc_sector != blk / 4)
-            return 0x14;
-        if (blk % 4 != 3 && !data_access(trailer, blk % 4, e->mfc_key_b, true)) {
-            e->halted = true;
-            return 0x14;
-        }
-        if (e->fault == F_PULL_ON_WRITE && --e->fault_count <= 0) {
-            /* torn write: half the block made it, then the card left */
-            e->fault = F_NONE;
-            memcpy(c->mfc[blk], cmd + 2, 8);
-            say("pull-on-write: card %d left during the write of block %u (torn)", e->present, blk);
-            card_leaves(e);
-            return 0x01;
-        }
-        memcpy(c->mfc[blk], cmd + 2, 16);
-        return 0x00;
-    case 0x50: /* HLTA: no answer by definition */
-        e->halted = true;
-        e->mfc_sector = -1;
-        return 0x01;
-    default:
-        return 0x01;
-    }
+    e->selected = true;
+    *rf_us = t;
+    return f;
 }
 
-/* Commands after which the card's content has changed: CommitTransaction and
- * the issuing desk's. (WriteData is not: a backup file only changes at the
- * commit, and a pull there is what the stamp test wants.) */
-static bool desfire_is_write_like(const uint8_t *frame, size_t n)
+/* InListPassiveTarget: 106 kbps type A (0x00) or type B (0x03). */
+static size_t list_passive(struct emu *e, const uint8_t *d, size_t n, uint8_t *out, int64_t *rf_us)
 {
-    uint8_t ins;
-    if (n >= 5 && frame[0] == 0x90 && frame[2] == 0 && frame[3] == 0)
-        ins = frame[1];
-    else if (n >= 1)
-        ins = frame[0];
-    else
-        return false;
-    return ins == YN_DF_CMD_COMMIT || ins == YN_DF_CMD_CHANGE_KEY ||
-           ins == YN_DF_CMD_CREATE_APPLICATION || ins == YN_DF_CMD_DELETE_APPLICATION ||
-           ins == YN_DF_CMD_CREATE_STD_DATA_FILE || ins == YN_DF_CMD_CREATE_BACKUP_DATA_FILE;
+    size_t f = 0;
+    out[f++] = 0x00; /* NbTg */
+    *rf_us = (int64_t)(e->retries + 1) * EMU_T_REQA_WAIT_US;
+    e->listings++;
+    if (n < 2 || !e->field_on)
+        return f;
+    deactivate(e);
+    struct card *c = current(e);
+    if (d[1] == 0x03) { /* type B: REQB/ATQB, ATTRIB */
+        if (!c || c->kind != K_TYPEB)
+            return f;
+        static const uint8_t app_data[4] = {0x00, 0x00, 0x00, 0x00};
+        out[0] = 1;
+        out[f++] = 0x01;
+        out[f++] = 0x50; /* ATQB */
+        memcpy(out + f, c->uid, 4);
+        f += 4;
+        memcpy(out + f, app_data, 4);
+        f += 4;
+        out[f++] = 0x00; /* bit rates: 106 only */
+        out[f++] = 0x71; /* max frame 128, ISO 14443-4 */
+        out[f++] = 0x85; /* FWI 8, no NAD/CID */
+        out[f++] = 0x01; /* ATTRIB_RES length */
+        out[f++] = 0x00;
+        e->selected = e->l4 = e->type_b = true;
+        e->blk = 0;
+        *rf_us = emu_rf_us(5, 106) + emu_rf_us(14, 106) + emu_rf_us(11, 106) + emu_rf_us(3, 106) +
+                 2 * EMU_T_FDT_US;
+        return f;
+    }
+    if (d[1] != 0x00 || !c || c->kind == K_TYPEB)
+        return f;
+    if (n > 2) { /* a particular UID asked for: plain, or with cascade tags 0x88 */
+        uint8_t flat[12] = {0};
+        size_t fl = 0;
+        if (n - 2 > sizeof flat)
+            return f;
+        for (size_t i = 2; i < n; i++)
+            if (!(d[i] == 0x88 && (i - 2 == 0 || i - 2 == 4) && n - 2 > 7))
+                flat[fl++] = d[i];
+        size_t ul = c->random_uid ? 4 : c->uid_len;
+        if (fl != ul || memcmp(flat, c->cur_uid, ul) != 0)
+            return f;
+    }
+    out[0] = 1;
+    f += activate_a(e, c, (e->params & 0x10) != 0, out + f, rf_us);
+    return f;
 }
 
-/* The tear fault counts card commands (InDataExchange frames to a card in
- * the field); true when this one is the N-th. */
+/* One ISO-DEP exchange with the card's application layer (DESFire or the
+ * type B card, which knows no command). */
+static void apdu(struct emu *e, struct card *c, const uint8_t *in, size_t n, uint8_t *out,
+                 size_t *olen, int64_t *card_us)
+{
+    (void)e;
+    if (c->kind == K_DESFIRE) {
+        emu_df_frame(&c->df, in, n, out, olen);
+        *card_us = c->df.busy_us;
+        return;
+    }
+    out[0] = 0x6D; /* type B card: instruction not supported */
+    out[1] = 0x00;
+    *olen = 2;
+    *card_us = 300;
+}
+
+/* DESFire commands after which the card's content has changed (pull-on-write). */
+static bool desfire_write_like(const uint8_t *fr, size_t n)
+{
+    uint8_t ins = n >= 5 && fr[0] == 0x90 && fr[2] == 0 && fr[3] == 0 ? fr[1] : n ? fr[0] : 0;
+    return ins == 0xC7 || ins == 0xC4 || ins == 0xCA || ins == 0xDA || ins == 0xCD || ins == 0xCB;
+}
+
+/* The tear fault counts card commands; true when this one is the N-th. */
 static bool tear_now(struct emu *e)
 {
     if (e->fault != F_TEAR || --e->fault_count > 0)
@@ -485,125 +560,184 @@ static bool tear_now(struct emu *e)
     return true;
 }
 
-static size_t exchange_with_card(struct emu *e, struct card *c, const uint8_t *d, size_t n,
-                                 uint8_t *out);
-
-/* InDataExchange: the card's answer (status byte + data) into out. A tear
- * makes the card leave before the command reaches it, or right after it
- * executed the command (a DESFire transaction it committed stays; an
- * uncommitted one is lost with the field; a Classic block is written). */
-static size_t data_exchange(struct emu *e, const uint8_t *d, size_t n, uint8_t *out)
+/* InDataExchange: the card's answer (status + data) into out. */
+static size_t data_exchange(struct emu *e, const uint8_t *d, size_t n, uint8_t *out, int64_t *rf_us)
 {
     struct card *c = current(e);
+    size_t alen = 0;
+    int64_t card_us = 0;
+    *rf_us = 0;
     if (n < 1 || d[0] != 0x01 || !e->selected) {
-        out[0] = 0x27; /* not acceptable in this context: no such target */
-        return 1;
-    }
-    if (!c) {
-        out[0] = 0x01; /* the card left: it does not answer */
+        out[0] = 0x27; /* no such target */
         return 1;
     }
     bool tear = tear_now(e);
     if (tear && !e->tear_after) {
         say("tear: card %d left before the command reached it", e->present);
         card_leaves(e);
-        out[0] = 0x01;
+        c = NULL;
+    }
+    if (!c) {
+        out[0] = 0x01;                                /* the card does not answer */
+        *rf_us = emu_rf_us(n + 2, e->rf_kbps) + 5000; /* FWT spent waiting */
         return 1;
     }
-    size_t o = exchange_with_card(e, c, d, n, out);
-    if (tear && current(e) == c) {
-        say("tear: card %d executed the command and left before its reply", e->present);
-        card_leaves(e);
-        out[0] = 0x01;
-        return 1;
-    }
-    return o;
-}
-
-static size_t exchange_with_card(struct emu *e, struct card *c, const uint8_t *d, size_t n,
-                                 uint8_t *out)
-{
-    size_t alen = 0;
     uint8_t st;
-    if (is_desfire(c)) {
-        if (!e->iso_dep) {
-            out[0] = 0x01;
+    if (c->kind == K_CLASSIC) {
+        bool torn = e->fault == F_PULL_ON_WRITE && n > 1 && d[1] == 0xA0 && --e->fault_count <= 0;
+        st = emu_mfc_command(&c->mfc, d + 1, n - 1, out + 1, &alen, torn);
+        *rf_us = emu_rf_us(n + 1, 106) + emu_rf_us(alen + 2, 106) + 2 * EMU_T_FDT_US +
+                 (n > 1 && d[1] == 0xA0 ? EMU_T_MFC_WRITE_US : EMU_T_MFC_US);
+        if (torn) {
+            e->fault = F_NONE;
+            say("pull-on-write: card %d left during the write of block %u (torn)", e->present,
+                d[2]);
+            card_leaves(e);
+        }
+    } else {
+        if (!e->l4) {
+            out[0] = 0x01; /* no RATS: the card does not understand raw frames */
             return 1;
         }
-        if (e->fault == F_PULL_ON_WRITE && desfire_is_write_like(d + 1, n - 1) &&
-            --e->fault_count <= 0) {
+        if (c->kind == K_DESFIRE && e->fault == F_PULL_ON_WRITE &&
+            desfire_write_like(d + 1, n - 1) && --e->fault_count <= 0) {
             e->fault = F_NONE;
             say("pull-on-write: card %d left before command %02x", e->present,
-                d[1] == 0x90 ? d[2] : d[1]);
+                n > 2 && d[1] == 0x90 ? d[2] : d[1]);
             card_leaves(e);
             out[0] = 0x01;
             return 1;
         }
-        if (yn_df_picc_frame(&c->df, d + 1, n - 1, out + 1, ANS_MAX - 1, &alen) != YN_OK) {
-            out[0] = 0x01;
-            return 1;
-        }
+        apdu(e, c, d + 1, n - 1, out + 1, &alen, &card_us);
+        /* I-blocks: PCB + INF + CRC each way; the PN532 chains above FSC 64 */
+        size_t tx = n - 1, blocks = tx > 61 ? (tx + 60) / 61 : 1;
+        *rf_us = emu_rf_us(tx + 3 * blocks, e->rf_kbps) + emu_rf_us(alen + 3, e->rf_kbps) +
+                 (int64_t)(2 * blocks) * EMU_T_FDT_US + card_us +
+                 (int64_t)(blocks - 1) * (emu_rf_us(3, e->rf_kbps) + EMU_T_FDT_US);
+        e->blk ^= 1;
         st = 0x00;
-    } else {
-        st = classic_exchange(e, c, d + 1, n - 1, out + 1, &alen);
+    }
+    if (tear) {
+        say("tear: card %d executed command %02x and left before its reply", e->present,
+            n > 2 && d[1] == 0x90 ? d[2] : d[1]);
+        card_leaves(e);
+        out[0] = 0x01;
+        return 1;
     }
     out[0] = st;
     return 1 + alen;
 }
 
-/* InListPassiveTarget, 106 kbps type A only. */
-static size_t list_passive(struct emu *e, const uint8_t *d, size_t n, uint8_t *out)
+/* InCommunicateThru: raw frames (CRC by the PN532). ISO 14443-4 blocks for a
+ * card in protocol state, RATS for one that is only selected. */
+static size_t communicate_thru(struct emu *e, const uint8_t *d, size_t n, uint8_t *out,
+                               int64_t *rf_us)
 {
-    size_t f = 0;
-    out[f++] = 0x00; /* NbTg */
-    if (n < 2 || d[1] != 0x00 || !e->field_on)
-        return f;
-    deactivate(e);
     struct card *c = current(e);
-    if (!c)
-        return f;
-    const yn_nfc_tag *t = &c->sim.tag;
-    if (n > 2) { /* a particular UID asked for: plain, or with the cascade tag 0x88 */
-        const uint8_t *want = d + 2;
-        size_t want_len = n - 2;
-        uint8_t flat[12] = {0};
-        size_t flat_len = 0;
-        if (want_len > sizeof flat)
-            return f;
-        for (size_t i = 0; i < want_len; i++)
-            if (!(want[i] == 0x88 && (i == 0 || i == 4) && want_len > 7))
-                flat[flat_len++] = want[i];
-        if (flat_len != t->uid_len || memcmp(flat, t->uid, t->uid_len) != 0)
-            return f;
+    bool tear = tear_now(e);
+    *rf_us = emu_rf_us(n + 2, e->rf_kbps) + EMU_T_FDT_US;
+    if (tear && !e->tear_after) {
+        say("tear: card %d left before the command reached it", e->present);
+        card_leaves(e);
+        c = NULL;
     }
-    out[0] = 1;
-    out[f++] = 0x01; /* Tg */
-    bool df = is_desfire(c);
-    out[f++] = df ? 0x03 : 0x00;
-    out[f++] = t->uid_len == 4 ? 0x04 : 0x44;
-    out[f++] = df ? 0x20 : 0x08;
-    out[f++] = (uint8_t)t->uid_len;
-    memcpy(out + f, t->uid, t->uid_len);
-    f += t->uid_len;
-    e->selected = true;
-    if (df && (e->params & 0x10)) { /* fAutomaticRATS: the PN532 got the ATS */
-        static const uint8_t ats[6] = {0x06, 0x75, 0x77, 0x81, 0x02, 0x80};
-        memcpy(out + f, ats, sizeof ats);
-        f += sizeof ats;
-        e->iso_dep = true;
+    if (!c || !e->selected || n == 0 || c->kind == K_CLASSIC) {
+        out[0] = 0x01; /* no answer (a Classic card ignores RATS) */
+        *rf_us += 5000;
+        return 1;
+    }
+    size_t o = 1;
+    if (!e->l4) {
+        if (d[0] != 0xE0 || n != 2 || c->kind != K_DESFIRE) {
+            out[0] = 0x01;
+            return 1;
+        }
+        memcpy(out + 1, desfire_ats, sizeof desfire_ats); /* RATS → ATS */
+        o += sizeof desfire_ats;
+        e->l4 = true;
+        e->blk = 0;
+    } else {
+        uint8_t pcb = d[0];
+        size_t hdr = (pcb & 0x08) ? 2 : 1;      /* CID follows */
+        if ((pcb & 0xE2) == 0x02 && n >= hdr) { /* I-block */
+            size_t alen = 0;
+            int64_t card_us = 0;
+            memcpy(out + 1, d, hdr);
+            apdu(e, c, d + hdr, n - hdr, out + 1 + hdr, &alen, &card_us);
+            o += hdr + alen;
+            e->blk = pcb & 1;
+            *rf_us += card_us;
+        } else if ((pcb & 0xE6) == 0xA2) { /* R(ACK/NAK): acknowledge */
+            out[o++] = (uint8_t)(0xA2 | (pcb & 0x08) | e->blk);
+            if (pcb & 0x08)
+                out[o++] = d[1];
+        } else if ((pcb & 0xF7) == 0xC2) { /* S(DESELECT) */
+            memcpy(out + 1, d, n);
+            o += n;
+            deactivate(e);
+        } else {
+            out[0] = 0x01; /* not a block a card answers */
+            return 1;
+        }
+    }
+    *rf_us += emu_rf_us(o + 1, e->rf_kbps) + EMU_T_FDT_US;
+    if (tear) {
+        say("tear: card %d executed the frame and left before its reply", e->present);
+        card_leaves(e);
+        out[0] = 0x01;
+        return 1;
+    }
+    out[0] = 0x00;
+    return o;
+}
+
+/* InAutoPoll: answer with the first card of a requested type, or nothing. */
+static size_t autopoll_answer(struct emu *e, uint8_t *out, int64_t *rf_us)
+{
+    struct card *c = current(e);
+    size_t f = 0;
+    out[f++] = 0;
+    *rf_us = 0;
+    if (!c || !e->field_on)
+        return f;
+    for (size_t i = 0; i < e->ap_n; i++) {
+        uint8_t t = e->ap_types[i];
+        bool a = t == 0x00 || t == 0x10 || t == 0x20;
+        bool ok = c->kind == K_TYPEB ? (t == 0x03 || t == 0x23)
+                  : t == 0x20        ? c->kind == K_DESFIRE
+                                     : a;
+        if (!ok)
+            continue;
+        uint8_t data[64];
+        size_t dl;
+        deactivate(e);
+        if (c->kind == K_TYPEB) {
+            uint8_t req[2] = {0x01, 0x03};
+            dl = list_passive(e, req, 2, data, rf_us) - 1;
+            memmove(data, data + 1, dl);
+        } else {
+            dl = activate_a(e, c, t == 0x20, data, rf_us);
+        }
+        out[0] = 1;
+        out[f++] = t;
+        out[f++] = (uint8_t)dl;
+        memcpy(out + f, data, dl);
+        f += dl;
+        break;
     }
     return f;
 }
 
-/* --- the PN532 --------------------------------------------------------- */
+/* --- the PN532 ------------------------------------------------------------ */
 
 static bool is_card_command(uint8_t cmd)
 {
-    return cmd == 0x4A || cmd == 0x40 || cmd == 0x42;
+    return cmd == 0x4A || cmd == 0x40 || cmd == 0x42 || cmd == 0x60;
 }
 
-/* Send an answer now, or later for the slow fault. */
-static void answer(struct emu *e, uint8_t cmd, const uint8_t *data, size_t n)
+/* Queue the answer frame of cmd: ready work_us after the host frame ended. */
+static void answer(struct emu *e, uint8_t cmd, const uint8_t *data, size_t n, int64_t t0,
+                   int64_t work_us)
 {
     uint8_t frame[ANS_MAX + 16];
     bool bad = false;
@@ -612,29 +746,33 @@ static void answer(struct emu *e, uint8_t cmd, const uint8_t *data, size_t n)
         bad = true;
     }
     size_t f = build_frame(cmd, data, n, frame, bad);
+    int64_t due = t0 + (e->timing ? work_us + emu_uart_us(f, e->chip_baud) : 0);
+    int step = 0;
     if (is_card_command(cmd) && (e->fault == F_SLOW || e->fault == F_DRIBBLE)) {
-        e->pending_step_ms = e->fault == F_DRIBBLE ? e->fault_ms : 0;
+        due += (int64_t)e->fault_ms * 1000;
+        step = e->fault == F_DRIBBLE ? e->fault_ms * 1000 : 0;
         if (e->fault == F_SLOW)
             e->fault = F_NONE; /* dribble stays until cleared */
-        memcpy(e->pending, frame, f);
-        e->pending_len = f;
-        e->pending_pos = 0;
-        e->pending_due_ms = now_ms() + e->fault_ms;
-        return;
     }
-    e->answers_out++;
-    write_all(e, frame, f);
+    queue_out(e, frame, f, due, step);
+    e->busy_until_us = due;
 }
 
-static void handle_command(struct emu *e, const uint8_t *cmd, size_t n)
+static void handle_command(struct emu *e, const uint8_t *cmd, size_t n, int64_t t0)
 {
     uint8_t out[ANS_MAX];
     size_t o = 0;
     const uint8_t *d = cmd + 1;
     size_t dn = n - 1;
+    int64_t rf = 0, work = EMU_T_PN532_CMD_US;
+    static const uint8_t ack[6] = {0x00, 0x00, 0xFF, 0x00, 0xFF, 0x00};
     e->frames_in++;
-    e->pending_len = 0; /* a new command cancels a delayed answer */
-    send_ack(e);
+    e->nq = 0; /* a new command cancels a delayed answer */
+    e->autopoll = false;
+    queue_out(e, ack, sizeof ack,
+              t0 + (e->timing ? EMU_T_PN532_ACK_US + emu_uart_us(6, e->chip_baud) : 0), 0);
+    if (cmd[0] == 0x40 || cmd[0] == 0x42)
+        e->card_cmds++;
     if (is_card_command(cmd[0]) && e->fault == F_SILENT) {
         e->fault = F_NONE;
         say("silent: no answer to command %02x", cmd[0]);
@@ -661,9 +799,9 @@ static void handle_command(struct emu *e, const uint8_t *cmd, size_t n)
         out[o++] = e->selected ? 1 : 0;
         if (e->selected) {
             out[o++] = 0x01;
-            out[o++] = 0x00;
-            out[o++] = 0x00;
-            out[o++] = 0x00;
+            out[o++] = (uint8_t)(e->rf_kbps == 424 ? 2 : e->rf_kbps == 212 ? 1 : 0);
+            out[o++] = (uint8_t)(e->rf_kbps == 424 ? 2 : e->rf_kbps == 212 ? 1 : 0);
+            out[o++] = e->type_b ? 0x03 : 0x00;
         }
         out[o++] = 0x00;
         break;
@@ -675,6 +813,18 @@ static void handle_command(struct emu *e, const uint8_t *cmd, size_t n)
         for (size_t i = 0; i + 2 < dn; i += 3)
             e->regs[(size_t)d[i] << 8 | d[i + 1]] = d[i + 2];
         break;
+    case 0x10: { /* SetSerialBaudRate: answered at the old rate, then the new one */
+        static const unsigned rates[9] = {9600,   19200,  38400,  57600,  115200,
+                                          230400, 460800, 921600, 1288000};
+        if (dn != 1 || d[0] > 8) {
+            out[o++] = 0x01;
+            break;
+        }
+        answer(e, cmd[0], NULL, 0, t0, work);
+        e->chip_baud = rates[d[0]];
+        say("baud %u", e->chip_baud);
+        return;
+    }
     case 0x12: /* SetParameters */
         if (dn >= 1)
             e->params = d[0];
@@ -689,14 +839,29 @@ static void handle_command(struct emu *e, const uint8_t *cmd, size_t n)
             e->field_on = d[1] & 0x01;
             if (!e->field_on)
                 deactivate(e);
+        } else if (dn >= 4 && d[0] == 0x05) {
+            e->retries = d[3] == 0xFF ? 0 : d[3]; /* MxRtyPassiveActivation */
         }
         break;
     case 0x4A:
-        o = list_passive(e, d, dn, out);
+        o = list_passive(e, d, dn, out, &rf);
+        work = EMU_T_PN532_CARD_US + rf;
+        break;
+    case 0x4E: /* InPSL: PPS to the ISO-DEP target */
+        if (dn == 3 && e->selected && e->l4 && !e->type_b && d[1] <= 2 && d[2] <= 2) {
+            e->rf_kbps = 106u << (d[1] > d[2] ? d[2] : d[1]);
+            out[o++] = 0x00;
+            rf = emu_rf_us(5, 106) + emu_rf_us(3, 106) + 2 * EMU_T_FDT_US;
+            say("rf %u kbit/s", e->rf_kbps);
+        } else {
+            out[o++] = 0x27; /* not an ISO-DEP target: not acceptable now */
+        }
+        work = EMU_T_PN532_CARD_US + rf;
         break;
     case 0x40:
-        o = data_exchange(e, d, dn, out);
-        if (o > 2 && e->fault == F_SHORT) { /* the next answer that carries data */
+        o = data_exchange(e, d, dn, out, &rf);
+        work = EMU_T_PN532_CARD_US + rf;
+        if (o > 2 && e->fault == F_SHORT) {
             e->fault = F_NONE;
             o = 2;
         } else if (o >= 1 && e->fault == F_GARBAGE) {
@@ -710,8 +875,9 @@ static void handle_command(struct emu *e, const uint8_t *cmd, size_t n)
             out[0] |= 0x80;
         }
         break;
-    case 0x42: /* InCommunicateThru: raw frames; no card here answers them */
-        out[o++] = 0x01;
+    case 0x42:
+        o = communicate_thru(e, d, dn, out, &rf);
+        work = EMU_T_PN532_CARD_US + rf;
         break;
     case 0x44: /* InDeselect */
     case 0x52: /* InRelease */
@@ -721,19 +887,49 @@ static void handle_command(struct emu *e, const uint8_t *cmd, size_t n)
     case 0x50: /* InSelect */
         out[o++] = e->present >= 0 ? 0x00 : 0x27;
         break;
-    case 0x60: /* InAutoPoll: nothing found */
-        out[o++] = 0x00;
+    case 0x60: { /* InAutoPoll: PollNr, Period (× 150 ms), types */
+        if (dn < 3) {
+            out[o++] = 0x00;
+            break;
+        }
+        e->ap_n = dn - 2 < sizeof e->ap_types ? dn - 2 : sizeof e->ap_types;
+        memcpy(e->ap_types, d + 2, e->ap_n);
+        o = autopoll_answer(e, out, &rf);
+        if (out[0] == 0) { /* nothing yet: answer when a card comes, or at the end */
+            e->autopoll = true;
+            e->autopoll_end_us =
+                d[0] == 0xFF ? 0 : t0 + (int64_t)d[0] * d[1] * 150000 * (int64_t)e->ap_n;
+            return;
+        }
+        work = EMU_T_PN532_CARD_US + rf;
         break;
-    default:
-        send_error_frame(e); /* syntax error: unknown command */
+    }
+    default: {
+        static const uint8_t err[8] = {0x00, 0x00, 0xFF, 0x01, 0xFF, 0x7F, 0x81, 0x00};
+        queue_out(e, err, sizeof err, t0, 0); /* syntax error: unknown command */
         return;
     }
-    answer(e, cmd[0], out, o);
+    }
+    answer(e, cmd[0], out, o, t0, work);
 }
 
-/* Take complete frames out of the host's byte stream. Junk (wake-up 55 55 00…,
- * postambles, host ACKs, frames with bad checksums) is skipped. */
-static void parse_host_bytes(struct emu *e)
+/* A card arrived (or the time ran out) while InAutoPoll waits. */
+static void autopoll_check(struct emu *e)
+{
+    if (!e->autopoll)
+        return;
+    int64_t now = yn_emu_now_us(), rf = 0;
+    uint8_t out[128];
+    size_t o = autopoll_answer(e, out, &rf);
+    if (out[0] == 0 && (!e->autopoll_end_us || now < e->autopoll_end_us))
+        return;
+    e->autopoll = false;
+    answer(e, 0x60, out, o, now, EMU_T_PN532_CARD_US + rf);
+}
+
+/* Take complete frames out of the host's byte stream. Junk (wake-up 55 55
+ * 00…, postambles, host ACKs, frames with bad checksums) is skipped. */
+static void parse_host_bytes(struct emu *e, int64_t t_read)
 {
     for (;;) {
         size_t i = 0;
@@ -754,7 +950,8 @@ static void parse_host_bytes(struct emu *e)
         if (l == 0x00 && lcs == 0xFF) { /* ACK (abort) from the host */
             memmove(e->rx, e->rx + 4, e->rx_len - 4);
             e->rx_len -= 4;
-            e->pending_len = 0;
+            e->nq = 0;
+            e->autopoll = false;
             continue;
         }
         if (l == 0xFF && lcs == 0xFF) {
@@ -789,57 +986,38 @@ static void parse_host_bytes(struct emu *e)
             sum = (uint8_t)(sum + body[k]);
         uint8_t cmd[CMD_MAX];
         bool ok = body[0] == 0xD4 && sum == 0;
+        size_t total = hdr + len + 1;
         if (ok) {
             memcpy(cmd, body + 1, len - 1);
-            hexdump(e, "RX", e->rx, hdr + len + 1);
+            if (e->verbose)
+                yn_emu_hexdump("RX", e->rx, total);
         }
-        memmove(e->rx, e->rx + hdr + len + 1, e->rx_len - (hdr + len + 1));
-        e->rx_len -= hdr + len + 1;
-        if (ok)
-            handle_command(e, cmd, len - 1);
+        memmove(e->rx, e->rx + total, e->rx_len - total);
+        e->rx_len -= total;
+        e->uart_bytes += total + 2; /* with preamble and postamble */
+        if (!ok)
+            continue;
+        /* the host must talk at the chip's rate, or the chip hears noise */
+        unsigned host = yn_emu_pty_client_baud(&e->pty);
+        if (host && host != e->chip_baud) {
+            if (host != e->host_seen_baud)
+                say("host at %u baud, the chip at %u: frame not understood", host, e->chip_baud);
+            e->host_seen_baud = host;
+            e->mismatched++;
+            continue;
+        }
+        /* timing: the frame's last byte arrives after the line time; the chip
+         * takes it once it is done with the previous one */
+        int64_t t0 = t_read + (e->timing ? emu_uart_us(total + 2, e->chip_baud) : 0);
+        if (e->timing && e->busy_until_us > t0)
+            t0 = e->busy_until_us;
+        handle_command(e, cmd, len - 1, t0);
     }
 }
 
-/* --- pty and control --------------------------------------------------- */
+/* --- control ------------------------------------------------------------- */
 
-static int plug(struct emu *e)
-{
-    struct termios tio;
-    if (openpty(&e->master, &e->slave, e->pts, NULL, NULL) < 0) {
-        perror("pn532-emu: openpty");
-        return -1;
-    }
-    tcgetattr(e->slave, &tio);
-    cfmakeraw(&tio);
-    tcsetattr(e->slave, TCSANOW, &tio);
-    fcntl(e->master, F_SETFL, fcntl(e->master, F_GETFL) | O_NONBLOCK);
-    fcntl(e->master, F_SETFD, FD_CLOEXEC);
-    fcntl(e->slave, F_SETFD, FD_CLOEXEC);
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s.new", e->link);
-    unlink(tmp);
-    if (symlink(e->pts, tmp) < 0 || rename(tmp, e->link) < 0) {
-        perror("pn532-emu: symlink");
-        return -1;
-    }
-    e->plugged = true;
-    e->rx_len = 0;
-    e->pending_len = 0;
-    return 0;
-}
-
-static void unplug(struct emu *e)
-{
-    if (!e->plugged)
-        return;
-    unlink(e->link);
-    close(e->master);
-    close(e->slave);
-    e->plugged = false;
-    deactivate(e);
-}
-
-static bool set_fault(struct emu *e, const char *kind, const char *arg, const char *when)
+static bool set_fault(struct emu *e, char **w, int nw)
 {
     static const struct {
         const char *name;
@@ -854,32 +1032,31 @@ static bool set_fault(struct emu *e, const char *kind, const char *arg, const ch
                  {"status80", F_STATUS80},
                  {"dribble", F_DRIBBLE},
                  {"tear", F_TEAR}};
+    const char *arg = nw > 2 ? w[2] : NULL;
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-        if (strcmp(kind, kinds[i].name) != 0)
+        if (strcmp(w[1], kinds[i].name) != 0)
             continue;
+        char *end = NULL;
+        e->fault_count = 1;
         if (kinds[i].f == F_SLOW || kinds[i].f == F_DRIBBLE) {
-            char *end = NULL;
             long ms = arg ? strtol(arg, &end, 10) : -1;
             if (!arg || *end || ms < 0 || ms > 600000)
                 return false;
             e->fault_ms = (int)ms;
         }
-        e->fault_count = 1;
-        if (kinds[i].f == F_TEAR) { /* tear N before|after */
-            char *end = NULL;
-            long count = arg ? strtol(arg, &end, 10) : -1;
-            if (!arg || *end || count < 1 || count > 1000 || !when ||
-                (strcmp(when, "before") != 0 && strcmp(when, "after") != 0))
-                return false;
-            e->fault_count = (int)count;
-            e->tear_after = strcmp(when, "after") == 0;
-        }
         if (kinds[i].f == F_PULL_ON_WRITE && arg) {
-            char *end = NULL;
             long count = strtol(arg, &end, 10);
             if (*end || count < 1 || count > 1000)
                 return false;
             e->fault_count = (int)count;
+        }
+        if (kinds[i].f == F_TEAR) { /* tear N before|after */
+            long count = arg ? strtol(arg, &end, 10) : -1;
+            if (!arg || *end || count < 1 || count > 100000 || nw != 4 ||
+                (strcmp(w[3], "before") && strcmp(w[3], "after")))
+                return false;
+            e->fault_count = (int)count;
+            e->tear_after = !strcmp(w[3], "after");
         }
         e->fault = kinds[i].f;
         return true;
@@ -887,77 +1064,67 @@ static bool set_fault(struct emu *e, const char *kind, const char *arg, const ch
     return false;
 }
 
-/* One control line. Returns false on quit. */
-static bool control_line(struct emu *e, char *line)
+static bool control_line(void *arg, char *line)
 {
-    char *words[4] = {0};
-    int nw = 0;
-    for (char *tok = strtok(line, " \t\r"); tok && nw < 4; tok = strtok(NULL, " \t\r"))
-        words[nw++] = tok;
-    if (nw == 0 || words[0][0] == '#')
+    struct emu *e = arg;
+    char *w[5] = {0};
+    int nw = yn_emu_words(line, w, 5);
+    if (nw == 0 || w[0][0] == '#')
         return true;
-    const char *w = words[0];
-    if (!strcmp(w, "present") && nw == 2) {
+    if (!strcmp(w[0], "present") && nw == 2) {
         char *end = NULL;
-        long idx = strtol(words[1], &end, 10);
+        long idx = strtol(w[1], &end, 10);
         if (*end || idx < 0 || idx >= e->n_cards) {
-            say("error: present: no card %s (have %d)", words[1], e->n_cards);
+            say("error: present: no card %s (have %d)", w[1], e->n_cards);
             return true;
         }
         deactivate(e);
         e->present = (int)idx;
-        say("ok present %ld %s", idx, e->cards[idx].sim.label);
-    } else if (!strcmp(w, "remove") && nw == 1) {
+        say("ok present %ld %s", idx, e->cards[idx].label);
+        autopoll_check(e);
+    } else if (!strcmp(w[0], "remove") && nw == 1) {
         card_leaves(e);
         say("ok remove");
-    } else if (!strcmp(w, "fault") && nw >= 2 && set_fault(e, words[1], words[2], words[3])) {
-        say("ok fault %s%s%s%s%s", words[1], words[2] ? " " : "", words[2] ? words[2] : "",
-            words[3] ? " " : "", words[3] ? words[3] : "");
-    } else if (!strcmp(w, "unplug") && nw == 1) {
-        unplug(e);
+    } else if (!strcmp(w[0], "fault") && nw >= 2 && set_fault(e, w, nw)) {
+        say("ok fault %s%s%s%s%s", w[1], nw > 2 ? " " : "", nw > 2 ? w[2] : "", nw > 3 ? " " : "",
+            nw > 3 ? w[3] : "");
+    } else if (!strcmp(w[0], "timing") && nw == 2) {
+        e->timing = !strcmp(w[1], "on");
+        say("ok timing %s", e->timing ? "on" : "off");
+    } else if (!strcmp(w[0], "unplug") && nw == 1) {
+        yn_emu_pty_unplug(&e->pty);
+        deactivate(e);
         say("ok unplug");
-    } else if (!strcmp(w, "plug") && nw == 1) {
-        if (!e->plugged && plug(e) == 0)
-            say("ok plug %s -> %s", e->link, e->pts);
-        else
+    } else if (!strcmp(w[0], "plug") && nw == 1) {
+        if (!e->pty.plugged && yn_emu_pty_plug(&e->pty) == 0) {
+            e->rx_len = 0;
+            e->nq = 0;
+            say("ok plug %s -> %s", e->pty.link, e->pty.pts);
+        } else {
             say("error: plug");
-    } else if (!strcmp(w, "verbose") && nw == 2) {
-        e->verbose = !strcmp(words[1], "on");
+        }
+    } else if (!strcmp(w[0], "power-cycle") && nw == 1) {
+        e->chip_baud = 115200; /* the PN532 boots at 115200 baud */
+        deactivate(e);
+        say("ok power-cycle");
+    } else if (!strcmp(w[0], "verbose") && nw == 2) {
+        e->verbose = !strcmp(w[1], "on");
         say("ok verbose %s", e->verbose ? "on" : "off");
-    } else if (!strcmp(w, "stats") && nw == 1) {
-        say("stats frames=%lu answers=%lu present=%d", e->frames_in, e->answers_out, e->present);
-    } else if (!strcmp(w, "quit") && nw == 1) {
+    } else if (!strcmp(w[0], "stats") && nw <= 2) {
+        say("stats frames=%lu answers=%lu card_commands=%lu uart_bytes=%lu listings=%lu "
+            "present=%d baud=%u rf_kbps=%u mismatched=%lu",
+            e->frames_in, e->answers_out, e->card_cmds, e->uart_bytes, e->listings, e->present,
+            e->chip_baud, e->rf_kbps, e->mismatched);
+        if (nw == 2 && !strcmp(w[1], "reset"))
+            e->frames_in = e->answers_out = e->card_cmds = e->uart_bytes = e->listings = 0;
+    } else if (!strcmp(w[0], "quit") && nw == 1) {
         say("ok quit");
         return false;
     } else {
-        say("error: unknown command '%s' (present N, remove, fault KIND [MS|N [before|after]], "
-            "unplug, plug, "
-            "verbose on|off, stats, quit)",
-            w);
+        say("error: unknown command '%s' (present N, remove, fault KIND [ARG], timing on|off, "
+            "unplug, plug, power-cycle, verbose on|off, stats [reset], quit)",
+            w[0]);
     }
-    return true;
-}
-
-static bool read_control(struct emu *e)
-{
-    ssize_t r = read(e->ctl, e->ctl_buf + e->ctl_len, sizeof e->ctl_buf - 1 - e->ctl_len);
-    if (r <= 0)
-        return true;
-    e->ctl_len += (size_t)r;
-    e->ctl_buf[e->ctl_len] = '\0';
-    char *nl;
-    while ((nl = memchr(e->ctl_buf, '\n', e->ctl_len))) {
-        *nl = '\0';
-        char line[sizeof e->ctl_buf];
-        snprintf(line, sizeof line, "%s", e->ctl_buf);
-        size_t used = (size_t)(nl - e->ctl_buf) + 1;
-        memmove(e->ctl_buf, nl + 1, e->ctl_len - used);
-        e->ctl_len -= used;
-        if (!control_line(e, line))
-            return false;
-    }
-    if (e->ctl_len == sizeof e->ctl_buf - 1)
-        e->ctl_len = 0; /* an endless line: drop it */
     return true;
 }
 
@@ -965,37 +1132,44 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: yinian-pn532-emu --link PATH --cards FILE [--control FIFO] [--present N]\n"
-            "                        [--verbose]\n"
+            "                        [--timing] [--verbose]\n"
             "  --link PATH     symlink to the emulator's pty (libnfc: pn532_uart:PATH)\n"
             "  --cards FILE    virtual cards, label|type|uid-hex|key-hex|record-hex|stamp-hex\n"
-            "                  (type desfire, classic1k, desfire-blank, classic1k-blank)\n"
+            "                  (type desfire, desfire-blank, desfire-foreign, desfire-random,\n"
+            "                  classic1k, classic1k-blank, iso14443b)\n"
             "  --control FIFO  control commands, one a line (created if missing):\n"
-            "                    present N | remove | fault KIND [MS] | unplug | plug |\n"
-            "                    verbose on|off | stats | quit\n"
+            "                    present N | remove | fault KIND [ARG] | timing on|off |\n"
+            "                    unplug | plug | power-cycle | verbose on|off | stats [reset] |\n"
+            "                    quit\n"
             "                  KIND: silent, slow MS, dribble MS, badcrc, pull-on-write [N],\n"
-            "                        short, garbage, status80, none (one-shot: the next card\n"
-            "                        command; pull-on-write: the N-th write, default 1),\n"
-            "                        tear N before|after (the card leaves at the N-th card\n"
-            "                        command from now, before it or after it ran: reply lost)\n"
-            "  --present N     start with card N (0-based line among the cards) in the field\n");
+            "                        short, garbage, status80, tear N before|after, none\n"
+            "  --present N     start with card N (0-based line among the cards) in the field\n"
+            "  --timing        answer as late as a real PN532, RF link and card would\n"
+            "                  (hal/READER.md \"Timing model\"); default: at once\n");
 }
 
 int main(int argc, char **argv)
 {
-    static struct emu e = {.master = -1, .slave = -1, .ctl = -1, .present = -1};
-    e.mfc_sector = -1;
+    static struct emu e = {.pty = {.master = -1, .slave = -1}, .ctl = {.fd = -1}, .present = -1};
+    const char *control = NULL;
     e.field_on = true;
+    e.chip_baud = 115200;
+    e.rf_kbps = 106;
+    e.retries = 2;
     int start_card = -1;
+    yn_emu_set_name("pn532-emu");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--link") && v)
-            e.link = argv[++i];
+            e.pty.link = argv[++i];
         else if (!strcmp(a, "--cards") && v)
             e.cards_path = argv[++i];
         else if (!strcmp(a, "--control") && v)
-            e.control = argv[++i];
+            control = argv[++i];
         else if (!strcmp(a, "--present") && v)
             start_card = atoi(argv[++i]);
+        else if (!strcmp(a, "--timing"))
+            e.timing = true;
         else if (!strcmp(a, "--verbose"))
             e.verbose = true;
         else {
@@ -1003,7 +1177,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!e.link || !e.cards_path) {
+    if (!e.pty.link || !e.cards_path) {
         usage();
         return 2;
     }
@@ -1014,80 +1188,62 @@ int main(int argc, char **argv)
         return 2;
     }
     e.present = start_card;
-    srand(1);
+    srand((unsigned)getpid());
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    bool made_fifo = false;
-    if (e.control) {
-        struct stat st;
-        if (stat(e.control, &st) != 0) {
-            if (mkfifo(e.control, 0600) != 0) {
-                perror("pn532-emu: mkfifo");
-                return 1;
-            }
-            made_fifo = true;
-        }
-        /* O_RDWR: we are a writer too, so the FIFO never reports end of file */
-        e.ctl = open(e.control, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-        if (e.ctl < 0) {
-            perror("pn532-emu: control");
-            return 1;
-        }
-    }
-    if (plug(&e) != 0) /* the link appears last: when it exists, we are ready */
+    if (yn_emu_ctl_open(&e.ctl, control) != 0)
         return 1;
-    say("ready link=%s pty=%s cards=%d", e.link, e.pts, e.n_cards);
+    if (yn_emu_pty_plug(&e.pty) != 0) /* the link appears last: then we are ready */
+        return 1;
+    say("ready link=%s pty=%s cards=%d timing=%s", e.pty.link, e.pty.pts, e.n_cards,
+        e.timing ? "on" : "off");
 
     bool running = true;
     while (running && !stop_flag) {
         struct pollfd pfd[2];
         int n = 0, ctl_i = -1, pty_i = -1;
-        if (e.ctl >= 0) {
+        if (e.ctl.fd >= 0) {
             ctl_i = n;
-            pfd[n++] = (struct pollfd){.fd = e.ctl, .events = POLLIN};
+            pfd[n++] = (struct pollfd){.fd = e.ctl.fd, .events = POLLIN};
         }
-        if (e.plugged) {
+        if (e.pty.plugged) {
             pty_i = n;
-            pfd[n++] = (struct pollfd){.fd = e.master, .events = POLLIN};
+            pfd[n++] = (struct pollfd){.fd = e.pty.master, .events = POLLIN};
         }
-        int wait_ms = 1000;
-        if (e.pending_len) {
-            int64_t left = e.pending_due_ms - now_ms();
-            wait_ms = left < 0 ? 0 : (int)left;
+        struct timespec wait = {1, 0};
+        int64_t next = e.nq                              ? e.q[0].due_us
+                       : e.autopoll && e.autopoll_end_us ? e.autopoll_end_us
+                                                         : 0;
+        if (next) {
+            int64_t left = next - yn_emu_now_us();
+            if (left < 0)
+                left = 0;
+            wait.tv_sec = (time_t)(left / 1000000);
+            wait.tv_nsec = (long)(left % 1000000) * 1000;
         }
-        int r = poll(pfd, (nfds_t)n, wait_ms);
+        int r = ppoll(pfd, (nfds_t)n, &wait, NULL);
         if (r < 0 && errno != EINTR)
             break;
         /* control first: a command written before the host's next frame applies to it */
         if (r > 0 && ctl_i >= 0 && (pfd[ctl_i].revents & POLLIN))
-            running = read_control(&e);
-        if (r > 0 && pty_i >= 0 && e.plugged && (pfd[pty_i].revents & (POLLIN | POLLHUP))) {
-            ssize_t got = read(e.master, e.rx + e.rx_len, sizeof e.rx - e.rx_len);
+            running = yn_emu_ctl_read(&e.ctl, control_line, &e);
+        if (r > 0 && pty_i >= 0 && e.pty.plugged && (pfd[pty_i].revents & (POLLIN | POLLHUP))) {
+            int64_t t_read = yn_emu_now_us();
+            ssize_t got = read(e.pty.master, e.rx + e.rx_len, sizeof e.rx - e.rx_len);
             if (got > 0) {
                 e.rx_len += (size_t)got;
-                parse_host_bytes(&e);
+                parse_host_bytes(&e, t_read);
                 if (e.rx_len == sizeof e.rx)
                     e.rx_len = 0;
             }
         }
-        if (e.pending_len && now_ms() >= e.pending_due_ms) {
-            size_t part = e.pending_step_ms ? 1 : e.pending_len - e.pending_pos;
-            write_all(&e, e.pending + e.pending_pos, part);
-            e.pending_pos += part;
-            e.pending_due_ms = now_ms() + e.pending_step_ms;
-            if (e.pending_pos >= e.pending_len) {
-                e.answers_out++;
-                e.pending_len = 0;
-            }
-        }
+        autopoll_check(&e);
+        flush_due(&e);
     }
-    unplug(&e);
-    if (e.ctl >= 0)
-        close(e.ctl);
-    if (made_fifo)
-        unlink(e.control);
+    yn_emu_pty_unplug(&e.pty);
+    yn_emu_ctl_close(&e.ctl);
     free(e.cards);
     return 0;
 }

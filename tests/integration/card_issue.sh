@@ -6,6 +6,11 @@
 # issuer reads back genuine with the terminal's key, a second format is
 # refused without --force, a card pulled in the middle of a format is
 # recovered with --force, and key 0 of another issuer cannot write the record.
+# The emulator is the strict one (tools/emu): a blank card reads as "blank",
+# never as a clone; a factory DESFire's PICC master key is DES zero, and
+# format can make it an AES key (--set-picc-key); a card whose PICC key is
+# 3K3DES is formatted with it; the issued DESFire then taps through the
+# daemon (yinian-pos, libnfc, the emulated PN532) and is debited.
 #
 # Env: BUILD (build directory), TMPDIR (fresh), YN_SRCDIR (source tree).
 set -eu
@@ -58,6 +63,8 @@ cat >cards.txt <<'EOF'
 # factory-blank cards, as they come from the supplier
 blank DESFire EV1|desfire-blank|04a1b2c3d4e5f7|||
 blank Classic 1K|classic1k-blank|c41a9b2c|||
+blank DESFire, PICC key to become AES|desfire-blank|04a1b2c3d4e5f8|||
+DESFire with a 3K3DES PICC key|desfire-blank|04a1b2c3d4e5f9|3k3des:00112233445566778899aabbccddeeff0123456789abcdef||
 EOF
 
 "$emu" --link "$d/pn532" --cards cards.txt --control "$d/ctl" --present 0 >emu.log 2>&1 &
@@ -78,8 +85,9 @@ issue_cmd() { # card number [extra options]: the issue command line
 read_card() { expect_exit "$1" "$card" read --config "$conf" --master "$master" --issuer-pub "$ring"; }
 
 for kind in desfire classic1k; do
-    # a blank card has no record a terminal could read
+    # a blank card has no record a terminal could read, and says so
     read_card 1
+    expect_text out "a blank card"
     # personalise, then issue as the issuer, then read as a terminal would
     expect_exit 0 "$card" format --config "$conf" --master "$master"
     expect_text out "formatted $kind card"
@@ -121,8 +129,46 @@ for kind in desfire classic1k; do
     read_card 0
     expect_text out "signature     genuine"
     expect_text out "card number   GD44030401$kind"
+    if [ $kind = desfire ]; then
+        # the card issued on the strict emulator taps through the daemon path
+        printf 'wait:1500 quit\n' >run/keys-tap.txt
+        sed -e '/^\[input\]/,/^\[/s/^backend = .*/backend = script/' \
+            -e "s|^script =.*|script = keys-tap.txt|" "$conf" >run/tap.conf
+        checks=$((checks + 1))
+        timeout 30 "$BUILD/yinian-pos" --config run/tap.conf >run/tap.out 2>run/tap.log ||
+            { cat run/tap.log >&2; fail "the daemon run"; }
+        grep -q '^==== \[ok' run/tap.out || { cat run/tap.out run/tap.log >&2; fail "no debit"; }
+        grep -q "card GD44030401desfire seq 1" run/tap.log || { cat run/tap.log >&2; fail "tap log"; }
+    fi
     ctl present 1
 done
+
+# a factory DESFire (PICC key DES zero) whose PICC master key format makes AES
+od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >picc-aes.key
+chmod 600 picc-aes.key
+ctl present 2
+expect_exit 0 "$card" format --config "$conf" --master "$master" --set-picc-key picc-aes.key
+expect_exit 0 $(issue_cmd GD4403040300)
+read_card 0
+expect_text out "signature     genuine"
+# a forced format deletes the application with the issuer's key 0 ...
+expect_exit 0 "$card" format --config "$conf" --master "$master" --force
+# ... and at PICC level with the (now AES) PICC master key when key 0 is not ours
+expect_exit 1 "$card" format --config "$conf" --master "$master" --force --app-master other-app.key
+expect_text err "give the card's with --picc-key"
+expect_exit 0 "$card" format --config "$conf" --master "$master" --force --app-master other-app.key \
+    --picc-key picc-aes.key
+# a card whose PICC master key is 3K3DES (AuthenticateISO): refused without it, formatted with it
+printf '00112233445566778899aabbccddeeff0123456789abcdef\n' >picc-3k3des.key
+chmod 600 picc-3k3des.key
+ctl present 3
+expect_exit 1 "$card" format --config "$conf" --master "$master" --set-picc-key picc-aes.key
+expect_text err "formatting card"
+expect_exit 0 "$card" format --config "$conf" --master "$master" --picc-key picc-3k3des.key \
+    --set-picc-key picc-aes.key
+expect_exit 0 $(issue_cmd GD4403040301)
+read_card 0
+expect_text out "card number   GD4403040301"
 grep -q "pull-on-write: card 0 left before command cd" emu.log || fail "DESFire pull not where planned"
 grep -q "pull-on-write: card 1 left during the write of block 11" emu.log || fail "Classic pull not where planned"
 echo "card_issue: ok ($checks checks)"

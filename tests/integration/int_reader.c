@@ -95,7 +95,8 @@ enum {
     C_DF_BLANK,
     C_MFC_DEFAULT,
     C_DF_FACTORY,
-    C_MFC_FACTORY
+    C_MFC_FACTORY,
+    C_DF_FOREIGN
 };
 
 static void write_cards(void)
@@ -134,7 +135,8 @@ static void write_cards(void)
              "blank DESFire|desfire|04000000000001|%s||\n"
              "transport Classic|classic1k|01020304|ffffffffffffffffffffffff00000000|%s|\n"
              "factory DESFire|desfire-blank|04f00000000007|||\n"
-             "factory Classic|classic1k-blank|f0000008|||\n",
+             "factory Classic|classic1k-blank|f0000008|||\n"
+             "transit DESFire|desfire-foreign|04f00000000009|||\n",
              u1, k1, r1, u2, k2, r2, u1, kc, r1, u2, kz, r2, u1, k1, rt, k1, r2);
     char path[PATH_MAX + 16];
     yn_test_write(dir, "cards.txt", text, 0600, path, sizeof path);
@@ -370,6 +372,117 @@ static void test_clones_and_tampering(void)
     CHECK_RC(tap(C_DF_BLANK), YN_OK);
     CHECK_RC(read_area(YN_NFC_AREA_RECORD, df_card.key, buf, &len), YN_ENOTFOUND);
     still_works("a blank card");
+}
+
+/* One read of record and stamp; a card that is not a 颐年卡 says what it is. */
+static void test_card_kinds(void)
+{
+    yn_nfc_card_data d;
+    CHECK_RC(tap(C_DF), YN_OK);
+    CHECK_RC(yn_nfc_read_card(&dev, &tag, df_card.key, 0, &d), YN_OK);
+    CHECK(d.record_len == df_card.record_len && d.stamp_len == 16, "record %zu, stamp %zu",
+          d.record_len, d.stamp_len);
+    CHECK_RC(yn_nfc_read_card(&dev, &tag, df_card.key, YN_NFC_SKIP_RECORD, &d), YN_OK);
+    CHECK(d.record_len == 0 && d.stamp_len == 16, "stamp only: record %zu", d.record_len);
+    CHECK_RC(tap(C_MFC), YN_OK);
+    CHECK_RC(yn_nfc_read_card(&dev, &tag, mfc_card.key, 0, &d), YN_OK);
+    CHECK(d.record_len == mfc_card.record_len && d.stamp_len == 32, "Classic read_card");
+    static const struct {
+        int card, rc, kind;
+    } cases[] = {
+        {C_DF_FACTORY, YN_ENOTFOUND, YN_CARD_KIND_BLANK},
+        {C_MFC_FACTORY, YN_EAUTH, YN_CARD_KIND_BLANK},
+        {C_DF_FOREIGN, YN_ENOTFOUND, YN_CARD_KIND_OTHER_APP},
+        {C_MFC_CLONE, YN_EAUTH, YN_CARD_KIND_FOREIGN},
+        {C_DF_CLONE, YN_EAUTH, YN_CARD_KIND_OURS}, /* our application, not our key: a clone */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_RC(tap(cases[i].card), YN_OK);
+        const uint8_t *key = tag.type == YN_TAG_DESFIRE ? df_card.key : mfc_card.key;
+        int rc = yn_nfc_read_card(&dev, &tag, key, 0, &d);
+        CHECK(rc == cases[i].rc && d.kind == cases[i].kind, "card %d: %s, kind %s", cases[i].card,
+              yn_strerror(rc), yn_card_kind_name((enum yn_nfc_card_kind)d.kind));
+    }
+    still_works("cards that are not ours");
+}
+
+/* fault tear N before|after, counted in card commands from the next one:
+ * the stamp write is WriteData (1) then CommitTransaction (2). */
+static void test_tear(void)
+{
+    uint8_t buf[YN_CARD_RECORD_MAX + 32], s1[16], s2[16];
+    size_t len = 0;
+    yn_nfc_card_data d;
+    make_stamp(20250401, "lunch", 0x4001, s1);
+    make_stamp(20250402, "lunch", 0x4002, s2);
+    static const struct {
+        const char *fault;
+        bool takes; /* the new stamp stands afterwards */
+    } cases[] = {
+        {"tear 2 after", true},   /* the commit takes effect, its answer is lost */
+        {"tear 2 before", false}, /* the card leaves before CommitTransaction reaches it */
+        {"tear 1 before", false}, /* ... before the WriteData itself */
+    };
+    CHECK_RC(tap(C_DF), YN_OK);
+    CHECK_RC(yn_nfc_read_card(&dev, &tag, df_card.key, 0, &d), YN_OK);
+    const uint8_t *now = d.stamp;
+    uint8_t before[16];
+    memcpy(before, now, 16);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const uint8_t *next = i % 2 ? s2 : s1;
+        emu("fault %s", cases[i].fault);
+        CHECK_RC(yn_nfc_write(&dev, &tag, YN_NFC_AREA_STAMP, df_card.key, next, 16), YN_ECARDGONE);
+        CHECK_RC(tap(C_DF), YN_OK);
+        CHECK_RC(read_area(YN_NFC_AREA_STAMP, df_card.key, buf, &len), YN_OK);
+        CHECK(len == 16 && memcmp(buf, cases[i].takes ? next : before, 16) == 0,
+              "%s: the %s stamp stands", cases[i].fault, cases[i].takes ? "new" : "old");
+        memcpy(before, buf, 16);
+    }
+    still_works("tears");
+}
+
+/* The PN532's UART rate: the worker switches it (SetSerialBaudRate), a new
+ * worker finds it there, a power cycle brings it back to 115200; the RF rate
+ * goes to 424 kbit/s by InPSL for DESFire, Classic stays at 106. */
+static void test_rates(void)
+{
+    yn_config cfg;
+    yn_nfc fast;
+    char what[256] = "";
+    uint8_t buf[YN_CARD_RECORD_MAX + 32];
+    size_t len = 0;
+    yn_config_defaults(&cfg);
+    snprintf(cfg.reader.backend, sizeof cfg.reader.backend, "libnfc");
+    if (snprintf(cfg.reader.connstring, sizeof cfg.reader.connstring, "pn532_uart:%s:460800",
+                 link_path) >= (int)sizeof cfg.reader.connstring)
+        return;
+    cfg.reader.timeout_ms = TIMEOUT_MS;
+    cfg.reader.rf_kbps = 424;
+    for (int round = 0; round < 3; round++) {
+        if (round == 2)
+            emu("power-cycle");
+        CHECK_RC(yn_nfc_open(&fast, &cfg), YN_OK);
+        CHECK_RC(yn_nfc_describe(&fast, what, sizeof what), YN_OK);
+        bool switched = strstr(what, "switched from 115200") != NULL;
+        CHECK(switched == (round != 1), "round %d: %s", round, what);
+        emu("present %d", C_DF);
+        CHECK_RC(yn_nfc_poll(&fast, 0, &tag), YN_OK);
+        CHECK_RC(yn_nfc_read(&fast, &tag, YN_NFC_AREA_RECORD, df_card.key, buf, sizeof buf, &len),
+                 YN_OK);
+        emu("present %d", C_MFC);
+        CHECK_RC(yn_nfc_poll(&fast, 0, &tag), YN_OK);
+        CHECK_RC(yn_nfc_read(&fast, &tag, YN_NFC_AREA_RECORD, mfc_card.key, buf, sizeof buf, &len),
+                 YN_OK);
+        yn_nfc_close(&fast);
+    }
+    char log[65536] = "";
+    FILE *f = fopen(log_path, "r");
+    size_t n = f ? fread(log, 1, sizeof log - 1, f) : 0;
+    log[n] = '\0';
+    if (f)
+        fclose(f);
+    CHECK(strstr(log, "pn532-emu: baud 460800") && strstr(log, "pn532-emu: rf 424 kbit/s"),
+          "the emulator saw SetSerialBaudRate and InPSL");
 }
 
 static void test_faults(void)
@@ -644,6 +757,8 @@ int main(void)
         test_genuine_desfire();
         test_genuine_classic();
         test_clones_and_tampering();
+        test_card_kinds();
+        test_tear();
         test_faults();
         test_silent_budget();
         test_pull_on_write();
@@ -652,6 +767,7 @@ int main(void)
         test_open_missing_reader();
         test_issuing_desk();
         test_close();
+        test_rates();
     }
     emu_stop();
     if (yn_failures) {

@@ -4,14 +4,18 @@
 #   - nfc-list finds the emulated DESFire and Classic cards with their UID, SAK, ATS;
 #   - nfc-mfclassic reads a whole emulated Classic 1K card (64 blocks, Crypto-1 auth
 #     emulated as key comparison) with the default keys, and with a key file when
-#     the card is keyed; without the key file it is refused.
+#     the card is keyed; without the key file it is refused;
+#   - nfc-poll (InAutoPoll) finds the DESFire, then sees it leave (ISO-DEP presence
+#     check through InCommunicateThru);
+#   - nfc-mfclassic's RATS (InCommunicateThru E0 50) gets the DESFire's ATS;
+#   - nfc-list finds a random-UID card (08 ..., "NFCID3") with a new UID each activation.
 # Env (tests/run-integration): BUILD, TMPDIR. Exit 0 = pass.
 set -u
 : "${BUILD:?set BUILD}"
 EMU=$BUILD/yinian-pn532-emu
 fail() { echo "nfc_fidelity: FAIL: $*"; [ -f "$dir/emu.log" ] && tail -20 "$dir/emu.log"; exit 1; }
 
-for tool in nfc-list nfc-mfclassic od; do
+for tool in nfc-list nfc-mfclassic nfc-poll od; do
     command -v $tool >/dev/null || { echo "nfc_fidelity: $tool missing (tools/install-deps installs libnfc-bin)"; exit 1; }
 done
 [ -x "$EMU" ] || { echo "nfc_fidelity: $EMU not built (make WITH_LIBNFC=1)"; exit 1; }
@@ -27,6 +31,7 @@ cat > "$dir/cards.txt" <<EOF
 fidelity DESFire|desfire|04a1b2c3d4e5f6|00112233445566778899aabbccddeeff|$rec|
 fidelity Classic, default keys|classic1k|a1b2c3d4|ffffffffffffffffffffffff00000000|$rec|$stamp
 fidelity Classic, keyed|classic1k|5e6f7a8b|3c5a96c3e1f20f1e2d3c4b5a69788796|$rec|$stamp
+fidelity random UID|desfire-random|04000000000099|||
 EOF
 
 "$EMU" --link "$link" --cards "$dir/cards.txt" --control "$ctl" --present 0 >"$dir/emu.log" 2>&1 &
@@ -108,4 +113,38 @@ out=$(nfc-mfclassic r a u "$dir/keyed.mfd" "$dir/keys.mfd" 2>&1) || fail "nfc-mf
 echo "$out" | grep -q "Done, 64 of 64 blocks read" || fail "key file read: $out"
 [ "$(blk 16 "$dir/keyed.mfd")" = "$stamp" ] || fail "keyed card: stamp block"
 echo "nfc-mfclassic: keyed card refused without keys, read with the key file"
+
+# 5. nfc-poll: InAutoPoll finds the DESFire at once, then waits for it to leave
+echo "present 0" >"$ctl"
+sleep 0.05
+timeout 20 nfc-poll >"$dir/poll.out" 2>&1 &
+poll_pid=$!
+i=0
+while ! grep -q "Waiting for card removing" "$dir/poll.out" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+grep -q "UID (NFCID1): 04  a1  b2  c3  d4  e5  f6" "$dir/poll.out" || fail "nfc-poll: no DESFire: $(cat "$dir/poll.out")"
+grep -q "ATS: 75  77  81  02  80" "$dir/poll.out" || fail "nfc-poll: no ATS"
+echo "remove" >"$ctl"
+wait $poll_pid || fail "nfc-poll did not end when the card left: $(cat "$dir/poll.out")"
+grep -q "done" "$dir/poll.out" || fail "nfc-poll: card removal not seen"
+echo "nfc-poll: DESFire found by InAutoPoll, its removal seen"
+
+# 6. RATS through InCommunicateThru (nfc-mfclassic checks it on any card)
+echo "present 0" >"$ctl"
+sleep 0.05
+out=$(timeout 20 nfc-mfclassic r a u "$dir/df.mfd" 2>&1)
+echo "$out" | grep -q "RATS support: yes" || fail "RATS: $out"
+echo "present 1" >"$ctl"
+sleep 0.05
+out=$(timeout 20 nfc-mfclassic r a u "$dir/c.mfd" 2>&1)
+echo "$out" | grep -q "RATS support: no" || fail "a Classic card answered RATS: $out"
+echo "nfc-mfclassic: RATS answered by the DESFire (ATS), not by the Classic card"
+
+# 7. a random-UID card: 4 bytes starting 08, new at each activation
+echo "present 3" >"$ctl"
+sleep 0.05
+u1=$(nfc-list 2>&1 | grep -m1 "UID (NFCID")
+u2=$(nfc-list 2>&1 | grep -m1 "UID (NFCID")
+echo "$u1" | grep -q "UID (NFCID3): 08  " || fail "random UID: $u1"
+[ "$u1" != "$u2" ] || fail "random UID did not change: $u1 / $u2"
+echo "nfc-list: random UID card, $u1 then $u2"
 echo "nfc_fidelity: ok"

@@ -1,7 +1,9 @@
 /* test_desfire.c — DESFire EV1 secure messaging: the primitives against known
- * vectors (CRC32, RFC 4493 CMAC, OpenSSL's own CMAC), and the reader half
- * against the card half in memory: authentication, enciphered and MACed
- * reads and writes, transactions, and a man in the middle who tampers. */
+ * vectors (CRC32, RFC 4493 CMAC, OpenSSL's own CMAC), and the reader
+ * (hal/desfire.c) against the independent emulated card (tools/emu/df_card.c)
+ * in memory: authentication (AES, and DES/2K3DES/3K3DES at PICC level),
+ * enciphered and MACed reads and writes, transactions, the card's access
+ * rules, and a man in the middle who tampers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "desfire.h"
+#include "emu/df_card.h"
 
 static const uint8_t aid[3] = {0x4E, 0x59, 0xF5};
 static const uint8_t card_key[16] = {0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87,
@@ -138,7 +141,7 @@ enum tamper {
 };
 
 struct link {
-    yn_df_picc card;
+    emu_df_card card;
     enum tamper tamper;
     int tamper_at;  /* tamper with the N-th frame from now (0 = next) */
     int frames;     /* frames moved */
@@ -158,7 +161,8 @@ static int link_xfer(void *io, const uint8_t *tx, size_t tx_len, uint8_t *rx, si
     if (hit && l->tamper == T_COMMAND_LAST)
         cmd[tx_len - 2] ^= 0x01;
     l->frames++;
-    assert_int_equal(yn_df_picc_frame(&l->card, cmd, tx_len, rx, rx_cap, rx_len), YN_OK);
+    assert_true(rx_cap >= EMU_DF_FRAME_MAX);
+    emu_df_frame(&l->card, cmd, tx_len, rx, rx_len);
     if (!hit)
         return YN_OK;
     switch (l->tamper) {
@@ -202,49 +206,34 @@ static void make_card(struct link *l, const uint8_t key1[16])
 {
     static const uint8_t uid[7] = {0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66};
     memset(l, 0, sizeof *l);
-    yn_df_picc_init(&l->card, uid, sizeof uid);
+    emu_df_init(&l->card, uid, sizeof uid);
     uint8_t keys[2][16];
     memcpy(keys[0], master_key, 16);
     memcpy(keys[1], key1, 16);
-    assert_int_equal(yn_df_picc_app(&l->card, aid, (const uint8_t(*)[16])keys, 2), YN_OK);
+    assert_int_equal(
+        emu_df_add_app(&l->card, aid, 0x0B, EMU_DF_KEY_AES, 2, (const uint8_t(*)[16])keys), 0);
     for (size_t i = 0; i < sizeof record; i++)
         record[i] = (uint8_t)(0xA0 + i);
-    yn_df_file rec = {.file_no = 1,
-                      .type = YN_DF_FILE_STANDARD,
-                      .comm = YN_DF_COMM_ENCIPHERED,
-                      .key_read = 1,
-                      .key_write = 0,
-                      .key_rw = 0,
-                      .key_change = 0,
-                      .size = sizeof record};
-    yn_df_file stamp = {.file_no = 2,
-                        .type = YN_DF_FILE_BACKUP,
-                        .comm = YN_DF_COMM_ENCIPHERED,
-                        .key_read = 1,
-                        .key_write = 1,
-                        .key_rw = 1,
-                        .key_change = 0,
-                        .size = 16};
-    yn_df_file big = {.file_no = 3,
-                      .type = YN_DF_FILE_STANDARD,
-                      .comm = YN_DF_COMM_MACED,
-                      .key_read = 1,
-                      .key_write = 1,
-                      .key_rw = 1,
-                      .key_change = 0,
-                      .size = 256};
-    yn_df_file open_file = {.file_no = 4,
-                            .type = YN_DF_FILE_STANDARD,
-                            .comm = YN_DF_COMM_PLAIN,
-                            .key_read = YN_DF_ACCESS_FREE,
-                            .key_write = YN_DF_ACCESS_NEVER,
-                            .key_rw = YN_DF_ACCESS_NEVER,
-                            .key_change = 0,
-                            .size = 4};
-    assert_int_equal(yn_df_picc_file(&l->card, &rec, record, sizeof record), YN_OK);
-    assert_int_equal(yn_df_picc_file(&l->card, &stamp, NULL, 0), YN_OK);
-    assert_int_equal(yn_df_picc_file(&l->card, &big, NULL, 0), YN_OK);
-    assert_int_equal(yn_df_picc_file(&l->card, &open_file, (const uint8_t *)"OPEN", 4), YN_OK);
+    /* number, type, comm, R, W, RW, Change, size */
+    assert_int_equal(emu_df_add_file(&l->card, aid, 1, EMU_DF_STD, 3, 1, 0, 0, 0, sizeof record,
+                                     record, sizeof record),
+                     0);
+    assert_int_equal(emu_df_add_file(&l->card, aid, 2, EMU_DF_BACKUP, 3, 1, 1, 1, 0, 16, NULL, 0),
+                     0);
+    assert_int_equal(emu_df_add_file(&l->card, aid, 3, EMU_DF_STD, 1, 1, 1, 1, 0, 256, NULL, 0), 0);
+    assert_int_equal(emu_df_add_file(&l->card, aid, 4, EMU_DF_STD, 0, YN_DF_ACCESS_FREE,
+                                     YN_DF_ACCESS_NEVER, YN_DF_ACCESS_NEVER, 0, 4,
+                                     (const uint8_t *)"OPEN", 4),
+                     0);
+}
+
+/* The card's key k of our application, NULL when it is gone. */
+static const uint8_t *app_key(const struct link *l, int k)
+{
+    for (int i = 0; i < EMU_DF_APPS; i++)
+        if (l->card.apps[i].used && memcmp(l->card.apps[i].aid, aid, 3) == 0)
+            return l->card.apps[i].keys[k].k;
+    return NULL;
 }
 
 static void connect(struct link *l, yn_df_pcd *pcd, const uint8_t key[16])
@@ -262,16 +251,17 @@ static void test_auth_round_trip_session_key(void **state)
     make_card(&l, card_key);
     yn_df_pcd_init(&pcd, link_xfer, &l);
     pcd.random = fixed_random;
-    l.card.random = fixed_random;
     assert_int_equal(yn_df_select_application(&pcd, aid), YN_OK);
-    fixed_byte = 0x00; /* RndA = RndB = 00 01 .. 0F */
+    fixed_byte = 0x00; /* RndA = 00 01 .. 0F; RndB is the card's */
     assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
     assert_true(pcd.s.authenticated);
-    assert_true(l.card.s.authenticated);
-    assert_memory_equal(pcd.s.session_key, l.card.s.session_key, 16);
-    assert_memory_equal(pcd.s.iv, l.card.s.iv, 16);
-    /* RndA = RndB = 00..0F here: key = A[0:4] B[0:4] A[12:16] B[12:16] */
-    static const uint8_t want[16] = {0, 1, 2, 3, 0, 1, 2, 3, 12, 13, 14, 15, 12, 13, 14, 15};
+    assert_int_equal(l.card.sm, 2);
+    assert_memory_equal(pcd.s.session_key, l.card.s_key, 16);
+    assert_memory_equal(pcd.s.iv, l.card.s_iv, 16);
+    /* key = A[0:4] B[0:4] A[12:16] B[12:16] */
+    const uint8_t *b = l.card.a_rnd_b;
+    const uint8_t want[16] = {0,  1,  2,  3,  b[0],  b[1],  b[2],  b[3],
+                              12, 13, 14, 15, b[12], b[13], b[14], b[15]};
     assert_memory_equal(pcd.s.session_key, want, 16);
     assert_int_equal(l.frames, 3);
 }
@@ -285,10 +275,10 @@ static void test_auth_random_sessions_differ(void **state)
     connect(&l, &pcd, card_key);
     uint8_t first[16];
     memcpy(first, pcd.s.session_key, 16);
-    assert_memory_equal(pcd.s.session_key, l.card.s.session_key, 16);
+    assert_memory_equal(pcd.s.session_key, l.card.s_key, 16);
     assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
     assert_memory_not_equal(pcd.s.session_key, first, 16);
-    assert_memory_equal(pcd.s.session_key, l.card.s.session_key, 16);
+    assert_memory_equal(pcd.s.session_key, l.card.s_key, 16);
 }
 
 static void test_wrong_key_is_eauth(void **state)
@@ -305,7 +295,7 @@ static void test_wrong_key_is_eauth(void **state)
     assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_EAUTH);
     assert_int_equal(pcd.last_status, YN_DF_ST_AUTHENTICATION_ERROR);
     assert_false(pcd.s.authenticated);
-    assert_false(l.card.s.authenticated);
+    assert_int_equal(l.card.sm, 0);
     assert_int_equal(yn_df_authenticate_aes(&pcd, 7, card_key), YN_ENOTFOUND);
     static const uint8_t other[3] = {1, 2, 3};
     assert_int_equal(yn_df_select_application(&pcd, other), YN_ENOTFOUND);
@@ -339,7 +329,7 @@ static void test_enciphered_read_of_chained_record(void **state)
                      YN_OK);
     assert_int_equal(len, 20);
     assert_memory_equal(buf, record + 10, 20);
-    assert_memory_equal(pcd.s.iv, l.card.s.iv, 16);
+    assert_memory_equal(pcd.s.iv, l.card.s_iv, 16);
     /* too small a buffer */
     assert_int_equal(yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_ENCIPHERED, buf, 50, &len),
                      YN_ELIMIT);
@@ -371,7 +361,7 @@ static void test_enciphered_write_commit_and_abort(void **state)
     /* a write cut off before the commit (card left the field) leaves the old stamp */
     stamp[0] = 0xEE;
     assert_int_equal(yn_df_write_data(&pcd, 2, 0, stamp, 16, YN_DF_COMM_ENCIPHERED), YN_OK);
-    yn_df_picc_reset(&l.card);
+    emu_df_reset(&l.card);
     connect(&l, &pcd, card_key);
     assert_int_equal(yn_df_read_data(&pcd, 2, 0, 16, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
                      YN_OK);
@@ -448,11 +438,12 @@ static void test_access_rights(void **state)
     make_card(&l, card_key);
     yn_df_pcd_init(&pcd, link_xfer, &l);
     assert_int_equal(yn_df_select_application(&pcd, aid), YN_OK);
-    /* not authenticated: the PCD refuses an enciphered read itself; plain is refused by the card */
+    /* not authenticated: the PCD refuses an enciphered read itself; plain is
+     * refused by the card (AUTHENTICATION_ERROR: no session at all) */
     assert_int_equal(yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &len),
                      YN_EPERM);
     assert_int_equal(yn_df_read_data(&pcd, 1, 0, 0, YN_DF_COMM_PLAIN, buf, sizeof buf, &len),
-                     YN_EPERM);
+                     YN_EAUTH);
     /* a free file reads plain */
     assert_int_equal(yn_df_read_data(&pcd, 4, 0, 0, YN_DF_COMM_PLAIN, buf, sizeof buf, &len),
                      YN_OK);
@@ -470,7 +461,7 @@ static void test_access_rights(void **state)
     assert_int_equal(yn_df_read_data(&pcd, 4, 0, 0, YN_DF_COMM_PLAIN, buf, sizeof buf, &len),
                      YN_OK);
     assert_int_equal(len, 4);
-    assert_memory_equal(pcd.s.iv, l.card.s.iv, 16);
+    assert_memory_equal(pcd.s.iv, l.card.s_iv, 16);
 }
 
 static void test_get_version_chained_with_cmac(void **state)
@@ -576,11 +567,10 @@ static void test_picc_survives_garbage(void **state)
         }
         if (n > 1 && round % 3 == 0)
             in[0] = 0x90; /* wrapped-looking */
-        assert_int_equal(yn_df_picc_frame(&l.card, in, n, out, sizeof out, &out_len), YN_OK);
+        emu_df_frame(&l.card, in, n, out, &out_len);
         assert_true(out_len >= 1 && out_len <= YN_DF_FRAME_MAX);
         x = x * 1103515245u + 12345u;
     }
-    assert_int_equal(yn_df_picc_frame(&l.card, in, 1, out, 8, &out_len), YN_ELIMIT);
 }
 
 /* --- the issuing desk -------------------------------------------------- */
@@ -635,14 +625,14 @@ static void test_personalise_blank_card(void **state)
     uint8_t aids[4][3], buf[256];
     size_t n = 0;
     memset(&l, 0, sizeof l);
-    yn_df_picc_init(&l.card, uid, sizeof uid);
+    emu_df_init(&l.card, uid, sizeof uid);
     yn_df_pcd_init(&pcd, link_xfer, &l);
     assert_int_equal(yn_df_select_application(&pcd, aid), YN_ENOTFOUND);
     assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
     assert_int_equal(yn_df_get_application_ids(&pcd, aids, 4, &n), YN_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(yn_df_create_application(&pcd, aid, 0x09, YN_DF_KS2_AES | 2), YN_OK);
-    assert_int_equal(yn_df_create_application(&pcd, aid, 0x09, YN_DF_KS2_AES | 2), YN_EDUPLICATE);
+    assert_int_equal(yn_df_create_application(&pcd, aid, 0x0B, YN_DF_KS2_AES | 2), YN_OK);
+    assert_int_equal(yn_df_create_application(&pcd, aid, 0x0B, YN_DF_KS2_AES | 2), YN_EDUPLICATE);
     assert_int_equal(yn_df_get_application_ids(&pcd, aids, 4, &n), YN_OK);
     assert_int_equal(n, 1);
     assert_memory_equal(aids[0], aid, 3);
@@ -651,7 +641,7 @@ static void test_personalise_blank_card(void **state)
     assert_int_equal(yn_df_select_application(&pcd, aid), YN_OK);
     assert_int_equal(yn_df_create_data_file(&pcd, 1, YN_DF_FILE_STANDARD, YN_DF_COMM_ENCIPHERED, 1,
                                             0, 0, 0, sizeof record),
-                     YN_EPERM);
+                     YN_EAUTH);
     assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_OK);
     assert_int_equal(yn_df_change_key(&pcd, 1, card_key, zero, 1), YN_OK);
     assert_true(pcd.s.authenticated); /* another key: the session goes on */
@@ -667,9 +657,9 @@ static void test_personalise_blank_card(void **state)
     assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_OK);
     assert_int_equal(yn_df_change_key(&pcd, 0, master_key, NULL, 1), YN_OK);
     assert_false(pcd.s.authenticated); /* its own key: the session ends on both sides */
-    assert_false(l.card.s.authenticated);
-    assert_memory_equal(l.card.keys[0], master_key, 16);
-    assert_memory_equal(l.card.keys[1], card_key, 16);
+    assert_int_equal(l.card.sm, 0);
+    assert_memory_equal(app_key(&l, 0), master_key, 16);
+    assert_memory_equal(app_key(&l, 1), card_key, 16);
     assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_EAUTH);
     /* the issuer writes the record with key 0 ... */
     for (size_t i = 0; i < sizeof record; i++)
@@ -688,10 +678,88 @@ static void test_personalise_blank_card(void **state)
     assert_memory_equal(buf, record, sizeof record);
     assert_int_equal(yn_df_write_data(&pcd, 1, 0, record, sizeof record, YN_DF_COMM_ENCIPHERED),
                      YN_EPERM);
-    /* nor change keys: key settings 0x09 leave that to key 0 */
+    /* key settings 0x0B: free directory listing, so key 1 may ask GetFileSettings
+     * (with 0x09 a card answers AUTHENTICATION_ERROR: test_directory_needs_key0) */
+    yn_df_file_settings fs;
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
+    assert_int_equal(yn_df_get_file_settings(&pcd, 1, &fs), YN_OK);
+    assert_int_equal(fs.size, sizeof record);
+    /* nor change keys: key settings 0x_B leave that to key 0 */
     assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
     assert_int_equal(yn_df_change_key(&pcd, 1, zero, card_key, 0), YN_EPERM);
-    assert_memory_equal(l.card.keys[1], card_key, 16);
+    assert_memory_equal(app_key(&l, 1), card_key, 16);
+}
+
+/* The rule that broke 颐年卡 reads: with key settings 0x09 (bit 1 clear)
+ * GetFileSettings needs the application master key; key 1 gets AE, and the
+ * session is gone. */
+static void test_directory_needs_key0(void **state)
+{
+    (void)state;
+    struct link l;
+    yn_df_pcd pcd;
+    yn_df_file_settings fs;
+    make_card(&l, card_key);
+    l.card.apps[0].settings = 0x09;
+    connect(&l, &pcd, card_key);
+    assert_int_equal(yn_df_get_file_settings(&pcd, 1, &fs), YN_EAUTH);
+    assert_int_equal(l.card.sm, 0);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, master_key), YN_OK);
+    assert_int_equal(yn_df_get_file_settings(&pcd, 1, &fs), YN_OK);
+    /* the record read with its known size needs no GetFileSettings */
+    uint8_t buf[256];
+    size_t n = 0;
+    connect(&l, &pcd, card_key);
+    assert_int_equal(
+        yn_df_read_data(&pcd, 1, 0, sizeof record, YN_DF_COMM_ENCIPHERED, buf, sizeof buf, &n),
+        YN_OK);
+    assert_int_equal(n, sizeof record);
+}
+
+/* A factory card's PICC master key (DES, zero) authenticates with the legacy
+ * command and becomes an AES key; 2K3DES and 3K3DES keys authenticate too. */
+static void test_picc_key_types(void **state)
+{
+    (void)state;
+    static const uint8_t picc_level[3] = {0, 0, 0}, zero[24];
+    struct link l;
+    yn_df_pcd pcd;
+    uint8_t aids[4][3];
+    size_t n = 0;
+    make_card(&l, card_key);
+    yn_df_pcd_init(&pcd, link_xfer, &l);
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_authenticate_des(&pcd, 0, YN_DF_CIPHER_DES, master_key), YN_EAUTH);
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_authenticate_des(&pcd, 0, YN_DF_CIPHER_DES, zero), YN_OK);
+    assert_int_equal(yn_df_change_master_key_aes(&pcd, master_key, 7), YN_OK);
+    assert_int_equal(l.card.picc_key_type, EMU_DF_KEY_AES);
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_authenticate_des(&pcd, 0, YN_DF_CIPHER_DES, zero), YN_EAUTH);
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, master_key), YN_OK);
+    assert_int_equal(yn_df_get_application_ids(&pcd, aids, 4, &n), YN_OK); /* CMAC'd */
+    assert_int_equal(n, 1);
+    /* 2K3DES (halves differ) with 0x0A; 3K3DES with 0x1A and EV1 (3DES CMAC) */
+    uint8_t k2[16], k3[24];
+    for (int i = 0; i < 24; i++)
+        k3[i] = (uint8_t)(0x10 * i + 3);
+    memcpy(k2, k3, 16);
+    memcpy(l.card.picc_key.k, k2, 16);
+    l.card.picc_key_type = EMU_DF_KEY_2K3DES;
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_authenticate_des(&pcd, 0, YN_DF_CIPHER_2K3DES, k2), YN_OK);
+    assert_int_equal(pcd.s.cipher, YN_DF_CIPHER_2K3DES);
+    assert_int_equal(yn_df_get_application_ids(&pcd, aids, 4, &n), YN_OK);
+    memcpy(l.card.picc_key.k, k3, 24);
+    l.card.picc_key_type = EMU_DF_KEY_3K3DES;
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_authenticate_des(&pcd, 0, YN_DF_CIPHER_3K3DES, k3), YN_OK);
+    assert_false(pcd.s.d40);
+    assert_int_equal(yn_df_get_application_ids(&pcd, aids, 4, &n), YN_OK); /* 3DES CMAC */
+    assert_int_equal(yn_df_change_master_key_aes(&pcd, card_key, 1), YN_OK);
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, card_key), YN_OK);
 }
 
 static void test_change_key_tampered_and_delete(void **state)
@@ -709,22 +777,25 @@ static void test_change_key_tampered_and_delete(void **state)
     l.tamper_at = 0;
     assert_int_equal(yn_df_change_key(&pcd, 1, zero, card_key, 0), YN_EPROTO);
     l.tamper = T_NONE;
-    assert_memory_equal(l.card.keys[1], card_key, 16);
+    assert_memory_equal(app_key(&l, 1), card_key, 16);
     /* DeleteApplication: not with key 1, yes with the application's key 0 */
     assert_int_equal(yn_df_authenticate_aes(&pcd, 1, card_key), YN_OK);
     assert_int_equal(yn_df_delete_application(&pcd, aid), YN_EPERM);
     assert_int_equal(yn_df_authenticate_aes(&pcd, 0, master_key), YN_OK);
     assert_int_equal(yn_df_delete_application(&pcd, aid), YN_OK);
-    assert_int_equal(l.card.n_keys, 0);
+    assert_null(app_key(&l, 0));
     assert_int_equal(yn_df_select_application(&pcd, aid), YN_ENOTFOUND);
-    /* and at PICC level with the PICC master key (AES, zero in this model) */
+    /* and at PICC level with the PICC master key (the factory key: DES, zero) */
     assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
-    assert_int_equal(yn_df_delete_application(&pcd, aid), YN_EPERM);
-    assert_int_equal(yn_df_create_application(&pcd, aid, 0x09, YN_DF_KS2_AES | 2), YN_OK);
-    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_OK);
+    assert_int_equal(yn_df_delete_application(&pcd, aid), YN_EAUTH);
+    assert_int_equal(yn_df_create_application(&pcd, aid, 0x0B, YN_DF_KS2_AES | 2), YN_OK);
+    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_EAUTH); /* a DES key */
+    assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
+    assert_int_equal(yn_df_authenticate_des(&pcd, 0, YN_DF_CIPHER_DES, zero), YN_OK);
+    assert_true(pcd.s.d40);
     assert_int_equal(yn_df_delete_application(&pcd, aid), YN_OK);
     assert_int_equal(yn_df_select_application(&pcd, picc_level), YN_OK);
-    assert_int_equal(yn_df_authenticate_aes(&pcd, 0, zero), YN_OK);
+    assert_int_equal(yn_df_authenticate_des(&pcd, 0, YN_DF_CIPHER_DES, zero), YN_OK);
     assert_int_equal(yn_df_delete_application(&pcd, aid), YN_ENOTFOUND);
 }
 
@@ -749,6 +820,8 @@ int main(void)
         cmocka_unit_test(test_picc_survives_garbage),
         cmocka_unit_test(test_change_key_cryptogram_vectors),
         cmocka_unit_test(test_personalise_blank_card),
+        cmocka_unit_test(test_directory_needs_key0),
+        cmocka_unit_test(test_picc_key_types),
         cmocka_unit_test(test_change_key_tampered_and_delete),
     };
     return cmocka_run_group_tests_name("desfire", tests, NULL, NULL);

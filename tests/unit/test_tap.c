@@ -27,7 +27,7 @@
 
 #define LUNCH_UTC 1773115200LL /* 2026-03-10 (Tuesday) 12:00 Asia/Shanghai */
 
-enum { ZHANG, LI, CHEN, CLONE, TAMPERED, LOST, LUOHU, N_CARDS };
+enum { ZHANG, LI, CHEN, CLONE, TAMPERED, LOST, LUOHU, BLANK, N_CARDS };
 
 struct rig {
     char dir[256];
@@ -81,6 +81,10 @@ static int setup(void **state)
     assert_int_equal(yn_nfc_sim_add(&r->nfc, &c), LOST);
     yn_cardfix_card(&r->fix, &c, 7, "4403030007", 19450312, YN_FLAG_DIBAO, 440303001);
     assert_int_equal(yn_nfc_sim_add(&r->nfc, &c), LUOHU);
+    yn_cardfix_card(&r->fix, &c, 8, "4403040008", 19450312, 0, 440304001);
+    c.blank = true; /* factory-blank: never issued */
+    c.record_len = 0;
+    assert_int_equal(yn_nfc_sim_add(&r->nfc, &c), BLANK);
 
     r->env = (yn_tap_env){.nfc = &r->nfc,
                           .ledger = r->ledger,
@@ -558,6 +562,46 @@ static void test_lost_and_other_district(void **state)
     assert_int_equal(head(r), 2);
 }
 
+/* A blank card is told for what it is — never "not genuine" (a clone) nor
+ * "tap again". */
+static void test_blank_card_is_not_a_clone(void **state)
+{
+    struct rig *r = *state;
+    yn_tap_outcome o;
+    assert_int_equal(tap(r, BLANK, &o), YN_ENOTFOUND);
+    assert_int_equal(o.reason, YN_REASON_BLANK_CARD);
+    assert_false(o.charged);
+    assert_non_null(strstr(o.detail, "blank"));
+    assert_string_equal(yn_reason_kind(o.reason), "这张卡还没有开通，请到社区服务中心办理");
+    assert_int_equal(head(r), 0);
+}
+
+/* A repeat DESFire tap reads only the stamp: the verified record is cached
+ * by UID, and a card that then fails authentication is forgotten. */
+static void test_verified_record_cache(void **state)
+{
+    struct rig *r = *state;
+    yn_tap_outcome o;
+    static yn_card_cache cache;
+    memset(&cache, 0, sizeof cache);
+    r->env.cache = &cache;
+    assert_int_equal(tap(r, ZHANG, &o), YN_OK);
+    assert_int_equal(cache.misses, 1);
+    yn_sim_card *c = (yn_sim_card *)yn_nfc_sim_card(&r->nfc, ZHANG);
+    c->record[40] ^= 0x01; /* the record on the card changes: a hit does not read it */
+    yn_nfc_tag tag;
+    assert_int_equal(yn_nfc_sim_present(&r->nfc, ZHANG), YN_OK);
+    assert_int_equal(yn_nfc_poll(&r->nfc, 0, &tag), YN_OK);
+    assert_int_equal(yn_tap_identify(&r->env, &tag, &o), YN_OK);
+    assert_int_equal(cache.hits, 1);
+    assert_string_equal(o.card.card_no, "4403040001");
+    c->record[40] ^= 0x01;
+    /* the clone of the same UID fails authentication: refused, and forgotten */
+    assert_int_equal(tap(r, CLONE, &o), YN_EAUTH);
+    assert_int_equal(o.reason, YN_REASON_NOT_GENUINE);
+    assert_null(yn_card_cache_find(&cache, c->tag.uid, c->tag.uid_len, 0));
+}
+
 static void test_identify_for_the_kiosk(void **state)
 {
     struct rig *r = *state;
@@ -581,6 +625,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_genuine_card_is_charged_and_stamped),
         T(test_same_tap_twice_charges_once),
+        T(test_blank_card_is_not_a_clone),
+        T(test_verified_record_cache),
         T(test_second_meal_same_lunch_gets_no_subsidy),
         T(test_other_terminals_stamp_counts_offline),
         T(test_own_stamp_is_checked_against_the_ledger),
