@@ -457,6 +457,7 @@ int yn_ledger_open(const yn_ledger_opts *o, yn_ledger **out)
     yn_ledger *l = calloc(1, sizeof *l);
     if (!l)
         return YN_ENOMEM;
+    l->lock_fd = -1;
     l->path = strdup(o->path);
     l->md_ctx = EVP_MD_CTX_new();
     l->md = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -471,10 +472,14 @@ int yn_ledger_open(const yn_ledger_opts *o, yn_ledger **out)
     l->offline_after_s = o->offline_after_s > 0 ? o->offline_after_s : DEFAULT_OFFLINE_AFTER_S;
     l->read_only = o->read_only;
 
+    int st;
+    if (o->lock && (st = yn_lg_lock_take(l)) != YN_OK) { /* one daemon per ledger */
+        yn_ledger_close(l);
+        return st;
+    }
     int flags = SQLITE_OPEN_NOMUTEX |
                 (o->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     int rc = sqlite3_open_v2(o->path, &l->db, flags, NULL);
-    int st;
     if (rc != SQLITE_OK) {
         st = yn_lg_status_of(rc);
         yn_err("ledger %s: cannot open: %s (sqlite %d: %s): check ledger.path and its directory",
@@ -519,6 +524,7 @@ void yn_ledger_close(yn_ledger *l)
         sqlite3_finalize(l->st[i]);
     if (l->db && sqlite3_close(l->db) != SQLITE_OK)
         yn_warn("ledger %s: close: %s", l->path ? l->path : "?", sqlite3_errmsg(l->db));
+    yn_lg_lock_release(l); /* after SQLite let go of the file */
     EVP_MD_free(l->md);
     EVP_MD_CTX_free(l->md_ctx);
     free(l->path);

@@ -245,6 +245,62 @@ void lf_make_some_records(struct fx *f)
     }
 }
 
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_true(in && out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+void lf_snapshot(struct fx *f, const char *to)
+{
+    yn_ledger_opts o = lf_opts_for(f);
+    yn_ledger_close(f->l); /* the last connection: WAL checkpointed and removed */
+    copy_file(f->path, to);
+    assert_int_equal(yn_ledger_open(&o, &f->l), YN_OK);
+}
+
+void lf_put_back(struct fx *f, const char *from)
+{
+    yn_ledger_opts o = lf_opts_for(f);
+    char wal[700];
+    yn_ledger_close(f->l);
+    copy_file(from, f->path);
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    (void)unlink(wal);
+    assert_int_equal(yn_ledger_open(&o, &f->l), YN_OK);
+}
+
+char *lf_cards_text(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    char *text = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT group_concat(card_no || ':' || balance_fen || ':' ||"
+                           " last_seq || ':' || meal_seq || ':' || month_ym || ':' ||"
+                           " month_meals || ':' || month_subsidy_fen || ':' || day_ymd"
+                           " || ':' || day_meals || ':' || period || ':' ||"
+                           " period_meals || ':' || last_tap || ':' ||"
+                           " day_subsidy_fen || ':' || meal_utc_s, ' ')"
+                           " FROM (SELECT * FROM cards ORDER BY card_no)",
+                           -1, &s, NULL),
+        SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+        text = strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    assert_non_null(text);
+    return text;
+}
+
 /* The Shenzhen 2025 policy document as text (NUL-terminated); its length. */
 size_t lf_read_policy_doc(char *doc, size_t size)
 {

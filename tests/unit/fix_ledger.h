@@ -57,6 +57,13 @@ int64_t lf_wallet_of(struct fx *f, const char *card_no);
 /* verify passes, every record counted, integrity_check ok */
 void lf_assert_verifies(struct fx *f);
 void lf_make_some_records(struct fx *f);
+/* The test's ledger closed (its WAL checkpointed into the file) and copied
+ * to `to`, then opened again: an older copy to put back later with
+ * lf_put_back (the ledger as a lost WAL or a restored backup leaves it). */
+void lf_snapshot(struct fx *f, const char *to);
+void lf_put_back(struct fx *f, const char *from);
+/* Every card row of the file at path, as one text (to compare two files). */
+char *lf_cards_text(const char *path);
 size_t lf_read_policy_doc(char *doc, size_t size);
 
 #endif
