@@ -20,6 +20,10 @@
 #            brings the mark down to what the district holds, sells on above,
 #            and the district accepts the new sale (no 409); yinian-diag
 #            reports the restore
+#   conflict the ledger replaced by a new one whose seqs 1-2 the district holds
+#            with other content (no mark left to tell): the one 409 stops
+#            uploads and sales (no retry loop), the log says why, yinian-diag
+#            ledger verify reports it
 # Every part runs; the script fails if any did.
 set -u
 : "${BUILD:?}" "${TMPDIR:?}"
@@ -162,23 +166,29 @@ part_flip_cards() {
 }
 
 # ---- lost: records the district holds, missing from the ledger -----------------------
-part_lost() {
-    d=$TMPDIR/lost
-    setup "$d" || { note_fail lost "setup"; return; }
+# with_district DIR PART: DIR set up with sync on (every 5 s) to a district
+# server started here ($server) and enrolled; held() counts what it holds.
+with_district() {
+    setup "$1" || return 1
     sed -i -e '/^\[sync\]/,/^\[/s/^enabled = .*/enabled = true/' \
-        -e '/^\[sync\]/,/^\[/s/^interval_s = .*/interval_s = 5/' "$d/board.conf"
-    "$BUILD/yinian-district" --db "$d/district.db" serve --cert "$d/tls/server.pem" \
-        --key "$d/tls/server.key" --district-key "$d/keys/district.key" \
-        --listen 127.0.0.1 --port "$port" >"$d/district.log" 2>&1 &
+        -e '/^\[sync\]/,/^\[/s/^interval_s = .*/interval_s = 5/' "$1/board.conf"
+    "$BUILD/yinian-district" --db "$1/district.db" serve --cert "$1/tls/server.pem" \
+        --key "$1/tls/server.key" --district-key "$1/keys/district.key" \
+        --listen 127.0.0.1 --port "$port" >"$1/district.log" 2>&1 &
     server=$!
-    token=$("$BUILD/yinian-district" --db "$d/district.db" enrol-token T-FT-0001 C-FT-001)
-    ok=no
+    token=$("$BUILD/yinian-district" --db "$1/district.db" enrol-token T-FT-0001 C-FT-001)
     for try in 1 2 3 4 5 6 7 8 9 10; do
-        "$BUILD/yinian-pos" --config "$d/board.conf" --enrol "$token" >/dev/null 2>&1 && { ok=yes; break; }
+        "$BUILD/yinian-pos" --config "$1/board.conf" --enrol "$token" >/dev/null 2>&1 && return 0
         sleep 0.5
     done
-    [ $ok = yes ] || { note_fail lost "enrolment"; kill $server; return; }
-    held() { "$BUILD/yinian-district" --db "$d/district.db" report terminal | grep '^T-FT-0001,' | cut -d, -f2; }
+    kill $server
+    return 1
+}
+held() { "$BUILD/yinian-district" --db "$d/district.db" report terminal | grep '^T-FT-0001,' | cut -d, -f2; }
+
+part_lost() {
+    d=$TMPDIR/lost
+    with_district "$d" || { note_fail lost "setup and enrolment"; return; }
     # three sales, uploaded; the ledger as it is then is the "older copy"
     pos "$d" one 'card:0 wait:150 remove card:1 wait:150 remove card:2 wait:150 remove wait:6500 quit'
     [ "$(held)" = 3 ] || { note_fail lost "the district holds $(held) records, not 3"; kill $server; return; }
@@ -219,12 +229,40 @@ part_lost() {
         note_fail lost "yinian-diag does not report what never reached the district: $(cat "$d/verify.out")"
 }
 
+# ---- conflict: the district holds other records under our seqs -------------------
+part_conflict() {
+    d=$TMPDIR/conflict
+    with_district "$d" || { note_fail conflict "setup and enrolment"; return; }
+    pos "$d" one 'card:0 wait:150 remove card:1 wait:150 remove wait:6500 quit'
+    [ "$(held)" = 2 ] || { note_fail conflict "the district holds $(held) records, not 2"; kill $server; return; }
+    # the ledger and its mark gone (a new disk, no backup); two other sales on
+    # a new ledger, offline: its seqs 1-2 are not the district's 1-2
+    rm -f "$d/ledger.db" "$d/ledger.db-wal" "$d/ledger.db-shm" "$d/ledger.db.mark"
+    sed -i '/^\[sync\]/,/^\[/s/^enabled = .*/enabled = false/' "$d/board.conf"
+    pos "$d" two 'card:3 wait:150 remove card:4 wait:150 remove quit'
+    sed -i '/^\[sync\]/,/^\[/s/^enabled = .*/enabled = true/' "$d/board.conf"
+    pos "$d" three 'wait:2500 card:5 wait:300 remove wait:300 quit'
+    kill $server
+    wait $server 2>/dev/null
+    [ "$(grep -c 'HTTP 409' "$d/three.log")" = 1 ] ||
+        note_fail conflict "$(grep -c 'HTTP 409' "$d/three.log") uploads refused with 409, expected exactly one"
+    grep -q 'refused by the district as conflicting' "$d/three.log" || note_fail conflict "the log does not say why"
+    grep -q '^==== \[sales_stopped_conflict\]' "$d/three.out" || note_fail conflict "no sales-stopped screen"
+    [ "$(records "$d")" = 2 ] || note_fail conflict "$(records "$d") records: sold after the conflict"
+    rc=0
+    "$BUILD/yinian-diag" --config "$d/board.conf" ledger verify >"$d/verify.out" 2>&1 || rc=$?
+    [ $rc = 1 ] || note_fail conflict "yinian-diag ledger verify exit $rc, expected 1"
+    grep -q 'refused records 1-2 as conflicting' "$d/verify.out" ||
+        note_fail conflict "yinian-diag does not report the conflict: $(cat "$d/verify.out")"
+}
+
 part_second
 part_stale
 part_idle
 part_flip_journal
 part_flip_cards
 part_lost
+part_conflict
 if [ -n "$failed" ]; then
     echo "ledger_faults: FAILED:$failed" >&2
     exit 1
