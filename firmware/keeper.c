@@ -189,7 +189,7 @@ int yn_keeper_start(const yn_keeper_opts *o, int64_t now_mono_ms, yn_keeper **ou
     pthread_condattr_destroy(&ca);
 
     check(k, YN_LEDGER_CHECK_PAGES, now_mono_ms, "at start");
-    k->storage_errors = yn_ledger_storage_errors(o->ledger);
+    k->storage_errors = yn_ledger_storage_errors(o->ledger, NULL);
     k->active_ms = k->checkpointed_ms = now_mono_ms;
     k->dirty = true; /* what the last run left in the WAL */
     if (o->verify_every_ms >= 0) {
@@ -250,13 +250,16 @@ void yn_keeper_tick(yn_keeper *k, int64_t now_ms, int taps, yn_sales_stop *verdi
     if (conflict && k->stop.why != YN_STOP_CONFLICT && k->stop.why != YN_STOP_DAMAGED)
         set_stop(k, YN_STOP_CONFLICT, c_first, c_last);
 
-    int64_t errors = yn_ledger_storage_errors(k->o.ledger);
+    int last = YN_OK;
+    int64_t errors = yn_ledger_storage_errors(k->o.ledger, &last);
     if (errors != k->storage_errors && k->stop.why != YN_STOP_DAMAGED) {
+        /* SQLite saw damage or an I/O error: every page now; a full disk, a
+         * lock or a read-only mount: the tail (the pages now and then) */
+        bool pages =
+            last == YN_ECORRUPT || last == YN_EIO || now_ms - k->pages_checked_ms >= PAGES_EVERY_MS;
         k->storage_errors = errors;
-        check(k,
-              now_ms - k->pages_checked_ms >= PAGES_EVERY_MS ? YN_LEDGER_CHECK_PAGES
-                                                             : YN_LEDGER_CHECK_TAIL,
-              now_ms, "after a storage failure");
+        check(k, pages ? YN_LEDGER_CHECK_PAGES : YN_LEDGER_CHECK_TAIL, now_ms,
+              "after a storage failure");
     } else if (k->stop.why == YN_STOP_LOST && now_ms - k->lost_polled_ms >= LOST_POLL_MS) {
         k->lost_polled_ms = now_ms;
         check(k, YN_LEDGER_CHECK_TAIL, now_ms, "for a restore");

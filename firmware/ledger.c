@@ -160,6 +160,7 @@ int yn_lg_fail(yn_ledger *l, int src, const char *what)
 {
     int st = yn_lg_status_of(src);
     l->storage_errors++;
+    l->last_storage_error = st;
     char msg[256];
     yn_lg_copy_str(msg, sizeof msg, sqlite3_errmsg(l->db));
     yn_lg_rollback(l);
@@ -708,6 +709,7 @@ int yn_lg_read_fail(yn_ledger *l, int rc, const char *what)
 {
     int st = yn_lg_status_of(rc);
     l->storage_errors++;
+    l->last_storage_error = st;
     yn_err("ledger %s: %s failed: %s (sqlite %d: %s): %s", l->path, what, yn_strerror(st), rc,
            sqlite3_errmsg(l->db), yn_lg_advice_for(st));
     if (!sqlite3_get_autocommit(l->db))

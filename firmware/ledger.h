@@ -425,8 +425,9 @@ int yn_ledger_check(yn_ledger *l, enum yn_ledger_check_depth depth,
 int yn_ledger_mark_raise(yn_ledger *l, int64_t seq) YN_MUST_CHECK;
 
 /* Storage failures reported by this handle so far (every operation that
- * returned a storage status): the daemon checks the ledger after each. */
-int64_t yn_ledger_storage_errors(const yn_ledger *l);
+ * returned a storage status), and the status of the last one (may be NULL):
+ * the daemon checks the ledger after each. */
+int64_t yn_ledger_storage_errors(const yn_ledger *l, int *last_status);
 
 /* --- restore from the district (LEDGER.md, "Restore") ------------------------ */
 

@@ -70,8 +70,10 @@ void yn_lg_lock_release(yn_ledger *l)
     l->lock_fd = -1;
 }
 
-int64_t yn_ledger_storage_errors(const yn_ledger *l)
+int64_t yn_ledger_storage_errors(const yn_ledger *l, int *last_status)
 {
+    if (last_status)
+        *last_status = l ? l->last_storage_error : YN_OK;
     return l ? l->storage_errors : 0;
 }
 

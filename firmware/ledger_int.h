@@ -93,6 +93,7 @@ struct yn_ledger {
     bool ready;             /* statements prepared (schema is the latest) */
     int lock_fd;            /* <path>.lock held (flock) for the handle's life; -1: none */
     int64_t storage_errors; /* storage failures reported so far (yn_lg_fail, yn_lg_read_fail) */
+    int last_storage_error; /* the yn_status of the last one */
     sqlite3_stmt *st[ST_COUNT];
     EVP_MD_CTX *md_ctx; /* reused for every record hash */
     EVP_MD *md;         /* SHA-256, fetched once */

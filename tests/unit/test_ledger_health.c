@@ -223,7 +223,9 @@ static void test_storage_errors_are_counted(void **state)
 {
     struct fx *f = *state;
     sell(f, 2);
-    assert_int_equal(yn_ledger_storage_errors(f->l), 0);
+    int last = -1;
+    assert_int_equal(yn_ledger_storage_errors(f->l, &last), 0);
+    assert_int_equal(last, YN_OK);
     yn_ledger_opts o = lf_opts_for(f);
     o.max_pages = lf_sql_i64(f->path, "PRAGMA page_count");
     lf_reopen(f, &o);
@@ -233,7 +235,8 @@ static void test_storage_errors_are_counted(void **state)
     for (int i = 0; i < 200 && st == YN_OK; i++) /* until the quota is reached */
         st = lf_debit(f, &c, 1500, &r);
     assert_int_equal(st, YN_ENOSPC);
-    assert_int_equal(yn_ledger_storage_errors(f->l), 1);
+    assert_int_equal(yn_ledger_storage_errors(f->l, &last), 1);
+    assert_int_equal(last, YN_ENOSPC);
 }
 
 int main(void)
