@@ -271,7 +271,7 @@ static void do_tap(struct lunch *lu, int step)
         seq = r.seq;
     } else {
         yn_nfc_tag tag;
-        yn_tap_outcome o;
+        yn_tap_outcome o = {0};
         yn_meal meal = {.price_fen = 1500};
         st = yn_nfc_sim_present(&lu->nfc, card);
         if (st == YN_OK)

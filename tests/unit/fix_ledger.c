@@ -147,6 +147,14 @@ void lf_topup(struct fx *f, const char *card_no, int64_t fen)
     assert_int_equal(yn_ledger_topup(f->l, f->next_tap++, card_no, fen, "op1", &w, &r), YN_OK);
 }
 
+void lf_sell(struct fx *f, int n)
+{
+    yn_card_facts a = lf_key_card("4403040000000100"), b = lf_senior_card("4403040000000101");
+    yn_ledger_result r;
+    for (int i = 0; i < n; i++)
+        assert_int_equal(lf_debit(f, i % 2 ? &b : &a, 1500, &r), YN_OK);
+}
+
 /* ---- what the ledger logs -------------------------------------------------------- */
 
 char lf_log_path[700];
@@ -205,6 +213,17 @@ void lf_sql_exec(const char *path, const char *sql)
     if (rc != SQLITE_OK)
         fail_msg("%s: %s", sql, err);
     sqlite3_close(db);
+}
+
+void lf_tamper(struct fx *f, int64_t seq, int64_t fen)
+{
+    char sql[256];
+    snprintf(
+        sql, sizeof sql,
+        "DROP TRIGGER IF EXISTS journal_no_update; UPDATE journal SET cash_fen = cash_fen + %lld,"
+        " price_fen = price_fen + %lld WHERE seq = %lld",
+        (long long)fen, (long long)fen, (long long)seq);
+    lf_sql_exec(f->path, sql);
 }
 
 int64_t lf_journal_count(struct fx *f)
@@ -274,6 +293,22 @@ void lf_put_back(struct fx *f, const char *from)
     snprintf(wal, sizeof wal, "%s-wal", f->path);
     (void)unlink(wal);
     assert_int_equal(yn_ledger_open(&o, &f->l), YN_OK);
+}
+
+yn_ledger_record *lf_lose_records(struct fx *f, int kept, int lost)
+{
+    char older[700];
+    snprintf(older, sizeof older, "%s/older.db", f->dir);
+    lf_sell(f, kept);
+    lf_snapshot(f, older);
+    lf_sell(f, lost);
+    assert_int_equal(yn_ledger_mark_raise(f->l, kept + lost), YN_OK);
+    yn_ledger_record *district = calloc((size_t)lost, sizeof *district);
+    assert_non_null(district);
+    for (int i = 0; i < lost; i++)
+        assert_int_equal(yn_ledger_record_get(f->l, kept + 1 + i, &district[i]), YN_OK);
+    lf_put_back(f, older);
+    return district;
 }
 
 char *lf_cards_text(const char *path)

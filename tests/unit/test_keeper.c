@@ -21,14 +21,6 @@
 #include "keeper.h"
 #include "ledger.h"
 
-static void sell(struct fx *f, int n)
-{
-    yn_card_facts a = lf_key_card("4403040000000100"), b = lf_senior_card("4403040000000101");
-    yn_ledger_result r;
-    for (int i = 0; i < n; i++)
-        assert_int_equal(lf_debit(f, i % 2 ? &b : &a, 1500, &r), YN_OK);
-}
-
 static yn_keeper *start(struct fx *f, int64_t verify_every_ms, yn_sales_stop *v)
 {
     yn_keeper_opts o = {.ledger = f->l,
@@ -56,11 +48,11 @@ static void test_checkpoint_when_idle_only(void **state)
 {
     struct fx *f = *state;
     yn_sales_stop v;
-    sell(f, 3);
+    lf_sell(f, 3);
     yn_keeper *k = start(f, -1, &v);
     assert_int_equal(v.why, YN_STOP_NONE);
     yn_keeper_tick(k, 100, 1, &v); /* a tap: busy */
-    sell(f, 2);
+    lf_sell(f, 2);
     yn_keeper_tick(k, 1500, 2, &v); /* another */
     yn_keeper_tick(k, 3000, 2, &v); /* 1.5 s since: not yet idle */
     assert_int_equal(in_main_file(f), 0);
@@ -73,10 +65,8 @@ static void test_checkpoint_when_idle_only(void **state)
 static void test_damaged_at_start_stays_stopped(void **state)
 {
     struct fx *f = *state;
-    sell(f, 5);
-    lf_sql_exec(f->path, "DROP TRIGGER journal_no_update;"
-                         "UPDATE journal SET cash_fen = cash_fen + 1, price_fen = price_fen + 1"
-                         " WHERE seq = 4");
+    lf_sell(f, 5);
+    lf_tamper(f, 4, 1);
     yn_sales_stop v;
     lf_log_begin(f);
     yn_keeper *k = start(f, -1, &v);
@@ -85,8 +75,7 @@ static void test_damaged_at_start_stays_stopped(void **state)
     assert_int_equal(v.first_seq, 4);
     assert_non_null(strstr(log, "checked at start: damaged"));
     assert_non_null(strstr(log, "run yinian-diag ledger verify"));
-    lf_sql_exec(f->path, "UPDATE journal SET cash_fen = cash_fen - 1, price_fen = price_fen - 1"
-                         " WHERE seq = 4"); /* repaired behind its back: a restart decides */
+    lf_tamper(f, 4, -1); /* repaired behind its back: a restart decides */
     yn_keeper_tick(k, 5000, 0, &v);
     assert_int_equal(v.why, YN_STOP_DAMAGED);
     yn_keeper_stop(k);
@@ -95,16 +84,7 @@ static void test_damaged_at_start_stays_stopped(void **state)
 static void test_lost_records_stop_sales_until_restored(void **state)
 {
     struct fx *f = *state;
-    char older[700];
-    snprintf(older, sizeof older, "%s/older.db", f->dir);
-    sell(f, 2);
-    lf_snapshot(f, older);
-    sell(f, 2);
-    assert_int_equal(yn_ledger_mark_raise(f->l, 4), YN_OK);
-    yn_ledger_record district[2];
-    assert_int_equal(yn_ledger_record_get(f->l, 3, &district[0]), YN_OK);
-    assert_int_equal(yn_ledger_record_get(f->l, 4, &district[1]), YN_OK);
-    lf_put_back(f, older);
+    yn_ledger_record *district = lf_lose_records(f, 2, 2);
     yn_sales_stop v;
     yn_keeper *k = start(f, -1, &v);
     assert_int_equal(v.why, YN_STOP_LOST);
@@ -122,12 +102,13 @@ static void test_lost_records_stop_sales_until_restored(void **state)
     yn_keeper_tick(k, 2600, 0, &v);
     assert_int_equal(v.why, YN_STOP_NONE);
     yn_keeper_stop(k);
+    free(district);
 }
 
 static void test_storage_failure_is_followed_by_a_check(void **state)
 {
     struct fx *f = *state;
-    sell(f, 3);
+    lf_sell(f, 3);
     yn_ledger_opts o = lf_opts_for(f);
     o.max_pages = lf_sql_i64(f->path, "PRAGMA page_count");
     lf_reopen(f, &o);
@@ -164,7 +145,7 @@ static void test_storage_failure_is_followed_by_a_check(void **state)
 static void test_background_verification_finds_a_card_row(void **state)
 {
     struct fx *f = *state;
-    sell(f, 4);
+    lf_sell(f, 4);
     /* a card row off by one fen: nothing the quick check looks at */
     lf_sql_exec(
         f->path,
@@ -188,7 +169,7 @@ static void test_background_verification_finds_a_card_row(void **state)
 static void test_conflict_from_sync_stops_sales(void **state)
 {
     struct fx *f = *state;
-    sell(f, 2);
+    lf_sell(f, 2);
     yn_sales_stop v;
     yn_keeper *k = start(f, -1, &v);
     yn_keeper_conflict(k, 3, 9);

@@ -21,15 +21,6 @@
 #include "ledger.h"
 #include "log.h"
 
-/* n meals of the key card and a senior card, alternating */
-static void sell(struct fx *f, int n)
-{
-    yn_card_facts a = lf_key_card("4403040000000100"), b = lf_senior_card("4403040000000101");
-    yn_ledger_result r;
-    for (int i = 0; i < n; i++)
-        assert_int_equal(lf_debit(f, i % 2 ? &b : &a, 1500, &r), YN_OK);
-}
-
 static void write_at(const char *path, long offset, const void *bytes, size_t n)
 {
     int fd = open(path, O_WRONLY);
@@ -73,7 +64,7 @@ static void test_healthy_ledger_checks(void **state)
     yn_ledger_health h;
     assert_int_equal(yn_ledger_check(f->l, YN_LEDGER_CHECK_PAGES, &h), YN_OK);
     assert_int_equal(h.head_seq, 0);
-    sell(f, 80); /* more than the tail */
+    lf_sell(f, 80); /* more than the tail */
     assert_int_equal(yn_ledger_check(f->l, YN_LEDGER_CHECK_PAGES, &h), YN_OK);
     assert_int_equal(h.head_seq, 80);
     assert_int_equal(h.mark_seq, 0);
@@ -84,25 +75,22 @@ static void test_healthy_ledger_checks(void **state)
 static void test_tail_finds_an_altered_record(void **state)
 {
     struct fx *f = *state;
-    sell(f, 80);
+    lf_sell(f, 80);
     /* an old record altered: outside the tail (the full verify finds it) */
-    lf_sql_exec(f->path, "DROP TRIGGER journal_no_update;"
-                         "UPDATE journal SET cash_fen = cash_fen - 1, price_fen = price_fen - 1"
-                         " WHERE seq = 3");
+    lf_tamper(f, 3, -1);
     yn_ledger_health h;
     assert_int_equal(yn_ledger_check(f->l, YN_LEDGER_CHECK_TAIL, &h), YN_OK);
     yn_ledger_verify_report rep;
     assert_int_equal(yn_ledger_verify(f->l, &rep), YN_ECORRUPT);
     assert_int_equal(rep.first_bad_seq, 3);
     /* a recent one: the tail */
-    lf_sql_exec(f->path, "UPDATE journal SET cash_fen = cash_fen - 1, price_fen = price_fen - 1"
-                         " WHERE seq = 70");
+    lf_tamper(f, 70, -1);
     assert_int_equal(yn_ledger_check(f->l, YN_LEDGER_CHECK_TAIL, &h), YN_ECORRUPT);
     assert_int_equal(h.first_bad_seq, 70);
     assert_non_null(strstr(h.what, "record 70: its hash does not match"));
     /* a record's stored hash altered: the next one's link breaks too, the record is named */
-    lf_sql_exec(f->path, "UPDATE journal SET cash_fen = cash_fen + 1, price_fen = price_fen + 1"
-                         " WHERE seq = 70; UPDATE journal SET hash = zeroblob(32) WHERE seq = 75");
+    lf_tamper(f, 70, 1);
+    lf_sql_exec(f->path, "UPDATE journal SET hash = zeroblob(32) WHERE seq = 75");
     assert_int_equal(yn_ledger_check(f->l, YN_LEDGER_CHECK_TAIL, &h), YN_ECORRUPT);
     assert_int_equal(h.first_bad_seq, 75);
     /* the head missing: the chain's last record is not the head */
@@ -117,7 +105,7 @@ static void test_tail_finds_an_altered_record(void **state)
 static void test_pages_check_finds_a_damaged_page(void **state)
 {
     struct fx *f = *state;
-    sell(f, 10);
+    lf_sell(f, 10);
     char older[700];
     snprintf(older, sizeof older, "%s/copy.db", f->dir);
     lf_snapshot(f, older); /* the WAL now in the file */
@@ -138,7 +126,7 @@ static void test_pages_check_finds_a_damaged_page(void **state)
 static void test_mark_follows_what_may_leave(void **state)
 {
     struct fx *f = *state;
-    sell(f, 5);
+    lf_sell(f, 5);
     assert_int_equal(yn_ledger_mark_raise(f->l, 4), YN_OK);
     assert_int_equal(yn_ledger_mark_raise(f->l, 2), YN_OK); /* never lowered by a raise */
     assert_int_equal(yn_ledger_mark_raise(f->l, 9), YN_ENOTFOUND);
@@ -159,13 +147,7 @@ static void test_mark_follows_what_may_leave(void **state)
 static void test_records_lost_below_the_mark(void **state)
 {
     struct fx *f = *state;
-    char older[700];
-    snprintf(older, sizeof older, "%s/older.db", f->dir);
-    sell(f, 3);
-    lf_snapshot(f, older);
-    sell(f, 3);
-    assert_int_equal(yn_ledger_mark_raise(f->l, 6), YN_OK); /* 4..6 about to be sent */
-    lf_put_back(f, older);                                  /* ... and lost here */
+    free(lf_lose_records(f, 3, 3)); /* 4..6 sent, then lost here */
     yn_ledger_health h;
     assert_int_equal(yn_ledger_check(f->l, YN_LEDGER_CHECK_PAGES, &h), YN_ESTALE);
     assert_int_equal(h.head_seq, 3);
@@ -174,7 +156,7 @@ static void test_records_lost_below_the_mark(void **state)
     assert_int_equal(h.lost_last, 6);
     assert_non_null(strstr(h.what, "records 4-6 lost"));
     /* sold over them anyway (what the daemon must never do): the seq now differs */
-    sell(f, 3);
+    lf_sell(f, 3);
     assert_int_equal(yn_ledger_check(f->l, YN_LEDGER_CHECK_TAIL, &h), YN_ECORRUPT);
     assert_int_equal(h.first_bad_seq, 6);
     assert_non_null(strstr(h.what, "record 6 is not the one that may have been sent"));
@@ -183,7 +165,7 @@ static void test_records_lost_below_the_mark(void **state)
 static void test_acknowledged_records_lost_without_a_mark(void **state)
 {
     struct fx *f = *state;
-    sell(f, 4);
+    lf_sell(f, 4);
     yn_ledger_batch b;
     assert_int_equal(yn_ledger_batch_next(f->l, 100, WED_NOON_UTC, &b), YN_OK);
     assert_int_equal(yn_ledger_batch_ack(f->l, b.id, WED_NOON_UTC), YN_OK);
@@ -200,7 +182,7 @@ static void test_acknowledged_records_lost_without_a_mark(void **state)
 static void test_a_mark_that_is_not_ours(void **state)
 {
     struct fx *f = *state;
-    sell(f, 2);
+    lf_sell(f, 2);
     char path[700];
     snprintf(path, sizeof path, "%s.mark", f->path);
     FILE *out = fopen(path, "w");
@@ -222,7 +204,7 @@ static void test_a_mark_that_is_not_ours(void **state)
 static void test_storage_errors_are_counted(void **state)
 {
     struct fx *f = *state;
-    sell(f, 2);
+    lf_sell(f, 2);
     int last = -1;
     assert_int_equal(yn_ledger_storage_errors(f->l, &last), 0);
     assert_int_equal(last, YN_OK);

@@ -16,12 +16,17 @@
 #include "powervfs.h"
 #include "testutil.h"
 
-static sqlite3 *open_db(const char *path, const char *sync)
+/* A new database in a folder of its own (path written), in WAL mode with
+ * synchronous = sync, and sql run on it. */
+static sqlite3 *fresh(char *path, size_t size, const char *sync, const char *sql)
 {
+    char dir[256], pragmas[128];
     sqlite3 *db = NULL;
-    char sql[128];
+    yn_test_tmpdir(dir, sizeof dir);
+    snprintf(path, size, "%s/test.db", dir);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    snprintf(sql, sizeof sql, "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;", sync);
+    snprintf(pragmas, sizeof pragmas, "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s;", sync);
+    assert_int_equal(sqlite3_exec(db, pragmas, NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
     return db;
 }
@@ -57,22 +62,14 @@ static void cut_now(sqlite3 *db, const char *path)
 static void test_synced_survives_unsynced_is_lost(void **state)
 {
     (void)state;
-    char dir[256], path[512];
-    yn_test_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/full.db", dir);
-    sqlite3 *db = open_db(path, "FULL");
-    assert_int_equal(
-        sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);", NULL, NULL, NULL),
-        SQLITE_OK);
+    char path[512];
+    sqlite3 *db =
+        fresh(path, sizeof path, "FULL", "CREATE TABLE t(x); INSERT INTO t VALUES (1), (2)");
     cut_now(db, path);
     assert_int_equal(rows(path), 2); /* committed with a sync: there; the third: not */
 
-    snprintf(path, sizeof path, "%s/off.db", dir);
-    db = open_db(path, "FULL");
-    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA synchronous = OFF; INSERT INTO t VALUES (1), (2);",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    db = fresh(path, sizeof path, "FULL",
+               "CREATE TABLE t(x); PRAGMA synchronous = OFF; INSERT INTO t VALUES (1), (2)");
     assert_int_equal(rows(path), 2); /* read back at once ... */
     cut_now(db, path);
     assert_int_equal(rows(path), 0); /* ... but never synced: gone with the power */
@@ -85,13 +82,8 @@ static void test_synced_survives_unsynced_is_lost(void **state)
 static void test_settle_writes_back(void **state)
 {
     (void)state;
-    char dir[256], path[512];
-    yn_test_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/settle.db", dir);
-    sqlite3 *db = open_db(path, "OFF");
-    assert_int_equal(
-        sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", NULL, NULL, NULL),
-        SQLITE_OK);
+    char path[512];
+    sqlite3 *db = fresh(path, sizeof path, "OFF", "CREATE TABLE t(x); INSERT INTO t VALUES (1)");
     sqlite3_close(db);
     yn_power_settle(); /* a clean shutdown: the page cache reaches the disk */
     yn_power_arm(0);
