@@ -15,10 +15,11 @@
 
 #define DEFAULT_IDLE_MS     2000
 #define DEFAULT_VERIFY_MS   (24LL * 3600 * 1000)
-#define PAGES_EVERY_MS      60000 /* quick_check after a storage failure at most this often */
-#define LOST_POLL_MS        1000  /* records lost: look whether sync restored them */
-#define CHECKPOINT_EVERY_MS 60000 /* while idle, also for what sync wrote */
-#define VERIFY_NICE         19    /* the background verification yields to the counter */
+#define PAGES_EVERY_MS      600000 /* every page after a failure not about damage: at most */
+#define LOST_POLL_MS        1000   /* records lost: look whether sync restored them */
+#define CHECKPOINT_EVERY_MS 60000  /* while idle, also for what sync wrote */
+#define VERIFY_NICE         19     /* the background verification yields to the counter */
+#define VERIFY_IDLE_MS      600000 /* a periodic verification waits for this much quiet */
 
 struct yn_keeper {
     yn_keeper_opts o;
@@ -40,7 +41,30 @@ struct yn_keeper {
     int64_t verify_bad_seq; /* its first bad record (0: a card row) */
     bool conflict;          /* sync: the district refused our records */
     int64_t conflict_first, conflict_last;
+    int64_t tap_real_ms; /* CLOCK_MONOTONIC ms of the last tap the keeper saw */
 };
+
+static int64_t real_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Wait on the keeper's condition until ms from now (or quit); with mu held. */
+static void wait_ms(yn_keeper *k, int64_t ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!k->quit && pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0)
+        ;
+}
 
 static const char *why_name(enum yn_stop_why why)
 {
@@ -119,6 +143,8 @@ static void check(yn_keeper *k, enum yn_ledger_check_depth depth, int64_t now_ms
 
 /* ---- the background verification --------------------------------------------------- */
 
+/* At start, then every verify_every_ms once the counter has been quiet for
+ * VERIFY_IDLE_MS: reading the whole file must not fall into a lunch rush. */
 static void *verify_main(void *arg)
 {
     yn_keeper *k = arg;
@@ -145,16 +171,10 @@ static void *verify_main(void *arg)
             k->verify_bad = true;
             k->verify_bad_seq = rep.first_bad_seq;
         }
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += (time_t)(every_ms / 1000);
-        until.tv_nsec += (long)(every_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        while (!k->quit && pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0)
-            ;
+        wait_ms(k, every_ms);
+        int64_t quiet_ms;
+        while (!k->quit && (quiet_ms = real_ms() - k->tap_real_ms) < VERIFY_IDLE_MS)
+            wait_ms(k, VERIFY_IDLE_MS - quiet_ms);
     }
     pthread_mutex_unlock(&k->mu);
     return NULL;
@@ -269,6 +289,9 @@ void yn_keeper_tick(yn_keeper *k, int64_t now_ms, int taps, yn_sales_stop *verdi
         k->taps = taps;
         k->active_ms = now_ms;
         k->dirty = true;
+        pthread_mutex_lock(&k->mu);
+        k->tap_real_ms = real_ms();
+        pthread_mutex_unlock(&k->mu);
     }
     if (k->stop.why != YN_STOP_DAMAGED && now_ms - k->active_ms >= k->o.idle_ms &&
         (k->dirty || now_ms - k->checkpointed_ms >= CHECKPOINT_EVERY_MS)) {

@@ -3,7 +3,8 @@
  * At start it checks the ledger (every page, the chain's tail, the
  * high-water mark); after any storage failure it checks it again before the
  * next tap is taken; a thread of its own verifies the whole chain and every
- * card row in the background (at start, then daily); and while the counter
+ * card row in the background (at start, then daily once the counter has been
+ * quiet for 10 minutes); and while the counter
  * is idle it checkpoints the WAL, never on a tap's path. A damaged ledger,
  * or the district holding other records under this terminal's seqs, stops
  * sales until a technician has looked (yinian-diag ledger verify; a restart
