@@ -20,6 +20,7 @@
 #define CHECKPOINT_EVERY_MS 60000  /* while idle, also for what sync wrote */
 #define VERIFY_NICE         19     /* the background verification yields to the counter */
 #define VERIFY_IDLE_MS      600000 /* a periodic verification waits for this much quiet */
+#define VERIFY_CACHE_KIB    1024   /* its page cache (and sorter): the daemon's RSS budget */
 
 struct yn_keeper {
     yn_keeper_opts o;
@@ -153,7 +154,10 @@ static void *verify_main(void *arg)
     pthread_mutex_lock(&k->mu);
     while (!k->quit) {
         pthread_mutex_unlock(&k->mu);
-        yn_ledger_opts lo = {.path = k->path, .terminal_id = k->terminal, .read_only = true};
+        yn_ledger_opts lo = {.path = k->path,
+                             .terminal_id = k->terminal,
+                             .read_only = true,
+                             .cache_kib = VERIFY_CACHE_KIB};
         yn_ledger *l = NULL;
         yn_ledger_verify_report rep = {0};
         int st = yn_ledger_open(&lo, &l);

@@ -70,6 +70,8 @@ typedef struct yn_ledger_opts {
      * daemon's counter handle and yinian-diag's writing commands take it;
      * sync's handle inside the daemon and read-only checks do not. */
     bool lock;
+    int32_t cache_kib; /* SQLite page cache of the handle, KiB; 0 = 8192 (a background
+                          verification takes less: it reads every page once) */
 } yn_ledger_opts;
 
 /* Wall and monotonic time of an operation (UTC seconds, CLOCK_MONOTONIC ms). */

@@ -411,7 +411,8 @@ static int configure(yn_ledger *l, const yn_ledger_opts *o)
     sqlite3_extended_result_codes(l->db, 1);
     sqlite3_busy_timeout(l->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : DEFAULT_BUSY_MS);
     char sql[96];
-    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", CACHE_KIB);
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d",
+             o->cache_kib > 0 ? (int)o->cache_kib : CACHE_KIB);
     int rc = sqlite3_exec(l->db,
                           "PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF;"
                           " PRAGMA synchronous = FULL;",
@@ -445,7 +446,8 @@ int yn_ledger_open(const yn_ledger_opts *o, yn_ledger **out)
     *out = NULL;
     if (!o || !o->path || !*o->path || !yn_lg_text_ok(o->terminal_id, YN_LEDGER_ID_MAX, false) ||
         o->min_interval_s < 0 || o->reverse_window_s < 0 || o->schema_target < 0 ||
-        o->offline_cap_fen < 0 || o->offline_after_s < 0 || o->schema_target > SCHEMA_LATEST)
+        o->offline_cap_fen < 0 || o->offline_after_s < 0 || o->schema_target > SCHEMA_LATEST ||
+        o->cache_kib < 0)
         return YN_EINVAL;
     /* No allocation statistics: they take a global mutex on every malloc.
      * Only possible before SQLite is first used in the process; tried once. */
