@@ -355,6 +355,10 @@ static int restore(yn_sync *s, yn_ledger *l, const yn_ledger_health *h, int64_t 
         st->requests++;
         rc = post(s->curl, s->o.url, "/v1/records", s->o.ca_file, s->o.client_cert, s->o.client_key,
                   s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
+        if (rc != YN_OK && r.status == 409) { /* not_restorable: kept before frames were */
+            yn_ledger_batch b = {.first_seq = head + 1, .last_seq = h->lost_last};
+            rc = conflict(s, l, &b, r.p, now_utc_s);
+        }
         if (rc == YN_OK && r.held < 0) {
             yn_err("sync: restore: the district's reply has no X-YN-Held");
             rc = YN_EPROTO;
