@@ -154,7 +154,7 @@ static void test_background_verification_finds_a_card_row(void **state)
     lf_log_begin(f);
     yn_keeper *k = start(f, 0, &v);
     assert_int_equal(v.why, YN_STOP_NONE); /* the quick check at start does not see it */
-    for (int i = 0; i < 400 && v.why == YN_STOP_NONE; i++) {
+    for (int i = 0; i < 6000 && v.why == YN_STOP_NONE; i++) { /* nice 19: up to a minute */
         struct timespec d = {0, 10 * 1000000L};
         nanosleep(&d, NULL);
         yn_keeper_tick(k, 100 + i, 0, &v);
