@@ -1,6 +1,7 @@
 /* fileio.c — atomic, durable file replacement. */
 #include "fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -81,4 +82,33 @@ int yn_file_write_atomic(const char *path, const void *data, size_t len, unsigne
         close(dfd);
     }
     return rc;
+}
+
+int yn_file_remove_stale(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    size_t plen = strlen(prefix);
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < plen + 4 || strncmp(e->d_name, prefix, plen) != 0 ||
+            strcmp(e->d_name + n - 4, ".new") != 0)
+            continue;
+        char path[PATH_MAX];
+        struct stat sb;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path ||
+            lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            continue;
+        if (unlink(path) == 0) {
+            yn_info("removed %s, left by an interrupted write", path);
+            removed++;
+        } else {
+            yn_warn("cannot remove %s, left by an interrupted write: %s", path, strerror(errno));
+        }
+    }
+    closedir(d);
+    return removed;
 }

@@ -12,4 +12,10 @@
 int yn_file_write_atomic(const char *path, const void *data, size_t len,
                          unsigned mode) YN_MUST_CHECK;
 
+/* Remove the leftovers of interrupted atomic writes: the regular files in
+ * dir named prefix*.new (a program holding what writes them, e.g. the
+ * ledger's lock, calls it at start). Each one removed is logged; returns how
+ * many were, or -1 when dir cannot be read (a missing dir: 0). */
+int yn_file_remove_stale(const char *dir, const char *prefix);
+
 #endif

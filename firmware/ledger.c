@@ -159,6 +159,8 @@ void yn_lg_rollback(yn_ledger *l)
 int yn_lg_fail(yn_ledger *l, int src, const char *what)
 {
     int st = yn_lg_status_of(src);
+    l->storage_errors++;
+    l->last_storage_error = st;
     char msg[256];
     yn_lg_copy_str(msg, sizeof msg, sqlite3_errmsg(l->db));
     yn_lg_rollback(l);
@@ -663,6 +665,38 @@ void yn_lg_usage_remove(struct card_state *cs, int32_t ymd, const char *period, 
     }
 }
 
+/* The card's state after its record r: what the counter writes with each
+ * record, and what a restore rebuilds from the district's records. reversed
+ * is the meal r undoes when r is a reversal (else NULL): the wrong charge
+ * undone lets the right one follow at once, and its usage is given back
+ * where the counters still carry its keys. */
+void yn_lg_state_apply(struct card_state *cs, const yn_ledger_record *r,
+                       const yn_ledger_record *reversed)
+{
+    cs->balance_fen = r->wallet_after_fen;
+    cs->last_seq = r->seq;
+    if (r->tap_id)
+        cs->last_tap = r->tap_id;
+    if (r->kind == YN_LEDGER_MEAL) {
+        cs->meal_seq = r->seq;
+        cs->meal_utc_s = r->utc_s;
+        cs->meal_mono_ms = r->mono_ms;
+        cs->meal_boot = r->boot_no;
+        if (r->subsidy_fen > 0) {
+            yn_lg_usage_add(cs, r->local_ymd, r->period, r->subsidy_fen);
+            cs->stamp_seq = r->seq; /* what the card's stamp should name */
+        }
+    } else if (r->kind == YN_LEDGER_REVERSAL && reversed) {
+        if (cs->meal_seq == reversed->seq) /* a wrong charge undone: the right one may follow */
+            cs->meal_seq = cs->meal_utc_s = cs->meal_mono_ms = cs->meal_boot = 0;
+        if (cs->stamp_seq ==
+            reversed->seq) /* the card's stamp names a meal that no longer counts */
+            cs->stamp_seq = 0;
+        if (reversed->subsidy_fen > 0)
+            yn_lg_usage_remove(cs, reversed->local_ymd, reversed->period, reversed->subsidy_fen);
+    }
+}
+
 void yn_lg_record_base(yn_ledger *l, yn_ledger_record *r, int kind, const char *card_no,
                        const yn_ledger_when *when)
 {
@@ -681,6 +715,8 @@ void yn_lg_record_base(yn_ledger *l, yn_ledger_record *r, int kind, const char *
 int yn_lg_read_fail(yn_ledger *l, int rc, const char *what)
 {
     int st = yn_lg_status_of(rc);
+    l->storage_errors++;
+    l->last_storage_error = st;
     yn_err("ledger %s: %s failed: %s (sqlite %d: %s): %s", l->path, what, yn_strerror(st), rc,
            sqlite3_errmsg(l->db), yn_lg_advice_for(st));
     if (!sqlite3_get_autocommit(l->db))

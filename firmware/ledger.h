@@ -70,6 +70,14 @@ typedef struct yn_ledger_opts {
      * offline_after_s at the tap's wall-clock time. */
     int64_t offline_cap_fen; /* fen per card per local day while offline; 0 = no cap */
     int32_t offline_after_s; /* no sync for this long = offline; 0 = 3 x 300 s */
+    /* Hold the ledger's lock (flock on <path>.lock, which names the holder's
+     * pid) for the handle's life: one daemon per ledger (LEDGER.md, "One
+     * daemon per ledger"). YN_EBUSY when another process holds it. The
+     * daemon's counter handle and yinian-diag's writing commands take it;
+     * sync's handle inside the daemon and read-only checks do not. */
+    bool lock;
+    int32_t cache_kib; /* SQLite page cache of the handle, KiB; 0 = 8192 (a background
+                          verification takes less: it reads every page once) */
 } yn_ledger_opts;
 
 /* Wall and monotonic time of an operation (UTC seconds, CLOCK_MONOTONIC ms). */
@@ -416,5 +424,72 @@ int yn_ledger_meta_put_lazy(yn_ledger *l, const char *key, const char *value) YN
  * pays for it, and catch the handle up with records other handles appended
  * (the journal head and highest tap id it keeps). Safe to call any time. */
 int yn_ledger_checkpoint(yn_ledger *l) YN_MUST_CHECK;
+
+/* --- health: fit to sell from? (LEDGER.md, "Health") ------------------------ */
+
+#define YN_LEDGER_TAIL_RECORDS 64 /* newest records whose hashes yn_ledger_check recomputes */
+
+enum yn_ledger_check_depth {
+    YN_LEDGER_CHECK_TAIL,  /* the chain's tail and the high-water mark: well under a millisecond */
+    YN_LEDGER_CHECK_PAGES, /* and PRAGMA quick_check of every page: seconds on a large file */
+};
+
+typedef struct yn_ledger_health {
+    int64_t head_seq;      /* the journal's last record (0: empty) */
+    int64_t mark_seq;      /* high-water mark: highest seq that may have left the terminal */
+    int64_t lost_first;    /* records the district may hold that the ledger lacks: */
+    int64_t lost_last;     /*   lost_first..lost_last; 0 when none */
+    int64_t first_bad_seq; /* first record found damaged; 0 if none (or not a record) */
+    char what[200];        /* what is wrong, for the technician (English); "" when fit */
+} yn_ledger_health;
+
+/* Is the ledger fit to sell from: the pages (YN_LEDGER_CHECK_PAGES only),
+ * the newest YN_LEDGER_TAIL_RECORDS records (seqs consecutive, each hash
+ * recomputed from its stored prev_hash, each linked to the one before, the
+ * last one the head) and the high-water mark (the head at or above it, and
+ * the record at the mark the one that may have been sent). Returns
+ *   YN_OK        fit to sell;
+ *   YN_ESTALE    records lost: lost_first..lost_last may be held by the
+ *                district and are missing here; sell again only once they
+ *                are restored from it (yn_ledger_restore_append);
+ *   YN_ECORRUPT  damaged: out->what says how, sales must stop;
+ *   a storage status when the file cannot be read. Logs nothing when fit. */
+int yn_ledger_check(yn_ledger *l, enum yn_ledger_check_depth depth,
+                    yn_ledger_health *out) YN_MUST_CHECK;
+
+/* Raise the high-water mark (<path>.mark) to seq before records up to seq
+ * leave the terminal (a sync upload, a USB export): every record the district
+ * can hold is then at or below the mark. Written atomically and durably
+ * (fsync) before it returns; a seq at or below the mark changes nothing.
+ * YN_ENOTFOUND when record seq is not in the journal. */
+int yn_ledger_mark_raise(yn_ledger *l, int64_t seq) YN_MUST_CHECK;
+
+/* Storage failures reported by this handle so far (every operation that
+ * returned a storage status), and the status of the last one (may be NULL):
+ * the daemon checks the ledger after each. */
+int64_t yn_ledger_storage_errors(const yn_ledger *l, int *last_status);
+
+/* --- restore from the district (LEDGER.md, "Restore") ------------------------ */
+
+/* Append records the district holds back to this ledger, exactly as they
+ * were: recs[0..n) from this terminal's own batch frames (their MAC verified
+ * by the caller), in seq order; those at or below the head are skipped, the
+ * others must follow the head one by one, chain to it (prev_hash = the head's
+ * hash) and have the same hash when recomputed here. The card rows (balance,
+ * usage, last meal and tap), the allocation ids and the day index are
+ * rebuilt from them in the same transaction, and each record must agree with
+ * its card's row (card_prev_seq, wallet_after_fen). All or nothing:
+ * YN_ECORRUPT (the log says which record and why) when one does not fit.
+ * *appended (may be NULL) = records appended. */
+int yn_ledger_restore_append(yn_ledger *l, const yn_ledger_record *recs, size_t n,
+                             int64_t *appended) YN_MUST_CHECK;
+/* The district holds records up to held_seq and nothing above (what its
+ * /v1/records said): once the head reached held_seq, note the restore in
+ * meta (restored_first = first_seq, restored_last, restored_mark,
+ * restored_utc_s, for yinian-diag) and bring the high-water mark down to the
+ * head (records above held_seq never reached the district). YN_EINVAL when
+ * the head is below held_seq (restore those first). */
+int yn_ledger_restore_finish(yn_ledger *l, int64_t first_seq, int64_t held_seq,
+                             int64_t now_utc_s) YN_MUST_CHECK;
 
 #endif

@@ -255,17 +255,7 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     if ((rc = yn_lg_append(l, &rec)) != SQLITE_OK)
         goto storage;
 
-    cs.balance_fen = rec.wallet_after_fen;
-    cs.last_seq = rec.seq;
-    cs.last_tap = rec.tap_id;
-    cs.meal_seq = rec.seq;
-    cs.meal_utc_s = rec.utc_s;
-    cs.meal_mono_ms = rec.mono_ms;
-    cs.meal_boot = rec.boot_no;
-    if (rec.subsidy_fen > 0) {
-        yn_lg_usage_add(&cs, m.local_ymd, m.period, rec.subsidy_fen);
-        cs.stamp_seq = rec.seq;
-    }
+    yn_lg_state_apply(&cs, &rec, NULL); /* rec.local_ymd, rec.period: the moment's keys */
     if ((rc = yn_lg_state_put(l, card_no, &cs)) != SQLITE_OK)
         goto storage;
     /* 7. commit: the one durable write of the tap. The card's stamp is
@@ -430,14 +420,7 @@ int yn_ledger_reverse(yn_ledger *l, const yn_policy *p, int64_t seq, const char 
     if ((rc = yn_lg_append(l, &rec)) != SQLITE_OK)
         goto storage;
 
-    cs.balance_fen = rec.wallet_after_fen;
-    cs.last_seq = rec.seq;
-    if (cs.meal_seq == meal.seq) /* a wrong charge undone: the right one may follow at once */
-        cs.meal_seq = cs.meal_utc_s = cs.meal_mono_ms = cs.meal_boot = 0;
-    if (cs.stamp_seq == meal.seq) /* the card's stamp names a meal that no longer counts */
-        cs.stamp_seq = 0;
-    if (meal.subsidy_fen > 0)
-        yn_lg_usage_remove(&cs, meal.local_ymd, meal.period, meal.subsidy_fen);
+    yn_lg_state_apply(&cs, &rec, &meal);
     if ((rc = yn_lg_state_put(l, meal.card_no, &cs)) != SQLITE_OK)
         goto storage;
     if ((rc = yn_lg_tx_commit_append(l, &rec)) != SQLITE_OK)
@@ -464,10 +447,7 @@ int yn_lg_credit(yn_ledger *l, struct card_state *cs, yn_ledger_record *rec, int
     int rc = yn_lg_append(l, rec);
     if (rc != SQLITE_OK)
         return rc;
-    cs->balance_fen = rec->wallet_after_fen;
-    cs->last_seq = rec->seq;
-    if (rec->tap_id)
-        cs->last_tap = rec->tap_id;
+    yn_lg_state_apply(cs, rec, NULL);
     return yn_lg_state_put(l, rec->card_no, cs);
 }
 

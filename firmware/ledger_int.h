@@ -13,6 +13,9 @@
  *                      checkpoints
  *   ledger_report.c    reads: kiosk balance, records, head; settlement (日结)
  *   ledger_verify.c    verification of the chain and of every card row
+ *   ledger_health.c    fit to sell from? the lock, the high-water mark and
+ *                      the quick check of pages and the chain's tail
+ *   ledger_restore.c   records the ledger lost, restored from the district
  *
  * Internal functions shared between the parts are named yn_lg_*. They return
  * SQLite result codes (the public functions map them to enum yn_status once,
@@ -88,7 +91,10 @@ struct yn_ledger {
     int64_t offline_after_s;         /* no sync for this long = offline */
     int64_t boot_no;                 /* this boot's number in the ledger, >= 1 */
     bool read_only;
-    bool ready; /* statements prepared (schema is the latest) */
+    bool ready;             /* statements prepared (schema is the latest) */
+    int lock_fd;            /* <path>.lock held (flock) for the handle's life; -1: none */
+    int64_t storage_errors; /* storage failures reported so far (yn_lg_fail, yn_lg_read_fail) */
+    int last_storage_error; /* the yn_status of the last one */
     sqlite3_stmt *st[ST_COUNT];
     EVP_MD_CTX *md_ctx; /* reused for every record hash */
     EVP_MD *md;         /* SHA-256, fetched once */
@@ -178,11 +184,18 @@ void yn_lg_usage_of(const struct card_state *cs, const yn_moment *m, yn_usage *u
 void yn_lg_usage_add(struct card_state *cs, int32_t ymd, const char *period, int64_t subsidy_fen);
 void yn_lg_usage_remove(struct card_state *cs, int32_t ymd, const char *period,
                         int64_t subsidy_fen);
+void yn_lg_state_apply(struct card_state *cs, const yn_ledger_record *r,
+                       const yn_ledger_record *reversed);
 
 /* ledger.c — meta */
 int yn_lg_meta_get_i64(yn_ledger *l, const char *key, int64_t *v);
 int yn_lg_meta_put_text(yn_ledger *l, const char *key, const char *value);
 int yn_lg_meta_put_i64(yn_ledger *l, const char *key, int64_t v);
+
+/* ledger_health.c — the lock, the high-water mark */
+int yn_lg_lock_take(yn_ledger *l);
+void yn_lg_lock_release(yn_ledger *l);
+int yn_lg_mark_lower(yn_ledger *l, int64_t head_seq, const uint8_t head_hash[YN_LEDGER_HASH_LEN]);
 
 /* ledger_counter.c — credits; allocations are also applied by district updates */
 int yn_lg_credit(yn_ledger *l, struct card_state *cs, yn_ledger_record *rec, int64_t amount_fen);

@@ -1,13 +1,11 @@
 /* ledger_report.c — reads of the ledger: the kiosk's balance and last meals,
  * one record, the head; and the settlement (日结) on screen and as CSV. */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "fileio.h"
 #include "ledger_int.h"
 #include "log.h"
 
@@ -287,25 +285,18 @@ int yn_ledger_settle_csv_path(yn_ledger *l, int32_t local_ymd, const char *path)
     CHECK_READY(l);
     if (!path)
         return YN_EINVAL;
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.new", path) >= (int)sizeof tmp)
-        return YN_EINVAL;
-    (void)unlink(tmp);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        yn_err("ledger: settlement %s: cannot create: %s", tmp, strerror(errno));
-        return errno == ENOSPC ? YN_ENOSPC : errno == EROFS ? YN_EROFS : YN_EIO;
-    }
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return YN_ENOMEM;
     int st = yn_ledger_settle_csv(l, local_ymd, f);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        st = st ? st : (errno == ENOSPC ? YN_ENOSPC : YN_EIO);
     if (fclose(f) != 0 && st == YN_OK)
-        st = YN_EIO;
-    if (st == YN_OK && (rename(tmp, path) != 0 || yn_lg_fsync_dir_of(path) != 0))
-        st = YN_EIO;
-    if (st != YN_OK) {
+        st = YN_ENOMEM;
+    if (st == YN_OK) /* path.new, fsync, rename, fsync the folder */
+        st = yn_file_write_atomic(path, text, len, 0644);
+    if (st != YN_OK)
         yn_err("ledger: settlement %s not written: %s", path, yn_strerror(st));
-        (void)unlink(tmp);
-    }
+    free(text);
     return st;
 }

@@ -441,7 +441,8 @@ static int configure(yn_ledger *l, const yn_ledger_opts *o)
     sqlite3_extended_result_codes(l->db, 1);
     sqlite3_busy_timeout(l->db, o->busy_timeout_ms > 0 ? o->busy_timeout_ms : DEFAULT_BUSY_MS);
     char sql[96];
-    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d", CACHE_KIB);
+    snprintf(sql, sizeof sql, "PRAGMA cache_size = -%d",
+             o->cache_kib > 0 ? (int)o->cache_kib : CACHE_KIB);
     int rc = sqlite3_exec(l->db,
                           "PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF;"
                           " PRAGMA synchronous = FULL;",
@@ -475,7 +476,8 @@ int yn_ledger_open(const yn_ledger_opts *o, yn_ledger **out)
     *out = NULL;
     if (!o || !o->path || !*o->path || !yn_lg_text_ok(o->terminal_id, YN_LEDGER_ID_MAX, false) ||
         o->min_interval_s < 0 || o->reverse_window_s < 0 || o->schema_target < 0 ||
-        o->offline_cap_fen < 0 || o->offline_after_s < 0 || o->schema_target > SCHEMA_LATEST)
+        o->offline_cap_fen < 0 || o->offline_after_s < 0 || o->schema_target > SCHEMA_LATEST ||
+        o->cache_kib < 0)
         return YN_EINVAL;
     /* No allocation statistics: they take a global mutex on every malloc.
      * Only possible before SQLite is first used in the process; tried once. */
@@ -487,6 +489,7 @@ int yn_ledger_open(const yn_ledger_opts *o, yn_ledger **out)
     yn_ledger *l = calloc(1, sizeof *l);
     if (!l)
         return YN_ENOMEM;
+    l->lock_fd = -1;
     l->path = strdup(o->path);
     l->md_ctx = EVP_MD_CTX_new();
     l->md = EVP_MD_fetch(NULL, "SHA256", NULL);
@@ -501,10 +504,14 @@ int yn_ledger_open(const yn_ledger_opts *o, yn_ledger **out)
     l->offline_after_s = o->offline_after_s > 0 ? o->offline_after_s : DEFAULT_OFFLINE_AFTER_S;
     l->read_only = o->read_only;
 
+    int st;
+    if (o->lock && (st = yn_lg_lock_take(l)) != YN_OK) { /* one daemon per ledger */
+        yn_ledger_close(l);
+        return st;
+    }
     int flags = SQLITE_OPEN_NOMUTEX |
                 (o->read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     int rc = sqlite3_open_v2(o->path, &l->db, flags, NULL);
-    int st;
     if (rc != SQLITE_OK) {
         st = yn_lg_status_of(rc);
         yn_err("ledger %s: cannot open: %s (sqlite %d: %s): check ledger.path and its directory",
@@ -549,6 +556,7 @@ void yn_ledger_close(yn_ledger *l)
         sqlite3_finalize(l->st[i]);
     if (l->db && sqlite3_close(l->db) != SQLITE_OK)
         yn_warn("ledger %s: close: %s", l->path ? l->path : "?", sqlite3_errmsg(l->db));
+    yn_lg_lock_release(l); /* after SQLite let go of the file */
     EVP_MD_free(l->md);
     EVP_MD_CTX_free(l->md_ctx);
     free(l->path);

@@ -11,6 +11,8 @@
 #include "client.h"
 #include "config.h"
 #include "devices.h"
+#include "fileio.h"
+#include "keeper.h"
 #include "ledger.h"
 #include "log.h"
 #include "policy.h"
@@ -85,6 +87,7 @@ struct app {
     yn_policy *policy;
     uint8_t master[YN_CARD_MASTER_LEN];
     yn_card_keyring ring;
+    bool ledger_damaged; /* the ledger or its policy could not be read: damaged */
 };
 
 static void app_close(struct app *a)
@@ -96,8 +99,9 @@ static void app_close(struct app *a)
 
 /* Keys, ledger and the policy in force: board.conf's policy file is offered
  * to the ledger, which keeps whichever version is newer (the district's
- * updates arrive there too). */
-static int app_open(const yn_config *cfg, yn_keystore *keys, struct app *a)
+ * updates arrive there too). lock: the daemon's own run takes the ledger's
+ * lock (one daemon per ledger), the self-test does not. */
+static int app_open(const yn_config *cfg, yn_keystore *keys, struct app *a, bool lock)
 {
     uint8_t buf[YN_KEY_MAX];
     size_t len;
@@ -119,9 +123,12 @@ static int app_open(const yn_config *cfg, yn_keystore *keys, struct app *a)
                          .terminal_id = cfg->terminal.id,
                          .min_interval_s = cfg->ledger.min_interval_s,
                          .offline_cap_fen = cfg->sync.enabled ? cfg->sync.offline_cap_fen : 0,
-                         .offline_after_s = 3 * cfg->sync.interval_s};
-    if ((rc = yn_ledger_open(&lo, &a->ledger)) != YN_OK)
+                         .offline_after_s = 3 * cfg->sync.interval_s,
+                         .lock = lock};
+    if ((rc = yn_ledger_open(&lo, &a->ledger)) != YN_OK) {
+        a->ledger_damaged = rc == YN_ECORRUPT || rc == YN_EIO;
         return rc;
+    }
     FILE *f = fopen(cfg->policy.file, "r");
     char *json = NULL;
     size_t n = 0;
@@ -143,6 +150,7 @@ static int app_open(const yn_config *cfg, yn_keystore *keys, struct app *a)
     } else {
         yn_err("ledger %s: no policy in force (%s): the terminal cannot decide subsidies",
                cfg->ledger.path, yn_strerror(rc));
+        a->ledger_damaged = rc == YN_ECORRUPT || rc == YN_EIO;
     }
     free(json);
     if (rc == YN_OK)
@@ -177,7 +185,8 @@ static int self_test(const yn_config *cfg)
     if (strcmp(cfg->io.backend, "none") != 0)
         failures += report("io", yn_io_describe(&dev.io, what, sizeof what), what);
     struct app app;
-    failures += report("ledger, keys and policy", app_open(cfg, &dev.keys, &app), cfg->ledger.path);
+    failures +=
+        report("ledger, keys and policy", app_open(cfg, &dev.keys, &app, false), cfg->ledger.path);
     app_close(&app);
     yn_devices_close(&dev);
     return failures ? EXIT_RUNTIME : 0;
@@ -196,9 +205,17 @@ static void on_server_time(void *arg, int64_t utc_ms)
 /* Largest clock step taken from the server once the clock is trusted. */
 #define CLOCK_MAX_STEP_MS (10 * 60 * 1000)
 
+/* Sync found the district holding other records under our seqs. */
+static void on_conflict(void *arg, int64_t first_seq, int64_t last_seq)
+{
+    yn_keeper_conflict(arg, first_seq, last_seq);
+}
+
 /* The sync thread, when [sync] enabled: its own ledger handle, never
- * delaying a tap (SQLite WAL lets both work). */
-static int sync_start(const yn_config *cfg, yn_keystore *keys, yn_sync_thread **out)
+ * delaying a tap (SQLite WAL lets both work). It restores records the
+ * ledger lost and reports conflicts to the keeper. */
+static int sync_start(const yn_config *cfg, yn_keystore *keys, yn_keeper *keeper,
+                      yn_sync_thread **out)
 {
     static uint8_t terminal_key[YN_KEY_MAX];
     uint8_t pub[YN_KEY_MAX];
@@ -222,7 +239,9 @@ static int sync_start(const yn_config *cfg, yn_keystore *keys, yn_sync_thread **
                        .terminal_key = terminal_key,
                        .terminal_key_len = key_len,
                        .clock_max_step_ms = CLOCK_MAX_STEP_MS,
-                       .on_server_time = on_server_time};
+                       .on_server_time = on_server_time,
+                       .on_conflict = on_conflict,
+                       .arg = keeper};
     memcpy(so.district_pub, pub, YN_UPDATE_PUBKEY_LEN);
     yn_ledger_opts lo = {.path = cfg->ledger.path,
                          .terminal_id = cfg->terminal.id,
@@ -232,22 +251,80 @@ static int sync_start(const yn_config *cfg, yn_keystore *keys, yn_sync_thread **
     return yn_sync_thread_start(&so, &lo, cfg->sync.interval_s, out);
 }
 
+/* Leftovers of writes a kill or a power cut interrupted: 日结 files and the
+ * ledger's own (the high-water mark, migration backups). Under the ledger's
+ * lock: no other daemon is writing them. */
+static void remove_stale(const yn_config *cfg)
+{
+    char dir[PATH_MAX], prefix[PATH_MAX + 8];
+    snprintf(dir, sizeof dir, "%s", cfg->ledger.path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : cfg->ledger.path;
+    snprintf(prefix, sizeof prefix, "%s.", base);
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (yn_file_remove_stale(dir, prefix) < 0 ||
+        yn_file_remove_stale(cfg->ledger.settle_dir, "settle-") < 0)
+        yn_warn("cannot look for files left by interrupted writes next to %s or in %s",
+                cfg->ledger.path, cfg->ledger.settle_dir);
+}
+
+/* The ledger does not even open, or its policy cannot be read from it: no
+ * sale; the screen says so for staff until the daemon is stopped. */
+static int stopped_for_good(yn_devices *dev)
+{
+    yn_sales_stop stop = {.why = YN_STOP_DAMAGED};
+    yn_screen s;
+    yn_terminal_stop_screen(&stop, &s);
+    if (yn_display_show(&dev->display, &s) != YN_OK)
+        yn_err("display: cannot show that sales are stopped");
+    yn_service_ready("ledger damaged: sales stopped");
+    while (!stop_requested) {
+        yn_input_event ev;
+        if (yn_input_next(&dev->input, 500, &ev) == YN_OK && ev.type == YN_EV_QUIT)
+            break;
+        yn_service_alive(yn_clock_mono_ms(&dev->clock));
+    }
+    return EXIT_RUNTIME;
+}
+
 static int run(const yn_config *cfg)
 {
     yn_devices dev;
     struct app app;
     yn_terminal *term = NULL;
     yn_sync_thread *sync = NULL;
+    yn_keeper *keeper = NULL;
+    yn_sales_stop verdict = {0}, shown = {0};
     if (yn_devices_open(&dev, cfg) != YN_OK)
         return EXIT_RUNTIME;
-    int rc = app_open(cfg, &dev.keys, &app);
+    int rc = app_open(cfg, &dev.keys, &app, true);
+    if (rc != YN_OK && app.ledger_damaged) {
+        app_close(&app);
+        rc = stopped_for_good(&dev);
+        yn_devices_close(&dev);
+        return rc;
+    }
+    if (rc == YN_OK)
+        remove_stale(cfg);
     yn_terminal_deps deps = {
         .ledger = app.ledger, .policy = app.policy, .master = app.master, .ring = &app.ring};
     if (rc == YN_OK)
         rc = yn_terminal_new(cfg, &dev, &deps, &term);
-    if (rc == YN_OK && (rc = sync_start(cfg, &dev.keys, &sync)) != YN_OK)
+    yn_keeper_opts ko = {.ledger = app.ledger,
+                         .path = cfg->ledger.path,
+                         .terminal_id = cfg->terminal.id,
+                         .can_restore = cfg->sync.enabled};
+    if (rc == YN_OK &&
+        (rc = yn_keeper_start(&ko, yn_clock_mono_ms(&dev.clock), &keeper, &verdict)) == YN_OK)
+        yn_terminal_set_stop(term, &verdict);
+    shown = verdict;
+    if (rc == YN_OK && (rc = sync_start(cfg, &dev.keys, keeper, &sync)) != YN_OK)
         yn_err("sync: cannot start: %s", yn_strerror(rc));
     if (rc != YN_OK) {
+        yn_keeper_stop(keeper);
         yn_terminal_free(term);
         app_close(&app);
         yn_devices_close(&dev);
@@ -267,6 +344,12 @@ static int run(const yn_config *cfg)
     yn_service_ready(status);
     while (!stop_requested && !yn_terminal_done(term) && rc == YN_OK) {
         rc = yn_terminal_step(term, 50);
+        yn_keeper_tick(keeper, yn_clock_mono_ms(&dev.clock), yn_terminal_taps(term), &verdict);
+        if (verdict.why != shown.why || verdict.first_seq != shown.first_seq ||
+            verdict.last_seq != shown.last_seq) {
+            yn_terminal_set_stop(term, &verdict);
+            shown = verdict;
+        }
         int64_t server_ms = atomic_exchange(&server_time_ms, 0);
         if (server_ms && yn_clock_correct(&dev.clock, server_ms,
                                           dev.clock.trusted ? CLOCK_MAX_STEP_MS : -1) != YN_OK)
@@ -276,6 +359,7 @@ static int run(const yn_config *cfg)
     yn_service_stopping();
     yn_info("yinian-pos stopping after %d taps", yn_terminal_taps(term));
     yn_sync_thread_stop(sync);
+    yn_keeper_stop(keeper);
     yn_terminal_free(term);
     app_close(&app);
     yn_devices_close(&dev);

@@ -125,6 +125,7 @@ struct yn_terminal {
     int taps;
     int demo_cards;        /* cards in [reader] sim_cards, for the demo_control hint */
     bool demo_cards_known; /* demo_cards was counted */
+    yn_sales_stop stop;    /* sales stopped (keeper.c): why; NONE while selling */
 };
 
 /* Meta keys of what the terminal notes in the ledger while idle. */
@@ -418,6 +419,8 @@ static const char *online_text(yn_terminal *t)
     return age_s <= 3 * (int64_t)t->cfg->sync.interval_s ? "在线" : "离线";
 }
 
+static void show_stopped(yn_terminal *t);
+
 static void show_idle(yn_terminal *t)
 {
     yn_screen s;
@@ -425,6 +428,10 @@ static void show_idle(yn_terminal *t)
     yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
     memcpy(t->idle_period, m.period, sizeof t->idle_period);
     t->idle_minute = m.seconds_of_day / 60;
+    if (t->stop.why != YN_STOP_NONE) {
+        show_stopped(t);
+        return;
+    }
     memset(t->entry, 0, sizeof t->entry);
     yn_clock_reading rd;
     yn_clock_read(&t->dev->clock, &rd);
@@ -667,6 +674,14 @@ static void after_debit(yn_terminal *t, const yn_tap_outcome *o)
 /* A new tap: decide, record, tell. Returns whether it reached a decision. */
 static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
 {
+    if (t->stop.why != YN_STOP_NONE) { /* not even read: nothing is charged */
+        yn_info("tap: sales stopped (the ledger, see above): card not read, nothing charged");
+        show_stopped(t);
+        light(t, YN_OUT_RED);
+        if (yn_nfc_release(&t->dev->nfc) != YN_OK)
+            yn_debug("reader: release failed");
+        return true;
+    }
     yn_tap_outcome o;
     yn_meal meal = {.price_fen = t->price_fen};
     int32_t weight_g = 0;
@@ -990,6 +1005,8 @@ static bool in_staff(const yn_terminal *t)
 
 static void on_key(yn_terminal *t, int key)
 {
+    if (t->stop.why != YN_STOP_NONE)
+        return; /* sales stopped: the screen stays */
     size_t n = strlen(t->price_text);
     bool digit = (key >= '0' && key <= '9') || key == YN_KEY_DOT;
     if (is_kiosk(t)) {
@@ -1237,4 +1254,63 @@ int yn_terminal_step(yn_terminal *t, int timeout_ms)
             show_idle(t); /* and the clock on it moves on */
     }
     return YN_OK;
+}
+
+/* --- sales stopped (keeper.c says why) ----------------------------------------- */
+
+void yn_terminal_stop_screen(const yn_sales_stop *stop, yn_screen *s)
+{
+    long long a = (long long)stop->first_seq, b = (long long)stop->last_seq;
+    switch (stop->why) {
+    case YN_STOP_LOST:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_lost", "账本缺少记录，暂停收款");
+        if (a > 0 && b > a)
+            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld-%lld 条已上传的记录", a, b);
+        else if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld 条已上传的记录", a);
+        if (stop->can_restore) {
+            yn_screen_add(s, YN_TEXT_LARGE, "正在从区里恢复，恢复后自动继续收款");
+            yn_screen_add(s, YN_TEXT_NORMAL, "请保持网络畅通。长时间未恢复，请联系技术员");
+        } else {
+            yn_screen_add(s, YN_TEXT_LARGE, "本机未开启同步，无法自动恢复");
+            yn_screen_add(s, YN_TEXT_NORMAL, "请联系技术员");
+        }
+        break;
+    case YN_STOP_CONFLICT:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_conflict",
+                       "账本与区里的记录不一致，已停止收款");
+        if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "区里已有第 %lld 条起不同的记录", a);
+        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
+        break;
+    default:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_damaged", "账本损坏，已停止收款");
+        if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "第 %lld 条记录校验不符", a);
+        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
+        yn_screen_add(s, YN_TEXT_NORMAL, "请勿删除或复制替换账本文件");
+        break;
+    }
+    yn_screen_add(s, YN_TEXT_NORMAL, "技术员请运行: yinian-diag ledger verify");
+}
+
+static void show_stopped(yn_terminal *t)
+{
+    yn_screen s;
+    yn_terminal_stop_screen(&t->stop, &s);
+    footer(t, &s);
+    show(t, &s);
+    t->state = ST_IDLE;
+}
+
+void yn_terminal_set_stop(yn_terminal *t, const yn_sales_stop *stop)
+{
+    bool was_stopped = t->stop.why != YN_STOP_NONE;
+    t->stop = *stop;
+    int64_t restored = 0; /* restored records' tap ids count too */
+    if (stop->why == YN_STOP_NONE && was_stopped &&
+        yn_ledger_tap_id_max(t->deps.ledger, &restored) == YN_OK && restored > t->last_tap_id)
+        t->last_tap_id = restored;
+    if (stop->why != YN_STOP_NONE || t->state == ST_IDLE)
+        show_idle(t);
 }

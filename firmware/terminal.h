@@ -9,6 +9,7 @@
 #include "card.h"
 #include "config.h"
 #include "devices.h"
+#include "keeper.h"
 #include "ledger.h"
 #include "policy.h"
 
@@ -40,5 +41,14 @@ int64_t yn_terminal_price_fen(const yn_terminal *t);
  * at yn_terminal_price_per_100g_fen() per 100 g, rounded down to the fen. */
 bool yn_terminal_weighed(const yn_terminal *t);
 int64_t yn_terminal_price_per_100g_fen(const yn_terminal *t);
+
+/* Sales stopped (the keeper's verdict, keeper.h) or going on again: while
+ * stopped, the idle screen says why for staff and a tap charges nothing (the
+ * card is not even read), keys are ignored. Going on again, the highest tap
+ * id is read afresh (a restore may have brought records back). */
+void yn_terminal_set_stop(yn_terminal *t, const yn_sales_stop *stop);
+/* The screen of stopped sales (Chinese, for staff): also shown by main.c when
+ * the ledger does not even open. */
+void yn_terminal_stop_screen(const yn_sales_stop *stop, yn_screen *s);
 
 #endif

@@ -415,6 +415,21 @@ int yn_batch_peek(const uint8_t *f, size_t len, yn_batch_header *hdr)
     return YN_OK;
 }
 
+int yn_batch_frame_len(const uint8_t *f, size_t len, size_t *frame_len)
+{
+    *frame_len = 0;
+    if (!f || len < YN_BATCH_HEADER_LEN + YN_BATCH_MAC_LEN || memcmp(f, YN_BATCH_MAGIC, 4) != 0)
+        return YN_EPROTO;
+    uint64_t body_len = be_get(f + 56, 4);
+    if (body_len > YN_BATCH_MAX_BODY)
+        return YN_ELIMIT;
+    size_t n = YN_BATCH_HEADER_LEN + (size_t)body_len + YN_BATCH_MAC_LEN;
+    if (n > len)
+        return YN_EPROTO;
+    *frame_len = n;
+    return YN_OK;
+}
+
 /* Inflate exactly raw_len bytes from the body, never more (the zip-bomb cap). */
 static int inflate_exact(const uint8_t *body, uint32_t body_len, uint8_t *raw, uint32_t raw_len,
                          const char **why)

@@ -51,6 +51,12 @@ int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, co
  * YN_EPROTO for a malformed header, YN_ELIMIT for sizes over the caps. */
 int yn_batch_peek(const uint8_t *frame, size_t len, yn_batch_header *hdr) YN_MUST_CHECK;
 
+/* The length of the frame at the start of f (len bytes available, more
+ * frames may follow: the district's /v1/records reply concatenates them),
+ * from its header. YN_EPROTO when buf does not start with a frame header or
+ * the frame runs past len, YN_ELIMIT for a body over the cap. */
+int yn_batch_frame_len(const uint8_t *f, size_t len, size_t *frame_len) YN_MUST_CHECK;
+
 /* Verify and decode a whole frame: header (as yn_batch_peek), CRC (YN_ECORRUPT),
  * HMAC (YN_EAUTH), inflate within raw_len (YN_ELIMIT / YN_EPROTO), records
  * (YN_EPROTO), hash chain (YN_ECORRUPT). On YN_OK *recs is a malloc'd array

@@ -18,18 +18,24 @@
 #include "fileio.h"
 #include "log.h"
 
-#define REPLY_MAX (YN_UPDATE_MAX_BODY + 1024)
+#define REPLY_MAX         (YN_UPDATE_MAX_BODY + 1024)
+#define RECORDS_MAX_BYTES 8388608 /* what /v1/records may send at once (its cap) */
 
 struct yn_sync {
     yn_sync_opts o;
     uint8_t key[64];
     CURL *curl;
+    bool conflict; /* the district refused our records as conflicting: nothing more is sent */
+    int64_t conflict_first, conflict_last;
 };
 
 typedef struct reply_buf {
     char *p;
     size_t len;
     bool too_big;
+    long status;  /* HTTP status */
+    int64_t held; /* X-YN-Held (/v1/records); -1 when absent */
+    int more;     /* X-YN-More: 1 when the district holds more above what it sent */
 } reply_buf;
 
 static size_t on_data(char *data, size_t size, size_t n, void *arg)
@@ -47,6 +53,23 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
     b->p = np;
     b->len += len;
     b->p[b->len] = '\0';
+    return len;
+}
+
+/* The two headers of a /v1/records reply (PROTOCOL.md): X-YN-Held, X-YN-More. */
+static size_t on_header(char *data, size_t size, size_t n, void *arg)
+{
+    reply_buf *b = arg;
+    size_t len = size * n;
+    char line[128];
+    if (len >= sizeof line)
+        return len;
+    memcpy(line, data, len);
+    line[len] = '\0';
+    if (strncasecmp(line, "X-YN-Held:", 10) == 0)
+        b->held = strtoll(line + 10, NULL, 10);
+    else if (strncasecmp(line, "X-YN-More:", 10) == 0)
+        b->more = atoi(line + 10) == 1;
     return len;
 }
 
@@ -97,14 +120,18 @@ static int post(CURL *c, const char *base, const char *path, const char *ca, con
         h = curl_slist_append(h, mh);
     }
     memset(out, 0, sizeof *out);
+    out->held = -1;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
     CURLcode cr = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    out->status = status;
     curl_slist_free_all(h);
     if (cr != CURLE_OK) {
         yn_warn("sync: %s: %s", url, curl_easy_strerror(cr));
@@ -209,9 +236,32 @@ int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *k
     return rc;
 }
 
+/* The district refused batch b with 409: it holds other records under these
+ * seqs (or lacks those before them). Nothing more is sent; the caller is told
+ * (on_conflict) and yinian-diag finds it in meta sync_conflict. */
+static int conflict(yn_sync *s, yn_ledger *l, const yn_ledger_batch *b, const char *reply,
+                    int64_t now_utc_s)
+{
+    s->conflict = true;
+    s->conflict_first = b->first_seq;
+    s->conflict_last = b->last_seq;
+    yn_err("sync: batch %lld (records %lld..%lld) refused by the district as conflicting with "
+           "what it holds (409: %.200s): this ledger and the district's copy disagree; nothing "
+           "more is sent and sales stop; run yinian-diag ledger verify",
+           (long long)b->id, (long long)b->first_seq, (long long)b->last_seq, reply ? reply : "");
+    char note[96];
+    snprintf(note, sizeof note, "%lld %lld %lld", (long long)b->first_seq, (long long)b->last_seq,
+             (long long)now_utc_s);
+    if (yn_ledger_meta_put(l, "sync_conflict", note) != YN_OK)
+        yn_warn("sync: the conflict could not be noted in the ledger");
+    return YN_EREFUSED;
+}
+
 int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *records)
 {
     *records = 0;
+    if (s->conflict)
+        return YN_EREFUSED;
     yn_ledger_batch b;
     int rc = yn_ledger_batch_next(l, s->o.max_batch_records, now_utc_s, &b);
     if (rc != YN_OK)
@@ -220,11 +270,18 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
     size_t len = 0;
     if ((rc = yn_sync_batch_frame(l, &b, s->key, s->o.terminal_key_len, &frame, &len)) != YN_OK)
         return rc;
+    /* the high-water mark first: whatever the district may hold is at or below it */
+    if ((rc = yn_ledger_mark_raise(l, b.last_seq)) != YN_OK) {
+        free(frame);
+        return rc;
+    }
     yn_batch_header h;
     if ((rc = yn_batch_peek(frame, len, &h)) == YN_OK) {
         reply_buf r;
         rc = post(s->curl, s->o.url, "/v1/batches", s->o.ca_file, s->o.client_cert, s->o.client_key,
                   s->o.timeout_ms, "application/octet-stream", NULL, frame, len, &r);
+        if (rc != YN_OK && r.status == 409)
+            rc = conflict(s, l, &b, r.p, now_utc_s);
         if (rc == YN_OK && strcmp(h.terminal, s->o.terminal_id) != 0)
             rc = YN_EPROTO; /* our ledger is another terminal's: never take an ack for it */
         if (rc == YN_OK &&
@@ -236,6 +293,106 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
     free(frame);
     if (rc == YN_OK && (rc = yn_ledger_batch_ack(l, b.id, now_utc_s)) == YN_OK)
         *records = (int64_t)(b.last_seq - b.first_seq + 1);
+    return rc;
+}
+
+/* ---- restore: records the ledger lost, back from the district ---------------------- */
+
+/* The frames of one /v1/records reply, each verified as this terminal's own
+ * (MAC under our key, CRC, the chain within it), their records appended
+ * after the head (those at or below it skipped). */
+static int restore_frames(yn_sync *s, yn_ledger *l, const uint8_t *p, size_t len, int64_t *appended)
+{
+    int rc = YN_OK;
+    while (len > 0 && rc == YN_OK) {
+        size_t flen = 0;
+        yn_batch_header h;
+        yn_ledger_record *recs = NULL;
+        const char *why = "malformed";
+        int64_t n = 0;
+        rc = yn_batch_frame_len(p, len, &flen);
+        if (rc == YN_OK)
+            rc = yn_batch_decode(p, flen, s->key, s->o.terminal_key_len, &h, &recs, &why);
+        if (rc == YN_OK && strcmp(h.terminal, s->o.terminal_id) != 0) {
+            why = "another terminal's frame";
+            rc = YN_EPROTO;
+        }
+        if (rc != YN_OK)
+            yn_err("sync: restore: a frame from the district refused (%s: %s): nothing of it "
+                   "restored",
+                   yn_strerror(rc), why);
+        if (rc == YN_OK)
+            rc = yn_ledger_restore_append(l, recs, h.count, &n);
+        free(recs);
+        *appended += n;
+        p += flen;
+        len -= flen;
+    }
+    return rc;
+}
+
+/* Records lost (h: the journal ends below the high-water mark): ask the
+ * district for every record it holds above the head, append them, then note
+ * the restore and bring the mark down to what the district holds. */
+static int restore(yn_sync *s, yn_ledger *l, const yn_ledger_health *h, int64_t now_utc_s,
+                   yn_sync_stats *st)
+{
+    yn_warn("sync: ledger: %s: asking the district for them", h->what);
+    int64_t held = -1;
+    int rc = YN_OK;
+    while (rc == YN_OK && held < 0 && st->requests < s->o.max_requests_per_round) {
+        int64_t head = 0;
+        uint8_t head_hash[YN_LEDGER_HASH_LEN];
+        if ((rc = yn_ledger_head(l, &head, head_hash)) != YN_OK)
+            break;
+        char body[256], mac_hex[65];
+        uint8_t mac[32];
+        int n =
+            snprintf(body, sizeof body, "{\"terminal\":\"%s\",\"after_seq\":%lld,\"max_bytes\":%d}",
+                     s->o.terminal_id, (long long)head, RECORDS_MAX_BYTES);
+        yn_batch_hmac(s->key, s->o.terminal_key_len, body, (size_t)n, mac);
+        to_hex(mac, 32, mac_hex);
+        reply_buf r;
+        st->requests++;
+        rc = post(s->curl, s->o.url, "/v1/records", s->o.ca_file, s->o.client_cert, s->o.client_key,
+                  s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
+        if (rc != YN_OK && r.status == 409) { /* not_restorable: kept before frames were */
+            yn_ledger_batch b = {.first_seq = head + 1, .last_seq = h->lost_last};
+            rc = conflict(s, l, &b, r.p, now_utc_s);
+        }
+        if (rc == YN_OK && r.held < 0) {
+            yn_err("sync: restore: the district's reply has no X-YN-Held");
+            rc = YN_EPROTO;
+        }
+        int64_t appended = 0;
+        if (rc == YN_OK && r.len > 0)
+            rc = restore_frames(s, l, (const uint8_t *)r.p, r.len, &appended);
+        st->records_restored += appended;
+        if (rc == YN_OK && (r.len == 0 || !r.more))
+            held = r.held;
+        else if (rc == YN_OK && appended == 0) {
+            yn_err("sync: restore: the district said it holds more but sent nothing above %lld",
+                   (long long)head);
+            rc = YN_EPROTO;
+        }
+        free(r.p);
+    }
+    if (rc == YN_ECORRUPT) { /* its records do not follow ours: they differ */
+        int64_t head = 0;
+        uint8_t head_hash[YN_LEDGER_HASH_LEN];
+        if (yn_ledger_head(l, &head, head_hash) == YN_OK) {
+            yn_ledger_batch b = {.first_seq = head + 1, .last_seq = h->lost_last};
+            rc =
+                conflict(s, l, &b, "the district's records do not follow this ledger's", now_utc_s);
+        }
+    }
+    if (rc == YN_OK && held < 0)
+        rc = YN_ELIMIT; /* the rest next round */
+    if (rc == YN_OK)
+        rc = yn_ledger_restore_finish(l, h->head_seq + 1, held, now_utc_s);
+    if (rc == YN_OK)
+        yn_info("sync: restore: %lld records back from the district, which holds up to %lld",
+                (long long)st->records_restored, (long long)held);
     return rc;
 }
 
@@ -358,8 +515,14 @@ int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
 int yn_sync_round(yn_sync *s, yn_ledger *l, int64_t now_utc_s, yn_sync_stats *st)
 {
     memset(st, 0, sizeof *st);
-    int rc = YN_OK;
-    while (st->requests < s->o.max_requests_per_round) {
+    /* nothing leaves a ledger that is not fit; records it lost come back first */
+    yn_ledger_health h;
+    int rc = s->conflict ? YN_EREFUSED : yn_ledger_check(l, YN_LEDGER_CHECK_TAIL, &h);
+    if (rc == YN_ESTALE)
+        rc = restore(s, l, &h, now_utc_s, st);
+    else if (rc != YN_OK && rc != YN_EREFUSED)
+        yn_err("sync: ledger not fit to send from (%s: %s): nothing sent", yn_strerror(rc), h.what);
+    while (rc == YN_OK && st->requests < s->o.max_requests_per_round) {
         int64_t n;
         st->requests++;
         rc = yn_sync_upload_one(s, l, now_utc_s, &n);
@@ -382,6 +545,9 @@ int yn_sync_round(yn_sync *s, yn_ledger *l, int64_t now_utc_s, yn_sync_stats *st
             st->updates_refused++;
     }
     st->last_error = rc;
+    st->conflict = s->conflict;
+    st->conflict_first = s->conflict_first;
+    st->conflict_last = s->conflict_last;
     return rc;
 }
 
@@ -453,6 +619,7 @@ static void *sync_main(void *arg)
     yn_sync_thread *t = arg;
     yn_ledger *l = NULL;
     int failures = 0;
+    bool conflict_told = false;
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
         pthread_mutex_unlock(&t->mu);
@@ -466,6 +633,10 @@ static void *sync_main(void *arg)
             if (st.records_acked)
                 yn_info("sync: %lld records in %lld batches acknowledged",
                         (long long)st.records_acked, (long long)st.batches_acked);
+            if (st.conflict && !conflict_told && t->s->o.on_conflict) {
+                t->s->o.on_conflict(t->s->o.arg, st.conflict_first, st.conflict_last);
+                conflict_told = true;
+            }
         }
         if (rc != YN_OK) {
             wait_ms = yn_sync_backoff_ms(failures < 30 ? failures : 30, 2000,

@@ -32,7 +32,11 @@ typedef struct yn_sync_opts {
     /* Called with the server's time from a verified update (the caller owns
      * the clock and decides within its bounds). May be NULL. */
     void (*on_server_time)(void *arg, int64_t server_utc_ms);
-    void *arg;
+    /* Called (from the sync thread) when the district refused records
+     * first..last because it holds other records under those seqs (409):
+     * uploads stop; the caller stops sales. May be NULL. */
+    void (*on_conflict)(void *arg, int64_t first_seq, int64_t last_seq);
+    void *arg; /* passed to both */
 } yn_sync_opts;
 
 typedef struct yn_sync yn_sync;
@@ -44,16 +48,25 @@ typedef struct yn_sync_stats {
     int64_t updates_applied;
     int64_t updates_refused; /* verified-bad documents (logged with the reason) */
     int64_t requests;
-    int last_error; /* enum yn_status of the last failure in the round, YN_OK if none */
+    int64_t records_restored; /* lost by the ledger, back from the district */
+    int last_error;           /* enum yn_status of the last failure in the round, YN_OK if none */
+    bool conflict;            /* the district refused records as conflicting: nothing more sent */
+    int64_t conflict_first, conflict_last; /* those records */
 } yn_sync_stats;
 
 int yn_sync_new(const yn_sync_opts *opts, yn_sync **out) YN_MUST_CHECK;
 void yn_sync_free(yn_sync *s);
 
-/* Upload every unsent batch, then fetch and apply updates. Stops at the first
- * failure (returned; the next round retries). Re-sending is harmless. */
+/* Check the ledger (its tail and the high-water mark: nothing is sent from
+ * a damaged one); restore the records it lost from the district
+ * (POST /v1/records, LEDGER.md "Restore"); upload every unsent batch, the
+ * high-water mark raised before each; then fetch and apply updates. Stops at
+ * the first failure (returned; the next round retries). Re-sending is
+ * harmless. A batch the district refuses as conflicting (409) stops every
+ * later round of this handle (YN_EREFUSED, stats->conflict). */
 int yn_sync_round(yn_sync *s, yn_ledger *l, int64_t now_utc_s, yn_sync_stats *stats) YN_MUST_CHECK;
-/* One batch: YN_ENOTFOUND when nothing is unsent. */
+/* One batch: YN_ENOTFOUND when nothing is unsent; YN_EREFUSED when the
+ * district refused it as conflicting (409) or did so before. */
 int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *records) YN_MUST_CHECK;
 /* The frame of ledger batch b (PROTOCOL.md §3) signed with the terminal key:
  * exactly what yn_sync_upload_one sends, also written to a USB stick by

@@ -10,6 +10,11 @@
  *   yinian-diag [--config FILE] import-ack DIR
  *       the district's acknowledgements from that folder: each verified
  *       (MAC, range, head hash) against the ledger's batch, then marked sent
+ *   yinian-diag [--config FILE] [--json] ledger verify
+ *       the ledger check alone (every page, the whole chain, every card row,
+ *       records lost below the high-water mark, restores, conflicts with the
+ *       district), the command the terminal's screen names when it stops
+ *       sales; works while yinian-pos runs (read only)
  *
  * Checks open the devices and the ledger themselves: stop yinian-pos first
  * (it holds the reader and serial ports). Nothing is written by the checks
@@ -490,11 +495,63 @@ static int integrity_check(const char *path, char *what, size_t len)
     return ok ? YN_OK : YN_ECORRUPT;
 }
 
+static const char lost_advice[] =
+    "the district holds these records: start yinian-pos with the network up and sync on; it "
+    "restores them from the district before it sells again (sales stay stopped until then). "
+    "Do not sell from a copy of this ledger meanwhile";
+
 static const char ledger_damaged_advice[] =
     "the ledger is damaged: stop yinian-pos, copy the ledger file aside (keep it for the "
     "district) and ask the district to reconcile from the records it holds; yinian-flash "
     "keeps a backup only from before an update that changed the ledger's schema "
     "(<ledger>.before-<version>.bak, tools/FLASH.md), and it lacks every record made since";
+
+/* What the ledger's meta says happened: a restore from the district, a
+ * conflict with it (sync/client.c writes both). */
+static void ledger_history(struct ctx *c, struct result *r)
+{
+    bool found;
+    char when[32];
+    int64_t first = meta_i64(c->ledger, "restored_first", &found);
+    int64_t last = meta_i64(c->ledger, "restored_last", &found);
+    int64_t mark = meta_i64(c->ledger, "restored_mark", &found);
+    int64_t at = meta_i64(c->ledger, "restored_utc_s", &found);
+    if (found) {
+        fmt_utc(at, when, sizeof when);
+        if (first > 0)
+            note(r, V_OK, NULL,
+                 "records %lld-%lld were lost here and restored from the district "
+                 "on %s",
+                 (long long)first, (long long)last, when);
+        if (mark > (last > 0 ? last : 0))
+            note(r, V_OK, NULL,
+                 "on %s the district held records up to %lld only: records up "
+                 "to %lld (the high-water mark then) had never reached it",
+                 when, (long long)(last > 0 ? last : first - 1), (long long)mark);
+        json_object_set_new(r->data, "restored",
+                            json_pack("{s:I, s:I, s:I, s:I}", "first", (json_int_t)first, "last",
+                                      (json_int_t)last, "mark", (json_int_t)mark, "utc_s",
+                                      (json_int_t)at));
+    }
+    char v[96];
+    long long cf = 0, cl = 0, cat = 0;
+    if (yn_ledger_meta_get(c->ledger, "sync_conflict", v, sizeof v) == YN_OK &&
+        sscanf(v, "%lld %lld %lld", &cf, &cl, &cat) == 3) {
+        int64_t acked = meta_i64(c->ledger, "acked_seq", &found);
+        fmt_utc(cat, when, sizeof when);
+        if (acked < cf)
+            note(r, V_FAIL,
+                 "the district holds other records under these seqs: this ledger lost records "
+                 "(before the high-water mark existed) or belongs to another terminal; copy the "
+                 "ledger aside and have the district compare its records with it",
+                 "on %s the district refused records %lld-%lld as conflicting with what it holds",
+                 when, cf, cl);
+        else
+            note(r, V_OK, NULL,
+                 "the conflict of %s over records %lld-%lld is resolved (acknowledged since)", when,
+                 cf, cl);
+    }
+}
 
 static void check_ledger(struct ctx *c, struct result *r)
 {
@@ -530,9 +587,22 @@ static void check_ledger(struct ctx *c, struct result *r)
              (long long)rep.records, (long long)rep.cards);
     } else {
         json_object_set_new(r->data, "first_bad_seq", json_integer(rep.first_bad_seq));
-        note(r, V_FAIL, ledger_damaged_advice, "chain verification: %s (%s)",
-             rep.what[0] ? rep.what : "failed", yn_strerror(rc));
+        note(r, V_FAIL, ledger_damaged_advice, "chain verification at seq %lld: %s (%s)",
+             (long long)rep.first_bad_seq, rep.what[0] ? rep.what : "failed", yn_strerror(rc));
     }
+    /* the high-water mark: records that may have left and are not here */
+    yn_ledger_health h;
+    rc = yn_ledger_check(c->ledger, YN_LEDGER_CHECK_TAIL, &h);
+    json_object_set_new(r->data, "mark", json_integer(h.mark_seq));
+    if (rc == YN_ESTALE) {
+        json_object_set_new(r->data, "lost",
+                            json_pack("{s:I, s:I}", "first", (json_int_t)h.lost_first, "last",
+                                      (json_int_t)h.lost_last));
+        note(r, V_FAIL, lost_advice, "%s", h.what);
+    } else if (rc != YN_OK && h.what[0]) {
+        note(r, V_FAIL, ledger_damaged_advice, "%s", h.what);
+    }
+    ledger_history(c, r);
 }
 
 static void check_disk(struct ctx *c, struct result *r)
@@ -792,13 +862,16 @@ static const struct check {
     {"clock", check_clock},     {"sync", check_sync},     {"versions", check_versions},
 };
 
-static int run_checks(struct ctx *c, bool json)
+/* only: run just the config and that check (NULL: all). */
+static int run_checks(struct ctx *c, bool json, const char *only)
 {
     int counts[3] = {0};
     json_t *all = json_array();
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         const struct check *k = &checks[i];
         if (strcmp(k->name, "card") == 0 && !c->card)
+            continue;
+        if (only && i > 0 && strcmp(k->name, only) != 0)
             continue;
         if (i > 0 && !c->config_usable)
             break;
@@ -862,10 +935,12 @@ static int open_terminal(struct ctx *c, uint8_t key[64], size_t *key_len, yn_led
     }
     memcpy(key, buf, *key_len);
     explicit_bzero(buf, sizeof buf);
-    yn_ledger_opts lo = {.path = c->cfg.ledger.path, .terminal_id = c->cfg.terminal.id};
+    yn_ledger_opts lo = {
+        .path = c->cfg.ledger.path, .terminal_id = c->cfg.terminal.id, .lock = true};
     if ((rc = yn_ledger_open(&lo, l)) != YN_OK) {
-        fprintf(stderr, "%s: ledger does not open: %s (run yinian-diag for details)\n",
-                c->cfg.ledger.path, yn_strerror(rc));
+        fprintf(stderr, "%s: ledger does not open: %s (%s)\n", c->cfg.ledger.path, yn_strerror(rc),
+                rc == YN_EBUSY ? "yinian-pos is running on it: stop it first"
+                               : "run yinian-diag for details");
         return EXIT_FAIL;
     }
     return 0;
@@ -981,6 +1056,9 @@ static int cmd_export(struct ctx *c, const char *dir)
     }
     if (rc == YN_OK)
         rc = yn_ledger_head(l, &head_seq, head);
+    /* the high-water mark first: whatever reaches the district is at or below it */
+    if (rc == YN_OK)
+        rc = yn_ledger_mark_raise(l, head_seq);
     if (rc == YN_OK)
         rc = yn_ledger_batch_next(l, YN_BATCH_MAX_RECORDS, now, &b);
     while (rc == YN_OK) {
@@ -1168,6 +1246,7 @@ static void usage(FILE *to)
             "usage: yinian-diag [--config FILE] [--root DIR] [--card [--card-timeout S]] [--json]\n"
             "       yinian-diag [--config FILE] export DIR\n"
             "       yinian-diag [--config FILE] import-ack DIR\n"
+            "       yinian-diag [--config FILE] [--json] ledger verify\n"
             "  --config FILE    board configuration (default " DEFAULT_CONFIG ")\n"
             "  --root DIR       yinian-flash install root (default " DEFAULT_ROOT ")\n"
             "  --card           also wait for a card and read + verify it (default 20 s)\n"
@@ -1175,6 +1254,8 @@ static void usage(FILE *to)
             "  --verbose        the firmware's own log lines on stderr\n"
             "  export DIR       unsent records as signed batches + manifest (USB stick)\n"
             "  import-ack DIR   the district's ack-*.json from DIR: mark those records sent\n"
+            "  ledger verify    the ledger alone: pages, chain, card rows, records lost,\n"
+            "                   restores (read only: yinian-pos may run)\n"
             "exit: checks 0 no FAIL (WARNs allowed), 1 a FAIL; export/import-ack 0 done,\n"
             "      1 failed or refused; 2 bad command line or board.conf\n");
 }
@@ -1225,11 +1306,15 @@ int main(int argc, char **argv)
         }
     }
     const char *cmd = optind < argc ? argv[optind] : NULL;
-    if (cmd &&
+    bool ledger_verify = cmd && strcmp(cmd, "ledger") == 0 && optind + 2 == argc &&
+                         strcmp(argv[optind + 1], "verify") == 0;
+    if (cmd && !ledger_verify &&
         !((strcmp(cmd, "export") == 0 || strcmp(cmd, "import-ack") == 0) && optind + 2 == argc)) {
         usage(stderr);
         return EXIT_USAGE;
     }
+    if (ledger_verify)
+        cmd = NULL;
     yn_log_init("yinian-diag", verbose ? YN_LOG_DEBUG : YN_LOG_ERR, false);
     /* the checks say what is wrong themselves; the firmware's lines only with --verbose */
     yn_log_quiet(!verbose && !cmd);
@@ -1247,5 +1332,5 @@ int main(int argc, char **argv)
         return cmd_export(&c, argv[optind + 1]);
     if (cmd)
         return cmd_import_ack(&c, argv[optind + 1]);
-    return run_checks(&c, json);
+    return run_checks(&c, json, ledger_verify ? "ledger" : NULL);
 }

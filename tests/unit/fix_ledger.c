@@ -147,6 +147,14 @@ void lf_topup(struct fx *f, const char *card_no, int64_t fen)
     assert_int_equal(yn_ledger_topup(f->l, f->next_tap++, card_no, fen, "op1", &w, &r), YN_OK);
 }
 
+void lf_sell(struct fx *f, int n)
+{
+    yn_card_facts a = lf_key_card("4403040000000100"), b = lf_senior_card("4403040000000101");
+    yn_ledger_result r;
+    for (int i = 0; i < n; i++)
+        assert_int_equal(lf_debit(f, i % 2 ? &b : &a, 1500, &r), YN_OK);
+}
+
 /* ---- what the ledger logs -------------------------------------------------------- */
 
 char lf_log_path[700];
@@ -207,6 +215,17 @@ void lf_sql_exec(const char *path, const char *sql)
     sqlite3_close(db);
 }
 
+void lf_tamper(struct fx *f, int64_t seq, int64_t fen)
+{
+    char sql[256];
+    snprintf(
+        sql, sizeof sql,
+        "DROP TRIGGER IF EXISTS journal_no_update; UPDATE journal SET cash_fen = cash_fen + %lld,"
+        " price_fen = price_fen + %lld WHERE seq = %lld",
+        (long long)fen, (long long)fen, (long long)seq);
+    lf_sql_exec(f->path, sql);
+}
+
 int64_t lf_journal_count(struct fx *f)
 {
     return lf_sql_i64(f->path, "SELECT COUNT(*) FROM journal");
@@ -243,6 +262,78 @@ void lf_make_some_records(struct fx *f)
         assert_int_equal(lf_debit_at(f, &b, 1500, WED_NOON_UTC + i * 86400, f->next_tap++, &r),
                          YN_OK);
     }
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_true(in && out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+void lf_snapshot(struct fx *f, const char *to)
+{
+    yn_ledger_opts o = lf_opts_for(f);
+    yn_ledger_close(f->l); /* the last connection: WAL checkpointed and removed */
+    copy_file(f->path, to);
+    assert_int_equal(yn_ledger_open(&o, &f->l), YN_OK);
+}
+
+void lf_put_back(struct fx *f, const char *from)
+{
+    yn_ledger_opts o = lf_opts_for(f);
+    char wal[700];
+    yn_ledger_close(f->l);
+    copy_file(from, f->path);
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    (void)unlink(wal);
+    assert_int_equal(yn_ledger_open(&o, &f->l), YN_OK);
+}
+
+yn_ledger_record *lf_lose_records(struct fx *f, int kept, int lost)
+{
+    char older[700];
+    snprintf(older, sizeof older, "%s/older.db", f->dir);
+    lf_sell(f, kept);
+    lf_snapshot(f, older);
+    lf_sell(f, lost);
+    assert_int_equal(yn_ledger_mark_raise(f->l, kept + lost), YN_OK);
+    yn_ledger_record *district = calloc((size_t)lost, sizeof *district);
+    assert_non_null(district);
+    for (int i = 0; i < lost; i++)
+        assert_int_equal(yn_ledger_record_get(f->l, kept + 1 + i, &district[i]), YN_OK);
+    lf_put_back(f, older);
+    return district;
+}
+
+char *lf_cards_text(const char *path)
+{
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    char *text = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT group_concat(card_no || ':' || balance_fen || ':' ||"
+                           " last_seq || ':' || meal_seq || ':' || month_ym || ':' ||"
+                           " month_meals || ':' || month_subsidy_fen || ':' || day_ymd"
+                           " || ':' || day_meals || ':' || period || ':' ||"
+                           " period_meals || ':' || last_tap || ':' ||"
+                           " day_subsidy_fen || ':' || meal_utc_s, ' ')"
+                           " FROM (SELECT * FROM cards ORDER BY card_no)",
+                           -1, &s, NULL),
+        SQLITE_OK);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+        text = strdup((const char *)sqlite3_column_text(s, 0));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    assert_non_null(text);
+    return text;
 }
 
 /* The Shenzhen 2025 policy document as text (NUL-terminated); its length. */

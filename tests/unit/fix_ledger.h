@@ -46,9 +46,14 @@ int lf_debit_at(struct fx *f, const yn_card_facts *c, int64_t price_fen, int64_t
 /* a debit with the next tap id at the Wednesday lunch */
 int lf_debit(struct fx *f, const yn_card_facts *c, int64_t price_fen, yn_ledger_result *r);
 void lf_topup(struct fx *f, const char *card_no, int64_t fen);
+/* n meals of ¥15 with the next tap ids, a key card and a senior card in turn */
+void lf_sell(struct fx *f, int n);
 /* the log (stderr) into a file until lf_log_end(), which returns its text */
 void lf_log_begin(const struct fx *f);
 const char *lf_log_end(void);
+/* a tamperer: record seq's cash and price moved by fen (shares still add
+ * up; the hash no longer matches), past the append-only triggers */
+void lf_tamper(struct fx *f, int64_t seq, int64_t fen);
 /* raw SQL on the file through a second connection */
 int64_t lf_sql_i64(const char *path, const char *sql);
 void lf_sql_exec(const char *path, const char *sql);
@@ -57,6 +62,18 @@ int64_t lf_wallet_of(struct fx *f, const char *card_no);
 /* verify passes, every record counted, integrity_check ok */
 void lf_assert_verifies(struct fx *f);
 void lf_make_some_records(struct fx *f);
+/* The test's ledger closed (its WAL checkpointed into the file) and copied
+ * to `to`, then opened again: an older copy to put back later with
+ * lf_put_back (the ledger as a lost WAL or a restored backup leaves it). */
+void lf_snapshot(struct fx *f, const char *to);
+void lf_put_back(struct fx *f, const char *from);
+/* A ledger that lost records the district holds: kept meals sold, an older
+ * copy taken, lost more sold, uploaded (the high-water mark raised to
+ * kept + lost), then the older copy put back. Returns the district's copy of
+ * the lost records (malloc'd, free() it). */
+yn_ledger_record *lf_lose_records(struct fx *f, int kept, int lost);
+/* Every card row of the file at path, as one text (to compare two files). */
+char *lf_cards_text(const char *path);
 size_t lf_read_policy_doc(char *doc, size_t size);
 
 #endif

@@ -6,8 +6,9 @@
  * recorded, an untrustworthy one is refused and charges nothing. What the
  * diner hears (exact clip sequences). Staff behind PINs: login, the wrong-PIN
  * streak and the lock, logout, 冲正 (in and out of its window, and only with a
- * supervisor's PIN), 日结 on screen and as CSV; and a meal period that begins
- * while the idle screen waits. */
+ * supervisor's PIN), 日结 on screen and as CSV; a meal period that begins
+ * while the idle screen waits; and sales stopped by the ledger's keeper: the
+ * Chinese screen of each reason, no tap charged, keys ignored, then on again. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,6 +184,44 @@ static void test_idle_tap_result_idle(void **state)
     step(r, NULL, 4000 / 50 + 1); /* result_ms later */
     assert_string_equal(screen(r)->name, "idle");
     assert_true(screen_has(r, "待上传 1 条"));
+}
+
+static void test_sales_stopped_charge_nothing(void **state)
+{
+    struct rig *r = *state;
+    yn_sales_stop lost = {.why = YN_STOP_LOST, .first_seq = 4, .last_seq = 6, .can_restore = true};
+    yn_terminal_set_stop(r->term, &lost);
+    assert_string_equal(screen(r)->name, "sales_stopped_lost");
+    assert_string_equal(screen(r)->title, "账本缺少记录，暂停收款");
+    assert_true(screen_has(r, "缺少第 4-6 条已上传的记录"));
+    assert_true(screen_has(r, "正在从区里恢复，恢复后自动继续收款"));
+    step(r, "card:0", 4); /* a tap: the card is not even read */
+    step(r, "remove", 2);
+    assert_int_equal(journal(r), 0);
+    assert_string_equal(screen(r)->name, "sales_stopped_lost");
+    assert_int_equal(yn_io_sim_state_of(&r->dev.io)->pulses[YN_OUT_RED], 1);
+    step(r, "1 2 enter * ", 4); /* keys change nothing */
+    assert_int_equal(yn_terminal_price_fen(r->term), 1500);
+    assert_string_equal(screen(r)->name, "sales_stopped_lost");
+    step(r, NULL, 60000 / 50 + 1); /* the idle screen's minute goes by: still stopped */
+    assert_string_equal(screen(r)->name, "sales_stopped_lost");
+
+    yn_sales_stop damaged = {.why = YN_STOP_DAMAGED, .first_seq = 2, .last_seq = 2};
+    yn_terminal_set_stop(r->term, &damaged);
+    assert_string_equal(screen(r)->title, "账本损坏，已停止收款");
+    assert_true(screen_has(r, "第 2 条记录校验不符"));
+    assert_true(screen_has(r, "yinian-diag ledger verify"));
+    yn_sales_stop conflict = {.why = YN_STOP_CONFLICT, .first_seq = 7, .last_seq = 9};
+    yn_terminal_set_stop(r->term, &conflict);
+    assert_string_equal(screen(r)->name, "sales_stopped_conflict");
+    assert_true(screen_has(r, "yinian-diag ledger verify"));
+
+    yn_sales_stop go_on = {.why = YN_STOP_NONE};
+    yn_terminal_set_stop(r->term, &go_on);
+    assert_string_equal(screen(r)->name, "idle");
+    step(r, "card:1", 2);
+    assert_int_equal(journal(r), 1);
+    assert_string_equal(screen(r)->name, "ok");
 }
 
 static void test_same_card_is_one_tap(void **state)
@@ -887,6 +926,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_tap_result_idle, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_same_card_is_one_tap, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_sales_stopped_charge_nothing, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_staff_key_in_a_price, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_failed_read_can_be_tapped_again_at_once, setup_pos,
                                         teardown),
