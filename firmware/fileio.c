@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -82,6 +84,45 @@ int yn_file_write_atomic(const char *path, const void *data, size_t len, unsigne
         close(dfd);
     }
     return rc;
+}
+
+int yn_file_read_all(const char *path, size_t max_len, char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ELOOP ? YN_EINVAL : errno_status(errno);
+    struct stat st;
+    int rc = YN_OK;
+    if (fstat(fd, &st) != 0)
+        rc = errno_status(errno);
+    else if (!S_ISREG(st.st_mode))
+        rc = YN_EINVAL;
+    else if ((uint64_t)st.st_size > max_len)
+        rc = YN_ELIMIT;
+    char *buf = rc == YN_OK ? malloc((size_t)st.st_size + 1) : NULL;
+    if (rc == YN_OK && !buf)
+        rc = YN_ENOMEM;
+    size_t got = 0;
+    while (rc == YN_OK && got < (size_t)st.st_size) {
+        ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) /* shrank under us, or an I/O error */
+            rc = n < 0 ? errno_status(errno) : YN_EIO;
+        else
+            got += (size_t)n;
+    }
+    close(fd);
+    if (rc != YN_OK) {
+        free(buf);
+        return rc;
+    }
+    buf[got] = '\0';
+    *data = buf;
+    *len = got;
+    return YN_OK;
 }
 
 int yn_file_remove_stale(const char *dir, const char *prefix)

@@ -84,8 +84,7 @@ static const struct reason_text texts[YN_REASON_COUNT] = {
                                  "over range or above max_weight_g, or not answering)"},
     [YN_REASON_CLOCK] = {.code = "clock",
                          .kind = "系统时间有误，暂时不能刷卡，请联系工作人员",
-                         .staff = "系统时钟早于账本最后一笔记录，且还没有服务器时间，未扣款："
-                                  "请接通网络等待自动对时，或请技术人员校准时钟",
+                         .staff = "系统时钟有误，未扣款：请接通网络自动对时，或请技术人员校准时钟",
                          .log = "nothing charged: the system clock is before the ledger's last "
                                 "record and the server's time is not known: connect the network "
                                 "(sync sets the time) or set the clock"},

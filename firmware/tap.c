@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 uint16_t yn_tap_canteen_code(const char *canteen_id)
@@ -61,11 +62,9 @@ static int read_failed(yn_tap_outcome *out, int rc, uint8_t kind, const char *wh
     return fail(out, rc, YN_REASON_READ_FAILED, "%s: %s", what, yn_strerror(rc));
 }
 
-static int64_t mono_ms(void)
+static int64_t mono_ms(const yn_tap_env *env)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return env->clock ? yn_clock_mono_ms(env->clock) : yn_clock_mono_now_ms();
 }
 
 /* Read the card (record and stamp in one operation) with its own key and
@@ -81,7 +80,7 @@ static int read_card(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[Y
         return fail(out, rc, YN_REASON_READ_FAILED, "%s", "cannot derive the card key");
     if (tag->type == YN_TAG_UNKNOWN)
         return read_failed(out, YN_ENOTSUP, YN_CARD_KIND_FOREIGN, "reading the card");
-    int64_t now = mono_ms();
+    int64_t now = mono_ms(env);
     const yn_card_record *known = env->cache && tag->type == YN_TAG_DESFIRE
                                       ? yn_card_cache_find(env->cache, tag->uid, tag->uid_len, now)
                                       : NULL;

@@ -17,6 +17,7 @@
 
 #include "card.h"
 #include "card_cache.h"
+#include "clock.h"
 #include "ledger.h"
 #include "nfc.h"
 #include "policy.h"
@@ -31,6 +32,7 @@ typedef struct yn_tap_env {
     uint16_t canteen_code;       /* this canteen in v1 stamps (yn_tap_canteen_code) */
     uint32_t terminal_code;      /* this terminal in v2 stamps (yn_card_terminal_code) */
     yn_card_cache *cache;        /* verified records by UID, or NULL (CARD.md §5) */
+    yn_clock *clock;             /* the terminal's clock (cache ages); NULL: the system's */
 } yn_tap_env;
 
 /* What became of the card's stamp in a tap. */

@@ -57,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "log.h"
 #include "money.h"
 #include "nfc_sim.h"
@@ -90,7 +91,9 @@ struct yn_terminal {
     yn_devices *dev;
     yn_terminal_deps deps;
     yn_tap_env env;
-    yn_card_cache cache; /* verified records: a repeat DESFire tap reads the stamp only */
+    yn_card_cache cache;    /* verified records: a repeat DESFire tap reads the stamp only */
+    char cache_path[600];   /* where the cache outlives a restart ("" = nowhere) */
+    int64_t cache_saved_ms; /* monotonic: when it was last written */
     enum state state;
     int64_t price_fen;               /* the meal the next tap pays for */
     bool weighed;                    /* weighed mode: the next tap is priced by weight */
@@ -228,6 +231,56 @@ static int resume_taps(yn_terminal *t, int64_t head)
     return rc;
 }
 
+/* The verified-record cache outlives a restart in <ledger>.cards (CARD.md §5):
+ * a terminal switched off at night still reads only the stamp of a regular's
+ * card the next day. Every record is verified again as it is loaded; a
+ * missing or damaged file is only a slower first tap. */
+static void cache_load(yn_terminal *t)
+{
+    if (!t->cfg->ledger.path[0] || !t->deps.ring ||
+        snprintf(t->cache_path, sizeof t->cache_path, "%s.cards", t->cfg->ledger.path) >=
+            (int)sizeof t->cache_path) {
+        t->cache_path[0] = '\0';
+        return;
+    }
+    char *buf;
+    size_t len;
+    int rc = yn_file_read_all(t->cache_path, YN_CARD_CACHE_FILE_MAX, &buf, &len);
+    if (rc == YN_ENOENT)
+        return;
+    int kept = 0, dropped = 0;
+    if (rc == YN_OK)
+        rc = yn_card_cache_decode(&t->cache, (const uint8_t *)buf, len, t->deps.ring,
+                                  yn_clock_mono_ms(&t->dev->clock), yn_clock_utc_s(&t->dev->clock),
+                                  &kept, &dropped);
+    free(buf);
+    if (rc != YN_OK)
+        yn_warn("terminal: record cache %s not used (%s): first taps read the whole card",
+                t->cache_path, yn_strerror(rc));
+    else
+        yn_info("terminal: record cache: %d cards known, %d left out (expired or not verified)",
+                kept, dropped);
+}
+
+/* While idle, at most once a minute: write the cache if it changed. */
+static void cache_save(yn_terminal *t, bool now)
+{
+    int64_t mono = yn_clock_mono_ms(&t->dev->clock);
+    if (!t->cache_path[0] || !t->cache.dirty || (!now && mono - t->cache_saved_ms < 60000))
+        return;
+    uint8_t *buf = malloc(YN_CARD_CACHE_FILE_MAX);
+    size_t len;
+    int rc = buf ? yn_card_cache_encode(&t->cache, mono, yn_clock_utc_s(&t->dev->clock), buf,
+                                        YN_CARD_CACHE_FILE_MAX, &len)
+                 : YN_ENOMEM;
+    if (rc == YN_OK)
+        rc = yn_file_write_atomic(t->cache_path, buf, len, 0600); /* personal data */
+    free(buf);
+    t->cache_saved_ms = mono;
+    if (rc != YN_OK)
+        yn_warn("terminal: record cache %s not written: %s", t->cache_path, yn_strerror(rc));
+}
+
 int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_deps *deps,
                     yn_terminal **out)
 {
@@ -248,7 +301,8 @@ int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_dep
         .canteen = {.district = cfg->terminal.district, .street = cfg->terminal.street},
         .canteen_code = yn_tap_canteen_code(cfg->terminal.canteen_id),
         .terminal_code = yn_card_terminal_code(cfg->terminal.id),
-        .cache = &t->cache};
+        .cache = &t->cache,
+        .clock = &dev->clock};
     /* tap ids: boot_no × 2^32 + n, above every id used before (whatever the
      * wall clock says); a restart within one boot continues after the highest */
     int64_t head = 0, max_tap = 0;
@@ -266,12 +320,15 @@ int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_dep
         free(t);
         return rc;
     }
+    cache_load(t);
     *out = t;
     return YN_OK;
 }
 
 void yn_terminal_free(yn_terminal *t)
 {
+    if (t)
+        cache_save(t, true);
     free(t);
 }
 
@@ -1138,6 +1195,7 @@ static void idle_notes(yn_terminal *t)
 {
     yn_ledger *l = t->deps.ledger;
     char v[96];
+    cache_save(t, false);
     for (int i = 0; i < t->n_notice_due;) {
         yn_ledger_when w;
         yn_clock_reading rd;

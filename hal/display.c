@@ -55,6 +55,7 @@ void yn_screen_add(yn_screen *s, enum yn_text_size size, const char *fmt, ...)
     if (s->n_lines >= YN_SCREEN_LINES) {
         yn_err("display: screen '%s' has more than %d lines; line dropped", s->name,
                YN_SCREEN_LINES);
+        s->cut = true;
         return;
     }
     yn_screen_line *l = &s->lines[s->n_lines++];
@@ -63,7 +64,17 @@ void yn_screen_add(yn_screen *s, enum yn_text_size size, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(l->text, sizeof l->text, fmt, ap);
     va_end(ap);
-    if (n >= (int)sizeof l->text)
+    if (n >= (int)sizeof l->text) {
+        s->cut = true;
+        /* never half a UTF-8 character at the end */
+        size_t end = sizeof l->text - 1, lead = end - 1;
+        while (lead > 0 && ((unsigned char)l->text[lead] & 0xC0) == 0x80)
+            lead--;
+        unsigned char b = (unsigned char)l->text[lead];
+        size_t need = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : 2;
+        if (lead + need > end)
+            l->text[lead] = '\0';
         yn_err("display: screen '%s': line %d longer than %d bytes; cut", s->name, s->n_lines,
                YN_SCREEN_TEXT - 1);
+    }
 }

@@ -7,6 +7,7 @@
 #ifndef YN_HAL_DISPLAY_H
 #define YN_HAL_DISPLAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "status.h"
@@ -39,6 +40,7 @@ typedef struct yn_screen {
     int n_lines;
     yn_screen_line lines[YN_SCREEN_LINES];
     char footer[YN_SCREEN_TEXT]; /* status bar: online, waiting records, operator */
+    bool cut; /* a line was longer than YN_SCREEN_TEXT or beyond YN_SCREEN_LINES: a bug */
 } yn_screen;
 
 typedef struct yn_display yn_display;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,12 +68,40 @@ static void test_stale_new_files_removed(void **state)
     assert_int_equal(yn_file_remove_stale(path, "settle-"), 0);
 }
 
+/* Read whole, bounded: never a link, a FIFO (it would block) or a file
+ * larger than asked for (refused before reading). */
+static void test_read_all_regular_files_only(void **state)
+{
+    (void)state;
+    char dir[512], path[700], link_path[700], fifo[700], missing[700];
+    yn_test_tmpdir(dir, sizeof dir);
+    yn_test_write(dir, "a", "hello", 0600, path, sizeof path);
+    char *data;
+    size_t len;
+    assert_int_equal(yn_file_read_all(path, 5, &data, &len), YN_OK);
+    assert_int_equal(len, 5);
+    assert_string_equal(data, "hello");
+    free(data);
+    assert_int_equal(yn_file_read_all(path, 4, &data, &len), YN_ELIMIT);
+    assert_null(data);
+    snprintf(link_path, sizeof link_path, "%s/link", dir);
+    assert_int_equal(symlink(path, link_path), 0);
+    assert_int_equal(yn_file_read_all(link_path, 100, &data, &len), YN_EINVAL);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(yn_file_read_all(fifo, 100, &data, &len), YN_EINVAL);
+    assert_int_equal(yn_file_read_all(dir, 100, &data, &len), YN_EINVAL);
+    snprintf(missing, sizeof missing, "%s/none", dir);
+    assert_int_equal(yn_file_read_all(missing, 100, &data, &len), YN_ENOENT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replace_keeps_mode_and_content),
         cmocka_unit_test(test_missing_directory),
         cmocka_unit_test(test_stale_new_files_removed),
+        cmocka_unit_test(test_read_all_regular_files_only),
     };
     return cmocka_run_group_tests_name("fileio", tests, NULL, NULL);
 }

@@ -146,6 +146,8 @@ static void check_chinese(const char *name, const char *text)
 
 static void check_screen(const char *name, const yn_screen *s)
 {
+    if (s->cut)
+        fail_msg("screen %s: a line was cut or dropped when it was composed", name);
     check_chinese(name, s->title);
     check_chinese(name, s->footer);
     for (int i = 0; i < s->n_lines; i++)

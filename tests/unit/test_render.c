@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "display.h"
+#include "log.h"
 #include "render.h"
 #include "testutil.h"
 
@@ -203,10 +204,39 @@ static void test_terminal_display_wraps_and_keeps_everything(void **state)
     assert_non_null(strstr(plain, "这张卡已挂失，请联系工作人员"));
 }
 
+/* A line composed longer than a screen line holds is a bug the gallery must
+ * see (cut), and what is kept ends on a whole character, never on half of
+ * one (255 bytes of three-byte characters). */
+static void test_overlong_line_is_flagged(void **state)
+{
+    (void)state;
+    yn_log_quiet(true);
+    yn_screen s;
+    yn_screen_init(&s, YN_SCREEN_INFO, "long", "长");
+    yn_screen_add(&s, YN_TEXT_NORMAL, "%s", "正常");
+    assert_false(s.cut);
+    char text[400] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(text, "字");
+    yn_screen_add(&s, YN_TEXT_NORMAL, "x%s", text); /* 1 + 300 bytes */
+    assert_true(s.cut);
+    assert_int_equal(strlen(s.lines[1].text), 1 + 84 * 3); /* 85 whole would be 256 */
+    for (int i = 2; i < YN_SCREEN_LINES; i++)
+        yn_screen_add(&s, YN_TEXT_NORMAL, "%d", i);
+    yn_screen_init(&s, YN_SCREEN_INFO, "many", "多");
+    for (int i = 0; i < YN_SCREEN_LINES; i++)
+        yn_screen_add(&s, YN_TEXT_NORMAL, "%d", i);
+    assert_false(s.cut);
+    yn_screen_add(&s, YN_TEXT_NORMAL, "one too many");
+    assert_true(s.cut);
+    yn_log_quiet(false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_overlong_line_is_flagged),
         cmocka_unit_test(test_render_draws_big_chinese_text),
         cmocka_unit_test(test_png_backend_writes_decodable_files),
         cmocka_unit_test(test_framebuffer_on_a_file),

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cardfix.h"
 #include "config.h"
@@ -334,6 +336,41 @@ static void restart(struct rig *r)
     yn_terminal_start(r->term);
 }
 
+/* The verified-record cache outlives a restart (<ledger>.cards, 0600): the
+ * next morning a regular's DESFire card is authenticated and only its stamp
+ * read — here the record on the card is made unreadable after the first tap,
+ * and the tap after the restart still goes through. */
+static void test_record_cache_outlives_a_restart(void **state)
+{
+    struct rig *r = *state;
+    char cards[sizeof r->cfg.ledger.path + 8];
+    snprintf(r->cfg.ledger.path, sizeof r->cfg.ledger.path, "%s/ledger.db", r->dir);
+    snprintf(cards, sizeof cards, "%s.cards", r->cfg.ledger.path);
+    restart(r);
+    step(r, "card:0", 1);
+    assert_string_equal(screen(r)->name, "ok");
+    step(r, "remove", 1);
+    restart(r); /* a clean stop writes the cache */
+    struct stat st;
+    assert_int_equal(stat(cards, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    yn_sim_card *c = (yn_sim_card *)yn_nfc_sim_card(&r->dev.nfc, 0);
+    c->record[60] ^= 0x40; /* the signature no longer verifies: a read would refuse it */
+    yn_clock_sim_advance(&r->dev.clock, 61 * 1000);
+    step(r, "card:0", 1);
+    assert_string_equal(screen(r)->name, "ok_full_price"); /* read from the cache */
+    step(r, "remove", 1);
+    /* without the file the card is read whole, and refused */
+    yn_terminal_free(r->term);
+    r->term = NULL;
+    assert_int_equal(unlink(cards), 0);
+    restart(r);
+    yn_clock_sim_advance(&r->dev.clock, 61 * 1000);
+    step(r, "card:0", 1);
+    assert_string_equal(screen(r)->name, "refused_not_genuine");
+    c->record[60] ^= 0x40;
+}
+
 /* Finding 2: a card is charged twice across a restart. The daemon stops
  * between the commit and the screen (here: the terminal is dropped before the
  * field is seen empty, so nothing after the tap was noted); the card left on
@@ -441,7 +478,7 @@ static void test_clock_1970_at_boot_charges_nothing(void **state)
     step(r, "card:1", 1);
     assert_string_equal(screen(r)->name, "refused_clock");
     assert_true(screen_has(r, "系统时间有误"));
-    assert_true(screen_has(r, "请接通网络等待自动对时，或请技术人员校准时钟"));
+    assert_true(screen_has(r, "请接通网络自动对时，或请技术人员校准时钟"));
     assert_true(screen_has(r, "1970-01-02"));
     assert_int_equal(journal(r), 1);
     /* the district answers: its time is taken, and the tap goes through */
@@ -934,6 +971,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_restart_shows_the_unshown_tap_again, setup_pos,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_record_cache_outlives_a_restart, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_restart_in_the_same_boot_detects_a_step, setup_pos,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reboot_with_clock_a_little_behind_still_debits,
