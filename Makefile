@@ -49,6 +49,8 @@ CC    := $(if $(filter 1,$(FUZZ)),clang,$(CROSS_COMPILE)gcc)
 AR    := $(CROSS_COMPILE)ar
 
 PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
+# headers only: the PKCS#11 header from p11-kit; the token's module is dlopen()ed (hal/KEYSTORE.md)
+HDR_PKGS  := p11-kit-1
 TEST_PKGS := cmocka
 
 # libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded
@@ -71,7 +73,7 @@ endif
 
 # On a fresh machine: install what pkg-config cannot find, then go on.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
+  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(HDR_PKGS) $(TEST_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
     $(info tools/install-deps: a library or tool is missing for ARCH=$(ARCH); installing it)
     ifneq ($(shell tools/install-deps $(DEPS_ARG) 1>&2; echo $$?),0)
       $(error tools/install-deps failed; see the message above)
@@ -98,7 +100,7 @@ else
   LDFLAGS ?=
 endif
 Q := $(if $(V),,@)
-ALL_CFLAGS = $(CFLAGS_BASE) $(TIME64_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(NFC_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(CFLAGS_BASE) $(TIME64_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS) $(HDR_PKGS)) $(NFC_CFLAGS) $(CFLAGS)
 LIBS       = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(NFC_LIBS) -lpthread -lutil
 TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
@@ -213,7 +215,7 @@ check-cross:
 	@test "$(ARCH)" != host || { echo "check-cross needs ARCH=aarch64 or ARCH=armhf"; exit 2; }
 	$(MAKE) --no-print-directory ARCH=$(ARCH) $(TESTS) all
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
-	tests/time-abi $(BUILD) $(CC) "$(shell $(PKG_CONFIG) --cflags $(PKGS) $(TEST_PKGS)) $(NFC_CFLAGS)" \
+	tests/time-abi $(BUILD) $(CC) "$(shell $(PKG_CONFIG) --cflags $(PKGS) $(HDR_PKGS) $(TEST_PKGS)) $(NFC_CFLAGS)" \
 	  "$(LIBS) $(TEST_LIBS)"
 
 # Fuzz targets (libFuzzer): built with clang, each run FUZZ_TIME seconds from

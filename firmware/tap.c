@@ -46,7 +46,7 @@ static int read_card(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[Y
 {
     uint8_t buf[YN_CARD_RECORD_MAX];
     size_t len;
-    int rc = yn_card_key_for_uid(env->master, tag->uid, tag->uid_len, key);
+    int rc = yn_keystore_card_key(env->keys, tag->uid, tag->uid_len, key);
     if (rc != YN_OK)
         return fail(out, rc, YN_REASON_READ_FAILED, "%s", "cannot derive the card key");
     rc = yn_nfc_read(env->nfc, tag, YN_NFC_AREA_RECORD, key, buf, sizeof buf, &len);

@@ -46,6 +46,12 @@ typedef struct yn_batch_header {
 int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, const uint8_t *key,
                     size_t key_len, uint8_t **out, size_t *out_len) YN_MUST_CHECK;
 
+/* The same frame with its MAC trailer zero, for a terminal whose keystore
+ * computes the MAC (hal/keystore.h: the key may never leave a token): the
+ * caller puts HMAC-SHA256(key, frame[0 .. len - 32)) in the last 32 bytes. */
+int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, size_t n,
+                             uint8_t **out, size_t *out_len) YN_MUST_CHECK;
+
 /* Read only the header of a frame (to find the terminal, hence the key). Checks
  * magic, version, field ranges and that len = header + body_len + MAC.
  * YN_EPROTO for a malformed header, YN_ELIMIT for sizes over the caps. */

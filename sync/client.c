@@ -15,14 +15,12 @@
 
 #include "batch.h"
 #include "clock.h"
-#include "fileio.h"
 #include "log.h"
 
 #define REPLY_MAX (YN_UPDATE_MAX_BODY + 1024)
 
 struct yn_sync {
     yn_sync_opts o;
-    uint8_t key[64];
     CURL *curl;
 };
 
@@ -121,17 +119,14 @@ int yn_sync_new(const yn_sync_opts *o, yn_sync **out)
 {
     *out = NULL;
     if (!o->url || strncmp(o->url, "https://", 8) != 0 || !o->ca_file || !*o->ca_file ||
-        !o->terminal_id || !o->terminal_key || o->terminal_key_len < YN_BATCH_KEY_MIN ||
-        o->terminal_key_len > 64) {
-        yn_err("sync: needs an https:// url, a CA file, a terminal id and a key of 16..64 bytes");
+        !o->terminal_id || !o->keys) {
+        yn_err("sync: needs an https:// url, a CA file, a terminal id and a keystore");
         return YN_ECONFIG;
     }
     yn_sync *s = calloc(1, sizeof *s);
     if (!s)
         return YN_ENOMEM;
     s->o = *o;
-    memcpy(s->key, o->terminal_key, o->terminal_key_len);
-    s->o.terminal_key = s->key;
     if (!s->o.max_batch_records)
         s->o.max_batch_records = 5000;
     if (s->o.max_batch_records > YN_BATCH_MAX_RECORDS)
@@ -154,12 +149,10 @@ void yn_sync_free(yn_sync *s)
     if (!s)
         return;
     curl_easy_cleanup(s->curl);
-    OPENSSL_cleanse(s->key, sizeof s->key);
     free(s);
 }
 
-int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t key_len,
-                       const yn_batch_header *h)
+int yn_sync_ack_verify(const char *ack, size_t len, yn_keystore *keys, const yn_batch_header *h)
 {
     json_t *j = json_loadb(ack ? ack : "", ack ? len : 0, JSON_REJECT_DUPLICATES, NULL);
     const char *terminal, *head_hex, *mac_hex;
@@ -173,9 +166,11 @@ int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t k
         to_hex(h->head_hash, 32, head);
         int n = snprintf(msg, sizeof msg, "YNACK1 %s %lld %lld %lld %s", terminal,
                          (long long)batch_id, (long long)first, (long long)last, head_hex);
-        yn_batch_hmac(key, key_len, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0, mac);
+        int mrc = yn_keystore_mac(keys, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0, mac);
         to_hex(mac, 32, want);
-        if (strlen(mac_hex) != 64 || CRYPTO_memcmp(want, mac_hex, 64) != 0)
+        if (mrc != YN_OK)
+            rc = mrc; /* the keystore could not say */
+        else if (strlen(mac_hex) != 64 || CRYPTO_memcmp(want, mac_hex, 64) != 0)
             rc = YN_EAUTH;
         else if (v == 1 && strcmp(terminal, h->terminal) == 0 && batch_id == h->batch_id &&
                  first == h->first_seq && last == h->last_seq && strcmp(head_hex, head) == 0)
@@ -185,8 +180,8 @@ int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t k
     return rc;
 }
 
-int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *key, size_t key_len,
-                        uint8_t **frame, size_t *len)
+int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *keys, uint8_t **frame,
+                        size_t *len)
 {
     *frame = NULL;
     *len = 0;
@@ -201,7 +196,15 @@ int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *k
     for (size_t i = 0; i < n && rc == YN_OK; i++)
         rc = yn_ledger_record_get(l, b->first_seq + (int64_t)i, &recs[i]);
     if (rc == YN_OK)
-        rc = yn_batch_encode(b->id, recs, n, key, key_len, frame, len);
+        rc = yn_batch_encode_unsigned(b->id, recs, n, frame, len);
+    if (rc == YN_OK)
+        rc = yn_keystore_mac(keys, *frame, *len - YN_BATCH_MAC_LEN,
+                             *frame + *len - YN_BATCH_MAC_LEN);
+    if (rc != YN_OK) {
+        free(*frame);
+        *frame = NULL;
+        *len = 0;
+    }
     free(recs);
     if (rc != YN_OK)
         yn_err("sync: batch %lld (records %lld..%lld) not built: %s", (long long)b->id,
@@ -218,7 +221,7 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
         return rc;
     uint8_t *frame = NULL;
     size_t len = 0;
-    if ((rc = yn_sync_batch_frame(l, &b, s->key, s->o.terminal_key_len, &frame, &len)) != YN_OK)
+    if ((rc = yn_sync_batch_frame(l, &b, s->o.keys, &frame, &len)) != YN_OK)
         return rc;
     yn_batch_header h;
     if ((rc = yn_batch_peek(frame, len, &h)) == YN_OK) {
@@ -227,8 +230,7 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
                   s->o.timeout_ms, "application/octet-stream", NULL, frame, len, &r);
         if (rc == YN_OK && strcmp(h.terminal, s->o.terminal_id) != 0)
             rc = YN_EPROTO; /* our ledger is another terminal's: never take an ack for it */
-        if (rc == YN_OK &&
-            (rc = yn_sync_ack_verify(r.p, r.len, s->key, s->o.terminal_key_len, &h)) != YN_OK)
+        if (rc == YN_OK && (rc = yn_sync_ack_verify(r.p, r.len, s->o.keys, &h)) != YN_OK)
             yn_warn("sync: batch %lld: acknowledgement refused (%s): %.200s", (long long)h.batch_id,
                     yn_strerror(rc), r.p ? r.p : "");
         free(r.p);
@@ -319,11 +321,13 @@ int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
                      "\"policy\":%lld}",
                      s->o.terminal_id, (long long)meta_int(l, "sync_roster_version"), (long long)bl,
                      (long long)meta_int(l, "sync_alloc_seq"), (long long)policy_version);
-    yn_batch_hmac(s->key, s->o.terminal_key_len, body, (size_t)n, mac);
+    int rc = yn_keystore_mac(s->o.keys, body, (size_t)n, mac);
+    if (rc != YN_OK)
+        return rc;
     to_hex(mac, 32, mac_hex);
     reply_buf r;
-    int rc = post(s->curl, s->o.url, "/v1/updates", s->o.ca_file, s->o.client_cert, s->o.client_key,
-                  s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
+    rc = post(s->curl, s->o.url, "/v1/updates", s->o.ca_file, s->o.client_cert, s->o.client_key,
+              s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
     if (rc != YN_OK) {
         free(r.p);
         return rc;
@@ -398,7 +402,7 @@ int64_t yn_sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
     return d / 2 + (int64_t)(r % (uint64_t)(d / 2 + 1));
 }
 
-int yn_sync_enrol(const char *url, const char *ca_file, const char *token, const char *key_path,
+int yn_sync_enrol(const char *url, const char *ca_file, const char *token, yn_keystore *keys,
                   char *terminal_id, size_t id_size)
 {
     if (!url || strncmp(url, "https://", 8) != 0)
@@ -421,13 +425,15 @@ int yn_sync_enrol(const char *url, const char *ca_file, const char *token, const
                                     &canteen, "key", &key_hex) != 0 ||
                         strlen(key_hex) != 64 || strlen(terminal) >= id_size))
         rc = YN_EPROTO;
-    if (rc == YN_OK) {
-        char line[80];
-        snprintf(line, sizeof line, "%s\n", key_hex);
-        rc = yn_file_write_atomic(key_path, line, strlen(line), 0600);
-        OPENSSL_cleanse(line, sizeof line);
+    uint8_t key[32];
+    size_t key_len = 0;
+    if (rc == YN_OK && yn_hex_decode(key_hex, key, sizeof key, &key_len) != YN_OK)
+        rc = YN_EPROTO;
+    if (rc == YN_OK)
+        rc = yn_keystore_store(keys, YN_KEYID_TERMINAL, key, key_len, true);
+    if (rc == YN_OK)
         snprintf(terminal_id, id_size, "%s", terminal);
-    }
+    OPENSSL_cleanse(key, sizeof key);
     json_decref(j);
     if (r.p)
         OPENSSL_cleanse(r.p, r.len);
