@@ -52,6 +52,8 @@ PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd
 # headers only: the PKCS#11 header from p11-kit; the token's module is dlopen()ed (hal/KEYSTORE.md)
 HDR_PKGS  := p11-kit-1
 TEST_PKGS := cmocka
+# programs the tests run (Debian packages softhsm2, opensc)
+TEST_CMDS := softhsm2-util pkcs11-tool
 
 # libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded
 # target packages (libnfc-dev cannot be installed multiarch: see README.md).
@@ -73,7 +75,7 @@ endif
 
 # On a fresh machine: install what pkg-config cannot find, then go on.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(HDR_PKGS) $(TEST_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
+  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(HDR_PKGS) $(TEST_PKGS) 2>/dev/null && $(foreach c,$(CC) $(TEST_CMDS),command -v $(c) >/dev/null &&) echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
     $(info tools/install-deps: a library or tool is missing for ARCH=$(ARCH); installing it)
     ifneq ($(shell tools/install-deps $(DEPS_ARG) 1>&2; echo $$?),0)
       $(error tools/install-deps failed; see the message above)
@@ -205,8 +207,13 @@ check: lint
 	$(MAKE) --no-print-directory fuzz
 	@echo "make check: all suites passed"
 
+# The tap tests a second time with the keys in a SoftHSM2 token (a throwaway
+# token of each test, under $(BUILD)/tokens): hal/KEYSTORE.md.
+KEYS_BOTH_UNIT := $(BUILD)/tests/test_tap $(BUILD)/tests/test_terminal
 check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
+	@mkdir -p $(BUILD)/tokens
+	YN_KEYS_BACKEND=pkcs11 TMPDIR=$(abspath $(BUILD))/tokens tests/run-unit "" $(KEYS_BOTH_UNIT)
 
 check-integration: all $(CRASHES) $(INTS)
 	BUILD=$(BUILD) tests/run-integration

@@ -187,12 +187,16 @@ static int self_test(const yn_config *cfg)
     }
     if (strcmp(cfg->io.backend, "none") != 0)
         failures += report("io", yn_io_describe(&dev.io, what, sizeof what), what);
-    char keys[sizeof dev.keys.where + 64];
+    /* the card master always; the terminal key when sync needs it */
+    char keys[sizeof dev.keys.where + 96];
+    yn_keystore_key_info terminal;
     int keys_rc = key_ready(&dev.keys, YN_KEYID_CARD_MASTER);
-    if (keys_rc == YN_OK && cfg->sync.enabled)
+    bool have_terminal = yn_keystore_inspect(&dev.keys, YN_KEYID_TERMINAL, &terminal) == YN_OK &&
+                         terminal.works;
+    if (keys_rc == YN_OK && cfg->sync.enabled && !have_terminal)
         keys_rc = key_ready(&dev.keys, YN_KEYID_TERMINAL);
     snprintf(keys, sizeof keys, "%s: card master%s usable", dev.keys.where,
-             cfg->sync.enabled ? " and terminal key" : "");
+             have_terminal ? " and terminal key" : ", no terminal key yet (sync is off)");
     failures += report("keys", keys_rc, keys);
     struct app app;
     failures += report("ledger, keys and policy", app_open(cfg, &dev.keys, &app), cfg->ledger.path);

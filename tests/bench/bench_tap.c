@@ -2,20 +2,27 @@
  * "libnfc" backend (parent + worker), libnfc 1.8.0, a pty, and the emulated
  * PN532 (yinian-pn532-emu) holding a genuine signed DESFire card.
  *
- * One tap = poll (card listing) + SelectApplication + AES authentication +
- * enciphered read of the record + the issuer's Ed25519 signature check
- * (firmware/card yn_card_read) + enciphered read of the stamp + stamp write +
+ * One tap = poll (card listing) + the card's AES key from the keystore
+ * (AN10922) + SelectApplication + AES authentication + enciphered read of
+ * the record + the issuer's Ed25519 signature check (firmware/card
+ * yn_card_read) + enciphered read of the stamp + stamp write +
  * CommitTransaction. 1,000 taps, CLOCK_MONOTONIC; then 200 Classic taps.
  * The emulator answers at once, so this measures our code, libnfc and the pty
  * (a real PN532 adds RF time; NFC-NOTES.md timing anchors). Bar: p99 ≤ 150 ms.
+ * The DESFire taps run twice: the keys in files ([keys] backend = file), then
+ * in a SoftHSM2 token (backend = pkcs11, hal/KEYSTORE.md); and the card key
+ * derivation alone with each.
  *
- * Prints BENCH tap_p50_ms / tap_p99_ms (DESFire) and the Classic figures. */
+ * Prints BENCH tap_p50_ms / tap_p99_ms (DESFire, files), tap_pkcs11_p50_ms /
+ * tap_pkcs11_p99_ms (token), card_key_{file,pkcs11}_p50_us / _p99_us, and the
+ * Classic figures. */
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,7 +30,9 @@
 #include "card.h"
 #include "config.h"
 #include "log.h"
+#include "keystore.h"
 #include "nfc.h"
+#include "testkeys.h"
 #include "testutil.h"
 
 #define TAPS_DESFIRE 1000
@@ -90,11 +99,12 @@ static double percentile(double *v, int n, int pct)
     return v[i < 0 ? 0 : i];
 }
 
-/* One tap; returns its duration in ms, or -1 on failure. */
-static double tap(yn_nfc *dev, const struct fixture *f, const yn_card_keyring *ring, int n,
-                  enum yn_tag_type want)
+/* One tap; returns its duration in ms, or -1 on failure. The card's key
+ * comes from the keystore, as in a counter tap, and must be the fixture's. */
+static double tap(yn_nfc *dev, yn_keystore *ks, const struct fixture *f,
+                  const yn_card_keyring *ring, int n, enum yn_tag_type want)
 {
-    uint8_t buf[YN_CARD_RECORD_MAX + 32], stamp_bytes[16];
+    uint8_t buf[YN_CARD_RECORD_MAX + 32], stamp_bytes[16], key[16];
     size_t len = 0;
     yn_nfc_tag tag;
     yn_card_record rec;
@@ -105,11 +115,15 @@ static double tap(yn_nfc *dev, const struct fixture *f, const yn_card_keyring *r
     if (rc == YN_OK && tag.type != want)
         rc = YN_EPROTO;
     if (rc == YN_OK)
-        rc = yn_nfc_read(dev, &tag, YN_NFC_AREA_RECORD, f->key, buf, sizeof buf, &len);
+        rc = yn_keystore_card_key(ks, tag.uid, tag.uid_len, key);
+    if (rc == YN_OK && memcmp(key, f->key, sizeof key) != 0)
+        rc = YN_EAUTH;
+    if (rc == YN_OK)
+        rc = yn_nfc_read(dev, &tag, YN_NFC_AREA_RECORD, key, buf, sizeof buf, &len);
     if (rc == YN_OK)
         rc = yn_card_read(buf, len, tag.uid, tag.uid_len, ring, &rec, &why);
     if (rc == YN_OK)
-        rc = yn_nfc_read(dev, &tag, YN_NFC_AREA_STAMP, f->key, buf, sizeof buf, &len);
+        rc = yn_nfc_read(dev, &tag, YN_NFC_AREA_STAMP, key, buf, sizeof buf, &len);
     if (rc == YN_OK)
         rc = yn_card_stamp_decode(buf, len, &stamp, &why);
     if (rc == YN_OK)
@@ -117,14 +131,47 @@ static double tap(yn_nfc *dev, const struct fixture *f, const yn_card_keyring *r
     if (rc == YN_OK)
         rc = yn_card_stamp_encode(&stamp, stamp_bytes, &why);
     if (rc == YN_OK)
-        rc = yn_nfc_write(dev, &tag, YN_NFC_AREA_STAMP, f->key, stamp_bytes, sizeof stamp_bytes);
+        rc = yn_nfc_write(dev, &tag, YN_NFC_AREA_STAMP, key, stamp_bytes, sizeof stamp_bytes);
     double took = now_ms() - t0;
+    explicit_bzero(key, sizeof key);
     if (rc != YN_OK) {
         fprintf(stderr, "bench_tap: tap %d failed: %s%s%s\n", n, yn_strerror(rc), why ? ": " : "",
                 why ? why : "");
         return -1;
     }
     return took;
+}
+
+/* DESFire taps with the keys of ks; prints BENCH tap<name>_p50_ms, _p99_ms. */
+static int desfire_taps(yn_nfc *dev, yn_keystore *ks, const struct fixture *df,
+                        const yn_card_keyring *ring, const char *name)
+{
+    static double t[TAPS_DESFIRE];
+    for (int i = 0; i < TAPS_DESFIRE; i++)
+        if ((t[i] = tap(dev, ks, df, ring, i, YN_TAG_DESFIRE)) < 0)
+            return 1;
+    printf("BENCH tap%s_p50_ms %.2f ms\n", name, percentile(t, TAPS_DESFIRE, 50));
+    printf("BENCH tap%s_p99_ms %.2f ms\n", name, percentile(t, TAPS_DESFIRE, 99));
+    printf("BENCH tap%s_max_ms %.2f ms\n", name, percentile(t, TAPS_DESFIRE, 100));
+    if (percentile(t, TAPS_DESFIRE, 99) > 150)
+        fprintf(stderr, "bench_tap: DESFire%s p99 above the 150 ms bar\n", name);
+    return 0;
+}
+
+/* The card key derivation alone: BENCH card_key_<name>_p50_us, _p99_us. */
+static int derivations(yn_keystore *ks, const char *name)
+{
+    static double t[2000];
+    for (int i = 0; i < 2000; i++) {
+        uint8_t uid[7] = {0x04, 0x31, 0x7C, 0x52, (uint8_t)(i >> 8), (uint8_t)i, 0x80}, key[16];
+        double t0 = now_ms();
+        if (yn_keystore_card_key(ks, uid, sizeof uid, key) != YN_OK)
+            return 1;
+        t[i] = (now_ms() - t0) * 1000;
+    }
+    printf("BENCH card_key_%s_p50_us %.1f us\n", name, percentile(t, 2000, 50));
+    printf("BENCH card_key_%s_p99_us %.1f us\n", name, percentile(t, 2000, 99));
+    return 0;
 }
 
 int main(void)
@@ -183,26 +230,33 @@ int main(void)
         fprintf(stderr, "bench_tap: TMPDIR too long\n");
         return 1;
     }
+    /* the same master in key files and in a SoftHSM2 token */
+    char file_dir[PATH_MAX + 8], token_dir[PATH_MAX + 8];
+    snprintf(file_dir, sizeof file_dir, "%s/file", dir);
+    snprintf(token_dir, sizeof token_dir, "%s/token", dir);
+    mkdir(file_dir, 0700);
+    mkdir(token_dir, 0700);
+    yn_testkeys files, token;
+    yn_testkeys_open_as(&files, "file", file_dir, master, NULL, 0);
+    yn_testkeys_open_as(&token, "pkcs11", token_dir, master, NULL, 0);
+
     yn_nfc dev;
     int rc = yn_nfc_open(&dev, &cfg);
     int status = 0;
     if (rc == YN_OK) {
-        static double t[TAPS_DESFIRE];
-        for (int i = 0; i < TAPS_DESFIRE && status == 0; i++)
-            if ((t[i] = tap(&dev, &df, &ring, i, YN_TAG_DESFIRE)) < 0)
-                status = 1;
-        if (status == 0) {
-            printf("BENCH tap_p50_ms %.2f ms\n", percentile(t, TAPS_DESFIRE, 50));
-            printf("BENCH tap_p99_ms %.2f ms\n", percentile(t, TAPS_DESFIRE, 99));
-            printf("BENCH tap_max_ms %.2f ms\n", percentile(t, TAPS_DESFIRE, 100));
-            if (percentile(t, TAPS_DESFIRE, 99) > 150)
-                fprintf(stderr, "bench_tap: DESFire p99 above the 150 ms bar\n");
-        }
+        static double t[TAPS_CLASSIC];
+        status = desfire_taps(&dev, &files.ks, &df, &ring, "");
+        if (status == 0)
+            status = desfire_taps(&dev, &token.ks, &df, &ring, "_pkcs11");
+        if (status == 0)
+            status = derivations(&files.ks, "file");
+        if (status == 0)
+            status = derivations(&token.ks, "pkcs11");
         int fd = open(ctl, O_WRONLY);
         if (fd >= 0 && write(fd, "present 1\n", 10) == 10)
             usleep(5000);
         for (int i = 0; i < TAPS_CLASSIC && status == 0; i++)
-            if ((t[i] = tap(&dev, &mfc, &ring, i, YN_TAG_CLASSIC_1K)) < 0)
+            if ((t[i] = tap(&dev, &files.ks, &mfc, &ring, i, YN_TAG_CLASSIC_1K)) < 0)
                 status = 1;
         if (status == 0) {
             printf("BENCH tap_classic_p50_ms %.2f ms\n", percentile(t, TAPS_CLASSIC, 50));
@@ -223,5 +277,7 @@ int main(void)
     usleep(100000);
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
+    yn_testkeys_close(&files);
+    yn_testkeys_close(&token);
     return status;
 }

@@ -64,7 +64,7 @@ int yn_testkeys_configure_as(yn_config *cfg, const char *backend, const char *di
     snprintf(cfg->keys.pkcs11_module, sizeof cfg->keys.pkcs11_module, "%s",
              yn_testkeys_softhsm_module());
     snprintf(cfg->keys.token_label, sizeof cfg->keys.token_label, "yinian-test");
-    snprintf(cfg->keys.pin_file, sizeof cfg->keys.pin_file, "%s/softhsm/token.pin", dir);
+    snprintf(cfg->keys.pin_file, sizeof cfg->keys.pin_file, "%s/softhsm/yinian-test.pin", dir);
     cfg->keys.terminal_key[0] = cfg->keys.card_master_key[0] = '\0';
     return YN_OK;
 }
