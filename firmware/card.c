@@ -640,6 +640,7 @@ int yn_card_div_cmac(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *d,
     memcpy(dp, d, d_len);
     bool padded = d_len < sizeof dp;
     if (padded)
+        // cppcheck-suppress arrayIndexOutOfBoundsCond ; padded means d_len < 32
         dp[d_len] = 0x80;
 
     uint8_t l[16], k1[16], k2[16], mac[32];

@@ -191,8 +191,8 @@ static int self_test(const yn_config *cfg)
     char keys[sizeof dev.keys.where + 96];
     yn_keystore_key_info terminal;
     int keys_rc = key_ready(&dev.keys, YN_KEYID_CARD_MASTER);
-    bool have_terminal = yn_keystore_inspect(&dev.keys, YN_KEYID_TERMINAL, &terminal) == YN_OK &&
-                         terminal.works;
+    bool have_terminal =
+        yn_keystore_inspect(&dev.keys, YN_KEYID_TERMINAL, &terminal) == YN_OK && terminal.works;
     if (keys_rc == YN_OK && cfg->sync.enabled && !have_terminal)
         keys_rc = key_ready(&dev.keys, YN_KEYID_TERMINAL);
     snprintf(keys, sizeof keys, "%s: card master%s usable", dev.keys.where,
