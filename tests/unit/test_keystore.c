@@ -157,11 +157,7 @@ struct token {
  * make check. */
 static bool under_qemu(void)
 {
-    const char *cross = getenv("YN_CROSS");
-    if (!cross || strcmp(cross, "1") != 0)
-        return false;
-    fprintf(stderr, "skipped under qemu-user: the host's SoftHSM2 module is not the board's\n");
-    return true;
+    return yn_test_under_qemu("the host's SoftHSM2 module is not the board's");
 }
 
 /* The test's token, or skip the test. */
