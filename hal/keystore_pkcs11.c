@@ -18,6 +18,7 @@
 #include <limits.h>
 #include <p11-kit/pkcs11.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,11 +244,29 @@ struct p11 {
     char pin_file[PATH_MAX];
     struct session card; /* card key derivation: the counter */
     struct session mac;  /* batch MACs: the sync thread */
+    bool ready;          /* open finished: later failures are logged, ks->error stays */
 };
 
 static struct p11 *P(const yn_keystore *ks)
 {
     return ks->priv;
+}
+
+/* A failure of the token: while opening, what ks->error says (yinian-diag
+ * shows it); once open, the counter and the sync thread may fail at the same
+ * time, so it is only logged. */
+static void token_fail(yn_keystore *ks, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void token_fail(yn_keystore *ks, const char *fmt, ...)
+{
+    char text[YN_KEYSTORE_ERROR_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (P(ks) && P(ks)->ready)
+        yn_err("keystore: %s", text);
+    else
+        yn_ks_fail(ks, "%s", text);
 }
 
 static const char *label_of(enum yn_key_id id)
@@ -271,7 +290,7 @@ static int find_slot(yn_keystore *ks, struct p11 *p, bool at_open)
     CK_ULONG n = MAX_SLOTS;
     CK_RV rv = p->f->C_GetSlotList(CK_TRUE, slots, &n);
     if (rv != CKR_OK) {
-        yn_ks_fail(ks, "PKCS#11 module %s: C_GetSlotList: %s", p->m->path, ckr_name(rv));
+        token_fail(ks, "PKCS#11 module %s: C_GetSlotList: %s", p->m->path, ckr_name(rv));
         return status_of(rv);
     }
     int matches = 0;
@@ -298,12 +317,12 @@ static int find_slot(yn_keystore *ks, struct p11 *p, bool at_open)
         }
     }
     if (matches > 1) {
-        yn_ks_fail(ks, "%d tokens are labelled '%s' in %s: a label must name one token", matches,
+        token_fail(ks, "%d tokens are labelled '%s' in %s: a label must name one token", matches,
                    p->label, p->m->path);
         return YN_ECONFIG;
     }
     if (matches == 0) {
-        yn_ks_fail(ks,
+        token_fail(ks,
                    "no token labelled '%s' in %s (tokens present: %s): check [keys] token_label, "
                    "that the token is plugged in (a TPM: initialised), and for SoftHSM2 "
                    "SOFTHSM2_CONF",
@@ -323,7 +342,7 @@ static int login(yn_keystore *ks, struct p11 *p, CK_SESSION_HANDLE h)
     size_t n = 0;
     int rc = yn_secret_file_text(p->pin_file, "token PIN file", pin, sizeof pin, &n);
     if (rc != YN_OK) {
-        yn_ks_fail(ks,
+        token_fail(ks,
                    "the PIN file %s is not usable (%s): it must be a file of the daemon's user "
                    "with mode 0600",
                    p->pin_file, yn_strerror(rc));
@@ -334,7 +353,7 @@ static int login(yn_keystore *ks, struct p11 *p, CK_SESSION_HANDLE h)
     explicit_bzero(pin, sizeof pin);
     if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN)
         return YN_OK;
-    yn_ks_fail(ks, "token '%s' refused the PIN of %s: %s%s", p->label, p->pin_file, ckr_name(rv),
+    token_fail(ks, "token '%s' refused the PIN of %s: %s%s", p->label, p->pin_file, ckr_name(rv),
                rv == CKR_PIN_LOCKED ? " (the token's security officer must unblock it)"
                : rv == CKR_PIN_INCORRECT
                    ? " (the file holds the wrong PIN; tokens lock after a few wrong ones)"
@@ -363,7 +382,7 @@ static int session_open(yn_keystore *ks, struct p11 *p, CK_SESSION_HANDLE *h, bo
             break;
     }
     if (rv != CKR_OK) {
-        yn_ks_fail(ks, "token '%s': C_OpenSession: %s", p->label, ckr_name(rv));
+        token_fail(ks, "token '%s': C_OpenSession: %s", p->label, ckr_name(rv));
         *h = CK_INVALID_HANDLE;
         return status_of(rv);
     }
@@ -616,7 +635,8 @@ static int p11_inspect(yn_keystore *ks, enum yn_key_id id, yn_keystore_key_info 
     CK_SESSION_HANDLE h;
     int rc = session_open(ks, p, &h, false);
     if (rc != YN_OK) {
-        snprintf(info->detail, sizeof info->detail, "%s", ks->error);
+        snprintf(info->detail, sizeof info->detail, "token '%s' opens no session (%s): see the log",
+                 p->label, yn_strerror(rc));
         return rc;
     }
     struct object objs[MAX_COPIES];
@@ -699,6 +719,8 @@ static int p11_open(yn_keystore *ks, const yn_config *cfg)
         rc = session_open(ks, p, &p->mac.h, false);
     if (rc != YN_OK)
         p11_close(ks);
+    else
+        p->ready = true;
     return rc;
 }
 

@@ -67,7 +67,7 @@ if [ "${YN_KEYS_BACKEND:-file}" = pkcs11 ]; then
     grep -q '^backend = pkcs11$' "$TMPDIR/board2/etc/board.conf" || fail "board2 not on its token"
     "$BUILD/yinian-pos" --config "$TMPDIR/board2/etc/board.conf" --self-test >"$run/st2" 2>&1 ||
         { cat "$run/st2"; fail "board2 self-test"; }
-    grep -q "^OK   keys: token 'T-FT-0002'.*card master and terminal key usable" "$run/st2" ||
+    grep -q "^OK   keys: token 'T-FT-0002'.*: card master and terminal key usable" "$run/st2" ||
         { cat "$run/st2"; fail "board2's token keys"; }
 else
     [ "$(stat -c %a "$TMPDIR/board2/etc/keys/terminal.key")" = 600 ] || fail "enrolled key mode"

@@ -48,6 +48,7 @@
 #include "policy.h"
 #include "scale.h"
 #include "terminal.h"
+#include "testkeys.h"
 #include "testutil.h"
 
 #define TIMEOUT_MS   100 /* [scale] / [io] timeout_ms for this test */
@@ -761,7 +762,9 @@ static void test_terminal_lunch(void)
     cfg.scale.stable_timeout_ms = 1000;
     cfg.io.out_pulse_ms[YN_OUT_GATE] = 300;
     yn_cardfix_init(&fix);
+    CHECK_RC(yn_testkeys_configure(&cfg, dir), YN_OK);
     CHECK_RC(yn_devices_open(&dev, &cfg), YN_OK);
+    CHECK_RC(yn_keystore_store(&dev.keys, YN_KEYID_CARD_MASTER, fix.master, 16, false), YN_OK);
     yn_clock_init(&dev.clock, &yn_clock_sim_ops);
     yn_clock_sim_set(&dev.clock, LUNCH_MS);
     snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", yn_test_srcdir());
@@ -779,7 +782,7 @@ static void test_terminal_lunch(void)
     yn_cardfix_card(&fix, &c, 2, "4403040002", 19500505, 0, 440304002);
     CHECK(yn_nfc_sim_add(&dev.nfc, &c) == 1, "card 1");
     yn_terminal_deps deps = {
-        .ledger = ledger, .policy = policy, .master = fix.master, .ring = &fix.ring};
+        .ledger = ledger, .policy = policy, .keys = &dev.keys, .ring = &fix.ring};
     CHECK_RC(yn_terminal_new(&cfg, &dev, &deps, &term), YN_OK);
     yn_terminal_start(term);
 
