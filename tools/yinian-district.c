@@ -39,6 +39,7 @@ enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 #define UPDATE_LIMIT  5000 /* items of each kind per update document */
 #define REQUEST_MAX   (YN_BATCH_MAX_FRAME)
 #define SMALL_REQUEST 65536
+#define RESTORE_MAX   (8 << 20) /* bytes of frames in one /v1/records reply */
 
 static const char schema[] =
     "PRAGMA journal_mode = WAL;"
@@ -61,6 +62,8 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS batches(terminal TEXT NOT NULL, batch_id INTEGER NOT NULL,"
     " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, received_utc_s INTEGER NOT NULL,"
     " PRIMARY KEY(terminal, batch_id, first_seq));"
+    "CREATE TABLE IF NOT EXISTS frames(terminal TEXT NOT NULL, last_seq INTEGER NOT NULL,"
+    " first_seq INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY(terminal, last_seq));"
     "CREATE TABLE IF NOT EXISTS cards(card_no TEXT PRIMARY KEY, birth_ymd INTEGER NOT NULL,"
     " flags INTEGER NOT NULL, district INTEGER NOT NULL, street INTEGER NOT NULL,"
     " expiry_ymd INTEGER NOT NULL, version INTEGER NOT NULL);"
@@ -404,6 +407,15 @@ static int ingest_batch(sqlite3 *db, const uint8_t *body, size_t len, struct ing
     }
     sqlite3_finalize(ins);
     sqlite3_finalize(lay);
+    if (ok && g->stored) { /* the frame as uploaded, for POST /v1/records */
+        st = prep(db, "INSERT INTO frames VALUES (?1, ?2, ?3, ?4)");
+        sqlite3_bind_text(st, 1, h.terminal, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, h.last_seq);
+        sqlite3_bind_int64(st, 3, h.first_seq);
+        sqlite3_bind_blob(st, 4, body, (int)len, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
     if (ok && h.last_seq > last_seq) {
         st = prep(db, "UPDATE terminals SET last_seq = ?2, last_hash = ?3 WHERE id = ?1");
         sqlite3_bind_text(st, 1, h.terminal, -1, SQLITE_STATIC);
@@ -592,6 +604,31 @@ static char *build_update(struct server *s, const char *terminal, int64_t roster
     return text;
 }
 
+/* A JSON request signed by a terminal (POST /v1/updates, /v1/records): the
+ * terminal must be enrolled and the header X-YN-MAC must be the lowercase hex
+ * HMAC-SHA256 of the exact body under its key. 0 when authentic, else the
+ * error reply was queued and *ret holds it. */
+static int request_authentic(struct server *s, struct MHD_Connection *c, const char *terminal,
+                             const char *body, size_t len, enum MHD_Result *ret)
+{
+    uint8_t key[64], mac[32];
+    size_t key_len;
+    char mac_hex[65];
+    const char *given = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-YN-MAC");
+    if (!terminal_key(s->db, terminal, key, &key_len)) {
+        *ret = reply_error(c, 403, "unknown_terminal", "terminal is not enrolled");
+        return -1;
+    }
+    yn_batch_hmac(key, key_len, body, len, mac);
+    OPENSSL_cleanse(key, sizeof key);
+    to_hex(mac, 32, mac_hex);
+    if (!given || strlen(given) != 64 || CRYPTO_memcmp(given, mac_hex, 64) != 0) {
+        *ret = reply_error(c, 401, "bad_mac", "request MAC does not verify");
+        return -1;
+    }
+    return 0;
+}
+
 /* POST /v1/updates, body {"terminal", "roster", "blacklist", "allocations", "policy"}
  * (what it has), header X-YN-MAC = hex HMAC-SHA256(terminal key, body). */
 static enum MHD_Result handle_updates(struct server *s, struct MHD_Connection *c, const char *body,
@@ -606,19 +643,10 @@ static enum MHD_Result handle_updates(struct server *s, struct MHD_Connection *c
         json_decref(j);
         return reply_error(c, 400, "bad_request", "malformed update request");
     }
-    uint8_t key[64], mac[32];
-    size_t key_len;
-    char mac_hex[65];
-    const char *given = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-YN-MAC");
-    if (!terminal_key(s->db, terminal, key, &key_len)) {
+    enum MHD_Result ret;
+    if (request_authentic(s, c, terminal, body, len, &ret) != 0) {
         json_decref(j);
-        return reply_error(c, 403, "unknown_terminal", "terminal is not enrolled");
-    }
-    yn_batch_hmac(key, key_len, body, len, mac);
-    to_hex(mac, 32, mac_hex);
-    if (!given || strlen(given) != 64 || CRYPTO_memcmp(given, mac_hex, 64) != 0) {
-        json_decref(j);
-        return reply_error(c, 401, "bad_mac", "update request MAC does not verify");
+        return ret;
     }
     char term[YN_LEDGER_ID_MAX];
     snprintf(term, sizeof term, "%s", terminal);
@@ -631,9 +659,113 @@ static enum MHD_Result handle_updates(struct server *s, struct MHD_Connection *c
         free(payload);
         return reply_error(c, 500, "storage", "update not built");
     }
-    enum MHD_Result ret = reply_ok(s, c, signed_body);
+    ret = reply_ok(s, c, signed_body);
     free(payload);
     free(signed_body);
+    return ret;
+}
+
+/* POST /v1/records, body {"terminal", "after_seq", "max_bytes"?}, header
+ * X-YN-MAC as for /v1/updates: the frames the terminal uploaded, byte for
+ * byte, that hold every record above after_seq (PROTOCOL.md §6). Each stored
+ * frame added the records from the previous frame's last_seq + 1 to its own
+ * last_seq, so the frames with last_seq > after_seq, in order, hold exactly
+ * the records wanted (the first may also hold some at or below after_seq). */
+static enum MHD_Result handle_records(struct server *s, struct MHD_Connection *c, const char *body,
+                                      size_t len)
+{
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *terminal = NULL;
+    json_int_t after = -1, max_bytes = RESTORE_MAX;
+    if (!j ||
+        json_unpack(j, "{s:s, s:I, s?:I !}", "terminal", &terminal, "after_seq", &after,
+                    "max_bytes", &max_bytes) != 0 ||
+        after < 0 || max_bytes < 1) {
+        json_decref(j);
+        return reply_error(c, 400, "bad_request",
+                           "expected {\"terminal\": id, \"after_seq\": N >= 0,"
+                           " \"max_bytes\": M >= 1 (optional)}");
+    }
+    if (max_bytes > RESTORE_MAX)
+        max_bytes = RESTORE_MAX;
+    enum MHD_Result ret;
+    if (request_authentic(s, c, terminal, body, len, &ret) != 0) {
+        json_decref(j);
+        return ret;
+    }
+    char term[YN_LEDGER_ID_MAX];
+    snprintf(term, sizeof term, "%s", terminal);
+    json_decref(j);
+
+    /* one read transaction: the held seq and the frames agree */
+    int64_t held = 0;
+    bool more = false, ok = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    sqlite3_stmt *st = ok ? prep(s->db, "SELECT last_seq FROM terminals WHERE id = ?1") : NULL;
+    ok = st != NULL;
+    if (ok) {
+        sqlite3_bind_text(st, 1, term, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        held = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+        ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    bool gap = false;
+    st = ok && held > after ? prep(s->db, "SELECT first_seq, frame FROM frames WHERE terminal = ?1"
+                                          " AND last_seq > ?2 ORDER BY last_seq")
+                            : NULL;
+    ok = ok && (held <= after || st);
+    if (st) {
+        sqlite3_bind_text(st, 1, term, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, after);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            size_t n = (size_t)sqlite3_column_bytes(st, 1);
+            if (out_len == 0 && sqlite3_column_int64(st, 0) > after + 1) {
+                gap = true; /* stored before this server kept frames */
+                break;
+            }
+            if (out_len && out_len + n > (size_t)max_bytes) {
+                more = true;
+                break;
+            }
+            uint8_t *grown = realloc(out, out_len + n);
+            if (!grown) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            out = grown;
+            memcpy(out + out_len, sqlite3_column_blob(st, 1), n);
+            out_len += n;
+        }
+        ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+        sqlite3_finalize(st);
+    }
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (!ok || (held > after && out_len == 0 && !gap)) {
+        free(out);
+        return reply_error(c, 500, "storage", "frames not read");
+    }
+    if (gap) {
+        free(out);
+        return reply_error(c, 409, "not_restorable",
+                           "records above after_seq were stored before frames were kept");
+    }
+    struct MHD_Response *r =
+        out ? MHD_create_response_from_buffer(out_len, out, MHD_RESPMEM_MUST_FREE)
+            : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(out);
+        return MHD_NO;
+    }
+    char held_text[24];
+    snprintf(held_text, sizeof held_text, "%lld", (long long)held);
+    MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+    MHD_add_response_header(r, "X-YN-Held", held_text);
+    MHD_add_response_header(r, "X-YN-More", more ? "1" : "0");
+    ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
     return ret;
 }
 
@@ -680,6 +812,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return handle_updates(s, c, (const char *)rq->body, rq->len);
     if (strcmp(url, "/v1/enrol") == 0)
         return handle_enrol(s, c, (const char *)rq->body, rq->len);
+    if (strcmp(url, "/v1/records") == 0)
+        return handle_records(s, c, (const char *)rq->body, rq->len);
     return reply_error(c, 404, "not_found", "no such endpoint");
 }
 

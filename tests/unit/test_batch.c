@@ -379,7 +379,7 @@ static void test_every_truncated_body(void **state)
     free(r);
 }
 
-/* The test vector of PROTOCOL.md §7 (key = bytes 01..20): this exact frame
+/* The test vector of PROTOCOL.md §8 (key = bytes 01..20): this exact frame
  * decodes to these records, whatever zlib version made it. */
 static const char *const vector_hex[] = {
     "594e423100010000542d30303031000000000000000000000000000000000001",
