@@ -39,6 +39,13 @@ else ifeq ($(ARCH),armhf)
 else
   $(error ARCH must be host, aarch64 or armhf, not '$(ARCH)')
 endif
+# PostgreSQL (libpq) as the district server's second storage backend. libpq-dev
+# cannot be installed multiarch, so a board build's server has SQLite only.
+ifeq ($(ARCH),host)
+  WITH_POSTGRESQL ?= 1
+else
+  WITH_POSTGRESQL ?= 0
+endif
 ifneq ($(ARCH),host)
   # target libraries are installed multiarch by tools/install-deps
   PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/$(TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
@@ -50,6 +57,8 @@ AR    := $(CROSS_COMPILE)ar
 
 PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
 TEST_PKGS := cmocka
+# libraries of the district server only (the daemon never links them)
+DISTRICT_PKGS := $(if $(filter 1,$(WITH_POSTGRESQL)),libpq)
 
 # libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded
 # target packages (libnfc-dev cannot be installed multiarch: see README.md).
@@ -71,7 +80,7 @@ endif
 
 # On a fresh machine: install what pkg-config cannot find, then go on.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
+  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) $(DISTRICT_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
     $(info tools/install-deps: a library or tool is missing for ARCH=$(ARCH); installing it)
     ifneq ($(shell tools/install-deps $(DEPS_ARG) 1>&2; echo $$?),0)
       $(error tools/install-deps failed; see the message above)
@@ -80,9 +89,10 @@ ifeq ($(filter clean,$(MAKECMDGOALS)),)
 endif
 
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
-               -D_GNU_SOURCE -Ifirmware -Ihal -Isync -MMD -MP \
+               -D_GNU_SOURCE -Ifirmware -Ihal -Isync -Itools/district -MMD -MP \
                -DYN_VERSION='"$(VERSION)"' -DYN_GITREV='"$(GITREV)"' \
-               -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC)
+               -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC) \
+               -DWITH_POSTGRESQL=$(WITH_POSTGRESQL)
 ifeq ($(FUZZ),1)
   CFLAGS ?= -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
   LDFLAGS ?= -fsanitize=address,undefined
@@ -94,8 +104,9 @@ else
   LDFLAGS ?=
 endif
 Q := $(if $(V),,@)
-ALL_CFLAGS = $(CFLAGS_BASE) $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(NFC_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(CFLAGS_BASE) $(shell $(PKG_CONFIG) --cflags $(PKGS) $(DISTRICT_PKGS)) $(NFC_CFLAGS) $(CFLAGS)
 LIBS       = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(NFC_LIBS) -lpthread -lutil
+DISTRICT_LIBS = $(if $(DISTRICT_PKGS),$(shell $(PKG_CONFIG) --libs $(DISTRICT_PKGS)))
 TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
 # --- sources -------------------------------------------------------------
@@ -110,6 +121,14 @@ DAEMON    := $(BUILD)/yinian-pos
 # Tools: each tools/<name>.c is a program build/<arch>/<name>.
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOLS     := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
+# The district server's modules: their own archive, linked by yinian-district
+# and the district's unit tests only.
+DISTRICT_SRCS := $(wildcard tools/district/*.c)
+ifneq ($(WITH_POSTGRESQL),1)
+  DISTRICT_SRCS := $(filter-out tools/district/db_pg.c,$(DISTRICT_SRCS))
+endif
+DISTRICT_OBJS := $(DISTRICT_SRCS:%.c=$(BUILD)/obj/%.o)
+DISTRICT_LIB  := $(BUILD)/libdistrict.a
 # Unit tests: tests/unit/test_<module>.c, one program each.
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TESTS     := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -128,14 +147,16 @@ CRASHES    := $(CRASH_SRCS:tests/crash/%.c=$(BUILD)/tests/%)
 INT_SRCS   := $(wildcard tests/integration/int_*.c)
 INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
-SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tests/*/*.[ch])
+SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tools/district/*.[ch] \
+             tests/*/*.[ch])
 
 .SECONDARY:
 .PHONY: fuzz fuzz-run all run check check-unit check-san check-integration check-cross lint bench clean format
 all: $(DAEMON) $(TOOLS)
 
 # Objects are rebuilt when a feature switch or CFLAGS change.
-FEATURES   := WITH_LIBNFC=$(WITH_LIBNFC) WITH_SYSLOG=$(WITH_SYSLOG) CFLAGS=$(CFLAGS) VERSION=$(VERSION)
+FEATURES   := WITH_LIBNFC=$(WITH_LIBNFC) WITH_SYSLOG=$(WITH_SYSLOG) WITH_POSTGRESQL=$(WITH_POSTGRESQL) \
+              CFLAGS=$(CFLAGS) VERSION=$(VERSION)
 FEATURES_F := $(BUILD)/.features
 ifneq ($(filter clean,$(MAKECMDGOALS)),clean)
   $(shell mkdir -p $(BUILD); [ "$$(cat $(FEATURES_F) 2>/dev/null)" = "$(FEATURES)" ] || echo "$(FEATURES)" > $(FEATURES_F))
@@ -153,6 +174,19 @@ $(LIB): $(LIB_OBJS)
 $(DAEMON): $(BUILD)/obj/firmware/main.o $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(DISTRICT_LIB): $(DISTRICT_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/yinian-district: $(BUILD)/obj/tools/yinian-district.o $(DISTRICT_LIB) $(LIB)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DISTRICT_LIBS) $(LIBS)
+
+$(BUILD)/tests/test_district_%: $(BUILD)/obj/tests/unit/test_district_%.o $(TSUP_OBJS) $(DISTRICT_LIB) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(DISTRICT_LIBS) $(LIBS)
 
 $(BUILD)/%: $(BUILD)/obj/tools/%.o $(LIB)
 	@$(if $(Q),echo '  LD      $@')
@@ -226,7 +260,7 @@ lint:
 	@command -v cppcheck >/dev/null || tools/install-deps
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
-	  -Ifirmware -Ihal -Isync firmware hal sync tools tests
+	  -Ifirmware -Ihal -Isync -Itools/district -DWITH_POSTGRESQL=1 firmware hal sync tools tests
 	clang-format --dry-run -Werror $(SOURCES)
 
 format:

@@ -319,10 +319,13 @@ int yn_rules_undo(const yn_ledger_record *undo, const yn_ledger_record *meal, yn
         undo->wallet_fen != -meal->wallet_fen || undo->cash_fen != -meal->cash_fen ||
         undo->n_layers != meal->n_layers)
         return refuse(f, "price_fen", "shares are not those of the meal negated");
-    for (int i = 0; i < meal->n_layers; i++)
-        if (strcmp(undo->layers[i].source, meal->layers[i].source) != 0 ||
-            undo->layers[i].fen != -meal->layers[i].fen)
-            return refuse(f, layer_field[i][1], "not the meal's layer negated");
+    for (int i = 0; i < undo->n_layers; i++) { /* sources are distinct: match by name */
+        int j = 0;
+        while (j < meal->n_layers && strcmp(undo->layers[i].source, meal->layers[j].source) != 0)
+            j++;
+        if (j == meal->n_layers || undo->layers[i].fen != -meal->layers[j].fen)
+            return refuse(f, layer_field[i][1], "not the meal's layer of that source negated");
+    }
     return YN_OK;
 }
 

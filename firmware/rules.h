@@ -94,7 +94,8 @@ bool yn_rules_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
  * YN_OK, or YN_EINVAL with *f filled (f may be NULL). */
 int yn_rules_record(const yn_ledger_record *r, yn_rules_fault *f) YN_MUST_CHECK;
 /* An undo (YN_RULES_REF_UNDO) of meal: same card, the meal's kind is meal,
- * every share and layer negated. */
+ * every share negated, and the same layer sources each with its share
+ * negated (in any order: sources are distinct). */
 int yn_rules_undo(const yn_ledger_record *undo, const yn_ledger_record *meal,
                   yn_rules_fault *f) YN_MUST_CHECK;
 

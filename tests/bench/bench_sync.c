@@ -139,7 +139,7 @@ int main(void)
     int rc = yn_sync_round(s, l, 1741000000, &st);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    long long t[5];
+    long long t[YN_TOT_N];
     yn_test_district_totals(&D, "T-INT", t);
     yn_test_district_stop(srv, SIGTERM);
     yn_sync_free(s);

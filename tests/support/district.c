@@ -1,12 +1,16 @@
 /* district.c — see district.h. */
 #include "district.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int yn_test_sh(const char *fmt, ...)
@@ -24,7 +28,27 @@ int yn_test_district_init(yn_test_district *d, const char *build, const char *di
     memset(d, 0, sizeof *d);
     snprintf(d->dir, sizeof d->dir, "%s", dir);
     snprintf(d->bin, sizeof d->bin, "%s/yinian-district", build);
-    snprintf(d->db, sizeof d->db, "%s/district.db", dir);
+    const char *backend = getenv("YN_DISTRICT_BACKEND"), *pg_host = getenv("YN_PG_HOST");
+    if (backend && !strcmp(backend, "postgresql")) {
+        static int n;
+        char name[64];
+        if (!pg_host || !*pg_host) {
+            fprintf(stderr,
+                    "YN_DISTRICT_BACKEND=postgresql needs YN_PG_HOST (tests/with-postgres)\n");
+            return -1;
+        }
+        snprintf(name, sizeof name, "yn_%d_%d", (int)getpid(), n++);
+        if (yn_test_sh("psql -h '%s' -U postgres -d postgres -qAtc 'CREATE DATABASE %s'"
+                       " >/dev/null",
+                       pg_host, name) != 0) {
+            fprintf(stderr, "cannot create PostgreSQL database %s at %s\n", name, pg_host);
+            return -1;
+        }
+        snprintf(d->db, sizeof d->db, "host=%s user=postgres dbname=%s", pg_host, name);
+        d->postgresql = 1;
+    } else {
+        snprintf(d->db, sizeof d->db, "%s/district.db", dir);
+    }
     snprintf(d->ca, sizeof d->ca, "%s/ca.pem", dir);
     snprintf(d->cert, sizeof d->cert, "%s/server.pem", dir);
     snprintf(d->key, sizeof d->key, "%s/server.key", dir);
@@ -50,7 +74,7 @@ int yn_test_district_init(yn_test_district *d, const char *build, const char *di
 int yn_test_district_token(const yn_test_district *d, const char *terminal, char *tok, size_t len)
 {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s --db %s enrol-token %s canteen-1", d->bin, d->db, terminal);
+    snprintf(cmd, sizeof cmd, "%s --db '%s' enrol-token %s canteen-1", d->bin, d->db, terminal);
     FILE *p = popen(cmd, "r");
     int ok = p && fgets(tok, (int)len, p);
     if (p)
@@ -61,23 +85,68 @@ int yn_test_district_token(const yn_test_district *d, const char *terminal, char
     return 0;
 }
 
+static char serve_args[512];
+
+void yn_test_district_serve_args(const char *args)
+{
+    snprintf(serve_args, sizeof serve_args, "%s", args ? args : "");
+}
+
+/* Until the server accepts connections (or has died): at most 20 s. */
+static void wait_listening(const yn_test_district *d, pid_t pid)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)d->port)};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    for (int i = 0; i < 1000; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok || waitpid(pid, NULL, WNOHANG) == pid)
+            return;
+        usleep(20000);
+    }
+}
+
 pid_t yn_test_district_start(const yn_test_district *d, const char *district_key,
                              const char *faults)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        char port[16], log[600];
+        char port[16], log[600], extra[512];
+        const char *argv[64] = {d->bin,
+                                "--db",
+                                d->db,
+                                "serve",
+                                "--cert",
+                                d->cert,
+                                "--key",
+                                d->key,
+                                "--district-key",
+                                district_key ? district_key : d->dkey,
+                                "--listen",
+                                "127.0.0.1",
+                                "--port",
+                                port,
+                                "--slow-ms",
+                                "2500",
+                                "--faults",
+                                faults ? faults : "none"};
+        int n = 18;
         snprintf(port, sizeof port, "%d", d->port);
         snprintf(log, sizeof log, "%s/server.log", d->dir);
+        snprintf(extra, sizeof extra, "%s", serve_args);
+        for (char *save = NULL, *t = strtok_r(extra, " ", &save); t && n < 62;
+             t = strtok_r(NULL, " ", &save))
+            argv[n++] = t;
+        argv[n] = NULL;
         if (!freopen(log, "a", stderr))
             _exit(126);
-        execl(d->bin, d->bin, "--db", d->db, "serve", "--cert", d->cert, "--key", d->key,
-              "--district-key", district_key ? district_key : d->dkey, "--listen", "127.0.0.1",
-              "--port", port, "--slow-ms", "2500", "--faults", faults ? faults : "none",
-              (char *)NULL);
+        execv(d->bin, (char *const *)argv);
         _exit(127);
     }
-    usleep(300000);
+    if (pid > 0)
+        wait_listening(d, pid);
     return pid;
 }
 
@@ -87,17 +156,46 @@ void yn_test_district_stop(pid_t pid, int sig)
     waitpid(pid, NULL, 0);
 }
 
-void yn_test_district_totals(const yn_test_district *d, const char *terminal, long long out[5])
+int yn_test_district_sql(const yn_test_district *d, const char *sql)
 {
-    char cmd[2048], line[256], prefix[40];
-    snprintf(cmd, sizeof cmd, "%s --db %s report terminal", d->bin, d->db);
-    snprintf(prefix, sizeof prefix, "%s,", terminal);
+    char path[800];
+    snprintf(path, sizeof path, "%s/plant.sql", d->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs(sql, f);
+    fclose(f);
+    if (d->postgresql)
+        return yn_test_sh("psql '%s' -v ON_ERROR_STOP=1 -qAt -f '%s' >/dev/null", d->db, path);
+    return yn_test_sh("sqlite3 -bail '%s' < '%s' >/dev/null", d->db, path);
+}
+
+void yn_test_district_totals(const yn_test_district *d, const char *terminal,
+                             long long out[YN_TOT_N])
+{
+    static const char *const names[YN_TOT_N] = {"records",        "price_fen",  "meal_subsidy_fen",
+                                                "allocation_fen", "wallet_fen", "cash_fen"};
+    char cmd[2048], line[512];
+    int col[YN_TOT_N];
+    snprintf(cmd, sizeof cmd, "%s --db '%s' report terminal", d->bin, d->db);
     FILE *p = popen(cmd, "r");
-    memset(out, 0, 5 * sizeof out[0]);
-    while (p && fgets(line, sizeof line, p))
-        if (strncmp(line, prefix, strlen(prefix)) == 0)
-            sscanf(line + strlen(prefix), "%lld,%lld,%lld,%lld,%lld", &out[0], &out[1], &out[2],
-                   &out[3], &out[4]);
+    memset(out, 0, YN_TOT_N * sizeof out[0]);
+    for (int i = 0; i < YN_TOT_N; i++)
+        col[i] = -1;
+    for (int row = 0; p && fgets(line, sizeof line, p); row++) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *save = NULL, *cell[16];
+        int n = 0;
+        for (char *t = strtok_r(line, ",", &save); t && n < 16; t = strtok_r(NULL, ",", &save))
+            cell[n++] = t;
+        for (int i = 0; row == 0 && i < YN_TOT_N; i++) /* the header names the columns */
+            for (int c = 0; c < n; c++)
+                if (!strcmp(cell[c], names[i]))
+                    col[i] = c;
+        if (row > 0 && n > 0 && !strcmp(cell[0], terminal))
+            for (int i = 0; i < YN_TOT_N; i++)
+                out[i] = col[i] >= 0 && col[i] < n ? atoll(cell[col[i]]) : -1;
+    }
     if (p)
         pclose(p);
 }

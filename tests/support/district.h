@@ -1,6 +1,8 @@
 /* district.h — a reference district server for tests on loopback: test
  * certificates for 127.0.0.1, a district key pair, tokens, start/stop, and
- * the server's totals for a terminal. */
+ * the server's totals for a terminal. The storage is an SQLite file, or with
+ * YN_DISTRICT_BACKEND=postgresql a fresh database in the throwaway cluster
+ * whose socket folder is YN_PG_HOST (tests/with-postgres starts it). */
 #ifndef YN_TEST_DISTRICT_H
 #define YN_TEST_DISTRICT_H
 
@@ -10,9 +12,11 @@
 typedef struct yn_test_district {
     char dir[512]; /* everything lives here */
     char bin[600]; /* the yinian-district program */
-    char db[700], ca[700], cert[700], key[700], dkey[700], dpub[700];
-    int port;     /* on 127.0.0.1 */
-    char url[64]; /* https://127.0.0.1:port */
+    char db[700];  /* the --db argument: a file, or a PostgreSQL conninfo */
+    char ca[700], cert[700], key[700], dkey[700], dpub[700];
+    int postgresql; /* 1 when db is a PostgreSQL database */
+    int port;       /* on 127.0.0.1 */
+    char url[64];   /* https://127.0.0.1:port */
 } yn_test_district;
 
 /* system() of a formatted command. */
@@ -26,7 +30,23 @@ int yn_test_district_token(const yn_test_district *d, const char *terminal, char
 pid_t yn_test_district_start(const yn_test_district *d, const char *district_key,
                              const char *faults);
 void yn_test_district_stop(pid_t pid, int sig);
-/* The server's report for terminal: records, price, subsidy, wallet, cash (fen). */
-void yn_test_district_totals(const yn_test_district *d, const char *terminal, long long out[5]);
+/* Run SQL on the district's database (sqlite3 or psql): for tests that plant
+ * what an older server let in. 0 on success. */
+int yn_test_district_sql(const yn_test_district *d, const char *sql);
+/* Extra arguments for `serve` (e.g. "--threads 8"), NULL for none: set before start. */
+void yn_test_district_serve_args(const char *args);
+
+/* The server's `report terminal` columns for one terminal. */
+enum {
+    YN_TOT_RECORDS,
+    YN_TOT_PRICE,
+    YN_TOT_MEAL_SUBSIDY,
+    YN_TOT_ALLOCATION,
+    YN_TOT_WALLET,
+    YN_TOT_CASH,
+    YN_TOT_N
+};
+void yn_test_district_totals(const yn_test_district *d, const char *terminal,
+                             long long out[YN_TOT_N]);
 
 #endif

@@ -1,0 +1,177 @@
+/* db.c — the storage interface (db.h): picks the backend, and the few
+ * operations written once for both. */
+#include "db_private.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int yn_db_fail(yn_db *db, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(db->errmsg, sizeof db->errmsg, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+bool yn_db_is_postgresql(const char *where)
+{
+    if (strncmp(where, "postgresql://", 13) == 0 || strncmp(where, "postgres://", 11) == 0)
+        return true;
+    /* conninfo: key=value pairs, the first key lowercase letters and '_' */
+    const char *p = where;
+    while ((*p >= 'a' && *p <= 'z') || *p == '_')
+        p++;
+    return p > where && *p == '=';
+}
+
+int yn_db_open(const char *where, const yn_db_opts *opts, yn_db **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const struct yn_db_ops *ops = &yn_db_sqlite_ops;
+    if (yn_db_is_postgresql(where)) {
+#if WITH_POSTGRESQL
+        ops = &yn_db_pg_ops;
+#else
+        snprintf(err, errlen,
+                 "%s: this yinian-district was built without PostgreSQL"
+                 " (WITH_POSTGRESQL=0)",
+                 where);
+        return YN_ENOTSUP;
+#endif
+    }
+    yn_db *db = calloc(1, sizeof *db);
+    if (!db) {
+        snprintf(err, errlen, "out of memory");
+        return YN_ENOMEM;
+    }
+    db->ops = ops;
+    if (opts)
+        db->opts = *opts;
+    if (db->opts.busy_ms <= 0)
+        db->opts.busy_ms = 2000;
+    int rc = ops->open(db, where, err, errlen);
+    if (rc != YN_OK) {
+        ops->close(db);
+        free(db);
+        return rc;
+    }
+    *out = db;
+    return YN_OK;
+}
+
+void yn_db_close(yn_db *db)
+{
+    if (!db)
+        return;
+    db->ops->close(db);
+    free(db);
+}
+
+enum yn_db_backend yn_db_backend_of(const yn_db *db)
+{
+    return db->ops == &yn_db_sqlite_ops ? YN_DB_SQLITE : YN_DB_POSTGRESQL;
+}
+
+const char *yn_db_errmsg(const yn_db *db)
+{
+    return db->errmsg;
+}
+
+int yn_db_begin(yn_db *db, bool write)
+{
+    return db->ops->begin(db, write);
+}
+
+int yn_db_commit(yn_db *db)
+{
+    return db->ops->commit(db);
+}
+
+void yn_db_rollback(yn_db *db)
+{
+    db->ops->rollback(db);
+}
+
+int yn_db_run(yn_db *db, const char *sql, const yn_db_val *args, int n, yn_db_each each, void *arg)
+{
+    return db->ops->run(db, sql, args, n, each, arg);
+}
+
+int64_t yn_db_int(const yn_db_row *row, int col)
+{
+    return row->ops->col_int(row, col);
+}
+
+const char *yn_db_text(const yn_db_row *row, int col)
+{
+    return row->ops->col_text(row, col);
+}
+
+const uint8_t *yn_db_blob(const yn_db_row *row, int col, size_t *len)
+{
+    return row->ops->col_blob(row, col, len);
+}
+
+struct first_int {
+    bool found;
+    int64_t v;
+};
+
+static int take_first_int(void *arg, const yn_db_row *row)
+{
+    struct first_int *f = arg;
+    if (!f->found) {
+        f->found = true;
+        f->v = yn_db_int(row, 0);
+    }
+    return YN_OK;
+}
+
+int yn_db_int_of(yn_db *db, const char *sql, const yn_db_val *args, int n, int64_t *out)
+{
+    struct first_int f = {0};
+    int rc = yn_db_run(db, sql, args, n, take_first_int, &f);
+    *out = f.v;
+    return rc != YN_OK ? rc : f.found ? YN_OK : YN_ENOTFOUND;
+}
+
+struct held {
+    bool found;
+    int64_t seq;
+    uint8_t *hash;
+};
+
+static int take_held(void *arg, const yn_db_row *row)
+{
+    struct held *h = arg;
+    size_t len;
+    const uint8_t *hash = yn_db_blob(row, 1, &len);
+    h->found = true;
+    h->seq = yn_db_int(row, 0);
+    if (len == YN_LEDGER_HASH_LEN)
+        memcpy(h->hash, hash, len);
+    return YN_OK;
+}
+
+int yn_db_terminal_lock(yn_db *db, const char *terminal, int64_t *held_seq,
+                        uint8_t held_hash[YN_LEDGER_HASH_LEN])
+{
+    struct held h = {.hash = held_hash};
+    memset(held_hash, 0, YN_LEDGER_HASH_LEN);
+    int rc = YN_DB_RUN(db, db->ops->lock_terminal_sql, take_held, &h, DB_TEXT(terminal));
+    *held_seq = h.seq;
+    return rc != YN_OK ? rc : h.found ? YN_OK : YN_ENOTFOUND;
+}
+
+int yn_db_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
+{
+    return n ? db->ops->put_records(db, recs, n) : YN_OK;
+}
+
+int yn_db_size(yn_db *db, int64_t *bytes)
+{
+    return db->ops->size(db, bytes);
+}

@@ -1,0 +1,49 @@
+/* db_private.h — what db.c shares with the two storage backends: the ops
+ * table each backend fills (as libnfc's driver struct) and the handle. */
+#ifndef YN_DB_PRIVATE_H
+#define YN_DB_PRIVATE_H
+
+#include "db.h"
+
+struct yn_db_row {
+    const struct yn_db_ops *ops;
+    void *impl; /* the backend's row: an sqlite3_stmt, a PGresult */
+};
+
+struct yn_db_ops {
+    const char *name; /* "sqlite", "postgresql" */
+    int (*open)(yn_db *db, const char *where, char *err, size_t errlen);
+    void (*close)(yn_db *db);
+    int (*begin)(yn_db *db, bool write);
+    int (*commit)(yn_db *db);
+    void (*rollback)(yn_db *db);
+    int (*run)(yn_db *db, const char *sql, const yn_db_val *args, int n, yn_db_each each,
+               void *arg);
+    int (*put_records)(yn_db *db, const yn_ledger_record *recs, size_t n);
+    int (*size)(yn_db *db, int64_t *bytes);
+    int64_t (*col_int)(const yn_db_row *row, int col);
+    const char *(*col_text)(const yn_db_row *row, int col);
+    const uint8_t *(*col_blob)(const yn_db_row *row, int col, size_t *len);
+    const char *lock_terminal_sql; /* SELECT last_seq, last_hash … locking the row */
+};
+
+struct yn_db {
+    const struct yn_db_ops *ops;
+    void *impl;       /* the backend's connection state */
+    yn_db_opts opts;  /* busy_ms filled in */
+    char errmsg[256]; /* last error, for the log */
+};
+
+/* Set db->errmsg (printf-style) and return status. */
+int yn_db_fail(yn_db *db, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The schema both backends create, as the statements of one version step. */
+extern const struct yn_db_ops yn_db_sqlite_ops;
+#if WITH_POSTGRESQL
+extern const struct yn_db_ops yn_db_pg_ops;
+#endif
+
+/* The schema version this server writes (meta key "schema_version"). */
+#define YN_DB_SCHEMA 2
+
+#endif
