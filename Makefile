@@ -80,7 +80,8 @@ endif
 
 # On a fresh machine: install what pkg-config cannot find, then go on.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) $(DISTRICT_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
+  # (the host's tests also need a PostgreSQL server for tests/with-postgres)
+  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) $(DISTRICT_PKGS) 2>/dev/null && command -v $(CC) >/dev/null $(if $(filter host,$(ARCH)),&& ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1) && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
     $(info tools/install-deps: a library or tool is missing for ARCH=$(ARCH); installing it)
     ifneq ($(shell tools/install-deps $(DEPS_ARG) 1>&2; echo $$?),0)
       $(error tools/install-deps failed; see the message above)
@@ -233,8 +234,10 @@ check: lint
 check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 
+# The district's suites run against SQLite and against a throwaway PostgreSQL
+# cluster (under $(BUILD)/pg, stopped afterwards even when a test fails).
 check-integration: all $(CRASHES) $(INTS)
-	BUILD=$(BUILD) tests/run-integration
+	YN_PG_FAST=1 tests/with-postgres $(BUILD)/pg env BUILD=$(BUILD) tests/run-integration
 
 check-cross:
 	@test "$(ARCH)" != host || { echo "check-cross needs ARCH=aarch64 or ARCH=armhf"; exit 2; }
@@ -267,7 +270,7 @@ format:
 	clang-format -i $(SOURCES)
 
 bench: $(BENCHES) all
-	BUILD=$(BUILD) tests/run-bench $(BENCHES)
+	tests/with-postgres $(BUILD)/pg-bench env BUILD=$(BUILD) tests/run-bench $(BENCHES)
 
 clean:
 	rm -rf build

@@ -10,7 +10,6 @@
  * meal reversed before or of no meal, bad UTF-8 (400 bad_body). A batch of
  * 40 records of 24 bytes each (refused by the old raw_len rule) is stored.
  * The server's report stays the same across every refusal. */
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,38 +30,13 @@ static uint8_t key[64];
 static size_t key_len;
 static char last_body[1024]; /* the last reply's body */
 
-static size_t keep_body(char *data, size_t size, size_t n, void *arg)
-{
-    (void)arg;
-    size_t have = strlen(last_body), len = size * n;
-    if (have + len < sizeof last_body) {
-        memcpy(last_body + have, data, len);
-        last_body[have + len] = '\0';
-    }
-    return len;
-}
-
 /* POST body to /v1/batches; the HTTP status, or -1. */
 static long post(const void *body, size_t len)
 {
-    CURL *c = curl_easy_init();
-    char u[128];
-    snprintf(u, sizeof u, "%s/v1/batches", D.url);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
-    last_body[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, u);
-    curl_easy_setopt(c, CURLOPT_CAINFO, D.ca);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    long code = -1;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return code;
+    yn_test_reply r = yn_test_district_post(&D, "POST", "/v1/batches", body, len, NULL, 0);
+    snprintf(last_body, sizeof last_body, "%s", r.body);
+    yn_test_reply_free(&r);
+    return r.status;
 }
 
 /* A ledger of n top-ups for terminal id, and its first batch as a frame. */

@@ -4,7 +4,6 @@
  * order, whole frames only, within max_bytes but at least one, with
  * X-YN-Held and X-YN-More; nothing when it has everything; 400, 401, 403 for a
  * malformed, unsigned or unknown request (PROTOCOL.md §6). */
-#include <curl/curl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,69 +20,12 @@
 
 static yn_test_district D;
 
-typedef struct reply {
-    long status;
-    uint8_t *body;
-    size_t len;
-    long long held; /* X-YN-Held, -1 if absent */
-    int more;       /* X-YN-More, -1 if absent */
-} reply;
+typedef yn_test_reply reply;
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    reply *r = arg;
-    uint8_t *p = realloc(r->body, r->len + size * n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + r->len, data, size * n);
-    r->body = p;
-    r->len += size * n;
-    return size * n;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *arg)
-{
-    reply *r = arg;
-    char line[128];
-    snprintf(line, sizeof line, "%.*s", (int)(size * n), data);
-    if (strncasecmp(line, "X-YN-Held:", 10) == 0)
-        r->held = atoll(line + 10);
-    else if (strncasecmp(line, "X-YN-More:", 10) == 0)
-        r->more = atoi(line + 10);
-    return size * n;
-}
-
-/* POST body to path, signed with key (NULL: no X-YN-MAC header). */
 static reply post(const char *method, const char *path, const char *body, const uint8_t *key,
                   size_t key_len)
 {
-    reply r = {.status = -1, .held = -1, .more = -1};
-    CURL *c = curl_easy_init();
-    char u[128], mac_line[96] = "X-YN-MAC: ";
-    snprintf(u, sizeof u, "%s%s", D.url, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (key) {
-        uint8_t mac[32];
-        yn_batch_hmac(key, key_len, body, strlen(body), mac);
-        for (int i = 0; i < 32; i++)
-            sprintf(mac_line + 10 + 2 * i, "%02x", mac[i]);
-        h = curl_slist_append(h, mac_line);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, u);
-    curl_easy_setopt(c, CURLOPT_CAINFO, D.ca);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return r;
+    return yn_test_district_post(&D, method, path, body, strlen(body), key, key_len);
 }
 
 static reply restore(long long after, long long max_bytes, const uint8_t *key, size_t key_len)
@@ -184,7 +126,8 @@ int main(void)
     for (int i = 0; i < N_FRAMES && off < r.len; i++) {
         yn_batch_header h;
         yn_ledger_record *recs = NULL;
-        CHECK(yn_batch_decode(r.body + off, frame_len[i], key, key_len, &h, &recs, NULL) == YN_OK,
+        CHECK(yn_batch_decode((const uint8_t *)r.body + off, frame_len[i], key, key_len, &h, &recs,
+                              NULL) == YN_OK,
               "frame %d verifies under the terminal's key", i);
         off += frame_len[i];
         free(recs);

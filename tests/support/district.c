@@ -2,10 +2,14 @@
 #include "district.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -198,4 +202,82 @@ void yn_test_district_totals(const yn_test_district *d, const char *terminal,
     }
     if (p)
         pclose(p);
+}
+
+static size_t on_reply_body(char *data, size_t size, size_t n, void *arg)
+{
+    yn_test_reply *r = arg;
+    char *p = realloc(r->body, r->len + size * n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + r->len, data, size * n);
+    r->body = p;
+    r->len += size * n;
+    r->body[r->len] = '\0';
+    return size * n;
+}
+
+static size_t on_reply_header(char *data, size_t size, size_t n, void *arg)
+{
+    yn_test_reply *r = arg;
+    char line[128];
+    snprintf(line, sizeof line, "%.*s", (int)(size * n), data);
+    if (strncasecmp(line, "X-YN-Held:", 10) == 0)
+        r->held = atoll(line + 10);
+    else if (strncasecmp(line, "X-YN-More:", 10) == 0)
+        r->more = atoi(line + 10);
+    else if (strncasecmp(line, "Retry-After:", 12) == 0)
+        r->retry_after_s = atoi(line + 12);
+    return size * n;
+}
+
+yn_test_reply yn_test_district_post(const yn_test_district *d, const char *method, const char *path,
+                                    const void *body, size_t len, const uint8_t *mac_key,
+                                    size_t key_len)
+{
+    yn_test_reply r = {.status = -1, .held = -1, .more = -1, .retry_after_s = -1};
+    CURL *c = curl_easy_init();
+    char u[256], mac_line[96] = "X-YN-MAC: ";
+    snprintf(u, sizeof u, "%s%s", d->url, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/octet-stream");
+    h = curl_slist_append(h, "Expect:");
+    if (mac_key) {
+        uint8_t mac[32];
+        unsigned int mac_len = 32;
+        HMAC(EVP_sha256(), mac_key, (int)key_len, body, len, mac, &mac_len);
+        for (int i = 0; i < 32; i++)
+            snprintf(mac_line + 10 + 2 * i, 3, "%02x", mac[i]);
+        h = curl_slist_append(h, mac_line);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, u);
+    curl_easy_setopt(c, CURLOPT_CAINFO, d->ca);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_reply_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_reply_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    if (!r.body)
+        r.body = calloc(1, 1);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+void yn_test_reply_free(yn_test_reply *r)
+{
+    free(r->body);
+    r->body = NULL;
+}
+
+int yn_test_exit(int status)
+{
+    if (status == -1)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

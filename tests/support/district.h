@@ -7,6 +7,7 @@
 #define YN_TEST_DISTRICT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct yn_test_district {
@@ -35,6 +36,24 @@ void yn_test_district_stop(pid_t pid, int sig);
 int yn_test_district_sql(const yn_test_district *d, const char *sql);
 /* Extra arguments for `serve` (e.g. "--threads 8"), NULL for none: set before start. */
 void yn_test_district_serve_args(const char *args);
+
+/* A reply from the server (yn_test_reply_free it). */
+typedef struct yn_test_reply {
+    long status; /* HTTP status, -1 when no reply */
+    char *body;  /* NUL-terminated */
+    size_t len;
+    long long held;    /* X-YN-Held, -1 if absent */
+    int more;          /* X-YN-More, -1 if absent */
+    int retry_after_s; /* Retry-After, -1 if absent */
+} yn_test_reply;
+
+/* method (POST, GET) to path with body; signed with X-YN-MAC when mac_key. */
+yn_test_reply yn_test_district_post(const yn_test_district *d, const char *method, const char *path,
+                                    const void *body, size_t len, const uint8_t *mac_key,
+                                    size_t key_len);
+void yn_test_reply_free(yn_test_reply *r);
+/* The exit status of a shell command (system() decoded; 128+N for a signal). */
+int yn_test_exit(int system_status);
 
 /* The server's `report terminal` columns for one terminal. */
 enum {

@@ -206,13 +206,14 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
         if (++bad <= ERRORS_SHOWN)
             fprintf(stderr, "%s:%d: %s: %s\n", csv_path, lineno, why.field, why.why);
     }
-    if (ferror(f) || bad) {
+    bool read_failed = ferror(f) != 0;
+    if (read_failed || bad) {
         if (bad > ERRORS_SHOWN)
             fprintf(stderr, "%s: %d more bad lines\n", csv_path, bad - ERRORS_SHOWN);
         fprintf(stderr, "import-cards: %s refused, nothing imported%s\n", csv_path,
-                ferror(f) ? ": read error" : "");
+                read_failed ? ": read error" : "");
         fclose(f);
-        return ferror(f) ? YN_EXIT_RUNTIME : YN_EXIT_USAGE;
+        return read_failed ? YN_EXIT_RUNTIME : YN_EXIT_USAGE;
     }
     /* pass 2: short transactions */
     rewind(f);
@@ -233,6 +234,8 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
             int64_t t0 = now_ms(CLOCK_MONOTONIC);
             rc = put_cards(db, chunk, n, &changed);
             int64_t took = now_ms(CLOCK_MONOTONIC) - t0;
+            struct timespec yield = {0, YN_ADMIN_YIELD_MS * 1000000L}; /* uploads' turn */
+            nanosleep(&yield, NULL);
             longest_ms = took > longest_ms ? took : longest_ms;
             transactions++;
             n = 0;

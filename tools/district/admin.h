@@ -18,6 +18,7 @@
 enum { YN_EXIT_OK = 0, YN_EXIT_RUNTIME = 1, YN_EXIT_USAGE = 2 };
 
 #define YN_ADMIN_CARDS_PER_TX 1000 /* roster rows per transaction of import-cards */
+#define YN_ADMIN_YIELD_MS     5    /* pause after each, so a waiting upload gets the lock */
 
 int yn_admin_token(yn_db *db, const char *terminal, const char *canteen);
 /* CSV lines "terminal,canteen": prints "terminal,token" for each. */

@@ -77,6 +77,8 @@ static const char *const upgrade[] = {
 
 struct lite {
     sqlite3 *db;
+    int busy_ms;               /* the budget of the wait in progress */
+    struct timespec busy_from; /* when that wait began */
     struct {
         const char *sql; /* the caller's static text: cached by address */
         sqlite3_stmt *st;
@@ -156,6 +158,31 @@ static int migrate(yn_db *db)
     return rc;
 }
 
+/* SQLite's own busy handler sleeps longer and longer (up to 100 ms): another
+ * process that commits short transactions back to back (an import) would
+ * take the lock again before the waiter looked. Polling every millisecond
+ * catches the gap between two of its transactions. */
+static int poll_busy(void *arg, int count)
+{
+    struct lite *l = arg;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (count == 0)
+        l->busy_from = now;
+    int64_t waited_ms =
+        (now.tv_sec - l->busy_from.tv_sec) * 1000 + (now.tv_nsec - l->busy_from.tv_nsec) / 1000000;
+    if (waited_ms >= l->busy_ms)
+        return 0;
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+    return 1;
+}
+
+static void set_busy(struct lite *l, int ms)
+{
+    l->busy_ms = ms;
+}
+
 static int lite_open(yn_db *db, const char *where, char *err, size_t errlen)
 {
     struct lite *l = calloc(1, sizeof *l);
@@ -168,7 +195,8 @@ static int lite_open(yn_db *db, const char *where, char *err, size_t errlen)
     int st = rc == SQLITE_OK ? YN_OK : fail_rc(db, rc, "open");
     if (st == YN_OK) {
         sqlite3_extended_result_codes(l->db, 1);
-        sqlite3_busy_timeout(l->db, db->opts.busy_ms);
+        set_busy(l, db->opts.busy_ms);
+        sqlite3_busy_handler(l->db, poll_busy, l);
         st = exec(db, "PRAGMA journal_mode = WAL");
     }
     if (st == YN_OK)
@@ -228,9 +256,9 @@ static int lite_begin(yn_db *db, bool write)
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t left_ms = db->opts.busy_ms - ((now.tv_sec - start.tv_sec) * 1000 +
                                           (now.tv_nsec - start.tv_nsec) / 1000000);
-    sqlite3_busy_timeout(l->db, left_ms > 1 ? (int)left_ms : 1);
+    set_busy(l, left_ms > 1 ? (int)left_ms : 1);
     int rc = exec(db, "BEGIN IMMEDIATE");
-    sqlite3_busy_timeout(l->db, db->opts.busy_ms);
+    set_busy(l, db->opts.busy_ms);
     if (rc != YN_OK)
         release_turn(l);
     return rc;
