@@ -56,7 +56,7 @@ CC    := $(if $(filter 1,$(FUZZ)),clang,$(CROSS_COMPILE)gcc)
 AR    := $(CROSS_COMPILE)ar
 
 PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
-TEST_PKGS := cmocka
+TEST_PKGS := cmocka libssl
 # libraries of the district server only (the daemon never links them)
 DISTRICT_PKGS := $(if $(filter 1,$(WITH_POSTGRESQL)),libpq)
 
@@ -108,6 +108,8 @@ Q := $(if $(V),,@)
 ALL_CFLAGS = $(CFLAGS_BASE) $(shell $(PKG_CONFIG) --cflags $(PKGS) $(DISTRICT_PKGS)) $(NFC_CFLAGS) $(CFLAGS)
 LIBS       = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(NFC_LIBS) -lpthread -lutil
 DISTRICT_LIBS = $(if $(DISTRICT_PKGS),$(shell $(PKG_CONFIG) --libs $(DISTRICT_PKGS)))
+# integration programs that act as TLS clients themselves (int_lockout)
+INT_LIBS   = $(shell $(PKG_CONFIG) --libs libssl)
 TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
 # --- sources -------------------------------------------------------------
@@ -206,7 +208,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/crash/%.o $(TSUP_OBJS) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TSUP_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(INT_LIBS)
 
 $(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(LIB)
 	@mkdir -p $(@D)
