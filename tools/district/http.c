@@ -446,8 +446,7 @@ int yn_http_serve(yn_http_opts *o, volatile sig_atomic_t *stop)
         MHD_OPTION_SOCK_ADDR, &o->listen, MHD_OPTION_NOTIFY_COMPLETED, on_done, &s,
         MHD_OPTION_THREAD_POOL_SIZE, o->threads, MHD_OPTION_CONNECTION_LIMIT, conns,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->per_ip, MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096u, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "yinian-district: cannot listen on port %u\n", ntohs(o->listen.sin_port));
         return 1;
