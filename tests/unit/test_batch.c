@@ -596,6 +596,13 @@ static void test_vector(void **state)
     assert_int_equal(d[1].wallet_fen, 700);
     assert_int_equal(d[1].utc_s, 1740970813);
     assert_int_equal(d[1].mono_ms, 5013001);
+    /* the chain-hash vector of PROTOCOL.md §3.6: record 1 */
+    static const char hash1[] = "da5fe98555ec0809c6b118d9f13cd665a94f0db063e88a16a8e8f9778542859a";
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hash1 + 2 * i, "%2x", &v), 1);
+        assert_int_equal(d[0].hash[i], v);
+    }
     if (getenv("YN_PRINT_VECTOR")) {
         for (size_t i = 0; i < 2; i++)
             printf("seq %lld card %s hash %02x%02x…\n", (long long)d[i].seq, d[i].card_no,
