@@ -300,23 +300,29 @@ static void writer_holds_lock(term *t)
     CHECK(records_of(t->id) == before + 30, "all of it stored once: %lld", records_of(t->id));
 }
 
+/* The columns a planted record fills (the layers stay NULL). */
+#define COLS                                                                                       \
+    "(terminal, seq, kind, card_no, category, period, local_ymd, price_fen, subsidy_fen,"          \
+    " wallet_fen, cash_fen, utc_s, clock_trusted, reverses_seq, ref, hash)"
+
 static void reports(void)
 {
     const char *hash = D.postgresql ? "'\\x00'" : "X'00'";
     char sql[4096];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO records VALUES ('T-RPT', 1, 1, '1', 'a\nb', 'lunch', 20260310, 1500,"
-             " 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
-             "INSERT INTO records VALUES ('T-RPT', 2, 1, '1', '=HYPERLINK(\"http://x\",\"y\")',"
-             " 'lunch', 20260310, 1500, 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
-             "INSERT INTO records VALUES ('T-RPT', 3, 1, '1', '-5', 'lunch', 20260310, 1500,"
-             " 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
-             "INSERT INTO records VALUES ('T-RPT', 4, 1, '1', '@x', 'lunch', 20260310, 1500,"
-             " 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
-             "INSERT INTO records VALUES ('T-RPT', 5, 1, '1', 'x,\"y\"', 'lunch', 20260310,"
-             " 1500, 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
-             "INSERT INTO enrolments VALUES ('T-RPT', 1, 9223372036854775807, '+cmd|calc');\n",
-             hash, hash, hash, hash, hash);
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO records " COLS " VALUES ('T-RPT', 1, 1, '1', 'a\nb', 'lunch', 20260310, 1500,"
+        " 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
+        "INSERT INTO records " COLS " VALUES ('T-RPT', 2, 1, '1', '=HYPERLINK(\"http://x\",\"y\")',"
+        " 'lunch', 20260310, 1500, 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
+        "INSERT INTO records " COLS " VALUES ('T-RPT', 3, 1, '1', '-5', 'lunch', 20260310, 1500,"
+        " 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
+        "INSERT INTO records " COLS " VALUES ('T-RPT', 4, 1, '1', '@x', 'lunch', 20260310, 1500,"
+        " 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
+        "INSERT INTO records " COLS " VALUES ('T-RPT', 5, 1, '1', 'x,\"y\"', 'lunch', 20260310,"
+        " 1500, 500, 0, 1000, 1773115200, 1, 0, '', %s);\n"
+        "INSERT INTO enrolments VALUES ('T-RPT', 1, 9223372036854775807, '+cmd|calc');\n",
+        hash, hash, hash, hash, hash);
     CHECK(yn_test_district_sql(&D, sql) == 0, "report records planted");
     int rc = district("report category");
     CHECK(rc == 0, "report category: exit %d", rc);
@@ -340,9 +346,9 @@ static void reports(void)
 
     /* sums beyond 64 bits: the report fails, prints nothing */
     snprintf(sql, sizeof sql,
-             "INSERT INTO records VALUES ('T-OVF', 1, 1, '1', 'x', 'lunch', 20260310,"
+             "INSERT INTO records " COLS " VALUES ('T-OVF', 1, 1, '1', 'x', 'lunch', 20260310,"
              " 4611686018427387904, 0, 0, 4611686018427387904, 1773115200, 1, 0, '', %s);\n"
-             "INSERT INTO records VALUES ('T-OVF', 2, 1, '1', 'x', 'lunch', 20260310,"
+             "INSERT INTO records " COLS " VALUES ('T-OVF', 2, 1, '1', 'x', 'lunch', 20260310,"
              " 4611686018427387904, 0, 0, 4611686018427387904, 1773115200, 1, 0, '', %s);\n",
              hash, hash);
     CHECK(yn_test_district_sql(&D, sql) == 0, "records of 2^62 fen planted");
@@ -355,6 +361,62 @@ static void reports(void)
     CHECK(rc == 0 && file_has(out_path, "records quarantined"), "fix: exit %d", rc);
     rc = district("report terminal");
     CHECK(rc == 0 && !file_has(out_path, "T-OVF"), "report after fix: exit %d", rc);
+}
+
+/* A database of the first reference server (d18a5b3's schema) opens: it is
+ * upgraded in one transaction, its layers moved into the records, its
+ * terminals' history attributed to their canteen, its bad entries listed. */
+static void version1_database(void)
+{
+    char old[800], sql[800];
+    snprintf(old, sizeof old, "%s/v1.db", D.dir);
+    snprintf(sql, sizeof sql, "%s/v1.sql", D.dir);
+    FILE *f = fopen(sql, "w");
+    if (!f)
+        return;
+    fputs("CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);\n"
+          "CREATE TABLE terminals(id TEXT PRIMARY KEY, canteen TEXT NOT NULL, key BLOB NOT NULL,"
+          " last_seq INTEGER NOT NULL DEFAULT 0, last_hash BLOB NOT NULL DEFAULT (zeroblob(32)),"
+          " update_version INTEGER NOT NULL DEFAULT 0);\n"
+          "CREATE TABLE tokens(token_hash BLOB PRIMARY KEY, terminal TEXT NOT NULL,"
+          " canteen TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0);\n"
+          "CREATE TABLE records(terminal TEXT NOT NULL, seq INTEGER NOT NULL,"
+          " kind INTEGER NOT NULL, card_no TEXT NOT NULL, category TEXT NOT NULL, period TEXT NOT"
+          " NULL, local_ymd INTEGER NOT NULL, price_fen INTEGER NOT NULL, subsidy_fen INTEGER NOT"
+          " NULL, wallet_fen INTEGER NOT NULL, cash_fen INTEGER NOT NULL, utc_s INTEGER NOT NULL,"
+          " clock_trusted INTEGER NOT NULL, reverses_seq INTEGER NOT NULL, ref TEXT NOT NULL,"
+          " hash BLOB NOT NULL, PRIMARY KEY(terminal, seq)) WITHOUT ROWID;\n"
+          "CREATE TABLE layers(terminal TEXT NOT NULL, seq INTEGER NOT NULL, source TEXT NOT"
+          " NULL, fen INTEGER NOT NULL, PRIMARY KEY(terminal, seq, source)) WITHOUT ROWID;\n"
+          "CREATE TABLE batches(terminal TEXT NOT NULL, batch_id INTEGER NOT NULL, first_seq"
+          " INTEGER NOT NULL, last_seq INTEGER NOT NULL, received_utc_s INTEGER NOT NULL,"
+          " PRIMARY KEY(terminal, batch_id, first_seq));\n"
+          "CREATE TABLE cards(card_no TEXT PRIMARY KEY, birth_ymd INTEGER NOT NULL, flags INTEGER"
+          " NOT NULL, district INTEGER NOT NULL, street INTEGER NOT NULL, expiry_ymd INTEGER NOT"
+          " NULL, version INTEGER NOT NULL);\n"
+          "CREATE INDEX cards_version ON cards(version);\n"
+          "CREATE TABLE blacklist(seq INTEGER PRIMARY KEY, card_no TEXT NOT NULL, lost INTEGER"
+          " NOT NULL);\n"
+          "CREATE TABLE policies(version INTEGER PRIMARY KEY, json TEXT NOT NULL);\n"
+          "CREATE TABLE allocations(seq INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, card_no"
+          " TEXT NOT NULL, source TEXT NOT NULL, amount_fen INTEGER NOT NULL);\n"
+          "INSERT INTO terminals(id, canteen, key, last_seq) VALUES ('T-OLD', 'C-OLD', X'00', 1);\n"
+          "INSERT INTO records VALUES ('T-OLD', 1, 1, '4403040001', 'dibao', 'lunch', 20250303,"
+          " 1200, 1200, 0, 0, 1740970800, 1, 0, '', X'00');\n"
+          "INSERT INTO layers VALUES ('T-OLD', 1, 'district', 600), ('T-OLD', 1, 'city', 600);\n"
+          "INSERT INTO blacklist VALUES (1, 'AB C', 1), (2, '4403040002', 1);\n",
+          f);
+    fclose(f);
+    CHECK(yn_test_sh("sqlite3 '%s' < '%s'", old, sql) == 0, "a version-1 database made");
+    int rc = yn_test_exit(yn_test_sh("%s --db '%s' check > '%s' 2>&1", D.bin, old, out_path));
+    CHECK(rc == 1 && file_has(out_path, "blacklist change 1 (card AB C): card_no"),
+          "check on a version-1 database: exit %d", rc);
+    rc = yn_test_exit(yn_test_sh("%s --db '%s' report layer > '%s' 2>&1", D.bin, old, out_path));
+    CHECK(rc == 0 && file_has(out_path, "city,1,0,600,0,0,0") &&
+              file_has(out_path, "district,1,0,600,0,0,0"),
+          "its layers moved into the records: exit %d", rc);
+    rc = yn_test_exit(yn_test_sh("%s --db '%s' report canteen > '%s' 2>&1", D.bin, old, out_path));
+    CHECK(rc == 0 && file_has(out_path, "C-OLD,1,1200,1200,0,0,0"), "its canteen: exit %d", rc);
 }
 
 static void import_hostile_files(void)
@@ -452,6 +514,8 @@ int main(void)
     snprintf(out_path, sizeof out_path, "%s/cmd.out", D.dir);
     snprintf(err_path, sizeof err_path, "%s/cmd.err", D.dir);
     admin_refusals();
+    if (!D.postgresql)
+        version1_database();
     pid_t srv = yn_test_district_start(&D, NULL, NULL);
     term t;
     CHECK(term_open(&t, "T-A", "C-FT-001") == 0, "T-A enrolled");

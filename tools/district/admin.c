@@ -539,64 +539,19 @@ static int check_policy(void *arg, const yn_db_row *row)
 }
 
 /* Records: the stored fields by the record rules (fields a row does not keep
- * are given valid values), one row per layer joined in. */
-struct record_check {
-    struct bad_list *b;
-    yn_ledger_record r;
-    bool open;
-};
-
-static void check_record_done(struct record_check *c)
-{
-    if (!c->open)
-        return;
-    c->open = false;
-    yn_ledger_record *r = &c->r;
-    const yn_rules_kind *k = yn_rules_kind_of(r->kind);
-    r->tap_id = k && k->tap_id ? 1 : 0;
-    yn_rules_fault f;
-    if (yn_rules_record(r, &f) != YN_OK) {
-        char key[CHECK_KEY_MAX];
-        snprintf(key, sizeof key, "%s/%lld", r->terminal, (long long)r->seq);
-        note_bad(c->b, key, r->seq, f.field, f.why);
-    }
-}
-
+ * are given valid values). */
 static int check_record_row(void *arg, const yn_db_row *row)
 {
-    struct record_check *c = arg;
-    int64_t seq = yn_db_int(row, 1);
-    const char *terminal = yn_db_text(row, 0);
-    if (!c->open || seq != c->r.seq || strcmp(terminal, c->r.terminal) != 0) {
-        check_record_done(c);
-        yn_ledger_record *r = &c->r;
-        memset(r, 0, sizeof *r);
-        c->open = true;
-        snprintf(r->terminal, sizeof r->terminal, "%s", terminal);
-        r->seq = seq;
-        r->kind = (int)yn_db_int(row, 2);
-        const char *text[4] = {yn_db_text(row, 3), yn_db_text(row, 4), yn_db_text(row, 5),
-                               yn_db_text(row, 14)};
-        char *dst[4] = {r->card_no, r->category, r->period, r->ref};
-        size_t cap[4] = {sizeof r->card_no, sizeof r->category, sizeof r->period, sizeof r->ref};
-        for (int i = 0; i < 4; i++) /* too long: cut to one byte over its limit, still refused */
-            snprintf(dst[i], cap[i], "%s", text[i]);
-        if (strlen(terminal) >= sizeof r->terminal)
-            r->terminal[0] = '\0';
-        r->local_ymd = (int32_t)yn_db_int(row, 6);
-        r->price_fen = yn_db_int(row, 7);
-        r->subsidy_fen = yn_db_int(row, 8);
-        r->wallet_fen = yn_db_int(row, 9);
-        r->cash_fen = yn_db_int(row, 10);
-        r->utc_s = yn_db_int(row, 11);
-        r->clock_trusted = yn_db_int(row, 12) != 0;
-        r->reverses_seq = yn_db_int(row, 13);
-    }
-    size_t len; /* a NULL source: no layer joined (the blob reader tells NULL apart) */
-    if (yn_db_blob(row, 15, &len) && c->r.n_layers < YN_POLICY_MAX_LAYERS) {
-        yn_layer_share *l = &c->r.layers[c->r.n_layers++];
-        snprintf(l->source, sizeof l->source, "%s", yn_db_text(row, 15));
-        l->fen = yn_db_int(row, 16);
+    struct bad_list *b = arg;
+    yn_ledger_record r;
+    yn_db_record_of(row, 0, &r);
+    const yn_rules_kind *k = yn_rules_kind_of(r.kind);
+    r.tap_id = k && k->tap_id ? 1 : 0;
+    yn_rules_fault f;
+    if (yn_rules_record(&r, &f) != YN_OK) {
+        char key[CHECK_KEY_MAX];
+        snprintf(key, sizeof key, "%s/%lld", yn_db_text(row, 0), (long long)r.seq);
+        note_bad(b, key, r.seq, f.field, f.why);
     }
     return YN_OK;
 }
@@ -631,10 +586,7 @@ static const char undo_rows[] =
     " WHERE r.reverses_seq > 0 ORDER BY r.terminal, r.seq";
 
 static const char record_rows[] =
-    "SELECT r.terminal, r.seq, r.kind, r.card_no, r.category, r.period, r.local_ymd,"
-    " r.price_fen, r.subsidy_fen, r.wallet_fen, r.cash_fen, r.utc_s, r.clock_trusted,"
-    " r.reverses_seq, r.ref, l.source, l.fen FROM records r LEFT JOIN layers l ON"
-    " l.terminal = r.terminal AND l.seq = r.seq ORDER BY r.terminal, r.seq";
+    "SELECT " YN_DB_RECORD_COLUMNS " FROM records ORDER BY terminal, seq";
 
 static int fix_table(yn_db *db, struct bad_list *b, const char *sql, bool by_num)
 {
@@ -656,14 +608,11 @@ static int quarantine(yn_db *db, struct bad_list *b)
         char terminal[CHECK_KEY_MAX];
         snprintf(terminal, sizeof terminal, "%s", b->key[i]);
         *strrchr(terminal, '/') = '\0';
+        /* a record listed twice (two rules) moved the first time: nothing the second */
         rc = YN_DB_RUN(db,
                        "INSERT INTO quarantine SELECT r.*, 'breaks the record rules'"
-                       " FROM records r WHERE r.terminal = $1 AND r.seq = $2"
-                       " ON CONFLICT(terminal, seq) DO NOTHING",
+                       " FROM records r WHERE r.terminal = $1 AND r.seq = $2",
                        NULL, NULL, DB_TEXT(terminal), DB_INT(b->num[i]));
-        if (rc == YN_OK)
-            rc = YN_DB_RUN(db, "DELETE FROM layers WHERE terminal = $1 AND seq = $2", NULL, NULL,
-                           DB_TEXT(terminal), DB_INT(b->num[i]));
         if (rc == YN_OK)
             rc = YN_DB_RUN(db, "DELETE FROM records WHERE terminal = $1 AND seq = $2", NULL, NULL,
                            DB_TEXT(terminal), DB_INT(b->num[i]));
@@ -679,7 +628,6 @@ int yn_admin_check(yn_db *db, bool fix)
     struct bad_list cards = {.table = "card"}, bl = {.table = "blacklist change"},
                     alloc = {.table = "allocation"}, pol = {.table = "policy"},
                     recs = {.table = "record"};
-    struct record_check rc_state = {.b = &recs};
     int rc = yn_db_run(db,
                        "SELECT card_no, birth_ymd, flags, district, street, expiry_ymd FROM cards"
                        " ORDER BY card_no",
@@ -695,8 +643,7 @@ int yn_admin_check(yn_db *db, bool fix)
         rc = yn_db_run(db, "SELECT version, json FROM policies ORDER BY version", NULL, 0,
                        check_policy, &pol);
     if (rc == YN_OK)
-        rc = yn_db_run(db, record_rows, NULL, 0, check_record_row, &rc_state);
-    check_record_done(&rc_state);
+        rc = yn_db_run(db, record_rows, NULL, 0, check_record_row, &recs);
     struct undo_check uc = {&recs};
     if (rc == YN_OK)
         rc = yn_db_run(db, undo_rows, NULL, 0, check_undo_row, &uc);

@@ -175,3 +175,31 @@ int yn_db_size(yn_db *db, int64_t *bytes)
 {
     return db->ops->size(db, bytes);
 }
+
+void yn_db_record_of(const yn_db_row *row, int c, yn_ledger_record *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->terminal, sizeof r->terminal, "%s", yn_db_text(row, c));
+    r->seq = yn_db_int(row, c + 1);
+    r->kind = (int)yn_db_int(row, c + 2);
+    snprintf(r->card_no, sizeof r->card_no, "%s", yn_db_text(row, c + 3));
+    snprintf(r->category, sizeof r->category, "%s", yn_db_text(row, c + 4));
+    snprintf(r->period, sizeof r->period, "%s", yn_db_text(row, c + 5));
+    r->local_ymd = (int32_t)yn_db_int(row, c + 6);
+    r->price_fen = yn_db_int(row, c + 7);
+    r->subsidy_fen = yn_db_int(row, c + 8);
+    r->wallet_fen = yn_db_int(row, c + 9);
+    r->cash_fen = yn_db_int(row, c + 10);
+    r->utc_s = yn_db_int(row, c + 11);
+    r->clock_trusted = yn_db_int(row, c + 12) != 0;
+    r->reverses_seq = yn_db_int(row, c + 13);
+    snprintf(r->ref, sizeof r->ref, "%s", yn_db_text(row, c + 14));
+    for (int k = 0; k < YN_POLICY_MAX_LAYERS; k++) {
+        if (!*yn_db_text(row, c + 15 + 2 * k)) /* NULL: no more layers */
+            break;
+        snprintf(r->layers[k].source, sizeof r->layers[k].source, "%s",
+                 yn_db_text(row, c + 15 + 2 * k));
+        r->layers[k].fen = yn_db_int(row, c + 16 + 2 * k);
+        r->n_layers = k + 1;
+    }
+}

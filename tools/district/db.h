@@ -96,6 +96,17 @@ int yn_db_terminal_lock(yn_db *db, const char *terminal, int64_t *held_seq,
  * terminal, none of them held yet. */
 int yn_db_put_records(yn_db *db, const yn_ledger_record *recs, size_t n) YN_MUST_CHECK;
 
+/* The columns of a records row, in this order, that yn_db_record_of reads
+ * back (the layers are kept inline, src1/fen1 … src4/fen4, NULL when absent). */
+#define YN_DB_RECORD_COLUMNS                                                                       \
+    "terminal, seq, kind, card_no, category, period, local_ymd, price_fen, subsidy_fen,"           \
+    " wallet_fen, cash_fen, utc_s, clock_trusted, reverses_seq, ref, src1, fen1, src2, fen2,"      \
+    " src3, fen3, src4, fen4"
+/* A record as kept (a row of YN_DB_RECORD_COLUMNS from column col); the
+ * fields a row does not keep are 0. Strings too long for their field are cut
+ * to one byte over their rule's limit (so still refused by the rules). */
+void yn_db_record_of(const yn_db_row *row, int col, yn_ledger_record *r);
+
 /* Bytes the database takes on disk (file + WAL, or pg_database_size). */
 int yn_db_size(yn_db *db, int64_t *bytes) YN_MUST_CHECK;
 

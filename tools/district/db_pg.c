@@ -30,14 +30,14 @@ static const char *const schema[] = {
     " DEFAULT decode(repeat('00', 32), 'hex'), update_version BIGINT NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS tokens(token_hash BYTEA PRIMARY KEY, terminal TEXT NOT NULL,"
     " canteen TEXT NOT NULL, used BIGINT NOT NULL DEFAULT 0)",
+    /* as SQLite's; narrow types where the range allows (less padding per row) */
     "CREATE TABLE IF NOT EXISTS records(terminal TEXT NOT NULL, seq BIGINT NOT NULL,"
-    " kind BIGINT NOT NULL, card_no TEXT NOT NULL, category TEXT NOT NULL, period TEXT NOT NULL,"
-    " local_ymd BIGINT NOT NULL, price_fen BIGINT NOT NULL, subsidy_fen BIGINT NOT NULL,"
-    " wallet_fen BIGINT NOT NULL, cash_fen BIGINT NOT NULL, utc_s BIGINT NOT NULL,"
-    " clock_trusted BIGINT NOT NULL, reverses_seq BIGINT NOT NULL, ref TEXT NOT NULL,"
-    " hash BYTEA NOT NULL, PRIMARY KEY(terminal, seq))",
-    "CREATE TABLE IF NOT EXISTS layers(terminal TEXT NOT NULL, seq BIGINT NOT NULL,"
-    " source TEXT NOT NULL, fen BIGINT NOT NULL, PRIMARY KEY(terminal, seq, source))",
+    " kind SMALLINT NOT NULL, card_no TEXT NOT NULL, category TEXT NOT NULL,"
+    " period TEXT NOT NULL, local_ymd INTEGER NOT NULL, price_fen BIGINT NOT NULL,"
+    " subsidy_fen BIGINT NOT NULL, wallet_fen BIGINT NOT NULL, cash_fen BIGINT NOT NULL,"
+    " utc_s BIGINT NOT NULL, clock_trusted SMALLINT NOT NULL, reverses_seq BIGINT NOT NULL,"
+    " ref TEXT NOT NULL, hash BYTEA NOT NULL, src1 TEXT, fen1 BIGINT, src2 TEXT, fen2 BIGINT,"
+    " src3 TEXT, fen3 BIGINT, src4 TEXT, fen4 BIGINT, PRIMARY KEY(terminal, seq))",
     "CREATE TABLE IF NOT EXISTS batches(terminal TEXT NOT NULL, batch_id BIGINT NOT NULL,"
     " first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL, received_utc_s BIGINT NOT NULL,"
     " PRIMARY KEY(terminal, batch_id, first_seq))",
@@ -56,12 +56,7 @@ static const char *const schema[] = {
     " to_seq BIGINT NOT NULL, canteen TEXT NOT NULL, PRIMARY KEY(terminal, from_seq))",
     "CREATE INDEX IF NOT EXISTS records_reverses ON records(terminal, reverses_seq)"
     " WHERE reverses_seq > 0",
-    "CREATE TABLE IF NOT EXISTS quarantine(terminal TEXT NOT NULL, seq BIGINT NOT NULL,"
-    " kind BIGINT NOT NULL, card_no TEXT NOT NULL, category TEXT NOT NULL, period TEXT NOT NULL,"
-    " local_ymd BIGINT NOT NULL, price_fen BIGINT NOT NULL, subsidy_fen BIGINT NOT NULL,"
-    " wallet_fen BIGINT NOT NULL, cash_fen BIGINT NOT NULL, utc_s BIGINT NOT NULL,"
-    " clock_trusted BIGINT NOT NULL, reverses_seq BIGINT NOT NULL, ref TEXT NOT NULL,"
-    " hash BYTEA NOT NULL, why TEXT NOT NULL, PRIMARY KEY(terminal, seq))",
+    "CREATE TABLE IF NOT EXISTS quarantine(LIKE records, why TEXT NOT NULL)",
     "INSERT INTO meta VALUES ('blacklist_seq', 0) ON CONFLICT(key) DO NOTHING",
     "INSERT INTO meta VALUES ('alloc_seq', 0) ON CONFLICT(key) DO NOTHING",
     "INSERT INTO meta VALUES ('schema_version', 2) ON CONFLICT(key) DO UPDATE SET value = 2",
@@ -350,16 +345,11 @@ static int copy_in(yn_db *db, const char *sql, const char *data, size_t len)
 
 static int pg_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
 {
-    /* a record line: 16 fields, strings escaped at most x2, hash as \\x + 64 hex */
-    size_t cap = n * (16 * 24 + 2 * (20 + 2 * 24 + 2 * 64 + 17) + 80);
-    size_t lcap = n * YN_POLICY_MAX_LAYERS * (2 * 17 + 2 * 24 + 2 * 24 + 8);
-    char *buf = malloc(cap), *lay = malloc(lcap ? lcap : 1);
-    if (!buf || !lay) {
-        free(buf);
-        free(lay);
+    /* a line: 24 fields, strings escaped at most x2, hash as \\x + 64 hex */
+    size_t cap = n * (14 * 24 + 2 * (17 + 20 + 2 * 24 + 65 + 4 * 24) + 80);
+    char *buf = malloc(cap), *w = buf;
+    if (!buf)
         return YN_ENOMEM;
-    }
-    char *w = buf, *lw = lay;
     for (size_t i = 0; i < n; i++) {
         const yn_ledger_record *r = &recs[i];
         copy_text(&w, r->terminal);
@@ -377,24 +367,19 @@ static int pg_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
         w += sprintf(w, "\t\\\\x");
         for (int k = 0; k < YN_LEDGER_HASH_LEN; k++)
             w += sprintf(w, "%02x", r->hash[k]);
-        *w++ = '\n';
-        for (int k = 0; k < r->n_layers; k++) {
-            copy_text(&lw, r->terminal);
-            lw += sprintf(lw, "\t%lld\t", (long long)r->seq);
-            copy_text(&lw, r->layers[k].source);
-            lw += sprintf(lw, "\t%lld\n", (long long)r->layers[k].fen);
+        for (int k = 0; k < YN_POLICY_MAX_LAYERS; k++) {
+            if (k >= r->n_layers) {
+                w += sprintf(w, "\t\\N\t\\N");
+                continue;
+            }
+            *w++ = '\t';
+            copy_text(&w, r->layers[k].source);
+            w += sprintf(w, "\t%lld", (long long)r->layers[k].fen);
         }
+        *w++ = '\n';
     }
-    int rc = copy_in(db,
-                     "COPY records (terminal, seq, kind, card_no, category, period, local_ymd,"
-                     " price_fen, subsidy_fen, wallet_fen, cash_fen, utc_s, clock_trusted,"
-                     " reverses_seq, ref, hash) FROM STDIN",
-                     buf, (size_t)(w - buf));
-    if (rc == YN_OK && lw > lay)
-        rc = copy_in(db, "COPY layers (terminal, seq, source, fen) FROM STDIN", lay,
-                     (size_t)(lw - lay));
+    int rc = copy_in(db, "COPY records FROM STDIN", buf, (size_t)(w - buf)); /* every column */
     free(buf);
-    free(lay);
     return rc;
 }
 

@@ -17,57 +17,72 @@
 #define CACHE_MAX  96 /* distinct statements one handle prepares */
 #define PARAMS_MAX 24 /* parameters of one statement */
 
-/* The schema: version 1 as the first reference server made it (so its
- * databases open as they are), then version 2's additions. */
+/* The schema of version 2, on a new database. */
 static const char *const schema[] = {
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS terminals(id TEXT PRIMARY KEY, canteen TEXT NOT NULL,"
-    " key BLOB NOT NULL, last_seq INTEGER NOT NULL DEFAULT 0, last_hash BLOB NOT NULL"
-    " DEFAULT (zeroblob(32)), update_version INTEGER NOT NULL DEFAULT 0)",
-    "CREATE TABLE IF NOT EXISTS tokens(token_hash BLOB PRIMARY KEY, terminal TEXT NOT NULL,"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "CREATE TABLE terminals(id TEXT PRIMARY KEY, canteen TEXT NOT NULL, key BLOB NOT NULL,"
+    " last_seq INTEGER NOT NULL DEFAULT 0, last_hash BLOB NOT NULL DEFAULT (zeroblob(32)),"
+    " update_version INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE tokens(token_hash BLOB PRIMARY KEY, terminal TEXT NOT NULL,"
     " canteen TEXT NOT NULL, used INTEGER NOT NULL DEFAULT 0)",
-    "CREATE TABLE IF NOT EXISTS records(terminal TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, card_no TEXT NOT NULL, category TEXT NOT NULL, period TEXT NOT NULL,"
+    /* the queryable fields of every record, its layers inline, and its chain hash */
+    "CREATE TABLE records(terminal TEXT NOT NULL, seq INTEGER NOT NULL, kind INTEGER NOT NULL,"
+    " card_no TEXT NOT NULL, category TEXT NOT NULL, period TEXT NOT NULL,"
     " local_ymd INTEGER NOT NULL, price_fen INTEGER NOT NULL, subsidy_fen INTEGER NOT NULL,"
     " wallet_fen INTEGER NOT NULL, cash_fen INTEGER NOT NULL, utc_s INTEGER NOT NULL,"
     " clock_trusted INTEGER NOT NULL, reverses_seq INTEGER NOT NULL, ref TEXT NOT NULL,"
-    " hash BLOB NOT NULL, PRIMARY KEY(terminal, seq)) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS layers(terminal TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " source TEXT NOT NULL, fen INTEGER NOT NULL, PRIMARY KEY(terminal, seq, source))"
-    " WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS batches(terminal TEXT NOT NULL, batch_id INTEGER NOT NULL,"
+    " hash BLOB NOT NULL, src1 TEXT, fen1 INTEGER, src2 TEXT, fen2 INTEGER, src3 TEXT,"
+    " fen3 INTEGER, src4 TEXT, fen4 INTEGER, PRIMARY KEY(terminal, seq)) WITHOUT ROWID",
+    "CREATE TABLE batches(terminal TEXT NOT NULL, batch_id INTEGER NOT NULL,"
     " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL, received_utc_s INTEGER NOT NULL,"
     " PRIMARY KEY(terminal, batch_id, first_seq))",
-    "CREATE TABLE IF NOT EXISTS frames(terminal TEXT NOT NULL, last_seq INTEGER NOT NULL,"
+    "CREATE TABLE frames(terminal TEXT NOT NULL, last_seq INTEGER NOT NULL,"
     " first_seq INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY(terminal, last_seq))",
-    "CREATE TABLE IF NOT EXISTS cards(card_no TEXT PRIMARY KEY, birth_ymd INTEGER NOT NULL,"
+    "CREATE TABLE cards(card_no TEXT PRIMARY KEY, birth_ymd INTEGER NOT NULL,"
     " flags INTEGER NOT NULL, district INTEGER NOT NULL, street INTEGER NOT NULL,"
     " expiry_ymd INTEGER NOT NULL, version INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS cards_version ON cards(version)",
-    "CREATE TABLE IF NOT EXISTS blacklist(seq INTEGER PRIMARY KEY, card_no TEXT NOT NULL,"
+    "CREATE INDEX cards_version ON cards(version)",
+    "CREATE TABLE blacklist(seq INTEGER PRIMARY KEY, card_no TEXT NOT NULL,"
     " lost INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS policies(version INTEGER PRIMARY KEY, json TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS allocations(seq INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,"
+    "CREATE TABLE policies(version INTEGER PRIMARY KEY, json TEXT NOT NULL)",
+    "CREATE TABLE allocations(seq INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL,"
     " card_no TEXT NOT NULL, source TEXT NOT NULL, amount_fen INTEGER NOT NULL)",
-    /* version 2 */
-    "CREATE TABLE IF NOT EXISTS enrolments(terminal TEXT NOT NULL, from_seq INTEGER NOT NULL,"
-    " to_seq INTEGER NOT NULL, canteen TEXT NOT NULL, PRIMARY KEY(terminal, from_seq))",
-    "CREATE INDEX IF NOT EXISTS records_reverses ON records(terminal, reverses_seq)"
-    " WHERE reverses_seq > 0",
-    "CREATE TABLE IF NOT EXISTS quarantine(terminal TEXT NOT NULL, seq INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL, card_no TEXT NOT NULL, category TEXT NOT NULL, period TEXT NOT NULL,"
-    " local_ymd INTEGER NOT NULL, price_fen INTEGER NOT NULL, subsidy_fen INTEGER NOT NULL,"
-    " wallet_fen INTEGER NOT NULL, cash_fen INTEGER NOT NULL, utc_s INTEGER NOT NULL,"
-    " clock_trusted INTEGER NOT NULL, reverses_seq INTEGER NOT NULL, ref TEXT NOT NULL,"
-    " hash BLOB NOT NULL, why TEXT NOT NULL, PRIMARY KEY(terminal, seq))",
 };
 
-/* What version 2 fills in on a database of version 1 (and is harmless on a
- * new one): each terminal's history at its canteen, the counters that number
- * blacklist changes and allocations from now on. */
-static const char *const upgrade[] = {
-    "INSERT INTO enrolments SELECT id, 1, 9223372036854775807, canteen FROM terminals"
-    " WHERE id NOT IN (SELECT terminal FROM enrolments)",
+/* A database of version 1 (the first reference server's) is brought to
+ * version 2: frames kept (the server with /v1/records added them), each
+ * record's layers moved into its row (version 1 did not keep a record's
+ * order of sources; they are distinct, so nothing depends on it). */
+static const char *const from_v1[] = {
+    "CREATE TABLE IF NOT EXISTS frames(terminal TEXT NOT NULL, last_seq INTEGER NOT NULL,"
+    " first_seq INTEGER NOT NULL, frame BLOB NOT NULL, PRIMARY KEY(terminal, last_seq))",
+    "ALTER TABLE records ADD COLUMN src1 TEXT",
+    "ALTER TABLE records ADD COLUMN fen1 INTEGER",
+    "ALTER TABLE records ADD COLUMN src2 TEXT",
+    "ALTER TABLE records ADD COLUMN fen2 INTEGER",
+    "ALTER TABLE records ADD COLUMN src3 TEXT",
+    "ALTER TABLE records ADD COLUMN fen3 INTEGER",
+    "ALTER TABLE records ADD COLUMN src4 TEXT",
+    "ALTER TABLE records ADD COLUMN fen4 INTEGER",
+    "UPDATE records SET (src1, fen1) = (SELECT source, fen FROM layers l WHERE"
+    " l.terminal = records.terminal AND l.seq = records.seq ORDER BY source LIMIT 1 OFFSET 0),"
+    " (src2, fen2) = (SELECT source, fen FROM layers l WHERE l.terminal = records.terminal AND"
+    " l.seq = records.seq ORDER BY source LIMIT 1 OFFSET 1), (src3, fen3) = (SELECT source,"
+    " fen FROM layers l WHERE l.terminal = records.terminal AND l.seq = records.seq ORDER BY"
+    " source LIMIT 1 OFFSET 2), (src4, fen4) = (SELECT source, fen FROM layers l WHERE"
+    " l.terminal = records.terminal AND l.seq = records.seq ORDER BY source LIMIT 1 OFFSET 3)",
+    "DROP TABLE layers",
+};
+
+/* Version 2's additions, on either path. */
+static const char *const v2[] = {
+    "CREATE TABLE enrolments(terminal TEXT NOT NULL, from_seq INTEGER NOT NULL,"
+    " to_seq INTEGER NOT NULL, canteen TEXT NOT NULL, PRIMARY KEY(terminal, from_seq))",
+    "CREATE INDEX records_reverses ON records(terminal, reverses_seq) WHERE reverses_seq > 0",
+    "CREATE TABLE quarantine AS SELECT *, '' AS why FROM records WHERE 0",
+    /* each terminal's history so far at its canteen; counters that number
+     * blacklist changes and allocations from now on (never reused) */
+    "INSERT INTO enrolments SELECT id, 1, 9223372036854775807, canteen FROM terminals",
     "INSERT INTO meta VALUES ('blacklist_seq', (SELECT COALESCE(MAX(seq), 0) FROM blacklist))"
     " ON CONFLICT(key) DO NOTHING",
     "INSERT INTO meta VALUES ('alloc_seq', (SELECT COALESCE(MAX(seq), 0) FROM allocations))"
@@ -147,11 +162,17 @@ static int migrate(yn_db *db)
     if (version > YN_DB_SCHEMA)
         return yn_db_fail(db, YN_ENOTSUP, "database schema %lld is newer than this server's %d",
                           (long long)version, YN_DB_SCHEMA);
+    int64_t old = 0; /* a version-1 database has records and no schema_version */
     int rc = yn_db_begin(db, true);
-    for (size_t i = 0; rc == YN_OK && i < sizeof schema / sizeof schema[0]; i++)
-        rc = exec(db, schema[i]);
-    for (size_t i = 0; rc == YN_OK && i < sizeof upgrade / sizeof upgrade[0]; i++)
-        rc = exec(db, upgrade[i]);
+    if (rc == YN_OK)
+        rc = yn_db_int_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'records'", NULL, 0,
+                          &old);
+    const char *const *step = old ? from_v1 : schema;
+    size_t n = old ? sizeof from_v1 / sizeof from_v1[0] : sizeof schema / sizeof schema[0];
+    for (size_t i = 0; rc == YN_OK && i < n; i++)
+        rc = exec(db, step[i]);
+    for (size_t i = 0; rc == YN_OK && i < sizeof v2 / sizeof v2[0]; i++)
+        rc = exec(db, v2[i]);
     if (rc == YN_OK)
         return yn_db_commit(db);
     yn_db_rollback(db);
@@ -359,8 +380,18 @@ static int lite_run(yn_db *db, const char *sql, const yn_db_val *args, int n, yn
 
 static const char insert_record[] =
     "INSERT INTO records VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    " $15, $16)";
-static const char insert_layer[] = "INSERT INTO layers VALUES ($1, $2, $3, $4)";
+    " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
+
+/* A layer's source and fen, or NULLs when the record has fewer layers. */
+static yn_db_val layer_src(const yn_ledger_record *r, int k)
+{
+    return k < r->n_layers ? DB_TEXT(r->layers[k].source) : DB_TEXT(NULL);
+}
+
+static yn_db_val layer_fen(const yn_ledger_record *r, int k)
+{
+    return k < r->n_layers ? DB_INT(r->layers[k].fen) : DB_TEXT(NULL);
+}
 
 static int lite_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
 {
@@ -372,10 +403,9 @@ static int lite_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
                        DB_TEXT(r->period), DB_INT(r->local_ymd), DB_INT(r->price_fen),
                        DB_INT(r->subsidy_fen), DB_INT(r->wallet_fen), DB_INT(r->cash_fen),
                        DB_INT(r->utc_s), DB_INT(r->clock_trusted), DB_INT(r->reverses_seq),
-                       DB_TEXT(r->ref), DB_BLOB(r->hash, YN_LEDGER_HASH_LEN));
-        for (int k = 0; k < r->n_layers && rc == YN_OK; k++)
-            rc = YN_DB_RUN(db, insert_layer, NULL, NULL, DB_TEXT(r->terminal), DB_INT(r->seq),
-                           DB_TEXT(r->layers[k].source), DB_INT(r->layers[k].fen));
+                       DB_TEXT(r->ref), DB_BLOB(r->hash, YN_LEDGER_HASH_LEN), layer_src(r, 0),
+                       layer_fen(r, 0), layer_src(r, 1), layer_fen(r, 1), layer_src(r, 2),
+                       layer_fen(r, 2), layer_src(r, 3), layer_fen(r, 3));
     }
     return rc;
 }

@@ -31,6 +31,7 @@ struct server {
     pthread_key_t db_key; /* each worker thread's database handle */
     atomic_int next_fault;
     atomic_size_t buffered; /* bytes of request bodies held now */
+    yn_ingest_queue *queue; /* group commit (SQLite), NULL: a transaction per batch */
 };
 
 /* What one request has received so far. */
@@ -228,9 +229,12 @@ static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, 
                                     const uint8_t *body, size_t len)
 {
     yn_ingest g;
-    if (yn_ingest_frame(db, body, len, wall_ms() / 1000, &g) != 0)
-        return reply_error_at(c, g.status, g.code, g.message, g.seq, g.field);
-    enum MHD_Result ret = reply_ok(s, c, g.ack);
+    int64_t now_s = wall_ms() / 1000;
+    int rc = yn_ingest_check(db, body, len, &g);
+    if (rc == 0) /* SQLite has one writer: concurrent batches share a commit */
+        rc = s->queue ? yn_ingest_queued(s->queue, db, &g, now_s) : yn_ingest_commit(db, &g, now_s);
+    enum MHD_Result ret = rc == 0 ? reply_ok(s, c, g.ack)
+                                  : reply_error_at(c, g.status, g.code, g.message, g.seq, g.field);
     yn_ingest_done(&g);
     return ret;
 }
@@ -439,6 +443,9 @@ int yn_http_serve(yn_http_opts *o, volatile sig_atomic_t *stop)
     s.o = o;
     if (pthread_key_create(&s.db_key, close_db) != 0)
         return 1;
+    s.queue = !yn_db_is_postgresql(o->db_where) || getenv("YN_DISTRICT_GROUP_COMMIT")
+                  ? yn_ingest_queue_new()
+                  : NULL;
     unsigned conns = fit_connections(o->max_connections);
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request,
@@ -460,5 +467,6 @@ int yn_http_serve(yn_http_opts *o, volatile sig_atomic_t *stop)
         pause();
     MHD_stop_daemon(d);
     pthread_key_delete(s.db_key);
+    yn_ingest_queue_free(s.queue);
     return 0;
 }

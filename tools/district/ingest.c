@@ -4,13 +4,13 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rules.h"
-#include "terminals.h"
 
 static int refuse(yn_ingest *g, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -133,7 +133,7 @@ static const char *check_held(yn_db *db, const yn_batch_header *h, const yn_ledg
     return NULL;
 }
 
-/* A record held by the district, with its layers (for an undo's check). */
+/* A record held by the district (for an undo's check). */
 struct held_record {
     yn_ledger_record *r;
     bool found;
@@ -142,39 +142,20 @@ struct held_record {
 static int take_record(void *arg, const yn_db_row *row)
 {
     struct held_record *m = arg;
-    yn_ledger_record *r = m->r;
-    r->kind = (int)yn_db_int(row, 0);
-    snprintf(r->card_no, sizeof r->card_no, "%s", yn_db_text(row, 1));
-    r->price_fen = yn_db_int(row, 2);
-    r->subsidy_fen = yn_db_int(row, 3);
-    r->wallet_fen = yn_db_int(row, 4);
-    r->cash_fen = yn_db_int(row, 5);
+    yn_db_record_of(row, 0, m->r);
     m->found = true;
-    return YN_OK;
-}
-
-static int take_layer(void *arg, const yn_db_row *row)
-{
-    yn_ledger_record *r = arg;
-    if (r->n_layers == YN_POLICY_MAX_LAYERS)
-        return YN_OK; /* more than the format allows: the comparison fails on count */
-    snprintf(r->layers[r->n_layers].source, YN_NAME_MAX, "%s", yn_db_text(row, 0));
-    r->layers[r->n_layers++].fen = yn_db_int(row, 1);
     return YN_OK;
 }
 
 static int held_record(yn_db *db, const char *terminal, int64_t seq, yn_ledger_record *r,
                        bool *found)
 {
-    memset(r, 0, sizeof *r);
     struct held_record m = {r, false};
+    memset(r, 0, sizeof *r);
     int rc = YN_DB_RUN(db,
-                       "SELECT kind, card_no, price_fen, subsidy_fen, wallet_fen, cash_fen"
-                       " FROM records WHERE terminal = $1 AND seq = $2",
+                       "SELECT " YN_DB_RECORD_COLUMNS " FROM records WHERE terminal = $1"
+                       " AND seq = $2",
                        take_record, &m, DB_TEXT(terminal), DB_INT(seq));
-    if (rc == YN_OK && m.found)
-        rc = YN_DB_RUN(db, "SELECT source, fen FROM layers WHERE terminal = $1 AND seq = $2",
-                       take_layer, r, DB_TEXT(terminal), DB_INT(seq));
     *found = m.found;
     return rc;
 }
@@ -209,7 +190,7 @@ static int check_references(yn_db *db, const yn_batch_header *h, const yn_ledger
         if (r->seq <= held)
             continue;
         if (k->reverses != YN_RULES_REF_NONE) {
-            yn_ledger_record stored;
+            yn_ledger_record stored = {0};
             const yn_ledger_record *meal = NULL;
             bool found = false;
             if (r->reverses_seq >= h->first_seq) {
@@ -263,7 +244,7 @@ static int check_references(yn_db *db, const yn_batch_header *h, const yn_ledger
 
 /* Verify the frame (no storage touched). 0, or -1 with g filled. */
 static int verify(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g,
-                  yn_ledger_record **recs, uint8_t key[YN_TERMINAL_KEY_MAX], size_t *key_len)
+                  yn_ledger_record **recs, uint8_t *key, size_t *key_len)
 {
     int rc = yn_batch_peek(frame, len, &g->hdr);
     if (rc == YN_ELIMIT)
@@ -295,27 +276,26 @@ static int verify(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g,
     }
 }
 
-int yn_ingest_frame(yn_db *db, const uint8_t *frame, size_t len, int64_t now_utc_s, yn_ingest *g)
+int yn_ingest_check(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g)
 {
     memset(g, 0, sizeof *g);
     g->code = "";
-    yn_ledger_record *recs = NULL;
-    uint8_t key[YN_TERMINAL_KEY_MAX], held_hash[YN_LEDGER_HASH_LEN];
-    size_t key_len = 0;
-    if (verify(db, frame, len, g, &recs, key, &key_len) != 0)
-        return -1;
-    const yn_batch_header *h = &g->hdr;
+    g->frame = frame;
+    g->frame_len = len;
+    return verify(db, frame, len, g, &g->recs, g->key, &g->key_len);
+}
 
-    /* one write transaction: what is held decides, then all of it or nothing */
+int yn_ingest_store(yn_db *db, yn_ingest *g, int64_t now_utc_s)
+{
+    const yn_batch_header *h = &g->hdr;
+    const yn_ledger_record *recs = g->recs;
+    uint8_t held_hash[YN_LEDGER_HASH_LEN];
     int64_t held = 0;
-    int st = yn_db_begin(db, true);
     int refused = 0;
-    if (st == YN_OK) {
-        st = yn_db_terminal_lock(db, h->terminal, &held, held_hash);
-        if (st == YN_ENOTFOUND)
-            refused =
-                refuse(g, 403, "unknown_terminal", "terminal %s is not enrolled", h->terminal);
-    }
+    int st = yn_db_terminal_lock(db, h->terminal, &held, held_hash);
+    if (st == YN_ENOTFOUND)
+        return refuse(g, 403, "unknown_terminal", "terminal %s is not enrolled", h->terminal),
+               YN_OK;
     if (st == YN_OK) {
         const char *conflict = check_held(db, h, recs, held, held_hash, &st);
         if (conflict)
@@ -323,50 +303,173 @@ int yn_ingest_frame(yn_db *db, const uint8_t *frame, size_t len, int64_t now_utc
     }
     if (st == YN_OK && !refused)
         refused = check_references(db, h, recs, held, g, &st);
+    if (st != YN_OK || refused)
+        return st;
     int64_t first_new = held + 1 > h->first_seq ? held + 1 : h->first_seq;
     g->stored = h->last_seq >= first_new ? h->last_seq - first_new + 1 : 0;
-    if (st == YN_OK && !refused && g->stored) {
+    if (g->stored) {
         st = yn_db_put_records(db, recs + (first_new - h->first_seq), (size_t)g->stored);
         if (st == YN_OK) /* the frame as uploaded, for POST /v1/records */
             st = YN_DB_RUN(db, "INSERT INTO frames VALUES ($1, $2, $3, $4)", NULL, NULL,
                            DB_TEXT(h->terminal), DB_INT(h->last_seq), DB_INT(h->first_seq),
-                           DB_BLOB(frame, len));
+                           DB_BLOB(g->frame, g->frame_len));
         if (st == YN_OK)
             st = YN_DB_RUN(db, "UPDATE terminals SET last_seq = $2, last_hash = $3 WHERE id = $1",
                            NULL, NULL, DB_TEXT(h->terminal), DB_INT(h->last_seq),
                            DB_BLOB(h->head_hash, YN_LEDGER_HASH_LEN));
     }
-    if (st == YN_OK && !refused)
+    if (st == YN_OK)
         st = YN_DB_RUN(db,
                        "INSERT INTO batches VALUES ($1, $2, $3, $4, $5)"
                        " ON CONFLICT(terminal, batch_id, first_seq) DO NOTHING",
                        NULL, NULL, DB_TEXT(h->terminal), DB_INT(h->batch_id), DB_INT(h->first_seq),
                        DB_INT(h->last_seq), DB_INT(now_utc_s));
-    free(recs);
-    if (st == YN_OK && !refused)
-        st = yn_db_commit(db);
-    else
-        yn_db_rollback(db);
-    if (refused)
-        return -1;
-    if (st != YN_OK) {
+    return st;
+}
+
+/* After the transaction: the reply. storage_status is the commit's. */
+static int finish(yn_db *db, yn_ingest *g, int storage_status)
+{
+    free(g->recs);
+    g->recs = NULL;
+    if (g->status) { /* refused inside the transaction */
         g->stored = 0;
-        return storage(g, db, st);
+        return -1;
+    }
+    if (storage_status != YN_OK) {
+        g->stored = 0;
+        return storage(g, db, storage_status);
     }
     g->status = 200;
     if (g->stored)
         snprintf(g->message, sizeof g->message, "%lld new records stored", (long long)g->stored);
     else
         snprintf(g->message, sizeof g->message, "already stored, nothing changed");
-    g->ack = make_ack(key, key_len, h);
-    OPENSSL_cleanse(key, sizeof key);
+    g->ack = make_ack(g->key, g->key_len, &g->hdr);
+    OPENSSL_cleanse(g->key, sizeof g->key);
     if (!g->ack)
         return refuse(g, 503, "unavailable", "out of memory, try again");
     return 0;
 }
 
+int yn_ingest_frame(yn_db *db, const uint8_t *frame, size_t len, int64_t now_utc_s, yn_ingest *g)
+{
+    return yn_ingest_check(db, frame, len, g) == 0 ? yn_ingest_commit(db, g, now_utc_s) : -1;
+}
+
+int yn_ingest_commit(yn_db *db, yn_ingest *g, int64_t now_utc_s)
+{
+    int st = yn_db_begin(db, true);
+    if (st == YN_OK)
+        st = yn_ingest_store(db, g, now_utc_s);
+    if (st == YN_OK && !g->status)
+        st = yn_db_commit(db);
+    else
+        yn_db_rollback(db);
+    return finish(db, g, st);
+}
+
+/* --- group commit ---------------------------------------------------------------- */
+
+struct waiter {
+    yn_ingest *g;
+    int64_t now_utc_s;
+    bool done;
+    int rc;
+    struct waiter *next;
+};
+
+struct yn_ingest_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct waiter *head, **tail;
+    bool leading; /* a thread is storing a group */
+};
+
+yn_ingest_queue *yn_ingest_queue_new(void)
+{
+    yn_ingest_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    q->tail = &q->head;
+    return q;
+}
+
+void yn_ingest_queue_free(yn_ingest_queue *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q);
+}
+
+/* One transaction for the group; a savepoint around each batch, so a
+ * refused one leaves the others in. A storage failure fails them all. */
+static void store_group(yn_db *db, struct waiter *w)
+{
+    int st = yn_db_begin(db, true);
+    for (struct waiter *x = w; x && st == YN_OK; x = x->next) {
+        st = yn_db_run(db, "SAVEPOINT batch", NULL, 0, NULL, NULL);
+        if (st == YN_OK)
+            st = yn_ingest_store(db, x->g, x->now_utc_s);
+        if (st == YN_OK && x->g->status)
+            st = yn_db_run(db, "ROLLBACK TO SAVEPOINT batch", NULL, 0, NULL, NULL);
+        if (st == YN_OK)
+            st = yn_db_run(db, "RELEASE SAVEPOINT batch", NULL, 0, NULL, NULL);
+    }
+    if (st == YN_OK)
+        st = yn_db_commit(db);
+    else
+        yn_db_rollback(db);
+    for (struct waiter *x = w; x; x = x->next)
+        x->rc = finish(db, x->g, st);
+}
+
+int yn_ingest_queued(yn_ingest_queue *q, yn_db *db, yn_ingest *g, int64_t now_utc_s)
+{
+    struct waiter me = {.g = g, .now_utc_s = now_utc_s};
+    pthread_mutex_lock(&q->mu);
+    /* me lives on this stack until done: the leader unlinks it before that */
+    *q->tail = &me;
+    q->tail = &me.next; // cppcheck-suppress autoVariables
+    while (!me.done) {
+        if (q->leading) {
+            pthread_cond_wait(&q->cv, &q->mu);
+            continue;
+        }
+        /* lead: take the waiting batches, up to YN_INGEST_GROUP_RECORDS records */
+        q->leading = true;
+        struct waiter *group = q->head, **end = &q->head;
+        int64_t records = 0;
+        while (*end &&
+               (records == 0 || records + (*end)->g->hdr.count <= YN_INGEST_GROUP_RECORDS)) {
+            records += (*end)->g->hdr.count;
+            end = &(*end)->next;
+        }
+        q->head = *end;
+        if (!q->head)
+            q->tail = &q->head;
+        *end = NULL;
+        pthread_mutex_unlock(&q->mu);
+        store_group(db, group);
+        pthread_mutex_lock(&q->mu);
+        for (struct waiter *x = group; x; x = x->next)
+            x->done = true;
+        q->leading = false;
+        pthread_cond_broadcast(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return me.rc;
+}
+
 void yn_ingest_done(yn_ingest *g)
 {
     free(g->ack);
+    free(g->recs);
     g->ack = NULL;
+    g->recs = NULL;
+    OPENSSL_cleanse(g->key, sizeof g->key);
 }

@@ -49,8 +49,11 @@ static const struct {
     {"period", GROUPED("r.period", "records r")},
     {"day", GROUPED("CAST(r.local_ymd AS TEXT)", "records r")},
     /* a layer's share is its source's subsidy; price, wallet and cash are the records' */
-    {"layer", "SELECT l.source, r.kind, COUNT(*), 0, CAST(SUM(l.fen) AS BIGINT), 0, 0"
-              " FROM layers l JOIN records r ON r.terminal = l.terminal AND r.seq = l.seq"
+    {"layer", "SELECT source, kind, COUNT(*), 0, CAST(SUM(fen) AS BIGINT), 0, 0 FROM"
+              " (SELECT src1 AS source, kind, fen1 AS fen FROM records WHERE src1 IS NOT NULL"
+              " UNION ALL SELECT src2, kind, fen2 FROM records WHERE src2 IS NOT NULL"
+              " UNION ALL SELECT src3, kind, fen3 FROM records WHERE src3 IS NOT NULL"
+              " UNION ALL SELECT src4, kind, fen4 FROM records WHERE src4 IS NOT NULL) AS l"
               " GROUP BY 1, 2 ORDER BY 1, 2"},
 };
 
