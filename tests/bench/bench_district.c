@@ -225,7 +225,8 @@ static void *uploader(void *arg)
             r[i].boot_no = 4;
             strcpy(r[i].operator_id, "1001");
             r[i].wallet_after_fen = 1000;
-            yn_ledger_record_hash(&r[i], i ? r[i - 1].hash : last.hash, r[i].hash);
+            memcpy(r[i].prev_hash, i ? r[i - 1].hash : last.hash, 32);
+            yn_ledger_record_hash(&r[i], r[i].prev_hash, r[i].hash);
         }
         uint8_t *f;
         size_t len;

@@ -151,29 +151,61 @@ static int count_row(void *arg, const yn_db_row *row)
     return YN_OK;
 }
 
-static const char upsert_card[] =
-    "INSERT INTO cards VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT(card_no) DO UPDATE SET"
-    " birth_ymd = excluded.birth_ymd, flags = excluded.flags, district = excluded.district,"
-    " street = excluded.street, expiry_ymd = excluded.expiry_ymd, version = excluded.version"
-    " WHERE cards.birth_ymd <> excluded.birth_ymd OR cards.flags <> excluded.flags OR"
-    " cards.district <> excluded.district OR cards.street <> excluded.street OR"
-    " cards.expiry_ymd <> excluded.expiry_ymd RETURNING 1";
-
-/* One short transaction: n cards, each change numbered with the next roster version. */
+/* One short transaction: n cards (distinct), each change numbered with the
+ * next roster version; unchanged cards keep theirs. They are staged in a
+ * temporary table (one COPY with PostgreSQL) and merged with one statement. */
 static int put_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t *changed)
 {
     int64_t v;
     int rc = yn_db_begin(db, true);
     if (rc == YN_OK)
         rc = counter_take(db, "roster_version", (int64_t)n, &v);
-    for (size_t i = 0; i < n && rc == YN_OK; i++)
-        rc = YN_DB_RUN(db, upsert_card, count_row, changed, DB_TEXT(c[i].card_no),
-                       DB_INT(c[i].birth_ymd), DB_INT(c[i].flags), DB_INT(c[i].district),
-                       DB_INT(c[i].street), DB_INT(c[i].expiry_ymd), DB_INT(v + (int64_t)i));
+    if (rc == YN_OK)
+        rc = yn_db_run(db,
+                       "CREATE TEMP TABLE IF NOT EXISTS cards_in(card_no TEXT, birth_ymd BIGINT,"
+                       " flags BIGINT, district BIGINT, street BIGINT, expiry_ymd BIGINT,"
+                       " version BIGINT)",
+                       NULL, 0, NULL, NULL);
+    if (rc == YN_OK)
+        rc = yn_db_stage_cards(db, c, n, v);
+    if (rc == YN_OK)
+        rc = yn_db_run(db,
+                       "INSERT INTO cards SELECT * FROM cards_in WHERE true ON CONFLICT(card_no)"
+                       " DO UPDATE SET birth_ymd = excluded.birth_ymd, flags = excluded.flags,"
+                       " district = excluded.district, street = excluded.street,"
+                       " expiry_ymd = excluded.expiry_ymd, version = excluded.version"
+                       " WHERE cards.birth_ymd <> excluded.birth_ymd OR"
+                       " cards.flags <> excluded.flags OR cards.district <> excluded.district OR"
+                       " cards.street <> excluded.street OR"
+                       " cards.expiry_ymd <> excluded.expiry_ymd RETURNING 1",
+                       NULL, 0, count_row, changed);
+    if (rc == YN_OK)
+        rc = yn_db_run(db, "DELETE FROM cards_in", NULL, 0, NULL, NULL);
     if (rc == YN_OK)
         return yn_db_commit(db);
     yn_db_rollback(db);
     return rc;
+}
+
+static int by_card_no(const void *a, const void *b)
+{
+    const yn_card_facts *x = a, *y = b;
+    int c = strcmp(x->card_no, y->card_no);
+    return c ? c : x < y ? -1 : x > y; /* equal numbers: file order */
+}
+
+/* A card listed twice in one chunk: the later line wins (as in a file read
+ * top to bottom). Sorts and compacts c; returns the count left. */
+static size_t last_of_each(yn_card_facts *c, size_t n)
+{
+    qsort(c, n, sizeof *c, by_card_no);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 1 < n && strcmp(c[i].card_no, c[i + 1].card_no) == 0)
+            continue;
+        c[k++] = c[i];
+    }
+    return k;
 }
 
 int yn_admin_import_cards(yn_db *db, const char *csv_path)
@@ -232,7 +264,7 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
             n++;
         if (n == YN_ADMIN_CARDS_PER_TX || (!more && n)) {
             int64_t t0 = now_ms(CLOCK_MONOTONIC);
-            rc = put_cards(db, chunk, n, &changed);
+            rc = put_cards(db, chunk, last_of_each(chunk, n), &changed);
             int64_t took = now_ms(CLOCK_MONOTONIC) - t0;
             struct timespec yield = {0, YN_ADMIN_YIELD_MS * 1000000L}; /* uploads' turn */
             nanosleep(&yield, NULL);

@@ -171,6 +171,11 @@ int yn_db_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
     return n ? db->ops->put_records(db, recs, n) : YN_OK;
 }
 
+int yn_db_stage_cards(yn_db *db, const yn_card_facts *cards, size_t n, int64_t first_version)
+{
+    return n ? db->ops->stage_cards(db, cards, n, first_version) : YN_OK;
+}
+
 int yn_db_size(yn_db *db, int64_t *bytes)
 {
     return db->ops->size(db, bytes);

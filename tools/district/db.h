@@ -96,6 +96,11 @@ int yn_db_terminal_lock(yn_db *db, const char *terminal, int64_t *held_seq,
  * terminal, none of them held yet. */
 int yn_db_put_records(yn_db *db, const yn_ledger_record *recs, size_t n) YN_MUST_CHECK;
 
+/* Inside a write transaction: put n roster cards into the temporary table
+ * cards_in (made by the caller), card i with roster version first_version + i. */
+int yn_db_stage_cards(yn_db *db, const yn_card_facts *cards, size_t n,
+                      int64_t first_version) YN_MUST_CHECK;
+
 /* The columns of a records row, in this order, that yn_db_record_of reads
  * back (the layers are kept inline, src1/fen1 … src4/fen4, NULL when absent). */
 #define YN_DB_RECORD_COLUMNS                                                                       \

@@ -383,6 +383,21 @@ static int pg_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
     return rc;
 }
 
+static int pg_stage_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t v)
+{
+    char *buf = malloc(n * (2 * 19 + 6 * 21 + 8)), *w = buf;
+    if (!buf)
+        return YN_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        copy_text(&w, c[i].card_no);
+        w += sprintf(w, "\t%d\t%u\t%u\t%u\t%d\t%lld\n", (int)c[i].birth_ymd, c[i].flags,
+                     c[i].district, c[i].street, (int)c[i].expiry_ymd, (long long)(v + (int64_t)i));
+    }
+    int rc = copy_in(db, "COPY cards_in FROM STDIN", buf, (size_t)(w - buf));
+    free(buf);
+    return rc;
+}
+
 static int pg_size(yn_db *db, int64_t *bytes)
 {
     return yn_db_int_of(db, "SELECT pg_database_size(current_database())", NULL, 0, bytes);
@@ -442,6 +457,7 @@ const struct yn_db_ops yn_db_pg_ops = {
     .rollback = pg_rollback,
     .run = pg_run,
     .put_records = pg_put_records,
+    .stage_cards = pg_stage_cards,
     .size = pg_size,
     .col_int = pg_int,
     .col_text = pg_text,

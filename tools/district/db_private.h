@@ -20,6 +20,7 @@ struct yn_db_ops {
     int (*run)(yn_db *db, const char *sql, const yn_db_val *args, int n, yn_db_each each,
                void *arg);
     int (*put_records)(yn_db *db, const yn_ledger_record *recs, size_t n);
+    int (*stage_cards)(yn_db *db, const yn_card_facts *cards, size_t n, int64_t first_version);
     int (*size)(yn_db *db, int64_t *bytes);
     int64_t (*col_int)(const yn_db_row *row, int col);
     const char *(*col_text)(const yn_db_row *row, int col);

@@ -410,6 +410,17 @@ static int lite_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
     return rc;
 }
 
+static int lite_stage_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t v)
+{
+    int rc = YN_OK;
+    for (size_t i = 0; i < n && rc == YN_OK; i++)
+        rc = YN_DB_RUN(db, "INSERT INTO cards_in VALUES ($1, $2, $3, $4, $5, $6, $7)", NULL, NULL,
+                       DB_TEXT(c[i].card_no), DB_INT(c[i].birth_ymd), DB_INT(c[i].flags),
+                       DB_INT(c[i].district), DB_INT(c[i].street), DB_INT(c[i].expiry_ymd),
+                       DB_INT(v + (int64_t)i));
+    return rc;
+}
+
 static int lite_size(yn_db *db, int64_t *bytes)
 {
     struct lite *l = db->impl;
@@ -452,6 +463,7 @@ const struct yn_db_ops yn_db_sqlite_ops = {
     .rollback = lite_rollback,
     .run = lite_run,
     .put_records = lite_put_records,
+    .stage_cards = lite_stage_cards,
     .size = lite_size,
     .col_int = lite_int,
     .col_text = lite_text,
