@@ -26,6 +26,7 @@
 #include "district.h"
 #include "ledger.h"
 #include "log.h"
+#include "lunch.h"
 
 enum { TERMINALS = 1000, RECORDS = 200, CLIENTS = 100, IMPORT_CARDS = 780000, UPLOADERS = 10 };
 
@@ -50,31 +51,14 @@ static void make_lunch(struct terminal *t, int n)
     int64_t utc = 1773115200 + 3 * 3600;
     for (int i = 0; i < RECORDS; i++) {
         yn_ledger_record *x = &r[i];
-        int card = (n * 7919 + i * 104729) % 2000, cat = card % 10;
+        yn_test_lunch_meal(x, (n * 7919 + i * 104729) % 2000);
         x->seq = i + 1;
         snprintf(x->terminal, sizeof x->terminal, "%s", t->id);
         x->tap_id = 1000 + i;
-        x->kind = YN_LEDGER_MEAL;
-        snprintf(x->card_no, sizeof x->card_no, "4403040%07d", 100000 + card * 37);
-        strcpy(x->category, cat < 3 ? "key_group" : cat < 9 ? "age70" : "");
-        strcpy(x->period, "lunch");
         x->local_ymd = 20260310;
-        x->price_fen = 1500;
-        x->subsidy_fen = cat < 3 ? 1500 : cat < 9 ? 500 : 0;
-        x->n_layers = x->subsidy_fen ? 1 : 0;
-        strcpy(x->layers[0].source, "city");
-        x->layers[0].fen = x->subsidy_fen;
-        x->wallet_fen = card % 4 == 0 ? x->price_fen - x->subsidy_fen : 0;
-        x->cash_fen = x->price_fen - x->subsidy_fen - x->wallet_fen;
-        if (!x->subsidy_fen)
-            x->reason = YN_REASON_NOT_ELIGIBLE;
         utc += 5 + (i * 13) % 30;
         x->utc_s = utc;
         x->mono_ms = (utc - 1773115200) * 1000 + (i * 7) % 1000;
-        x->boot_no = 4;
-        x->clock_trusted = true;
-        strcpy(x->operator_id, "1001");
-        x->policy_version = 3;
         x->wallet_after_fen = 20000 - x->wallet_fen;
         memcpy(x->prev_hash, prev, 32);
         yn_ledger_record_hash(x, prev, x->hash);

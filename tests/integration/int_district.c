@@ -86,7 +86,7 @@ typedef struct term {
 
 static int term_enrol(term *t)
 {
-    char token[64] = "", got[YN_LEDGER_ID_MAX];
+    char token[64] = "";
     if (district("enrol-token %s %s", t->id, t->canteen) != 0)
         return -1;
     FILE *f = fopen(out_path, "r");
@@ -100,9 +100,7 @@ static int term_enrol(term *t)
     snprintf(t->key_path, sizeof t->key_path, "%s/%s.key", D.dir, t->id);
     uint8_t pub[64];
     size_t pl;
-    if (yn_sync_enrol(D.url, D.ca, token, t->key_path, got, sizeof got) != YN_OK ||
-        yn_key_file_load(t->key_path, true, "terminal key", t->key, sizeof t->key, &t->key_len) !=
-            YN_OK ||
+    if (yn_test_district_enrol(&D, token, t->key_path, t->key, &t->key_len) != YN_OK ||
         yn_key_file_load(D.dpub, false, "district key", pub, sizeof pub, &pl) != YN_OK)
         return -1;
     yn_sync_opts so = {.url = D.url,

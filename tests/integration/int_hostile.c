@@ -177,23 +177,16 @@ int main(void)
         return 2;
     yn_log_init("int_hostile", YN_LOG_ERR, false);
     /* a one-time token for T-HOST, made before the server holds the database */
-    char dir_path[512], token[64] = "", tkey_path[900], id[32];
+    char dir_path[512], token[64] = "", tkey_path[900];
     snprintf(dir_path, sizeof dir_path, "%s/hostile", tmp);
     if (yn_test_district_init(&D, build, dir_path) != 0 ||
         yn_test_district_token(&D, "T-HOST", token, sizeof token) != 0)
         return 1;
     pid_t srv = yn_test_district_start(&D, NULL, NULL);
     snprintf(tkey_path, sizeof tkey_path, "%s/terminal.key", D.dir);
-    int rc = YN_EIO;
-    for (int i = 0; i < 100 && rc != YN_OK; i++) {
-        rc = yn_sync_enrol(D.url, D.ca, token, tkey_path, id, sizeof id);
-        if (rc != YN_OK)
-            yn_test_sleep_ms(100);
-    }
+    int rc = yn_test_district_enrol(&D, token, tkey_path, key, &key_len);
     CHECK(rc == YN_OK, "enrol: %s", yn_strerror(rc));
     uint8_t other_key[32];
-    CHECK(yn_key_file_load(tkey_path, true, "terminal key", key, sizeof key, &key_len) == YN_OK,
-          "terminal key");
     memset(other_key, 0x5A, sizeof other_key);
 
     size_t good_len, len;

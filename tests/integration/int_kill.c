@@ -46,20 +46,14 @@ static struct terminal terms[TERMINALS];
 static void *terminal_main(void *arg)
 {
     struct terminal *t = arg;
-    char key_path[800], got[YN_LEDGER_ID_MAX];
+    char key_path[800];
     snprintf(key_path, sizeof key_path, "%s/%s.key", D.dir, t->id);
     snprintf(t->ledger_path, sizeof t->ledger_path, "%s/%s.db", D.dir, t->id);
     yn_ledger_opts lo = {.path = t->ledger_path, .terminal_id = t->id};
     yn_ledger *l;
     yn_sync *s = NULL;
-    int rc = YN_EIO;
-    for (int i = 0; i < 100 && rc != YN_OK; i++) /* the server may be down: retry */
-        if ((rc = yn_sync_enrol(D.url, D.ca, t->token, key_path, got, sizeof got)) != YN_OK)
-            usleep(100000);
-    if (rc != YN_OK ||
-        yn_key_file_load(key_path, true, "terminal key", t->key, sizeof t->key, &t->key_len) !=
-            YN_OK ||
-        yn_ledger_open(&lo, &l) != YN_OK)
+    int rc = yn_test_district_enrol(&D, t->token, key_path, t->key, &t->key_len);
+    if (rc != YN_OK || yn_ledger_open(&lo, &l) != YN_OK)
         return NULL;
     yn_sync_opts so = {.url = D.url,
                        .ca_file = D.ca,

@@ -121,7 +121,7 @@ static struct terminal terms[TERMINALS];
 static void *terminal_main(void *arg)
 {
     struct terminal *t = arg;
-    char key_path[800], ledger_path[800], got[YN_LEDGER_ID_MAX];
+    char key_path[800], ledger_path[800];
     snprintf(key_path, sizeof key_path, "%s/%s.key", D.dir, t->id);
     snprintf(ledger_path, sizeof ledger_path, "%s/%s.db", D.dir, t->id);
     uint8_t key[64];
@@ -129,8 +129,7 @@ static void *terminal_main(void *arg)
     yn_ledger_opts lo = {.path = ledger_path, .terminal_id = t->id};
     yn_ledger *l;
     yn_sync *s = NULL;
-    if (yn_sync_enrol(D.url, D.ca, t->token, key_path, got, sizeof got) != YN_OK ||
-        yn_key_file_load(key_path, true, "terminal key", key, sizeof key, &key_len) != YN_OK ||
+    if (yn_test_district_enrol(&D, t->token, key_path, key, &key_len) != YN_OK ||
         yn_ledger_open(&lo, &l) != YN_OK) {
         t->failures = ROUNDS;
         return NULL;

@@ -62,23 +62,17 @@ int main(void)
     if (!build || !tmp)
         return 2;
     yn_log_init("int_records", YN_LOG_ERR, false);
-    char dir_path[512], token[64] = "", tkey[900], ledger_path[900], id[32];
+    char dir_path[512], token[64] = "", tkey[900], ledger_path[900];
     snprintf(dir_path, sizeof dir_path, "%s/records", tmp);
     if (yn_test_district_init(&D, build, dir_path) != 0 ||
         yn_test_district_token(&D, "T-REC", token, sizeof token) != 0)
         return 1;
     pid_t srv = yn_test_district_start(&D, NULL, NULL);
     snprintf(tkey, sizeof tkey, "%s/terminal.key", D.dir);
-    int rc = YN_EIO;
-    for (int i = 0; i < 100 && rc != YN_OK; i++) {
-        yn_test_sleep_ms(100);
-        rc = yn_sync_enrol(D.url, D.ca, token, tkey, id, sizeof id);
-    }
-    CHECK(rc == YN_OK, "enrol: %s", yn_strerror(rc));
     uint8_t key[64], pub[64];
     size_t key_len = 0, pub_len = 0;
-    CHECK(yn_key_file_load(tkey, true, "terminal key", key, sizeof key, &key_len) == YN_OK,
-          "terminal key");
+    int rc = yn_test_district_enrol(&D, token, tkey, key, &key_len);
+    CHECK(rc == YN_OK, "enrol: %s", yn_strerror(rc));
     CHECK(yn_key_file_load(D.dpub, false, "district key", pub, sizeof pub, &pub_len) == YN_OK,
           "district key");
 

@@ -17,6 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client.h"
+#include "keystore.h"
+
 int yn_test_sh(const char *fmt, ...)
 {
     char cmd[4096];
@@ -152,6 +155,19 @@ pid_t yn_test_district_start(const yn_test_district *d, const char *district_key
     if (pid > 0)
         wait_listening(d, pid);
     return pid;
+}
+
+int yn_test_district_enrol(const yn_test_district *d, const char *token, const char *key_path,
+                           uint8_t key[64], size_t *key_len)
+{
+    char id[YN_LEDGER_ID_MAX];
+    int rc = YN_EIO;
+    for (int i = 0; i < 100 && rc != YN_OK; i++)
+        if ((rc = yn_sync_enrol(d->url, d->ca, token, key_path, id, sizeof id)) != YN_OK)
+            usleep(100000);
+    if (rc == YN_OK)
+        rc = yn_key_file_load(key_path, true, "terminal key", key, 64, key_len);
+    return rc;
 }
 
 void yn_test_district_stop(pid_t pid, int sig)

@@ -31,6 +31,11 @@ int yn_test_district_token(const yn_test_district *d, const char *terminal, char
 pid_t yn_test_district_start(const yn_test_district *d, const char *district_key,
                              const char *faults);
 void yn_test_district_stop(pid_t pid, int sig);
+/* Enrol with token (retried while the server is not up yet, up to 10 s): the
+ * terminal key is written to key_path and read back into key (64 bytes
+ * room). YN_OK or the last status. */
+int yn_test_district_enrol(const yn_test_district *d, const char *token, const char *key_path,
+                           uint8_t key[64], size_t *key_len);
 /* Run SQL on the district's database (sqlite3 or psql): for tests that plant
  * what an older server let in. 0 on success. */
 int yn_test_district_sql(const yn_test_district *d, const char *sql);

@@ -27,6 +27,27 @@ bool yn_db_is_postgresql(const char *where)
     return p > where && *p == '=';
 }
 
+/* Create the schema, or bring it to this version, in one write transaction;
+ * nothing when it is current. */
+static int migrate(yn_db *db)
+{
+    int64_t version = 0;
+    if (yn_db_int_of(db, "SELECT value FROM meta WHERE key = 'schema_version'", NULL, 0,
+                     &version) == YN_OK &&
+        version == YN_DB_SCHEMA)
+        return YN_OK;
+    if (version > YN_DB_SCHEMA)
+        return yn_db_fail(db, YN_ENOTSUP, "database schema %lld is newer than this server's %d",
+                          (long long)version, YN_DB_SCHEMA);
+    int rc = yn_db_begin(db, true);
+    if (rc == YN_OK)
+        rc = db->ops->create_schema(db);
+    if (rc == YN_OK)
+        return yn_db_commit(db);
+    yn_db_rollback(db);
+    return rc;
+}
+
 int yn_db_open(const char *where, const yn_db_opts *opts, yn_db **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -52,8 +73,11 @@ int yn_db_open(const char *where, const yn_db_opts *opts, yn_db **out, char *err
         db->opts = *opts;
     if (db->opts.busy_ms <= 0)
         db->opts.busy_ms = 2000;
-    int rc = ops->open(db, where, err, errlen);
+    int rc = ops->open(db, where);
+    if (rc == YN_OK)
+        rc = migrate(db);
     if (rc != YN_OK) {
+        snprintf(err, errlen, "%s", db->errmsg[0] ? db->errmsg : "out of memory");
         ops->close(db);
         free(db);
         return rc;
@@ -97,7 +121,19 @@ void yn_db_rollback(yn_db *db)
 
 int yn_db_run(yn_db *db, const char *sql, const yn_db_val *args, int n, yn_db_each each, void *arg)
 {
-    return db->ops->run(db, sql, args, n, each, arg);
+    int slot = 0;
+    while (slot < db->n_cached && db->cached[slot] != sql)
+        slot++;
+    if (slot == db->n_cached) { /* the first run of this statement on this handle */
+        if (slot == YN_DB_CACHE_MAX || n > YN_DB_PARAMS_MAX)
+            return yn_db_fail(db, YN_EIO, "statement cache full or too many parameters: %.80s",
+                              sql);
+        int rc = db->ops->prepare(db, slot, sql, args, n);
+        if (rc != YN_OK)
+            return rc;
+        db->cached[db->n_cached++] = sql;
+    }
+    return db->ops->run(db, slot, args, n, each, arg);
 }
 
 int64_t yn_db_int(const yn_db_row *row, int col)

@@ -14,15 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CACHE_MAX  96
-#define PARAMS_MAX 24
-
 /* Type OIDs of the PostgreSQL catalog (stable since 7.x). */
 enum { BOOLOID = 16, BYTEAOID = 17, INT8OID = 20, INT2OID = 21, INT4OID = 23, TEXTOID = 25 };
 
 /* The same tables as db_sqlite.c, in PostgreSQL's types. */
 static const char *const schema[] = {
-    "SELECT pg_advisory_xact_lock(7270013)", /* one migration at a time */
+    "SELECT pg_advisory_xact_lock(7270013)", /* one server process creates it at a time */
     "SET LOCAL client_min_messages = warning",
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS terminals(id TEXT PRIMARY KEY, canteen TEXT NOT NULL,"
@@ -64,12 +61,7 @@ static const char *const schema[] = {
 
 struct pg {
     PGconn *conn;
-    struct {
-        const char *sql; /* cached by address, as db_sqlite.c */
-        char name[12];
-        int n_params;
-    } cache[CACHE_MAX];
-    int n_cache;
+    char names[YN_DB_CACHE_MAX][12]; /* slot i's prepared statement: db->cached[i] */
     char where[1024];
 };
 
@@ -124,26 +116,11 @@ static int exec(yn_db *db, const char *sql)
     return YN_OK;
 }
 
-static int pg_begin(yn_db *db, bool write);
-static int pg_commit(yn_db *db);
-static void pg_rollback(yn_db *db);
-
-static int migrate(yn_db *db)
+static int create_schema(yn_db *db)
 {
-    int64_t version = 0;
-    if (yn_db_int_of(db, "SELECT value FROM meta WHERE key = 'schema_version'", NULL, 0,
-                     &version) == YN_OK &&
-        version == YN_DB_SCHEMA)
-        return YN_OK;
-    if (version > YN_DB_SCHEMA)
-        return yn_db_fail(db, YN_ENOTSUP, "database schema %lld is newer than this server's %d",
-                          (long long)version, YN_DB_SCHEMA);
-    int rc = pg_begin(db, true);
+    int rc = YN_OK;
     for (size_t i = 0; rc == YN_OK && i < sizeof schema / sizeof schema[0]; i++)
         rc = exec(db, schema[i]);
-    if (rc == YN_OK)
-        return pg_commit(db);
-    pg_rollback(db);
     return rc;
 }
 
@@ -151,7 +128,7 @@ static int connect_now(yn_db *db)
 {
     struct pg *p = db->impl;
     PQfinish(p->conn);
-    p->n_cache = 0; /* prepared statements live in the connection */
+    db->n_cached = 0; /* prepared statements live in the connection */
     const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
     const char *values[] = {p->where, "5", "yinian-district", NULL};
     p->conn = PQconnectdbParams(keys, values, 1);
@@ -166,19 +143,14 @@ static int connect_now(yn_db *db)
     return rc;
 }
 
-static int pg_open(yn_db *db, const char *where, char *err, size_t errlen)
+static int pg_open(yn_db *db, const char *where)
 {
     struct pg *p = calloc(1, sizeof *p);
     if (!p)
         return YN_ENOMEM;
     db->impl = p;
     snprintf(p->where, sizeof p->where, "%s", where);
-    int rc = connect_now(db);
-    if (rc == YN_OK)
-        rc = migrate(db);
-    if (rc != YN_OK)
-        snprintf(err, errlen, "%s", db->errmsg);
-    return rc;
+    return connect_now(db);
 }
 
 static void pg_close(yn_db *db)
@@ -222,31 +194,19 @@ static void pg_rollback(yn_db *db)
         PQclear(PQexec(p->conn, "ROLLBACK")); /* nothing left to do on error */
 }
 
-static int prepared(yn_db *db, const char *sql, const yn_db_val *args, int n, int *slot)
+static int pg_prepare(yn_db *db, int slot, const char *sql, const yn_db_val *args, int n)
 {
     struct pg *p = db->impl;
-    for (int i = 0; i < p->n_cache; i++)
-        if (p->cache[i].sql == sql) {
-            *slot = i;
-            return YN_OK;
-        }
-    if (p->n_cache == CACHE_MAX || n > PARAMS_MAX)
-        return yn_db_fail(db, YN_EIO, "statement cache full or too many parameters: %.80s", sql);
-    Oid types[PARAMS_MAX];
+    Oid types[YN_DB_PARAMS_MAX];
     for (int k = 0; k < n; k++)
         types[k] = args[k].type == YN_DB_INT    ? INT8OID
                    : args[k].type == YN_DB_BLOB ? BYTEAOID
                                                 : TEXTOID;
-    int i = p->n_cache;
-    snprintf(p->cache[i].name, sizeof p->cache[i].name, "s%d", i);
-    PGresult *res = PQprepare(p->conn, p->cache[i].name, sql, n, types);
+    snprintf(p->names[slot], sizeof p->names[slot], "s%d", slot);
+    PGresult *res = PQprepare(p->conn, p->names[slot], sql, n, types);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         return fail_res(db, res, sql);
     PQclear(res);
-    p->cache[i].sql = sql;
-    p->cache[i].n_params = n;
-    p->n_cache++;
-    *slot = i;
     return YN_OK;
 }
 
@@ -256,17 +216,14 @@ static void put_be64(uint8_t *b, uint64_t v)
         b[i] = (uint8_t)v;
 }
 
-static int pg_run(yn_db *db, const char *sql, const yn_db_val *args, int n, yn_db_each each,
-                  void *arg)
+static int pg_run(yn_db *db, int slot, const yn_db_val *args, int n, yn_db_each each, void *arg)
 {
     struct pg *p = db->impl;
-    int slot = 0;
-    int st = prepared(db, sql, args, n, &slot);
-    if (st != YN_OK)
-        return st;
-    const char *values[PARAMS_MAX];
-    int lengths[PARAMS_MAX], formats[PARAMS_MAX];
-    uint8_t ints[PARAMS_MAX][8];
+    const char *sql = db->cached[slot];
+    int st = YN_OK;
+    const char *values[YN_DB_PARAMS_MAX];
+    int lengths[YN_DB_PARAMS_MAX], formats[YN_DB_PARAMS_MAX];
+    uint8_t ints[YN_DB_PARAMS_MAX][8];
     for (int k = 0; k < n; k++) {
         switch (args[k].type) {
         case YN_DB_INT:
@@ -287,7 +244,7 @@ static int pg_run(yn_db *db, const char *sql, const yn_db_val *args, int n, yn_d
             break;
         }
     }
-    if (!PQsendQueryPrepared(p->conn, p->cache[slot].name, n, values, lengths, formats, 1))
+    if (!PQsendQueryPrepared(p->conn, p->names[slot], n, values, lengths, formats, 1))
         return fail_res(db, NULL, sql);
     if (!PQsetSingleRowMode(p->conn))
         st = yn_db_fail(db, YN_EIO, "postgresql: single-row mode refused");
@@ -451,10 +408,12 @@ static const uint8_t *pg_blob(const yn_db_row *row, int col, size_t *len)
 const struct yn_db_ops yn_db_pg_ops = {
     .name = "postgresql",
     .open = pg_open,
+    .create_schema = create_schema,
     .close = pg_close,
     .begin = pg_begin,
     .commit = pg_commit,
     .rollback = pg_rollback,
+    .prepare = pg_prepare,
     .run = pg_run,
     .put_records = pg_put_records,
     .stage_cards = pg_stage_cards,

@@ -14,9 +14,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define CACHE_MAX  96 /* distinct statements one handle prepares */
-#define PARAMS_MAX 24 /* parameters of one statement */
-
 /* The schema of version 2, on a new database. */
 static const char *const schema[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -95,13 +92,10 @@ struct lite {
     int busy_ms;               /* the budget of the wait in progress */
     struct timespec busy_from; /* when that wait began */
     struct {
-        const char *sql; /* the caller's static text: cached by address */
         sqlite3_stmt *st;
-        int param[PARAMS_MAX]; /* bind index of $1..$n */
-        int n_params;
-    } cache[CACHE_MAX];
-    int n_cache;
-    bool holds_mutex; /* this handle has the process's write turn */
+        int param[YN_DB_PARAMS_MAX]; /* bind index of $1..$n */
+    } cache[YN_DB_CACHE_MAX];        /* slot i: db->cached[i] */
+    bool holds_mutex;                /* this handle has the process's write turn */
     char path[4096];
 };
 
@@ -149,23 +143,10 @@ static int exec(yn_db *db, const char *sql)
     return rc == SQLITE_OK ? YN_OK : fail_rc(db, rc, sql);
 }
 
-static int lite_run(yn_db *db, const char *sql, const yn_db_val *args, int n, yn_db_each each,
-                    void *arg);
-
-static int migrate(yn_db *db)
+static int create_schema(yn_db *db)
 {
-    int64_t version = 0;
-    if (yn_db_int_of(db, "SELECT value FROM meta WHERE key = 'schema_version'", NULL, 0,
-                     &version) == YN_OK &&
-        version == YN_DB_SCHEMA)
-        return YN_OK;
-    if (version > YN_DB_SCHEMA)
-        return yn_db_fail(db, YN_ENOTSUP, "database schema %lld is newer than this server's %d",
-                          (long long)version, YN_DB_SCHEMA);
     int64_t old = 0; /* a version-1 database has records and no schema_version */
-    int rc = yn_db_begin(db, true);
-    if (rc == YN_OK)
-        rc = yn_db_int_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'records'", NULL, 0,
+    int rc = yn_db_int_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'records'", NULL, 0,
                           &old);
     const char *const *step = old ? from_v1 : schema;
     size_t n = old ? sizeof from_v1 / sizeof from_v1[0] : sizeof schema / sizeof schema[0];
@@ -173,9 +154,6 @@ static int migrate(yn_db *db)
         rc = exec(db, step[i]);
     for (size_t i = 0; rc == YN_OK && i < sizeof v2 / sizeof v2[0]; i++)
         rc = exec(db, v2[i]);
-    if (rc == YN_OK)
-        return yn_db_commit(db);
-    yn_db_rollback(db);
     return rc;
 }
 
@@ -204,7 +182,7 @@ static void set_busy(struct lite *l, int ms)
     l->busy_ms = ms;
 }
 
-static int lite_open(yn_db *db, const char *where, char *err, size_t errlen)
+static int lite_open(yn_db *db, const char *where)
 {
     struct lite *l = calloc(1, sizeof *l);
     if (!l)
@@ -224,10 +202,6 @@ static int lite_open(yn_db *db, const char *where, char *err, size_t errlen)
         st = exec(db, "PRAGMA synchronous = FULL");
     if (st == YN_OK)
         st = exec(db, "PRAGMA cache_size = -16384");
-    if (st == YN_OK)
-        st = migrate(db);
-    if (st != YN_OK)
-        snprintf(err, errlen, "%s", db->errmsg);
     return st;
 }
 
@@ -238,7 +212,7 @@ static void lite_close(yn_db *db)
         return;
     if (l->holds_mutex)
         pthread_mutex_unlock(&write_turn);
-    for (int i = 0; i < l->n_cache; i++)
+    for (int i = 0; i < db->n_cached; i++)
         sqlite3_finalize(l->cache[i].st);
     sqlite3_close(l->db);
     free(l);
@@ -303,52 +277,36 @@ static int lite_commit(yn_db *db)
     return rc;
 }
 
-/* The handle's prepared statement for sql (by address), with $k -> index. */
-static int statement(yn_db *db, const char *sql, int n, int *slot)
+/* Prepare sql into slot, with $k -> bind index. */
+static int lite_prepare(yn_db *db, int slot, const char *sql, const yn_db_val *args, int n)
 {
+    (void)args;
     struct lite *l = db->impl;
-    for (int i = 0; i < l->n_cache; i++)
-        if (l->cache[i].sql == sql) {
-            *slot = i;
-            return YN_OK;
-        }
-    if (l->n_cache == CACHE_MAX || n > PARAMS_MAX)
-        return yn_db_fail(db, YN_EIO, "statement cache full or too many parameters: %.80s", sql);
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-    if (rc != SQLITE_OK)
-        return fail_rc(db, rc, sql);
-    if (sqlite3_bind_parameter_count(st) != n) {
-        sqlite3_finalize(st);
-        return yn_db_fail(db, YN_EIO, "statement takes %d parameters, %d given: %.80s",
-                          sqlite3_bind_parameter_count(st), n, sql);
-    }
-    int i = l->n_cache;
-    for (int k = 0; k < n; k++) {
+    int status = rc == SQLITE_OK ? YN_OK : fail_rc(db, rc, sql);
+    if (status == YN_OK && sqlite3_bind_parameter_count(st) != n)
+        status = yn_db_fail(db, YN_EIO, "statement takes %d parameters, %d given: %.80s",
+                            sqlite3_bind_parameter_count(st), n, sql);
+    for (int k = 0; k < n && status == YN_OK; k++) {
         char name[8];
         snprintf(name, sizeof name, "$%d", k + 1);
-        l->cache[i].param[k] = sqlite3_bind_parameter_index(st, name);
-        if (!l->cache[i].param[k]) {
-            sqlite3_finalize(st);
-            return yn_db_fail(db, YN_EIO, "statement has no parameter %s: %.80s", name, sql);
-        }
+        l->cache[slot].param[k] = sqlite3_bind_parameter_index(st, name);
+        if (!l->cache[slot].param[k])
+            status = yn_db_fail(db, YN_EIO, "statement has no parameter %s: %.80s", name, sql);
     }
-    l->cache[i].sql = sql;
-    l->cache[i].st = st;
-    l->cache[i].n_params = n;
-    l->n_cache++;
-    *slot = i;
+    if (status != YN_OK) {
+        sqlite3_finalize(st);
+        return status;
+    }
+    l->cache[slot].st = st;
     return YN_OK;
 }
 
-static int lite_run(yn_db *db, const char *sql, const yn_db_val *args, int n, yn_db_each each,
-                    void *arg)
+static int lite_run(yn_db *db, int slot, const yn_db_val *args, int n, yn_db_each each, void *arg)
 {
     struct lite *l = db->impl;
-    int slot = 0;
-    int st = statement(db, sql, n, &slot);
-    if (st != YN_OK)
-        return st;
+    int st = YN_OK;
     sqlite3_stmt *s = l->cache[slot].st;
     int rc = SQLITE_OK;
     for (int k = 0; k < n && rc == SQLITE_OK; k++) {
@@ -372,7 +330,7 @@ static int lite_run(yn_db *db, const char *sql, const yn_db_val *args, int n, yn
         if (each)
             st = each(arg, &row);
     if (st == YN_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-        st = fail_rc(db, rc, sql);
+        st = fail_rc(db, rc, sqlite3_sql(s));
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return st;
@@ -457,10 +415,12 @@ static const uint8_t *lite_blob(const yn_db_row *row, int col, size_t *len)
 const struct yn_db_ops yn_db_sqlite_ops = {
     .name = "sqlite",
     .open = lite_open,
+    .create_schema = create_schema,
     .close = lite_close,
     .begin = lite_begin,
     .commit = lite_commit,
     .rollback = lite_rollback,
+    .prepare = lite_prepare,
     .run = lite_run,
     .put_records = lite_put_records,
     .stage_cards = lite_stage_cards,

@@ -239,12 +239,18 @@ static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, 
     return ret;
 }
 
-/* The terminal and MAC of a signed JSON request: 0, or the reply queued. */
-static int authentic(struct MHD_Connection *c, yn_db *db, const char *terminal, const char *body,
-                     size_t len, enum MHD_Result *ret)
+/* A signed JSON request, parsed (j, released here) and checked: its terminal
+ * (copied to term) enrolled and X-YN-MAC verifying. 0, or the reply queued. */
+static int authentic(struct MHD_Connection *c, yn_db *db, json_t *j, const char *terminal,
+                     const char *body, size_t len, char term[YN_LEDGER_ID_MAX],
+                     enum MHD_Result *ret)
 {
+    snprintf(term, YN_LEDGER_ID_MAX, "%s", terminal);
+    json_decref(j);
     const char *mac = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-YN-MAC");
-    int rc = yn_terminal_request_check(db, terminal, body, len, mac);
+    int rc = strlen(terminal) < YN_LEDGER_ID_MAX
+                 ? yn_terminal_request_check(db, term, body, len, mac)
+                 : YN_ENOTFOUND;
     if (rc == YN_OK)
         return 0;
     *ret = rc == YN_ENOTFOUND ? reply_error(c, 403, "unknown_terminal", "terminal is not enrolled")
@@ -270,10 +276,8 @@ static enum MHD_Result handle_updates(struct server *s, struct MHD_Connection *c
                            " \"policy\"} with numbers >= 0");
     }
     char term[YN_LEDGER_ID_MAX];
-    snprintf(term, sizeof term, "%s", terminal);
-    json_decref(j);
     enum MHD_Result ret;
-    if (authentic(c, db, term, body, len, &ret) != 0)
+    if (authentic(c, db, j, terminal, body, len, term, &ret) != 0)
         return ret;
     yn_updates_have have = {.roster = r, .blacklist = b, .allocations = a, .policy = p};
     char *payload = NULL, *signed_body = NULL;
@@ -310,10 +314,8 @@ static enum MHD_Result handle_records(struct MHD_Connection *c, yn_db *db, const
                            " \"max_bytes\": M >= 1 (optional)}");
     }
     char term[YN_LEDGER_ID_MAX];
-    snprintf(term, sizeof term, "%s", terminal);
-    json_decref(j);
     enum MHD_Result ret;
-    if (authentic(c, db, term, body, len, &ret) != 0)
+    if (authentic(c, db, j, terminal, body, len, term, &ret) != 0)
         return ret;
     yn_restore out;
     int rc = yn_restore_frames(
