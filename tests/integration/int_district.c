@@ -143,7 +143,7 @@ static void term_topups(term *t, int n)
 static int term_sync(term *t)
 {
     yn_sync_stats st;
-    return yn_sync_round(t->s, t->l, 1773200000, &st);
+    return t->s ? yn_sync_round(t->s, t->l, 1773200000, &st) : YN_ENOTSUP; /* not enrolled */
 }
 
 static void term_close(term *t)

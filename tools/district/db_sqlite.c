@@ -289,7 +289,7 @@ static int lite_prepare(yn_db *db, int slot, const char *sql, const yn_db_val *a
         status = yn_db_fail(db, YN_EIO, "statement takes %d parameters, %d given: %.80s",
                             sqlite3_bind_parameter_count(st), n, sql);
     for (int k = 0; k < n && status == YN_OK; k++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "$%d", k + 1);
         l->cache[slot].param[k] = sqlite3_bind_parameter_index(st, name);
         if (!l->cache[slot].param[k])

@@ -245,12 +245,11 @@ static int authentic(struct MHD_Connection *c, yn_db *db, json_t *j, const char 
                      const char *body, size_t len, char term[YN_LEDGER_ID_MAX],
                      enum MHD_Result *ret)
 {
+    bool fits = strlen(terminal) < YN_LEDGER_ID_MAX; /* terminal lives in j */
     snprintf(term, YN_LEDGER_ID_MAX, "%s", terminal);
     json_decref(j);
     const char *mac = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-YN-MAC");
-    int rc = strlen(terminal) < YN_LEDGER_ID_MAX
-                 ? yn_terminal_request_check(db, term, body, len, mac)
-                 : YN_ENOTFOUND;
+    int rc = fits ? yn_terminal_request_check(db, term, body, len, mac) : YN_ENOTFOUND;
     if (rc == YN_OK)
         return 0;
     *ret = rc == YN_ENOTFOUND ? reply_error(c, 403, "unknown_terminal", "terminal is not enrolled")
