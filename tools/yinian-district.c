@@ -31,7 +31,7 @@ static void usage(FILE *to)
     fputs("usage: yinian-district COMMAND ...\n"
           "  keygen PRIVATE_OUT PUBLIC_OUT        district Ed25519 signing key (private 0600)\n"
           "  --db DB serve --cert PEM --key PEM --district-key FILE [--listen 127.0.0.1]\n"
-          "      [--port 8443] [--threads 4] [--max-connections 10000] [--per-ip 256]\n"
+          "      [--port 8443] [--threads 16] [--max-connections 10000] [--per-ip 256]\n"
           "      [--timeout-s 30] [--busy-ms 2000] [--body-budget-mib 512]\n"
           "      [--faults 500,reset,slow,truncate,corrupt,none] [--slow-ms N]\n"
           "  --db DB enrol-token TERMINAL CANTEEN   one-time enrolment token (printed)\n"
@@ -127,7 +127,7 @@ static bool number(const char *opt, const char *text, int64_t lo, int64_t hi, un
 
 static int cmd_serve(const char *where, int argc, char **argv)
 {
-    static yn_http_opts o = {.threads = 4,
+    static yn_http_opts o = {.threads = 16,
                              .max_connections = 10000,
                              .per_ip = 256,
                              .timeout_s = 30,

@@ -279,7 +279,10 @@ static int lunch(const char *backend)
     setenv("YN_DISTRICT_BACKEND", backend, 1);
     if (yn_test_district_init(&D, getenv("BUILD") ? getenv("BUILD") : "build/host", dir_path) != 0)
         return -1;
-    yn_test_district_serve_args("--threads 4");
+    char args[64] = ""; /* the server's defaults, unless YN_BENCH_THREADS says */
+    if (getenv("YN_BENCH_THREADS"))
+        snprintf(args, sizeof args, "--threads %s", getenv("YN_BENCH_THREADS"));
+    yn_test_district_serve_args(args);
     pid_t srv = yn_test_district_start(&D, NULL, NULL);
     memset(terms, 0, TERMINALS * sizeof *terms);
     if (enrol_all() != 0) {

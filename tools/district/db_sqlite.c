@@ -201,7 +201,7 @@ static int lite_open(yn_db *db, const char *where)
     if (st == YN_OK)
         st = exec(db, "PRAGMA synchronous = FULL");
     if (st == YN_OK)
-        st = exec(db, "PRAGMA cache_size = -16384");
+        st = exec(db, "PRAGMA cache_size = -4096"); /* 4 MiB: a handle per worker thread */
     return st;
 }
 
