@@ -40,7 +40,7 @@ static const yn_rules_kind kinds[] = {
      .min_layers = 1,
      .max_layers = 1,
      .reverses = YN_RULES_REF_NONE,
-     .ref = true},
+     .ref = YN_RULES_TEXT_ALLOCATION},
     {.kind = YN_LEDGER_TOPUP,
      .name = "top-up",
      .price = YN_SIGN_ZERO,
@@ -52,6 +52,20 @@ static const yn_rules_kind kinds[] = {
      .max_layers = 0,
      .tap_id = true,
      .reverses = YN_RULES_REF_NONE},
+    /* the card stamp of a subsidised meal was not written or its outcome is
+     * unknown (issue 11: YN_LEDGER_STAMP_MISSING): a notice naming the meal,
+     * no money, its cause in ref */
+    {.kind = 5,
+     .name = "stamp missing",
+     .price = YN_SIGN_ZERO,
+     .subsidy = YN_SIGN_ZERO,
+     .wallet = YN_SIGN_ZERO,
+     .cash = YN_SIGN_ZERO,
+     .layer = YN_SIGN_ZERO,
+     .min_layers = 0,
+     .max_layers = 0,
+     .reverses = YN_RULES_REF_MENTION,
+     .ref = YN_RULES_TEXT_NOTE},
 };
 
 const yn_rules_kind *yn_rules_kind_of(int kind)
@@ -295,10 +309,10 @@ int yn_rules_record(const yn_ledger_record *r, yn_rules_fault *f)
         return refuse(f, "reverses_seq",
                       k->reverses == YN_RULES_REF_NONE ? "must be 0 for this kind"
                                                        : "must name an earlier record (1..seq-1)");
-    if (k->ref ? !yn_rules_ref(r->ref) : r->ref[0] != '\0')
+    if (k->ref != YN_RULES_TEXT_EMPTY ? !yn_rules_ref(r->ref) : r->ref[0] != '\0')
         return refuse(f, "ref",
-                      k->ref ? "must be 1..64 bytes of graphic ASCII"
-                             : "must be empty for this kind");
+                      k->ref != YN_RULES_TEXT_EMPTY ? "must be 1..64 bytes of graphic ASCII"
+                                                    : "must be empty for this kind");
     if (r->policy_version < 0)
         return refuse(f, "policy_version", "must be >= 0");
     if (r->wallet_after_fen < -YN_RULES_MAX_BALANCE_FEN ||

@@ -44,6 +44,13 @@ enum yn_rules_ref {
     YN_RULES_REF_MENTION, /* names a meal of the same card (a notice about it) */
 };
 
+/* What a kind's ref holds. */
+enum yn_rules_text {
+    YN_RULES_TEXT_EMPTY,      /* "" */
+    YN_RULES_TEXT_ALLOCATION, /* the id of an allocation the district published */
+    YN_RULES_TEXT_NOTE,       /* a code saying why (1..64 bytes of graphic ASCII) */
+};
+
 /* Sign of an amount field for a kind. */
 enum yn_rules_sign { YN_SIGN_ZERO, YN_SIGN_GE0, YN_SIGN_LE0, YN_SIGN_GT0, YN_SIGN_LT0 };
 
@@ -55,7 +62,7 @@ typedef struct yn_rules_kind {
     int min_layers, max_layers;                             /* n_layers range */
     bool tap_id;                /* a tap id >= 1 (meals, top-ups) or 0 */
     enum yn_rules_ref reverses; /* what reverses_seq may name */
-    bool ref;                   /* ref is an allocation id (1..64 bytes) or "" */
+    enum yn_rules_text ref;     /* what ref holds */
 } yn_rules_kind;
 
 /* The row of a kind, NULL for a kind no rule knows. */

@@ -364,6 +364,24 @@ int main(void)
     code = send_records(r, 1);
     CHECK(code == 400 && said("bad_record", "reverses_seq"), "reversed again later: %ld %s", code,
           last_body);
+    /* a stamp-missing notice (kind 5) names a meal of this card: held; of no meal: refused */
+    yn_ledger_record notice = meal(s + 2, 0);
+    notice.kind = 5;
+    notice.tap_id = 0;
+    notice.n_layers = 0;
+    notice.subsidy_fen = notice.cash_fen = 0;
+    notice.reverses_seq = held_seq - 1; /* the reversed meal, still a meal of this card */
+    strcpy(notice.ref, "card_gone");
+    yn_ledger_record bad_notice = notice;
+    bad_notice.reverses_seq = held_seq; /* the reversal: not a meal */
+    r[0] = bad_notice;
+    code = send_records(r, 1);
+    CHECK(code == 400 && said("bad_record", "reverses_seq"), "a notice of a reversal: %ld %s", code,
+          last_body);
+    r[0] = notice;
+    code = send_records(r, 1);
+    CHECK(code == 200, "a stamp-missing notice: %ld %s", code, last_body);
+    s++;
     for (int i = 0; i < 40; i++) { /* no layers, nothing but deltas of 0 or 1: 24 bytes */
         r[i] = meal(s + 2 + i, 0);
         r[i].n_layers = 0;
@@ -377,7 +395,7 @@ int main(void)
     code = send_records(r, 40);
     CHECK(code == 200, "40 records of 24 bytes: %ld %s", code, last_body);
     yn_test_district_totals(&D, "T-HOST", after);
-    CHECK(after[YN_TOT_RECORDS] == 5 + 2 + 40, "records held: %lld", after[YN_TOT_RECORDS]);
+    CHECK(after[YN_TOT_RECORDS] == 5 + 2 + 1 + 40, "records held: %lld", after[YN_TOT_RECORDS]);
     CHECK(after[YN_TOT_MEAL_SUBSIDY] == 0 && after[YN_TOT_PRICE] == before[YN_TOT_PRICE],
           "a meal and its reversal net to nothing: subsidy %lld", after[YN_TOT_MEAL_SUBSIDY]);
 out:

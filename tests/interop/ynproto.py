@@ -35,6 +35,7 @@ KINDS = {
     2: (LE, LE, LE, LE, (0, 4), False, True, False),   # reversal
     3: (ZERO, GT, LT, ZERO, (1, 1), False, False, True),  # allocation
     4: (ZERO, ZERO, LT, GT, (0, 0), True, False, False),  # top-up
+    5: (ZERO, ZERO, ZERO, ZERO, (0, 0), False, True, True),  # stamp missing (ref: its cause)
 }
 
 

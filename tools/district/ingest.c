@@ -228,7 +228,7 @@ static int check_references(yn_db *db, const yn_batch_header *h, const yn_ledger
                 return bad_record(g, r->seq, "reverses_seq", "names no meal of this card");
             }
         }
-        if (k->ref) {
+        if (k->ref == YN_RULES_TEXT_ALLOCATION) {
             struct published p = {r, false, false};
             *st = YN_DB_RUN(db, "SELECT card_no, source, amount_fen FROM allocations WHERE id = $1",
                             take_published, &p, DB_TEXT(r->ref));

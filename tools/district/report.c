@@ -108,7 +108,8 @@ static int sheet_row(void *arg, const yn_db_row *row)
     if (rc == YN_OK)
         rc = add(s, PRICE, yn_db_int(row, 3));
     if (rc == YN_OK)
-        rc = add(s, k->ref ? ALLOCATION : MEAL_SUBSIDY, yn_db_int(row, 4));
+        rc = add(s, k->ref == YN_RULES_TEXT_ALLOCATION ? ALLOCATION : MEAL_SUBSIDY,
+                 yn_db_int(row, 4));
     if (rc == YN_OK)
         rc = add(s, WALLET, yn_db_int(row, 5));
     if (rc == YN_OK)
