@@ -17,6 +17,7 @@
 
 #include "ledger_int.h"
 #include "log.h"
+#include "rules.h"
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -480,6 +481,12 @@ int yn_lg_append(yn_ledger *l, yn_ledger_record *r)
         return rc;
     r->seq = l->head_seq + 1;
     memcpy(r->prev_hash, l->head_hash, YN_LEDGER_HASH_LEN);
+    yn_rules_fault fault; /* never journal what the district would refuse */
+    if (yn_rules_record(r, &fault) != YN_OK) {
+        yn_err("ledger %s: record %" PRId64 " (%s) breaks the record rules: %s: %s", l->path,
+               r->seq, r->card_no, fault.field, fault.why);
+        return SQLITE_CONSTRAINT_CHECK;
+    }
     int32_t head_ymd = l->head_ymd;
     l->head_valid = false; /* until this transaction commits */
     if (!yn_lg_hash_record(l, r, r->hash))
