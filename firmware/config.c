@@ -60,6 +60,7 @@ static const char *const weight_types[] = {"int16", "int32", "float32", NULL};
 static const char *const byte_orders[] = {"abcd", "cdab", "badc", "dcba", NULL};
 static const char *const weight_units[] = {"g", "kg", NULL};
 static const char *const stable_whens[] = {"set", "clear", NULL};
+static const char *const key_types[] = {"hmac", "ecdsa-p256", NULL}; /* enum yn_key_type */
 
 #define F(field) offsetof(yn_config, field), sizeof(((yn_config *)0)->field)
 #define K(sec, key, type, field, def)                                                              \
@@ -173,6 +174,7 @@ static const struct key_desc keys[] = {
     {"sync", "offline_cap_fen", T_MONEY, F(sync.offline_cap_fen), 0, 100000000, NULL, 0, "0"},
 
     KB("keys", "backend", YN_HAL_KEYSTORE, keys.backend, "file"),
+    KE("keys", "terminal_key_type", keys.terminal_key_type, key_types, "hmac"),
     K("keys", "terminal_key", T_SECRET, keys.terminal_key, ""),
     K("keys", "card_master_key", T_SECRET, keys.card_master_key, ""),
     K("keys", "issuer_pubkey", T_PUBLIC, keys.issuer_pubkey, NULL),

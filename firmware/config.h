@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "keystore.h" /* enum yn_key_type */
 #include "status.h"
 
 #define YN_CONFIG_MAX_ERRORS 16
@@ -161,7 +162,8 @@ typedef struct yn_config {
 
     struct {
         char backend[YN_BACKEND_MAX];   /* file | pkcs11: where the secret keys live */
-        char terminal_key[PATH_MAX];    /* file: secret, 0600: HMAC key for batches */
+        enum yn_key_type terminal_key_type; /* hmac | ecdsa-p256: what the terminal key is */
+        char terminal_key[PATH_MAX]; /* file: secret, 0600: HMAC key (hex) or key pair (PEM) */
         char card_master_key[PATH_MAX]; /* file: secret, 0600: AN10922 master key */
         char issuer_pubkey[PATH_MAX];   /* card issuer's Ed25519 public key(s) */
         char district_pubkey[PATH_MAX]; /* district's Ed25519 public key */

@@ -41,7 +41,7 @@ static int migrate(yn_db *db)
                           (long long)version, YN_DB_SCHEMA);
     int rc = yn_db_begin(db, true);
     if (rc == YN_OK)
-        rc = db->ops->create_schema(db);
+        rc = db->ops->create_schema(db, version);
     if (rc == YN_OK)
         return yn_db_commit(db);
     yn_db_rollback(db);

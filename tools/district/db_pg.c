@@ -56,7 +56,9 @@ static const char *const schema[] = {
     "CREATE TABLE IF NOT EXISTS quarantine(LIKE records, why TEXT NOT NULL)",
     "INSERT INTO meta VALUES ('blacklist_seq', 0) ON CONFLICT(key) DO NOTHING",
     "INSERT INTO meta VALUES ('alloc_seq', 0) ON CONFLICT(key) DO NOTHING",
-    "INSERT INTO meta VALUES ('schema_version', 2) ON CONFLICT(key) DO UPDATE SET value = 2",
+    /* version 3: a terminal's key pair (PROTOCOL.md §10); 0 = a shared key */
+    "ALTER TABLE terminals ADD COLUMN IF NOT EXISTS key_type SMALLINT NOT NULL DEFAULT 0",
+    "INSERT INTO meta VALUES ('schema_version', 3) ON CONFLICT(key) DO UPDATE SET value = 3",
 };
 
 struct pg {
@@ -116,8 +118,11 @@ static int exec(yn_db *db, const char *sql)
     return YN_OK;
 }
 
-static int create_schema(yn_db *db)
+/* Every statement is idempotent: one list creates a database or brings any
+ * older version to this one. */
+static int create_schema(yn_db *db, int64_t from_version)
 {
+    (void)from_version;
     int rc = YN_OK;
     for (size_t i = 0; rc == YN_OK && i < sizeof schema / sizeof schema[0]; i++)
         rc = exec(db, schema[i]);

@@ -13,8 +13,10 @@ struct yn_db_row {
 struct yn_db_ops {
     const char *name; /* "sqlite", "postgresql" */
     int (*open)(yn_db *db, const char *where);
-    /* inside a write transaction: create the schema, or bring it to YN_DB_SCHEMA */
-    int (*create_schema)(yn_db *db);
+    /* inside a write transaction: create the schema (from_version 0: a new
+     * database, or the first server's, which kept no version), or bring it
+     * from from_version to YN_DB_SCHEMA */
+    int (*create_schema)(yn_db *db, int64_t from_version);
     void (*close)(yn_db *db);
     int (*begin)(yn_db *db, bool write);
     int (*commit)(yn_db *db);
@@ -54,6 +56,6 @@ extern const struct yn_db_ops yn_db_pg_ops;
 #endif
 
 /* The schema version this server writes (meta key "schema_version"). */
-#define YN_DB_SCHEMA 2
+#define YN_DB_SCHEMA 3
 
 #endif

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* The schema of version 2, on a new database. */
+/* The schema of version 2, on a new database (then version 3's step). */
 static const char *const schema[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "CREATE TABLE terminals(id TEXT PRIMARY KEY, canteen TEXT NOT NULL, key BLOB NOT NULL,"
@@ -87,6 +87,14 @@ static const char *const v2[] = {
     "INSERT INTO meta VALUES ('schema_version', 2) ON CONFLICT(key) DO UPDATE SET value = 2",
 };
 
+/* Version 3: a terminal enrolled with a key pair (PROTOCOL.md §10) keeps its
+ * public point in key, and key_type says which (0 a shared key, as every
+ * terminal of an older database). */
+static const char *const v3[] = {
+    "ALTER TABLE terminals ADD COLUMN key_type INTEGER NOT NULL DEFAULT 0",
+    "UPDATE meta SET value = 3 WHERE key = 'schema_version'",
+};
+
 struct lite {
     sqlite3 *db;
     int busy_ms;               /* the budget of the wait in progress */
@@ -143,17 +151,22 @@ static int exec(yn_db *db, const char *sql)
     return rc == SQLITE_OK ? YN_OK : fail_rc(db, rc, sql);
 }
 
-static int create_schema(yn_db *db)
+static int create_schema(yn_db *db, int64_t from_version)
 {
     int64_t old = 0; /* a version-1 database has records and no schema_version */
-    int rc = yn_db_int_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'records'", NULL, 0,
-                          &old);
-    const char *const *step = old ? from_v1 : schema;
-    size_t n = old ? sizeof from_v1 / sizeof from_v1[0] : sizeof schema / sizeof schema[0];
-    for (size_t i = 0; rc == YN_OK && i < n; i++)
-        rc = exec(db, step[i]);
-    for (size_t i = 0; rc == YN_OK && i < sizeof v2 / sizeof v2[0]; i++)
-        rc = exec(db, v2[i]);
+    int rc = YN_OK;
+    if (from_version < 2) {
+        rc = yn_db_int_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'records'", NULL,
+                          0, &old);
+        const char *const *step = old ? from_v1 : schema;
+        size_t n = old ? sizeof from_v1 / sizeof from_v1[0] : sizeof schema / sizeof schema[0];
+        for (size_t i = 0; rc == YN_OK && i < n; i++)
+            rc = exec(db, step[i]);
+        for (size_t i = 0; rc == YN_OK && i < sizeof v2 / sizeof v2[0]; i++)
+            rc = exec(db, v2[i]);
+    }
+    for (size_t i = 0; rc == YN_OK && i < sizeof v3 / sizeof v3[0]; i++)
+        rc = exec(db, v3[i]);
     return rc;
 }
 
