@@ -1,6 +1,7 @@
 /* bundle.c — firmware bundle format, signatures, versions and the A/B slot
  * state machine (pure: no files, no clock). Spec: tools/FLASH.md. */
 #include "bundle.h"
+#include "hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -129,33 +130,6 @@ static bool name_ok(const char *s, bool allow_empty)
 
 /* ---- manifest ---------------------------------------------------------------------------- */
 
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static bool unhex(const char *s, uint8_t *out, size_t n)
-{
-    if (strlen(s) != 2 * n)
-        return false;
-    for (size_t i = 0; i < 2 * n; i++) {
-        char ch = s[i];
-        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-        if (v < 0)
-            return false;
-        if (i % 2 == 0)
-            out[i / 2] = (uint8_t)(v << 4);
-        else
-            out[i / 2] |= (uint8_t)v;
-    }
-    return true;
-}
-
 /* Recompute offsets and the payload size; YN_ELIMIT when too large. */
 static int layout(yn_bundle_manifest *m)
 {
@@ -184,7 +158,7 @@ int yn_bundle_manifest_encode(yn_bundle_manifest *m, char **json, size_t *len)
     for (int i = 0; i < m->n_files && rc == YN_OK; i++) {
         const yn_bundle_file *f = &m->files[i];
         char hash[2 * YN_BUNDLE_HASH_LEN + 1], mode[8];
-        hex_of(f->sha256, sizeof f->sha256, hash);
+        yn_hex_encode(f->sha256, sizeof f->sha256, hash);
         snprintf(mode, sizeof mode, "%04o", f->mode);
         json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "path", f->path, "mode", mode, "size",
                               (json_int_t)f->size, "sha256", hash);
@@ -253,7 +227,7 @@ static int decode_file(json_t *o, int i, yn_bundle_file *f, char *err, size_t er
         return YN_EINVAL;
     }
     f->mode = mode[1] == '7' ? 0755 : 0644;
-    if (!unhex(hash, f->sha256, sizeof f->sha256)) {
+    if (!yn_hex_decode_exact(hash, f->sha256, sizeof f->sha256)) {
         set_err(err, errlen, "manifest: %s: sha256 must be 64 lowercase hex digits", f->path);
         return YN_EINVAL;
     }

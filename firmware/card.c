@@ -12,6 +12,7 @@
 
 #include "nfc.h"
 #include "rules.h"
+#include "timeutil.h"
 
 /* --- record layout, version 1 (CARD.md "Record") ------------------------ */
 
@@ -88,7 +89,7 @@ static void set_why(const char **why, const char *text)
  * rule (rules.h), within the years a card is made for. */
 static bool ymd_valid(int32_t ymd)
 {
-    return yn_rules_ymd(ymd) && ymd <= 20991231;
+    return yn_time_ymd_valid(ymd) && ymd <= 20991231;
 }
 
 /* Every rule a record must satisfy, whether it is written or read. */
@@ -684,33 +685,6 @@ enum { ST_CRC = 12 /* 4, CRC32 of bytes 0..11, both versions */ };
 
 #define V2_FIRST_YMD 20000101 /* day 0 of the v2 day count */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
- * days_from_civil), and back. */
-static int32_t days_from_ymd(int32_t ymd)
-{
-    int32_t y = ymd / 10000, m = ymd / 100 % 100, d = ymd % 100;
-    y -= m <= 2;
-    int32_t era = (y >= 0 ? y : y - 399) / 400;
-    int32_t yoe = y - era * 400;
-    int32_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int32_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int32_t ymd_from_days(int32_t z)
-{
-    z += 719468;
-    int32_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int32_t doe = z - era * 146097;
-    int32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int32_t y = yoe + era * 400;
-    int32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int32_t mp = (5 * doy + 2) / 153;
-    int32_t d = doy - (153 * mp + 2) / 5 + 1;
-    int32_t m = mp < 10 ? mp + 3 : mp - 9;
-    return (y + (m <= 2)) * 10000 + m * 100 + d;
-}
-
 /* CRC-32/ISO-HDLC (zlib's crc32): reflected 0xEDB88320, init and final xor ~0. */
 static uint32_t crc32_ieee(const uint8_t *p, size_t n)
 {
@@ -822,8 +796,8 @@ int yn_card_stamp_encode(const yn_card_stamp *stamp, uint8_t out[YN_CARD_STAMP_L
         out[V2_TERMINAL] = (uint8_t)(stamp->terminal_code >> 16);
         put_u16(out + V2_TERMINAL + 1, (uint16_t)(stamp->terminal_code & 0xFFFFu));
         put_u16(out + V2_PERIOD, stamp->period_code);
-        put_u16(out + V2_DAY,
-                (uint16_t)(days_from_ymd(stamp->date_ymd) - days_from_ymd(V2_FIRST_YMD)));
+        put_u16(out + V2_DAY, (uint16_t)(yn_time_days_of_ymd(stamp->date_ymd) -
+                                         yn_time_days_of_ymd(V2_FIRST_YMD)));
         put_u32(out + V2_SEQ, stamp->seq);
     }
     put_u32(out + ST_CRC, crc32_ieee(out, ST_CRC));
@@ -875,7 +849,7 @@ static int stamp_decode_one(const uint8_t *buf, size_t len, yn_card_stamp *out, 
     } else {
         s.terminal_code = (uint32_t)buf[V2_TERMINAL] << 16 | get_u16(buf + V2_TERMINAL + 1);
         s.period_code = get_u16(buf + V2_PERIOD);
-        s.date_ymd = ymd_from_days(days_from_ymd(V2_FIRST_YMD) + get_u16(buf + V2_DAY));
+        s.date_ymd = yn_time_ymd_of_days(yn_time_days_of_ymd(V2_FIRST_YMD) + get_u16(buf + V2_DAY));
         s.seq = get_u32(buf + V2_SEQ);
     }
     if (!stamp_valid(&s, why))

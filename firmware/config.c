@@ -21,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "hal.h"
+#include "hex.h"
 
 enum key_type {
     T_ID,       /* identifier: 1..16 of [A-Za-z0-9_-] */
@@ -547,8 +548,7 @@ bool yn_operator_pin_ok(const yn_operator *op, const char *pin)
     OPENSSL_cleanse(buf, sizeof buf);
     if (!ok || md_len != sizeof md)
         return false;
-    for (size_t i = 0; i < sizeof md; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    yn_hex_encode(md, sizeof md, hex);
     return CRYPTO_memcmp(hex, op->pin_sha256, 64) == 0;
 }
 

@@ -11,7 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
+#include "timeutil.h"
 
 #define DEFAULT_IDLE_MS     2000
 #define DEFAULT_VERIFY_MS   (24LL * 3600 * 1000)
@@ -45,24 +47,10 @@ struct yn_keeper {
     int64_t tap_real_ms; /* CLOCK_MONOTONIC ms of the last tap the keeper saw */
 };
 
-static int64_t real_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* Wait on the keeper's condition until ms from now (or quit); with mu held. */
 static void wait_ms(yn_keeper *k, int64_t ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(ms / 1000);
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = yn_clock_mono_deadline(yn_time_mono_ms() + ms);
     while (!k->quit && pthread_cond_timedwait(&k->cv, &k->mu, &until) == 0)
         ;
 }
@@ -100,11 +88,9 @@ static void set_stop(yn_keeper *k, enum yn_stop_why why, int64_t first, int64_t 
 static void check(yn_keeper *k, enum yn_ledger_check_depth depth, int64_t now_ms, const char *when)
 {
     yn_ledger_health h;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = yn_time_mono_ms();
     int st = yn_ledger_check(k->o.ledger, depth, &h);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long took_ms = (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+    long took_ms = (long)(yn_time_mono_ms() - t0);
     if (depth == YN_LEDGER_CHECK_PAGES)
         k->pages_checked_ms = now_ms;
     switch (st) {
@@ -177,7 +163,7 @@ static void *verify_main(void *arg)
         }
         wait_ms(k, every_ms);
         int64_t quiet_ms;
-        while (!k->quit && (quiet_ms = real_ms() - k->tap_real_ms) < VERIFY_IDLE_MS)
+        while (!k->quit && (quiet_ms = yn_time_mono_ms() - k->tap_real_ms) < VERIFY_IDLE_MS)
             wait_ms(k, VERIFY_IDLE_MS - quiet_ms);
     }
     pthread_mutex_unlock(&k->mu);
@@ -206,11 +192,13 @@ int yn_keeper_start(const yn_keeper_opts *o, int64_t now_mono_ms, yn_keeper **ou
     if (!k->o.idle_ms)
         k->o.idle_ms = DEFAULT_IDLE_MS;
     pthread_mutex_init(&k->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&k->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    if (yn_clock_cond_init(&k->cv) != YN_OK) {
+        pthread_mutex_destroy(&k->mu);
+        free(k->path);
+        free(k->terminal);
+        free(k);
+        return YN_ENOMEM;
+    }
 
     check(k, YN_LEDGER_CHECK_PAGES, now_mono_ms, "at start");
     k->storage_errors = yn_ledger_storage_errors(o->ledger, NULL);
@@ -294,7 +282,7 @@ void yn_keeper_tick(yn_keeper *k, int64_t now_ms, int taps, yn_sales_stop *verdi
         k->active_ms = now_ms;
         k->dirty = true;
         pthread_mutex_lock(&k->mu);
-        k->tap_real_ms = real_ms();
+        k->tap_real_ms = yn_time_mono_ms();
         pthread_mutex_unlock(&k->mu);
     }
     if (k->stop.why != YN_STOP_DAMAGED && now_ms - k->active_ms >= k->o.idle_ms &&

@@ -18,6 +18,7 @@
 #include "ledger_int.h"
 #include "log.h"
 #include "rules.h"
+#include "timeutil.h"
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -42,25 +43,6 @@ bool yn_lg_text_ok(const char *s, size_t max, bool optional)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return false;
     return true;
-}
-
-/* Asia/Shanghai civil date of a UTC moment, YYYYMMDD (days-from-civil inverse,
- * H. Hinnant), the same arithmetic as the policy engine. */
-int32_t yn_lg_local_ymd_of(int64_t utc_s)
-{
-    int64_t t = utc_s + TZ_OFFSET_S;
-    int64_t z = (t >= 0 ? t : t - 86399) / 86400 + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    if (m <= 2)
-        y++;
-    return (int32_t)(y * 10000 + m * 100 + d);
 }
 
 static enum yn_reason reason_from_code(const char *code)
@@ -715,7 +697,7 @@ void yn_lg_record_base(yn_ledger *l, yn_ledger_record *r, int kind, const char *
     r->mono_ms = when->mono_ms;
     r->boot_no = l->boot_no;
     r->clock_trusted = when->clock_trusted;
-    r->local_ymd = yn_lg_local_ymd_of(when->utc_s);
+    r->local_ymd = yn_time_local_ymd(when->utc_s);
 }
 
 /* Report a failed read (nothing to roll back but the read transaction). */

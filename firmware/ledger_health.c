@@ -14,6 +14,7 @@
 
 #include "fileio.h"
 #include "ledger_int.h"
+#include "hex.h"
 #include "log.h"
 
 #define MARK_MAGIC "yinian-ledger-mark"
@@ -86,25 +87,6 @@ struct mark {
     uint8_t hash[YN_LEDGER_HASH_LEN]; /* of record seq, as it was when it could leave */
 };
 
-static void hex_of(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
-static bool unhex(const char *s, uint8_t *out, size_t n)
-{
-    if (strlen(s) != 2 * n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1)
-            return false;
-        out[i] = (uint8_t)v;
-    }
-    return true;
-}
-
 static int mark_path(const yn_ledger *l, char *buf, size_t size)
 {
     return snprintf(buf, size, "%s.mark", l->path) < (int)size ? YN_OK : YN_EINVAL;
@@ -132,7 +114,8 @@ static int mark_read(const yn_ledger *l, struct mark *m, char *what, size_t len)
     char version[8] = "";
     if (n <= 0 ||
         sscanf(text, MARK_MAGIC " %7s %16s %lld %65s", version, m->terminal, &seq, hash) != 4 ||
-        strcmp(version, "1") != 0 || seq < 1 || !unhex(hash, m->hash, sizeof m->hash)) {
+        strcmp(version, "1") != 0 || seq < 1 ||
+        !yn_hex_decode_exact(hash, m->hash, sizeof m->hash)) {
         snprintf(what, len, "high-water mark %.120s is not a mark file", path);
         return YN_ECORRUPT;
     }
@@ -146,7 +129,7 @@ static int mark_write(yn_ledger *l, int64_t seq, const uint8_t hash[YN_LEDGER_HA
     char path[PATH_MAX], hex[2 * YN_LEDGER_HASH_LEN + 1], text[MARK_MAX];
     if (mark_path(l, path, sizeof path) != YN_OK)
         return YN_EINVAL;
-    hex_of(hash, YN_LEDGER_HASH_LEN, hex);
+    yn_hex_encode(hash, YN_LEDGER_HASH_LEN, hex);
     int n = snprintf(text, sizeof text, MARK_MAGIC " 1 %s %" PRId64 " %s\n", l->terminal, seq, hex);
     int st = yn_file_write_atomic(path, text, (size_t)n, 0644);
     if (st != YN_OK)

@@ -31,11 +31,10 @@
 #include "ledger.h"
 
 #define SCHEMA_LATEST           5
-#define TZ_OFFSET_S             (8 * 3600) /* Asia/Shanghai, UTC+8, no DST */
-#define CACHE_KIB               8192       /* SQLite page cache per handle */
-#define WALK_MAX                256        /* records walked for the kiosk's last meals */
-#define ENC_MAX                 1024       /* canonical encoding of one record, bytes */
-#define CARD_NO_MAX             20         /* as yn_card_facts.card_no, incl. NUL */
+#define CACHE_KIB               8192 /* SQLite page cache per handle */
+#define WALK_MAX                256  /* records walked for the kiosk's last meals */
+#define ENC_MAX                 1024 /* canonical encoding of one record, bytes */
+#define CARD_NO_MAX             20   /* as yn_card_facts.card_no, incl. NUL */
 #define DEFAULT_BUSY_MS         1000
 #define DEFAULT_OFFLINE_AFTER_S (3 * 300) /* 3 x the default sync interval */
 
@@ -147,7 +146,6 @@ struct card_state {
 /* ledger.c — helpers, status mapping, statements and transactions */
 void yn_lg_copy_str(char *dst, size_t size, const char *src);
 bool yn_lg_text_ok(const char *s, size_t max, bool optional);
-int32_t yn_lg_local_ymd_of(int64_t utc_s);
 bool yn_lg_elapsed_ms(const yn_ledger *l, int64_t then_boot, int64_t then_mono_ms,
                       int64_t then_utc_s, const yn_ledger_when *now, int64_t *out_ms);
 int yn_lg_status_of(int src);

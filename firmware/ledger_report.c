@@ -8,6 +8,7 @@
 #include "fileio.h"
 #include "ledger_int.h"
 #include "log.h"
+#include "timeutil.h"
 
 /* ---- reads: kiosk, records, head ---------------------------------------------- */
 
@@ -24,7 +25,7 @@ int yn_ledger_balance(yn_ledger *l, const char *card_no, int64_t now_utc_s, int 
         n_last = 0;
     if (n_last > YN_LEDGER_LAST_MAX)
         n_last = YN_LEDGER_LAST_MAX;
-    out->month_ym = yn_lg_local_ymd_of(now_utc_s) / 100;
+    out->month_ym = yn_time_local_ymd(now_utc_s) / 100;
 
     int rc = yn_lg_tx_begin(l, false);
     if (rc != SQLITE_OK)
@@ -37,7 +38,7 @@ int yn_ledger_balance(yn_ledger *l, const char *card_no, int64_t now_utc_s, int 
         out->meals_month = cs.month_meals;
         out->subsidy_month_fen = cs.month_subsidy_fen;
     }
-    if (cs.day_ymd == yn_lg_local_ymd_of(now_utc_s)) {
+    if (cs.day_ymd == yn_time_local_ymd(now_utc_s)) {
         out->meals_day = cs.day_meals;
         out->subsidy_day_fen = cs.day_subsidy_fen;
     }

@@ -3,7 +3,7 @@
  *
  * The format and every rule applied here are specified in firmware/POLICY.md.
  * No clock, no file (except yn_policy_load_file), no floating point: local time
- * is UTC+8 computed with civil-from-days arithmetic. */
+ * is UTC+8 computed with the civil-from-days arithmetic of timeutil.h. */
 #include "policy.h"
 
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "timeutil.h"
 
 #define POLICY_FORMAT   1 /* the document format this firmware reads */
 #define MAX_CATEGORIES  16
@@ -28,8 +30,8 @@
 #define MAX_SOURCES     16
 #define PATH_DEPTH      8
 
-#define TZ_OFFSET_S (8 * 3600) /* Asia/Shanghai: UTC+8, no DST since 1991 */
-#define DAY_S       86400
+#define TZ_OFFSET_S YN_TIME_SHANGHAI_OFFSET_S
+#define DAY_S       YN_TIME_DAY_S
 /* Moments the engine handles: local time 1970-01-01 00:00:00 .. 9999-12-31 23:59:59. */
 #define MIN_UTC_S (-(int64_t)TZ_OFFSET_S)
 #define MAX_UTC_S (253402300799LL - TZ_OFFSET_S)
@@ -94,41 +96,6 @@ struct yn_policy {
 
 /* ---- calendar ----------------------------------------------------------- */
 
-static bool is_leap(int32_t y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static int days_in_month(int32_t y, int m)
-{
-    static const int dim[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
-/* A real calendar date YYYYMMDD, years 1900..9999. */
-static bool valid_ymd(int32_t ymd)
-{
-    int32_t y = ymd / 10000;
-    int m = (int)(ymd / 100 % 100), d = (int)(ymd % 100);
-    return y >= 1900 && y <= 9999 && m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
-}
-
-/* Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
- * civil_from_days), integers only. */
-static int32_t ymd_from_days(int64_t z)
-{
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
-    return (int32_t)(y * 10000 + m * 100 + d);
-}
-
 /* Age in whole years on date ymd: N from the Nth birthday on. A 29 February
  * birthday falls on 1 March in common years: comparing (month, day) with
  * (2, 29) gives exactly that, since no common-year date lies between. */
@@ -170,9 +137,9 @@ static int locate(const yn_policy *p, int64_t utc_s, yn_moment *m)
         return -1;
     int64_t local_s = utc_s + TZ_OFFSET_S;
     int64_t days = local_s / DAY_S; /* local_s >= 0 */
-    m->local_ymd = ymd_from_days(days);
+    m->local_ymd = yn_time_ymd_of_days(days);
     m->local_ym = m->local_ymd / 100;
-    m->weekday = (int)((days + 3) % 7) + 1; /* 1970-01-01 was a Thursday */
+    m->weekday = yn_time_weekday_of_days(days);
     m->seconds_of_day = (int32_t)(local_s - days * DAY_S);
     for (int i = 0; p && i < p->n_periods; i++) {
         if (period_open(&p->periods[i], m->local_ymd, m->weekday, m->seconds_of_day)) {
@@ -593,7 +560,7 @@ static bool parse_date(const char *s, int32_t *out_ymd)
             return false;
         v = v * 10 + (s[i] - '0');
     }
-    if (!valid_ymd(v))
+    if (!yn_time_ymd_valid(v))
         return false;
     *out_ymd = v;
     return true;
@@ -1337,7 +1304,7 @@ int yn_policy_decide(const yn_policy *p, const yn_card_facts *card, const yn_mea
     if (usage->meals_period < 0 || usage->meals_day < 0 || usage->meals_month < 0 ||
         usage->subsidy_month_fen < 0)
         return YN_EINVAL;
-    if (!valid_ymd(card->birth_ymd) || !valid_ymd(card->expiry_ymd))
+    if (!yn_time_ymd_valid(card->birth_ymd) || !yn_time_ymd_valid(card->expiry_ymd))
         return YN_EINVAL;
 
     yn_decision d;

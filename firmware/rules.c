@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "card.h"
+#include "timeutil.h"
 
 /* One row per record kind; the values are stored and hashed: never renumber.
  * A new kind is one more row. */
@@ -107,18 +108,6 @@ bool yn_rules_name(const char *s)
 bool yn_rules_ref(const char *s)
 {
     return graphic(s, 1, YN_RULES_REF_MAX);
-}
-
-bool yn_rules_ymd(int32_t ymd)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (ymd < 19000101 || ymd > 99991231)
-        return false;
-    int y = ymd / 10000, m = ymd / 100 % 100, d = ymd % 100;
-    if (m < 1 || m > 12 || d < 1)
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return d <= days[m - 1] + (m == 2 && leap ? 1 : 0);
 }
 
 bool yn_rules_district(uint32_t district)
@@ -263,7 +252,7 @@ int yn_rules_record(const yn_ledger_record *r, yn_rules_fault *f)
         return refuse(f, "category", "must be empty or 1..23 bytes of graphic ASCII");
     if (!optional(r->period, yn_rules_name))
         return refuse(f, "period", "must be empty or 1..23 bytes of graphic ASCII");
-    if (!yn_rules_ymd(r->local_ymd))
+    if (!yn_time_ymd_valid(r->local_ymd))
         return refuse(f, "local_ymd", "must be a real day YYYYMMDD, 19000101..99991231");
     if (!sign_ok(k->price, r->price_fen))
         return refuse(f, "price_fen", sign_why(k->price));
@@ -347,7 +336,7 @@ int yn_rules_roster_card(const yn_card_facts *c, yn_rules_fault *f)
 {
     if (!yn_rules_card_no(c->card_no))
         return refuse(f, "card_no", "must be 1..19 bytes of graphic ASCII");
-    if (c->birth_ymd != 0 && !yn_rules_ymd(c->birth_ymd))
+    if (c->birth_ymd != 0 && !yn_time_ymd_valid(c->birth_ymd))
         return refuse(f, "birth_ymd", "must be 0 (use the card's) or a real day YYYYMMDD");
     if (c->flags & ~YN_CARD_FLAGS_KNOWN)
         return refuse(f, "flags", "has bits no category flag defines (known: 0x7f)");
@@ -355,7 +344,7 @@ int yn_rules_roster_card(const yn_card_facts *c, yn_rules_fault *f)
         return refuse(f, "district", "must be a six-digit GB/T 2260 county code");
     if (!yn_rules_street(c->street, c->district))
         return refuse(f, "street", "must be district * 1000 + NNN (001..999)");
-    if (!yn_rules_ymd(c->expiry_ymd))
+    if (!yn_time_ymd_valid(c->expiry_ymd))
         return refuse(f, "expiry_ymd", "must be a real day YYYYMMDD");
     return YN_OK;
 }

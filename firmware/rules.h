@@ -79,8 +79,6 @@ bool yn_rules_id(const char *s);
 bool yn_rules_name(const char *s);
 /* Allocation ids and other references: 1..64 bytes of graphic ASCII. */
 bool yn_rules_ref(const char *s);
-/* A real calendar day YYYYMMDD, years 1900..9999. */
-bool yn_rules_ymd(int32_t ymd);
 /* A six-digit GB/T 2260 county-level code with a valid province prefix. */
 bool yn_rules_district(uint32_t district);
 /* district * 1000 + NNN, NNN 001..999. */

@@ -1,6 +1,8 @@
 /* status.c — technician-facing texts of enum yn_status. */
 #include "status.h"
 
+#include <errno.h>
+
 static const char *const texts[YN_STATUS_COUNT] = {
     [YN_OK] = "success",
     [YN_EINVAL] = "invalid argument or malformed input",
@@ -46,4 +48,26 @@ const char *yn_strerror(int status)
     if (status < 0 || status >= YN_STATUS_COUNT || !texts[status])
         return "unknown status";
     return texts[status];
+}
+
+int yn_status_of_errno(int e)
+{
+    switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+        return YN_ENOSPC;
+    case EROFS:
+        return YN_EROFS;
+    case EACCES:
+    case EPERM:
+        return YN_EPERM;
+    case ENOENT:
+        return YN_ENOENT;
+    case ENOMEM:
+        return YN_ENOMEM;
+    case ENAMETOOLONG:
+        return YN_ELIMIT;
+    default:
+        return YN_EIO;
+    }
 }

@@ -48,4 +48,10 @@ enum yn_status {
 /* Technician-facing text for a status; never NULL. */
 const char *yn_strerror(int status);
 
+/* The status of a failed system call's errno: full or over quota
+ * YN_ENOSPC, read-only YN_EROFS, access YN_EPERM, missing YN_ENOENT, out of
+ * memory YN_ENOMEM, a name too long YN_ELIMIT, anything else (0 too: a call
+ * that failed without saying why) YN_EIO. The one mapping of the project. */
+int yn_status_of_errno(int e);
+
 #endif

@@ -12,6 +12,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "timeutil.h"
 
 uint16_t yn_tap_canteen_code(const char *canteen_id)
 {
@@ -64,7 +65,7 @@ static int read_failed(yn_tap_outcome *out, int rc, uint8_t kind, const char *wh
 
 static int64_t mono_ms(const yn_tap_env *env)
 {
-    return env->clock ? yn_clock_mono_ms(env->clock) : yn_clock_mono_now_ms();
+    return env->clock ? yn_clock_mono_ms(env->clock) : yn_time_mono_ms();
 }
 
 /* Read the card (record and stamp in one operation) with its own key and

@@ -225,11 +225,6 @@ void yn_clock_sim_jump_wall(yn_clock *c, int64_t ms)
     c->sim_wall_ms += ms;
 }
 
-int64_t yn_clock_mono_now_ms(void)
-{
-    return ts_ms(CLOCK_MONOTONIC);
-}
-
 int yn_clock_cond_init(pthread_cond_t *cv)
 {
     pthread_condattr_t ca;

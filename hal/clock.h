@@ -101,11 +101,11 @@ void yn_clock_resume(yn_clock *c, int64_t anchor_boot_ms, int64_t anchor_utc_ms,
 /* Waits and timeouts: every one runs on CLOCK_MONOTONIC, which a step of the
  * wall clock (NTP, the server's correction, a technician's date -s) never
  * moves, so a wait neither stalls nor ends early when the date changes.
- * yn_clock_mono_now_ms: the system's monotonic time outside a yn_clock
- * (threads, tools). yn_clock_cond_init: a condition variable whose timed
- * waits measure CLOCK_MONOTONIC; yn_clock_mono_deadline: the absolute time
- * pthread_cond_timedwait takes for it, at_ms a yn_clock_mono_now_ms time. */
-int64_t yn_clock_mono_now_ms(void);
+ * The system's monotonic time outside a yn_clock (threads, tools) is
+ * yn_time_mono_ms (timeutil.h). yn_clock_cond_init: a condition variable
+ * whose timed waits measure CLOCK_MONOTONIC; yn_clock_mono_deadline: the
+ * absolute time pthread_cond_timedwait takes for it, at_ms a yn_time_mono_ms
+ * time. */
 int yn_clock_cond_init(pthread_cond_t *cv) YN_MUST_CHECK;
 struct timespec yn_clock_mono_deadline(int64_t at_ms);
 

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "input.h"
 #include "log.h"
+#include "timeutil.h"
 
 #define QUEUE_MAX 4096
 
@@ -99,20 +100,6 @@ static void script_close(yn_input *dev)
     dev->priv = NULL;
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int script_next(yn_input *dev, int timeout_ms, yn_input_event *ev)
 {
     struct script *s = dev->priv;
@@ -120,7 +107,7 @@ static int script_next(yn_input *dev, int timeout_ms, yn_input_event *ev)
     /* a pause also passes while the caller is elsewhere (the terminal waits
      * in the reader's poll between looks at the keys) */
     if (s->head < s->tail && s->q[s->head].wait_ms > 0 && s->returned_ms) {
-        int64_t away = mono_ms() - s->returned_ms;
+        int64_t away = yn_time_mono_ms() - s->returned_ms;
         struct item *it = &s->q[s->head];
         it->wait_ms -= away < it->wait_ms ? (int)away : it->wait_ms;
         if (it->wait_ms == 0)
@@ -137,7 +124,7 @@ static int script_next(yn_input *dev, int timeout_ms, yn_input_event *ev)
         }
         /* a pause: spend what the caller allows, keep the rest for later */
         int slice = it->wait_ms < timeout_ms ? it->wait_ms : timeout_ms;
-        sleep_ms(slice);
+        yn_time_sleep_ms(slice);
         it->wait_ms -= slice;
         if (it->wait_ms == 0)
             s->head++;
@@ -145,8 +132,8 @@ static int script_next(yn_input *dev, int timeout_ms, yn_input_event *ev)
         if (timeout_ms == 0 && it->wait_ms > 0)
             break;
     }
-    sleep_ms(timeout_ms);
-    s->returned_ms = mono_ms();
+    yn_time_sleep_ms(timeout_ms);
+    s->returned_ms = yn_time_mono_ms();
     return rc;
 }
 

@@ -35,6 +35,7 @@
 #include "io.h"
 #include "log.h"
 #include "modbus_link.h"
+#include "timeutil.h"
 
 /* --- the module --------------------------------------------------------- */
 
@@ -117,7 +118,7 @@ static void *worker(void *arg)
     int64_t retry_at_ms = 0; /* after a failure, try again then */
     pthread_mutex_lock(&m->mu);
     while (!m->stop) {
-        int64_t now = yn_mb_mono_ms();
+        int64_t now = yn_time_mono_ms();
         bool want[YN_OUT_COUNT], need = false;
         int64_t next = now + 60000;
         for (int i = 0; i < YN_OUT_COUNT; i++) {
@@ -137,7 +138,7 @@ static void *worker(void *arg)
             pthread_mutex_lock(&m->mu);
             m->status = rc;
             snprintf(m->text, sizeof m->text, "%s", text);
-            retry_at_ms = rc == YN_OK ? 0 : yn_mb_mono_ms() + m->link.reconnect_ms;
+            retry_at_ms = rc == YN_OK ? 0 : yn_time_mono_ms() + m->link.reconnect_ms;
             if (probe) {
                 m->probe_done = asked;
                 pthread_cond_broadcast(&m->probed);
@@ -178,7 +179,7 @@ static int mb_pulse(yn_io *dev, enum yn_output out, int ms)
     struct mb_io *m = dev->priv;
     if (m->coil[out] < 0)
         return YN_ENOTSUP;
-    int64_t until = yn_mb_mono_ms() + ms;
+    int64_t until = yn_time_mono_ms() + ms;
     pthread_mutex_lock(&m->mu);
     if (until > m->pulse_until_ms[out])
         m->pulse_until_ms[out] = until; /* a second pulse extends the first */
@@ -196,7 +197,7 @@ static int mb_describe(yn_io *dev, char *buf, size_t len)
     unsigned mine = ++m->probe_asked;
     pthread_cond_signal(&m->wake);
     struct timespec until =
-        abs_mono(yn_mb_mono_ms() + 2 * (int64_t)m->link.timeout_ms * YN_OUT_COUNT +
+        abs_mono(yn_time_mono_ms() + 2 * (int64_t)m->link.timeout_ms * YN_OUT_COUNT +
                  m->link.timeout_ms + 500);
     int rc = 0;
     while ((int)(m->probe_done - mine) < 0 && rc != ETIMEDOUT)

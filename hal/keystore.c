@@ -23,6 +23,7 @@
 #include "card.h"
 #include "config.h"
 #include "fileio.h"
+#include "hex.h"
 #include "hal.h"
 #include "keystore_int.h"
 #include "log.h"
@@ -62,45 +63,6 @@ void yn_ks_fail(yn_keystore *ks, const char *fmt, ...)
     vsnprintf(ks->error, sizeof ks->error, fmt, ap);
     va_end(ap);
     yn_err("keystore: %s", ks->error);
-}
-
-int yn_hex_decode(const char *text, uint8_t *buf, size_t cap, size_t *len)
-{
-    size_t n = 0;
-    int hi = -1;
-    *len = 0;
-    for (const char *p = text; *p; p++) {
-        if (*p == '#') {
-            while (*p && *p != '\n')
-                p++;
-            if (!*p)
-                break;
-            continue;
-        }
-        if (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
-            continue;
-        int v;
-        if (*p >= '0' && *p <= '9')
-            v = *p - '0';
-        else if (*p >= 'a' && *p <= 'f')
-            v = *p - 'a' + 10;
-        else if (*p >= 'A' && *p <= 'F')
-            v = *p - 'A' + 10;
-        else
-            return YN_EINVAL;
-        if (hi < 0) {
-            hi = v;
-            continue;
-        }
-        if (n >= cap)
-            return YN_ELIMIT;
-        buf[n++] = (uint8_t)(hi << 4 | v);
-        hi = -1;
-    }
-    if (hi >= 0)
-        return YN_EINVAL; /* odd number of digits */
-    *len = n;
-    return YN_OK;
 }
 
 /* Read a key file's text (at most cap - 1 bytes) after checking it: a regular
@@ -242,8 +204,7 @@ static int file_store(yn_keystore *ks, enum yn_key_id id, const uint8_t *key, si
         yn_err("keystore: %s is not configured in %s [keys]", yn_key_id_name(id), CFG(ks)->path);
         return YN_ENOTFOUND;
     }
-    for (size_t i = 0; i < len; i++)
-        snprintf(text + 2 * i, 3, "%02x", key[i]);
+    yn_hex_encode(key, len, text);
     text[2 * len] = '\n';
     int rc = yn_file_write_atomic(path, text, 2 * len + 1, 0600);
     explicit_bzero(text, sizeof text);

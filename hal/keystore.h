@@ -141,7 +141,5 @@ int yn_key_file_load(const char *path, bool secret, const char *what, uint8_t *b
  * at most cap - 1 bytes, trailing newlines removed. The caller wipes text. */
 int yn_secret_file_text(const char *path, const char *what, char *text, size_t cap,
                         size_t *len) YN_MUST_CHECK;
-/* Decode hex text (whitespace and '#' comments skipped). */
-int yn_hex_decode(const char *text, uint8_t *buf, size_t cap, size_t *len) YN_MUST_CHECK;
 
 #endif

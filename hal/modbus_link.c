@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "timeutil.h"
 
 void yn_mb_init(struct yn_mb_link *l, const char *what, const yn_serial_line *line)
 {
@@ -25,13 +26,6 @@ void yn_mb_init(struct yn_mb_link *l, const char *what, const yn_serial_line *li
     l->rts = line->rts;
     l->rts_delay_us = line->rts_delay_us;
     l->reconnect_ms = line->reconnect_ms;
-}
-
-int64_t yn_mb_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 char yn_mb_parity(enum yn_parity p)
@@ -151,10 +145,10 @@ int yn_mb_connect(struct yn_mb_link *l)
 void yn_mb_drain(struct yn_mb_link *l)
 {
     int fd = modbus_get_socket(l->ctx);
-    int64_t end = yn_mb_mono_ms() + 5 * (int64_t)l->timeout_ms;
+    int64_t end = yn_time_mono_ms() + 5 * (int64_t)l->timeout_ms;
     size_t dropped = 0;
     uint8_t junk[256];
-    for (int64_t now = yn_mb_mono_ms(); fd >= 0 && now < end; now = yn_mb_mono_ms()) {
+    for (int64_t now = yn_time_mono_ms(); fd >= 0 && now < end; now = yn_time_mono_ms()) {
         struct pollfd p = {.fd = fd, .events = POLLIN};
         int wait = (int)(end - now < l->timeout_ms ? end - now : l->timeout_ms);
         if (poll(&p, 1, wait) <= 0)
@@ -178,7 +172,7 @@ int yn_mb_ready(struct yn_mb_link *l)
             yn_mb_drain(l);
         return YN_OK;
     }
-    int64_t now = yn_mb_mono_ms();
+    int64_t now = yn_time_mono_ms();
     if (now < l->retry_at_ms)
         return l->down_status;
     int rc = yn_mb_connect(l);
@@ -212,10 +206,10 @@ int yn_mb_fail(struct yn_mb_link *l, int e, const char *op)
         yn_debug("%s: %s (slave %d on %s)", l->what, l->last_error, l->slave_id, l->device);
     l->failing = true;
     if (e == ETIMEDOUT && ++l->timeouts >= YN_MB_TIMEOUTS_REOPEN) {
-        yn_mb_close(l, yn_mb_mono_ms(), st); /* reopen with the next request */
-        l->resync = true;                    /* and let the line go quiet first */
+        yn_mb_close(l, yn_time_mono_ms(), st); /* reopen with the next request */
+        l->resync = true;                      /* and let the line go quiet first */
     } else if (st == YN_ENODEV || st == YN_EPERM)
-        yn_mb_close(l, yn_mb_mono_ms() + l->reconnect_ms, YN_ENODEV);
+        yn_mb_close(l, yn_time_mono_ms() + l->reconnect_ms, YN_ENODEV);
     else if (l->ctx && (e == ETIMEDOUT || e > EMBXGTAR))
         l->resync = true; /* drop a late or partial answer before the next request */
     else if (l->ctx)

@@ -39,7 +39,6 @@ struct yn_mb_link {
 
 /* Set up a closed link from board.conf's line settings; `what` names it in logs. */
 void yn_mb_init(struct yn_mb_link *l, const char *what, const yn_serial_line *line);
-int64_t yn_mb_mono_ms(void);
 char yn_mb_parity(enum yn_parity p);
 /* libmodbus errno -> enum yn_status. */
 int yn_mb_errno(int e);

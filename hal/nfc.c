@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "hal.h"
+#include "hex.h"
 #include "log.h"
 
 int yn_nfc_open(yn_nfc *dev, const yn_config *cfg)
@@ -106,10 +107,12 @@ int yn_nfc_issue(yn_nfc *dev, const yn_nfc_tag *tag, const yn_nfc_issue_keys *ke
 
 void yn_nfc_uid_hex(const yn_nfc_tag *tag, char *buf, size_t len)
 {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (size_t i = 0; i < tag->uid_len && i < YN_UID_MAX && used + 3 <= len; i++)
-        used += (size_t)snprintf(buf + used, len - used, "%02x", tag->uid[i]);
+    size_t n = tag->uid_len < YN_UID_MAX ? tag->uid_len : YN_UID_MAX;
+    if (len == 0)
+        return;
+    if (2 * n + 1 > len)
+        n = (len - 1) / 2; /* the whole bytes that fit */
+    yn_hex_encode(tag->uid, n, buf);
 }
 
 const char *yn_tag_type_name(enum yn_tag_type t)

@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "timeutil.h"
 
 /* How long a worker may take to open the reader and greet. */
 #define OPEN_BUDGET_MS 4000
@@ -50,13 +51,6 @@ struct lnfc {
     int64_t last_restart_ms; /* how long the last restart took */
     char describe[YN_LNFC_TEXT_MAX];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static struct lnfc *L(const yn_nfc *dev)
 {
@@ -112,9 +106,9 @@ static void stop_child(struct lnfc *s, char *why, size_t why_len)
  * spent; YN_EIO when the worker is gone or talks nonsense. */
 static int wait_answer(struct lnfc *s, uint32_t seq, int budget_ms, yn_lnfc_rsp *rs)
 {
-    int64_t deadline = now_ms() + budget_ms;
+    int64_t deadline = yn_time_mono_ms() + budget_ms;
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - yn_time_mono_ms();
         struct pollfd p = {.fd = s->sock, .events = POLLIN};
         int r = poll(&p, 1, left > 0 ? (int)left : 0);
         if (r < 0 && errno == EINTR)
@@ -192,7 +186,7 @@ static int start_child(struct lnfc *s)
     if (rc != YN_OK) {
         char why[96];
         stop_child(s, why, sizeof why);
-        s->retry_after_ms = now_ms() + RETRY_BACKOFF_MS;
+        s->retry_after_ms = yn_time_mono_ms() + RETRY_BACKOFF_MS;
         yn_err("reader: %s: %s", s->connstring,
                rc == YN_ETIMEDOUT ? "the reader did not answer while opening"
                : rs.text[0]       ? rs.text
@@ -211,9 +205,9 @@ static void restart_child(struct lnfc *s, const char *what, const char *how)
     stop_child(s, why, sizeof why);
     s->crashed = true;
     s->restarts++;
-    int64_t t0 = now_ms();
+    int64_t t0 = yn_time_mono_ms();
     int rc = start_child(s);
-    s->last_restart_ms = now_ms() - t0;
+    s->last_restart_ms = yn_time_mono_ms() - t0;
     if (rc == YN_OK)
         yn_warn("reader: libnfc worker %s during %s (%s); restarted in %lld ms (restart %u)", how,
                 what, why, (long long)s->last_restart_ms, s->restarts);
@@ -226,7 +220,7 @@ static int ensure_child(struct lnfc *s)
 {
     if (s->child > 0)
         return YN_OK;
-    if (now_ms() < s->retry_after_ms)
+    if (yn_time_mono_ms() < s->retry_after_ms)
         return YN_ENODEV;
     return start_child(s);
 }
@@ -262,7 +256,7 @@ static int call(struct lnfc *s, yn_lnfc_req *rq, yn_lnfc_rsp *rs, int budget_ms,
         char why[96];
         stop_child(s, why, sizeof why);
         s->crashed = true; /* killed holding the port: its claim is stale */
-        s->retry_after_ms = now_ms() + RETRY_BACKOFF_MS;
+        s->retry_after_ms = yn_time_mono_ms() + RETRY_BACKOFF_MS;
         yn_err("reader: %s: %s", s->connstring, rs->text[0] ? rs->text : "reader gone");
     } else if (rs->status != YN_OK && rs->status != YN_ENOCARD && rs->text[0]) {
         yn_debug("reader: %s: %s (%s)", what, yn_strerror(rs->status), rs->text);
@@ -304,9 +298,9 @@ static void lnfc_close(yn_nfc *dev)
         rq.op = YN_LNFC_QUIT;
         if (send(s->sock, &rq, sizeof rq, MSG_NOSIGNAL) == (ssize_t)sizeof rq) {
             struct pollfd p = {.fd = s->sock, .events = POLLIN};
-            int64_t deadline = now_ms() + QUIT_BUDGET_MS;
+            int64_t deadline = yn_time_mono_ms() + QUIT_BUDGET_MS;
             int status;
-            while (waitpid(s->child, &status, WNOHANG) == 0 && now_ms() < deadline) {
+            while (waitpid(s->child, &status, WNOHANG) == 0 && yn_time_mono_ms() < deadline) {
                 if (poll(&p, 1, 20) > 0) {
                     char b;
                     if (recv(s->sock, &b, 1, MSG_DONTWAIT) == 0)

@@ -27,6 +27,7 @@
 #include "card.h"
 #include "desfire.h"
 #include "nfc_libnfc_layout.h"
+#include "timeutil.h"
 
 /* libnfc marks a serial port it opened with this c_iflag bit and refuses to
  * open a port that has it; a worker that died never cleared it. */
@@ -53,13 +54,6 @@ static const nfc_modulation nm_a106 = {.nmt = NMT_ISO14443A, .nbr = NBR_106};
  * longer than this for an empty listing (three REQA attempts, hal/READER.md),
  * so it only keeps an instant emulator from being hammered. */
 #define LIST_PACE_MS 4
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* "pn532_uart:/dev/ttyS1:115200" → "/dev/ttyS1" */
 static void port_of(const char *connstring, char *port, size_t len)
@@ -187,11 +181,11 @@ static int select_a(struct child *st, const uint8_t *uid, size_t uid_len, nfc_ta
 
 static int do_poll(struct child *st, int timeout_ms, yn_nfc_tag *tag)
 {
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = yn_time_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     forget_card(st);
     for (;;) {
         nfc_target nt;
-        int64_t started = now_ms();
+        int64_t started = yn_time_mono_ms();
         /* libnfc bounds one listing itself (300 ms); NP_INFINITE_SELECT is off */
         int res = select_a(st, NULL, 0, &nt);
         if (res < 0) {
@@ -207,11 +201,11 @@ static int do_poll(struct child *st, int timeout_ms, yn_nfc_tag *tag)
             st->selected = true;
             return YN_OK;
         }
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - yn_time_mono_ms();
         if (left <= 0)
             return YN_ENOCARD;
         /* no fixed sleep between listings: a card is seen at the next one */
-        int64_t pace = started + LIST_PACE_MS - now_ms();
+        int64_t pace = started + LIST_PACE_MS - yn_time_mono_ms();
         if (pace > 0) {
             struct timespec pause = {0, (pace < left ? pace : left) * 1000000L};
             nanosleep(&pause, NULL);

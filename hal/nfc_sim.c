@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "hex.h"
 #include "keystore.h"
 
 struct sim {

@@ -20,6 +20,7 @@
 #include "card.h"
 #include "config.h"
 #include "fileio.h"
+#include "hex.h"
 #include "keystore.h"
 #include "log.h"
 #include "nfc.h"
@@ -138,13 +139,6 @@ static int load_issuer(const char *path, uint8_t priv[YN_CARD_PRIVKEY_LEN])
     return rc;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
-    out[2 * n] = '\0';
-}
-
 /* Append one virtual card line (label|type|uid|key|record|stamp) to path. */
 static int append_sim(const char *path, const char *label, const char *type, const uint8_t *uid,
                       size_t uid_len, const uint8_t key[16], const uint8_t *record,
@@ -160,9 +154,9 @@ static int append_sim(const char *path, const char *label, const char *type, con
         return YN_EIO;
     }
     char u[2 * YN_CARD_UID_MAX + 1], k[33], r[2 * YN_CARD_RECORD_MAX + 1];
-    hex(uid, uid_len, u);
-    hex(key, 16, k);
-    hex(record, record_len, r);
+    yn_hex_encode(uid, uid_len, u);
+    yn_hex_encode(key, 16, k);
+    yn_hex_encode(record, record_len, r);
     fprintf(f, "%s|%s|%s|%s|%s|\n", label, type, u, k, r);
     return fclose(f) == 0 ? YN_OK : YN_EIO;
 }
@@ -218,7 +212,7 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
         return EXIT_CARD;
     }
     char text[2 * YN_CARD_PRIVKEY_LEN + 80], h[2 * YN_CARD_PRIVKEY_LEN + 1];
-    hex(priv, sizeof priv, h);
+    yn_hex_encode(priv, sizeof priv, h);
     int n = snprintf(text, sizeof text, "# issuer private key, version %02x — keep secret\n%s\n",
                      o->key_version, h);
     explicit_bzero(priv, sizeof priv);
@@ -227,7 +221,7 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
     if (rc != YN_OK)
         return EXIT_CARD;
     FILE *f = fopen(argv[1], "a");
-    hex(pub, sizeof pub, h);
+    yn_hex_encode(pub, sizeof pub, h);
     if (!f || fprintf(f, "%02x %s\n", o->key_version, h) < 0 || fclose(f) != 0) {
         fprintf(stderr, "yinian-card: cannot append to %s\n", argv[1]);
         return EXIT_CARD;
@@ -364,7 +358,7 @@ static int issue_one(const struct opts *o, const uint8_t master[16], const uint8
             return EXIT_CARD;
     }
     char u[2 * YN_CARD_UID_MAX + 1];
-    hex(uid, uid_len, u);
+    yn_hex_encode(uid, uid_len, u);
     printf("issued card %s on UID %s (key version %02x)\n", rec.card_no, u, rec.key_version);
     return 0;
 }

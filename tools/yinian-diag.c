@@ -47,6 +47,7 @@
 #include "config.h"
 #include "display.h"
 #include "fileio.h"
+#include "hex.h"
 #include "io.h"
 #include "keystore.h"
 #include "ledger.h"
@@ -55,6 +56,7 @@
 #include "nfc_sim.h"
 #include "scale.h"
 #include "tap.h"
+#include "timeutil.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -410,10 +412,10 @@ static void check_card(struct ctx *c, struct result *r)
                 c->card_timeout_s);
     }
     yn_nfc_tag tag;
-    int64_t until_ms = yn_clock_mono_now_ms() + (int64_t)c->card_timeout_s * 1000;
+    int64_t until_ms = yn_time_mono_ms() + (int64_t)c->card_timeout_s * 1000;
     do
         rc = yn_nfc_poll(&c->nfc, 500, &tag);
-    while (rc == YN_ENOCARD && yn_clock_mono_now_ms() < until_ms);
+    while (rc == YN_ENOCARD && yn_time_mono_ms() < until_ms);
     if (rc != YN_OK) {
         note(r, rc == YN_ENOCARD ? V_WARN : V_FAIL,
              "hold a card flat on the reader and run again with --card; if a card never shows, "
@@ -1029,13 +1031,6 @@ static int open_terminal(struct ctx *c, yn_ledger **l)
     return 0;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
-    out[2 * n] = '\0';
-}
-
 static int write_json(const char *path, json_t *doc)
 {
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -1097,8 +1092,8 @@ static int export_batch(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *key
     if (rc == YN_OK) {
         uint8_t sha[SHA256_DIGEST_LENGTH];
         SHA256(frame, len, sha);
-        hex(sha, sizeof sha, sha_hex);
-        hex(h.head_hash, sizeof h.head_hash, head_hex);
+        yn_hex_encode(sha, sizeof sha, sha_hex);
+        yn_hex_encode(h.head_hash, sizeof h.head_hash, head_hex);
         memcpy(head, h.head_hash, YN_LEDGER_HASH_LEN);
         int64_t s[4] = {0}, meals = 0;
         for (uint32_t i = 0; i < h.count; i++) {
@@ -1178,7 +1173,7 @@ static int cmd_export(struct ctx *c, const char *dir)
         goto out;
     }
     char path[PATH_MAX], head_hex[65], created[32];
-    hex(head, sizeof head, head_hex);
+    yn_hex_encode(head, sizeof head, head_hex);
     fmt_utc(now, created, sizeof created);
     json_t *man = json_pack(
         "{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:O, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:s}", "v", 1,

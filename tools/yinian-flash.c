@@ -51,6 +51,7 @@
 #include "client.h"
 #include "config.h"
 #include "fileio.h"
+#include "hex.h"
 #include "keystore.h"
 #include "ledger.h"
 #include "log.h"
@@ -428,13 +429,6 @@ static bool same_file_content(const char *a, const char *b)
     if (y)
         fclose(y);
     return same;
-}
-
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
-    out[2 * n] = '\0';
 }
 
 /* ---- running the firmware's programs --------------------------------------------------------- */
@@ -992,7 +986,7 @@ static void print_manifest(const yn_bundle_manifest *m)
     printf("created        %s\n", created);
     printf("files          %d, %" PRIu64 " bytes\n", m->n_files, m->payload_size);
     for (int i = 0; i < m->n_files; i++) {
-        hex(m->files[i].sha256, 8, h);
+        yn_hex_encode(m->files[i].sha256, 8, h);
         printf("  %04o %10" PRIu64 "  %s…  %s\n", m->files[i].mode, m->files[i].size, h,
                m->files[i].path);
     }
@@ -1013,14 +1007,14 @@ static int cmd_keygen(const struct opts *o, int argc, char **argv)
     if (RAND_priv_bytes(priv, sizeof priv) != 1 || yn_bundle_public_key(priv, pub) != YN_OK)
         return fail(EXIT_FAIL, "cannot generate a key");
     char text[200], h[2 * YN_BUNDLE_KEY_LEN + 1];
-    hex(priv, sizeof priv, h);
+    yn_hex_encode(priv, sizeof priv, h);
     int n = snprintf(text, sizeof text,
                      "# yinian-pos vendor firmware signing key (Ed25519) — keep secret\n%s\n", h);
     explicit_bzero(priv, sizeof priv);
     int rc = yn_file_write_atomic(argv[0], text, (size_t)n, 0600);
     explicit_bzero(text, sizeof text);
     explicit_bzero(h, sizeof h);
-    hex(pub, sizeof pub, h);
+    yn_hex_encode(pub, sizeof pub, h);
     n = snprintf(text, sizeof text, "# yinian-pos vendor firmware public key (Ed25519)\n%s\n", h);
     if (rc == YN_OK)
         rc = yn_file_write_atomic(argv[1], text, (size_t)n, 0644);
@@ -2150,7 +2144,7 @@ static int make_terminal_key(const char *path)
         return 0;
     if (RAND_priv_bytes(key, sizeof key) != 1)
         return fail(EXIT_FAIL, "no random bytes for the terminal key");
-    hex(key, sizeof key, text);
+    yn_hex_encode(key, sizeof key, text);
     explicit_bzero(key, sizeof key);
     strcat(text, "\n");
     int rc = yn_file_write_atomic(path, text, strlen(text), 0600);

@@ -28,6 +28,7 @@
 #include "card.h"
 #include "check.h"
 #include "config.h"
+#include "hex.h"
 #include "log.h"
 #include "nfc.h"
 #include "testutil.h"
@@ -56,13 +57,6 @@ struct card_fixture {
 };
 static struct card_fixture df_card, mfc_card;
 static yn_card_keyring ring;
-
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", p[i]);
-    out[2 * n] = '\0';
-}
 
 static void make_fixture(struct card_fixture *c, const uint8_t *uid, size_t uid_len,
                          const char *card_no)
@@ -108,22 +102,22 @@ static void write_cards(void)
         yn_card_keyring_add(&ring, 1, pub) != YN_OK)
         exit(1);
     char u1[32], u2[32], k1[40], k2[40], r1[600], r2[600], rt[600], kc[40], kz[40];
-    hex(df_uid, sizeof df_uid, u1);
-    hex(mfc_uid, sizeof mfc_uid, u2);
-    hex(df_card.key, 16, k1);
-    hex(mfc_card.key, 16, k2);
-    hex(df_card.record, df_card.record_len, r1);
-    hex(mfc_card.record, mfc_card.record_len, r2);
+    yn_hex_encode(df_uid, sizeof df_uid, u1);
+    yn_hex_encode(mfc_uid, sizeof mfc_uid, u2);
+    yn_hex_encode(df_card.key, 16, k1);
+    yn_hex_encode(mfc_card.key, 16, k2);
+    yn_hex_encode(df_card.record, df_card.record_len, r1);
+    yn_hex_encode(mfc_card.record, mfc_card.record_len, r2);
     uint8_t tampered[YN_CARD_RECORD_MAX], clone_key[16];
     memcpy(tampered, df_card.record, df_card.record_len);
     tampered[31] ^= 0x01; /* category flag 特困: what a cheat would add */
-    hex(tampered, df_card.record_len, rt);
+    yn_hex_encode(tampered, df_card.record_len, rt);
     memcpy(clone_key, df_card.key, 16);
     clone_key[0] ^= 0x80; /* a clone: everything copied but the key it cannot read out */
-    hex(clone_key, 16, kc);
+    yn_hex_encode(clone_key, 16, kc);
     memcpy(clone_key, mfc_card.key, 16);
     clone_key[3] ^= 0x01;
-    hex(clone_key, 16, kz);
+    yn_hex_encode(clone_key, 16, kz);
     char text[8192];
     snprintf(text, sizeof text,
              "# int_reader virtual cards\n"

@@ -33,6 +33,7 @@
 #include "cardfix.h"
 #include "check.h"
 #include "config.h"
+#include "hex.h"
 #include "ledger.h"
 #include "log.h"
 #include "nfc.h"
@@ -71,8 +72,9 @@ static void emu(const char *fmt, ...)
 
 static void hex(const uint8_t *p, size_t n, FILE *f)
 {
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%02x", p[i]);
+    char text[2 * YN_NFC_AREA_MAX + 1];
+    yn_hex_encode(p, n, text);
+    fputs(text, f);
 }
 
 /* N_CARDS fresh seniors of one card type in the emulator's card file. */

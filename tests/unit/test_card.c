@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "card.h"
+#include "hex.h"
 #include "keystore.h"
 
 static const uint8_t uid7[7] = {0x04, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6};

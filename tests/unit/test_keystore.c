@@ -25,6 +25,7 @@
 
 #include "card.h"
 #include "config.h"
+#include "hex.h"
 #include "keystore.h"
 #include "testkeys.h"
 #include "testutil.h"
@@ -38,21 +39,6 @@ static void unhex(const char *text, uint8_t *buf, size_t want)
     size_t n = 0;
     assert_int_equal(yn_hex_decode(text, buf, want, &n), YN_OK);
     assert_int_equal(n, want);
-}
-
-static void test_hex(void **state)
-{
-    (void)state;
-    uint8_t b[4];
-    size_t n;
-    assert_int_equal(yn_hex_decode("# c\n0a Ff\n10 # x\n", b, sizeof b, &n), YN_OK);
-    assert_int_equal(n, 3);
-    assert_int_equal(b[0], 0x0a);
-    assert_int_equal(b[1], 0xff);
-    assert_int_equal(b[2], 0x10);
-    assert_int_equal(yn_hex_decode("0a0", b, sizeof b, &n), YN_EINVAL);
-    assert_int_equal(yn_hex_decode("zz", b, sizeof b, &n), YN_EINVAL);
-    assert_int_equal(yn_hex_decode("0102030405", b, sizeof b, &n), YN_ELIMIT);
 }
 
 static void soft_hmac(const uint8_t *key, size_t key_len, const void *data, size_t len,
@@ -551,7 +537,6 @@ int main(void)
     for (size_t i = 0; i < sizeof terminal_key; i++)
         terminal_key[i] = (uint8_t)(0x20 + i);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hex),
         cmocka_unit_test(test_file_checks_mode_each_time),
         cmocka_unit_test(test_file_store),
         cmocka_unit_test_setup_teardown(test_token_card_key_equals_software, token_setup,

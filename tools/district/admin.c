@@ -10,7 +10,6 @@
 
 #include "batch.h"
 #include "fileio.h"
-#include "files.h"
 #include "ingest.h"
 #include "policy.h"
 #include "rules.h"
