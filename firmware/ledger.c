@@ -713,25 +713,6 @@ int yn_lg_read_fail(yn_ledger *l, int rc, const char *what)
     return st;
 }
 
-int yn_lg_fsync_dir_of(const char *path)
-{
-    char dir[PATH_MAX];
-    yn_lg_copy_str(dir, sizeof dir, path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        yn_lg_copy_str(dir, sizeof dir, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 int64_t yn_ledger_boot_no(const yn_ledger *l)
 {
     return l && l->ready ? l->boot_no : 0;

@@ -155,6 +155,16 @@ void yn_ledger_close(yn_ledger *l);
 /* Schema version this firmware writes (PRAGMA user_version). */
 int yn_ledger_schema_version(void);
 
+/* --- ledger files, for the tools (firmware updates) ------------------------ */
+
+/* The schema version (PRAGMA user_version) of the ledger file at path. */
+int yn_ledger_file_schema(const char *path, int *version) YN_MUST_CHECK;
+/* SQLite online backup of the ledger file `from` into `to`: with standalone,
+ * a new file written as to.new (journal mode DELETE), synced, renamed into
+ * place and its folder synced, the migration backups' way; without, `to` is a
+ * live ledger overwritten in one of its transactions (a restore). */
+int yn_ledger_file_copy(const char *from, const char *to, bool standalone) YN_MUST_CHECK;
+
 /* --- the counter ----------------------------------------------------------- */
 
 /* Decide and record one tap. Returns

@@ -153,7 +153,6 @@ const char *yn_lg_advice_for(int status);
 void yn_lg_rollback(yn_ledger *l);
 int yn_lg_fail(yn_ledger *l, int src, const char *what);
 int yn_lg_read_fail(yn_ledger *l, int rc, const char *what);
-int yn_lg_fsync_dir_of(const char *path);
 int yn_lg_run(yn_ledger *l, enum stmt_id id);
 int yn_lg_tx_begin(yn_ledger *l, bool write);
 int yn_lg_tx_commit(yn_ledger *l);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "ledger_int.h"
 #include "log.h"
 
@@ -240,31 +241,30 @@ static int pragma_int(sqlite3 *db, const char *sql, int64_t *v)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int fsync_path(const char *path)
+/* SQLite online backup of src into dst_path. standalone: dst_path is a new
+ * file, written as dst_path.new (journal mode DELETE: no -wal or -shm beside
+ * it), synced, renamed into place and its folder synced; otherwise dst_path
+ * is a live ledger, overwritten in one of its transactions. Returns an sqlite
+ * code; msg gets the sqlite message of a failure. */
+static int backup_into(sqlite3 *src, const char *dst_path, bool standalone, char *msg,
+                       size_t msglen)
 {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
-/* Copy the ledger as it is to path.v<version>.bak with the online backup API,
- * atomically (written to .new, synced, renamed, directory synced). */
-static int backup_before_migration(yn_ledger *l, int64_t version)
-{
-    char bak[PATH_MAX], tmp[PATH_MAX + 8], tmp_journal[PATH_MAX + 16];
-    if (snprintf(bak, sizeof bak, "%s.v%" PRId64 ".bak", l->path, version) >= (int)sizeof bak)
+    char tmp[PATH_MAX + 8], journal[PATH_MAX + 16];
+    msg[0] = '\0';
+    if (snprintf(tmp, sizeof tmp, "%s%s", dst_path, standalone ? ".new" : "") >= (int)sizeof tmp)
         return SQLITE_CANTOPEN;
-    snprintf(tmp, sizeof tmp, "%s.new", bak);
-    snprintf(tmp_journal, sizeof tmp_journal, "%s-journal", tmp);
-    (void)unlink(tmp);
-    (void)unlink(tmp_journal);
+    snprintf(journal, sizeof journal, "%s-journal", tmp);
+    if (standalone) {
+        (void)unlink(tmp);
+        (void)unlink(journal);
+    }
     sqlite3 *dst = NULL;
-    int rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    int rc = sqlite3_open_v2(tmp, &dst,
+                             SQLITE_OPEN_READWRITE | (standalone ? SQLITE_OPEN_CREATE : 0), NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_timeout(dst, 5000);
     if (rc == SQLITE_OK) {
-        sqlite3_backup *b = sqlite3_backup_init(dst, "main", l->db, "main");
+        sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
         if (!b) {
             rc = sqlite3_errcode(dst);
         } else {
@@ -273,21 +273,77 @@ static int backup_before_migration(yn_ledger *l, int64_t version)
             rc = rc == SQLITE_DONE ? frc : rc;
         }
     }
+    if (rc == SQLITE_OK && standalone)
+        rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        snprintf(msg, msglen, "%s", dst ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
     if (sqlite3_close(dst) != SQLITE_OK && rc == SQLITE_OK)
         rc = SQLITE_IOERR;
-    if (rc == SQLITE_OK &&
-        (fsync_path(tmp) != 0 || rename(tmp, bak) != 0 || yn_lg_fsync_dir_of(bak) != 0))
+    if (rc == SQLITE_OK && standalone &&
+        (yn_file_sync_path(tmp) != YN_OK || yn_file_rename(tmp, dst_path) != YN_OK))
         rc = SQLITE_IOERR;
-    if (rc != SQLITE_OK) {
-        yn_err("ledger %s: backup to %s before the schema upgrade failed (sqlite %d): the "
-               "upgrade is not run; free space next to the ledger and restart",
-               l->path, bak, rc);
+    if (rc != SQLITE_OK && standalone)
         (void)unlink(tmp);
+    return rc;
+}
+
+/* Copy the ledger as it is to path.v<version>.bak (atomically). */
+static int backup_before_migration(yn_ledger *l, int64_t version)
+{
+    char bak[PATH_MAX], msg[256];
+    if (snprintf(bak, sizeof bak, "%s.v%" PRId64 ".bak", l->path, version) >= (int)sizeof bak)
+        return SQLITE_CANTOPEN;
+    int rc = backup_into(l->db, bak, true, msg, sizeof msg);
+    if (rc != SQLITE_OK) {
+        yn_err("ledger %s: backup to %s before the schema upgrade failed (sqlite %d: %s): the "
+               "upgrade is not run; free space next to the ledger and restart",
+               l->path, bak, rc, msg);
         return rc;
     }
     yn_info("ledger %s: backed up to %s before the schema upgrade from v%" PRId64, l->path, bak,
             version);
     return SQLITE_OK;
+}
+
+/* A ledger file by name, for the tools (no yn_ledger: nothing migrated). */
+static int open_file(const char *path, sqlite3 **db)
+{
+    int rc = sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_timeout(*db, 5000);
+    return rc;
+}
+
+int yn_ledger_file_schema(const char *path, int *version)
+{
+    sqlite3 *db = NULL;
+    int64_t v = 0;
+    int rc = open_file(path, &db);
+    if (rc == SQLITE_OK)
+        rc = pragma_int(db, "PRAGMA user_version", &v);
+    if (rc != SQLITE_OK)
+        yn_err("ledger %s: cannot read its schema version: %s", path,
+               db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    *version = (int)v;
+    return rc == SQLITE_OK ? YN_OK : yn_lg_status_of(rc);
+}
+
+int yn_ledger_file_copy(const char *from, const char *to, bool standalone)
+{
+    sqlite3 *src = NULL;
+    char msg[256] = "";
+    int rc = open_file(from, &src);
+    if (rc == SQLITE_OK)
+        rc = backup_into(src, to, standalone, msg, sizeof msg);
+    else
+        snprintf(msg, sizeof msg, "%s", src ? sqlite3_errmsg(src) : sqlite3_errstr(rc));
+    sqlite3_close(src);
+    if (rc != SQLITE_OK) {
+        yn_err("ledger copy %s -> %s failed (sqlite %d: %s)", from, to, rc, msg);
+        return yn_lg_status_of(rc);
+    }
+    return YN_OK;
 }
 
 /* Bring the schema to target, all steps in one transaction, after a backup

@@ -243,49 +243,11 @@ static bool exists(const char *path)
     return lstat(path, &sb) == 0;
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return YN_EIO;
-    int rc = fsync(fd) == 0 ? YN_OK : YN_EIO;
-    close(fd);
-    return rc;
-}
-
-static void dir_of(const char *path, char *out, size_t cap)
-{
-    snprintf(out, cap, "%s", path);
-    char *slash = strrchr(out, '/');
-    if (!slash)
-        snprintf(out, cap, ".");
-    else
-        *(slash == out ? slash + 1 : slash) = '\0';
-}
-
-/* mkdir -p; each directory it creates is fsynced into its parent. */
+/* mkdir -p (fileio: each folder it creates is synced into its parent). */
 static int mkdir_p(const char *path, unsigned mode)
 {
-    char buf[PATH_MAX];
-    if (pathf(buf, sizeof buf, "%s", path) != YN_OK)
-        return YN_ELIMIT;
-    for (char *p = buf + 1;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char saved = *p;
-        *p = '\0';
-        if (mkdir(buf, mode) == 0) {
-            char parent[PATH_MAX];
-            dir_of(buf, parent, sizeof parent);
-            (void)fsync_dir(parent);
-        } else if (errno != EEXIST) {
-            return fail(YN_EIO, "cannot create folder %s: %s", buf, strerror(errno));
-        }
-        *p = saved;
-        if (!saved)
-            break;
-    }
-    return YN_OK;
+    int rc = yn_file_mkdir_p(path, mode);
+    return rc == YN_OK ? YN_OK : fail(rc, "cannot create folder %s: %s", path, yn_strerror(rc));
 }
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -310,107 +272,35 @@ static int fsync_entry(const char *path, const struct stat *sb, int flag, struct
 {
     (void)sb;
     (void)ftw;
-    return flag == FTW_D || flag == FTW_DP ? (fsync_dir(path) == YN_OK ? 0 : -1) : 0;
+    return flag == FTW_D || flag == FTW_DP ? (yn_file_sync_dir(path) == YN_OK ? 0 : -1) : 0;
 }
 
-/* Read a whole (small) file; NUL-terminated, free() it. */
-static int read_file(const char *path, size_t max, char **out, size_t *len)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return errno == ENOENT ? YN_ENOENT : YN_EIO;
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    int rc = !buf ? YN_ENOMEM : ferror(f) ? YN_EIO : n > max ? YN_ELIMIT : YN_OK;
-    fclose(f);
-    if (rc != YN_OK) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return YN_OK;
-}
-
-/* A file written in full before it replaces its name: path.new, fsync,
- * rename, fsync the folder (for files too large to hold in memory). */
-struct atomic_out {
-    char path[PATH_MAX], tmp[PATH_MAX + 8];
-    int fd;
-};
-
-static int aout_open(struct atomic_out *o, const char *path, unsigned mode)
-{
-    if (pathf(o->path, sizeof o->path, "%s", path) != YN_OK ||
-        pathf(o->tmp, sizeof o->tmp, "%s.new", path) != YN_OK)
-        return YN_ELIMIT;
-    unlink(o->tmp);
-    o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (o->fd < 0)
-        return fail(YN_EIO, "cannot create %s: %s", o->tmp, strerror(errno));
-    (void)fchmod(o->fd, mode);
-    return YN_OK;
-}
-
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return errno == ENOSPC ? YN_ENOSPC : YN_EIO;
-        p += n;
-        len -= (size_t)n;
-    }
-    return YN_OK;
-}
-
-/* Finish (ok: sync and rename into place) or abandon (remove the .new). */
-static int aout_close(struct atomic_out *o, bool ok)
-{
-    int rc = ok ? YN_OK : YN_EIO;
-    if (ok && fsync(o->fd) != 0)
-        rc = YN_EIO;
-    if (close(o->fd) != 0 && rc == YN_OK)
-        rc = YN_EIO;
-    if (rc == YN_OK && rename(o->tmp, o->path) != 0)
-        rc = YN_EIO;
-    if (rc != YN_OK) {
-        if (ok)
-            fail(rc, "cannot write %s: %s", o->path, strerror(errno));
-        unlink(o->tmp);
-        return rc;
-    }
-    char dir[PATH_MAX];
-    dir_of(o->path, dir, sizeof dir);
-    return fsync_dir(dir);
-}
-
-/* Copy src to dst atomically with mode. */
+/* Copy src to dst atomically with mode (fileio's path.new, sync, rename). */
 static int copy_file_atomic(const char *src, const char *dst, unsigned mode)
 {
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0)
         return fail(YN_EIO, "cannot read %s: %s", src, strerror(errno));
-    struct atomic_out o;
-    int rc = aout_open(&o, dst, mode);
+    yn_file_atomic out;
+    int rc = yn_file_atomic_open(&out, dst, mode);
     if (rc != YN_OK) {
         close(in);
-        return rc;
+        return fail(rc, "cannot create %s.new: %s", dst, yn_strerror(rc));
     }
     static char buf[CHUNK];
     ssize_t n = 0;
     while (rc == YN_OK && (n = read(in, buf, sizeof buf)) > 0)
-        rc = write_all(o.fd, buf, (size_t)n);
+        rc = yn_file_atomic_write(&out, buf, (size_t)n);
     if (n < 0)
-        rc = YN_EIO;
+        rc = yn_status_of_errno(errno);
     close(in);
-    int crc = aout_close(&o, rc == YN_OK);
-    return rc != YN_OK ? rc : crc;
+    if (rc != YN_OK) {
+        yn_file_atomic_abort(&out);
+        return fail(rc, "cannot copy %s to %s: %s", src, dst, yn_strerror(rc));
+    }
+    if ((rc = yn_file_atomic_commit(&out)) != YN_OK)
+        return fail(rc, "cannot write %s: %s", dst, yn_strerror(rc));
+    return YN_OK;
 }
 
 static bool same_file_content(const char *a, const char *b)
@@ -579,7 +469,7 @@ static int state_load(const struct opts *o, yn_bundle_state *st, bool *found)
     *found = false;
     if (root_path(o, path, sizeof path, "state") != YN_OK)
         return YN_ELIMIT;
-    int rc = read_file(path, 16384, &text, &len);
+    int rc = yn_file_read_all(path, 16384, &text, &len);
     if (rc == YN_ENOENT)
         return YN_OK;
     if (rc != YN_OK)
@@ -637,8 +527,11 @@ static int link_current(const struct opts *o, int slot, const char *what)
         root_path(o, tmp, sizeof tmp, "current.new") != YN_OK)
         return YN_ELIMIT;
     unlink(tmp);
-    if (symlink(target, tmp) != 0 || rename(tmp, link) != 0 || fsync_dir(o->root) != YN_OK)
-        return fail(YN_EIO, "cannot point %s at %s: %s", link, target, strerror(errno));
+    if (symlink(target, tmp) != 0)
+        return fail(YN_EIO, "cannot make %s: %s", tmp, strerror(errno));
+    int rc = yn_file_rename(tmp, link);
+    if (rc != YN_OK)
+        return fail(rc, "cannot point %s at %s: %s", link, target, yn_strerror(rc));
     durable_step(what);
     return YN_OK;
 }
@@ -660,7 +553,7 @@ static int state_recover(const struct opts *o, yn_bundle_state *st)
         if (slot_dir(o, i, dir, sizeof dir) != YN_OK)
             return YN_ELIMIT;
         snprintf(path, sizeof path, "%s/manifest.json", dir);
-        if (read_file(path, YN_BUNDLE_MANIFEST_MAX, &text, &len) != YN_OK)
+        if (yn_file_read_all(path, YN_BUNDLE_MANIFEST_MAX, &text, &len) != YN_OK)
             continue;
         if (yn_bundle_manifest_decode(text, len, &m, err, sizeof err) == YN_OK) {
             st->slot[i].status = i == cur ? YN_SLOT_CONFIRMED : YN_SLOT_INSTALLED;
@@ -697,82 +590,21 @@ static bool ledger_path_of(const char *conf, char *out, size_t cap)
     return true;
 }
 
-static int ledger_user_version(const char *path, int *version)
+/* The ledger's own copy (the one its migrations back up with): standalone,
+ * a new file put in place atomically; otherwise into the live ledger. */
+static int ledger_copy(const char *from, const char *to, bool standalone)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_busy_timeout(db, 5000);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        *version = sqlite3_column_int(s, 0);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_OK)
-        fail(YN_EIO, "ledger %s: cannot read its schema version: %s", path,
-             db ? sqlite3_errmsg(db) : "out of memory");
-    sqlite3_close(db);
-    return rc == SQLITE_OK ? YN_OK : YN_EIO;
+    int rc = yn_ledger_file_copy(from, to, standalone);
+    return rc == YN_OK ? YN_OK
+                       : fail(rc, "ledger copy %s -> %s failed: %s", from, to, yn_strerror(rc));
 }
 
-/* SQLite online backup of the database at from into to (a live database,
- * in its own transaction), or into a new standalone file to.new renamed to
- * `to` when atomic_new. */
-static int ledger_copy(const char *from, const char *to, bool atomic_new)
+static int ledger_user_version(const char *path, int *version)
 {
-    char tmp[PATH_MAX + 16], journal[PATH_MAX + 32];
-    if (pathf(tmp, sizeof tmp, "%s%s", to, atomic_new ? ".new" : "") != YN_OK)
-        return YN_ELIMIT;
-    snprintf(journal, sizeof journal, "%s-journal", tmp);
-    if (atomic_new) {
-        unlink(tmp);
-        unlink(journal);
-    }
-    sqlite3 *src = NULL, *dst = NULL;
-    int rc = sqlite3_open_v2(from, &src, SQLITE_OPEN_READWRITE, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_busy_timeout(src, 5000);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_open_v2(tmp, &dst,
-                             SQLITE_OPEN_READWRITE | (atomic_new ? SQLITE_OPEN_CREATE : 0), NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_busy_timeout(dst, 5000);
-    if (rc == SQLITE_OK) {
-        sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
-        if (!b) {
-            rc = sqlite3_errcode(dst);
-        } else {
-            rc = sqlite3_backup_step(b, -1);
-            int frc = sqlite3_backup_finish(b);
-            rc = rc == SQLITE_DONE ? frc : rc;
-        }
-    }
-    /* a copy stands alone: no -wal or -shm next to it */
-    if (rc == SQLITE_OK && atomic_new)
-        rc = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
-    char msg[256];
-    snprintf(msg, sizeof msg, "%s", dst ? sqlite3_errmsg(dst) : src ? sqlite3_errmsg(src) : "");
-    if (sqlite3_close(dst) != SQLITE_OK && rc == SQLITE_OK)
-        rc = SQLITE_IOERR;
-    sqlite3_close(src);
-    if (rc == SQLITE_OK && atomic_new) {
-        int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-        char dir[PATH_MAX];
-        dir_of(to, dir, sizeof dir);
-        if (fd < 0 || fsync(fd) != 0 || rename(tmp, to) != 0 || fsync_dir(dir) != YN_OK)
-            rc = SQLITE_IOERR;
-        if (fd >= 0)
-            close(fd);
-    }
-    if (rc != SQLITE_OK) {
-        if (atomic_new)
-            unlink(tmp);
-        return fail(YN_EIO, "ledger copy %s -> %s failed (sqlite %d: %s)", from, to, rc, msg);
-    }
-    return YN_OK;
+    int rc = yn_ledger_file_schema(path, version);
+    return rc == YN_OK
+               ? YN_OK
+               : fail(rc, "ledger %s: cannot read its schema version: %s", path, yn_strerror(rc));
 }
 
 /* Before a version that migrates the ledger runs: copy the ledger to
@@ -935,9 +767,9 @@ static int bundle_stream(struct bundle *b, int i, int fd, struct progress *p)
             break;
         }
         EVP_DigestUpdate(ctx, buf, want);
-        if (fd >= 0 && (rc = write_all(fd, buf, want)) != YN_OK) {
+        if (fd >= 0 && (rc = yn_file_write_all(fd, buf, want)) != YN_OK) {
             rc = fail(rc, "cannot write %s: %s", f->path,
-                      rc == YN_ENOSPC ? "storage full" : strerror(errno));
+                      rc == YN_ENOSPC ? "storage full" : yn_strerror(rc));
             break;
         }
         left -= want;
@@ -1186,18 +1018,18 @@ static int cmd_bundle(const struct opts *o, int argc, char **argv)
         return fail(EXIT_FAIL, "cannot make the manifest: %s", yn_strerror(rc));
     }
 
-    struct atomic_out out;
+    yn_file_atomic out;
     uint8_t head[YN_BUNDLE_HEADER_LEN];
     yn_bundle_header_encode(head, (uint32_t)jlen);
-    if (aout_open(&out, o->out, 0644) != YN_OK) {
+    if ((rc = yn_file_atomic_open(&out, o->out, 0644)) != YN_OK) {
         free(json);
-        return EXIT_FAIL;
+        return fail(EXIT_FAIL, "cannot create %s.new: %s", o->out, yn_strerror(rc));
     }
-    rc = write_all(out.fd, head, sizeof head);
+    rc = yn_file_atomic_write(&out, head, sizeof head);
     if (rc == YN_OK)
-        rc = write_all(out.fd, json, jlen);
+        rc = yn_file_atomic_write(&out, json, jlen);
     if (rc == YN_OK)
-        rc = write_all(out.fd, sig, sizeof sig);
+        rc = yn_file_atomic_write(&out, sig, sizeof sig);
     free(json);
     struct progress p = {.step = "bundle", .total = m.payload_size, .last_pct = -1};
     for (int i = 0; i < m.n_files && rc == YN_OK; i++) {
@@ -1213,7 +1045,7 @@ static int cmd_bundle(const struct opts *o, int argc, char **argv)
         while (in >= 0 && rc == YN_OK && (got = read(in, buf, sizeof buf)) > 0) {
             EVP_DigestUpdate(ctx, buf, (size_t)got);
             total += (uint64_t)got;
-            rc = write_all(out.fd, buf, (size_t)got);
+            rc = yn_file_atomic_write(&out, buf, (size_t)got);
             progress_add(&p, (uint64_t)got);
         }
         EVP_DigestFinal_ex(ctx, digest, &dlen);
@@ -1225,7 +1057,9 @@ static int cmd_bundle(const struct opts *o, int argc, char **argv)
             rc = fail(YN_ECORRUPT, "%s changed while the bundle was made: try again",
                       entries[i].src);
     }
-    if (aout_close(&out, rc == YN_OK) != YN_OK || rc != YN_OK)
+    if (rc != YN_OK)
+        yn_file_atomic_abort(&out);
+    if (rc != YN_OK || yn_file_atomic_commit(&out) != YN_OK)
         return fail(EXIT_FAIL, "bundle %s not written", o->out);
     if (g.json)
         emit(json_pack("{s:s, s:b, s:s, s:s, s:s, s:i, s:I}", "event", "result", "ok", 1, "bundle",
@@ -1293,7 +1127,7 @@ static int unpack_slot(const struct opts *o, struct bundle *b, int slot)
         const yn_bundle_file *f = &b->m.files[i];
         char parent[PATH_MAX + 200];
         snprintf(path, sizeof path, "%s/%s", tmp, f->path);
-        dir_of(path, parent, sizeof parent);
+        yn_file_dir_of(path, parent, sizeof parent);
         if ((rc = mkdir_p(parent, 0755)) != YN_OK)
             break;
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -1302,9 +1136,13 @@ static int unpack_slot(const struct opts *o, struct bundle *b, int slot)
             break;
         }
         rc = bundle_stream(b, i, fd, &p);
-        if (rc == YN_OK && (fchmod(fd, f->mode) != 0 || fsync(fd) != 0))
+        if (rc == YN_OK && fchmod(fd, f->mode) != 0)
+            rc = fail(yn_status_of_errno(errno), "cannot set the mode of %s: %s", path,
+                      strerror(errno));
+        if (rc == YN_OK && (rc = yn_file_sync(fd)) != YN_OK)
+            rc = fail(rc, "cannot write %s: %s", path, yn_strerror(rc));
+        if (close(fd) != 0 && rc == YN_OK)
             rc = fail(YN_EIO, "cannot write %s: %s", path, strerror(errno));
-        close(fd);
         if (rc == YN_OK)
             durable_step("unpack: a file written");
     }
@@ -1324,11 +1162,11 @@ static int unpack_slot(const struct opts *o, struct bundle *b, int slot)
         return rc;
     }
     durable_step("unpack: slot complete");
-    if ((rc = rm_rf(dir)) != YN_OK || fsync_dir(slots) != YN_OK)
-        return YN_EIO;
+    if ((rc = rm_rf(dir)) != YN_OK || (rc = yn_file_sync_dir(slots)) != YN_OK)
+        return rc;
     durable_step("unpack: old slot removed");
-    if (rename(tmp, dir) != 0 || fsync_dir(slots) != YN_OK)
-        return fail(YN_EIO, "cannot rename %s to %s: %s", tmp, dir, strerror(errno));
+    if ((rc = yn_file_rename(tmp, dir)) != YN_OK)
+        return fail(rc, "cannot rename %s to %s: %s", tmp, dir, yn_strerror(rc));
     durable_step("unpack: slot in place");
     return YN_OK;
 }
@@ -1528,7 +1366,7 @@ static void refresh_boot_helper(const struct opts *o, int slot)
         return;
     }
     char bin[PATH_MAX];
-    dir_of(dst, bin, sizeof bin);
+    yn_file_dir_of(dst, bin, sizeof bin);
     if (mkdir_p(bin, 0755) == YN_OK && copy_file_atomic(src, dst, 0755) == YN_OK)
         durable_step("boot helper updated");
 }
@@ -2177,7 +2015,7 @@ static int cmd_provision(const struct opts *o, int argc, char **argv)
         snprintf(tmpl_path, sizeof tmpl_path, "%s", o->template);
     else if (root_path(o, tmpl_path, sizeof tmpl_path, "current/share/board.conf"))
         return EXIT_USAGE;
-    if (read_file(tmpl_path, 1 << 20, &tmpl, &tlen) != YN_OK)
+    if (yn_file_read_all(tmpl_path, 1 << 20, &tmpl, &tlen) != YN_OK)
         return fail(EXIT_USAGE,
                     "cannot read the board.conf template %s: install a firmware bundle first, "
                     "or give --template",
