@@ -20,7 +20,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "hal.h"
+#include "card.h"
 #include "hex.h"
 
 enum key_type {
@@ -32,7 +32,7 @@ enum key_type {
     T_MONEY,    /* int64 fen in [min, max] */
     T_BOOL,
     T_ENUM,    /* one of opts, stored as int index */
-    T_BACKEND, /* a backend of hal class `hal` built into this firmware */
+    T_BACKEND, /* a backend of the section's device class built into this firmware */
     T_DEVICE,  /* device name or connstring */
     T_PATH,    /* any path; relative to board.conf's directory */
     T_FILE,    /* existing readable regular file */
@@ -48,7 +48,6 @@ struct key_desc {
     size_t offset, size;     /* where in yn_config; size of the field */
     long long min, max;      /* T_INT, T_MONEY */
     const char *const *opts; /* T_ENUM */
-    enum yn_hal_class hal;   /* T_BACKEND */
     const char *def;         /* default as text, NULL = required (see required()) */
 };
 
@@ -65,19 +64,19 @@ static const char *const stable_whens[] = {"set", "clear", NULL};
 #define F(field) offsetof(yn_config, field), sizeof(((yn_config *)0)->field)
 #define K(sec, key, type, field, def)                                                              \
     {                                                                                              \
-        sec, key, type, F(field), 0, 0, NULL, 0, def                                               \
+        sec, key, type, F(field), 0, 0, NULL, def                                                  \
     }
 #define KI(sec, key, field, lo, hi, def)                                                           \
     {                                                                                              \
-        sec, key, T_INT, F(field), lo, hi, NULL, 0, def                                            \
+        sec, key, T_INT, F(field), lo, hi, NULL, def                                               \
     }
 #define KE(sec, key, field, opts, def)                                                             \
     {                                                                                              \
-        sec, key, T_ENUM, F(field), 0, 0, opts, 0, def                                             \
+        sec, key, T_ENUM, F(field), 0, 0, opts, def                                                \
     }
-#define KB(sec, key, cls, field, def)                                                              \
+#define KB(sec, key, field, def)                                                                   \
     {                                                                                              \
-        sec, key, T_BACKEND, F(field), 0, 0, NULL, cls, def                                        \
+        sec, key, T_BACKEND, F(field), 0, 0, NULL, def                                             \
     }
 
 /* The keys of an RS-485 line (yn_serial_line), the same in [scale] and [io]. */
@@ -101,10 +100,10 @@ static const struct key_desc keys[] = {
     K("terminal", "street", T_STREET, terminal.street, NULL),
     KE("terminal", "mode", terminal.mode, modes, "pos"),
 
-    {"menu", "price_fen", T_MONEY, F(menu.price_fen), 0, 100000, NULL, 0, "1500"},
-    {"menu", "price_per_100g_fen", T_MONEY, F(menu.price_per_100g_fen), 0, 100000, NULL, 0, "0"},
+    {"menu", "price_fen", T_MONEY, F(menu.price_fen), 0, 100000, NULL, "1500"},
+    {"menu", "price_per_100g_fen", T_MONEY, F(menu.price_per_100g_fen), 0, 100000, NULL, "0"},
 
-    KB("reader", "backend", YN_HAL_NFC, reader.backend, "sim"),
+    KB("reader", "backend", reader.backend, "sim"),
     K("reader", "connstring", T_DEVICE, reader.connstring, ""),
     KI("reader", "timeout_ms", reader.timeout_ms, 20, 5000, "300"),
     KI("reader", "debounce_ms", reader.debounce_ms, 0, 60000, "2000"),
@@ -112,7 +111,7 @@ static const struct key_desc keys[] = {
     K("reader", "sim_cards", T_FILE, reader.sim_cards, ""),
     K("reader", "demo_control", T_PATH, reader.demo_control, ""),
 
-    KB("scale", "backend", YN_HAL_SCALE, scale.backend, "none"),
+    KB("scale", "backend", scale.backend, "none"),
     LINE_KEYS("scale", scale.line, "1"),
     KI("scale", "stable_timeout_ms", scale.stable_timeout_ms, 100, 30000, "3000"),
     KE("scale", "register_type", scale.reg_type, reg_types, "holding"),
@@ -133,7 +132,7 @@ static const struct key_desc keys[] = {
     KI("scale", "zero_command", scale.zero_command, 0, 65535, "1"),
     KI("scale", "tare_command", scale.tare_command, 0, 65535, "2"),
 
-    KB("io", "backend", YN_HAL_IO, io.backend, "sim"),
+    KB("io", "backend", io.backend, "sim"),
     LINE_KEYS("io", io.line, "2"),
     KI("io", "pulse_ms", io.pulse_ms, 20, 10000, "800"),
     KI("io", "green_coil", io.coil[0], -1, 65535, "0"),
@@ -145,18 +144,18 @@ static const struct key_desc keys[] = {
     KI("io", "buzzer_pulse_ms", io.out_pulse_ms[2], 0, 10000, "200"),
     KI("io", "gate_pulse_ms", io.out_pulse_ms[3], 0, 10000, "1500"),
 
-    KB("display", "backend", YN_HAL_DISPLAY, display.backend, "terminal"),
+    KB("display", "backend", display.backend, "terminal"),
     K("display", "device", T_DEVICE, display.device, "/dev/fb0"),
     KI("display", "width_px", display.width_px, 320, 4096, "800"),
     KI("display", "height_px", display.height_px, 240, 4096, "480"),
     K("display", "snapshot_dir", T_PATH, display.snapshot_dir, "screens"),
     KI("display", "result_ms", display.result_ms, 500, 60000, "4000"),
 
-    KB("input", "backend", YN_HAL_INPUT, input.backend, "terminal"),
+    KB("input", "backend", input.backend, "terminal"),
     K("input", "device", T_DEVICE, input.device, ""),
     K("input", "script", T_FILE, input.script, ""),
 
-    KB("audio", "backend", YN_HAL_AUDIO, audio.backend, "silent"),
+    KB("audio", "backend", audio.backend, "silent"),
     K("audio", "device", T_DEVICE, audio.device, "default"),
     K("audio", "clips_dir", T_PATH, audio.clips_dir, "clips"),
     KI("audio", "volume_pct", audio.volume_pct, 0, 100, "80"),
@@ -171,9 +170,9 @@ static const struct key_desc keys[] = {
     K("sync", "url", T_URL, sync.url, ""),
     KI("sync", "interval_s", sync.interval_s, 5, 86400, "60"),
     K("sync", "ca_file", T_FILE, sync.ca_file, ""),
-    {"sync", "offline_cap_fen", T_MONEY, F(sync.offline_cap_fen), 0, 100000000, NULL, 0, "0"},
+    {"sync", "offline_cap_fen", T_MONEY, F(sync.offline_cap_fen), 0, 100000000, NULL, "0"},
 
-    KB("keys", "backend", YN_HAL_KEYSTORE, keys.backend, "file"),
+    KB("keys", "backend", keys.backend, "file"),
     K("keys", "terminal_key", T_SECRET, keys.terminal_key, ""),
     K("keys", "card_master_key", T_SECRET, keys.card_master_key, ""),
     K("keys", "issuer_pubkey", T_PUBLIC, keys.issuer_pubkey, NULL),
@@ -191,6 +190,7 @@ static const char *const sections[] = {"terminal", "menu",  "reader",   "scale",
 
 struct parse_state {
     yn_config *cfg;
+    yn_config_backend_fn *backend_ok; /* NULL: any name (the defaults) */
     yn_config_errors *errs;
     const char *file;   /* name used in messages */
     char dir[PATH_MAX]; /* directory of board.conf, for relative paths */
@@ -427,16 +427,17 @@ static bool set_value(struct parse_state *st, const struct key_desc *k, const ch
             add_error(st, line, "[%s] %s = '%s': expected %s", k->section, k->name, v, list);
         }
         return false;
-    case T_BACKEND:
-        if (strlen(v) >= k->size || !yn_hal_known(k->hal, v)) {
-            char list[128];
-            yn_hal_names(k->hal, list, sizeof list);
+    case T_BACKEND: {
+        char list[128] = "";
+        bool known = !st->backend_ok || st->backend_ok(k->section, v, list, sizeof list);
+        if (strlen(v) >= k->size || !known) {
             add_error(st, line, "[%s] %s = '%s': not a %s backend of this firmware; built in: %s",
-                      k->section, k->name, v, yn_hal_class_name(k->hal), list);
+                      k->section, k->name, v, k->section, list);
             return false;
         }
         memcpy(dst, v, strlen(v) + 1);
         return true;
+    }
     case T_URL: {
         const char *host = v + 8;
         if (strncmp(v, "https://", 8) != 0 || !*host || *host == '/' || *host == ':' ||
@@ -787,14 +788,19 @@ void yn_config_defaults(yn_config *cfg)
     for (size_t i = 0; i < NKEYS; i++)
         if (keys[i].def && keys[i].def[0])
             set_value(&st, &keys[i], keys[i].def, 0);
+    snprintf(cfg->keys.source, sizeof cfg->keys.source, "board.conf");
+    /* not a key: the card format this firmware reads decides it */
+    cfg->reader.record_len = yn_card_record_size(YN_CARD_FORMAT_V1);
 }
 
-int yn_config_load(const char *path, yn_config *cfg, yn_config_errors *errs)
+int yn_config_load(const char *path, yn_config_backend_fn *backend_ok, yn_config *cfg,
+                   yn_config_errors *errs)
 {
-    struct parse_state st = {.cfg = cfg, .errs = errs, .file = path};
+    struct parse_state st = {.cfg = cfg, .backend_ok = backend_ok, .errs = errs, .file = path};
     memset(errs, 0, sizeof *errs);
     yn_config_defaults(cfg);
     snprintf(cfg->path, sizeof cfg->path, "%s", path);
+    snprintf(cfg->keys.source, sizeof cfg->keys.source, "%s", path);
 
     const char *slash = strrchr(path, '/');
     if (slash)

@@ -9,19 +9,19 @@ int yn_devices_open(yn_devices *d, const yn_config *cfg)
 {
     memset(d, 0, sizeof *d);
     yn_clock_init(&d->clock, &yn_clock_system_ops);
-    int rc = yn_keystore_open(&d->keys, NULL, cfg);
+    int rc = yn_keystore_open(&d->keys, NULL, &cfg->keys);
     if (rc == YN_OK)
-        rc = yn_display_open(&d->display, cfg);
+        rc = yn_display_open(&d->display, &cfg->display);
     if (rc == YN_OK)
-        rc = yn_input_open(&d->input, cfg);
+        rc = yn_input_open(&d->input, &cfg->input);
     if (rc == YN_OK)
-        rc = yn_nfc_open(&d->nfc, cfg);
+        rc = yn_nfc_open(&d->nfc, &cfg->reader);
     if (rc == YN_OK)
-        rc = yn_scale_open(&d->scale, cfg);
+        rc = yn_scale_open(&d->scale, &cfg->scale);
     if (rc == YN_OK)
-        rc = yn_io_open(&d->io, cfg);
+        rc = yn_io_open(&d->io, &cfg->io);
     if (rc == YN_OK)
-        rc = yn_audio_open(&d->audio, cfg);
+        rc = yn_audio_open(&d->audio, &cfg->audio);
     if (rc != YN_OK)
         yn_devices_close(d);
     return rc;

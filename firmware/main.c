@@ -10,6 +10,7 @@
 #include "card.h"
 #include "client.h"
 #include "config.h"
+#include "hal.h"
 #include "devices.h"
 #include "fileio.h"
 #include "keeper.h"
@@ -48,7 +49,7 @@ static void usage(FILE *to)
 static int load_config(const char *path, yn_config *cfg)
 {
     static yn_config_errors errs;
-    int rc = yn_config_load(path, cfg, &errs);
+    int rc = yn_config_load(path, yn_hal_backend_ok, cfg, &errs);
     if (rc == YN_OK)
         return YN_OK;
     for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
@@ -68,7 +69,7 @@ static int enrol(const yn_config *cfg, const char *token)
         fprintf(stderr, "%s: --enrol needs [sync] url and ca_file\n", cfg->path);
         return EXIT_CONFIG;
     }
-    if (yn_keystore_open(&keys, NULL, cfg) != YN_OK) {
+    if (yn_keystore_open(&keys, NULL, &cfg->keys) != YN_OK) {
         fprintf(stderr, "%s\n", keys.error);
         return EXIT_RUNTIME;
     }

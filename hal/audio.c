@@ -1,19 +1,18 @@
 /* audio.c — dispatch to the voice backend, and phrase building. */
 #include "audio.h"
 
-#include "config.h"
 #include "hal.h"
 #include "log.h"
 
-int yn_audio_open(yn_audio *dev, const yn_config *cfg)
+int yn_audio_open(yn_audio *dev, const yn_audio_conf *cfg)
 {
     dev->priv = NULL;
-    dev->ops = yn_hal_find(YN_HAL_AUDIO, cfg->audio.backend);
+    dev->ops = yn_hal_find(YN_HAL_AUDIO, cfg->backend);
     if (!dev->ops)
         return YN_ENODEV;
     int rc = dev->ops->open(dev, cfg);
     if (rc != YN_OK) {
-        yn_err("audio: %s backend on '%s' failed to open: %s", dev->ops->name, cfg->audio.device,
+        yn_err("audio: %s backend on '%s' failed to open: %s", dev->ops->name, cfg->device,
                yn_strerror(rc));
         dev->ops = NULL;
     }

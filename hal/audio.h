@@ -4,13 +4,21 @@
 #ifndef YN_HAL_AUDIO_H
 #define YN_HAL_AUDIO_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hal_conf.h"
 #include "status.h"
 
-struct yn_config;
+/* [audio] of board.conf. */
+typedef struct yn_audio_conf {
+    char backend[YN_BACKEND_MAX];
+    char device[YN_DEV_MAX];  /* ALSA device name */
+    char clips_dir[PATH_MAX]; /* prompt clips */
+    int volume_pct;
+} yn_audio_conf;
 
 #define YN_PHRASE_MAX 32
 
@@ -23,7 +31,7 @@ typedef struct yn_audio yn_audio;
 
 typedef struct yn_audio_ops {
     const char *name;
-    int (*open)(yn_audio *dev, const struct yn_config *cfg);
+    int (*open)(yn_audio *dev, const yn_audio_conf *cfg);
     void (*close)(yn_audio *dev);
     /* Start playing; does not wait for the end. */
     int (*say)(yn_audio *dev, const yn_phrase *phrase);
@@ -34,7 +42,7 @@ struct yn_audio {
     void *priv;
 };
 
-int yn_audio_open(yn_audio *dev, const struct yn_config *cfg) YN_MUST_CHECK;
+int yn_audio_open(yn_audio *dev, const yn_audio_conf *cfg) YN_MUST_CHECK;
 void yn_audio_close(yn_audio *dev);
 int yn_audio_say(yn_audio *dev, const yn_phrase *phrase) YN_MUST_CHECK;
 void yn_phrase_add(yn_phrase *p, const char *clip);

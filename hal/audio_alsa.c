@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "audio.h"
-#include "config.h"
 #include "log.h"
 
 #define RATE_HZ        16000
@@ -173,19 +172,19 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static int alsa_open(yn_audio *dev, const yn_config *cfg)
+static int alsa_open(yn_audio *dev, const yn_audio_conf *cfg)
 {
     struct alsa *a = calloc(1, sizeof *a);
     if (!a)
         return YN_ENOMEM;
-    snprintf(a->dir, sizeof a->dir, "%s", cfg->audio.clips_dir);
-    a->volume_pct = cfg->audio.volume_pct;
-    int err = snd_pcm_open(&a->pcm, cfg->audio.device, SND_PCM_STREAM_PLAYBACK, 0);
+    snprintf(a->dir, sizeof a->dir, "%s", cfg->clips_dir);
+    a->volume_pct = cfg->volume_pct;
+    int err = snd_pcm_open(&a->pcm, cfg->device, SND_PCM_STREAM_PLAYBACK, 0);
     if (err == 0)
         err = snd_pcm_set_params(a->pcm, SND_PCM_FORMAT_S16_LE, SND_PCM_ACCESS_RW_INTERLEAVED, 1,
                                  RATE_HZ, 1, 200000);
     if (err < 0) {
-        yn_err("audio: cannot open ALSA device '%s': %s", cfg->audio.device, snd_strerror(err));
+        yn_err("audio: cannot open ALSA device '%s': %s", cfg->device, snd_strerror(err));
         if (a->pcm)
             snd_pcm_close(a->pcm);
         free(a);

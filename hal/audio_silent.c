@@ -3,10 +3,9 @@
 #include <stdlib.h>
 
 #include "audio.h"
-#include "config.h"
 #include "log.h"
 
-static int silent_open(yn_audio *dev, const yn_config *cfg)
+static int silent_open(yn_audio *dev, const yn_audio_conf *cfg)
 {
     (void)cfg;
     dev->priv = calloc(1, sizeof(yn_phrase));

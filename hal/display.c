@@ -5,14 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
 #include "hal.h"
 #include "log.h"
 
-int yn_display_open(yn_display *dev, const yn_config *cfg)
+int yn_display_open(yn_display *dev, const yn_display_conf *cfg)
 {
     dev->priv = NULL;
-    dev->ops = yn_hal_find(YN_HAL_DISPLAY, cfg->display.backend);
+    dev->ops = yn_hal_find(YN_HAL_DISPLAY, cfg->backend);
     if (!dev->ops)
         return YN_ENODEV;
     int rc = dev->ops->open(dev, cfg);

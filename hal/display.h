@@ -7,12 +7,21 @@
 #ifndef YN_HAL_DISPLAY_H
 #define YN_HAL_DISPLAY_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "hal_conf.h"
 #include "status.h"
 
-struct yn_config;
+/* [display] of board.conf. */
+typedef struct yn_display_conf {
+    char backend[YN_BACKEND_MAX];
+    char device[YN_DEV_MAX]; /* fb: /dev/fb0 */
+    int width_px, height_px;
+    char snapshot_dir[PATH_MAX]; /* png: where screens are written */
+    int result_ms;               /* result screen stays this long */
+} yn_display_conf;
 
 #define YN_SCREEN_LINES 10
 #define YN_SCREEN_TEXT  256 /* bytes of one line incl. NUL: about 80 Chinese characters */
@@ -47,7 +56,7 @@ typedef struct yn_display yn_display;
 
 typedef struct yn_display_ops {
     const char *name;
-    int (*open)(yn_display *dev, const struct yn_config *cfg);
+    int (*open)(yn_display *dev, const yn_display_conf *cfg);
     void (*close)(yn_display *dev);
     int (*show)(yn_display *dev, const yn_screen *screen);
     int (*describe)(yn_display *dev, char *buf, size_t len);
@@ -58,7 +67,7 @@ struct yn_display {
     void *priv;
 };
 
-int yn_display_open(yn_display *dev, const struct yn_config *cfg) YN_MUST_CHECK;
+int yn_display_open(yn_display *dev, const yn_display_conf *cfg) YN_MUST_CHECK;
 void yn_display_close(yn_display *dev);
 int yn_display_show(yn_display *dev, const yn_screen *screen) YN_MUST_CHECK;
 int yn_display_describe(yn_display *dev, char *buf, size_t len) YN_MUST_CHECK;

@@ -13,7 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "display.h"
 #include "log.h"
 #include "render.h"
@@ -29,7 +28,7 @@ struct fb_display {
     char device[YN_DEV_MAX];
 };
 
-static int fb_geometry(struct fb_display *d, const yn_config *cfg, int *w, int *h)
+static int fb_geometry(struct fb_display *d, const yn_display_conf *cfg, int *w, int *h)
 {
     struct fb_var_screeninfo var;
     struct fb_fix_screeninfo fix;
@@ -44,8 +43,8 @@ static int fb_geometry(struct fb_display *d, const yn_config *cfg, int *w, int *
         struct stat sb;
         if (fstat(d->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
             return YN_ENODEV;
-        *w = cfg->display.width_px; /* a plain file standing in for the panel */
-        *h = cfg->display.height_px;
+        *w = cfg->width_px; /* a plain file standing in for the panel */
+        *h = cfg->height_px;
         d->bpp = 32;
         d->stride_bytes = *w * 4;
         d->mem_len = (size_t)d->stride_bytes * (size_t)*h;
@@ -74,13 +73,13 @@ static void fb_close(yn_display *dev)
     dev->priv = NULL;
 }
 
-static int fb_open(yn_display *dev, const yn_config *cfg)
+static int fb_open(yn_display *dev, const yn_display_conf *cfg)
 {
     struct fb_display *d = calloc(1, sizeof *d);
     if (!d)
         return YN_ENOMEM;
     dev->priv = d;
-    snprintf(d->device, sizeof d->device, "%s", cfg->display.device);
+    snprintf(d->device, sizeof d->device, "%s", cfg->device);
     d->fd = open(d->device, O_RDWR | O_CLOEXEC);
     int w = 0, h = 0, rc = YN_OK;
     if (d->fd < 0) {

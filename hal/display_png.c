@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "display.h"
 #include "log.h"
 #include "render.h"
@@ -20,12 +19,12 @@ struct png_display {
     int written; /* screens written since open */
 };
 
-static int png_open(yn_display *dev, const yn_config *cfg)
+static int png_open(yn_display *dev, const yn_display_conf *cfg)
 {
     struct png_display *d = calloc(1, sizeof *d);
     if (!d)
         return YN_ENOMEM;
-    snprintf(d->dir, sizeof d->dir, "%s", cfg->display.snapshot_dir);
+    snprintf(d->dir, sizeof d->dir, "%s", cfg->snapshot_dir);
     if (mkdir(d->dir, 0755) != 0 && errno != EEXIST) {
         yn_err("display: cannot create snapshot folder '%s': %s", d->dir, strerror(errno));
         free(d);
@@ -33,7 +32,7 @@ static int png_open(yn_display *dev, const yn_config *cfg)
     }
     int rc = yn_render_open(YN_DEFAULT_FONT, &d->r);
     if (rc == YN_OK)
-        rc = yn_canvas_init(&d->canvas, cfg->display.width_px, cfg->display.height_px);
+        rc = yn_canvas_init(&d->canvas, cfg->width_px, cfg->height_px);
     if (rc != YN_OK) {
         yn_render_close(d->r);
         free(d);

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
 #include "display.h"
 
 struct sim_display {
@@ -10,7 +9,7 @@ struct sim_display {
     int shown; /* screens shown since open */
 };
 
-static int sim_open(yn_display *dev, const yn_config *cfg)
+static int sim_open(yn_display *dev, const yn_display_conf *cfg)
 {
     (void)cfg;
     dev->priv = calloc(1, sizeof(struct sim_display));

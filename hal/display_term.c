@@ -9,7 +9,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "display.h"
 #include "layout.h"
 
@@ -21,7 +20,7 @@ struct term {
     bool ansi; /* colours and clearing */
 };
 
-static int term_open(yn_display *dev, const yn_config *cfg)
+static int term_open(yn_display *dev, const yn_display_conf *cfg)
 {
     (void)cfg;
     struct term *t = calloc(1, sizeof *t);

@@ -91,3 +91,17 @@ const char *yn_hal_class_name(enum yn_hal_class c)
                                                           "input",  "audio", "keys"};
     return (unsigned)c < YN_HAL_CLASS_COUNT ? names[c] : "?";
 }
+
+bool yn_hal_backend_ok(const char *section, const char *name, char *built_in, size_t len)
+{
+    for (int c = 0; c < YN_HAL_CLASS_COUNT; c++) {
+        if (strcmp(yn_hal_class_name((enum yn_hal_class)c), section) != 0)
+            continue;
+        if (yn_hal_known((enum yn_hal_class)c, name))
+            return true;
+        yn_hal_names((enum yn_hal_class)c, built_in, len);
+        return false;
+    }
+    snprintf(built_in, len, "?");
+    return false;
+}

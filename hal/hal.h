@@ -35,5 +35,10 @@ bool yn_hal_known(enum yn_hal_class c, const char *name);
 /* "sim, libnfc" — the names built in, for error messages. */
 void yn_hal_names(enum yn_hal_class c, char *buf, size_t len);
 const char *yn_hal_class_name(enum yn_hal_class c);
+/* board.conf's check of a [section] backend key (firmware/config.h
+ * yn_config_backend_fn): whether name is a backend of the class named
+ * section built in (or "none" of an optional one); if not, built_in lists
+ * those that are. */
+bool yn_hal_backend_ok(const char *section, const char *name, char *built_in, size_t len);
 
 #endif

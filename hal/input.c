@@ -5,14 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "hal.h"
 #include "log.h"
 
-int yn_input_open(yn_input *dev, const yn_config *cfg)
+int yn_input_open(yn_input *dev, const yn_input_conf *cfg)
 {
     dev->priv = NULL;
-    dev->ops = yn_hal_find(YN_HAL_INPUT, cfg->input.backend);
+    dev->ops = yn_hal_find(YN_HAL_INPUT, cfg->backend);
     if (!dev->ops)
         return YN_ENODEV;
     int rc = dev->ops->open(dev, cfg);

@@ -7,11 +7,18 @@
 #ifndef YN_HAL_INPUT_H
 #define YN_HAL_INPUT_H
 
+#include <limits.h>
 #include <stddef.h>
 
+#include "hal_conf.h"
 #include "status.h"
 
-struct yn_config;
+/* [input] of board.conf. */
+typedef struct yn_input_conf {
+    char backend[YN_BACKEND_MAX];
+    char device[YN_DEV_MAX]; /* evdev: /dev/input/eventN */
+    char script[PATH_MAX];   /* script: file of keys and card events */
+} yn_input_conf;
 
 enum yn_key {
     YN_KEY_NONE = 0,
@@ -38,7 +45,7 @@ typedef struct yn_input yn_input;
 
 typedef struct yn_input_ops {
     const char *name;
-    int (*open)(yn_input *dev, const struct yn_config *cfg);
+    int (*open)(yn_input *dev, const yn_input_conf *cfg);
     void (*close)(yn_input *dev);
     /* Wait up to timeout_ms: YN_OK with *ev, or YN_ETIMEDOUT. */
     int (*next)(yn_input *dev, int timeout_ms, yn_input_event *ev);
@@ -49,7 +56,7 @@ struct yn_input {
     void *priv;
 };
 
-int yn_input_open(yn_input *dev, const struct yn_config *cfg) YN_MUST_CHECK;
+int yn_input_open(yn_input *dev, const yn_input_conf *cfg) YN_MUST_CHECK;
 void yn_input_close(yn_input *dev);
 int yn_input_next(yn_input *dev, int timeout_ms, yn_input_event *ev) YN_MUST_CHECK;
 

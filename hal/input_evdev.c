@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "input.h"
 #include "log.h"
 
@@ -85,12 +84,12 @@ static int reopen(struct evdev *e)
     return e->fd >= 0 ? YN_OK : YN_ENODEV;
 }
 
-static int evdev_open(yn_input *dev, const yn_config *cfg)
+static int evdev_open(yn_input *dev, const yn_input_conf *cfg)
 {
     struct evdev *e = calloc(1, sizeof *e);
     if (!e)
         return YN_ENOMEM;
-    snprintf(e->device, sizeof e->device, "%s", cfg->input.device);
+    snprintf(e->device, sizeof e->device, "%s", cfg->device);
     if (reopen(e) != YN_OK) {
         yn_err("input: cannot open keypad %s: %s", e->device, strerror(errno));
         free(e);

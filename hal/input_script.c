@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
 #include "input.h"
 #include "log.h"
 #include "timeutil.h"
@@ -67,17 +66,17 @@ static int push_text(struct script *s, const char *text, const char *origin)
     return YN_OK;
 }
 
-static int script_open(yn_input *dev, const yn_config *cfg)
+static int script_open(yn_input *dev, const yn_input_conf *cfg)
 {
     struct script *s = calloc(1, sizeof *s);
     if (!s)
         return YN_ENOMEM;
     dev->priv = s;
-    if (!cfg || !cfg->input.script[0])
+    if (!cfg || !cfg->script[0])
         return YN_OK;
-    FILE *f = fopen(cfg->input.script, "r");
+    FILE *f = fopen(cfg->script, "r");
     if (!f) {
-        yn_err("input: cannot open script '%s': %s", cfg->input.script, strerror(errno));
+        yn_err("input: cannot open script '%s': %s", cfg->script, strerror(errno));
         free(s);
         dev->priv = NULL;
         return YN_ENOENT;
@@ -86,7 +85,7 @@ static int script_open(yn_input *dev, const yn_config *cfg)
     size_t n = fread(text, 1, sizeof text - 1, f);
     text[n] = '\0';
     fclose(f);
-    int rc = push_text(s, text, cfg->input.script);
+    int rc = push_text(s, text, cfg->script);
     if (rc != YN_OK) {
         free(s);
         dev->priv = NULL;

@@ -13,7 +13,6 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "input.h"
 
 #define TERM_BUF 64
@@ -26,7 +25,7 @@ struct term_in {
     size_t len, pos;             /* buf[pos..len) is pending */
 };
 
-static int term_open(yn_input *dev, const yn_config *cfg)
+static int term_open(yn_input *dev, const yn_input_conf *cfg)
 {
     (void)cfg;
     struct term_in *t = calloc(1, sizeof *t);

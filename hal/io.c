@@ -3,22 +3,21 @@
 
 #include <string.h>
 
-#include "config.h"
 #include "hal.h"
 #include "log.h"
 
-int yn_io_open(yn_io *dev, const yn_config *cfg)
+int yn_io_open(yn_io *dev, const yn_io_conf *cfg)
 {
     dev->priv = NULL;
     dev->ops = NULL;
-    if (strcmp(cfg->io.backend, "none") == 0)
+    if (strcmp(cfg->backend, "none") == 0)
         return YN_OK;
-    const yn_io_ops *ops = yn_hal_find(YN_HAL_IO, cfg->io.backend);
+    const yn_io_ops *ops = yn_hal_find(YN_HAL_IO, cfg->backend);
     if (!ops)
         return YN_ENODEV;
     int rc = ops->open(dev, cfg);
     if (rc != YN_OK)
-        yn_err("io: %s backend on '%s' failed to open: %s", ops->name, cfg->io.line.device,
+        yn_err("io: %s backend on '%s' failed to open: %s", ops->name, cfg->line.device,
                yn_strerror(rc));
     else
         dev->ops = ops;

@@ -31,7 +31,6 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "config.h"
 #include "io.h"
 #include "log.h"
 #include "modbus_link.h"
@@ -225,17 +224,17 @@ static void mb_close(yn_io *dev)
     dev->priv = NULL;
 }
 
-static int mb_open(yn_io *dev, const yn_config *cfg)
+static int mb_open(yn_io *dev, const yn_io_conf *cfg)
 {
-    if (!cfg->io.line.device[0])
+    if (!cfg->line.device[0])
         return YN_EINVAL;
     struct mb_io *m = calloc(1, sizeof *m);
     if (!m)
         return YN_ENOMEM;
     struct yn_mb_link *l = &m->link;
-    yn_mb_init(l, "io", &cfg->io.line);
+    yn_mb_init(l, "io", &cfg->line);
     for (int i = 0; i < YN_OUT_COUNT; i++)
-        m->coil[i] = cfg->io.coil[i];
+        m->coil[i] = cfg->coil[i];
     /* as the scale: a module not there yet is not fatal; rs485_mode = on on a
      * port without RS-485 mode is a configuration error */
     int rc = yn_mb_ready(l);

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
 #include "io.h"
 
 struct sim_io {
@@ -10,7 +9,7 @@ struct sim_io {
     int fail; /* status every call returns, YN_OK normally */
 };
 
-static int sim_open(yn_io *dev, const yn_config *cfg)
+static int sim_open(yn_io *dev, const yn_io_conf *cfg)
 {
     (void)cfg;
     dev->priv = calloc(1, sizeof(struct sim_io));

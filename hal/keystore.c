@@ -20,8 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "card.h"
-#include "config.h"
+#include "an10922.h"
 #include "fileio.h"
 #include "hex.h"
 #include "hal.h"
@@ -33,17 +32,17 @@ static bool is_secret(enum yn_key_id id)
     return id == YN_KEYID_TERMINAL || id == YN_KEYID_CARD_MASTER;
 }
 
-static const char *path_of(const yn_config *cfg, enum yn_key_id id)
+static const char *path_of(const yn_keys_conf *cfg, enum yn_key_id id)
 {
     switch (id) {
     case YN_KEYID_TERMINAL:
-        return cfg->keys.terminal_key;
+        return cfg->terminal_key;
     case YN_KEYID_CARD_MASTER:
-        return cfg->keys.card_master_key;
+        return cfg->card_master_key;
     case YN_KEYID_ISSUER_PUB:
-        return cfg->keys.issuer_pubkey;
+        return cfg->issuer_pubkey;
     case YN_KEYID_DISTRICT_PUB:
-        return cfg->keys.district_pubkey;
+        return cfg->district_pubkey;
     default:
         return "";
     }
@@ -136,7 +135,7 @@ int yn_ks_soft_mac(const uint8_t *key, size_t key_len, const void *data, size_t 
 
 /* --- the file backend ------------------------------------------------------ */
 
-static const yn_config *CFG(const yn_keystore *ks)
+static const yn_keys_conf *CFG(const yn_keystore *ks)
 {
     return ks->cfg;
 }
@@ -151,7 +150,7 @@ static int file_secret(yn_keystore *ks, enum yn_key_id id, uint8_t key[YN_KEYSTO
     uint8_t buf[YN_KEY_MAX];
     *len = 0;
     if (!path[0]) {
-        yn_err("keystore: %s is not configured in %s [keys]", yn_key_id_name(id), CFG(ks)->path);
+        yn_err("keystore: %s is not configured in %s [keys]", yn_key_id_name(id), CFG(ks)->source);
         return YN_ENOTFOUND;
     }
     int rc = yn_key_file_load(path, true, yn_key_id_name(id), buf, sizeof buf, len);
@@ -166,7 +165,7 @@ static int file_secret(yn_keystore *ks, enum yn_key_id id, uint8_t key[YN_KEYSTO
     return rc;
 }
 
-static int file_open(yn_keystore *ks, const yn_config *cfg)
+static int file_open(yn_keystore *ks, const yn_keys_conf *cfg)
 {
     (void)cfg;
     snprintf(ks->where, sizeof ks->where, "key files");
@@ -180,7 +179,7 @@ static int file_diversify(yn_keystore *ks, const uint8_t *d, size_t d_len,
     size_t len;
     int rc = file_secret(ks, YN_KEYID_CARD_MASTER, master, &len);
     if (rc == YN_OK)
-        rc = yn_card_div_cmac(master, d, d_len, out);
+        rc = yn_an10922_cmac(master, d, d_len, out);
     explicit_bzero(master, sizeof master);
     return rc;
 }
@@ -201,7 +200,7 @@ static int file_store(yn_keystore *ks, enum yn_key_id id, const uint8_t *key, si
     const char *path = path_of(CFG(ks), id);
     char text[2 * YN_KEYSTORE_TERMINAL_MAX + 2];
     if (!path[0]) {
-        yn_err("keystore: %s is not configured in %s [keys]", yn_key_id_name(id), CFG(ks)->path);
+        yn_err("keystore: %s is not configured in %s [keys]", yn_key_id_name(id), CFG(ks)->source);
         return YN_ENOTFOUND;
     }
     yn_hex_encode(key, len, text);
@@ -245,13 +244,13 @@ const yn_keystore_ops yn_keystore_file_ops = {
 
 /* --- the operations, whatever the backend ---------------------------------- */
 
-int yn_keystore_open(yn_keystore *ks, const yn_keystore_ops *ops, const yn_config *cfg)
+int yn_keystore_open(yn_keystore *ks, const yn_keystore_ops *ops, const yn_keys_conf *cfg)
 {
     memset(ks, 0, sizeof *ks);
     ks->cfg = cfg;
-    if (!ops && !(ops = yn_hal_find(YN_HAL_KEYSTORE, cfg->keys.backend))) {
-        yn_ks_fail(ks, "%s: [keys] backend = '%s' is not built into this firmware", cfg->path,
-                   cfg->keys.backend);
+    if (!ops && !(ops = yn_hal_find(YN_HAL_KEYSTORE, cfg->backend))) {
+        yn_ks_fail(ks, "%s: [keys] backend = '%s' is not built into this firmware", cfg->source,
+                   cfg->backend);
         return YN_ECONFIG;
     }
     ks->ops = ops;
@@ -272,15 +271,15 @@ void yn_keystore_close(yn_keystore *ks)
     ks->priv = NULL;
 }
 
-int yn_keystore_diversify(yn_keystore *ks, const uint8_t *uid, size_t uid_len, const uint8_t aid[3],
-                          const uint8_t *sysid, size_t sysid_len,
+int yn_keystore_diversify(yn_keystore *ks, const uint8_t *uid, size_t uid_len, const uint8_t *aid,
+                          size_t aid_len, const uint8_t *sysid, size_t sysid_len,
                           uint8_t out[YN_KEYSTORE_CARD_KEY_LEN])
 {
-    uint8_t d[YN_CARD_DIV_INPUT_MAX];
+    uint8_t d[YN_AN10922_INPUT_MAX];
     size_t d_len;
     if (!ks->ops)
         return YN_ENODEV;
-    int rc = yn_card_div_input(uid, uid_len, aid, sysid, sysid_len, d, &d_len);
+    int rc = yn_an10922_input(uid, uid_len, aid, aid_len, sysid, sysid_len, d, &d_len);
     /* a token computes standard CMAC: the AN's form equals it from 17 bytes on */
     if (rc == YN_OK && d_len < 17)
         rc = YN_EINVAL;
@@ -289,15 +288,6 @@ int yn_keystore_diversify(yn_keystore *ks, const uint8_t *uid, size_t uid_len, c
     if (rc != YN_OK)
         explicit_bzero(out, YN_KEYSTORE_CARD_KEY_LEN);
     return rc;
-}
-
-int yn_keystore_card_key(yn_keystore *ks, const uint8_t *uid, size_t uid_len,
-                         uint8_t out[YN_KEYSTORE_CARD_KEY_LEN])
-{
-    if (!uid || (uid_len != 4 && uid_len != 7 && uid_len != 10))
-        return YN_EINVAL;
-    return yn_keystore_diversify(ks, uid, uid_len, yn_card_aid, yn_card_sysid, sizeof yn_card_sysid,
-                                 out);
 }
 
 int yn_keystore_mac(yn_keystore *ks, const void *data, size_t len, uint8_t out[YN_KEYSTORE_MAC_LEN])
@@ -324,13 +314,18 @@ int yn_keystore_sign(yn_keystore *ks, const void *data, size_t len,
  * master, a MAC of a probe text for the terminal key. Compares keys without
  * reading them (a key check value). */
 static const uint8_t probe_uid[7] = {0x04, 0x59, 0x4E, 0x4B, 0x43, 0x56, 0x01};
+/* the card format's AID and system identifier (firmware/card.h): the check
+ * value of a master is the card key of the probe UID, as it always was */
+static const uint8_t probe_aid[3] = {0x4E, 0x59, 0xF5};
+static const uint8_t probe_sysid[10] = {'Y', 'I', 'N', 'I', 'A', 'N', '-', 'P', 'O', 'S'};
 static const char probe_text[] = "YINIAN-POS keystore check v1";
 
 static int probe(yn_keystore *ks, enum yn_key_id id, uint8_t out[YN_KEYSTORE_MAC_LEN])
 {
     memset(out, 0, YN_KEYSTORE_MAC_LEN);
     if (id == YN_KEYID_CARD_MASTER)
-        return yn_keystore_card_key(ks, probe_uid, sizeof probe_uid, out);
+        return yn_keystore_diversify(ks, probe_uid, sizeof probe_uid, probe_aid, sizeof probe_aid,
+                                     probe_sysid, sizeof probe_sysid, out);
     return yn_keystore_mac(ks, probe_text, sizeof probe_text - 1, out);
 }
 
@@ -339,7 +334,10 @@ static int soft_probe(enum yn_key_id id, const uint8_t *key, size_t len,
 {
     memset(out, 0, YN_KEYSTORE_MAC_LEN);
     if (id == YN_KEYID_CARD_MASTER)
-        return yn_card_key_for_uid(key, probe_uid, sizeof probe_uid, out);
+        return len == YN_AN10922_KEY_LEN
+                   ? yn_an10922_diversify(key, probe_uid, sizeof probe_uid, probe_aid,
+                                          sizeof probe_aid, probe_sysid, sizeof probe_sysid, out)
+                   : YN_EINVAL;
     return yn_ks_soft_mac(key, len, probe_text, sizeof probe_text - 1, out);
 }
 
@@ -416,7 +414,7 @@ int yn_keystore_load(yn_keystore *ks, enum yn_key_id id, uint8_t *buf, size_t ca
         return YN_ENODEV;
     const char *path = path_of(ks->cfg, id);
     if (!path[0]) {
-        yn_err("keystore: %s is not configured in %s [keys]", yn_key_id_name(id), ks->cfg->path);
+        yn_err("keystore: %s is not configured in %s [keys]", yn_key_id_name(id), ks->cfg->source);
         return YN_ENOTFOUND;
     }
     return yn_key_file_load(path, false, yn_key_id_name(id), buf, cap, len);

@@ -25,13 +25,26 @@
 #ifndef YN_HAL_KEYSTORE_H
 #define YN_HAL_KEYSTORE_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hal_conf.h"
 #include "status.h"
 
-struct yn_config;
+/* [keys] of board.conf. */
+typedef struct yn_keys_conf {
+    char source[PATH_MAX];          /* the board.conf they come from, named in messages */
+    char backend[YN_BACKEND_MAX];   /* file | pkcs11: where the secret keys live */
+    char terminal_key[PATH_MAX];    /* file: secret, 0600: HMAC key for batches */
+    char card_master_key[PATH_MAX]; /* file: secret, 0600: AN10922 master key */
+    char issuer_pubkey[PATH_MAX];   /* card issuer's Ed25519 public key(s) */
+    char district_pubkey[PATH_MAX]; /* district's Ed25519 public key */
+    char pkcs11_module[PATH_MAX];   /* pkcs11: the token's module, not writable by others */
+    char token_label[33];           /* pkcs11: the token's label, 1..32 bytes */
+    char pin_file[PATH_MAX];        /* pkcs11: secret, 0600: the token's user PIN */
+} yn_keys_conf;
 
 enum yn_key_id {
     YN_KEYID_TERMINAL,     /* secret: HMAC key for batches (16..64 bytes) */
@@ -64,7 +77,7 @@ typedef struct yn_keystore yn_keystore;
 
 typedef struct yn_keystore_ops {
     const char *name;
-    int (*open)(yn_keystore *ks, const struct yn_config *cfg);
+    int (*open)(yn_keystore *ks, const yn_keys_conf *cfg);
     void (*close)(yn_keystore *ks);
     /* AN10922 CMAC of D = 0x01 ‖ M (17..32 bytes: there the AN's form is
      * standard CMAC) under the card master key. */
@@ -86,7 +99,7 @@ typedef struct yn_keystore_ops {
 struct yn_keystore {
     const yn_keystore_ops *ops;
     void *priv;
-    const struct yn_config *cfg;       /* names the public key files */
+    const yn_keys_conf *cfg;           /* names the public key files */
     char where[320];                   /* "key files" or "token 'L' (maker model) of MODULE" */
     char error[YN_KEYSTORE_ERROR_LEN]; /* why open failed, with what to do */
 };
@@ -98,17 +111,14 @@ extern const yn_keystore_ops yn_keystore_pkcs11_ops;
  * failure ks->error says why and what to do (also logged). A token is
  * opened and logged in; keys are looked up when first used. */
 int yn_keystore_open(yn_keystore *ks, const yn_keystore_ops *ops,
-                     const struct yn_config *cfg) YN_MUST_CHECK;
+                     const yn_keys_conf *cfg) YN_MUST_CHECK;
 void yn_keystore_close(yn_keystore *ks);
 
-/* The card key of this UID (4, 7 or 10 bytes) with the project's AID and
- * system identifier. The caller wipes it after the tap (explicit_bzero). */
-int yn_keystore_card_key(yn_keystore *ks, const uint8_t *uid, size_t uid_len,
-                         uint8_t out[YN_KEYSTORE_CARD_KEY_LEN]) YN_MUST_CHECK;
-/* AN10922 with any AID and system identifier whose M is 16..31 bytes (the
- * issuing desk's key 0, the AN's own vectors). */
-int yn_keystore_diversify(yn_keystore *ks, const uint8_t *uid, size_t uid_len, const uint8_t aid[3],
-                          const uint8_t *sysid, size_t sysid_len,
+/* AN10922 (hal/an10922.h) under the card master key, M = uid ‖ aid ‖ sysid
+ * of 16..31 bytes. The card format's inputs are firmware/card.h's
+ * (yn_card_key: a terminal's card key of a UID); the caller wipes out. */
+int yn_keystore_diversify(yn_keystore *ks, const uint8_t *uid, size_t uid_len, const uint8_t *aid,
+                          size_t aid_len, const uint8_t *sysid, size_t sysid_len,
                           uint8_t out[YN_KEYSTORE_CARD_KEY_LEN]) YN_MUST_CHECK;
 /* HMAC-SHA256 under the terminal key. */
 int yn_keystore_mac(yn_keystore *ks, const void *data, size_t len,

@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
 #include "keystore.h"
 #include "keystore_int.h"
 #include "log.h"
@@ -693,7 +692,7 @@ static void p11_close(yn_keystore *ks)
 
 /* Load the module, find the token, log in: what yinian-diag calls "the token
  * answers". The keys are looked up when first used. */
-static int p11_open(yn_keystore *ks, const yn_config *cfg)
+static int p11_open(yn_keystore *ks, const yn_keys_conf *cfg)
 {
     struct p11 *p = calloc(1, sizeof *p);
     if (!p)
@@ -703,13 +702,13 @@ static int p11_open(yn_keystore *ks, const yn_config *cfg)
     pthread_mutex_init(&p->card.mu, NULL);
     pthread_mutex_init(&p->mac.mu, NULL);
     p->card.h = p->mac.h = CK_INVALID_HANDLE;
-    snprintf(p->label, sizeof p->label, "%s", cfg->keys.token_label);
-    snprintf(p->pin_file, sizeof p->pin_file, "%s", cfg->keys.pin_file);
+    snprintf(p->label, sizeof p->label, "%s", cfg->token_label);
+    snprintf(p->pin_file, sizeof p->pin_file, "%s", cfg->pin_file);
     int rc = YN_ECONFIG;
-    if (!cfg->keys.pkcs11_module[0] || !p->label[0] || !p->pin_file[0])
+    if (!cfg->pkcs11_module[0] || !p->label[0] || !p->pin_file[0])
         yn_ks_fail(ks, "%s: [keys] backend = pkcs11 needs pkcs11_module, token_label and pin_file",
-                   cfg->path);
-    else if ((rc = module_get(ks, cfg->keys.pkcs11_module, &p->m)) == YN_OK) {
+                   cfg->source);
+    else if ((rc = module_get(ks, cfg->pkcs11_module, &p->m)) == YN_OK) {
         p->f = p->m->f;
         rc = find_slot(ks, p, true);
     }

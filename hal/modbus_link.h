@@ -12,7 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "hal_conf.h"
+#include "status.h"
 
 #define YN_MB_TIMEOUTS_REOPEN 3  /* consecutive timeouts before the port is reopened */
 #define YN_MB_BYTE_TIMEOUT_MS 50 /* longest gap between two bytes of one answer */

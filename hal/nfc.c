@@ -4,17 +4,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
 #include "hal.h"
 #include "hex.h"
 #include "log.h"
 
-int yn_nfc_open(yn_nfc *dev, const yn_config *cfg)
+int yn_nfc_open(yn_nfc *dev, const yn_nfc_conf *cfg)
 {
     dev->priv = NULL;
-    dev->ops = yn_hal_find(YN_HAL_NFC, cfg->reader.backend);
+    dev->ops = yn_hal_find(YN_HAL_NFC, cfg->backend);
     if (!dev->ops) {
-        yn_err("reader: backend '%s' is not built in", cfg->reader.backend);
+        yn_err("reader: backend '%s' is not built in", cfg->backend);
         return YN_ENODEV;
     }
     int rc = dev->ops->open(dev, cfg);

@@ -10,13 +10,26 @@
 #ifndef YN_HAL_NFC_H
 #define YN_HAL_NFC_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hal_conf.h"
 #include "status.h"
 
-struct yn_config;
+/* [reader] of board.conf. */
+typedef struct yn_nfc_conf {
+    char backend[YN_BACKEND_MAX];
+    char connstring[YN_DEV_MAX]; /* libnfc connstring, e.g. pn532_uart:/dev/ttyS1 */
+    int timeout_ms;              /* per exchange with the card */
+    int debounce_ms;             /* same card again within this = same tap */
+    int rf_kbps;                 /* ISO 14443-4 bit rate after activation (106, 212, 424: InPSL) */
+    char sim_cards[PATH_MAX];    /* sim: file of virtual cards */
+    char demo_control[PATH_MAX]; /* demo: emulator's control FIFO for card keys; "" = none */
+    size_t record_len;           /* bytes of the card record (firmware/card.h yn_card_record_size,
+                                  * set by firmware/config.c): the reader reads it whole */
+} yn_nfc_conf;
 
 #define YN_UID_MAX     10
 #define YN_NFC_KEY_LEN 16 /* AES-128 */
@@ -88,7 +101,7 @@ enum yn_nfc_issue_flag {
 
 typedef struct yn_nfc_ops {
     const char *name; /* first: see hal.h */
-    int (*open)(yn_nfc *dev, const struct yn_config *cfg);
+    int (*open)(yn_nfc *dev, const yn_nfc_conf *cfg);
     void (*close)(yn_nfc *dev);
     /* Wait up to timeout_ms for a card: YN_OK and *tag, or YN_ENOCARD. */
     int (*poll)(yn_nfc *dev, int timeout_ms, yn_nfc_tag *tag);
@@ -126,7 +139,7 @@ struct yn_nfc {
 };
 
 /* Open the backend named in cfg->reader.backend. */
-int yn_nfc_open(yn_nfc *dev, const struct yn_config *cfg) YN_MUST_CHECK;
+int yn_nfc_open(yn_nfc *dev, const yn_nfc_conf *cfg) YN_MUST_CHECK;
 void yn_nfc_close(yn_nfc *dev);
 int yn_nfc_poll(yn_nfc *dev, int timeout_ms, yn_nfc_tag *tag) YN_MUST_CHECK;
 int yn_nfc_read(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,

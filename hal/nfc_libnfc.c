@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -42,6 +41,7 @@ struct lnfc {
     char connstring[YN_LNFC_CONN_MAX];
     int timeout_ms;          /* per exchange with the card, from board.conf */
     int rf_kbps;             /* ISO-DEP bit rate after activation, from board.conf */
+    size_t record_len;       /* bytes of a card record */
     pid_t child;             /* worker, or 0 */
     int sock;                /* our end of the socketpair, or -1 */
     uint32_t seq;            /* last request number */
@@ -153,7 +153,7 @@ static void run_child(struct lnfc *s, int sock, pid_t parent)
         sock = 3;
     }
     close_range(4, ~0U, 0);
-    yn_lnfc_child_main(sock, s->connstring, s->timeout_ms, s->rf_kbps, s->crashed);
+    yn_lnfc_child_main(sock, s->connstring, s->timeout_ms, s->rf_kbps, s->record_len, s->crashed);
 }
 
 /* Start a worker and wait for its greeting. */
@@ -264,16 +264,17 @@ static int call(struct lnfc *s, yn_lnfc_req *rq, yn_lnfc_rsp *rs, int budget_ms,
     return rs->status;
 }
 
-static int lnfc_open(yn_nfc *dev, const yn_config *cfg)
+static int lnfc_open(yn_nfc *dev, const yn_nfc_conf *cfg)
 {
-    if (!cfg || !cfg->reader.connstring[0])
+    if (!cfg || !cfg->connstring[0])
         return YN_ECONFIG;
     struct lnfc *s = calloc(1, sizeof *s);
     if (!s)
         return YN_ENOMEM;
-    snprintf(s->connstring, sizeof s->connstring, "%s", cfg->reader.connstring);
-    s->timeout_ms = cfg->reader.timeout_ms > 0 ? cfg->reader.timeout_ms : 300;
-    s->rf_kbps = cfg->reader.rf_kbps;
+    snprintf(s->connstring, sizeof s->connstring, "%s", cfg->connstring);
+    s->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 300;
+    s->rf_kbps = cfg->rf_kbps;
+    s->record_len = cfg->record_len;
     s->sock = -1;
     dev->priv = s;
     int rc = start_child(s);

@@ -24,7 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "card.h"
 #include "desfire.h"
 #include "nfc_libnfc_layout.h"
 #include "timeutil.h"
@@ -39,6 +38,7 @@ struct child {
     char port[YN_LNFC_CONN_MAX]; /* serial device of the connstring, "" if none */
     int timeout_ms;              /* per exchange with the card */
     int rf_kbps;                 /* ISO-DEP bit rate to switch DESFire cards to (InPSL) */
+    size_t record_len;           /* bytes of a card record (the caller's format) */
     bool selected;               /* current is activated in the field */
     yn_nfc_tag current;
     yn_df_pcd pcd;
@@ -287,7 +287,7 @@ static uint8_t df_classify(struct child *st)
     return kind;
 }
 
-/* The record file: read with the current format's size, so that the CRC of
+/* The record file: read with the record's size (record_len), so that the CRC of
  * the enciphered answer sits where we expect it without asking
  * GetFileSettings (one exchange less, and a card issued with key settings
  * 0x09 refuses GetFileSettings to key 1). Another size (a future format):
@@ -295,7 +295,7 @@ static uint8_t df_classify(struct child *st)
 static int df_read_record(struct child *st, const uint8_t *key, uint8_t *buf, size_t cap,
                           size_t *len)
 {
-    uint32_t want = (uint32_t)yn_card_record_size(YN_CARD_FORMAT_V1);
+    uint32_t want = (uint32_t)st->record_len;
     int rc = yn_df_read_data(&st->pcd, YN_LAYOUT_DF_FILE_RECORD, 0, want, YN_DF_COMM_ENCIPHERED,
                              buf, cap, len);
     if (rc != YN_ELIMIT)
@@ -449,12 +449,10 @@ static int mfc_read(struct child *st, enum yn_nfc_area area, const uint8_t *key,
         for (int i = 0; rc == YN_OK && i < YN_LAYOUT_MFC_RECORD_BLOCKS; i++)
             rc = mfc_read_block(st, yn_layout_mfc_record_block(i), key, area_buf + 16 * i);
         n = sizeof area_buf;
-        /* trim the zero padding of the fixed blocks to the record's own size */
-        if (area_buf[0] == 0x59 && area_buf[1] == 0x4E) {
-            size_t want = yn_card_record_size(area_buf[2]);
-            if (want && want <= n)
-                n = want;
-        }
+        /* trim the zero padding of the fixed blocks to the record's size
+         * ("YN" first: a record; its format byte is the card module's to judge) */
+        if (area_buf[0] == 0x59 && area_buf[1] == 0x4E && st->record_len && st->record_len <= n)
+            n = st->record_len;
     }
     if (rc != YN_OK)
         return rc;
@@ -1030,7 +1028,7 @@ static int open_reader(struct child *st, const char *connstring, bool clear_clai
 }
 
 void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf_kbps,
-                        bool clear_claim)
+                        size_t record_len, bool clear_claim)
 {
     static struct child st;
     static yn_lnfc_req rq;
@@ -1038,6 +1036,7 @@ void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf
     memset(&st, 0, sizeof st);
     st.timeout_ms = timeout_ms > 0 ? timeout_ms : 300; /* 0 would mean "forever" to libnfc */
     st.rf_kbps = rf_kbps;
+    st.record_len = record_len;
     st.mfc_sector = -1;
     port_of(connstring, st.port, sizeof st.port);
     yn_df_pcd_init(&st.pcd, df_xfer, &st);

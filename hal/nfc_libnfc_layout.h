@@ -39,7 +39,8 @@
  * yn_card_classic_keys. Sector 0 stays as manufactured (transport keys).
  * Record area: the data blocks of sectors 1..3 (blocks 4-6, 8-10, 12-14,
  *   144 bytes), record then zero padding; the reader trims to the record's
- *   size (yn_card_record_size of byte 2) when bytes 0..1 are "YN".
+ *   size (yn_nfc_conf.record_len: firmware/card.h yn_card_record_size) when
+ *   bytes 0..1 are "YN".
  * Stamp area: block 16 (primary) and block 17 (copy) of sector 4. A write
  *   writes the copy, then the primary; a read returns both, 32 bytes
  *   primary ‖ copy, and yn_card_stamp_decode picks the survivor of a tear.

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
 #include "hex.h"
 #include "keystore.h"
 
@@ -26,16 +25,16 @@ static struct sim *S(const yn_nfc *dev)
     return dev->priv;
 }
 
-static int sim_open(yn_nfc *dev, const yn_config *cfg)
+static int sim_open(yn_nfc *dev, const yn_nfc_conf *cfg)
 {
     struct sim *s = calloc(1, sizeof *s);
     if (!s)
         return YN_ENOMEM;
     s->present = -1;
     dev->priv = s;
-    if (cfg && cfg->reader.sim_cards[0]) {
+    if (cfg && cfg->sim_cards[0]) {
         char err[256];
-        int rc = yn_nfc_sim_load(dev, cfg->reader.sim_cards, err, sizeof err);
+        int rc = yn_nfc_sim_load(dev, cfg->sim_cards, err, sizeof err);
         if (rc != YN_OK) {
             fprintf(stderr, "%s\n", err);
             free(s);

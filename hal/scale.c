@@ -3,22 +3,21 @@
 
 #include <string.h>
 
-#include "config.h"
 #include "hal.h"
 #include "log.h"
 
-int yn_scale_open(yn_scale *dev, const yn_config *cfg)
+int yn_scale_open(yn_scale *dev, const yn_scale_conf *cfg)
 {
     dev->priv = NULL;
     dev->ops = NULL;
-    if (strcmp(cfg->scale.backend, "none") == 0)
+    if (strcmp(cfg->backend, "none") == 0)
         return YN_OK;
-    const yn_scale_ops *ops = yn_hal_find(YN_HAL_SCALE, cfg->scale.backend);
+    const yn_scale_ops *ops = yn_hal_find(YN_HAL_SCALE, cfg->backend);
     if (!ops)
         return YN_ENODEV;
     int rc = ops->open(dev, cfg);
     if (rc != YN_OK)
-        yn_err("scale: %s backend on '%s' failed to open: %s", ops->name, cfg->scale.line.device,
+        yn_err("scale: %s backend on '%s' failed to open: %s", ops->name, cfg->line.device,
                yn_strerror(rc));
     else
         dev->ops = ops;

@@ -27,7 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "log.h"
 #include "modbus_link.h"
 #include "scale.h"
@@ -277,33 +276,32 @@ static void mb_close(yn_scale *dev)
     dev->priv = NULL;
 }
 
-static int mb_open(yn_scale *dev, const yn_config *cfg)
+static int mb_open(yn_scale *dev, const yn_scale_conf *cfg)
 {
     struct mb_scale *s = calloc(1, sizeof *s);
     if (!s)
         return YN_ENOMEM;
     struct yn_mb_link *l = &s->link;
-    yn_mb_init(l, "scale", &cfg->scale.line);
-    s->reg_type = cfg->scale.reg_type;
-    s->weight_register = cfg->scale.weight_register;
-    s->weight_type = cfg->scale.weight_type;
-    s->words = cfg->scale.weight_type == YN_WEIGHT_INT16 ? 1 : 2;
-    s->order = cfg->scale.byte_order;
-    s->unit_mg = cfg->scale.weight_unit == YN_UNIT_KG ? 1000000 : 1000;
+    yn_mb_init(l, "scale", &cfg->line);
+    s->reg_type = cfg->reg_type;
+    s->weight_register = cfg->weight_register;
+    s->weight_type = cfg->weight_type;
+    s->words = cfg->weight_type == YN_WEIGHT_INT16 ? 1 : 2;
+    s->order = cfg->byte_order;
+    s->unit_mg = cfg->weight_unit == YN_UNIT_KG ? 1000000 : 1000;
     s->divisor = 1;
-    for (int i = 0; i < cfg->scale.weight_decimals && cfg->scale.weight_type != YN_WEIGHT_FLOAT32;
-         i++)
+    for (int i = 0; i < cfg->weight_decimals && cfg->weight_type != YN_WEIGHT_FLOAT32; i++)
         s->divisor *= 10;
-    s->status_register = cfg->scale.status_register;
-    s->stable_bit = cfg->scale.status_register >= 0 ? cfg->scale.stable_bit : -1;
-    s->stable_when_set = cfg->scale.stable_when == YN_STABLE_WHEN_SET;
-    s->overload_bit = cfg->scale.status_register >= 0 ? cfg->scale.overload_bit : -1;
-    s->stable_band_g = cfg->scale.stable_band_g;
-    s->zero_coil = cfg->scale.zero_coil;
-    s->tare_coil = cfg->scale.tare_coil;
-    s->command_register = cfg->scale.command_register;
-    s->zero_command = cfg->scale.zero_command;
-    s->tare_command = cfg->scale.tare_command;
+    s->status_register = cfg->status_register;
+    s->stable_bit = cfg->status_register >= 0 ? cfg->stable_bit : -1;
+    s->stable_when_set = cfg->stable_when == YN_STABLE_WHEN_SET;
+    s->overload_bit = cfg->status_register >= 0 ? cfg->overload_bit : -1;
+    s->stable_band_g = cfg->stable_band_g;
+    s->zero_coil = cfg->zero_coil;
+    s->tare_coil = cfg->tare_coil;
+    s->command_register = cfg->command_register;
+    s->zero_command = cfg->zero_command;
+    s->tare_command = cfg->tare_command;
     if (!l->device[0]) {
         free(s);
         return YN_EINVAL;

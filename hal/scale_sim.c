@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
 #include "scale.h"
 
 struct sim_scale {
@@ -11,7 +10,7 @@ struct sim_scale {
     int fail;       /* status every call returns, YN_OK normally */
 };
 
-static int sim_open(yn_scale *dev, const yn_config *cfg)
+static int sim_open(yn_scale *dev, const yn_scale_conf *cfg)
 {
     (void)cfg;
     dev->priv = calloc(1, sizeof(struct sim_scale));

@@ -17,8 +17,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "an10922.h"
 #include "card.h"
 #include "config.h"
+#include "hal.h"
 #include "fileio.h"
 #include "hex.h"
 #include "keystore.h"
@@ -175,13 +177,13 @@ static int parse_uid(const char *s, uint8_t uid[YN_CARD_UID_MAX], size_t *len)
 static int open_reader(const char *config, yn_config *cfg, yn_nfc *nfc, yn_nfc_tag *tag)
 {
     yn_config_errors errs;
-    int rc = yn_config_load(config, cfg, &errs);
+    int rc = yn_config_load(config, yn_hal_backend_ok, cfg, &errs);
     if (rc != YN_OK) {
         for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
             fprintf(stderr, "%s\n", errs.msg[i]);
         return YN_ECONFIG;
     }
-    if ((rc = yn_nfc_open(nfc, cfg)) != YN_OK)
+    if ((rc = yn_nfc_open(nfc, &cfg->reader)) != YN_OK)
         return rc;
     rc = YN_ENOCARD;
     if (nfc->ops == &yn_nfc_sim_ops && yn_nfc_sim_count(nfc) > 0)
@@ -251,8 +253,8 @@ static int issue_keys_for(const struct opts *o, const uint8_t master[16], const 
         memcpy(app_master, master, sizeof app_master);
     int rc = yn_card_key_for_uid(master, tag->uid, tag->uid_len, k->card_key);
     if (rc == YN_OK)
-        rc = yn_card_diversify(app_master, tag->uid, tag->uid_len, yn_card_aid, key0_sysid,
-                               sizeof key0_sysid, k->issuer_key);
+        rc = yn_an10922_diversify(app_master, tag->uid, tag->uid_len, yn_card_aid, YN_CARD_AID_LEN,
+                                  key0_sysid, sizeof key0_sysid, k->issuer_key);
     explicit_bzero(app_master, sizeof app_master);
     if (rc == YN_OK && o->picc_key) {
         rc = yn_key_file_load(o->picc_key, true, "PICC master key", k->picc_key, sizeof k->picc_key,
@@ -423,7 +425,7 @@ static int cmd_read(const struct opts *o)
     } else {
         yn_config_defaults(&cfg);
         snprintf(cfg.reader.sim_cards, sizeof cfg.reader.sim_cards, "%s", o->cards);
-        if (yn_nfc_open(&nfc, &cfg) != YN_OK)
+        if (yn_nfc_open(&nfc, &cfg.reader) != YN_OK)
             return EXIT_USAGE;
         if (yn_nfc_sim_present(&nfc, o->index) != YN_OK || yn_nfc_poll(&nfc, 0, &tag) != YN_OK) {
             fprintf(stderr, "yinian-card: %s has no card %d\n", o->cards, o->index);

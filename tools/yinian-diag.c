@@ -45,6 +45,7 @@
 #include "client.h"
 #include "clock.h"
 #include "config.h"
+#include "hal.h"
 #include "display.h"
 #include "fileio.h"
 #include "hex.h"
@@ -101,7 +102,7 @@ struct ctx {
 static int open_keys(struct ctx *c)
 {
     if (c->keys_rc < 0)
-        c->keys_rc = yn_keystore_open(&c->keys, NULL, &c->cfg);
+        c->keys_rc = yn_keystore_open(&c->keys, NULL, &c->cfg.keys);
     return c->keys_rc;
 }
 
@@ -357,7 +358,7 @@ static void check_reader(struct ctx *c, struct result *r)
 {
     char what[200], advice[PATH_MAX + 600];
     json_object_set_new(r->data, "backend", json_string(c->cfg.reader.backend));
-    int rc = yn_nfc_open(&c->nfc, &c->cfg);
+    int rc = yn_nfc_open(&c->nfc, &c->cfg.reader);
     if (rc != YN_OK) {
         snprintf(advice, sizeof advice,
                  "check the reader's cable and power and [reader] connstring (now '%s'); if "
@@ -461,7 +462,7 @@ static void check_scale(struct ctx *c, struct result *r)
              "check the scale's power and RS-485 cable (A/B not swapped) and [scale] device "
              "'%s', baud %d, slave_id %d; stop yinian-pos if it is running",
              c->cfg.scale.line.device, c->cfg.scale.line.baud, c->cfg.scale.line.slave_id);
-    int rc = yn_scale_open(&scale, &c->cfg);
+    int rc = yn_scale_open(&scale, &c->cfg.scale);
     if (rc != YN_OK) {
         note(r, V_FAIL, advice, "%s scale at %s does not open: %s", c->cfg.scale.backend,
              c->cfg.scale.line.device, yn_strerror(rc));
@@ -505,7 +506,7 @@ static void check_io(struct ctx *c, struct result *r)
              "check the I/O module's power and cable and [io] device '%s', slave_id %d; stop "
              "yinian-pos if it is running",
              c->cfg.io.line.device, c->cfg.io.line.slave_id);
-    int rc = yn_io_open(&io, &c->cfg);
+    int rc = yn_io_open(&io, &c->cfg.io);
     if (rc != YN_OK) {
         note(r, V_FAIL, advice, "%s I/O module does not open: %s", c->cfg.io.backend,
              yn_strerror(rc));
@@ -535,7 +536,7 @@ static void check_display(struct ctx *c, struct result *r)
                                     "(group video); check the panel's cable"
                                   : "check that the folder %s exists and is writable",
              strcmp(b, "fb") == 0 ? c->cfg.display.device : c->cfg.display.snapshot_dir);
-    int rc = yn_display_open(&d, &c->cfg);
+    int rc = yn_display_open(&d, &c->cfg.display);
     if (rc != YN_OK) {
         note(r, V_FAIL, advice, "%s display does not open: %s", b, yn_strerror(rc));
         return;
@@ -1411,7 +1412,7 @@ int main(int argc, char **argv)
     yn_log_init("yinian-diag", verbose ? YN_LOG_DEBUG : YN_LOG_ERR, false);
     /* the checks say what is wrong themselves; the firmware's lines only with --verbose */
     yn_log_quiet(!verbose && !cmd);
-    int rc = yn_config_load(c.config_path, &c.cfg, &c.errs);
+    int rc = yn_config_load(c.config_path, yn_hal_backend_ok, &c.cfg, &c.errs);
     c.config_usable = rc == YN_OK;
     if (rc == YN_ECONFIG) {
         c.config_usable = true; /* only key files wrong: the values are all there */

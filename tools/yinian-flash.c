@@ -50,6 +50,7 @@
 #include "card.h"
 #include "client.h"
 #include "config.h"
+#include "hal.h"
 #include "fileio.h"
 #include "hex.h"
 #include "keystore.h"
@@ -581,7 +582,7 @@ static bool ledger_path_of(const char *conf, char *out, size_t cap)
     static yn_config_errors errs;
     if (!conf[0] || !exists(conf))
         return false;
-    if (yn_config_load(conf, &cfg, &errs) != YN_OK) {
+    if (yn_config_load(conf, yn_hal_backend_ok, &cfg, &errs) != YN_OK) {
         yn_warn("%s does not load (%s): the ledger cannot be located", conf,
                 errs.count ? errs.msg[0] : "?");
         return false;
@@ -1903,7 +1904,7 @@ static int provision_check(const char *conf, const char *text, const yn_config *
     snprintf(check, sizeof check, "%s.check", conf);
     if (yn_file_write_atomic(check, text, strlen(text), 0644) != YN_OK)
         return fail(EXIT_FAIL, "cannot write %s", check);
-    int rc = yn_config_load(check, &cfg, &errs);
+    int rc = yn_config_load(check, yn_hal_backend_ok, &cfg, &errs);
     unlink(check);
     if (rc == YN_OK)
         return 0;
@@ -1957,7 +1958,7 @@ static int import_key_file(yn_keystore *ks, enum yn_key_id id, const char *path,
 static int provision_token(const struct opts *o, const yn_config *cfg, const struct prov_file *f)
 {
     yn_keystore ks;
-    if (yn_keystore_open(&ks, NULL, cfg) != YN_OK)
+    if (yn_keystore_open(&ks, NULL, &cfg->keys) != YN_OK)
         return fail(EXIT_FAIL, "%s", ks.error);
     int rc = 0;
     yn_keystore_key_info info;
@@ -2104,7 +2105,8 @@ static int cmd_provision(const struct opts *o, int argc, char **argv)
         yn_keystore ks;
         if (root_path(o, ca, sizeof ca, "etc/ca.pem"))
             return EXIT_USAGE;
-        if (yn_config_load(conf, &cfg, &errs) != YN_OK || yn_keystore_open(&ks, NULL, &cfg))
+        if (yn_config_load(conf, yn_hal_backend_ok, &cfg, &errs) != YN_OK ||
+            yn_keystore_open(&ks, NULL, &cfg.keys))
             return fail(EXIT_FAIL,
                         "provisioned, but %s or its keystore does not open for the "
                         "enrolment (yinian-diag says why)",
@@ -2165,13 +2167,13 @@ static int cmd_import_key(const struct opts *o, int argc, char **argv)
         snprintf(conf, sizeof conf, "%s", o->config);
     else if (root_path(o, conf, sizeof conf, "etc/board.conf"))
         return EXIT_USAGE;
-    if (yn_config_load(conf, &cfg, &errs) != YN_OK) {
+    if (yn_config_load(conf, yn_hal_backend_ok, &cfg, &errs) != YN_OK) {
         for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
             fprintf(stderr, "%s\n", errs.msg[i]);
         return fail(EXIT_USAGE, "%s does not load: fix it first", conf);
     }
     yn_keystore ks;
-    if (yn_keystore_open(&ks, NULL, &cfg) != YN_OK)
+    if (yn_keystore_open(&ks, NULL, &cfg.keys) != YN_OK)
         return fail(EXIT_FAIL, "%s", ks.error);
     int rc = import_key_file(&ks, id, argv[1], o->force);
     if (!rc)

@@ -189,7 +189,7 @@ static int run_row(const struct row *r, int taps, const char *connstring, yn_key
         return 1;
     cfg.reader.rf_kbps = r->rf_kbps;
     yn_nfc dev;
-    if (yn_nfc_open(&dev, &cfg) != YN_OK) {
+    if (yn_nfc_open(&dev, &cfg.reader) != YN_OK) {
         fprintf(stderr, "bench_tap: cannot open %s\n", cfg.reader.connstring);
         return 1;
     }
@@ -261,7 +261,7 @@ static int derivations(yn_keystore *ks, const char *name)
     for (int i = 0; i < 2000; i++) {
         uint8_t uid[7] = {0x04, 0x31, 0x7C, 0x52, (uint8_t)(i >> 8), (uint8_t)i, 0x80}, key[16];
         double t0 = now_ms();
-        if (yn_keystore_card_key(ks, uid, sizeof uid, key) != YN_OK)
+        if (yn_card_key(ks, uid, sizeof uid, key) != YN_OK)
             return 1;
         t[i] = (now_ms() - t0) * 1000;
     }

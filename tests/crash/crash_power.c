@@ -468,7 +468,7 @@ static void lunch_begin(struct lunch *lu, int number, const char *root)
         abort();
     yn_config cfg;
     yn_config_defaults(&cfg);
-    if (yn_nfc_open(&lu->nfc, &cfg) != YN_OK)
+    if (yn_nfc_open(&lu->nfc, &cfg.reader) != YN_OK)
         abort();
     for (int i = 0; i < N_CARDS; i++) { /* 低保 80, 75, 65 (no subsidy), 特困 90 */
         static const struct {

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "an10922.h"
 #include "card.h"
 #include "check.h"
 #include "config.h"
@@ -455,7 +456,7 @@ static void test_rates(void)
     for (int round = 0; round < 3; round++) {
         if (round == 2)
             emu("power-cycle");
-        CHECK_RC(yn_nfc_open(&fast, &cfg), YN_OK);
+        CHECK_RC(yn_nfc_open(&fast, &cfg.reader), YN_OK);
         CHECK_RC(yn_nfc_describe(&fast, what, sizeof what), YN_OK);
         bool switched = strstr(what, "switched from 115200") != NULL;
         CHECK(switched == (round != 1), "round %d: %s", round, what);
@@ -638,7 +639,7 @@ static void test_open_missing_reader(void)
         (int)sizeof cfg.reader.connstring)
         return;
     int64_t t0 = yn_test_now_ms();
-    CHECK_RC(yn_nfc_open(&other, &cfg), YN_ENODEV);
+    CHECK_RC(yn_nfc_open(&other, &cfg.reader), YN_ENODEV);
     CHECK(yn_test_now_ms() - t0 < 1000, "a missing reader is reported at once");
     CHECK(workers() == 1, "no worker left behind by a failed open, found %d", workers());
 }
@@ -657,8 +658,9 @@ static void test_issuing_desk(void)
         const char *why = NULL;
         CHECK_RC(tap(card), YN_OK);
         CHECK(yn_card_key_for_uid(district_master, tag.uid, tag.uid_len, keys.card_key) == YN_OK &&
-                  yn_card_diversify(district_master, tag.uid, tag.uid_len, yn_card_aid, sysid_k0,
-                                    sizeof sysid_k0, keys.issuer_key) == YN_OK,
+                  yn_an10922_diversify(district_master, tag.uid, tag.uid_len, yn_card_aid,
+                                       YN_CARD_AID_LEN, sysid_k0, sizeof sysid_k0,
+                                       keys.issuer_key) == YN_OK,
               "keys");
         yn_card_record rec = {.format_version = YN_CARD_FORMAT_V1,
                               .key_version = 1,
@@ -743,7 +745,7 @@ int main(void)
         return 1;
     }
     cfg.reader.timeout_ms = TIMEOUT_MS;
-    int rc = yn_nfc_open(&dev, &cfg);
+    int rc = yn_nfc_open(&dev, &cfg.reader);
     CHECK(rc == YN_OK, "open: %s", yn_strerror(rc));
     if (rc == YN_OK) {
         test_open_and_describe();

@@ -246,7 +246,7 @@ static int tear_card_type(enum yn_tag_type type, const char *type_name)
     }
     cfg.reader.timeout_ms = TIMEOUT_MS;
     yn_nfc dev;
-    if (yn_nfc_open(&dev, &cfg) != YN_OK) {
+    if (yn_nfc_open(&dev, &cfg.reader) != YN_OK) {
         fprintf(stderr, "cannot open the reader\n");
         exit(1);
     }
