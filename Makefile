@@ -14,6 +14,10 @@
 WITH_SYSLOG ?= 1
 # the real card reader through libnfc (PN532 and others)
 WITH_LIBNFC ?= 1
+# WITH_SIM: the simulated backends (reader, scale, io, display, clock, scripted
+# keypad) and the demo's card keys; on for the host build (tests, make run),
+# off for a board's daemon. A build that differs from its ARCH's default goes
+# to its own folder (build/aarch64-sim for the cross tests, build/host-nosim).
 
 ARCH    ?= host
 SAN     ?= 0
@@ -47,12 +51,15 @@ ifeq ($(ARCH),host)
 else
   WITH_POSTGRESQL ?= 0
 endif
+SIM_DEFAULT := $(if $(filter host,$(ARCH)),1,0)
+WITH_SIM    ?= $(SIM_DEFAULT)
+SIM_SUFFIX  := $(if $(filter $(SIM_DEFAULT),$(WITH_SIM)),,$(if $(filter 1,$(WITH_SIM)),-sim,-nosim))
 ifneq ($(ARCH),host)
   # target libraries are installed multiarch by tools/install-deps
   PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/$(TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
 endif
 
-BUILD := build/$(ARCH)$(if $(filter 1,$(SAN)),-san)$(if $(filter 1,$(FUZZ)),-fuzz)
+BUILD := build/$(ARCH)$(SIM_SUFFIX)$(if $(filter 1,$(SAN)),-san)$(if $(filter 1,$(FUZZ)),-fuzz)
 CC    := $(if $(filter 1,$(FUZZ)),clang,$(CROSS_COMPILE)gcc)
 AR    := $(CROSS_COMPILE)ar
 
@@ -99,7 +106,7 @@ endif
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
                -D_GNU_SOURCE -Ifirmware -Ihal -Isync -Itools/district -MMD -MP \
                -DYN_VERSION='"$(VERSION)"' -DYN_GITREV='"$(GITREV)"' \
-               -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC) \
+               -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC) -DWITH_SIM=$(WITH_SIM) \
                -DWITH_POSTGRESQL=$(WITH_POSTGRESQL)
 # Time is 64-bit on every ARCH, armhf too (its glibc defaults to a 32-bit
 # time_t that wraps in January 2038). firmware/time64.h, forced into every
@@ -128,6 +135,12 @@ TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 LIB_SRCS  := $(filter-out firmware/main.c,$(wildcard firmware/*.c hal/*.c sync/*.c))
 ifneq ($(WITH_LIBNFC),1)
   LIB_SRCS := $(filter-out hal/nfc_libnfc%,$(LIB_SRCS))
+endif
+# The simulated backends and the demo's card keys (WITH_SIM above).
+SIM_SRCS  := hal/nfc_sim.c hal/scale_sim.c hal/io_sim.c hal/display_sim.c hal/clock_sim.c \
+             hal/input_script.c firmware/demo.c
+ifneq ($(WITH_SIM),1)
+  LIB_SRCS := $(filter-out $(SIM_SRCS),$(LIB_SRCS))
 endif
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB       := $(BUILD)/libyn.a
@@ -177,11 +190,13 @@ SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tools/
              tools/district/*.[ch] tests/*/*.[ch])
 
 .SECONDARY:
-.PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross lint bench clean format
+.PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross \
+        check-cross-tests check-daemon lint bench clean format
 all: $(DAEMON) $(TOOLS)
 
 # Objects are rebuilt when a feature switch or CFLAGS change.
 FEATURES   := WITH_LIBNFC=$(WITH_LIBNFC) WITH_SYSLOG=$(WITH_SYSLOG) WITH_POSTGRESQL=$(WITH_POSTGRESQL) \
+              WITH_SIM=$(WITH_SIM) \
               CFLAGS=$(CFLAGS) VERSION=$(VERSION) $(TIME64_CFLAGS)
 FEATURES_F := $(BUILD)/.features
 ifneq ($(filter clean,$(MAKECMDGOALS)),clean)
@@ -268,6 +283,7 @@ screens: $(BUILD)/tests/test_gallery
 
 # --- tests ---------------------------------------------------------------
 check: lint
+	$(MAKE) --no-print-directory WITH_SIM=0 CFLAGS=-O0 check-daemon
 	$(MAKE) --no-print-directory check-unit
 	$(MAKE) --no-print-directory check-unit SAN=1
 	$(MAKE) --no-print-directory check-integration
@@ -278,8 +294,7 @@ check: lint
 # token of each test, under $(BUILD)/tokens): hal/KEYSTORE.md.
 KEYS_BOTH_UNIT := $(BUILD)/tests/test_tap $(BUILD)/tests/test_terminal
 check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
-	@if nm $(DAEMON) | grep -qi picc; then \
-	  echo "check: the daemon links card-side (PICC) code; it belongs in tools/emu"; exit 1; fi
+	tests/daemon-symbols $(DAEMON) $(WITH_SIM)
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 	@mkdir -p $(BUILD)/tokens
 	YN_KEYS_BACKEND=pkcs11 TMPDIR=$(abspath $(BUILD))/tokens tests/run-unit "" $(KEYS_BOTH_UNIT)
@@ -289,8 +304,19 @@ check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
 check-integration: all $(CRASHES) $(INTS) $(FF_CLIENT)
 	YN_PG_FAST=1 tests/with-postgres $(BUILD)/pg env BUILD=$(BUILD) tests/run-integration
 
+# A daemon without the simulated backends (a board's): no emulator, card-side
+# or sim code in it (tests/daemon-symbols).
+check-daemon: $(DAEMON)
+	tests/daemon-symbols $(DAEMON) $(WITH_SIM)
+
+# The unit tests need the simulated backends: built apart (build/<arch>-sim)
+# from the board's daemon, which is checked to have none.
 check-cross:
 	@test "$(ARCH)" != host || { echo "check-cross needs ARCH=aarch64 or ARCH=armhf"; exit 2; }
+	$(MAKE) --no-print-directory ARCH=$(ARCH) WITH_SIM=0 check-daemon
+	$(MAKE) --no-print-directory ARCH=$(ARCH) WITH_SIM=1 check-cross-tests
+
+check-cross-tests:
 	$(MAKE) --no-print-directory ARCH=$(ARCH) $(TESTS) all
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 	tests/time-abi $(BUILD) $(CC) "$(shell $(PKG_CONFIG) --cflags $(PKGS) $(HDR_PKGS) $(TEST_PKGS)) $(NFC_CFLAGS)" \

@@ -10,6 +10,9 @@
 #include "card.h"
 #include "client.h"
 #include "config.h"
+#if WITH_SIM
+#include "demo.h"
+#endif
 #include "hal.h"
 #include "devices.h"
 #include "fileio.h"
@@ -334,6 +337,10 @@ static int run(const yn_config *cfg)
         remove_stale(cfg);
     yn_terminal_deps deps = {
         .ledger = app.ledger, .policy = app.policy, .keys = &dev.keys, .ring = &app.ring};
+#if WITH_SIM
+    static yn_demo demo; /* the card keys of a demo: host builds only */
+    deps.demo = yn_demo_init(&demo, cfg, &dev.nfc);
+#endif
     if (rc == YN_OK)
         rc = yn_terminal_new(cfg, &dev, &deps, &term);
     yn_keeper_opts ko = {.ledger = app.ledger,

@@ -60,7 +60,6 @@
 #include "fileio.h"
 #include "log.h"
 #include "money.h"
-#include "nfc_sim.h"
 #include "screens.h"
 #include "tap.h"
 #include "voice.h"
@@ -126,9 +125,7 @@ struct yn_terminal {
     int64_t locked_until_ms;              /* monotonic: staff menu locked until then */
     bool done;
     int taps;
-    int demo_cards;        /* cards in [reader] sim_cards, for the demo_control hint */
-    bool demo_cards_known; /* demo_cards was counted */
-    yn_sales_stop stop;    /* sales stopped (keeper.c): why; NONE while selling */
+    yn_sales_stop stop; /* sales stopped (keeper.c): why; NONE while selling */
 };
 
 /* Meta keys of what the terminal notes in the ledger while idle. */
@@ -357,11 +354,6 @@ int64_t yn_terminal_price_per_100g_fen(const yn_terminal *t)
     return t->per100g_fen;
 }
 
-static bool is_sim_reader(const yn_terminal *t)
-{
-    return t->dev->nfc.ops == &yn_nfc_sim_ops;
-}
-
 static bool is_kiosk(const yn_terminal *t)
 {
     return t->cfg->terminal.mode == YN_MODE_KIOSK;
@@ -439,28 +431,11 @@ static void footer(yn_terminal *t, yn_screen *s)
     yn_screens_footer(s, &c);
 }
 
-/* Demo mode (the simulated reader, or [reader] demo_control to an emulator):
- * how many demo cards the keys a.. present — for demo_control, the cards of
- * [reader] sim_cards, the file the emulator holds too (tools/demo-run); 0
- * outside demo mode, -1 when the emulator's cards are not known here. */
-static int demo_cards(yn_terminal *t)
+/* How many demo cards the card keys present (demo.h): 0 outside a demo, -1
+ * when not known here. */
+static int demo_cards(const yn_terminal *t)
 {
-    if (is_sim_reader(t))
-        return yn_nfc_sim_count(&t->dev->nfc);
-    if (!t->cfg->reader.demo_control[0])
-        return 0;
-    if (t->demo_cards_known)
-        return t->demo_cards;
-    t->demo_cards_known = true;
-    FILE *f = t->cfg->reader.sim_cards[0] ? fopen(t->cfg->reader.sim_cards, "r") : NULL;
-    char line[512];
-    t->demo_cards = f ? 0 : -1;
-    while (f && fgets(line, sizeof line, f))
-        if (line[0] != '#' && line[0] != '\n' && line[0] != '\0')
-            t->demo_cards++;
-    if (f)
-        fclose(f);
-    return t->demo_cards;
+    return t->deps.demo ? t->deps.demo->cards(t->deps.demo->ctx) : 0;
 }
 
 /* 在线 when the district answered within three sync intervals; the staff
@@ -579,21 +554,6 @@ static int64_t next_tap_id(yn_terminal *t)
     return ++t->last_tap_id;
 }
 
-/* Monotonic time for waiting on the scale (the terminal's own clock may be a
- * simulated one that does not move while we wait). */
-static int64_t real_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_real_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Why a weighed tap was refused: English for the log, Chinese for staff. */
 struct weigh_why {
     char log[192];
@@ -615,7 +575,7 @@ static void why_scale(struct weigh_why *why, int rc, const char *log_what, const
 static bool weigh(yn_terminal *t, int32_t *net_g, struct weigh_why *why)
 {
     const yn_config *c = t->cfg;
-    const int64_t deadline = real_ms() + c->scale.stable_timeout_ms;
+    const int64_t deadline = yn_clock_device_ms(&t->dev->clock) + c->scale.stable_timeout_ms;
     yn_weight w = {0}, prev = {0};
     bool have_prev = false, have_reading = false, confirmed = false, quick = false;
     int rc;
@@ -644,14 +604,15 @@ static bool weigh(yn_terminal *t, int32_t *net_g, struct weigh_why *why)
         } else {
             have_prev = false;
         }
-        int64_t left = deadline - real_ms();
+        int64_t left = deadline - yn_clock_device_ms(&t->dev->clock);
         if (left <= 0)
             break;
         /* a settled reading is confirmed at once, once; otherwise the scale is
          * asked every WEIGH_POLL_MS (hal/MODBUS.md), never back to back */
         quick = have_prev && !quick;
         if (!quick)
-            sleep_real_ms(left < WEIGH_POLL_MS ? left : WEIGH_POLL_MS);
+            yn_clock_device_sleep_ms(&t->dev->clock,
+                                     (int)(left < WEIGH_POLL_MS ? left : WEIGH_POLL_MS));
     }
     if (!confirmed) {
         if (rc != YN_OK) {
@@ -1124,23 +1085,6 @@ static void on_key(yn_terminal *t, int key)
     show_price_entry(t);
 }
 
-/* [reader] demo_control: the card keys drive an emulated reader (the PN532
- * emulator's control FIFO) instead of the simulated one. */
-static void demo_control(yn_terminal *t, const yn_input_event *ev)
-{
-    char line[32];
-    int n = ev->type == YN_EV_SIM_PRESENT ? snprintf(line, sizeof line, "present %d\n", ev->card)
-                                          : snprintf(line, sizeof line, "remove\n");
-    int fd = open(t->cfg->reader.demo_control, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        yn_warn("reader: demo_control %s: %s", t->cfg->reader.demo_control, strerror(errno));
-        return;
-    }
-    if (write(fd, line, (size_t)n) != n)
-        yn_warn("reader: demo_control %s: write: %s", t->cfg->reader.demo_control, strerror(errno));
-    close(fd);
-}
-
 /* A card key with no demo card behind it: say so rather than do nothing. */
 static void no_demo_card(yn_terminal *t, int card)
 {
@@ -1162,7 +1106,7 @@ static void on_event(yn_terminal *t, const yn_input_event *ev)
         break;
     case YN_EV_SIM_PRESENT:
     case YN_EV_SIM_REMOVE:
-        if (!is_sim_reader(t) && !t->cfg->reader.demo_control[0]) {
+        if (!t->deps.demo) {
             yn_warn("input: card keys only drive the simulated reader");
             break;
         }
@@ -1170,10 +1114,8 @@ static void on_event(yn_terminal *t, const yn_input_event *ev)
             no_demo_card(t, ev->card);
             break;
         }
-        if (!is_sim_reader(t))
-            demo_control(t, ev);
-        else if (yn_nfc_sim_present(&t->dev->nfc, ev->type == YN_EV_SIM_PRESENT ? ev->card : -1) !=
-                 YN_OK)
+        if (t->deps.demo->card_key(t->deps.demo->ctx,
+                                   ev->type == YN_EV_SIM_PRESENT ? ev->card : -1) != YN_OK)
             no_demo_card(t, ev->card);
         break;
     case YN_EV_KEY:

@@ -13,12 +13,23 @@
 #include "ledger.h"
 #include "policy.h"
 
+/* The card keys of a demo (input "card:N" / "remove"): who answers them
+ * (firmware/demo.h: the simulated reader or an emulator's control FIFO). */
+typedef struct yn_terminal_demo {
+    void *ctx;
+    /* How many demo cards the keys present; -1 when not known here. */
+    int (*cards)(void *ctx);
+    /* Present demo card `card` (-1: take it away): YN_OK, or not (no such card). */
+    int (*card_key)(void *ctx, int card);
+} yn_terminal_demo;
+
 /* What the terminal works with besides its devices; owned by the caller. */
 typedef struct yn_terminal_deps {
     yn_ledger *ledger;
     const yn_policy *policy;
-    yn_keystore *keys;           /* the card keys, derived per tap */
-    const yn_card_keyring *ring; /* issuer public keys */
+    yn_keystore *keys;            /* the card keys, derived per tap */
+    const yn_card_keyring *ring;  /* issuer public keys */
+    const yn_terminal_demo *demo; /* card keys of a demo; NULL: they do nothing (a board) */
 } yn_terminal_deps;
 
 typedef struct yn_terminal yn_terminal;

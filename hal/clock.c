@@ -1,13 +1,14 @@
 /* clock.c — wall, monotonic and boot time; the evidence that the wall clock
  * can be believed (server anchor, floor, step detection against the boot
- * clock: see clock.h); the sim clock; and the monotonic deadlines every
- * wait uses. */
+ * clock: see clock.h); and the monotonic deadlines every wait uses. The sim
+ * clock is clock_sim.c. */
 #include "clock.h"
 
 #include <errno.h>
 #include <time.h>
 
 #include "log.h"
+#include "timeutil.h"
 
 static int64_t ts_ms(clockid_t id)
 {
@@ -48,34 +49,6 @@ const yn_clock_ops yn_clock_system_ops = {
     .monotonic_ms = sys_mono_ms,
     .sleep_ms = sys_sleep_ms,
     .boot_ms = sys_boot_ms,
-};
-
-static int64_t sim_wall_ms(yn_clock *c)
-{
-    return c->sim_wall_ms;
-}
-
-static int64_t sim_mono_ms(yn_clock *c)
-{
-    return c->sim_mono_ms;
-}
-
-static int64_t sim_boot_ms(yn_clock *c)
-{
-    return c->sim_boot_ms;
-}
-
-static void sim_sleep_ms(yn_clock *c, int ms)
-{
-    yn_clock_sim_advance(c, ms);
-}
-
-const yn_clock_ops yn_clock_sim_ops = {
-    .name = "sim",
-    .wall_ms = sim_wall_ms,
-    .monotonic_ms = sim_mono_ms,
-    .sleep_ms = sim_sleep_ms,
-    .boot_ms = sim_boot_ms,
 };
 
 void yn_clock_init(yn_clock *c, const yn_clock_ops *ops)
@@ -167,6 +140,19 @@ void yn_clock_sleep_ms(yn_clock *c, int ms)
         c->ops->sleep_ms(c, ms);
 }
 
+int64_t yn_clock_device_ms(const yn_clock *c)
+{
+    (void)c;
+    return yn_time_mono_ms();
+}
+
+void yn_clock_device_sleep_ms(const yn_clock *c, int ms)
+{
+    (void)c;
+    if (ms > 0)
+        yn_time_sleep_ms(ms);
+}
+
 int yn_clock_correct(yn_clock *c, int64_t server_utc_ms, int64_t max_step_ms)
 {
     yn_clock_reading now;
@@ -205,24 +191,6 @@ void yn_clock_resume(yn_clock *c, int64_t anchor_boot_ms, int64_t anchor_utc_ms,
     c->trusted = server;
     c->stepped = false;
     anchor(c, anchor_utc_ms, anchor_boot_ms);
-}
-
-void yn_clock_sim_set(yn_clock *c, int64_t utc_ms)
-{
-    c->sim_wall_ms = utc_ms;
-    c->anchored = c->stepped = false;
-}
-
-void yn_clock_sim_advance(yn_clock *c, int64_t ms)
-{
-    c->sim_wall_ms += ms;
-    c->sim_mono_ms += ms;
-    c->sim_boot_ms += ms;
-}
-
-void yn_clock_sim_jump_wall(yn_clock *c, int64_t ms)
-{
-    c->sim_wall_ms += ms;
 }
 
 int yn_clock_cond_init(pthread_cond_t *cv)

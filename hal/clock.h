@@ -73,7 +73,6 @@ struct yn_clock {
 #define YN_CLOCK_REANCHOR_MS (10 * 60 * 1000)
 
 extern const yn_clock_ops yn_clock_system_ops;
-extern const yn_clock_ops yn_clock_sim_ops;
 
 void yn_clock_init(yn_clock *c, const yn_clock_ops *ops);
 /* The time to use now, where it comes from, whether it is trusted. Logs each
@@ -85,6 +84,11 @@ int64_t yn_clock_utc_s(yn_clock *c);
 int64_t yn_clock_mono_ms(yn_clock *c);
 int64_t yn_clock_boot_ms(yn_clock *c);
 void yn_clock_sleep_ms(yn_clock *c, int ms);
+/* Waits on a device (the scale settling, a relay's pulse): the device's
+ * time is real even under the sim clock, which moves only when a test says
+ * so — CLOCK_MONOTONIC (timeutil.h) whatever the ops. */
+int64_t yn_clock_device_ms(const yn_clock *c);
+void yn_clock_device_sleep_ms(const yn_clock *c, int ms);
 /* Server says it is server_utc_ms now: adopt it if the step is within
  * max_step_ms (or always on the first sync when max_step_ms < 0); it becomes
  * the anchor, and readings are trusted. */
@@ -108,11 +112,5 @@ void yn_clock_resume(yn_clock *c, int64_t anchor_boot_ms, int64_t anchor_utc_ms,
  * time. */
 int yn_clock_cond_init(pthread_cond_t *cv) YN_MUST_CHECK;
 struct timespec yn_clock_mono_deadline(int64_t at_ms);
-
-/* sim only */
-/* the wall clock, as if it had always said so: not a step (the anchor is dropped) */
-void yn_clock_sim_set(yn_clock *c, int64_t utc_ms);
-void yn_clock_sim_advance(yn_clock *c, int64_t ms);   /* all clocks move */
-void yn_clock_sim_jump_wall(yn_clock *c, int64_t ms); /* wall only: a clock step */
 
 #endif

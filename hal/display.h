@@ -78,9 +78,4 @@ void yn_screen_init(yn_screen *s, enum yn_screen_kind kind, const char *name, co
 void yn_screen_add(yn_screen *s, enum yn_text_size size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* sim backend: the last screen shown and how many were shown. */
-extern const yn_display_ops yn_display_sim_ops;
-const yn_screen *yn_display_sim_last(const yn_display *dev);
-int yn_display_sim_count(const yn_display *dev);
-
 #endif

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "display.h"
+#include "display_sim.h"
 
 struct sim_display {
     yn_screen last;

@@ -6,12 +6,25 @@
 
 #include "audio.h"
 #include "display.h"
+#include "display_sim.h"
 #include "input.h"
+#include "input_script.h"
 #include "io.h"
+#include "io_sim.h"
 #include "keystore.h"
 #include "nfc.h"
-#include "nfc_sim.h"
 #include "scale.h"
+#if WITH_SIM
+#include "display_sim.h"
+#include "input_script.h"
+#include "io_sim.h"
+#include "nfc_sim.h"
+#include "scale_sim.h"
+#define SIM(ops) &ops,
+#else
+#define SIM(ops) /* a board's build has no simulated backends */
+#endif
+#include "scale_sim.h"
 
 extern const yn_display_ops yn_display_terminal_ops;
 extern const yn_display_ops yn_display_png_ops;
@@ -26,13 +39,16 @@ extern const yn_input_ops yn_input_terminal_ops;
 extern const yn_scale_ops yn_scale_modbus_ops;
 extern const yn_io_ops yn_io_modbus_ops;
 
-static const void *const nfc_backends[] = {&yn_nfc_sim_ops, LIBNFC_BACKEND NULL};
-static const void *const scale_backends[] = {&yn_scale_sim_ops, &yn_scale_modbus_ops, NULL};
-static const void *const io_backends[] = {&yn_io_sim_ops, &yn_io_modbus_ops, NULL};
-static const void *const display_backends[] = {&yn_display_terminal_ops, &yn_display_sim_ops,
+/* SIM(x) is an entry and its comma, or nothing */
+/* clang-format off */
+static const void *const nfc_backends[] = {SIM(yn_nfc_sim_ops) LIBNFC_BACKEND NULL};
+static const void *const scale_backends[] = {SIM(yn_scale_sim_ops) &yn_scale_modbus_ops, NULL};
+static const void *const io_backends[] = {SIM(yn_io_sim_ops) &yn_io_modbus_ops, NULL};
+static const void *const display_backends[] = {&yn_display_terminal_ops, SIM(yn_display_sim_ops)
                                                &yn_display_png_ops, &yn_display_fb_ops, NULL};
-static const void *const input_backends[] = {&yn_input_terminal_ops, &yn_input_script_ops,
+static const void *const input_backends[] = {&yn_input_terminal_ops, SIM(yn_input_script_ops)
                                              &yn_input_evdev_ops, NULL};
+/* clang-format on */
 static const void *const audio_backends[] = {&yn_audio_silent_ops, &yn_audio_alsa_ops, NULL};
 static const void *const keystore_backends[] = {&yn_keystore_file_ops, &yn_keystore_pkcs11_ops,
                                                 NULL};

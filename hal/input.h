@@ -69,8 +69,4 @@ int yn_input_parse_token(const char *tok, yn_input_event *ev, int *wait_ms) YN_M
 extern const yn_input_ops yn_input_evdev_ops;
 int yn_evdev_key(unsigned code);
 
-/* script/sim backend: events queued by a test or read from a script file. */
-extern const yn_input_ops yn_input_script_ops;
-int yn_input_script_push(yn_input *dev, const char *tokens) YN_MUST_CHECK;
-
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "input.h"
+#include "input_script.h"
 #include "log.h"
 #include "timeutil.h"
 

@@ -43,14 +43,4 @@ int yn_io_pulse(yn_io *dev, enum yn_output out, int ms) YN_MUST_CHECK;
 int yn_io_describe(yn_io *dev, char *buf, size_t len) YN_MUST_CHECK;
 const char *yn_output_name(enum yn_output out);
 
-/* sim backend: what each output did. */
-extern const yn_io_ops yn_io_sim_ops;
-typedef struct yn_io_sim_state {
-    bool on[YN_OUT_COUNT];
-    int pulses[YN_OUT_COUNT]; /* pulses seen per output */
-    int last_pulse_ms[YN_OUT_COUNT];
-} yn_io_sim_state;
-const yn_io_sim_state *yn_io_sim_state_of(const yn_io *dev);
-void yn_io_sim_fail(yn_io *dev, int status); /* YN_OK clears */
-
 #endif

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "io.h"
+#include "io_sim.h"
 
 struct sim_io {
     yn_io_sim_state st;

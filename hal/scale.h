@@ -76,9 +76,4 @@ int yn_scale_describe(yn_scale *dev, char *buf, size_t len) YN_MUST_CHECK;
  * get their own advice. */
 const char *yn_scale_advice(int status);
 
-/* sim backend: set what the scale reads, or make it fail. */
-extern const yn_scale_ops yn_scale_sim_ops;
-void yn_scale_sim_set(yn_scale *dev, int32_t net_g, bool stable, bool overload);
-void yn_scale_sim_fail(yn_scale *dev, int status); /* YN_OK clears */
-
 #endif

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "scale.h"
+#include "scale_sim.h"
 
 struct sim_scale {
     yn_weight now;  /* what the platform holds */

@@ -26,7 +26,9 @@
 #include "keystore.h"
 #include "log.h"
 #include "nfc.h"
+#if WITH_SIM
 #include "nfc_sim.h"
+#endif
 
 enum { EXIT_CARD = 1, EXIT_USAGE = 2 };
 
@@ -186,8 +188,10 @@ static int open_reader(const char *config, yn_config *cfg, yn_nfc *nfc, yn_nfc_t
     if ((rc = yn_nfc_open(nfc, &cfg->reader)) != YN_OK)
         return rc;
     rc = YN_ENOCARD;
+#if WITH_SIM
     if (nfc->ops == &yn_nfc_sim_ops && yn_nfc_sim_count(nfc) > 0)
         rc = yn_nfc_sim_present(nfc, 0); /* a sim reader has no hand to tap */
+#endif
     for (int waited = 0; waited < 10000 && rc != YN_ENODEV; waited += 100) {
         rc = yn_nfc_poll(nfc, 100, tag);
         if (rc != YN_ENOCARD)
@@ -423,6 +427,7 @@ static int cmd_read(const struct opts *o)
         if ((rc = open_reader(o->config, &cfg, &nfc, &tag)) != YN_OK)
             return rc == YN_ECONFIG ? EXIT_USAGE : EXIT_CARD;
     } else {
+#if WITH_SIM
         yn_config_defaults(&cfg);
         snprintf(cfg.reader.sim_cards, sizeof cfg.reader.sim_cards, "%s", o->cards);
         if (yn_nfc_open(&nfc, &cfg.reader) != YN_OK)
@@ -432,6 +437,10 @@ static int cmd_read(const struct opts *o)
             yn_nfc_close(&nfc);
             return EXIT_USAGE;
         }
+#else
+        fprintf(stderr, "yinian-card: --cards needs the simulated reader (a WITH_SIM=1 build)\n");
+        return EXIT_USAGE;
+#endif
     }
     char u[2 * YN_UID_MAX + 1];
     yn_nfc_uid_hex(&tag, u, sizeof u);

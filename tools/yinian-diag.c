@@ -54,7 +54,9 @@
 #include "ledger.h"
 #include "log.h"
 #include "nfc.h"
+#if WITH_SIM
 #include "nfc_sim.h"
+#endif
 #include "scale.h"
 #include "tap.h"
 #include "timeutil.h"
@@ -406,9 +408,12 @@ static void check_card(struct ctx *c, struct result *r)
              yn_strerror(rc));
         return;
     }
-    if (strcmp(c->cfg.reader.backend, "sim") == 0 && yn_nfc_sim_present(&c->nfc, 0) != YN_OK)
+    bool sim = strcmp(c->cfg.reader.backend, "sim") == 0;
+#if WITH_SIM
+    if (sim && yn_nfc_sim_present(&c->nfc, 0) != YN_OK)
         note(r, V_WARN, NULL, "the sim reader has no virtual card to present");
-    else if (strcmp(c->cfg.reader.backend, "sim") != 0) {
+#endif
+    if (!sim) {
         fprintf(stderr, "yinian-diag: tap a card on the reader (waiting %d s)\n",
                 c->card_timeout_s);
     }

@@ -39,8 +39,12 @@
 
 #include "cardfix.h"
 #include "check.h"
+#include "clock_sim.h"
 #include "config.h"
+#include "demo.h"
 #include "devices.h"
+#include "display_sim.h"
+#include "input_script.h"
 #include "io.h"
 #include "ledger.h"
 #include "log.h"
@@ -741,6 +745,7 @@ static const yn_screen *run_until(yn_terminal *term, yn_devices *dev, const char
  * switched to weighed mode at ¥2.50 per 100 g. */
 struct counter {
     yn_devices dev;
+    yn_demo demo; /* the card keys drive the simulated reader */
     yn_cardfix fix;
     yn_policy *policy;
     yn_ledger *ledger;
@@ -778,8 +783,11 @@ static bool counter_open(struct counter *k, yn_config *cfg, const char *db_name)
     CHECK(yn_nfc_sim_add(&k->dev.nfc, &c) == 0, "card 0");
     yn_cardfix_card(&k->fix, &c, 2, "4403040002", 19500505, 0, 440304002);
     CHECK(yn_nfc_sim_add(&k->dev.nfc, &c) == 1, "card 1");
-    yn_terminal_deps deps = {
-        .ledger = k->ledger, .policy = k->policy, .keys = &k->dev.keys, .ring = &k->fix.ring};
+    yn_terminal_deps deps = {.ledger = k->ledger,
+                             .policy = k->policy,
+                             .keys = &k->dev.keys,
+                             .ring = &k->fix.ring,
+                             .demo = yn_demo_init(&k->demo, cfg, &k->dev.nfc)};
     CHECK_RC(yn_terminal_new(cfg, &k->dev, &deps, &k->term), YN_OK);
     yn_terminal_start(k->term);
     CHECK_RC(yn_input_script_push(&k->dev.input, "+"), YN_OK);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "clock_sim.h"
 #include "timeutil.h"
 
 #include "clock.h"

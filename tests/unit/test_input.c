@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "input.h"
+#include "input_script.h"
 #include "testutil.h"
 
 static void test_tokens(void **state)

@@ -21,10 +21,16 @@
 #include <unistd.h>
 
 #include "cardfix.h"
+#include "clock_sim.h"
 #include "config.h"
+#include "demo.h"
 #include "devices.h"
+#include "display_sim.h"
+#include "input_script.h"
+#include "io_sim.h"
 #include "nfc_sim.h"
 #include "terminal.h"
+#include "scale_sim.h"
 #include "testkeys.h"
 #include "testutil.h"
 
@@ -34,6 +40,7 @@ struct rig {
     char dir[256];
     yn_config cfg;
     yn_devices dev;
+    yn_demo demo; /* the card keys drive the simulated reader */
     yn_cardfix fix;
     yn_ledger *ledger;
     yn_policy *policy;
@@ -95,8 +102,11 @@ static int open_rig(void **state, enum yn_mode mode, bool weighed)
     c.key[3] ^= 0x40; /* card 2: a clone of card 1's neighbour */
     assert_int_equal(yn_nfc_sim_add(&r->dev.nfc, &c), 2);
 
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
     *state = r;
@@ -325,8 +335,11 @@ static void reboot(struct rig *r, const char *boot_id, int64_t wall_ms)
     assert_int_equal(yn_ledger_open(&lo, &r->ledger), YN_OK);
     yn_clock_init(&r->dev.clock, &yn_clock_sim_ops);
     yn_clock_sim_set(&r->dev.clock, wall_ms);
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
 }
@@ -334,8 +347,11 @@ static void reboot(struct rig *r, const char *boot_id, int64_t wall_ms)
 static void restart(struct rig *r)
 {
     yn_terminal_free(r->term);
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
 }
@@ -433,8 +449,11 @@ static void test_restart_in_the_same_boot_detects_a_step(void **state)
     yn_clock_sim_set(&r->dev.clock, LUNCH_MS + 3600 * 1000);
     yn_clock_sim_advance(&r->dev.clock, 2 * 3600 * 1000 + 50); /* … the boot clock did not */
     yn_clock_sim_jump_wall(&r->dev.clock, -2 * 3600 * 1000 - 50);
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
     assert_true(screen_has(r, "14:00（时钟跳变"));
