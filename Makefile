@@ -104,7 +104,7 @@ ifeq ($(filter clean,$(MAKECMDGOALS)),)
 endif
 
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
-               -D_GNU_SOURCE -Ifirmware -Ihal -Isync -Itools/district -MMD -MP \
+               -D_GNU_SOURCE -Ifirmware -Ihal -Isync -Itools/district -Itools/flash -MMD -MP \
                -DYN_VERSION='"$(VERSION)"' -DYN_GITREV='"$(GITREV)"' \
                -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC) -DWITH_SIM=$(WITH_SIM) \
                -DWITH_POSTGRESQL=$(WITH_POSTGRESQL)
@@ -163,6 +163,11 @@ ifneq ($(WITH_POSTGRESQL),1)
 endif
 DISTRICT_OBJS := $(DISTRICT_SRCS:%.c=$(BUILD)/obj/%.o)
 DISTRICT_LIB  := $(BUILD)/libdistrict.a
+# yinian-flash's modules (tools/flash/: the slot state machine, bundles, the
+# root on disk, each subcommand): linked by yinian-flash and test_flash_*.
+FLASH_SRCS := $(wildcard tools/flash/*.c)
+FLASH_OBJS := $(FLASH_SRCS:%.c=$(BUILD)/obj/%.o)
+FLASH_LIB  := $(BUILD)/libflash.a
 # Unit tests: tests/unit/test_<module>.c, one program each.
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TESTS     := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -187,7 +192,7 @@ INT_SRCS   := $(wildcard tests/integration/int_*.c)
 INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
 SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tools/emu/*.[ch] \
-             tools/district/*.[ch] tests/*/*.[ch])
+             tools/district/*.[ch] tools/flash/*.[ch] tests/*/*.[ch])
 
 .SECONDARY:
 .PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross \
@@ -232,6 +237,19 @@ $(BUILD)/tests/test_district_%: $(BUILD)/obj/tests/unit/test_district_%.o $(TSUP
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(DISTRICT_LIBS) $(LIBS)
+
+$(FLASH_LIB): $(FLASH_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/yinian-flash: $(BUILD)/obj/tools/yinian-flash.o $(FLASH_LIB) $(LIB)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/test_flash_%: $(BUILD)/obj/tests/unit/test_flash_%.o $(TSUP_OBJS) $(FLASH_LIB) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LIBS)
 
 $(BUILD)/%: $(BUILD)/obj/tools/%.o $(EMU_LIB) $(LIB)
 	@$(if $(Q),echo '  LD      $@')
@@ -341,7 +359,7 @@ lint:
 	@command -v cppcheck >/dev/null || tools/install-deps
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
-	  -Ifirmware -Ihal -Isync -Itools/district -DWITH_POSTGRESQL=1 firmware hal sync tools tests
+	  -Ifirmware -Ihal -Isync -Itools/district -Itools/flash -DWITH_POSTGRESQL=1 firmware hal sync tools tests
 	clang-format --dry-run -Werror $(SOURCES)
 
 format:

@@ -1,7 +1,7 @@
 /* bundle.h — the firmware bundle and the A/B slot state, as pure code: the
  * container header, the signed manifest (JSON), Ed25519 signing and
- * verification, x.y.z versions, payload path rules, the slot state file, and
- * the boot decision (try the new slot, confirm it, or roll back).
+ * verification, x.y.z versions, payload path rules. The A/B slot state
+ * machine is tools/flash/slots.h.
  *
  * No file or clock is touched here: tools/yinian-flash.c does the I/O. The
  * format is specified in tools/FLASH.md. */
@@ -91,60 +91,5 @@ int yn_bundle_verify(const uint8_t pub[YN_BUNDLE_KEY_LEN], const char *manifest,
                      const uint8_t sig[YN_BUNDLE_SIG_LEN]) YN_MUST_CHECK;
 int yn_bundle_public_key(const uint8_t priv[YN_BUNDLE_KEY_LEN],
                          uint8_t pub[YN_BUNDLE_KEY_LEN]) YN_MUST_CHECK;
-
-/* --- the A/B slot state ------------------------------------------------------ */
-
-enum yn_slot_status {
-    YN_SLOT_EMPTY = 0, /* nothing installed */
-    YN_SLOT_WRITING,   /* being written by an installer: never started */
-    YN_SLOT_INSTALLED, /* complete, not yet proven by its self-test */
-    YN_SLOT_CONFIRMED, /* passed its self-test on this board */
-    YN_SLOT_FAILED,    /* spent its boot budget without passing: rolled back from */
-};
-
-typedef struct yn_bundle_slot {
-    enum yn_slot_status status;
-    char version[YN_BUNDLE_NAME_MAX]; /* x.y.z; "" when empty */
-    int ledger_schema;                /* from its manifest; 0 when empty */
-} yn_bundle_slot;
-
-typedef struct yn_bundle_state {
-    int active;        /* 0 = slot a, 1 = slot b, -1 = none installed yet */
-    int attempts_left; /* starts the unconfirmed active slot may still try */
-    yn_bundle_slot slot[2];
-} yn_bundle_state;
-
-const char *yn_slot_status_name(enum yn_slot_status s);
-static inline char yn_slot_name(int slot)
-{
-    return slot == 1 ? 'b' : 'a';
-}
-
-/* The state file (key = value lines, see FLASH.md). parse: YN_EINVAL with err
- * for a malformed file. format: YN_ELIMIT when cap is too small. */
-int yn_bundle_state_parse(const char *text, size_t len, yn_bundle_state *out, char *err,
-                          size_t errlen) YN_MUST_CHECK;
-int yn_bundle_state_format(const yn_bundle_state *st, char *buf, size_t cap,
-                           size_t *len) YN_MUST_CHECK;
-
-/* The slot the board can go back to: the inactive one when it is confirmed,
- * or (allow_unconfirmed) at least complete. -1 when there is none. */
-int yn_bundle_fallback(const yn_bundle_state *st, bool allow_unconfirmed);
-
-enum yn_boot_action {
-    YN_BOOT_NONE,     /* nothing installed */
-    YN_BOOT_GOOD,     /* the active slot is confirmed: start it */
-    YN_BOOT_TRY,      /* unconfirmed: one attempt taken from the budget; self-test it */
-    YN_BOOT_ROLLBACK, /* budget spent: the state now points at the fallback slot */
-    YN_BOOT_LAST,     /* budget spent and nothing to go back to: self-test it anyway */
-};
-
-/* What a start does before the daemon runs; updates st (which the caller
- * writes durably BEFORE running anything). */
-enum yn_boot_action yn_bundle_boot_next(yn_bundle_state *st);
-/* The self-test of the active slot passed (confirm it) or failed. Returns
- * true when st changed. After a failure with the budget spent and a
- * fallback present, st is rolled back (as YN_BOOT_ROLLBACK would). */
-bool yn_bundle_boot_result(yn_bundle_state *st, bool passed, bool *rolled_back);
 
 #endif
