@@ -357,6 +357,8 @@ fuzz-run: $(FUZZERS)
 
 lint:
 	@command -v cppcheck >/dev/null || tools/install-deps
+	tests/lint-layers --self-test
+	tests/lint-layers
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
 	  -Ifirmware -Ihal -Isync -Itools/district -Itools/flash -DWITH_POSTGRESQL=1 firmware hal sync tools tests
