@@ -103,15 +103,21 @@ ifeq ($(filter clean,$(MAKECMDGOALS)),)
   endif
 endif
 
+# The firmware's folders (one a layer, one a device class: README.md "Layers"),
+# found rather than listed; each is an include folder (-I) of its own.
+FW_SRCS     := $(sort $(shell find firmware hal sync -name '*.c'))
+FW_DIRS     := $(patsubst %/,%,$(sort $(dir $(shell find firmware hal sync -name '*.h'))))
+INC_FLAGS   := $(addprefix -I,$(FW_DIRS) tools/district tools/flash)
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
-               -D_GNU_SOURCE -Ifirmware -Ihal -Isync -Itools/district -Itools/flash -MMD -MP \
+               -D_GNU_SOURCE $(INC_FLAGS) -MMD -MP \
                -DYN_VERSION='"$(VERSION)"' -DYN_GITREV='"$(GITREV)"' \
                -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC) -DWITH_SIM=$(WITH_SIM) \
                -DWITH_POSTGRESQL=$(WITH_POSTGRESQL)
 # Time is 64-bit on every ARCH, armhf too (its glibc defaults to a 32-bit
 # time_t that wraps in January 2038). firmware/time64.h, forced into every
 # file, refuses to compile without it. README.md "Cross-compiling".
-TIME64_CFLAGS := -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64 -include firmware/time64.h
+TIME64_H      := $(firstword $(shell find firmware -name time64.h))
+TIME64_CFLAGS := -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64 -include $(TIME64_H)
 ifeq ($(FUZZ),1)
   CFLAGS ?= -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
   LDFLAGS ?= -fsanitize=address,undefined
@@ -132,13 +138,14 @@ TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
 # --- sources -------------------------------------------------------------
 # Library: every .c under firmware/ hal/ sync/ except program entry points.
-LIB_SRCS  := $(filter-out firmware/main.c,$(wildcard firmware/*.c hal/*.c sync/*.c))
+MAIN_SRC  := $(filter firmware/%/main.c firmware/main.c,$(FW_SRCS))
+LIB_SRCS  := $(filter-out $(MAIN_SRC),$(FW_SRCS))
 ifneq ($(WITH_LIBNFC),1)
-  LIB_SRCS := $(filter-out hal/nfc_libnfc%,$(LIB_SRCS))
+  LIB_SRCS := $(filter-out %/nfc_libnfc.c %/nfc_libnfc_child.c,$(LIB_SRCS))
 endif
 # The simulated backends and the demo's card keys (WITH_SIM above).
-SIM_SRCS  := hal/nfc_sim.c hal/scale_sim.c hal/io_sim.c hal/display_sim.c hal/clock_sim.c \
-             hal/input_script.c firmware/demo.c
+SIM_SRCS  := $(filter $(addprefix %/,nfc_sim.c scale_sim.c io_sim.c display_sim.c clock_sim.c \
+               input_script.c demo.c),$(FW_SRCS))
 ifneq ($(WITH_SIM),1)
   LIB_SRCS := $(filter-out $(SIM_SRCS),$(LIB_SRCS))
 endif
@@ -191,8 +198,7 @@ FF_CLIENT  := $(if $(and $(filter host,$(ARCH)),$(filter 1,$(WITH_LIBNFC))),$(BU
 INT_SRCS   := $(wildcard tests/integration/int_*.c)
 INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
-SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tools/emu/*.[ch] \
-             tools/district/*.[ch] tools/flash/*.[ch] tests/*/*.[ch])
+SOURCES := $(sort $(shell find firmware hal sync tools tests -name '*.[ch]'))
 
 .SECONDARY:
 .PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross \
@@ -221,7 +227,7 @@ $(EMU_LIB): $(EMU_OBJS)
 	@mkdir -p $(@D)
 	$(Q)$(AR) rcs $@ $^
 
-$(DAEMON): $(BUILD)/obj/firmware/main.o $(LIB)
+$(DAEMON): $(MAIN_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -361,7 +367,7 @@ lint:
 	tests/lint-layers
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
-	  -Ifirmware -Ihal -Isync -Itools/district -Itools/flash -DWITH_POSTGRESQL=1 firmware hal sync tools tests
+	  $(INC_FLAGS) -DWITH_POSTGRESQL=1 firmware hal sync tools tests
 	clang-format --dry-run -Werror $(SOURCES)
 
 format:
