@@ -64,7 +64,7 @@ CC    := $(if $(filter 1,$(FUZZ)),clang,$(CROSS_COMPILE)gcc)
 AR    := $(CROSS_COMPILE)ar
 
 PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
-# headers only: the PKCS#11 header from p11-kit; the token's module is dlopen()ed (hal/KEYSTORE.md)
+# headers only: the PKCS#11 header from p11-kit; the token's module is dlopen()ed (hal/keystore/KEYSTORE.md)
 HDR_PKGS  := p11-kit-1
 TEST_PKGS := cmocka libssl
 # libfreefare: only the conformance test's client (tests/freefare), host only
@@ -114,7 +114,7 @@ CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla
                -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC) -DWITH_SIM=$(WITH_SIM) \
                -DWITH_POSTGRESQL=$(WITH_POSTGRESQL)
 # Time is 64-bit on every ARCH, armhf too (its glibc defaults to a 32-bit
-# time_t that wraps in January 2038). firmware/time64.h, forced into every
+# time_t that wraps in January 2038). firmware/base/time64.h, forced into every
 # file, refuses to compile without it. README.md "Cross-compiling".
 TIME64_H      := $(firstword $(shell find firmware -name time64.h))
 TIME64_CFLAGS := -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64 -include $(TIME64_H)
@@ -137,8 +137,9 @@ INT_LIBS   = $(shell $(PKG_CONFIG) --libs libssl)
 TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
 # --- sources -------------------------------------------------------------
-# Library: every .c under firmware/ hal/ sync/ except program entry points.
-MAIN_SRC  := $(filter firmware/%/main.c firmware/main.c,$(FW_SRCS))
+# The library: every .c under firmware/ hal/ sync/ but the daemon's main.c, as
+# one static archive per layer (README.md "Layers"), linked highest first.
+MAIN_SRC  := firmware/app/main.c
 LIB_SRCS  := $(filter-out $(MAIN_SRC),$(FW_SRCS))
 ifneq ($(WITH_LIBNFC),1)
   LIB_SRCS := $(filter-out %/nfc_libnfc.c %/nfc_libnfc_child.c,$(LIB_SRCS))
@@ -150,7 +151,9 @@ ifneq ($(WITH_SIM),1)
   LIB_SRCS := $(filter-out $(SIM_SRCS),$(LIB_SRCS))
 endif
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
-LIB       := $(BUILD)/libyn.a
+LAYERS    := app sync ledger core hal base
+layer_dir  = $(if $(filter hal sync,$(1)),$(1),firmware/$(1))
+LIB       := $(foreach l,$(LAYERS),$(BUILD)/lib$(l).a)
 DAEMON    := $(BUILD)/yinian-pos
 # Tools: each tools/<name>.c is a program build/<arch>/<name>.
 TOOL_SRCS := $(wildcard tools/*.c)
@@ -158,7 +161,7 @@ TOOLS     := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 # The device emulators' own code (tools/emu/: PN532, ISO 14443, the DESFire and
 # Classic card models, pty and control FIFO): a tools-only archive that the
 # daemon never links — the emulated cards are a second, independent
-# implementation of the card side (hal/READER.md).
+# implementation of the card side (hal/nfc/READER.md).
 EMU_SRCS  := $(wildcard tools/emu/*.c)
 EMU_OBJS  := $(EMU_SRCS:%.c=$(BUILD)/obj/%.o)
 EMU_LIB   := $(BUILD)/libynemu.a
@@ -202,7 +205,7 @@ SOURCES := $(sort $(shell find firmware hal sync tools tests -name '*.[ch]'))
 
 .SECONDARY:
 .PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross \
-        check-cross-tests check-daemon lint bench clean format
+        check-cross-tests check-daemon check-archives lint bench clean format
 all: $(DAEMON) $(TOOLS)
 
 # Objects are rebuilt when a feature switch or CFLAGS change.
@@ -219,9 +222,15 @@ $(BUILD)/obj/%.o: %.c $(FEATURES_F)
 	@$(if $(Q),echo '  CC      $<')
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support -Itools -c $< -o $@
 
-$(LIB): $(LIB_OBJS)
-	@mkdir -p $(@D)
-	$(Q)$(AR) rcs $@ $^
+# lib<layer>.a from the objects of that layer's folder (rebuilt whole: a file
+# moved to another layer leaves none behind)
+define layer_archive
+$(BUILD)/lib$(1).a: $(filter $(BUILD)/obj/$(call layer_dir,$(1))/%,$(LIB_OBJS))
+	@mkdir -p $$(@D)
+	@rm -f $$@
+	$$(Q)$$(AR) rcs $$@ $$^
+endef
+$(foreach l,$(LAYERS),$(eval $(call layer_archive,$(l))))
 
 $(EMU_LIB): $(EMU_OBJS)
 	@mkdir -p $(@D)
@@ -315,9 +324,9 @@ check: lint
 	@echo "make check: all suites passed"
 
 # The tap tests a second time with the keys in a SoftHSM2 token (a throwaway
-# token of each test, under $(BUILD)/tokens): hal/KEYSTORE.md.
+# token of each test, under $(BUILD)/tokens): hal/keystore/KEYSTORE.md.
 KEYS_BOTH_UNIT := $(BUILD)/tests/test_tap $(BUILD)/tests/test_terminal
-check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
+check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS) check-archives
 	tests/daemon-symbols $(DAEMON) $(WITH_SIM)
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 	@mkdir -p $(BUILD)/tokens
@@ -327,6 +336,16 @@ check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
 # cluster (under $(BUILD)/pg, stopped afterwards even when a test fails).
 check-integration: all $(CRASHES) $(INTS) $(FF_CLIENT)
 	YN_PG_FAST=1 tests/with-postgres $(BUILD)/pg env BUILD=$(BUILD) tests/run-integration
+
+# Each layer's archive, whole, links with the layers below it alone: no call
+# goes up (the hal archive links on its own, with base).
+check-archives: $(LIB)
+	@echo 'int main(void) { return 0; }' >$(BUILD)/stub.c
+	@set -e; set -- $(LIB); while [ $$# -gt 0 ]; do a=$$1; shift; \
+	  $(CC) $(LDFLAGS) -o $(BUILD)/stub $(BUILD)/stub.c -Wl,--whole-archive $$a \
+	    -Wl,--no-whole-archive $$* $(LIBS) || { echo "check: $$a calls a higher layer"; exit 1; }; \
+	done; rm -f $(BUILD)/stub $(BUILD)/stub.c
+	@echo "archives: each of $(LAYERS) links with the layers below it only"
 
 # A daemon without the simulated backends (a board's): no emulator, card-side
 # or sim code in it (tests/daemon-symbols).

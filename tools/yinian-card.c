@@ -236,7 +236,7 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
     return 0;
 }
 
-/* Key 0 of the DESFire application (firmware/CARD.md §5): AN10922 like the
+/* Key 0 of the DESFire application (firmware/core/CARD.md §5): AN10922 like the
  * card key, from the issuer's application master (--app-master, else the
  * district master) with its own system identifier, so key 0 ≠ key 1 even
  * from one master. */

@@ -656,7 +656,7 @@ static int line_of_key(const struct parse_state *st, const char *section, const 
     return ki >= 0 && st->key_line[ki] ? st->key_line[ki] : section_line_of(st, section);
 }
 
-/* Keys of [scale], [io] and [menu] that only make sense together (hal/MODBUS.md). */
+/* Keys of [scale], [io] and [menu] that only make sense together (hal/chips/MODBUS.md). */
 static void validate_modbus(struct parse_state *st)
 {
     const yn_config *c = st->cfg;

@@ -57,12 +57,12 @@ typedef struct yn_config {
         int64_t price_per_100g_fen; /* weighed meals (称重): price per 100 g; 0 = none */
     } menu;
 
-    yn_nfc_conf reader;      /* [reader]: hal/nfc.h */
-    yn_scale_conf scale;     /* [scale]: hal/scale.h */
-    yn_io_conf io;           /* [io]: hal/io.h */
-    yn_display_conf display; /* [display]: hal/display.h */
-    yn_input_conf input;     /* [input]: hal/input.h */
-    yn_audio_conf audio;     /* [audio]: hal/audio.h */
+    yn_nfc_conf reader;      /* [reader]: hal/nfc/nfc.h */
+    yn_scale_conf scale;     /* [scale]: hal/scale/scale.h */
+    yn_io_conf io;           /* [io]: hal/io/io.h */
+    yn_display_conf display; /* [display]: hal/display/display.h */
+    yn_input_conf input;     /* [input]: hal/input/input.h */
+    yn_audio_conf audio;     /* [audio]: hal/audio/audio.h */
 
     struct {
         char path[PATH_MAX];       /* SQLite ledger file */
@@ -82,7 +82,7 @@ typedef struct yn_config {
         int64_t offline_cap_fen; /* per card per day while offline; 0 = none */
     } sync;
 
-    yn_keys_conf keys; /* [keys]: hal/keystore.h */
+    yn_keys_conf keys; /* [keys]: hal/keystore/keystore.h */
 
     struct {
         int n;                              /* entries used */
@@ -100,7 +100,7 @@ void yn_config_defaults(yn_config *cfg);
 
 /* Whether name is a backend of the device class of [section] built into this
  * firmware; when not, built_in gets those that are ("sim, libnfc"). The hal
- * registry answers (hal/hal.h yn_hal_backend_ok): config.c knows no device. */
+ * registry answers (hal/registry/hal.h yn_hal_backend_ok): config.c knows no device. */
 typedef bool yn_config_backend_fn(const char *section, const char *name, char *built_in,
                                   size_t len);
 

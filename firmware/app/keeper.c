@@ -1,6 +1,6 @@
 /* keeper.c — whether sales may go on (keeper.h): the ledger checked at start
  * and after storage failures, verified in the background, checkpointed while
- * idle. firmware/LEDGER.md, "Health". */
+ * idle. firmware/ledger/LEDGER.md, "Health". */
 #include "keeper.h"
 
 #include <inttypes.h>

@@ -10,7 +10,7 @@
  * sales until a technician has looked (yinian-diag ledger verify; a restart
  * checks again). Records lost that the district may hold stop sales until
  * sync has restored them, then sales go on by themselves.
- * firmware/LEDGER.md, "Health". Used from the main loop's thread only, but
+ * firmware/ledger/LEDGER.md, "Health". Used from the main loop's thread only, but
  * for yn_keeper_conflict. */
 #ifndef YN_KEEPER_H
 #define YN_KEEPER_H

@@ -10,7 +10,7 @@
  *   - one main figure of at least 48 px (a HUGE line, else the first LARGE);
  *   - the staff line says what happened and what to do, in Chinese; the log
  *     keeps the technician's English.
- * The layout (hal/layout.h) wraps and, when needed, shrinks secondary lines;
+ * The layout (hal/display/layout.h) wraps and, when needed, shrinks secondary lines;
  * it never clips, so a builder may write whole sentences. */
 #ifndef YN_SCREENS_H
 #define YN_SCREENS_H

@@ -8,7 +8,7 @@
  * commit returned, whatever happens to the stamp; a stamp that could not be
  * written (card pulled, reply lost) leaves a stamp-missing notice on the
  * journal and is rewritten the next time the card is seen here
- * (firmware/CARD.md §4, firmware/LEDGER.md "Card stamps"). */
+ * (firmware/core/CARD.md §4, firmware/ledger/LEDGER.md "Card stamps"). */
 #ifndef YN_TAP_H
 #define YN_TAP_H
 
@@ -66,7 +66,7 @@ typedef struct yn_tap_outcome {
 int yn_tap_identify(const yn_tap_env *env, const yn_nfc_tag *tag, yn_tap_outcome *out);
 
 /* The whole counter tap. tap_id identifies one physical tap and must be
- * higher than every tap id journaled before (firmware/ledger.h); the same id
+ * higher than every tap id journaled before (firmware/ledger/ledger.h); the same id
  * again returns the original result and charges nothing. unshown (NULL: none)
  * is the record of a tap whose outcome the terminal never showed (it stopped
  * first): when the card in the field is that record's card, this tap is that

@@ -21,7 +21,7 @@
  * first takes the weight — settled within [scale] stable_timeout_ms, confirmed
  * by a second identical reading, above 0 g, not over range, at most
  * max_weight_g — and the meal costs weight_g × price_per_100g_fen / 100,
- * rounded down to the fen (the policy engine does that: firmware/POLICY.md).
+ * rounded down to the fen (the policy engine does that: firmware/core/POLICY.md).
  * A weight that is not trustworthy refuses the tap before the card is read
  * (YN_REASON_WEIGHT): nothing is charged, and the diner may tap again at once.
  * Staff keying a price in weighed mode set the price per 100 g.
@@ -43,7 +43,7 @@
  * with its own id and the original outcome is shown, nothing charged; and
  * every subsidised meal after the mark gets a stamp-missing notice.
  *
- * Time comes from the clock's reading (hal/clock.h): never a clock known to
+ * Time comes from the clock's reading (hal/clock/clock.h): never a clock known to
  * be wrong; with no evidence at all, no tap is charged and staff are told
  * (LEDGER.md, "Clock"). */
 #include "terminal.h"
@@ -403,7 +403,7 @@ static void say_outcome(yn_terminal *t, const yn_tap_outcome *o)
 }
 
 /* Pulse an output for its configured length ([io] <out>_pulse_ms, else
- * pulse_ms). The io backends never block for the pulse (hal/io.h). */
+ * pulse_ms). The io backends never block for the pulse (hal/io/io.h). */
 static void light(yn_terminal *t, enum yn_output out)
 {
     int ms = t->cfg->io.out_pulse_ms[out] > 0 ? t->cfg->io.out_pulse_ms[out] : t->cfg->io.pulse_ms;
@@ -608,7 +608,7 @@ static bool weigh(yn_terminal *t, int32_t *net_g, struct weigh_why *why)
         if (left <= 0)
             break;
         /* a settled reading is confirmed at once, once; otherwise the scale is
-         * asked every WEIGH_POLL_MS (hal/MODBUS.md), never back to back */
+         * asked every WEIGH_POLL_MS (hal/chips/MODBUS.md), never back to back */
         quick = have_prev && !quick;
         if (!quick)
             yn_clock_device_sleep_ms(&t->dev->clock,
@@ -654,7 +654,7 @@ static bool weigh(yn_terminal *t, int32_t *net_g, struct weigh_why *why)
     return true;
 }
 
-/* No evidence for the time (hal/clock.h, YN_CLOCK_UNKNOWN): a meal's date
+/* No evidence for the time (hal/clock/clock.h, YN_CLOCK_UNKNOWN): a meal's date
  * and a senior's age cannot be told, so nothing is charged. */
 static void clock_refused(const yn_terminal *t, const yn_clock_reading *rd, yn_tap_outcome *o)
 {
@@ -1230,7 +1230,7 @@ int yn_terminal_step(yn_terminal *t, int timeout_ms)
 {
     /* While the field is empty the reader does the waiting: its listing loop
      * sees a card as it arrives, where a sleep before each look would add up
-     * to timeout_ms to every tap (hal/READER.md "Timing"). Keys are read
+     * to timeout_ms to every tap (hal/nfc/READER.md "Timing"). Keys are read
      * between listings; with no reader to wait on, the keys are waited for. */
     bool reader_waits = timeout_ms > 0 && !t->last_in_field;
     yn_input_event ev;

@@ -14,7 +14,7 @@
 #include "policy.h"
 
 /* The card keys of a demo (input "card:N" / "remove"): who answers them
- * (firmware/demo.h: the simulated reader or an emulator's control FIFO). */
+ * (firmware/app/demo.h: the simulated reader or an emulator's control FIFO). */
 typedef struct yn_terminal_demo {
     void *ctx;
     /* How many demo cards the keys present; -1 when not known here. */

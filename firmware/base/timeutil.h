@@ -1,7 +1,7 @@
 /* timeutil.h — time and calendar helpers (base layer).
  *
  * The monotonic clock for code outside a yn_clock (threads, tools, backends
- * below the clock HAL: hal/clock.h is the terminal's time, with its evidence
+ * below the clock HAL: hal/clock/clock.h is the terminal's time, with its evidence
  * and its sim), and the project's one calendar arithmetic: proleptic
  * Gregorian dates as YYYYMMDD integers (H. Hinnant's days_from_civil and
  * civil_from_days, integers only), and the Asia/Shanghai civil date of a UTC

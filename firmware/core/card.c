@@ -1,6 +1,6 @@
 /* card.c — the 颐年卡 formats: the issuer-signed record (Ed25519), the "last
  * meal" stamp (CRC32), and the per-card AES key (NXP AN10922). Pure code over
- * byte buffers; the byte layouts are specified in firmware/CARD.md. */
+ * byte buffers; the byte layouts are specified in firmware/core/CARD.md. */
 #include "card.h"
 
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* card.h — the 颐年卡: its issuer-signed record, its "last meal" stamp, and the
  * per-card AES key (NXP AN10922 diversification). Pure code: no clock, no file,
- * no reader. The byte formats are specified in firmware/CARD.md.
+ * no reader. The byte formats are specified in firmware/core/CARD.md.
  *
  * Results: YN_OK; YN_EINVAL for a bad argument or a record/stamp that must not
  * be written; YN_ECORRUPT for bytes from a card that do not decode (too short,

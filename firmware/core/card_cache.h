@@ -1,6 +1,6 @@
 /* card_cache.h — 颐年卡 records already verified, kept by UID, so that a
  * repeat tap of a DESFire card authenticates and reads only its stamp (three
- * card exchanges fewer). Why that is safe, and its limits: firmware/CARD.md
+ * card exchanges fewer). Why that is safe, and its limits: firmware/core/CARD.md
  * §5 "Verified-record cache". Pure: the caller passes the monotonic time,
  * and keeps the cache across restarts as bytes (encode/decode) in a file. */
 #ifndef YN_CARD_CACHE_H

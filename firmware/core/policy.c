@@ -1,7 +1,7 @@
 /* policy.c — the subsidy policy engine: load and validate a policy document
  * (JSON, via Jansson), then decide taps with integer arithmetic only.
  *
- * The format and every rule applied here are specified in firmware/POLICY.md.
+ * The format and every rule applied here are specified in firmware/core/POLICY.md.
  * No clock, no file (except yn_policy_load_file), no floating point: local time
  * is UTC+8 computed with the civil-from-days arithmetic of timeutil.h. */
 #include "policy.h"

@@ -1,7 +1,7 @@
 /* policy.h — the subsidy policy engine: pure code, no clock, no file, no I/O.
  *
  * A policy is a versioned JSON document pushed by the district (format in
- * firmware/POLICY.md). yn_policy_decide() answers, for this card, this meal, at
+ * firmware/core/POLICY.md). yn_policy_decide() answers, for this card, this meal, at
  * this canteen, at this moment, with this usage so far: which funding layers pay
  * how many fen, what the diner pays from the wallet and in cash — or why not.
  * Money is int64 fen; times are UTC seconds converted to Asia/Shanghai (UTC+8,
@@ -140,7 +140,7 @@ void yn_policy_locate(const yn_policy *p, int64_t utc_s, yn_moment *m);
 /* The decision. wallet_balance_fen: what the personal wallet holds now.
  * Returns YN_OK with *out filled (allowed or not), or YN_EINVAL on bad input
  * (negative price, weight without price, invalid dates, …) with *out
- * untouched. Never touches anything else. Rules: firmware/POLICY.md. */
+ * untouched. Never touches anything else. Rules: firmware/core/POLICY.md. */
 int yn_policy_decide(const yn_policy *p, const yn_card_facts *card, const yn_meal *meal,
                      const yn_canteen *canteen, int64_t utc_s, const yn_usage *usage,
                      int64_t wallet_balance_fen, yn_decision *out) YN_MUST_CHECK;

@@ -2,7 +2,7 @@
  * wallets and usage counters kept in step in the same transaction, and the
  * tables the district fills (roster, blacklist, policies, allocations).
  *
- * Design notes, schema and the canonical hash encoding: firmware/LEDGER.md.
+ * Design notes, schema and the canonical hash encoding: firmware/ledger/LEDGER.md.
  * Internal helpers return SQLite result codes; the public functions map them
  * to enum yn_status once, log what failed with the file and the record, and
  * roll back, so nothing half-written remains.

@@ -6,7 +6,7 @@
  * Every operation is one SQLite transaction: it happened entirely or not at
  * all (a whole update document too: yn_ledger_apply_update). A debit returns YN_OK only after its
  * commit returned (WAL, synchronous=FULL): that is the moment the sale may be shown as 成功.
- * Schema, invariants, the hash encoding and the refusal rules: firmware/LEDGER.md.
+ * Schema, invariants, the hash encoding and the refusal rules: firmware/ledger/LEDGER.md.
  *
  * A handle is not thread-safe: one thread uses it at a time. Several
  * processes may open the same file; writers wait up to busy_timeout_ms.

@@ -2,7 +2,7 @@
  * (with the tap id rules, minimum interval, policy, offline cap and the
  * one durable commit), the notice of a card stamp that is missing after its
  * meal committed, reversal (冲正), and the credits: allocations and top-ups.
- * firmware/LEDGER.md, "Operations" and "Card stamps". */
+ * firmware/ledger/LEDGER.md, "Operations" and "Card stamps". */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* ledger_health.c — is this ledger fit to sell from? The one-daemon lock,
  * the high-water mark (what may have left the terminal), and the quick check
  * of the pages, the chain's tail and the mark that the daemon runs at start
- * and after a storage error. firmware/LEDGER.md, "Health". */
+ * and after a storage error. firmware/ledger/LEDGER.md, "Health". */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

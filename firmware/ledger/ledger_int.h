@@ -2,7 +2,7 @@
  * handle, the prepared statements, the card row and the helpers the parts
  * share. Nothing outside the ledger includes it; the public API is ledger.h.
  *
- * The parts, by responsibility (firmware/LEDGER.md, "Code layout"):
+ * The parts, by responsibility (firmware/ledger/LEDGER.md, "Code layout"):
  *   ledger.c           core: status mapping, transactions, the hash-chained
  *                      append, the card row and its usage counters, meta
  *   ledger_schema.c    schema, migrations with their backups, open and close

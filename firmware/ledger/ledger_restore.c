@@ -1,7 +1,7 @@
 /* ledger_restore.c — records the ledger lost (a lost WAL, an older copy put
  * back), restored from the district, which holds them exactly as this
  * terminal sent them: appended with the same seq and hash, the card rows
- * rebuilt from them in the same transaction. firmware/LEDGER.md, "Restore". */
+ * rebuilt from them in the same transaction. firmware/ledger/LEDGER.md, "Restore". */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>

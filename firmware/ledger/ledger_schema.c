@@ -1,6 +1,6 @@
 /* ledger_schema.c — the ledger's schema and its versioned migrations (each
  * backed up before it runs), the prepared statements, open and close.
- * firmware/LEDGER.md, "Schema". */
+ * firmware/ledger/LEDGER.md, "Schema". */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

@@ -1,6 +1,6 @@
 /* desfire.h — MIFARE DESFire EV1 secure messaging, the reader (PCD) side.
  *
- * Pure code: no device, no clock, no file. The reader (hal/nfc_libnfc_child.c)
+ * Pure code: no device, no clock, no file. The reader (hal/nfc/nfc_libnfc_child.c)
  * hands in a transceive callback that moves one ISO 7816-4 wrapped frame
  * (`90 INS 00 00 [Lc data] 00` → `data 91 status`). The card side is NOT
  * here: the emulated card (tools/emu/df_card.c) is a separate, independent

@@ -1,8 +1,8 @@
 /* hal_conf.h — what the device classes' configuration structs share: the
  * sizes of a backend name and a device name, and the RS-485 line settings of
- * a Modbus RTU device (the scale and the relay module alike, hal/MODBUS.md).
+ * a Modbus RTU device (the scale and the relay module alike, hal/chips/MODBUS.md).
  * Each class declares its own struct (yn_nfc_conf, yn_scale_conf, …) in its
- * header; firmware/config.h composes them into board.conf's yn_config. */
+ * header; firmware/app/config.h composes them into board.conf's yn_config. */
 #ifndef YN_HAL_CONF_H
 #define YN_HAL_CONF_H
 
@@ -10,7 +10,7 @@
 #define YN_DEV_MAX     128 /* device names, connstrings */
 
 enum yn_parity { YN_PARITY_NONE, YN_PARITY_EVEN, YN_PARITY_ODD };
-/* RS-485 line settings of a Modbus RTU device (hal/MODBUS.md). */
+/* RS-485 line settings of a Modbus RTU device (hal/chips/MODBUS.md). */
 enum yn_rs485_mode {
     YN_RS485_OFF,  /* no kernel RS-485 mode: adapter switches direction itself */
     YN_RS485_ON,   /* the UART driver must switch to RS-485 (TIOCSRS485) */

@@ -2,7 +2,7 @@
  * debounce, and the boot clock (CLOCK_BOOTTIME: never steps, counts suspend)
  * to tell whether the wall clock can be believed.
  *
- * The wall clock is never trusted without evidence (firmware/LEDGER.md,
+ * The wall clock is never trusted without evidence (firmware/ledger/LEDGER.md,
  * "Clock"). Evidence is: the district server's time (yn_clock_correct), and a
  * floor — no time can be earlier than the ledger's last committed record or
  * the last anchor it kept (yn_clock_set_floor). A reading compares the system

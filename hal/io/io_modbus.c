@@ -1,5 +1,5 @@
 /* io_modbus.c — lights, buzzer and gate as coils of a Modbus RTU relay module
- * on RS-485, through libmodbus (backend "modbus" of hal/io.h).
+ * on RS-485, through libmodbus (backend "modbus" of hal/io/io.h).
  *
  * board.conf [io] names the serial line (as [scale] does), the coil of each
  * output (green, red, buzzer, gate; -1 = not wired) and the pulse of each.
@@ -18,7 +18,7 @@
  * when that failed (the request is kept all the same); describe() probes the
  * module (reads a coil) and waits for the answer, for the self-test.
  *
- * Faults are handled by the serial line, hal/modbus_link.c: every request is
+ * Faults are handled by the serial line, hal/chips/modbus_link.c: every request is
  * bounded, OS-level failures close the port and it is reopened after reconnect_ms. */
 #include <errno.h>
 #include <modbus.h>

@@ -5,7 +5,7 @@
  * process's user, no access for group or others. A secret that leaked through
  * a bad mode is refused rather than used. The file backend reads the key for
  * each operation and wipes it after: no copy stays in memory between taps.
- * The token backend is hal/keystore_pkcs11.c. */
+ * The token backend is hal/keystore/keystore_pkcs11.c. */
 #include "keystore.h"
 
 #include <errno.h>
@@ -314,7 +314,7 @@ int yn_keystore_sign(yn_keystore *ks, const void *data, size_t len,
  * master, a MAC of a probe text for the terminal key. Compares keys without
  * reading them (a key check value). */
 static const uint8_t probe_uid[7] = {0x04, 0x59, 0x4E, 0x4B, 0x43, 0x56, 0x01};
-/* the card format's AID and system identifier (firmware/card.h): the check
+/* the card format's AID and system identifier (firmware/core/card.h): the check
  * value of a master is the card key of the probe UID, as it always was */
 static const uint8_t probe_aid[3] = {0x4E, 0x59, 0xF5};
 static const uint8_t probe_sysid[10] = {'Y', 'I', 'N', 'I', 'A', 'N', '-', 'P', 'O', 'S'};

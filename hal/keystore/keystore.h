@@ -1,7 +1,7 @@
 /* keystore.h — the terminal's keys, used through operations.
  *
  * Secret keys are not handed out: the keystore derives the one card's key for
- * a UID (AN10922, firmware/CARD.md §3) and computes HMAC-SHA256 under the
+ * a UID (AN10922, firmware/core/CARD.md §3) and computes HMAC-SHA256 under the
  * terminal key (sync/PROTOCOL.md). Backends (board.conf [keys] backend):
  *
  *   file    hex key files, mode 0600/0400 and ours, re-checked at every use;
@@ -14,7 +14,7 @@
  * Public keys (issuer ring, district key) are files with every backend.
  * Every operation may be called from two threads at once (the counter and the
  * sync thread); none is bounded in time by us — a PKCS#11 call returns when
- * the token answers. Design, threat model, provisioning: hal/KEYSTORE.md.
+ * the token answers. Design, threat model, provisioning: hal/keystore/KEYSTORE.md.
  *
  * Results: YN_OK; YN_EINVAL bad argument; YN_ENOTFOUND key not configured or
  * not in the token; YN_ENOENT key file or module missing; YN_EPERM a file
@@ -87,7 +87,7 @@ typedef struct yn_keystore_ops {
     int (*mac)(yn_keystore *ks, const void *data, size_t len, uint8_t out[YN_KEYSTORE_MAC_LEN]);
     /* Optional; no backend has it yet. ECDSA P-256 (CKM_ECDSA) over SHA-256
      * of data with the terminal's private key, generated in the token, whose
-     * public half the district enrols: hal/KEYSTORE.md "Key pair". */
+     * public half the district enrols: hal/keystore/KEYSTORE.md "Key pair". */
     int (*sign)(yn_keystore *ks, const void *data, size_t len, uint8_t sig[YN_KEYSTORE_SIG_LEN]);
     /* Put a secret key in, replacing any other (yn_keystore_store decides
      * whether it may, and checks the result). */
@@ -114,8 +114,8 @@ int yn_keystore_open(yn_keystore *ks, const yn_keystore_ops *ops,
                      const yn_keys_conf *cfg) YN_MUST_CHECK;
 void yn_keystore_close(yn_keystore *ks);
 
-/* AN10922 (hal/an10922.h) under the card master key, M = uid ‖ aid ‖ sysid
- * of 16..31 bytes. The card format's inputs are firmware/card.h's
+/* AN10922 (hal/chips/an10922.h) under the card master key, M = uid ‖ aid ‖ sysid
+ * of 16..31 bytes. The card format's inputs are firmware/core/card.h's
  * (yn_card_key: a terminal's card key of a UID); the caller wipes out. */
 int yn_keystore_diversify(yn_keystore *ks, const uint8_t *uid, size_t uid_len, const uint8_t *aid,
                           size_t aid_len, const uint8_t *sysid, size_t sysid_len,

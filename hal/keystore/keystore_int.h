@@ -1,5 +1,5 @@
-/* keystore_int.h — what the keystore backends share (hal/keystore.c,
- * hal/keystore_pkcs11.c); not for firmware code. */
+/* keystore_int.h — what the keystore backends share (hal/keystore/keystore.c,
+ * hal/keystore/keystore_pkcs11.c); not for firmware code. */
 #ifndef YN_HAL_KEYSTORE_INT_H
 #define YN_HAL_KEYSTORE_INT_H
 

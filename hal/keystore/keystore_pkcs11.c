@@ -6,7 +6,7 @@
  * for signing only; the token computes AN10922's CMAC (CKM_AES_CMAC) and the
  * batch MACs (CKM_SHA256_HMAC). The module board.conf names is dlopen()ed and
  * entered through C_GetFunctionList — the loading contract of PKCS#11 itself
- * — with p11-kit's copy of the OASIS header (hal/KEYSTORE.md says why).
+ * — with p11-kit's copy of the OASIS header (hal/keystore/KEYSTORE.md says why).
  *
  * Keys are found by label; CKA_ID holds a generation (8 bytes, big-endian)
  * so that a new key can be made before the old one is destroyed: the newest

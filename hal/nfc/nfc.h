@@ -2,7 +2,7 @@
  *
  * A backend finds a card in the field and moves the card's two data areas —
  * the signed record and the "last meal" stamp — with the per-card key that the
- * caller derived (firmware/card). Backends map the areas onto their card's
+ * caller derived (firmware/core/card). Backends map the areas onto their card's
  * layout (DESFire files, Classic sectors). Every call has a bounded time:
  * YN_ETIMEDOUT when the reader or card stays silent, YN_ECARDGONE when the card
  * leaves mid-operation, YN_ENODEV when the reader itself is gone. A write is
@@ -27,8 +27,8 @@ typedef struct yn_nfc_conf {
     int rf_kbps;                 /* ISO 14443-4 bit rate after activation (106, 212, 424: InPSL) */
     char sim_cards[PATH_MAX];    /* sim: file of virtual cards */
     char demo_control[PATH_MAX]; /* demo: emulator's control FIFO for card keys; "" = none */
-    size_t record_len;           /* bytes of the card record (firmware/card.h yn_card_record_size,
-                                  * set by firmware/config.c): the reader reads it whole */
+    size_t record_len; /* bytes of the card record (firmware/core/card.h yn_card_record_size,
+                        * set by firmware/app/config.c): the reader reads it whole */
 } yn_nfc_conf;
 
 #define YN_UID_MAX     10
@@ -57,7 +57,7 @@ enum yn_nfc_picc_key_type {
     YN_PICC_KEY_AES,    /* 16 bytes */
 };
 
-/* What the issuing desk needs to personalise a card (firmware/CARD.md §3, §5, §6). */
+/* What the issuing desk needs to personalise a card (firmware/core/CARD.md §3, §5, §6). */
 typedef struct yn_nfc_issue_keys {
     uint8_t card_key[YN_NFC_KEY_LEN];   /* DESFire key 1 / Classic K: yn_card_key_for_uid */
     uint8_t issuer_key[YN_NFC_KEY_LEN]; /* DESFire key 0, application master (CARD.md §5) */
@@ -90,7 +90,7 @@ typedef struct yn_nfc_card_data {
 } yn_nfc_card_data;
 
 enum yn_nfc_read_flag {
-    /* the caller holds this card's verified record (firmware/CARD.md §5,
+    /* the caller holds this card's verified record (firmware/core/CARD.md §5,
      * "Verified-record cache"): authenticate and read the stamp only */
     YN_NFC_SKIP_RECORD = 1u << 0,
 };

@@ -2,7 +2,7 @@
  * reading 颐年卡 DESFire and Classic cards.
  *
  * These ops are thin proxies. Each operation travels as one request over a
- * socketpair to a worker child (hal/nfc_libnfc_child.c) that owns libnfc; the
+ * socketpair to a worker child (hal/nfc/nfc_libnfc_child.c) that owns libnfc; the
  * parent waits with poll() for at most a budget derived from
  * [reader] timeout_ms. If the worker dies (libnfc abort()s when a PN532 status
  * byte has bit 0x80 — a hostile card can cause that — or it crashes) or
@@ -10,7 +10,7 @@
  * (re-opening the reader) and fails only that operation: YN_EIO for a death,
  * YN_ETIMEDOUT for an overrun. One failed tap, never a dead terminal.
  *
- * hal/READER.md: the design, the card layouts, the error mapping, and why not
+ * hal/nfc/READER.md: the design, the card layouts, the error mapping, and why not
  * libfreefare. */
 #include "nfc_libnfc.h"
 

@@ -1,6 +1,6 @@
 /* nfc_libnfc.h — private to the libnfc reader backend: the messages between
- * the supervising parent (hal/nfc_libnfc.c, the yn_nfc_ops the firmware
- * calls) and the worker child that owns libnfc (hal/nfc_libnfc_child.c).
+ * the supervising parent (hal/nfc/nfc_libnfc.c, the yn_nfc_ops the firmware
+ * calls) and the worker child that owns libnfc (hal/nfc/nfc_libnfc_child.c).
  *
  * Why a child at all: libnfc 1.8.0 calls abort() when a PN532 answer carries a
  * status byte with bit 0x80, and a few of its paths wait without a timeout. A
@@ -71,7 +71,7 @@ typedef struct yn_lnfc_rsp {
  * clear_claim, i.e. after a worker died holding it), greets on sock, serves
  * requests until QUIT or until the parent goes away. Every exchange with the
  * card uses timeout_ms. A card record is record_len bytes (the format is the
- * caller's: firmware/card.h). Never returns. */
+ * caller's: firmware/core/card.h). Never returns. */
 void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf_kbps,
                         size_t record_len, bool clear_claim) __attribute__((noreturn));
 

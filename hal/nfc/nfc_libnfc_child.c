@@ -1,9 +1,9 @@
 /* nfc_libnfc_child.c — the libnfc worker process of the reader backend.
  *
  * Owns the nfc_context/nfc_device and does the real work for the supervising
- * parent (hal/nfc_libnfc.c): card listing, DESFire EV1 secure messaging
- * (hal/desfire.c over nfc_initiator_transceive_bytes) and MIFARE Classic
- * sector access, laid out as hal/nfc_libnfc_layout.h says. Every exchange with
+ * parent (hal/nfc/nfc_libnfc.c): card listing, DESFire EV1 secure messaging
+ * (hal/chips/desfire.c over nfc_initiator_transceive_bytes) and MIFARE Classic
+ * sector access, laid out as hal/nfc/nfc_libnfc_layout.h says. Every exchange with
  * the card has an explicit timeout (never libnfc's 0 = forever). It may die
  * (libnfc abort()s on some chip answers): the parent restarts it.
  *
@@ -51,7 +51,7 @@ struct child {
 
 static const nfc_modulation nm_a106 = {.nmt = NMT_ISO14443A, .nbr = NBR_106};
 /* Listing pace: a listing starts at most this often. A real PN532 takes
- * longer than this for an empty listing (three REQA attempts, hal/READER.md),
+ * longer than this for an empty listing (three REQA attempts, hal/nfc/READER.md),
  * so it only keeps an instant emulator from being hammered. */
 #define LIST_PACE_MS 4
 
@@ -569,7 +569,7 @@ static int df_delete_ours(struct child *st, const yn_lnfc_req *rq)
     return rc;
 }
 
-/* Personalise a DESFire (firmware/CARD.md §5). Key 0 is changed last, so a
+/* Personalise a DESFire (firmware/core/CARD.md §5). Key 0 is changed last, so a
  * card pulled at any step keeps key 0 = zero or = the issuer's: --force can
  * always delete the half-made application and start again. */
 static int df_format(struct child *st, const yn_lnfc_req *rq)

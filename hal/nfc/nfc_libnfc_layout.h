@@ -1,7 +1,7 @@
 /* nfc_libnfc_layout.h — where a 颐年卡's two areas (record, stamp) live on a
  * MIFARE DESFire EV1/EV2 and on a MIFARE Classic 1K card. Shared by the reader
- * backend (hal/nfc_libnfc_child.c) and the emulator (tools/yinian-pn532-emu.c)
- * so that both sides read the same spec; hal/READER.md explains it in words.
+ * backend (hal/nfc/nfc_libnfc_child.c) and the emulator (tools/yinian-pn532-emu.c)
+ * so that both sides read the same spec; hal/nfc/READER.md explains it in words.
  * Header-only on purpose: the emulator is built even when WITH_LIBNFC=0. */
 #ifndef YN_HAL_NFC_LIBNFC_LAYOUT_H
 #define YN_HAL_NFC_LIBNFC_LAYOUT_H
@@ -10,9 +10,9 @@
 #include <string.h>
 
 /* --- DESFire ------------------------------------------------------------
- * Application 0xF5594E (firmware/card.h yn_card_aid; LSB first on the wire),
+ * Application 0xF5594E (firmware/core/card.h yn_card_aid; LSB first on the wire),
  * two AES keys. Key 0 is the application master key (issuer only); key 1 is the
- * per-card key the terminal holds (AN10922-diversified, firmware/card.c).
+ * per-card key the terminal holds (AN10922-diversified, firmware/core/card.c).
  * File 1 = record: standard data file, enciphered, exactly the record's size,
  *          read key 1, write/read-write/change key 0 (written once at issue).
  * File 2 = stamp: backup data file, enciphered, 16 bytes, read/write key 1,
@@ -25,7 +25,7 @@
  * master key (0x0_), configuration changeable (bit 3), creating/deleting
  * files needs the master key (bit 2 clear), free directory listing (bit 1:
  * GetFileIDs/GetFileSettings without key 0, so a terminal holding key 1 may
- * ask), master key changeable (bit 0). firmware/CARD.md §5 says why. */
+ * ask), master key changeable (bit 0). firmware/core/CARD.md §5 says why. */
 #define YN_LAYOUT_DF_KEY_SETTINGS 0x0B
 #define YN_LAYOUT_DF_KEY_MASTER   0
 #define YN_LAYOUT_DF_KEY_CARD     1
@@ -33,13 +33,13 @@
 #define YN_LAYOUT_DF_FILE_STAMP   2
 #define YN_LAYOUT_DF_STAMP_SIZE   16 /* bytes; one firmware stamp (YN_CARD_STAMP_LEN) */
 
-/* --- MIFARE Classic 1K (firmware/CARD.md §6) -----------------------------
+/* --- MIFARE Classic 1K (firmware/core/CARD.md §6) -----------------------------
  * Crypto-1 keys from the 16-byte card key: key A = key[0..5] (reads),
- * key B = key[6..11] (writes), key[12..15] unused — firmware/card.h
+ * key B = key[6..11] (writes), key[12..15] unused — firmware/core/card.h
  * yn_card_classic_keys. Sector 0 stays as manufactured (transport keys).
  * Record area: the data blocks of sectors 1..3 (blocks 4-6, 8-10, 12-14,
  *   144 bytes), record then zero padding; the reader trims to the record's
- *   size (yn_nfc_conf.record_len: firmware/card.h yn_card_record_size) when
+ *   size (yn_nfc_conf.record_len: firmware/core/card.h yn_card_record_size) when
  *   bytes 0..1 are "YN".
  * Stamp area: block 16 (primary) and block 17 (copy) of sector 4. A write
  *   writes the copy, then the primary; a read returns both, 32 bytes

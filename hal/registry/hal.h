@@ -1,6 +1,6 @@
 /* hal.h — what all device classes share: the backend registry.
  *
- * Each device class (hal/nfc.h, hal/scale.h, …) has a const ops table per
+ * Each device class (hal/nfc/nfc.h, hal/scale/scale.h, …) has a const ops table per
  * backend, filled with named fields like libnfc's struct nfc_driver. The
  * registry tells which backends this firmware was built with, so that
  * board.conf can be checked before any device is opened. */
@@ -35,7 +35,7 @@ bool yn_hal_known(enum yn_hal_class c, const char *name);
 /* "sim, libnfc" — the names built in, for error messages. */
 void yn_hal_names(enum yn_hal_class c, char *buf, size_t len);
 const char *yn_hal_class_name(enum yn_hal_class c);
-/* board.conf's check of a [section] backend key (firmware/config.h
+/* board.conf's check of a [section] backend key (firmware/app/config.h
  * yn_config_backend_fn): whether name is a backend of the class named
  * section built in (or "none" of an optional one); if not, built_in lists
  * those that are. */

@@ -9,7 +9,7 @@
 #include "hal_conf.h"
 #include "status.h"
 
-/* Scale register map (hal/MODBUS.md). */
+/* Scale register map (hal/chips/MODBUS.md). */
 enum yn_reg_type { YN_REG_HOLDING, YN_REG_INPUT }; /* function 03 or 04 */
 enum yn_weight_type { YN_WEIGHT_INT16, YN_WEIGHT_INT32, YN_WEIGHT_FLOAT32 };
 enum yn_byte_order { YN_ORDER_ABCD, YN_ORDER_CDAB, YN_ORDER_BADC, YN_ORDER_DCBA };

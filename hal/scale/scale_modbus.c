@@ -1,11 +1,11 @@
 /* scale_modbus.c — the pay-by-weight scale as a Modbus RTU device on RS-485,
- * through libmodbus (backend "modbus" of hal/scale.h).
+ * through libmodbus (backend "modbus" of hal/scale/scale.h).
  *
  * Everything about the device comes from board.conf [scale]: the serial line
  * (port, baud, parity, stop bits, slave id, kernel RS-485 mode, RTS toggling),
  * and the register map (where the net weight is, its type, byte order, unit
  * and decimals, the status register with its stable and overload bits, and
- * how to tare and zero). hal/MODBUS.md has example maps and the fault rules.
+ * how to tare and zero). hal/chips/MODBUS.md has example maps and the fault rules.
  *
  * Faults: every request is bounded by timeout_ms. A timeout, a bad CRC or a
  * Modbus exception fails that call only; after a timeout or a garbled answer
@@ -17,7 +17,7 @@
  * of state are logged (first failure, recovery), not every failed request.
  *
  * read() returns one reading; waiting for a settled weight (and confirming
- * it) is the caller's: firmware/terminal.c. The serial line is hal/modbus_link.c. */
+ * it) is the caller's: firmware/app/terminal.c. The serial line is hal/chips/modbus_link.c. */
 #include <errno.h>
 #include <modbus.h>
 #include <poll.h>

@@ -1,7 +1,7 @@
 /* bench_tap.c — a tap as a senior feels it: card entering the field →
  * decision committed, through the daemon's own path: the libnfc backend
  * (parent + worker), libnfc 1.8.0, a pty, and the emulated PN532 with its
- * timing model on (UART, RF, PN532 and card times: hal/READER.md "Timing
+ * timing model on (UART, RF, PN532 and card times: hal/nfc/READER.md "Timing
  * model"). One tap = the card is presented, the worker's listing loop finds
  * it, yn_tap_debit reads record and stamp, checks the issuer signature,
  * debits the ledger (a real SQLite file, fsync) and writes and commits the
@@ -15,7 +15,7 @@
  * BENCH lines per row: p50, p99, card exchanges and UART bytes per tap; the
  * final configuration's warm taps are tap_p50_ms / tap_p99_ms.
  *
- * Another reader or emulator instead of our own (hal/READER.md §"Another
+ * Another reader or emulator instead of our own (hal/nfc/READER.md §"Another
  * reader"): YN_BENCH_CONNSTRING (e.g. pn532_uart:/dev/ttyS1:460800),
  * YN_BENCH_MASTER (card master key file), YN_BENCH_ISSUER_PUB (issuer key
  * ring), YN_BENCH_CONTROL (that emulator's control FIFO; its cards 0..N-1
@@ -172,7 +172,7 @@ struct row {
     bool cache;
     int day;    /* each row taps on another day: yesterday's stamp does not block */
     bool warm;  /* the cache knows these cards */
-    bool token; /* the card keys come from the SoftHSM2 token (hal/KEYSTORE.md) */
+    bool token; /* the card keys come from the SoftHSM2 token (hal/keystore/KEYSTORE.md) */
 };
 
 static int run_row(const struct row *r, int taps, const char *connstring, yn_keystore *ks,

@@ -18,7 +18,7 @@
  *     mark never above what survived — and every record the district was
  *     sent is there with the same hash;
  *   - check_card_agreement(): the hook for the card-stamp check (below).
- * The lunch goes through the real tap pipeline (firmware/tap.c: card key,
+ * The lunch goes through the real tap pipeline (firmware/app/tap.c: card key,
  * record, signature, stamp, debit) with simulated cards, on two ledger
  * handles as in the daemon: the counter's (taps, cash top-ups, 冲正, idle
  * checkpoints) and sync's (district allocations; uploads: batch, high-water

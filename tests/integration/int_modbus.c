@@ -881,7 +881,7 @@ static void test_terminal_lunch(void)
     emu("weight 352.7");
 }
 
-/* The terminal asks a scale that has not settled every 50 ms (hal/MODBUS.md),
+/* The terminal asks a scale that has not settled every 50 ms (hal/chips/MODBUS.md),
  * plus one immediate confirmation of a settled reading, never back to back.
  * The case that ran away on d18a5b3: a scale that says "stable" while its
  * weight keeps moving (its flag lies, or stable_when is wrong) — settled every

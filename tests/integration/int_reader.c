@@ -3,7 +3,7 @@
  * pty, and the emulated PN532 (build/…/yinian-pn532-emu) holding signed cards.
  *
  * Genuine DESFire and Classic cards: poll, read the record (and verify its
- * Ed25519 signature with firmware/card), write the stamp, read it back. Then
+ * Ed25519 signature with firmware/core/card), write the stamp, read it back. Then
  * every misbehaviour of the emulator gives the right status and the next
  * operation works again: a clone (wrong key) is YN_EAUTH, a silent reader is
  * YN_ETIMEDOUT within its budget (measured), a card pulled during a write
@@ -527,7 +527,7 @@ static void test_silent_budget(void)
     int64_t t0 = yn_test_now_ms();
     CHECK_RC(read_area(YN_NFC_AREA_STAMP, df_card.key, buf, &len), YN_ETIMEDOUT);
     int64_t took = yn_test_now_ms() - t0;
-    int budget = 4 * TIMEOUT_MS + 800; /* hal/nfc_libnfc.c op_budget_ms */
+    int budget = 4 * TIMEOUT_MS + 800; /* hal/nfc/nfc_libnfc.c op_budget_ms */
     CHECK(took >= TIMEOUT_MS && took <= budget, "silent: %lld ms, budget %d ms", (long long)took,
           budget);
     printf("MEASURE silent_timeout_ms %lld (timeout_ms %d, budget %d)\n", (long long)took,

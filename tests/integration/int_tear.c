@@ -1,5 +1,5 @@
 /* int_tear.c — card-side tears at every card exchange of a tap, DESFire and
- * Classic, through the real path: the tap pipeline (firmware/tap.c) and two
+ * Classic, through the real path: the tap pipeline (firmware/app/tap.c) and two
  * real ledger files, the "libnfc" reader backend, libnfc 1.8.0 on a pty, and
  * the emulated PN532 with its `fault tear N before|after` (the card leaves
  * before the N-th card command from now reaches it, or after the card

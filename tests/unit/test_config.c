@@ -97,7 +97,7 @@ static void test_good_file_and_defaults(void **state)
     assert_int_equal(cfg.ledger.min_interval_s, 60);
     assert_false(cfg.sync.enabled);
     assert_int_equal(cfg.sync.offline_cap_fen, 0);
-    /* weighed meals and the RS-485 devices (hal/MODBUS.md) */
+    /* weighed meals and the RS-485 devices (hal/chips/MODBUS.md) */
     assert_int_equal(cfg.menu.price_per_100g_fen, 0);
     assert_int_equal(cfg.scale.line.stop_bits, 1);
     assert_int_equal(cfg.scale.line.rs485, YN_RS485_OFF);
@@ -527,7 +527,7 @@ static void test_backends_are_the_callers(void **state)
     write_conf(f, 7, "backend = x", NULL);
     assert_int_equal(yn_config_load(f->conf, only_x, &cfg, &errs), YN_OK);
     assert_string_equal(cfg.reader.backend, "x");
-    const yn_nfc_conf *reader = &cfg.reader; /* hal/nfc.h's own struct */
+    const yn_nfc_conf *reader = &cfg.reader; /* hal/nfc/nfc.h's own struct */
     assert_int_equal(reader->record_len, yn_card_record_size(YN_CARD_FORMAT_V1));
     assert_string_equal(cfg.keys.source, f->conf);
     write_conf(f, 7, "backend = sim\nsim_cards = cards.txt", NULL);
