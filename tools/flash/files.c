@@ -9,6 +9,7 @@
 
 #include "flash.h"
 #include "fileio.h"
+#include "timeutil.h"
 
 int yn_fl_pathf(char *out, size_t cap, const char *fmt, ...)
 {
@@ -155,18 +156,16 @@ int yn_fl_run_prog(char *const argv[], int timeout_s, char *out, size_t cap, con
     size_t got = 0;
     bool eof = !out, timed_out = false;
     int status = 0;
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    const int64_t deadline_ms = yn_time_mono_ms() + (int64_t)timeout_s * 1000;
     for (;;) {
         struct pollfd pfd = {.fd = pipefd[0], .events = POLLIN};
         if (!eof && poll(&pfd, 1, 5) > 0)
             take(pipefd[0], out, cap, &got, &eof);
         else if (eof)
-            nanosleep(&(struct timespec){0, 5000000L}, NULL);
+            yn_time_sleep_ms(5);
         if (waitpid(pid, &status, WNOHANG) == pid)
             break;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec >= timeout_s) {
+        if (yn_time_mono_ms() >= deadline_ms) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             timed_out = true;

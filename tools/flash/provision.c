@@ -9,8 +9,8 @@
 #include "card.h"
 #include "client.h"
 #include "config.h"
-#include "hal.h"
 #include "fileio.h"
+#include "hal.h"
 #include "hex.h"
 
 struct setting {

@@ -8,6 +8,7 @@
 #include "flash.h"
 #include "fileio.h"
 #include "log.h"
+#include "timeutil.h"
 
 int yn_fl_root_path(const struct yn_fl_opts *o, char *out, size_t cap, const char *rel)
 {
@@ -48,8 +49,7 @@ int yn_fl_lock_root(const struct yn_fl_opts *o, int *fd)
             return yn_fl_fail(
                 YN_EBUSY, "another yinian-flash is working on %s: wait for it to finish", o->root);
         }
-        struct timespec ts = {0, 100000000L};
-        nanosleep(&ts, NULL);
+        yn_time_sleep_ms(100);
     }
     return YN_OK;
 }
