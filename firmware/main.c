@@ -16,6 +16,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "policy.h"
+#include "screens.h"
 #include "service.h"
 #include "terminal.h"
 
@@ -310,7 +311,7 @@ static int stopped_for_good(yn_devices *dev)
 {
     yn_sales_stop stop = {.why = YN_STOP_DAMAGED};
     yn_screen s;
-    yn_terminal_stop_screen(&stop, &s);
+    yn_screens_sales_stopped(&s, &stop);
     if (yn_display_show(&dev->display, &s) != YN_OK)
         yn_err("display: cannot show that sales are stopped");
     yn_service_ready("ledger damaged: sales stopped");

@@ -388,3 +388,39 @@ void yn_screens_settlement(yn_screen *s, const yn_screens_ctx *c, const yn_ledge
         yn_screen_add(s, YN_TEXT_NORMAL, "日结表未能保存：%s", yn_screens_status_text(csv_rc));
     yn_screens_footer(s, c);
 }
+
+void yn_screens_sales_stopped(yn_screen *s, const yn_sales_stop *stop)
+{
+    long long a = (long long)stop->first_seq, b = (long long)stop->last_seq;
+    switch (stop->why) {
+    case YN_STOP_LOST:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_lost", "账本缺少记录，暂停收款");
+        if (a > 0 && b > a)
+            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld 至 %lld 条已上传的记录", a, b);
+        else if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld 条已上传的记录", a);
+        if (stop->can_restore) {
+            yn_screen_add(s, YN_TEXT_LARGE, "正在从区里恢复，恢复后自动继续收款");
+            yn_screen_add(s, YN_TEXT_NORMAL, "请保持网络畅通。长时间未恢复，请联系技术员");
+        } else {
+            yn_screen_add(s, YN_TEXT_LARGE, "本机未开启同步，无法自动恢复");
+            yn_screen_add(s, YN_TEXT_NORMAL, "请联系技术员");
+        }
+        break;
+    case YN_STOP_CONFLICT:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_conflict",
+                       "账本与区里的记录不一致，已停止收款");
+        if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "区里已有第 %lld 条起不同的记录", a);
+        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
+        break;
+    default:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_damaged", "账本损坏，已停止收款");
+        if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "第 %lld 条记录校验不符", a);
+        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
+        yn_screen_add(s, YN_TEXT_NORMAL, "请勿删除或复制替换账本文件");
+        break;
+    }
+    yn_screen_add(s, YN_TEXT_NORMAL, "技术员请运行: yinian-diag ledger verify");
+}

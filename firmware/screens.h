@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "display.h"
+#include "keeper.h"
 #include "ledger.h"
 #include "policy.h"
 #include "tap.h"
@@ -100,6 +101,10 @@ void yn_screens_reverse_refused(yn_screen *s, int rc, int64_t seq, int64_t earli
 /* 日结: the day's sums; csv_name the file written, or NULL with csv_rc. */
 void yn_screens_settlement(yn_screen *s, const yn_screens_ctx *c, const yn_ledger_settlement *st,
                            const char *csv_name, int csv_rc);
+
+/* Sales stopped by the ledger's keeper (keeper.h): why, what staff do, and
+ * the command a technician runs. */
+void yn_screens_sales_stopped(yn_screen *s, const yn_sales_stop *stop);
 
 /* A status as staff read it (Chinese): what is wrong and what to do. */
 const char *yn_screens_status_text(int rc);
