@@ -245,11 +245,71 @@ void yn_screens_balance_failed(yn_screen *s, int rc)
     yn_screen_add(s, YN_TEXT_NORMAL, "工作人员：账本读取失败。%s", yn_screens_status_text(rc));
 }
 
-void yn_screens_notice(yn_screen *s, enum yn_screen_kind kind, const char *name, const char *title,
-                       const char *line)
+void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *a)
 {
-    yn_screen_init(s, kind, name, title);
-    yn_screen_add(s, YN_TEXT_LARGE, "%s", line);
+    static const struct {
+        enum yn_screen_kind kind;
+        const char *name, *title;
+    } notes[YN_NOTE_COUNT] = {
+        [YN_NOTE_WEIGHED_NO_SCALE] = {YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重"},
+        [YN_NOTE_WEIGHED_NO_PRICE] = {YN_SCREEN_ERROR, "weighed_no_price", "未配置称重"},
+        [YN_NOTE_TARED] = {YN_SCREEN_INFO, "tared", "已去皮"},
+        [YN_NOTE_TARE_FAILED] = {YN_SCREEN_ERROR, "tare_failed", "去皮失败"},
+        [YN_NOTE_STAFF_LOCKED] = {YN_SCREEN_ERROR, "staff_locked", "管理功能已锁定"},
+        [YN_NOTE_PIN_WRONG] = {YN_SCREEN_ERROR, "pin_wrong", "工号或密码错误"},
+        [YN_NOTE_NOT_SUPERVISOR] = {YN_SCREEN_ERROR, "not_supervisor", "需要主管授权"},
+        [YN_NOTE_SETTLE_FAILED] = {YN_SCREEN_ERROR, "settle_failed", "日结失败"},
+        [YN_NOTE_LOGGED_OUT] = {YN_SCREEN_INFO, "logged_out", "已退出登录"},
+        [YN_NOTE_DEMO_NO_CARD] = {YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡"},
+        [YN_NOTE_CARD_ON_READER] = {YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片"},
+    };
+    static const yn_note_arg none = {0};
+    if (!a)
+        a = &none;
+    if ((int)note < 0 || note >= YN_NOTE_COUNT)
+        note = YN_NOTE_LOGGED_OUT; /* cannot happen: every note is in the table */
+    yn_screen_init(s, notes[note].kind, notes[note].name, notes[note].title);
+    switch (note) {
+    case YN_NOTE_WEIGHED_NO_SCALE:
+        yn_screen_add(s, YN_TEXT_LARGE, "没有配置电子秤：请技术人员在设置中接入电子秤");
+        break;
+    case YN_NOTE_WEIGHED_NO_PRICE:
+        yn_screen_add(s, YN_TEXT_LARGE, "没有设定每100克单价：请技术人员在设置中填写");
+        break;
+    case YN_NOTE_TARED:
+        yn_screen_add(s, YN_TEXT_LARGE, "请放上餐食后刷卡");
+        break;
+    case YN_NOTE_TARE_FAILED:
+    case YN_NOTE_SETTLE_FAILED:
+        yn_screen_add(s, YN_TEXT_LARGE, "%s", yn_screens_status_text(a->rc));
+        break;
+    case YN_NOTE_STAFF_LOCKED:
+        yn_screen_add(s, YN_TEXT_LARGE, "密码错误次数过多，请" YN_NB "%lld" YN_NB "秒后再试",
+                      (long long)a->n);
+        break;
+    case YN_NOTE_PIN_WRONG:
+        yn_screen_add(s, YN_TEXT_LARGE, "还可以再试" YN_NB "%lld" YN_NB "次", (long long)a->n);
+        break;
+    case YN_NOTE_NOT_SUPERVISOR:
+        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 不是主管，不能冲正",
+                      a->text ? a->text : "");
+        break;
+    case YN_NOTE_LOGGED_OUT:
+        yn_screen_add(s, YN_TEXT_LARGE, "请刷卡");
+        break;
+    case YN_NOTE_DEMO_NO_CARD:
+        if (a->n > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "演示卡只有 a 到 %c 共" YN_NB "%lld" YN_NB "张",
+                          'a' + (int)(a->n > 26 ? 25 : a->n - 1), (long long)a->n);
+        else
+            yn_screen_add(s, YN_TEXT_LARGE, "没有演示卡");
+        break;
+    case YN_NOTE_CARD_ON_READER:
+        yn_screen_add(s, YN_TEXT_LARGE, "读卡器上已有卡片，请拿开后再刷卡");
+        break;
+    default:
+        break;
+    }
 }
 
 void yn_screens_menu(yn_screen *s)

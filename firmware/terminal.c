@@ -782,11 +782,10 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
 }
 
 /* A short message for staff, then back to idle after result_ms. */
-static void notice(yn_terminal *t, enum yn_screen_kind kind, const char *name, const char *title,
-                   const char *line)
+static void notice(yn_terminal *t, enum yn_note note, const yn_note_arg *arg)
 {
     yn_screen s;
-    yn_screens_notice(&s, kind, name, title, line);
+    yn_screens_note(&s, note, arg);
     footer(t, &s);
     show(t, &s);
     result_timer(t);
@@ -796,13 +795,11 @@ static void notice(yn_terminal *t, enum yn_screen_kind kind, const char *name, c
 static void toggle_weighed(yn_terminal *t)
 {
     if (!t->weighed && !t->dev->scale.ops) {
-        notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
-               "没有配置电子秤：请技术人员在设置中接入电子秤");
+        notice(t, YN_NOTE_WEIGHED_NO_SCALE, NULL);
         return;
     }
     if (!t->weighed && t->per100g_fen <= 0) {
-        notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
-               "没有设定每100克单价：请技术人员在设置中填写");
+        notice(t, YN_NOTE_WEIGHED_NO_PRICE, NULL);
         return;
     }
     t->weighed = !t->weighed;
@@ -815,10 +812,10 @@ static void tare(yn_terminal *t)
 {
     int rc = yn_scale_tare(&t->dev->scale);
     if (rc == YN_OK) {
-        notice(t, YN_SCREEN_INFO, "tared", "已去皮", "请放上餐食后刷卡");
+        notice(t, YN_NOTE_TARED, NULL);
     } else {
         yn_warn("scale: tare: %s", yn_strerror(rc));
-        notice(t, YN_SCREEN_ERROR, "tare_failed", "去皮失败", yn_screens_status_text(rc));
+        notice(t, YN_NOTE_TARE_FAILED, &(yn_note_arg){.rc = rc});
     }
 }
 
@@ -832,10 +829,7 @@ static int64_t lock_left_ms(yn_terminal *t)
 
 static void show_locked(yn_terminal *t)
 {
-    char line[96];
-    snprintf(line, sizeof line, "密码错误次数过多，请 %lld 秒后再试",
-             (long long)((lock_left_ms(t) + 999) / 1000));
-    notice(t, YN_SCREEN_ERROR, "staff_locked", "管理功能已锁定", line);
+    notice(t, YN_NOTE_STAFF_LOCKED, &(yn_note_arg){.n = (lock_left_ms(t) + 999) / 1000});
 }
 
 static void show_menu(yn_terminal *t)
@@ -896,9 +890,7 @@ static void wrong_pin(yn_terminal *t)
         show_locked(t);
         return;
     }
-    char line[64];
-    snprintf(line, sizeof line, "还可以再试 %d 次", STAFF_MAX_WRONG - t->wrong_pins);
-    notice(t, YN_SCREEN_ERROR, "pin_wrong", "工号或密码错误", line);
+    notice(t, YN_NOTE_PIN_WRONG, &(yn_note_arg){.n = STAFF_MAX_WRONG - t->wrong_pins});
 }
 
 /* 冲正 of t->rev_seq, authorised by supervisor sup_id. */
@@ -946,11 +938,9 @@ static void check_pin(yn_terminal *t)
                 op->role == YN_ROLE_SUPERVISOR ? "supervisor" : "operator");
         show_menu(t);
     } else if (op->role != YN_ROLE_SUPERVISOR) {
-        char line[96];
         yn_warn("staff: operator %s is not a supervisor; reversal of %lld refused", op->id,
                 (long long)t->rev_seq);
-        snprintf(line, sizeof line, "工号" YN_NB "%s 不是主管，不能冲正", op->id);
-        notice(t, YN_SCREEN_ERROR, "not_supervisor", "需要主管授权", line);
+        notice(t, YN_NOTE_NOT_SUPERVISOR, &(yn_note_arg){.text = op->id});
     } else {
         reverse(t, op->id);
     }
@@ -967,7 +957,7 @@ static void settle(yn_terminal *t)
     int rc = yn_ledger_settle(t->deps.ledger, m.local_ymd, &st);
     if (rc != YN_OK) {
         yn_err("staff: 日结 of %d: %s", (int)m.local_ymd, yn_strerror(rc));
-        notice(t, YN_SCREEN_ERROR, "settle_failed", "日结失败", yn_screens_status_text(rc));
+        notice(t, YN_NOTE_SETTLE_FAILED, &(yn_note_arg){.rc = rc});
         return;
     }
     snprintf(path, sizeof path, "%s/settle-%s-%d.csv", t->cfg->ledger.settle_dir,
@@ -1004,7 +994,7 @@ static void menu_key(yn_terminal *t, int key)
         yn_info("staff: operator %s logged out", t->operator_id);
         t->logged_in = false;
         t->operator_id[0] = '\0';
-        notice(t, YN_SCREEN_INFO, "logged_out", "已退出登录", "请刷卡");
+        notice(t, YN_NOTE_LOGGED_OUT, NULL);
         break;
     case YN_KEY_CANCEL:
         show_idle(t);
@@ -1144,14 +1134,9 @@ static void demo_control(yn_terminal *t, const yn_input_event *ev)
 /* A card key with no demo card behind it: say so rather than do nothing. */
 static void no_demo_card(yn_terminal *t, int card)
 {
-    char line[96];
     int n = demo_cards(t);
     yn_info("demo: key %c has no demo card (there are %d)", 'a' + card, n);
-    if (n > 0)
-        snprintf(line, sizeof line, "演示卡只有 a 到 %c 共 %d 张", 'a' + (n > 26 ? 25 : n - 1), n);
-    else
-        snprintf(line, sizeof line, "没有演示卡");
-    notice(t, YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡", line);
+    notice(t, YN_NOTE_DEMO_NO_CARD, &(yn_note_arg){.n = n});
 }
 
 static void on_event(yn_terminal *t, const yn_input_event *ev)
@@ -1279,8 +1264,7 @@ void yn_terminal_start(yn_terminal *t)
         char uid[2 * YN_UID_MAX + 1];
         yn_nfc_uid_hex(&tag, uid, sizeof uid);
         yn_info("terminal: card %s was in the field at start: not a tap until it leaves", uid);
-        notice(t, YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片",
-               "读卡器上已有卡片，请拿开后再刷卡");
+        notice(t, YN_NOTE_CARD_ON_READER, NULL);
     }
 }
 

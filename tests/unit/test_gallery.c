@@ -531,15 +531,9 @@ static void gallery(void)
     SHOT("staff_id", yn_screens_entry(&s, YN_ENTRY_LOGIN_ID, "", "12345678"));
     SHOT("staff_pin", yn_screens_entry(&s, YN_ENTRY_LOGIN_PIN, "12345678", "12345678"));
     SHOT("staff_menu", yn_screens_menu(&s));
-    SHOT("pin_wrong",
-         yn_screens_notice(&s, YN_SCREEN_ERROR, "pin_wrong", "工号或密码错误", "还可以再试 2 次"));
-    SHOT("staff_locked", yn_screens_notice(&s, YN_SCREEN_ERROR, "staff_locked", "管理功能已锁定",
-                                           "密码错误次数过多，请 60 秒后再试"));
     SHOT("reverse_seq", yn_screens_entry(&s, YN_ENTRY_REVERSE_SEQ, "", "999999999999"));
     SHOT("super_id", yn_screens_entry(&s, YN_ENTRY_SUPER_ID, "", "12345678"));
     SHOT("super_pin", yn_screens_entry(&s, YN_ENTRY_SUPER_PIN, "12345678", "12345678"));
-    SHOT("not_supervisor", yn_screens_notice(&s, YN_SCREEN_ERROR, "not_supervisor", "需要主管授权",
-                                             "工号" YN_NB "12345678 不是主管，不能冲正"));
     SHOT("reversed",
          yn_screens_reversed(&s, 9223372036854775807LL, "4403042050123456789", reversal()));
     SHOT("reverse_not_found",
@@ -552,20 +546,15 @@ static void gallery(void)
     SHOT("settlement", yn_screens_settlement(&s, &c, settlement(),
                                              "settle-T-FT-0001-CANTEE-20261231.csv", YN_OK));
     SHOT("settlement_csv_failed", yn_screens_settlement(&s, &c, settlement(), NULL, YN_EROFS));
-    SHOT("settle_failed", yn_screens_notice(&s, YN_SCREEN_ERROR, "settle_failed", "日结失败",
-                                            yn_screens_status_text(YN_ECORRUPT)));
-    SHOT("logged_out", yn_screens_notice(&s, YN_SCREEN_INFO, "logged_out", "已退出登录", "请刷卡"));
     /* the scale */
-    SHOT("tared", yn_screens_notice(&s, YN_SCREEN_INFO, "tared", "已去皮", "请放上餐食后刷卡"));
-    SHOT("tare_failed", yn_screens_notice(&s, YN_SCREEN_ERROR, "tare_failed", "去皮失败",
-                                          yn_screens_status_text(YN_EDEV_ADDRESS)));
-    SHOT("weighed_unavailable",
-         yn_screens_notice(&s, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
-                           "没有设定每100克单价：请技术人员在设置中填写"));
-    SHOT("demo_no_card", yn_screens_notice(&s, YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡",
-                                           "演示卡只有 a 到 j 共 10 张"));
-    SHOT("card_on_reader", yn_screens_notice(&s, YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片",
-                                             "读卡器上已有卡片，请拿开后再刷卡"));
+    /* every short notice, with the longest arguments it takes */
+    for (int n = 0; n < YN_NOTE_COUNT; n++) {
+        yn_note_arg a = {.n = 26, .text = "1234567890123456", .rc = YN_EDEV_ADDRESS};
+        yn_screens_note(&s, (enum yn_note)n, &a);
+        char name[48];
+        snprintf(name, sizeof name, "note_%s", s.name);
+        SHOT(name, yn_screens_note(&s, (enum yn_note)n, &a));
+    }
     /* sales stopped by the ledger's keeper */
     yn_sales_stop stop = {.why = YN_STOP_LOST,
                           .first_seq = 9223372036854775000LL,
