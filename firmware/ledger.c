@@ -300,11 +300,7 @@ static void encode(const yn_ledger_record *r, struct enc *e)
     }
 }
 
-/* A record's identification fields fit each other (LEDGER.md, "How the
- * holder was identified"): only a meal is identified otherwise than by the
- * card; an identity-only meal names its identifier, a manual one its
- * supervisor and operator (two people); a card's carries neither. */
-bool yn_lg_by_ok(const yn_ledger_record *r)
+bool yn_ledger_record_by_ok(const yn_ledger_record *r)
 {
     switch (r->by) {
     case 0:

@@ -172,7 +172,6 @@ void yn_lg_col_text(sqlite3_stmt *s, int i, char *dst, size_t size);
 
 /* ledger.c — the journal: canonical hash, rows, head, append */
 bool yn_lg_hash_record(yn_ledger *l, const yn_ledger_record *r, uint8_t out[YN_LEDGER_HASH_LEN]);
-bool yn_lg_by_ok(const yn_ledger_record *r);
 void yn_lg_row_to_record(sqlite3_stmt *s, yn_ledger_record *r);
 int yn_lg_record_by(yn_ledger *l, enum stmt_id id, int64_t key, yn_ledger_record *r, bool *found);
 void yn_lg_result_from_record(const yn_ledger_record *r, yn_ledger_result *out);
