@@ -1203,6 +1203,8 @@ static const struct {
     {YN_POLICY_CATEGORY, "dibao_edge", "低保边缘"},
     {YN_POLICY_CATEGORY, "sanshu_wulao", "三属五老"},
     {YN_POLICY_CATEGORY, "shidu", "失独"},
+    {YN_POLICY_CATEGORY, "disabled_severe", "重度残疾"},
+    {YN_POLICY_CATEGORY, "disabled_moderate", "中度失能"},
     {YN_POLICY_PERIOD, "breakfast", "早餐"},
     {YN_POLICY_PERIOD, "lunch", "午餐"},
     {YN_POLICY_PERIOD, "dinner", "晚餐"},

@@ -14,33 +14,10 @@
 
 #include "fix_ledger.h"
 #include "log.h"
+#include "testutil.h"
 
 yn_policy *lf_policy;
 yn_policy *lf_policy_ident;
-
-/* shenzhen-2025 accepting identity-only cards and 忘带卡 */
-static int load_policy_ident(const char *path)
-{
-    FILE *in = fopen(path, "rb");
-    static char doc[65536], edited[65536 + 256];
-    size_t n = in ? fread(doc, 1, sizeof doc - 1, in) : 0;
-    if (in)
-        fclose(in);
-    doc[n] = '\0';
-    const char *at = strstr(doc, "  \"categories\"");
-    if (!at)
-        return -1;
-    snprintf(edited, sizeof edited,
-             "%.*s  \"identity_only\": {\"offline_cap_fen\": 500},\n"
-             "  \"manual_entry\": {\"per_terminal_day\": 2, \"offline_cap_fen\": 500},\n%s",
-             (int)(at - doc), doc, at);
-    char err[256];
-    if (yn_policy_load(edited, strlen(edited), &lf_policy_ident, err, sizeof err) != YN_OK) {
-        fprintf(stderr, "cannot load the identity policy: %s\n", err);
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- fixtures ------------------------------------------------------------- */
 
@@ -54,7 +31,7 @@ int lf_group_setup(void **state)
         fprintf(stderr, "cannot load %s: %s\n", path, err);
         return -1;
     }
-    if (load_policy_ident(path) != 0)
+    if (!(lf_policy_ident = yn_test_policy_ident(2)))
         return -1;
     yn_log_quiet(true); /* refusals and provoked failures log on purpose */
     return 0;
