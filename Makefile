@@ -50,9 +50,13 @@ CC    := $(if $(filter 1,$(FUZZ)),clang,$(CROSS_COMPILE)gcc)
 AR    := $(CROSS_COMPILE)ar
 
 PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
+# headers only: the PKCS#11 header from p11-kit; the token's module is dlopen()ed (hal/KEYSTORE.md)
+HDR_PKGS  := p11-kit-1
 TEST_PKGS := cmocka
 # libfreefare: only the conformance test's client (tests/freefare), host only
 FF_PKGS   := $(if $(filter host,$(ARCH)),libfreefare)
+# programs the tests run (Debian packages softhsm2, opensc)
+TEST_CMDS := softhsm2-util pkcs11-tool
 
 # libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded
 # target packages (libnfc-dev cannot be installed multiarch: see README.md).
@@ -74,7 +78,7 @@ endif
 
 # On a fresh machine: install what pkg-config cannot find, then go on.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(TEST_PKGS) $(FF_PKGS) 2>/dev/null && command -v $(CC) >/dev/null && echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
+  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(HDR_PKGS) $(TEST_PKGS) $(FF_PKGS) 2>/dev/null && $(foreach c,$(CC) $(TEST_CMDS),command -v $(c) >/dev/null &&) echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
     $(info tools/install-deps: a library or tool is missing for ARCH=$(ARCH); installing it)
     ifneq ($(shell tools/install-deps $(DEPS_ARG) 1>&2; echo $$?),0)
       $(error tools/install-deps failed; see the message above)
@@ -101,7 +105,7 @@ else
   LDFLAGS ?=
 endif
 Q := $(if $(V),,@)
-ALL_CFLAGS = $(CFLAGS_BASE) $(TIME64_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS)) $(NFC_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(CFLAGS_BASE) $(TIME64_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS) $(HDR_PKGS)) $(NFC_CFLAGS) $(CFLAGS)
 LIBS       = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(NFC_LIBS) -lpthread -lutil
 TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
@@ -233,10 +237,15 @@ check: lint
 	$(MAKE) --no-print-directory fuzz
 	@echo "make check: all suites passed"
 
+# The tap tests a second time with the keys in a SoftHSM2 token (a throwaway
+# token of each test, under $(BUILD)/tokens): hal/KEYSTORE.md.
+KEYS_BOTH_UNIT := $(BUILD)/tests/test_tap $(BUILD)/tests/test_terminal
 check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
 	@if nm $(DAEMON) | grep -qi picc; then \
 	  echo "check: the daemon links card-side (PICC) code; it belongs in tools/emu"; exit 1; fi
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
+	@mkdir -p $(BUILD)/tokens
+	YN_KEYS_BACKEND=pkcs11 TMPDIR=$(abspath $(BUILD))/tokens tests/run-unit "" $(KEYS_BOTH_UNIT)
 
 check-integration: all $(CRASHES) $(INTS) $(FF_CLIENT)
 	BUILD=$(BUILD) tests/run-integration
@@ -245,7 +254,7 @@ check-cross:
 	@test "$(ARCH)" != host || { echo "check-cross needs ARCH=aarch64 or ARCH=armhf"; exit 2; }
 	$(MAKE) --no-print-directory ARCH=$(ARCH) $(TESTS) all
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
-	tests/time-abi $(BUILD) $(CC) "$(shell $(PKG_CONFIG) --cflags $(PKGS) $(TEST_PKGS)) $(NFC_CFLAGS)" \
+	tests/time-abi $(BUILD) $(CC) "$(shell $(PKG_CONFIG) --cflags $(PKGS) $(HDR_PKGS) $(TEST_PKGS)) $(NFC_CFLAGS)" \
 	  "$(LIBS) $(TEST_LIBS)"
 
 # Fuzz targets (libFuzzer): built with clang, each run FUZZ_TIME seconds from

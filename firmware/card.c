@@ -607,18 +607,16 @@ static void gf_double(const uint8_t in[16], uint8_t out[16])
     out[15] ^= (uint8_t)(0x87 & -carry);
 }
 
-int yn_card_diversify(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *uid, size_t uid_len,
-                      const uint8_t aid[YN_CARD_AID_LEN], const uint8_t *sysid, size_t sysid_len,
-                      uint8_t out[YN_CARD_KEY_LEN])
+int yn_card_div_input(const uint8_t *uid, size_t uid_len, const uint8_t aid[YN_CARD_AID_LEN],
+                      const uint8_t *sysid, size_t sysid_len, uint8_t d[YN_CARD_DIV_INPUT_MAX],
+                      size_t *d_len)
 {
-    if (!master || !out || (!uid && uid_len) || !aid || (!sysid && sysid_len))
+    *d_len = 0;
+    if (!d || (!uid && uid_len) || !aid || (!sysid && sysid_len))
         return YN_EINVAL;
     size_t m_len = uid_len + YN_CARD_AID_LEN + sysid_len;
-    if (m_len < 1 || m_len > 31)
+    if (m_len < 1 || m_len > YN_CARD_DIV_INPUT_MAX - 1)
         return YN_EINVAL;
-
-    /* D = 0x01 ‖ M, padded to 32 bytes as AN10922 §2.2 says. */
-    uint8_t d[32] = {0};
     size_t n = 0;
     d[n++] = 0x01;
     if (uid_len)
@@ -628,10 +626,22 @@ int yn_card_diversify(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *u
     n += YN_CARD_AID_LEN;
     if (sysid_len)
         memcpy(d + n, sysid, sysid_len);
-    n += sysid_len;
-    bool padded = n < sizeof d;
+    *d_len = n + sysid_len;
+    return YN_OK;
+}
+
+int yn_card_div_cmac(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *d, size_t d_len,
+                     uint8_t out[YN_CARD_KEY_LEN])
+{
+    if (!master || !d || !out || d_len < 2 || d_len > YN_CARD_DIV_INPUT_MAX)
+        return YN_EINVAL;
+    /* D padded to 32 bytes as AN10922 §2.2 says, whatever its length */
+    uint8_t dp[YN_CARD_DIV_INPUT_MAX] = {0};
+    memcpy(dp, d, d_len);
+    bool padded = d_len < sizeof dp;
     if (padded)
-        d[n] = 0x80;
+        // cppcheck-suppress arrayIndexOutOfBoundsCond ; padded means d_len < 32
+        dp[d_len] = 0x80;
 
     uint8_t l[16], k1[16], k2[16], mac[32];
     static const uint8_t zero[16];
@@ -641,8 +651,8 @@ int yn_card_diversify(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *u
         gf_double(k1, k2);
         const uint8_t *sub = padded ? k2 : k1;
         for (int i = 0; i < 16; i++)
-            d[16 + i] ^= sub[i];
-        rc = aes_cbc_zero_iv(master, d, 32, mac);
+            dp[16 + i] ^= sub[i];
+        rc = aes_cbc_zero_iv(master, dp, 32, mac);
         if (rc == YN_OK)
             memcpy(out, mac + 16, YN_CARD_KEY_LEN);
     }
@@ -650,6 +660,21 @@ int yn_card_diversify(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *u
     OPENSSL_cleanse(k1, sizeof k1);
     OPENSSL_cleanse(k2, sizeof k2);
     OPENSSL_cleanse(mac, sizeof mac);
+    OPENSSL_cleanse(dp, sizeof dp);
+    return rc;
+}
+
+int yn_card_diversify(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *uid, size_t uid_len,
+                      const uint8_t aid[YN_CARD_AID_LEN], const uint8_t *sysid, size_t sysid_len,
+                      uint8_t out[YN_CARD_KEY_LEN])
+{
+    uint8_t d[YN_CARD_DIV_INPUT_MAX];
+    size_t d_len;
+    if (!master || !out)
+        return YN_EINVAL;
+    int rc = yn_card_div_input(uid, uid_len, aid, sysid, sysid_len, d, &d_len);
+    if (rc == YN_OK)
+        rc = yn_card_div_cmac(master, d, d_len, out);
     OPENSSL_cleanse(d, sizeof d);
     return rc;
 }

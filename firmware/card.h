@@ -129,13 +129,28 @@ extern const uint8_t yn_card_aid[YN_CARD_AID_LEN];
 /* The project's system identifier in the diversification input: "YINIAN-POS". */
 extern const uint8_t yn_card_sysid[10];
 
+/* AN10922 §2.2's diversification input D = 0x01 ‖ M, M = uid ‖ aid ‖ sysid
+ * of 1..31 bytes: *d_len = 2..32 bytes written to d. */
+#define YN_CARD_DIV_INPUT_MAX 32
+int yn_card_div_input(const uint8_t *uid, size_t uid_len, const uint8_t aid[YN_CARD_AID_LEN],
+                      const uint8_t *sysid, size_t sysid_len, uint8_t d[YN_CARD_DIV_INPUT_MAX],
+                      size_t *d_len) YN_MUST_CHECK;
+/* The AN's CMAC' of D (2..32 bytes) under master: D padded to 32 bytes
+ * (0x80 0x00…, subkey K2) unless it is exactly 32 (subkey K1). For D of
+ * 17..32 bytes this equals standard AES-CMAC (NIST SP 800-38B) — what a
+ * PKCS#11 token's CKM_AES_CMAC computes (hal/KEYSTORE.md). */
+int yn_card_div_cmac(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *d, size_t d_len,
+                     uint8_t out[YN_CARD_KEY_LEN]) YN_MUST_CHECK;
 /* AN10922 §2.2 AES-128 diversification: out = CMAC'(master, 0x01 ‖ M) with
  * M = uid ‖ aid ‖ sysid, 1..31 bytes; the AN pads 0x01 ‖ M to 32 bytes
  * (0x80 0x00…, subkey K2) unless it is exactly 32 (subkey K1). */
 int yn_card_diversify(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *uid, size_t uid_len,
                       const uint8_t aid[YN_CARD_AID_LEN], const uint8_t *sysid, size_t sysid_len,
                       uint8_t out[YN_CARD_KEY_LEN]) YN_MUST_CHECK;
-/* The card key of this UID with the project's AID and system identifier. */
+/* The card key of this UID with the project's AID and system identifier.
+ * Software, with the master in memory: the issuing desk's way. A terminal
+ * asks its keystore (yn_keystore_card_key), which may keep the master in a
+ * token. */
 int yn_card_key_for_uid(const uint8_t master[YN_CARD_MASTER_LEN], const uint8_t *uid,
                         size_t uid_len, uint8_t out[YN_CARD_KEY_LEN]) YN_MUST_CHECK;
 /* MIFARE Classic sector keys from a card key: A = key[0..5], B = key[6..11]. */

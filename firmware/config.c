@@ -37,6 +37,7 @@ enum key_type {
     T_FILE,    /* existing readable regular file */
     T_SECRET,  /* existing key file owned by us with mode 0600 or 0400 */
     T_PUBLIC,  /* existing file not writable by group or others */
+    T_LIBRARY, /* existing shared library not writable by group or others (loaded as code) */
     T_URL,     /* https://host[:port][/path] */
 };
 
@@ -172,10 +173,14 @@ static const struct key_desc keys[] = {
     K("sync", "ca_file", T_FILE, sync.ca_file, ""),
     {"sync", "offline_cap_fen", T_MONEY, F(sync.offline_cap_fen), 0, 100000000, NULL, 0, "0"},
 
-    K("keys", "terminal_key", T_SECRET, keys.terminal_key, NULL),
-    K("keys", "card_master_key", T_SECRET, keys.card_master_key, NULL),
+    KB("keys", "backend", YN_HAL_KEYSTORE, keys.backend, "file"),
+    K("keys", "terminal_key", T_SECRET, keys.terminal_key, ""),
+    K("keys", "card_master_key", T_SECRET, keys.card_master_key, ""),
     K("keys", "issuer_pubkey", T_PUBLIC, keys.issuer_pubkey, NULL),
     K("keys", "district_pubkey", T_PUBLIC, keys.district_pubkey, ""),
+    K("keys", "pkcs11_module", T_LIBRARY, keys.pkcs11_module, ""),
+    K("keys", "token_label", T_TEXT, keys.token_label, ""),
+    K("keys", "pin_file", T_SECRET, keys.pin_file, ""),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -322,6 +327,11 @@ static void check_file(struct parse_state *st, const struct key_desc *k, int lin
                   "[%s] %s: public key file '%s' has mode %04o; it must not be writable by "
                   "group or others (chmod 644 '%s')",
                   k->section, k->name, given, mode, given);
+    } else if (k->type == T_LIBRARY && (mode & 022)) {
+        add_error(st, line,
+                  "[%s] %s: '%s' has mode %04o; code loaded into the terminal must not be "
+                  "writable by group or others (chmod 644 '%s')",
+                  k->section, k->name, given, mode, given);
     } else if (access(path, R_OK) != 0) {
         add_error(st, line, "[%s] %s: '%s' is not readable (%s)", k->section, k->name, given,
                   strerror(errno));
@@ -442,7 +452,8 @@ static bool set_value(struct parse_state *st, const struct key_desc *k, const ch
     case T_PATH:
     case T_FILE:
     case T_SECRET:
-    case T_PUBLIC: {
+    case T_PUBLIC:
+    case T_LIBRARY: {
         char full[PATH_MAX];
         if (!resolve_path(st, v, full, k->size)) {
             add_error(st, line, "[%s] %s: path too long (at most %zu bytes)", k->section, k->name,
@@ -688,6 +699,34 @@ static void validate_modbus(struct parse_state *st)
                   (long long)c->menu.price_per_100g_fen);
 }
 
+/* [keys]: each backend's keys, and none of the other's — a token configured
+ * under backend = file (or a key file left under pkcs11) is refused, never
+ * silently taken the other way. */
+static void validate_keys(struct parse_state *st)
+{
+    const yn_config *c = st->cfg;
+    static const char *const file_keys[] = {"terminal_key", "card_master_key"};
+    static const char *const token_keys[] = {"pkcs11_module", "token_label", "pin_file"};
+    bool token = !strcmp(c->keys.backend, "pkcs11");
+    if (!token && strcmp(c->keys.backend, "file") != 0)
+        return; /* a bad backend was reported with its line */
+    const char *const *need = token ? token_keys : file_keys;
+    const char *const *refuse = token ? file_keys : token_keys;
+    size_t n_need = token ? 3 : 2, n_refuse = token ? 2 : 3;
+    for (size_t i = 0; i < n_need; i++)
+        require(st, key_index("keys", need[i]), token ? "when backend = pkcs11" : NULL);
+    for (size_t i = 0; i < n_refuse; i++) {
+        int ki = key_index("keys", refuse[i]);
+        if (st->key_line[ki] && !st->key_bad[ki] && *(const char *)field(st->cfg, &keys[ki]))
+            add_error(st, st->key_line[ki],
+                      token ? "[keys] %s is set but backend = pkcs11 keeps the secret keys in "
+                              "the token: remove the line (and the key file from the board)"
+                            : "[keys] %s is set but backend = file reads the secret keys from "
+                              "files: set backend = pkcs11 to use the token, or remove the line",
+                      refuse[i]);
+    }
+}
+
 static void validate(struct parse_state *st)
 {
     yn_config *c = st->cfg;
@@ -715,6 +754,7 @@ static void validate(struct parse_state *st)
         require(st, key_index("sync", "ca_file"), "when enabled = true");
         require(st, key_index("keys", "district_pubkey"), "when [sync] enabled = true");
     }
+    validate_keys(st);
     if (c->terminal.district && c->terminal.street &&
         c->terminal.street / 1000 != c->terminal.district) {
         int ki = key_index("terminal", "street");
@@ -732,8 +772,9 @@ static void validate(struct parse_state *st)
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key_desc *k = &keys[i];
         const char *path = field(c, k);
-        if ((k->type == T_FILE || k->type == T_SECRET || k->type == T_PUBLIC) && path[0] &&
-            st->key_line[i])
+        if ((k->type == T_FILE || k->type == T_SECRET || k->type == T_PUBLIC ||
+             k->type == T_LIBRARY) &&
+            path[0] && st->key_line[i])
             check_file(st, k, st->key_line[i], path, path);
     }
 }

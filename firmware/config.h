@@ -161,10 +161,14 @@ typedef struct yn_config {
     } sync;
 
     struct {
-        char terminal_key[PATH_MAX];    /* secret, 0600: HMAC key for batches */
-        char card_master_key[PATH_MAX]; /* secret, 0600: AN10922 master key */
+        char backend[YN_BACKEND_MAX];   /* file | pkcs11: where the secret keys live */
+        char terminal_key[PATH_MAX];    /* file: secret, 0600: HMAC key for batches */
+        char card_master_key[PATH_MAX]; /* file: secret, 0600: AN10922 master key */
         char issuer_pubkey[PATH_MAX];   /* card issuer's Ed25519 public key(s) */
         char district_pubkey[PATH_MAX]; /* district's Ed25519 public key */
+        char pkcs11_module[PATH_MAX];   /* pkcs11: the token's module, not writable by others */
+        char token_label[33];           /* pkcs11: the token's label, 1..32 bytes */
+        char pin_file[PATH_MAX];        /* pkcs11: secret, 0600: the token's user PIN */
     } keys;
 
     struct {

@@ -9,7 +9,7 @@ int yn_devices_open(yn_devices *d, const yn_config *cfg)
 {
     memset(d, 0, sizeof *d);
     yn_clock_init(&d->clock, &yn_clock_system_ops);
-    int rc = yn_keystore_open(&d->keys, &yn_keystore_file_ops, cfg);
+    int rc = yn_keystore_open(&d->keys, NULL, cfg);
     if (rc == YN_OK)
         rc = yn_display_open(&d->display, cfg);
     if (rc == YN_OK)

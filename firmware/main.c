@@ -39,7 +39,8 @@ static void usage(FILE *to)
                 "  --check-config   validate FILE and exit: 0 valid, 2 invalid\n"
                 "  --self-test      open every configured device and exit: 0 all answer\n"
                 "  --enrol TOKEN    enrol with the district server ([sync] url, ca_file) using\n"
-                "                   a one-time token; writes [keys] terminal_key (mode 0600)\n"
+                "                   a one-time token; the key goes into the keystore: [keys]\n"
+                "                   terminal_key (mode 0600), or the token (backend = pkcs11)\n"
                 "  --verbose        debug logging\n"
                 "  --version        print the version\n");
 }
@@ -57,17 +58,24 @@ static int load_config(const char *path, yn_config *cfg)
     return rc;
 }
 
-/* Trade a one-time token for this terminal's key with the district server. */
+/* Trade a one-time token for this terminal's key with the district server;
+ * the key goes straight into the keystore. */
 static int enrol(const yn_config *cfg, const char *token)
 {
     char id[YN_ID_MAX];
-    if (!cfg->sync.url[0] || !cfg->sync.ca_file[0] || !cfg->keys.terminal_key[0]) {
-        fprintf(stderr, "%s: --enrol needs [sync] url and ca_file and [keys] terminal_key\n",
-                cfg->path);
+    yn_keystore keys;
+    if (!cfg->sync.url[0] || !cfg->sync.ca_file[0]) {
+        fprintf(stderr, "%s: --enrol needs [sync] url and ca_file\n", cfg->path);
         return EXIT_CONFIG;
     }
-    int rc = yn_sync_enrol(cfg->sync.url, cfg->sync.ca_file, token, cfg->keys.terminal_key, id,
-                           sizeof id);
+    if (yn_keystore_open(&keys, NULL, cfg) != YN_OK) {
+        fprintf(stderr, "%s\n", keys.error);
+        return EXIT_RUNTIME;
+    }
+    int rc = yn_sync_enrol(cfg->sync.url, cfg->sync.ca_file, token, &keys, id, sizeof id);
+    char where[sizeof keys.where];
+    snprintf(where, sizeof where, "%s", keys.where);
+    yn_keystore_close(&keys);
     if (rc != YN_OK) {
         fprintf(stderr, "enrolment with %s failed: %s\n", cfg->sync.url, yn_strerror(rc));
         return EXIT_RUNTIME;
@@ -77,7 +85,7 @@ static int enrol(const yn_config *cfg, const char *token)
                 "warning: the district enrolled this board as terminal %s but %s says "
                 "%s: correct [terminal] id\n",
                 id, cfg->path, cfg->terminal.id);
-    printf("enrolled as terminal %s; key written to %s\n", id, cfg->keys.terminal_key);
+    printf("enrolled as terminal %s; key stored in %s\n", id, where);
     return 0;
 }
 
@@ -85,7 +93,6 @@ static int enrol(const yn_config *cfg, const char *token)
 struct app {
     yn_ledger *ledger;
     yn_policy *policy;
-    uint8_t master[YN_CARD_MASTER_LEN];
     yn_card_keyring ring;
     bool ledger_damaged; /* the ledger or its policy could not be read: damaged */
 };
@@ -94,7 +101,18 @@ static void app_close(struct app *a)
 {
     yn_ledger_close(a->ledger);
     yn_policy_free(a->policy);
-    explicit_bzero(a->master, sizeof a->master);
+}
+
+/* Whether secret key id can be used now: logged with where it is. */
+static int key_ready(yn_keystore *keys, enum yn_key_id id)
+{
+    yn_keystore_key_info info;
+    int rc = yn_keystore_inspect(keys, id, &info);
+    if (rc == YN_OK && !info.works)
+        rc = info.present ? YN_EPERM : YN_ENOTFOUND;
+    if (rc != YN_OK)
+        yn_err("keys: %s not usable (%s): %s", yn_key_id_name(id), yn_strerror(rc), info.detail);
+    return rc;
 }
 
 /* Keys, ledger and the policy in force: board.conf's policy file is offered
@@ -107,11 +125,7 @@ static int app_open(const yn_config *cfg, yn_keystore *keys, struct app *a, bool
     size_t len;
     char err[256];
     memset(a, 0, sizeof *a);
-    int rc = yn_keystore_load(keys, YN_KEYID_CARD_MASTER, a->master, sizeof a->master, &len);
-    if (rc == YN_OK && len != YN_CARD_MASTER_LEN) {
-        yn_err("%s: card_master_key must hold 16 bytes", cfg->path);
-        rc = YN_EINVAL;
-    }
+    int rc = key_ready(keys, YN_KEYID_CARD_MASTER);
     if (rc == YN_OK)
         rc = yn_keystore_load(keys, YN_KEYID_ISSUER_PUB, buf, sizeof buf, &len);
     if (rc == YN_OK && (rc = yn_card_keyring_from_bytes(buf, len, &a->ring, err, sizeof err)))
@@ -184,6 +198,17 @@ static int self_test(const yn_config *cfg)
     }
     if (strcmp(cfg->io.backend, "none") != 0)
         failures += report("io", yn_io_describe(&dev.io, what, sizeof what), what);
+    /* the card master always; the terminal key when sync needs it */
+    char keys[sizeof dev.keys.where + 96];
+    yn_keystore_key_info terminal;
+    int keys_rc = key_ready(&dev.keys, YN_KEYID_CARD_MASTER);
+    bool have_terminal =
+        yn_keystore_inspect(&dev.keys, YN_KEYID_TERMINAL, &terminal) == YN_OK && terminal.works;
+    if (keys_rc == YN_OK && cfg->sync.enabled && !have_terminal)
+        keys_rc = key_ready(&dev.keys, YN_KEYID_TERMINAL);
+    snprintf(keys, sizeof keys, "%s: card master%s usable", dev.keys.where,
+             have_terminal ? " and terminal key" : ", no terminal key yet (sync is off)");
+    failures += report("keys", keys_rc, keys);
     struct app app;
     failures +=
         report("ledger, keys and policy", app_open(cfg, &dev.keys, &app, false), cfg->ledger.path);
@@ -217,18 +242,16 @@ static void on_conflict(void *arg, int64_t first_seq, int64_t last_seq)
 static int sync_start(const yn_config *cfg, yn_keystore *keys, yn_keeper *keeper,
                       yn_sync_thread **out)
 {
-    static uint8_t terminal_key[YN_KEY_MAX];
     uint8_t pub[YN_KEY_MAX];
-    size_t key_len = 0, pub_len = 0;
+    size_t pub_len = 0;
     *out = NULL;
     if (!cfg->sync.enabled)
         return YN_OK;
-    int rc = yn_keystore_load(keys, YN_KEYID_TERMINAL, terminal_key, sizeof terminal_key, &key_len);
+    int rc = key_ready(keys, YN_KEYID_TERMINAL);
     if (rc == YN_OK)
         rc = yn_keystore_load(keys, YN_KEYID_DISTRICT_PUB, pub, sizeof pub, &pub_len);
-    if (rc == YN_OK && (key_len < 16 || pub_len != YN_UPDATE_PUBKEY_LEN)) {
-        yn_err("%s: [keys] terminal_key must hold at least 16 bytes and district_pubkey %d",
-               cfg->path, YN_UPDATE_PUBKEY_LEN);
+    if (rc == YN_OK && pub_len != YN_UPDATE_PUBKEY_LEN) {
+        yn_err("%s: [keys] district_pubkey must hold %d bytes", cfg->path, YN_UPDATE_PUBKEY_LEN);
         rc = YN_EINVAL;
     }
     if (rc != YN_OK)
@@ -236,8 +259,7 @@ static int sync_start(const yn_config *cfg, yn_keystore *keys, yn_keeper *keeper
     yn_sync_opts so = {.url = cfg->sync.url,
                        .ca_file = cfg->sync.ca_file,
                        .terminal_id = cfg->terminal.id,
-                       .terminal_key = terminal_key,
-                       .terminal_key_len = key_len,
+                       .keys = keys,
                        .clock_max_step_ms = CLOCK_MAX_STEP_MS,
                        .on_server_time = on_server_time,
                        .on_conflict = on_conflict,
@@ -310,7 +332,7 @@ static int run(const yn_config *cfg)
     if (rc == YN_OK)
         remove_stale(cfg);
     yn_terminal_deps deps = {
-        .ledger = app.ledger, .policy = app.policy, .master = app.master, .ring = &app.ring};
+        .ledger = app.ledger, .policy = app.policy, .keys = &dev.keys, .ring = &app.ring};
     if (rc == YN_OK)
         rc = yn_terminal_new(cfg, &dev, &deps, &term);
     yn_keeper_opts ko = {.ledger = app.ledger,

@@ -78,7 +78,7 @@ static int64_t mono_ms(const yn_tap_env *env)
 static int read_card(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[YN_CARD_KEY_LEN],
                      yn_nfc_card_data *data, yn_tap_outcome *out)
 {
-    int rc = yn_card_key_for_uid(env->master, tag->uid, tag->uid_len, key);
+    int rc = yn_keystore_card_key(env->keys, tag->uid, tag->uid_len, key);
     if (rc != YN_OK)
         return fail(out, rc, YN_REASON_READ_FAILED, "%s", "cannot derive the card key");
     if (tag->type != YN_TAG_DESFIRE && tag->type != YN_TAG_CLASSIC_1K)

@@ -18,6 +18,7 @@
 #include "card.h"
 #include "card_cache.h"
 #include "clock.h"
+#include "keystore.h"
 #include "ledger.h"
 #include "nfc.h"
 #include "policy.h"
@@ -26,7 +27,7 @@ typedef struct yn_tap_env {
     yn_nfc *nfc;
     yn_ledger *ledger;
     const yn_policy *policy;
-    const uint8_t *master;       /* district master key, YN_CARD_MASTER_LEN bytes */
+    yn_keystore *keys;           /* derives each card's key (the master stays inside) */
     const yn_card_keyring *ring; /* issuer public keys */
     yn_canteen canteen;          /* where this terminal stands */
     uint16_t canteen_code;       /* this canteen in v1 stamps (yn_tap_canteen_code) */

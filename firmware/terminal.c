@@ -305,7 +305,7 @@ int yn_terminal_new(const yn_config *cfg, yn_devices *dev, const yn_terminal_dep
         .nfc = &dev->nfc,
         .ledger = deps->ledger,
         .policy = deps->policy,
-        .master = deps->master,
+        .keys = deps->keys,
         .ring = deps->ring,
         .canteen = {.district = cfg->terminal.district, .street = cfg->terminal.street},
         .canteen_code = yn_tap_canteen_code(cfg->terminal.canteen_id),

@@ -17,7 +17,7 @@
 typedef struct yn_terminal_deps {
     yn_ledger *ledger;
     const yn_policy *policy;
-    const uint8_t *master;       /* district master key (16 bytes) */
+    yn_keystore *keys;           /* the card keys, derived per tap */
     const yn_card_keyring *ring; /* issuer public keys */
 } yn_terminal_deps;
 

@@ -8,6 +8,7 @@
 #include "display.h"
 #include "input.h"
 #include "io.h"
+#include "keystore.h"
 #include "nfc.h"
 #include "nfc_sim.h"
 #include "scale.h"
@@ -33,11 +34,17 @@ static const void *const display_backends[] = {&yn_display_terminal_ops, &yn_dis
 static const void *const input_backends[] = {&yn_input_terminal_ops, &yn_input_script_ops,
                                              &yn_input_evdev_ops, NULL};
 static const void *const audio_backends[] = {&yn_audio_silent_ops, &yn_audio_alsa_ops, NULL};
+static const void *const keystore_backends[] = {&yn_keystore_file_ops, &yn_keystore_pkcs11_ops,
+                                                NULL};
 
 static const void *const *const tables[YN_HAL_CLASS_COUNT] = {
-    [YN_HAL_NFC] = nfc_backends,     [YN_HAL_SCALE] = scale_backends,
-    [YN_HAL_IO] = io_backends,       [YN_HAL_DISPLAY] = display_backends,
-    [YN_HAL_INPUT] = input_backends, [YN_HAL_AUDIO] = audio_backends,
+    [YN_HAL_NFC] = nfc_backends,
+    [YN_HAL_SCALE] = scale_backends,
+    [YN_HAL_IO] = io_backends,
+    [YN_HAL_DISPLAY] = display_backends,
+    [YN_HAL_INPUT] = input_backends,
+    [YN_HAL_AUDIO] = audio_backends,
+    [YN_HAL_KEYSTORE] = keystore_backends,
 };
 
 /* Classes a terminal can run without. */
@@ -80,7 +87,7 @@ void yn_hal_names(enum yn_hal_class c, char *buf, size_t len)
 
 const char *yn_hal_class_name(enum yn_hal_class c)
 {
-    static const char *const names[YN_HAL_CLASS_COUNT] = {"reader",  "scale", "io",
-                                                          "display", "input", "audio"};
+    static const char *const names[YN_HAL_CLASS_COUNT] = {"reader", "scale", "io",  "display",
+                                                          "input",  "audio", "keys"};
     return (unsigned)c < YN_HAL_CLASS_COUNT ? names[c] : "?";
 }

@@ -17,6 +17,7 @@ enum yn_hal_class {
     YN_HAL_DISPLAY,
     YN_HAL_INPUT,
     YN_HAL_AUDIO,
+    YN_HAL_KEYSTORE,
     YN_HAL_CLASS_COUNT
 };
 

@@ -325,14 +325,14 @@ static void put_columns(buf *b, strtab *t, const yn_ledger_record *r, size_t n, 
         put_str_index(b, t, r[i].supervisor_id);
 }
 
-int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, const uint8_t *key,
-                    size_t key_len, uint8_t **out, size_t *out_len)
+int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, size_t n,
+                             uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
     size_t tlen = recs && n ? strlen(recs[0].terminal) : 0;
     if (!recs || n == 0 || n > YN_BATCH_MAX_RECORDS || batch_id < 1 || recs[0].seq < 1 ||
-        tlen == 0 || tlen >= YN_LEDGER_ID_MAX || !key || key_len < YN_BATCH_KEY_MIN)
+        tlen == 0 || tlen >= YN_LEDGER_ID_MAX)
         return YN_EINVAL;
     for (size_t i = 0; i < n; i++)
         if (check_record(&recs[i], &recs[0], i) != YN_OK)
@@ -388,11 +388,25 @@ int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, co
     memcpy(h + 64, recs[0].prev_hash, YN_LEDGER_HASH_LEN);
     memcpy(h + 96, recs[n - 1].hash, YN_LEDGER_HASH_LEN);
     size_t signed_len = YN_BATCH_HEADER_LEN + body_cap;
-    yn_batch_hmac(key, key_len, frame, signed_len, frame + signed_len);
+    memset(frame + signed_len, 0, YN_BATCH_MAC_LEN);
     free(raw.p);
     *out = frame;
     *out_len = signed_len + YN_BATCH_MAC_LEN;
     return YN_OK;
+}
+
+int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, const uint8_t *key,
+                    size_t key_len, uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (!key || key_len < YN_BATCH_KEY_MIN)
+        return YN_EINVAL;
+    int rc = yn_batch_encode_unsigned(batch_id, recs, n, out, out_len);
+    if (rc == YN_OK)
+        yn_batch_hmac(key, key_len, *out, *out_len - YN_BATCH_MAC_LEN,
+                      *out + *out_len - YN_BATCH_MAC_LEN);
+    return rc;
 }
 
 /* --- decode ------------------------------------------------------------------ */
@@ -790,8 +804,10 @@ static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_head
     return YN_OK;
 }
 
-int yn_batch_decode(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
-                    yn_batch_header *hdr, yn_ledger_record **out, const char **why)
+/* yn_batch_decode, with the HMAC checked here (key) or by the caller (NULL). */
+static int decode_frame(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
+                        bool check_mac, yn_batch_header *hdr, yn_ledger_record **out,
+                        const char **why)
 {
     const char *dummy;
     if (!why)
@@ -809,11 +825,13 @@ int yn_batch_decode(const uint8_t *f, size_t len, const uint8_t *key, size_t key
         return YN_ECORRUPT;
     }
     uint8_t mac[YN_BATCH_MAC_LEN];
-    yn_batch_hmac(key, key_len, f, YN_BATCH_HEADER_LEN + hdr->body_len, mac);
-    if (!key || key_len < YN_BATCH_KEY_MIN ||
-        CRYPTO_memcmp(mac, body + hdr->body_len, YN_BATCH_MAC_LEN) != 0) {
-        *why = "HMAC does not verify under the terminal's key";
-        return YN_EAUTH;
+    if (check_mac) {
+        yn_batch_hmac(key, key_len, f, YN_BATCH_HEADER_LEN + hdr->body_len, mac);
+        if (!key || key_len < YN_BATCH_KEY_MIN ||
+            CRYPTO_memcmp(mac, body + hdr->body_len, YN_BATCH_MAC_LEN) != 0) {
+            *why = "HMAC does not verify under the terminal's key";
+            return YN_EAUTH;
+        }
     }
     uint8_t *raw = malloc(hdr->raw_len ? hdr->raw_len : 1);
     yn_ledger_record *recs = calloc(hdr->count, sizeof *recs);
@@ -843,4 +861,16 @@ int yn_batch_decode(const uint8_t *f, size_t len, const uint8_t *key, size_t key
     }
     *out = recs;
     return YN_OK;
+}
+
+int yn_batch_decode(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
+                    yn_batch_header *hdr, yn_ledger_record **out, const char **why)
+{
+    return decode_frame(f, len, key, key_len, true, hdr, out, why);
+}
+
+int yn_batch_decode_authenticated(const uint8_t *f, size_t len, yn_batch_header *hdr,
+                                  yn_ledger_record **out, const char **why)
+{
+    return decode_frame(f, len, NULL, 0, false, hdr, out, why);
 }

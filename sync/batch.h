@@ -46,6 +46,12 @@ typedef struct yn_batch_header {
 int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, const uint8_t *key,
                     size_t key_len, uint8_t **out, size_t *out_len) YN_MUST_CHECK;
 
+/* The same frame with its MAC trailer zero, for a terminal whose keystore
+ * computes the MAC (hal/keystore.h: the key may never leave a token): the
+ * caller puts HMAC-SHA256(key, frame[0 .. len - 32)) in the last 32 bytes. */
+int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, size_t n,
+                             uint8_t **out, size_t *out_len) YN_MUST_CHECK;
+
 /* Read only the header of a frame (to find the terminal, hence the key). Checks
  * magic, version, field ranges and that len = header + body_len + MAC.
  * YN_EPROTO for a malformed header, YN_ELIMIT for sizes over the caps. */
@@ -66,6 +72,10 @@ int yn_batch_decode(const uint8_t *frame, size_t len, const uint8_t *key, size_t
                     yn_batch_header *hdr, yn_ledger_record **recs, const char **why) YN_MUST_CHECK;
 
 /* HMAC-SHA256 of data under key (helper shared with the ack and update requests). */
+/* The same for a frame whose HMAC the caller has verified itself (the key in
+ * a token: yn_keystore_mac over header ‖ body, compared in constant time). */
+int yn_batch_decode_authenticated(const uint8_t *frame, size_t len, yn_batch_header *hdr,
+                                  yn_ledger_record **out, const char **why) YN_MUST_CHECK;
 void yn_batch_hmac(const uint8_t *key, size_t key_len, const void *data, size_t len,
                    uint8_t out[YN_BATCH_MAC_LEN]);
 

@@ -15,7 +15,6 @@
 
 #include "batch.h"
 #include "clock.h"
-#include "fileio.h"
 #include "log.h"
 
 #define REPLY_MAX         (YN_UPDATE_MAX_BODY + 1024)
@@ -23,7 +22,6 @@
 
 struct yn_sync {
     yn_sync_opts o;
-    uint8_t key[64];
     CURL *curl;
     bool conflict; /* the district refused our records as conflicting: nothing more is sent */
     int64_t conflict_first, conflict_last;
@@ -148,17 +146,14 @@ int yn_sync_new(const yn_sync_opts *o, yn_sync **out)
 {
     *out = NULL;
     if (!o->url || strncmp(o->url, "https://", 8) != 0 || !o->ca_file || !*o->ca_file ||
-        !o->terminal_id || !o->terminal_key || o->terminal_key_len < YN_BATCH_KEY_MIN ||
-        o->terminal_key_len > 64) {
-        yn_err("sync: needs an https:// url, a CA file, a terminal id and a key of 16..64 bytes");
+        !o->terminal_id || !o->keys) {
+        yn_err("sync: needs an https:// url, a CA file, a terminal id and a keystore");
         return YN_ECONFIG;
     }
     yn_sync *s = calloc(1, sizeof *s);
     if (!s)
         return YN_ENOMEM;
     s->o = *o;
-    memcpy(s->key, o->terminal_key, o->terminal_key_len);
-    s->o.terminal_key = s->key;
     if (!s->o.max_batch_records)
         s->o.max_batch_records = 5000;
     if (s->o.max_batch_records > YN_BATCH_MAX_RECORDS)
@@ -181,12 +176,10 @@ void yn_sync_free(yn_sync *s)
     if (!s)
         return;
     curl_easy_cleanup(s->curl);
-    OPENSSL_cleanse(s->key, sizeof s->key);
     free(s);
 }
 
-int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t key_len,
-                       const yn_batch_header *h)
+int yn_sync_ack_verify(const char *ack, size_t len, yn_keystore *keys, const yn_batch_header *h)
 {
     json_t *j = json_loadb(ack ? ack : "", ack ? len : 0, JSON_REJECT_DUPLICATES, NULL);
     const char *terminal, *head_hex, *mac_hex;
@@ -200,9 +193,11 @@ int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t k
         to_hex(h->head_hash, 32, head);
         int n = snprintf(msg, sizeof msg, "YNACK1 %s %lld %lld %lld %s", terminal,
                          (long long)batch_id, (long long)first, (long long)last, head_hex);
-        yn_batch_hmac(key, key_len, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0, mac);
+        int mrc = yn_keystore_mac(keys, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0, mac);
         to_hex(mac, 32, want);
-        if (strlen(mac_hex) != 64 || CRYPTO_memcmp(want, mac_hex, 64) != 0)
+        if (mrc != YN_OK)
+            rc = mrc; /* the keystore could not say */
+        else if (strlen(mac_hex) != 64 || CRYPTO_memcmp(want, mac_hex, 64) != 0)
             rc = YN_EAUTH;
         else if (v == 1 && strcmp(terminal, h->terminal) == 0 && batch_id == h->batch_id &&
                  first == h->first_seq && last == h->last_seq && strcmp(head_hex, head) == 0)
@@ -212,8 +207,8 @@ int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t k
     return rc;
 }
 
-int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *key, size_t key_len,
-                        uint8_t **frame, size_t *len)
+int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *keys, uint8_t **frame,
+                        size_t *len)
 {
     *frame = NULL;
     *len = 0;
@@ -228,7 +223,15 @@ int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *k
     for (size_t i = 0; i < n && rc == YN_OK; i++)
         rc = yn_ledger_record_get(l, b->first_seq + (int64_t)i, &recs[i]);
     if (rc == YN_OK)
-        rc = yn_batch_encode(b->id, recs, n, key, key_len, frame, len);
+        rc = yn_batch_encode_unsigned(b->id, recs, n, frame, len);
+    if (rc == YN_OK)
+        rc = yn_keystore_mac(keys, *frame, *len - YN_BATCH_MAC_LEN,
+                             *frame + *len - YN_BATCH_MAC_LEN);
+    if (rc != YN_OK) {
+        free(*frame);
+        *frame = NULL;
+        *len = 0;
+    }
     free(recs);
     if (rc != YN_OK)
         yn_err("sync: batch %lld (records %lld..%lld) not built: %s", (long long)b->id,
@@ -268,7 +271,7 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
         return rc;
     uint8_t *frame = NULL;
     size_t len = 0;
-    if ((rc = yn_sync_batch_frame(l, &b, s->key, s->o.terminal_key_len, &frame, &len)) != YN_OK)
+    if ((rc = yn_sync_batch_frame(l, &b, s->o.keys, &frame, &len)) != YN_OK)
         return rc;
     /* the high-water mark first: whatever the district may hold is at or below it */
     if ((rc = yn_ledger_mark_raise(l, b.last_seq)) != YN_OK) {
@@ -284,8 +287,7 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
             rc = conflict(s, l, &b, r.p, now_utc_s);
         if (rc == YN_OK && strcmp(h.terminal, s->o.terminal_id) != 0)
             rc = YN_EPROTO; /* our ledger is another terminal's: never take an ack for it */
-        if (rc == YN_OK &&
-            (rc = yn_sync_ack_verify(r.p, r.len, s->key, s->o.terminal_key_len, &h)) != YN_OK)
+        if (rc == YN_OK && (rc = yn_sync_ack_verify(r.p, r.len, s->o.keys, &h)) != YN_OK)
             yn_warn("sync: batch %lld: acknowledgement refused (%s): %.200s", (long long)h.batch_id,
                     yn_strerror(rc), r.p ? r.p : "");
         free(r.p);
@@ -297,6 +299,19 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
 }
 
 /* ---- restore: records the ledger lost, back from the district ---------------------- */
+
+/* A frame of ours: its MAC under the terminal's key (computed by the
+ * keystore: the key may be in a token), compared in constant time. */
+static int frame_mac_ok(yn_keystore *keys, const uint8_t *f, size_t len)
+{
+    uint8_t mac[YN_BATCH_MAC_LEN];
+    if (len < YN_BATCH_MAC_LEN)
+        return YN_EPROTO;
+    int rc = yn_keystore_mac(keys, f, len - YN_BATCH_MAC_LEN, mac);
+    if (rc == YN_OK && CRYPTO_memcmp(mac, f + len - YN_BATCH_MAC_LEN, YN_BATCH_MAC_LEN) != 0)
+        rc = YN_EAUTH;
+    return rc;
+}
 
 /* The frames of one /v1/records reply, each verified as this terminal's own
  * (MAC under our key, CRC, the chain within it), their records appended
@@ -311,8 +326,10 @@ static int restore_frames(yn_sync *s, yn_ledger *l, const uint8_t *p, size_t len
         const char *why = "malformed";
         int64_t n = 0;
         rc = yn_batch_frame_len(p, len, &flen);
+        if (rc == YN_OK && (rc = frame_mac_ok(s->o.keys, p, flen)) != YN_OK)
+            why = "its MAC does not verify under this terminal's key";
         if (rc == YN_OK)
-            rc = yn_batch_decode(p, flen, s->key, s->o.terminal_key_len, &h, &recs, &why);
+            rc = yn_batch_decode_authenticated(p, flen, &h, &recs, &why);
         if (rc == YN_OK && strcmp(h.terminal, s->o.terminal_id) != 0) {
             why = "another terminal's frame";
             rc = YN_EPROTO;
@@ -350,7 +367,8 @@ static int restore(yn_sync *s, yn_ledger *l, const yn_ledger_health *h, int64_t 
         int n =
             snprintf(body, sizeof body, "{\"terminal\":\"%s\",\"after_seq\":%lld,\"max_bytes\":%d}",
                      s->o.terminal_id, (long long)head, RECORDS_MAX_BYTES);
-        yn_batch_hmac(s->key, s->o.terminal_key_len, body, (size_t)n, mac);
+        if ((rc = yn_keystore_mac(s->o.keys, body, (size_t)n, mac)) != YN_OK)
+            break;
         to_hex(mac, 32, mac_hex);
         reply_buf r;
         st->requests++;
@@ -476,11 +494,13 @@ int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
                      "\"policy\":%lld}",
                      s->o.terminal_id, (long long)meta_int(l, "sync_roster_version"), (long long)bl,
                      (long long)meta_int(l, "sync_alloc_seq"), (long long)policy_version);
-    yn_batch_hmac(s->key, s->o.terminal_key_len, body, (size_t)n, mac);
+    int rc = yn_keystore_mac(s->o.keys, body, (size_t)n, mac);
+    if (rc != YN_OK)
+        return rc;
     to_hex(mac, 32, mac_hex);
     reply_buf r;
-    int rc = post(s->curl, s->o.url, "/v1/updates", s->o.ca_file, s->o.client_cert, s->o.client_key,
-                  s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
+    rc = post(s->curl, s->o.url, "/v1/updates", s->o.ca_file, s->o.client_cert, s->o.client_key,
+              s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
     if (rc != YN_OK) {
         free(r.p);
         return rc;
@@ -564,7 +584,7 @@ int64_t yn_sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms)
     return d / 2 + (int64_t)(r % (uint64_t)(d / 2 + 1));
 }
 
-int yn_sync_enrol(const char *url, const char *ca_file, const char *token, const char *key_path,
+int yn_sync_enrol(const char *url, const char *ca_file, const char *token, yn_keystore *keys,
                   char *terminal_id, size_t id_size)
 {
     if (!url || strncmp(url, "https://", 8) != 0)
@@ -587,13 +607,15 @@ int yn_sync_enrol(const char *url, const char *ca_file, const char *token, const
                                     &canteen, "key", &key_hex) != 0 ||
                         strlen(key_hex) != 64 || strlen(terminal) >= id_size))
         rc = YN_EPROTO;
-    if (rc == YN_OK) {
-        char line[80];
-        snprintf(line, sizeof line, "%s\n", key_hex);
-        rc = yn_file_write_atomic(key_path, line, strlen(line), 0600);
-        OPENSSL_cleanse(line, sizeof line);
+    uint8_t key[32];
+    size_t key_len = 0;
+    if (rc == YN_OK && yn_hex_decode(key_hex, key, sizeof key, &key_len) != YN_OK)
+        rc = YN_EPROTO;
+    if (rc == YN_OK)
+        rc = yn_keystore_store(keys, YN_KEYID_TERMINAL, key, key_len, true);
+    if (rc == YN_OK)
         snprintf(terminal_id, id_size, "%s", terminal);
-    }
+    OPENSSL_cleanse(key, sizeof key);
     json_decref(j);
     if (r.p)
         OPENSSL_cleanse(r.p, r.len);

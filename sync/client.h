@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "keystore.h"
 #include "ledger.h"
 #include "status.h"
 #include "update.h"
@@ -22,8 +23,7 @@ typedef struct yn_sync_opts {
     const char *client_cert; /* optional PEM client certificate (with client_key) */
     const char *client_key;
     const char *terminal_id;
-    const uint8_t *terminal_key; /* HMAC key, >= 16 bytes */
-    size_t terminal_key_len;
+    yn_keystore *keys; /* computes the HMACs under the terminal key (maybe inside a token) */
     uint8_t district_pub[YN_UPDATE_PUBKEY_LEN];
     int64_t max_batch_records;  /* 0 = 5000 */
     int32_t timeout_ms;         /* per request; 0 = 30000 */
@@ -68,16 +68,17 @@ int yn_sync_round(yn_sync *s, yn_ledger *l, int64_t now_utc_s, yn_sync_stats *st
 /* One batch: YN_ENOTFOUND when nothing is unsent; YN_EREFUSED when the
  * district refused it as conflicting (409) or did so before. */
 int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *records) YN_MUST_CHECK;
-/* The frame of ledger batch b (PROTOCOL.md §3) signed with the terminal key:
- * exactly what yn_sync_upload_one sends, also written to a USB stick by
- * `yinian-diag export`. *frame is malloc'd (free() it). */
-int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *key, size_t key_len,
-                        uint8_t **frame, size_t *len) YN_MUST_CHECK;
+/* The frame of ledger batch b (PROTOCOL.md §3) MACed by the keystore with the
+ * terminal key: exactly what yn_sync_upload_one sends, also written to a USB
+ * stick by `yinian-diag export`. *frame is malloc'd (free() it). */
+int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *keys, uint8_t **frame,
+                        size_t *len) YN_MUST_CHECK;
 /* Check an acknowledgement document (PROTOCOL.md §4) against the batch it
  * answers: h->terminal, batch_id, first_seq, last_seq and head_hash must all
- * match and the MAC verify under key. YN_OK, YN_EAUTH (MAC) or YN_EPROTO
- * (malformed, or names another batch or range). No log: the caller says why. */
-int yn_sync_ack_verify(const char *ack, size_t len, const uint8_t *key, size_t key_len,
+ * match and the MAC verify under the terminal key. YN_OK, YN_EAUTH (MAC),
+ * YN_EPROTO (malformed, or names another batch or range), or the keystore's
+ * failure. No log: the caller says why. */
+int yn_sync_ack_verify(const char *ack, size_t len, yn_keystore *keys,
                        const yn_batch_header *h) YN_MUST_CHECK;
 /* One update request, verified and applied. *more: the server holds more. */
 int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more) YN_MUST_CHECK;
@@ -93,8 +94,10 @@ int yn_sync_apply(yn_ledger *l, const yn_update *u, int64_t now_utc_s) YN_MUST_C
 int64_t yn_sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
 
 /* Enrol: trade a one-time token for this terminal's identity and key; the key
- * is written to key_path (hex, mode 0600, atomically). */
-int yn_sync_enrol(const char *url, const char *ca_file, const char *token, const char *key_path,
+ * goes straight into the keystore (yn_keystore_store, replacing the one
+ * there): a 0600 file, or a non-extractable token object never written to a
+ * file. */
+int yn_sync_enrol(const char *url, const char *ca_file, const char *token, yn_keystore *keys,
                   char *terminal_id, size_t id_size) YN_MUST_CHECK;
 
 /* The background thread: a round every interval_s (sooner after progress,

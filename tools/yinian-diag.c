@@ -28,6 +28,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -90,7 +91,17 @@ struct ctx {
     bool nfc_open;
     yn_ledger *ledger; /* read-only handle, NULL when it does not open */
     bool ledger_missing;
+    yn_keystore keys; /* as the daemon opens it: key files or the token */
+    int keys_rc;      /* how opening it went; -1 = not tried yet */
 };
+
+/* The keystore, opened once on first use. */
+static int open_keys(struct ctx *c)
+{
+    if (c->keys_rc < 0)
+        c->keys_rc = yn_keystore_open(&c->keys, NULL, &c->cfg);
+    return c->keys_rc;
+}
 
 /* Add a finding; the worst one decides the verdict and the advice. */
 static void note(struct result *r, enum verdict v, const char *advice, const char *fmt, ...)
@@ -168,11 +179,13 @@ struct key_spec {
     size_t min_len, max_len; /* decoded bytes */
 };
 
+/* YN_KEYID_COUNT stands for the token's PIN file: a secret, not hex. */
 static const struct key_spec key_specs[] = {
     {"terminal_key", YN_KEYID_TERMINAL, true, YN_BATCH_KEY_MIN, 64},
     {"card_master_key", YN_KEYID_CARD_MASTER, true, YN_CARD_MASTER_LEN, YN_CARD_MASTER_LEN},
     {"issuer_pubkey", YN_KEYID_ISSUER_PUB, false, 32, YN_KEY_MAX},
     {"district_pubkey", YN_KEYID_DISTRICT_PUB, false, 32, 32},
+    {"pin_file", YN_KEYID_COUNT, true, 0, 0},
 };
 
 static const char *key_path(const yn_config *cfg, enum yn_key_id id)
@@ -187,14 +200,84 @@ static const char *key_path(const yn_config *cfg, enum yn_key_id id)
     case YN_KEYID_DISTRICT_PUB:
         return cfg->keys.district_pubkey;
     default:
-        return "";
+        return cfg->keys.pin_file;
     }
 }
 
-/* Each key file: there, mode and owner as the daemon demands, decodes, right length. */
+/* What to do when the token does not open, by what went wrong. */
+static const char *token_advice(int rc)
+{
+    switch (rc) {
+    case YN_ENODEV:
+        return "plug the token in (a TPM: initialised with tpm2_ptool and the token made); check "
+               "[keys] token_label against the token's label (pkcs11-tool -L); for SoftHSM2 "
+               "check SOFTHSM2_CONF";
+    case YN_EAUTH:
+        return "the PIN file holds a PIN the token refuses, or the PIN is locked: the token's "
+               "security officer sets a new user PIN, then write it to [keys] pin_file (mode "
+               "0600)";
+    case YN_EPERM:
+        return "the PIN file must be the daemon user's, mode 0600 (run yinian-diag as that "
+               "user): chmod 600 / chown it";
+    case YN_ECONFIG:
+        return "give the token a label no other token has, and name it in [keys] token_label";
+    default:
+        return "check [keys] pkcs11_module: the token's PKCS#11 module (package softhsm2, "
+               "libtpm2-pkcs11-1, or the secure element's) must be installed at that path";
+    }
+}
+
+/* The token of backend = pkcs11: module loads, token present, PIN taken,
+ * each secret key found, unreadable, and working. */
+static void check_token(struct ctx *c, struct result *r)
+{
+    int rc = open_keys(c);
+    if (rc != YN_OK) {
+        note(r, V_FAIL, token_advice(rc), "token: %s", c->keys.error);
+        return;
+    }
+    note(r, V_OK, NULL, "%s answers, PIN accepted", c->keys.where);
+    json_object_set_new(r->data, "token", json_string(c->keys.where));
+    char advice[PATH_MAX + 600];
+    for (enum yn_key_id id = YN_KEYID_TERMINAL; id <= YN_KEYID_CARD_MASTER; id++) {
+        bool master = id == YN_KEYID_CARD_MASTER;
+        yn_keystore_key_info info;
+        rc = yn_keystore_inspect(&c->keys, id, &info);
+        if (rc != YN_OK || !info.present) {
+            if (master)
+                snprintf(advice, sizeof advice,
+                         "import the district's master key once: yinian-flash import-key "
+                         "--config %s card-master FILE (then remove FILE from the board)",
+                         c->cfg.path);
+            else
+                snprintf(advice, sizeof advice,
+                         "enrol with the district: yinian-pos --config %s --enrol TOKEN",
+                         c->cfg.path);
+            note(r, master || c->cfg.sync.enabled ? V_FAIL : V_WARN, advice, "%s",
+                 rc != YN_OK ? yn_strerror(rc) : info.detail);
+        } else if (!info.unreadable) {
+            note(r, V_FAIL,
+                 "this key could be read out of the token: import it again (yinian-flash "
+                 "import-key --force makes a non-extractable object), and ask the district "
+                 "whether to treat the old key as exposed",
+                 "%s", info.detail);
+        } else if (!info.works) {
+            note(r, V_FAIL,
+                 "the token holds the key but cannot use it: it must offer CKM_AES_CMAC and "
+                 "CKM_SHA256_HMAC (pkcs11-tool -M); see the daemon's log with --verbose",
+                 "%s", info.detail);
+        } else {
+            note(r, V_OK, NULL, "%s", info.detail);
+        }
+    }
+}
+
+/* Each key file: there, mode and owner as the daemon demands, decodes, right
+ * length; with backend = pkcs11 the PIN file and the token. */
 static void check_keys(struct ctx *c, struct result *r)
 {
     char advice[PATH_MAX + 600];
+    json_object_set_new(r->data, "backend", json_string(c->cfg.keys.backend));
     for (size_t i = 0; i < sizeof key_specs / sizeof key_specs[0]; i++) {
         const struct key_spec *k = &key_specs[i];
         const char *path = key_path(&c->cfg, k->id);
@@ -239,6 +322,10 @@ static void check_keys(struct ctx *c, struct result *r)
                  path, (unsigned)(sb.st_mode & 07777));
             continue;
         }
+        if (k->id == YN_KEYID_COUNT) { /* a PIN, not hex: its content is the token's to judge */
+            note(r, V_OK, NULL, "%s ok", k->what);
+            continue;
+        }
         static uint8_t buf[YN_KEY_MAX];
         size_t len = 0;
         /* as root, check what is in it even when owned by the daemon's user */
@@ -255,6 +342,8 @@ static void check_keys(struct ctx *c, struct result *r)
         }
         note(r, V_OK, NULL, "%s ok", k->what);
     }
+    if (strcmp(c->cfg.keys.backend, "pkcs11") == 0)
+        check_token(c, r);
 }
 
 static const char *reader_where(const yn_config *cfg)
@@ -299,22 +388,17 @@ static void check_card(struct ctx *c, struct result *r)
         note(r, V_FAIL, "fix the reader first (see the reader check)", "no reader to read with");
         return;
     }
-    uint8_t master[YN_KEY_MAX], ring_bytes[YN_KEY_MAX];
-    size_t mlen = 0, rlen = 0;
+    uint8_t ring_bytes[YN_KEY_MAX];
+    size_t rlen = 0;
     yn_card_keyring ring;
     char err[200];
-    int rc = yn_key_file_load(c->cfg.keys.card_master_key, geteuid() != 0, "card master key",
-                              master, sizeof master, &mlen);
+    int rc = open_keys(c);
     if (rc == YN_OK)
-        rc = yn_key_file_load(c->cfg.keys.issuer_pubkey, false, "issuer public key", ring_bytes,
-                              sizeof ring_bytes, &rlen);
-    if (rc == YN_OK && mlen != YN_CARD_MASTER_LEN)
-        rc = YN_EINVAL;
+        rc = yn_keystore_load(&c->keys, YN_KEYID_ISSUER_PUB, ring_bytes, sizeof ring_bytes, &rlen);
     if (rc == YN_OK &&
         yn_card_keyring_from_bytes(ring_bytes, rlen, &ring, err, sizeof err) != YN_OK)
         rc = YN_EINVAL;
     if (rc != YN_OK) {
-        explicit_bzero(master, sizeof master);
         note(r, V_FAIL, "fix the keys first (see the keys check)", "card keys not usable: %s",
              yn_strerror(rc));
         return;
@@ -331,19 +415,17 @@ static void check_card(struct ctx *c, struct result *r)
         rc = yn_nfc_poll(&c->nfc, 500, &tag);
     while (rc == YN_ENOCARD && yn_clock_mono_now_ms() < until_ms);
     if (rc != YN_OK) {
-        explicit_bzero(master, sizeof master);
         note(r, rc == YN_ENOCARD ? V_WARN : V_FAIL,
              "hold a card flat on the reader and run again with --card; if a card never shows, "
              "check the reader's antenna and cable",
              "no card read within %d s: %s", c->card_timeout_s, yn_strerror(rc));
         return;
     }
-    yn_tap_env env = {.nfc = &c->nfc, .ledger = c->ledger, .master = master, .ring = &ring};
+    yn_tap_env env = {.nfc = &c->nfc, .ledger = c->ledger, .keys = &c->keys, .ring = &ring};
     yn_tap_outcome out;
     char uid[2 * YN_UID_MAX + 1];
     yn_nfc_uid_hex(&tag, uid, sizeof uid);
     rc = yn_tap_identify(&env, &tag, &out);
-    explicit_bzero(master, sizeof master);
     if (yn_nfc_release(&c->nfc) != YN_OK)
         yn_debug("reader: release after the card check failed");
     json_object_set_new(r->data, "uid", json_string(uid));
@@ -355,9 +437,9 @@ static void check_card(struct ctx *c, struct result *r)
     }
     note(r, V_FAIL,
          out.reason == YN_REASON_NOT_GENUINE
-             ? "the card does not verify with this board's keys: if no card does, [keys] "
-               "card_master_key / issuer_pubkey are not this district's; otherwise the card is "
-               "not genuine or was issued elsewhere"
+             ? "the card does not verify with this board's keys: if no card does, the card "
+               "master key (file or token) or [keys] issuer_pubkey are not this district's; "
+               "otherwise the card is not genuine or was issued elsewhere"
              : "hold the card still on the reader and try again; if every card fails, check the "
                "reader",
          "card uid %s: %s", uid, out.detail[0] ? out.detail : yn_strerror(rc));
@@ -911,30 +993,31 @@ static int run_checks(struct ctx *c, bool json, const char *only)
     if (c->nfc_open)
         yn_nfc_close(&c->nfc);
     yn_ledger_close(c->ledger);
+    yn_keystore_close(&c->keys);
     return rc;
 }
 
 /* --- USB export and the district's acknowledgements ------------------------------- */
 
-/* board.conf, the terminal key and the ledger (read-write) for export / import-ack. */
-static int open_terminal(struct ctx *c, uint8_t key[64], size_t *key_len, yn_ledger **l)
+/* board.conf, the terminal key (in the keystore) and the ledger (read-write)
+ * for export / import-ack. */
+static int open_terminal(struct ctx *c, yn_ledger **l)
 {
     if (c->errs.count) {
         for (int i = 0; i < c->errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
             fprintf(stderr, "%s\n", c->errs.msg[i]);
         return EXIT_USAGE;
     }
-    uint8_t buf[YN_KEY_MAX];
-    int rc =
-        yn_key_file_load(c->cfg.keys.terminal_key, true, "terminal key", buf, sizeof buf, key_len);
-    if (rc != YN_OK || *key_len < YN_BATCH_KEY_MIN || *key_len > 64) {
-        explicit_bzero(buf, sizeof buf);
-        fprintf(stderr, "%s: terminal key not usable (%s): enrol first (yinian-pos --enrol)\n",
-                c->cfg.keys.terminal_key, rc != YN_OK ? yn_strerror(rc) : "wrong length");
+    yn_keystore_key_info info = {.works = false};
+    int rc = open_keys(c);
+    if (rc == YN_OK && (rc = yn_keystore_inspect(&c->keys, YN_KEYID_TERMINAL, &info)) == YN_OK &&
+        !info.works)
+        rc = YN_ENOTFOUND;
+    if (rc != YN_OK) {
+        fprintf(stderr, "terminal key not usable (%s): %s: enrol first (yinian-pos --enrol)\n",
+                yn_strerror(rc), c->keys_rc != YN_OK ? c->keys.error : info.detail);
         return EXIT_FAIL;
     }
-    memcpy(key, buf, *key_len);
-    explicit_bzero(buf, sizeof buf);
     yn_ledger_opts lo = {
         .path = c->cfg.ledger.path, .terminal_id = c->cfg.terminal.id, .lock = true};
     if ((rc = yn_ledger_open(&lo, l)) != YN_OK) {
@@ -971,10 +1054,29 @@ static int write_json(const char *path, json_t *doc)
     return rc;
 }
 
+/* Our own check of a frame before it goes on the stick: it decodes, chain
+ * and all. The terminal key may never leave its token, so a copy is MACed
+ * with a throwaway key and decoded under that. */
+static int decode_own(const uint8_t *frame, size_t len, yn_batch_header *h, yn_ledger_record **recs,
+                      const char **why)
+{
+    uint8_t key[32];
+    uint8_t *copy = malloc(len);
+    if (!copy || RAND_bytes(key, sizeof key) != 1) {
+        free(copy);
+        return YN_ENOMEM;
+    }
+    memcpy(copy, frame, len);
+    yn_batch_hmac(key, sizeof key, copy, len - YN_BATCH_MAC_LEN, copy + len - YN_BATCH_MAC_LEN);
+    int rc = yn_batch_decode(copy, len, key, sizeof key, h, recs, why);
+    free(copy);
+    return rc;
+}
+
 /* One batch onto the stick: its frame (decoded again: our own check of what
  * goes on the stick) and its manifest entry; sums[4] and *records add up. */
-static int export_batch(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *key, size_t key_len,
-                        const char *dir, json_t *list, int64_t sums[4], int64_t *records,
+static int export_batch(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *keys, const char *dir,
+                        json_t *list, int64_t sums[4], int64_t *records,
                         uint8_t head[YN_LEDGER_HASH_LEN])
 {
     uint8_t *frame = NULL;
@@ -982,8 +1084,8 @@ static int export_batch(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *k
     yn_ledger_record *recs = NULL;
     yn_batch_header h;
     const char *why = "";
-    int rc = yn_sync_batch_frame(l, b, key, key_len, &frame, &len);
-    if (rc == YN_OK && (rc = yn_batch_decode(frame, len, key, key_len, &h, &recs, &why)) != YN_OK)
+    int rc = yn_sync_batch_frame(l, b, keys, &frame, &len);
+    if (rc == YN_OK && (rc = decode_own(frame, len, &h, &recs, &why)) != YN_OK)
         fprintf(stderr, "export: our own frame does not decode: %s\n", why);
     char name[96], path[PATH_MAX], head_hex[65], sha_hex[65];
     if (rc == YN_OK) {
@@ -1033,10 +1135,8 @@ static int export_batch(yn_ledger *l, const yn_ledger_batch *b, const uint8_t *k
  * with a manifest is a complete export. */
 static int cmd_export(struct ctx *c, const char *dir)
 {
-    uint8_t key[64];
-    size_t key_len = 0;
     yn_ledger *l = NULL;
-    int ex = open_terminal(c, key, &key_len, &l);
+    int ex = open_terminal(c, &l);
     if (ex)
         return ex;
     int64_t now = (int64_t)time(NULL), unsent = 0, oldest = 0, head_seq = 0;
@@ -1062,7 +1162,7 @@ static int cmd_export(struct ctx *c, const char *dir)
     if (rc == YN_OK)
         rc = yn_ledger_batch_next(l, YN_BATCH_MAX_RECORDS, now, &b);
     while (rc == YN_OK) {
-        rc = export_batch(l, &b, key, key_len, dir, list, sums, &records, head);
+        rc = export_batch(l, &b, &c->keys, dir, list, sums, &records, head);
         if (rc != YN_OK || b.last_seq >= head_seq)
             break;
         int64_t first = b.last_seq + 1;
@@ -1102,8 +1202,8 @@ static int cmd_export(struct ctx *c, const char *dir)
            dir, dir);
 out:
     json_decref(list);
-    explicit_bzero(key, sizeof key);
     yn_ledger_close(l);
+    yn_keystore_close(&c->keys);
     return ex;
 }
 
@@ -1113,8 +1213,7 @@ static int ack_names_cmp(const void *a, const void *b)
 }
 
 /* One acknowledgement file: its MAC and range against the ledger's batch. */
-static int import_one_ack(struct ctx *c, yn_ledger *l, const uint8_t *key, size_t key_len,
-                          const char *path)
+static int import_one_ack(struct ctx *c, yn_ledger *l, const char *path)
 {
     FILE *f = fopen(path, "r");
     char text[2048];
@@ -1148,7 +1247,7 @@ static int import_one_ack(struct ctx *c, yn_ledger *l, const uint8_t *key, size_
         return EXIT_FAIL;
     }
     memcpy(h.head_hash, head.hash, sizeof h.head_hash);
-    int rc = yn_sync_ack_verify(text, n, key, key_len, &h);
+    int rc = yn_sync_ack_verify(text, n, &c->keys, &h);
     if (rc != YN_OK) {
         fprintf(stderr, "%s: refused (%s): %s\n", path, yn_strerror(rc),
                 rc == YN_EAUTH ? "its MAC does not verify under this terminal's key"
@@ -1211,20 +1310,18 @@ static int cmd_import_ack(struct ctx *c, const char *dir)
     }
     closedir(d);
     int ex = 0;
-    uint8_t key[64];
-    size_t key_len = 0;
     yn_ledger *l = NULL;
     if (n == 0) {
         fprintf(stderr, "%s: no ack-*.json: import the export at the district first\n", dir);
         ex = EXIT_USAGE;
     } else {
-        ex = open_terminal(c, key, &key_len, &l);
+        ex = open_terminal(c, &l);
     }
     qsort(names, n, sizeof *names, ack_names_cmp);
     for (size_t i = 0; i < n && !ex; i++) {
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (import_one_ack(c, l, key, key_len, path) != 0)
+        if (import_one_ack(c, l, path) != 0)
             ex = EXIT_FAIL;
     }
     for (size_t i = 0; i < n; i++)
@@ -1235,8 +1332,8 @@ static int cmd_import_ack(struct ctx *c, const char *dir)
         if (yn_ledger_unsent(l, (int64_t)time(NULL), &unsent, &oldest) == YN_OK)
             printf("%lld records still waiting for the district\n", (long long)unsent);
     }
-    explicit_bzero(key, sizeof key);
     yn_ledger_close(l);
+    yn_keystore_close(&c->keys);
     return ex;
 }
 
@@ -1270,6 +1367,7 @@ int main(int argc, char **argv)
     static struct ctx c;
     c.config_path = DEFAULT_CONFIG;
     c.root = DEFAULT_ROOT;
+    c.keys_rc = -1;
     c.card_timeout_s = 20;
     bool json = false, verbose = false;
     int opt;

@@ -8,7 +8,9 @@
  *              starts, self-test it, confirm it or roll back by itself
  *   status     both slots, which one is active and confirmed
  *   rollback   go back to the other slot by hand
- *   provision  give a new board its identity: board.conf and keys
+ *   provision  give a new board its identity: board.conf and keys (files, or
+ *              a PKCS#11 token that keeps them non-extractable)
+ *   import-key put one secret key into the board's keystore (the token)
  *
  * Every change is a sequence of durable steps (each file fsynced, each switch
  * an atomic rename), so a kill or power cut at any point leaves a board that
@@ -85,8 +87,14 @@ static void usage(FILE *to)
         "      [--terminal-key FILE] [--district-pub FILE] [--vendor-pub FILE] [--policy FILE]\n"
         "      [--server-url https://HOST[:PORT] --ca FILE] [--template FILE]\n"
         "      [--set SECTION.KEY=VALUE]... [--enrol-token TOKEN] [--force]\n"
+        "      [--pkcs11-module PATH --token-label LABEL --pin-file FILE]\n"
         "      writes ROOT/etc/board.conf from the shipped template and the keys (0600);\n"
+        "      with --pkcs11-module the secret keys go into that token instead (non-\n"
+        "      extractable; the master once: --force replaces another), no key file is kept;\n"
         "      with --enrol-token, then enrols with the district server (needs --server-url)\n"
+        "  import-key [--config FILE] [--force] card-master|terminal KEYFILE\n"
+        "      one secret key (hex file) into the keystore board.conf names: with backend =\n"
+        "      pkcs11 a non-extractable token object; --force replaces another key\n"
         "  --root defaults to " DEFAULT_ROOT "; --config to ROOT/etc/board.conf;\n"
         "  --pubkey to ROOT/etc/keys/vendor.pub; --arch to this machine's\n"
         "exit: 0 done (boot: may start), 1 refused or failed, 2 bad command line or input\n",
@@ -105,6 +113,7 @@ struct opts {
     const char *card_master_key, *issuer_pub, *terminal_key, *district_pub, *vendor_pub;
     const char *policy, *server_url, *ca, *template;
     const char *enrol_token; /* one-time token: enrol with the district after provisioning */
+    const char *pkcs11_module, *token_label, *pin_file; /* provision into a token */
     const char *sets[MAX_SETS];
     int n_sets;
 };
@@ -1928,6 +1937,7 @@ struct prov_file {
     size_t key_len;         /* key bytes; 0 = issuer ring; SIZE_MAX = not a key */
     bool required;          /* must be given unless ROOT/etc has it already */
     char src_abs[PATH_MAX]; /* where the check reads it from */
+    bool into_token;        /* a secret the token takes: checked, never copied or named */
 };
 
 /* Inputs checked before anything is written: keys, the CA, the policy. */
@@ -1951,6 +1961,17 @@ static int provision_inputs(const struct opts *o, struct prov_file *f, int n)
         int rc = 0;
         if (f[i].key_len != SIZE_MAX) {
             rc = check_key(f[i].src_abs, f[i].secret, f[i].what, f[i].key_len);
+        } else if (!strcmp(f[i].rel, "keys/token.pin")) {
+            char pin[256];
+            size_t pin_len;
+            if (yn_secret_file_text(f[i].src_abs, "token PIN file", pin, sizeof pin, &pin_len) !=
+                    YN_OK ||
+                pin_len == 0)
+                rc = fail(EXIT_USAGE,
+                          "--pin-file %s: the token's PIN, in a file of ours with mode "
+                          "0600",
+                          f[i].src);
+            explicit_bzero(pin, sizeof pin);
         } else if (!strcmp(f[i].rel, "ca.pem")) {
             FILE *fp = fopen(f[i].src_abs, "r");
             X509 *x = fp ? PEM_read_X509(fp, NULL, NULL, NULL) : NULL;
@@ -1981,8 +2002,20 @@ static char *provision_text(const struct opts *o, const char *tmpl, const char *
     char ledger[PATH_MAX + 16], header[PATH_MAX + 160], stamp[32];
     int n = 0, rc = 0;
     for (int i = 0; i < nf && !rc; i++)
-        if (f[i].section && f[i].src_abs[0])
+        if (f[i].section && f[i].src_abs[0] && !f[i].into_token)
             rc = add_setting(sets, &n, f[i].section, f[i].key, check ? f[i].src_abs : f[i].rel);
+    char module[PATH_MAX];
+    if (!rc && o->pkcs11_module && !realpath(o->pkcs11_module, module))
+        rc = fail(EXIT_USAGE, "--pkcs11-module %s: %s", o->pkcs11_module, strerror(errno));
+    if (!rc && o->pkcs11_module) { /* the secret keys are in the token: no key file is named */
+        const char *token[][2] = {{"backend", "pkcs11"},
+                                  {"pkcs11_module", module},
+                                  {"token_label", o->token_label},
+                                  {"terminal_key", ""},
+                                  {"card_master_key", ""}};
+        for (size_t i = 0; i < sizeof token / sizeof *token && !rc; i++)
+            rc = add_setting(sets, &n, "keys", token[i][0], token[i][1]);
+    }
     if (!rc && o->server_url)
         rc = add_setting(sets, &n, "sync", "url", o->server_url);
     snprintf(ledger, sizeof ledger, "%s/var/ledger.db", o->root);
@@ -2026,11 +2059,14 @@ static char *provision_text(const struct opts *o, const char *tmpl, const char *
     return text;
 }
 
-/* Does text load as board.conf (written next to where it will live)? */
-static int provision_check(const char *conf, const char *text)
+/* Does text load as board.conf (written next to where it will live)? The
+ * configuration it loads to, if cfg is given. */
+static int provision_check(const char *conf, const char *text, const yn_config **loaded)
 {
     static yn_config cfg;
     static yn_config_errors errs;
+    if (loaded)
+        *loaded = &cfg;
     char check[PATH_MAX + 16];
     snprintf(check, sizeof check, "%s.check", conf);
     if (yn_file_write_atomic(check, text, strlen(text), 0644) != YN_OK)
@@ -2058,7 +2094,51 @@ static int check_args(const struct opts *o)
         return fail(EXIT_USAGE, "--enrol-token needs --server-url and --ca");
     if (o->server_url && strncmp(o->server_url, "https://", 8) != 0)
         return fail(EXIT_USAGE, "--server-url must be https://HOST[:PORT]");
+    if (!!o->pkcs11_module != !!o->token_label || !!o->pkcs11_module != !!o->pin_file)
+        return fail(EXIT_USAGE, "--pkcs11-module, --token-label and --pin-file go together");
     return 0;
+}
+
+/* One secret key from a hex file (0600, ours) into the keystore. */
+static int import_key_file(yn_keystore *ks, enum yn_key_id id, const char *path, bool force)
+{
+    uint8_t key[YN_KEY_MAX];
+    size_t n = 0;
+    const char *what = id == YN_KEYID_CARD_MASTER ? "card master key" : "terminal key";
+    int rc = yn_key_file_load(path, true, what, key, sizeof key, &n);
+    if (rc == YN_OK)
+        rc = yn_keystore_store(ks, id, key, n, force);
+    explicit_bzero(key, sizeof key);
+    if (rc == YN_EDUPLICATE)
+        return fail(EXIT_FAIL,
+                    "%s holds another %s: not replaced (--force replaces it; the old "
+                    "one is destroyed)",
+                    ks->where, what);
+    if (rc != YN_OK)
+        return fail(EXIT_FAIL, "%s %s not stored in %s: %s", what, path, ks->where,
+                    yn_strerror(rc));
+    return 0;
+}
+
+/* backend = pkcs11: the master key (and a terminal key, if given) into the
+ * token, as non-extractable objects; no file of them goes onto the board. */
+static int provision_token(const struct opts *o, const yn_config *cfg, const struct prov_file *f)
+{
+    yn_keystore ks;
+    if (yn_keystore_open(&ks, NULL, cfg) != YN_OK)
+        return fail(EXIT_FAIL, "%s", ks.error);
+    int rc = 0;
+    yn_keystore_key_info info;
+    if (f[0].src)
+        rc = import_key_file(&ks, YN_KEYID_CARD_MASTER, f[0].src_abs, o->force);
+    else if (yn_keystore_inspect(&ks, YN_KEYID_CARD_MASTER, &info) != YN_OK || !info.works)
+        rc = fail(EXIT_USAGE, "--card-master-key is needed: %s holds none yet", ks.where);
+    if (!rc && f[2].src)
+        rc = import_key_file(&ks, YN_KEYID_TERMINAL, f[2].src_abs, o->force);
+    if (!rc)
+        durable_step("provision: keys in the token");
+    yn_keystore_close(&ks);
+    return rc;
 }
 
 /* A new terminal key (32 random bytes, hex, 0600) when the board has none. */
@@ -2108,19 +2188,24 @@ static int cmd_provision(const struct opts *o, int argc, char **argv)
                     "cannot read the board.conf template %s: install a firmware bundle first, "
                     "or give --template",
                     tmpl_path);
+    bool token = o->pkcs11_module != NULL;
+    /* the order of the first three is provision_token's */
     struct prov_file f[] = {
         {o->card_master_key, "keys/card-master.key", "--card-master-key", "keys", "card_master_key",
-         0600, true, YN_CARD_MASTER_LEN, true, ""},
+         0600, true, YN_CARD_MASTER_LEN, !token, "", token},
         {o->issuer_pub, "keys/issuer.pub", "--issuer-pub", "keys", "issuer_pubkey", 0600, false, 0,
-         true, ""},
+         true, "", false},
         {o->terminal_key, "keys/terminal.key", "--terminal-key", "keys", "terminal_key", 0600, true,
-         32, true, ""},
+         32, !token, "", token},
+        {o->pin_file, "keys/token.pin", "--pin-file", token ? "keys" : NULL, "pin_file", 0600, true,
+         SIZE_MAX, token, "", false},
         {o->district_pub, "keys/district.pub", "--district-pub", "keys", "district_pubkey", 0600,
-         false, 32, false, ""},
+         false, 32, false, "", false},
         {o->vendor_pub, "keys/vendor.pub", "--vendor-pub", NULL, NULL, 0600, false,
-         YN_BUNDLE_KEY_LEN, false, ""},
-        {o->ca, "ca.pem", "--ca", "sync", "ca_file", 0644, false, SIZE_MAX, false, ""},
-        {o->policy, "policy.json", "--policy", "policy", "file", 0644, false, SIZE_MAX, true, ""},
+         YN_BUNDLE_KEY_LEN, false, "", false},
+        {o->ca, "ca.pem", "--ca", "sync", "ca_file", 0644, false, SIZE_MAX, false, "", false},
+        {o->policy, "policy.json", "--policy", "policy", "file", 0644, false, SIZE_MAX, true, "",
+         false},
     };
     const int nf = (int)(sizeof f / sizeof *f);
 
@@ -2138,20 +2223,23 @@ static int cmd_provision(const struct opts *o, int argc, char **argv)
                 root_path(o, path, sizeof path, "etc/keys/terminal.key")))
         rc = EXIT_FAIL;
     /* the one file made here rather than brought: harmless to make early */
-    if (!rc && !o->terminal_key)
+    if (!rc && !o->terminal_key && !token)
         rc = make_terminal_key(path);
     if (!rc)
         rc = provision_inputs(o, f, nf);
     if (!rc && !(text = provision_text(o, tmpl, tmpl_path, f, nf, true)))
         rc = EXIT_USAGE;
+    const yn_config *checked = NULL;
     if (!rc)
-        rc = provision_check(conf, text);
+        rc = provision_check(conf, text, &checked);
     free(text);
     text = NULL;
-
-    /* all checked: copy in, then board.conf (checked once more where it lives) */
+    /* all checked: the token takes its keys, then files are copied in, then
+     * board.conf (checked once more where it lives) */
+    if (!rc && token)
+        rc = provision_token(o, checked, f);
     for (int i = 0; i < nf && !rc; i++) {
-        if (!f[i].src)
+        if (!f[i].src || f[i].into_token)
             continue;
         snprintf(rel, sizeof rel, "etc/%s", f[i].rel);
         if (root_path(o, path, sizeof path, rel) || copy_file_atomic(f[i].src_abs, path, f[i].mode))
@@ -2162,7 +2250,7 @@ static int cmd_provision(const struct opts *o, int argc, char **argv)
     if (!rc && !(text = provision_text(o, tmpl, tmpl_path, f, nf, false)))
         rc = EXIT_FAIL;
     if (!rc)
-        rc = provision_check(conf, text);
+        rc = provision_check(conf, text, NULL);
     if (!rc && yn_file_write_atomic(conf, text, strlen(text), 0644) != YN_OK)
         rc = fail(EXIT_FAIL, "cannot write %s", conf);
     if (!rc)
@@ -2176,12 +2264,21 @@ static int cmd_provision(const struct opts *o, int argc, char **argv)
         return rc;
     bool enrolled = false;
     if (o->enrol_token) {
-        /* the district issues this terminal's key against the one-time token */
-        char ca[PATH_MAX], key[PATH_MAX], id[YN_ID_MAX];
-        if (root_path(o, ca, sizeof ca, "etc/ca.pem") ||
-            root_path(o, key, sizeof key, "etc/keys/terminal.key"))
+        /* the district issues this terminal's key against the one-time token; it goes
+         * into the keystore the new board.conf names (a file, or the token) */
+        char ca[PATH_MAX], id[YN_ID_MAX];
+        static yn_config cfg;
+        static yn_config_errors errs;
+        yn_keystore ks;
+        if (root_path(o, ca, sizeof ca, "etc/ca.pem"))
             return EXIT_USAGE;
-        int er = yn_sync_enrol(o->server_url, ca, o->enrol_token, key, id, sizeof id);
+        if (yn_config_load(conf, &cfg, &errs) != YN_OK || yn_keystore_open(&ks, NULL, &cfg))
+            return fail(EXIT_FAIL,
+                        "provisioned, but %s or its keystore does not open for the "
+                        "enrolment (yinian-diag says why)",
+                        conf);
+        int er = yn_sync_enrol(o->server_url, ca, o->enrol_token, &ks, id, sizeof id);
+        yn_keystore_close(&ks);
         if (er != YN_OK)
             return fail(EXIT_FAIL,
                         "provisioned, but enrolment with %s failed: %s (run yinian-pos --config %s "
@@ -2201,8 +2298,13 @@ static int cmd_provision(const struct opts *o, int argc, char **argv)
                        enrolled));
     else {
         printf("provisioned terminal %s (canteen %s, district %s, street %s): %s, keys in "
-               "%s/etc/keys (0600)\n",
-               o->terminal_id, o->canteen, o->district, o->street, conf, o->root);
+               "%s\n",
+               o->terminal_id, o->canteen, o->district, o->street, conf,
+               token ? "the token (non-extractable)" : "etc/keys (0600)");
+        if (token && o->card_master_key)
+            printf("the token holds the card master key now: remove %s from this board (keep it "
+                   "only at the issuing desk)\n",
+                   o->card_master_key);
         if (enrolled)
             printf("enrolled with %s: the terminal key came from the district\n", o->server_url);
         else if (o->server_url)
@@ -2213,6 +2315,45 @@ static int cmd_provision(const struct opts *o, int argc, char **argv)
             printf("no district server given: the terminal works offline\n");
     }
     return 0;
+}
+
+/* import-key: one secret key into the keystore board.conf names — on a board
+ * with a token, how the master key gets there without provisioning again. */
+static int cmd_import_key(const struct opts *o, int argc, char **argv)
+{
+    static yn_config cfg;
+    static yn_config_errors errs;
+    char conf[PATH_MAX];
+    if (argc != 2 || (strcmp(argv[0], "card-master") != 0 && strcmp(argv[0], "terminal") != 0)) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    enum yn_key_id id = !strcmp(argv[0], "card-master") ? YN_KEYID_CARD_MASTER : YN_KEYID_TERMINAL;
+    if (o->config)
+        snprintf(conf, sizeof conf, "%s", o->config);
+    else if (root_path(o, conf, sizeof conf, "etc/board.conf"))
+        return EXIT_USAGE;
+    if (yn_config_load(conf, &cfg, &errs) != YN_OK) {
+        for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
+            fprintf(stderr, "%s\n", errs.msg[i]);
+        return fail(EXIT_USAGE, "%s does not load: fix it first", conf);
+    }
+    yn_keystore ks;
+    if (yn_keystore_open(&ks, NULL, &cfg) != YN_OK)
+        return fail(EXIT_FAIL, "%s", ks.error);
+    int rc = import_key_file(&ks, id, argv[1], o->force);
+    if (!rc)
+        durable_step("import-key: stored");
+    if (!rc && g.json)
+        emit(json_pack("{s:s, s:b, s:s, s:s, s:s}", "event", "result", "ok", 1, "command",
+                       "import-key", "key", argv[0], "keystore", ks.where));
+    else if (!rc)
+        printf("%s key stored in %s%s\n", argv[0], ks.where,
+               strcmp(cfg.keys.backend, "pkcs11") == 0
+                   ? " (non-extractable): remove the key file from this board"
+                   : "");
+    yn_keystore_close(&ks);
+    return rc;
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -2260,6 +2401,9 @@ int main(int argc, char **argv)
                                           {"template", required_argument, NULL, 15},
                                           {"set", required_argument, NULL, 16},
                                           {"enrol-token", required_argument, NULL, 17},
+                                          {"pkcs11-module", required_argument, NULL, 18},
+                                          {"token-label", required_argument, NULL, 19},
+                                          {"pin-file", required_argument, NULL, 20},
                                           {"help", no_argument, NULL, 'h'},
                                           {NULL, 0, NULL, 0}};
     static struct opts o;
@@ -2374,6 +2518,15 @@ int main(int argc, char **argv)
         case 17:
             o.enrol_token = optarg;
             break;
+        case 18:
+            o.pkcs11_module = optarg;
+            break;
+        case 19:
+            o.token_label = optarg;
+            break;
+        case 20:
+            o.pin_file = optarg;
+            break;
         case 16:
             if (o.n_sets >= MAX_SETS)
                 return fail(EXIT_USAGE, "at most %d --set options", MAX_SETS);
@@ -2403,9 +2556,10 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         int (*run)(const struct opts *, int, char **);
-    } cmds[] = {{"keygen", cmd_keygen},     {"bundle", cmd_bundle},      {"verify", cmd_verify},
-                {"install", cmd_install},   {"boot", cmd_boot},          {"status", cmd_status},
-                {"rollback", cmd_rollback}, {"provision", cmd_provision}};
+    } cmds[] = {
+        {"keygen", cmd_keygen},     {"bundle", cmd_bundle},       {"verify", cmd_verify},
+        {"install", cmd_install},   {"boot", cmd_boot},           {"status", cmd_status},
+        {"rollback", cmd_rollback}, {"provision", cmd_provision}, {"import-key", cmd_import_key}};
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
         if (strcmp(argv[1], cmds[i].name) != 0)
             continue;

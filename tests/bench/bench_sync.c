@@ -13,6 +13,7 @@
 #include "client.h"
 #include "district.h"
 #include "keystore.h"
+#include "testkeys.h"
 #include "ledger.h"
 #include "log.h"
 
@@ -101,13 +102,13 @@ int main(void)
         return 1;
     snprintf(ledger_path, sizeof ledger_path, "%s/ledger.db", D.dir);
     pid_t srv = yn_test_district_start(&D, D.dkey, "none");
-    char url[64], term[YN_LEDGER_ID_MAX], tkey[700];
+    char url[64], term[YN_LEDGER_ID_MAX];
     snprintf(url, sizeof url, "https://127.0.0.1:%d", D.port);
-    snprintf(tkey, sizeof tkey, "%s/terminal.key", D.dir);
-    uint8_t kb[64], pub[64];
-    size_t kl, pl;
-    if (yn_sync_enrol(url, D.ca, token, tkey, term, sizeof term) != YN_OK ||
-        yn_key_file_load(tkey, true, "terminal key", kb, sizeof kb, &kl) != YN_OK ||
+    uint8_t pub[64];
+    size_t pl;
+    yn_testkeys keys; /* YN_KEYS_BACKEND: key files, or the token */
+    yn_testkeys_open(&keys, D.dir, NULL, NULL, 0);
+    if (yn_sync_enrol(url, D.ca, token, &keys.ks, term, sizeof term) != YN_OK ||
         yn_key_file_load(D.dpub, false, "district key", pub, sizeof pub, &pl) != YN_OK) {
         yn_test_district_stop(srv, SIGTERM);
         return 1;
@@ -115,8 +116,7 @@ int main(void)
     yn_sync_opts so = {.url = url,
                        .ca_file = D.ca,
                        .terminal_id = "T-INT",
-                       .terminal_key = kb,
-                       .terminal_key_len = kl,
+                       .keys = &keys.ks,
                        .max_batch_records = 10000,
                        .timeout_ms = 30000};
     memcpy(so.district_pub, pub, 32);
@@ -143,6 +143,7 @@ int main(void)
     yn_test_district_totals(&D, "T-INT", t);
     yn_test_district_stop(srv, SIGTERM);
     yn_sync_free(s);
+    yn_testkeys_close(&keys);
     yn_ledger_close(l);
     if (rc != YN_OK || st.records_acked != 100000 || t[0] != 100000) {
         fprintf(stderr, "bench_sync: upload failed: %s, %lld acked, server holds %lld\n",

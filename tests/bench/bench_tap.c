@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +43,7 @@
 #include "nfc.h"
 #include "policy.h"
 #include "tap.h"
+#include "testkeys.h"
 #include "testutil.h"
 
 #define TAPS_DEFAULT 60
@@ -168,13 +170,14 @@ struct row {
     unsigned baud;
     int rf_kbps;
     bool cache;
-    int day;   /* each row taps on another day: yesterday's stamp does not block */
-    bool warm; /* the cache knows these cards */
+    int day;    /* each row taps on another day: yesterday's stamp does not block */
+    bool warm;  /* the cache knows these cards */
+    bool token; /* the card keys come from the SoftHSM2 token (hal/KEYSTORE.md) */
 };
 
-static int run_row(const struct row *r, int taps, const char *connstring, yn_ledger *ledger,
-                   const yn_policy *policy, yn_card_cache *cache, int64_t *tap_id, double *warm,
-                   double *cold, int *n_warm, int *n_cold)
+static int run_row(const struct row *r, int taps, const char *connstring, yn_keystore *ks,
+                   yn_ledger *ledger, const yn_policy *policy, yn_card_cache *cache,
+                   int64_t *tap_id, double *warm, double *cold, int *n_warm, int *n_cold)
 {
     yn_config cfg;
     yn_config_defaults(&cfg);
@@ -193,7 +196,7 @@ static int run_row(const struct row *r, int taps, const char *connstring, yn_led
     yn_tap_env env = {.nfc = &dev,
                       .ledger = ledger,
                       .policy = policy,
-                      .master = master,
+                      .keys = ks,
                       .ring = &ring,
                       .canteen = {.district = 440304, .street = 440304001},
                       .canteen_code = yn_tap_canteen_code("C-BENCH"),
@@ -248,6 +251,22 @@ static int run_row(const struct row *r, int taps, const char *connstring, yn_led
         printf("BENCH tap_%s_exchanges %.1f per_tap\n", r->name, (double)cmds / taps);
         printf("BENCH tap_%s_uart_bytes %.0f per_tap\n", r->name, (double)bytes / taps);
     }
+    return 0;
+}
+
+/* The card key derivation alone: BENCH card_key_<name>_p50_us, _p99_us. */
+static int derivations(yn_keystore *ks, const char *name)
+{
+    static double t[2000];
+    for (int i = 0; i < 2000; i++) {
+        uint8_t uid[7] = {0x04, 0x31, 0x7C, 0x52, (uint8_t)(i >> 8), (uint8_t)i, 0x80}, key[16];
+        double t0 = now_ms();
+        if (yn_keystore_card_key(ks, uid, sizeof uid, key) != YN_OK)
+            return 1;
+        t[i] = (now_ms() - t0) * 1000;
+    }
+    printf("BENCH card_key_%s_p50_us %.1f us\n", name, pct(t, 2000, 50));
+    printf("BENCH card_key_%s_p99_us %.1f us\n", name, pct(t, 2000, 99));
     return 0;
 }
 
@@ -310,11 +329,21 @@ int main(void)
     if (yn_ledger_open(&lo, &ledger) != YN_OK)
         return 1;
     static yn_card_cache cache;
+    /* the same master in key files and in a SoftHSM2 token */
+    char file_dir[PATH_MAX + 8], token_dir[PATH_MAX + 8];
+    snprintf(file_dir, sizeof file_dir, "%s/file", dir);
+    snprintf(token_dir, sizeof token_dir, "%s/token", dir);
+    mkdir(file_dir, 0700);
+    mkdir(token_dir, 0700);
+    static yn_testkeys files, token;
+    yn_testkeys_open_as(&files, "file", file_dir, master, NULL, 0);
+    yn_testkeys_open_as(&token, "pkcs11", token_dir, master, NULL, 0);
     static const struct row rows[] = {
-        {"115200_106", 115200, 106, false, 0, false},
-        {"460800_106", 460800, 106, false, 1, false},
-        {"460800_424", 460800, 424, true, 2, false}, /* fills the cache (cold taps) */
-        {"cached", 460800, 424, true, 3, true},      /* the same cards the next day */
+        {"115200_106", 115200, 106, false, 0, false, false},
+        {"460800_106", 460800, 106, false, 1, false, false},
+        {"460800_424", 460800, 424, true, 2, false, false}, /* fills the cache (cold taps) */
+        {"cached", 460800, 424, true, 3, true, false},      /* the same cards the next day */
+        {"token", 460800, 424, true, 4, false, true},       /* the keys in a token (warm) */
     };
     static double warm[TAPS_MAX], cold[TAPS_MAX];
     int n_warm = 0, n_cold = 0, status = 0;
@@ -322,9 +351,19 @@ int main(void)
     int first = connstring ? 3 : 0; /* another reader: its own rate, the final rows */
     for (size_t i = (size_t)first; i < sizeof rows / sizeof rows[0] && status == 0; i++) {
         n_cold = 0; /* the cold figures are the last cold row's */
-        status = run_row(&rows[i], taps, connstring, ledger, policy, &cache, &tap_id, warm, cold,
-                         &n_warm, &n_cold);
+        static double other_warm[TAPS_MAX], other_cold[TAPS_MAX];
+        int n_other_warm = 0, n_other_cold = 0; /* the token row has BENCH lines of its own */
+        if (rows[i].token)
+            status = run_row(&rows[i], taps, connstring, &token.ks, ledger, policy, &cache, &tap_id,
+                             other_warm, other_cold, &n_other_warm, &n_other_cold);
+        else
+            status = run_row(&rows[i], taps, connstring, &files.ks, ledger, policy, &cache, &tap_id,
+                             warm, cold, &n_warm, &n_cold);
     }
+    if (status == 0)
+        status = derivations(&files.ks, "file");
+    if (status == 0)
+        status = derivations(&token.ks, "pkcs11");
     if (status == 0 && n_warm) {
         printf("BENCH tap_p50_ms %.1f ms\n", pct(warm, n_warm, 50));
         printf("BENCH tap_p99_ms %.1f ms\n", pct(warm, n_warm, 99));
@@ -337,6 +376,8 @@ int main(void)
     }
     yn_ledger_close(ledger);
     yn_policy_free(policy);
+    yn_testkeys_close(&files);
+    yn_testkeys_close(&token);
     control("quit\n");
     if (emu_pid > 0) {
         usleep(100000);

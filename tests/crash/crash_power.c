@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +46,7 @@
 #include "policy.h"
 #include "powervfs.h"
 #include "tap.h"
+#include "testkeys.h"
 
 #define TERMINAL    "SZFT0001"
 #define N_CARDS     24
@@ -81,6 +83,7 @@ struct lunch {
 
 static yn_policy *policy;
 static yn_cardfix fix;
+static yn_testkeys keys; /* the card master, in key files (the tap derives each card's key) */
 static int64_t violations, cuts_done, retried_taps, dup_answers, acked_taps;
 static uint64_t rng;
 
@@ -483,7 +486,7 @@ static void lunch_begin(struct lunch *lu, int number, const char *root)
     }
     lu->env = (yn_tap_env){.nfc = &lu->nfc,
                            .policy = policy,
-                           .master = fix.master,
+                           .keys = &keys.ks,
                            .ring = &fix.ring,
                            .canteen = {.district = 440304, .street = 440304001},
                            .canteen_code = yn_tap_canteen_code("C-FT-001"),
@@ -553,6 +556,13 @@ int main(int argc, char **argv)
     }
     yn_log_quiet(true); /* every cut leaves log lines of what it interrupted */
     yn_cardfix_init(&fix);
+    char keys_dir[700];
+    snprintf(keys_dir, sizeof keys_dir, "%s/keys", root);
+    if (mkdir(keys_dir, 0700) != 0) {
+        perror("crash_power: keys");
+        return 2;
+    }
+    yn_testkeys_open_as(&keys, "file", keys_dir, fix.master, NULL, 0);
 
     static struct lunch lu;
     yn_power_on_cut(reader_dies, &lu);
@@ -589,6 +599,7 @@ int main(int argc, char **argv)
            cuts_done, (long)(time(NULL) - started), lunches, seed, acked_taps, retried_taps,
            dup_answers, ps.ops, ps.syncs, ps.dropped, ps.kept, ps.torn, windows_max, violations);
     yn_policy_free(policy);
+    yn_testkeys_close(&keys);
     if (violations == 0) {
         char cmd[700];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -3,7 +3,9 @@
 # on loopback, as `make run` wires them: enrolment with a one-time token,
 # scripted taps uploaded by the daemon's sync thread, the server's totals
 # equal to the terminal's to the fen, a card reported lost at the district
-# refused at the counter after the next sync.
+# refused at the counter after the next sync. With YN_KEYS_BACKEND=pkcs11 the
+# keys live in SoftHSM2 tokens: enrolment and provisioning put them there and
+# no key file is left on the boards.
 set -eu
 : "${BUILD:?}" "${TMPDIR:?}"
 run=$TMPDIR/run
@@ -11,6 +13,7 @@ fail() { echo "FAIL: $*" >&2; [ -f "$run/terminal.log" ] && tail -20 "$run/termi
 port=$((20000 + $$ % 20000))
 export YN_DEMO_PORT=$port
 tools/demo-setup "$run" "$BUILD" >/dev/null
+. "$run/keys.env" # YN_KEYS_BACKEND=pkcs11: the keys are in a SoftHSM2 token
 sed -i "/^\[sync\]/,/^\[/s|^interval_s = .*|interval_s = 5|" "$run/board.conf"
 district() { "$BUILD/yinian-district" --db "$run/district.db" "$@"; }
 
@@ -23,28 +26,62 @@ trap 'kill $server 2>/dev/null || true' EXIT
 token=$(district enrol-token T-FT-0001 C-FT-001)
 enrolled=no
 for try in 1 2 3 4 5 6 7 8 9 10; do
-    if "$BUILD/yinian-pos" --config "$run/board.conf" --enrol "$token" >/dev/null 2>"$run/enrol.err"; then
+    if "$BUILD/yinian-pos" --config "$run/board.conf" --enrol "$token" >"$run/enrol.out" 2>"$run/enrol.err"; then
         enrolled=yes; break
     fi
     sleep 0.5
 done
 [ $enrolled = yes ] || { cat "$run/enrol.err"; fail "enrolment"; }
-[ "$(stat -c %a "$run/keys/terminal.key")" = 600 ] || fail "terminal key mode"
+if [ "${YN_KEYS_BACKEND:-file}" = pkcs11 ]; then
+    grep -q "key stored in token 'yinian-demo'" "$run/enrol.out" || fail "enrolled key not in the token"
+    [ ! -e "$run/keys/terminal.key" ] || fail "a terminal key file next to the token"
+else
+    [ "$(stat -c %a "$run/keys/terminal.key")" = 600 ] || fail "terminal key mode"
+fi
 "$BUILD/yinian-pos" --config "$run/board.conf" --enrol "$token" >/dev/null 2>&1 && fail "token reused"
 
-# a new board provisioned and enrolled in one go by yinian-flash
+# a new board provisioned and enrolled in one go by yinian-flash (into a token
+# of its own with YN_KEYS_BACKEND=pkcs11)
 prov() { # root terminal token
+    token_opts=
+    if [ "${YN_KEYS_BACKEND:-file}" = pkcs11 ]; then
+        tools/softhsm-token "$run/softhsm" "$2" >/dev/null
+        token_opts="--pkcs11-module ${YN_SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}"
+        token_opts="$token_opts --token-label $2 --pin-file $run/softhsm/$2.pin"
+    fi
+    # shellcheck disable=SC2086 # token_opts: words on purpose
     "$BUILD/yinian-flash" provision --root "$1" --terminal-id "$2" --canteen C-FT-001 \
         --district 440304 --street 440304001 --card-master-key "$run/keys/card-master.key" \
         --issuer-pub "$run/keys/issuer.pub" --district-pub "$run/keys/district.pub" \
         --policy "$run/policy.json" --server-url "https://127.0.0.1:$port" --ca "$run/tls/ca.pem" \
         --template "$YN_SRCDIR/board.conf" --set reader.sim_cards="$run/cards.txt" \
-        --enrol-token "$3"
+        --enrol-token "$3" $token_opts
 }
 prov "$TMPDIR/board2" T-FT-0002 "$(district enrol-token T-FT-0002 C-FT-001)" >"$run/prov.out" 2>&1 ||
     { cat "$run/prov.out"; fail "provision with enrolment"; }
 grep -q "enrolled with https://127.0.0.1:$port" "$run/prov.out" || fail "provision did not enrol"
-[ "$(stat -c %a "$TMPDIR/board2/etc/keys/terminal.key")" = 600 ] || fail "enrolled key mode"
+if [ "${YN_KEYS_BACKEND:-file}" = pkcs11 ]; then
+    for k in terminal.key card-master.key; do
+        [ ! -e "$TMPDIR/board2/etc/keys/$k" ] || fail "provision left $k on a board with a token"
+    done
+    grep -q '^backend = pkcs11$' "$TMPDIR/board2/etc/board.conf" || fail "board2 not on its token"
+    "$BUILD/yinian-pos" --config "$TMPDIR/board2/etc/board.conf" --self-test >"$run/st2" 2>&1 ||
+        { cat "$run/st2"; fail "board2 self-test"; }
+    grep -q "^OK   keys: token 'T-FT-0002'.*: card master and terminal key usable" "$run/st2" ||
+        { cat "$run/st2"; fail "board2's token keys"; }
+else
+    [ "$(stat -c %a "$TMPDIR/board2/etc/keys/terminal.key")" = 600 ] || fail "enrolled key mode"
+fi
+# the master key goes in once: the same key again is harmless, another one
+# only with --force (a file or a token alike)
+flash_key() { "$BUILD/yinian-flash" import-key --config "$TMPDIR/board2/etc/board.conf" "$@"; }
+flash_key card-master "$run/keys/card-master.key" >"$run/imp.out" 2>&1 || { cat "$run/imp.out"; fail "same master again"; }
+printf '00112233445566778899aabbccddeeff\n' >"$TMPDIR/other-master.key" # not the random one
+chmod 600 "$TMPDIR/other-master.key"
+if flash_key card-master "$TMPDIR/other-master.key" >"$run/imp.out" 2>&1; then fail "another master taken without --force"; fi
+grep -q "holds another card master key: not replaced" "$run/imp.out" || { cat "$run/imp.out"; fail "refusal message"; }
+flash_key --force card-master "$TMPDIR/other-master.key" >"$run/imp.out" 2>&1 || { cat "$run/imp.out"; fail "--force"; }
+grep -q "card-master key stored in" "$run/imp.out" || { cat "$run/imp.out"; fail "--force message"; }
 if prov "$TMPDIR/board3" T-FT-0003 not-a-token >"$run/prov.out" 2>&1; then fail "bad token accepted"; fi
 grep -q "enrolment with https://127.0.0.1:$port failed" "$run/prov.out" || { cat "$run/prov.out"; fail "bad token message"; }
 

@@ -3,13 +3,17 @@
 # broken one way at a time: a reader that is not there, a terminal key that
 # others can read, a ledger with garbage in the middle. Each time the check
 # that must say so says FAIL with its advice, and the exit code is 1; a
-# healthy terminal (WARNs allowed) exits 0.
+# healthy terminal (WARNs allowed) exits 0. With YN_KEYS_BACKEND=pkcs11 the
+# keys are in a SoftHSM2 token: the secret file is its PIN file, and the
+# token's own failures (wrong label, a key missing) are reported too; the
+# master key cannot be read out with pkcs11-tool, PIN and all.
 set -eu
 : "${BUILD:?}" "${TMPDIR:?}"
 run=$TMPDIR/run
 fail() { echo "FAIL: $*" >&2; [ -f "$TMPDIR/out.json" ] && cat "$TMPDIR/out.json" >&2; exit 1; }
 export YN_DEMO_PORT=$((20000 + $$ % 20000))
 tools/demo-setup "$run" "$BUILD" >/dev/null
+. "$run/keys.env" # YN_KEYS_BACKEND=pkcs11: the keys are in a SoftHSM2 token
 diag() { "$BUILD/yinian-diag" --config "$1" --root "$TMPDIR/flash" --json >"$TMPDIR/out.json"; }
 # status of one check in the compact JSON: '"name":"X","status":"S"'
 has() { grep -q "\"name\":\"$1\",\"status\":\"$2\"" "$TMPDIR/out.json" || fail "$3: check $1 is not $2"; }
@@ -59,13 +63,39 @@ rc=0; diag "$run/noreader.conf" || rc=$?
 has reader FAIL "missing reader"; has ledger OK "missing reader"
 says 'connstring' "missing reader advice"
 
-# a secret key others can read
-chmod 644 "$run/keys/terminal.key"
+# a secret key (with a token: its PIN) others can read
+secret=$run/keys/terminal.key
+[ "${YN_KEYS_BACKEND:-file}" != pkcs11 ] || secret=$run/softhsm/yinian-demo.pin
+chmod 644 "$secret"
 rc=0; diag "$run/board.conf" || rc=$?
 [ $rc = 1 ] || fail "key mode: exit $rc, not 1"
-has keys FAIL "key mode"; says "chmod 600 $run/keys/terminal.key" "key mode advice"
+has keys FAIL "key mode"; says "chmod 600 $secret" "key mode advice"
 has ledger OK "key mode"  # the other checks still ran
-chmod 600 "$run/keys/terminal.key"
+chmod 600 "$secret"
+
+if [ "${YN_KEYS_BACKEND:-file}" = pkcs11 ]; then
+    diag "$run/board.conf" || fail "healthy again after chmod 600"
+    has keys OK token; says "token 'yinian-demo'" "token named"
+    says "yinian-card-master, 16 bytes, generation 1, sensitive, not extractable" "master attributes"
+    # the token is not the one board.conf names: FAIL, and never the key files instead
+    sed -e 's/^token_label = .*/token_label = another-token/' "$run/board.conf" >"$run/label.conf"
+    rc=0; diag "$run/label.conf" || rc=$?
+    [ $rc = 1 ] || fail "wrong token label: exit $rc, not 1"
+    has keys FAIL "wrong token label"; says "token_label" "wrong token label advice"
+    # the master key cannot be read out by whoever holds the board and the PIN
+    module=$(sed -n 's/^pkcs11_module = //p' "$run/board.conf")
+    if pkcs11-tool --module "$module" --token-label yinian-demo --login \
+        --pin "$(cat "$secret")" --read-object --type secrkey --label yinian-card-master \
+        >"$TMPDIR/read.out" 2>&1; then
+        fail "pkcs11-tool read the master key out: $(cat "$TMPDIR/read.out")"
+    fi
+    grep -q 'CKR_ATTRIBUTE_SENSITIVE' "$TMPDIR/read.out" || fail "refused, but not as sensitive: $(cat "$TMPDIR/read.out")"
+    pkcs11-tool --module "$module" --token-label yinian-demo --login --pin "$(cat "$secret")" \
+        --list-objects --type secrkey >"$TMPDIR/objects.out" 2>&1 || fail "pkcs11-tool -O"
+    grep -q 'yinian-card-master' "$TMPDIR/objects.out" || fail "master key not listed"
+    grep -A3 'yinian-card-master' "$TMPDIR/objects.out" | grep -q 'never extractable\|sensitive' ||
+        fail "master key attributes: $(cat "$TMPDIR/objects.out")"
+fi
 
 # garbage in the middle of the ledger file
 size=$(stat -c %s "$run/ledger.db")

@@ -26,6 +26,7 @@
 #include "client.h"
 #include "district.h"
 #include "keystore.h"
+#include "testkeys.h"
 #include "ledger.h"
 #include "log.h"
 
@@ -132,10 +133,11 @@ int main(void)
     pid_t srv = yn_test_district_start(&d, d.dkey, "none");
     snprintf(tkey, sizeof tkey, "%s/terminal.key", d.dir);
     snprintf(ledger_path, sizeof ledger_path, "%s/ledger.db", d.dir);
-    CHECK_RC(yn_sync_enrol(d.url, d.ca, token, tkey, term, sizeof term), YN_OK);
-    uint8_t key[64], pub[64];
-    size_t key_len = 0, pub_len = 0;
-    CHECK_RC(yn_key_file_load(tkey, true, "terminal key", key, sizeof key, &key_len), YN_OK);
+    yn_testkeys keys;
+    yn_testkeys_open(&keys, d.dir, NULL, NULL, 0);
+    CHECK_RC(yn_sync_enrol(d.url, d.ca, token, &keys.ks, term, sizeof term), YN_OK);
+    uint8_t pub[64];
+    size_t pub_len = 0;
     CHECK_RC(yn_key_file_load(d.dpub, false, "district key", pub, sizeof pub, &pub_len), YN_OK);
     if (yn_failures) {
         yn_test_district_stop(srv, SIGTERM);
@@ -144,8 +146,7 @@ int main(void)
     yn_sync_opts so = {.url = d.url,
                        .ca_file = d.ca,
                        .terminal_id = "T-CLK",
-                       .terminal_key = key,
-                       .terminal_key_len = key_len,
+                       .keys = &keys.ks,
                        .timeout_ms = 3000,
                        .on_server_time = on_round};
     memcpy(so.district_pub, pub, sizeof so.district_pub);
@@ -160,6 +161,7 @@ int main(void)
     phase(l, "wall clock a year ahead", YEAR_S);
 
     yn_sync_thread_stop(t);
+    yn_testkeys_close(&keys);
     yn_ledger_close(l);
     yn_test_district_stop(srv, SIGTERM);
     if (yn_failures)

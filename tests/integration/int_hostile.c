@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -18,6 +19,7 @@
 #include "keystore.h"
 #include "ledger.h"
 #include "log.h"
+#include "testkeys.h"
 
 static yn_test_district D;
 
@@ -47,7 +49,7 @@ static long post(const void *body, size_t len)
 
 /* A ledger of n allocations for terminal id, and its first batch as a frame. */
 static uint8_t *make_frame(const char *name, const char *terminal, int n, int64_t base_fen,
-                           const uint8_t *key, size_t key_len, size_t *len)
+                           yn_keystore *keys, size_t *len)
 {
     char path[900];
     snprintf(path, sizeof path, "%s/%s.db", D.dir, name);
@@ -66,7 +68,7 @@ static uint8_t *make_frame(const char *name, const char *terminal, int n, int64_
     yn_ledger_batch b;
     uint8_t *frame = NULL;
     if (yn_ledger_batch_next(l, 100, w.utc_s, &b) != YN_OK ||
-        yn_sync_batch_frame(l, &b, key, key_len, &frame, len) != YN_OK)
+        yn_sync_batch_frame(l, &b, keys, &frame, len) != YN_OK)
         frame = NULL;
     yn_ledger_close(l);
     return frame;
@@ -108,21 +110,27 @@ int main(void)
         yn_test_district_token(&D, "T-HOST", token, sizeof token) != 0)
         return 1;
     pid_t srv = yn_test_district_start(&D, NULL, NULL);
-    snprintf(tkey_path, sizeof tkey_path, "%s/terminal.key", D.dir);
+    /* key files: this test forges frames, so it plays a thief who has the key */
+    yn_testkeys keys, other;
+    uint8_t key[64], other_key[32];
+    memset(other_key, 0x5A, sizeof other_key);
+    yn_testkeys_open_as(&keys, "file", D.dir, NULL, NULL, 0);
+    snprintf(tkey_path, sizeof tkey_path, "%s/other", D.dir);
+    mkdir(tkey_path, 0700);
+    yn_testkeys_open_as(&other, "file", tkey_path, NULL, other_key, sizeof other_key);
     int rc = YN_EIO;
     for (int i = 0; i < 100 && rc != YN_OK; i++) {
         yn_test_sleep_ms(100);
-        rc = yn_sync_enrol(D.url, D.ca, token, tkey_path, id, sizeof id);
+        rc = yn_sync_enrol(D.url, D.ca, token, &keys.ks, id, sizeof id);
     }
     CHECK(rc == YN_OK, "enrol: %s", yn_strerror(rc));
-    uint8_t key[64], other_key[32];
     size_t key_len = 0;
-    CHECK(yn_key_file_load(tkey_path, true, "terminal key", key, sizeof key, &key_len) == YN_OK,
+    CHECK(yn_key_file_load(keys.cfg.keys.terminal_key, true, "terminal key", key, sizeof key,
+                           &key_len) == YN_OK,
           "terminal key");
-    memset(other_key, 0x5A, sizeof other_key);
 
     size_t good_len, len;
-    uint8_t *good = make_frame("a", "T-HOST", 5, 1000, key, key_len, &good_len);
+    uint8_t *good = make_frame("a", "T-HOST", 5, 1000, &keys.ks, &good_len);
     CHECK(good != NULL, "a good frame");
     if (!good)
         goto out;
@@ -168,12 +176,12 @@ int main(void)
     free(f);
     free(z);
     /* unknown terminal: a frame of a terminal the district never enrolled */
-    uint8_t *stranger = make_frame("b", "T-NOBODY", 2, 500, other_key, sizeof other_key, &len);
+    uint8_t *stranger = make_frame("b", "T-NOBODY", 2, 500, &other.ks, &len);
     code = stranger ? post(stranger, len) : -1;
     CHECK(code == 401 || code == 403 || code == 404, "unknown terminal: HTTP %ld", code);
     free(stranger);
     /* replayed batch with different content: same terminal, same seqs, other fen */
-    uint8_t *forged = make_frame("c", "T-HOST", 5, 9000, key, key_len, &len);
+    uint8_t *forged = make_frame("c", "T-HOST", 5, 9000, &keys.ks, &len);
     code = forged ? post(forged, len) : -1;
     CHECK(code == 409, "replayed batch with different content: HTTP %ld", code);
     free(forged);
@@ -183,6 +191,8 @@ int main(void)
           after[0], after[3]);
 out:
     free(good);
+    yn_testkeys_close(&keys);
+    yn_testkeys_close(&other);
     yn_test_district_stop(srv, SIGTERM);
     printf("int_hostile: %d checks, %d failed\n", yn_checks, yn_failures);
     return yn_failures ? 1 : 0;

@@ -48,6 +48,7 @@
 #include "policy.h"
 #include "scale.h"
 #include "terminal.h"
+#include "testkeys.h"
 #include "testutil.h"
 
 #define TIMEOUT_MS   100 /* [scale] / [io] timeout_ms for this test */
@@ -755,7 +756,10 @@ static bool counter_open(struct counter *k, yn_config *cfg, const char *db_name)
     cfg->menu.price_per_100g_fen = 250;
     cfg->scale.stable_timeout_ms = 1000;
     yn_cardfix_init(&k->fix);
+    CHECK_RC(yn_testkeys_configure(cfg, dir), YN_OK);
     CHECK_RC(yn_devices_open(&k->dev, cfg), YN_OK);
+    CHECK_RC(yn_keystore_store(&k->dev.keys, YN_KEYID_CARD_MASTER, k->fix.master, 16, false),
+             YN_OK);
     yn_clock_init(&k->dev.clock, &yn_clock_sim_ops);
     yn_clock_sim_set(&k->dev.clock, LUNCH_MS);
     snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", yn_test_srcdir());
@@ -775,7 +779,7 @@ static bool counter_open(struct counter *k, yn_config *cfg, const char *db_name)
     yn_cardfix_card(&k->fix, &c, 2, "4403040002", 19500505, 0, 440304002);
     CHECK(yn_nfc_sim_add(&k->dev.nfc, &c) == 1, "card 1");
     yn_terminal_deps deps = {
-        .ledger = k->ledger, .policy = k->policy, .master = k->fix.master, .ring = &k->fix.ring};
+        .ledger = k->ledger, .policy = k->policy, .keys = &k->dev.keys, .ring = &k->fix.ring};
     CHECK_RC(yn_terminal_new(cfg, &k->dev, &deps, &k->term), YN_OK);
     yn_terminal_start(k->term);
     CHECK_RC(yn_input_script_push(&k->dev.input, "+"), YN_OK);

@@ -5,6 +5,7 @@
  * X-YN-Held and X-YN-More; nothing when it has everything; 400, 401, 403 for a
  * malformed, unsigned or unknown request (PROTOCOL.md §6). */
 #include <curl/curl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "batch.h"
 #include "check.h"
+#include "testkeys.h"
 #include "client.h"
 #include "district.h"
 #include "keystore.h"
@@ -120,17 +122,20 @@ int main(void)
     if (!build || !tmp)
         return 2;
     yn_log_init("int_records", YN_LOG_ERR, false);
-    char dir_path[512], token[64] = "", tkey[900], ledger_path[900], id[32];
+    char dir_path[512], token[64] = "", tkey[PATH_MAX], ledger_path[900], id[32];
     snprintf(dir_path, sizeof dir_path, "%s/records", tmp);
     if (yn_test_district_init(&D, build, dir_path) != 0 ||
         yn_test_district_token(&D, "T-REC", token, sizeof token) != 0)
         return 1;
     pid_t srv = yn_test_district_start(&D, NULL, NULL);
-    snprintf(tkey, sizeof tkey, "%s/terminal.key", D.dir);
+    /* key files: the test plays the district too, which needs the key's bytes */
+    yn_testkeys keys;
+    yn_testkeys_open_as(&keys, "file", D.dir, NULL, NULL, 0);
+    snprintf(tkey, sizeof tkey, "%s", keys.cfg.keys.terminal_key);
     int rc = YN_EIO;
     for (int i = 0; i < 100 && rc != YN_OK; i++) {
         yn_test_sleep_ms(100);
-        rc = yn_sync_enrol(D.url, D.ca, token, tkey, id, sizeof id);
+        rc = yn_sync_enrol(D.url, D.ca, token, &keys.ks, id, sizeof id);
     }
     CHECK(rc == YN_OK, "enrol: %s", yn_strerror(rc));
     uint8_t key[64], pub[64];
@@ -156,8 +161,7 @@ int main(void)
     yn_sync_opts so = {.url = D.url,
                        .ca_file = D.ca,
                        .terminal_id = "T-REC",
-                       .terminal_key = key,
-                       .terminal_key_len = key_len,
+                       .keys = &keys.ks,
                        .max_batch_records = PER_BATCH,
                        .timeout_ms = 10000};
     memcpy(so.district_pub, pub, 32);
@@ -170,7 +174,7 @@ int main(void)
         int64_t first = 1 + (int64_t)i * PER_BATCH;
         int64_t last = first + PER_BATCH - 1 < N_RECORDS ? first + PER_BATCH - 1 : N_RECORDS;
         yn_ledger_batch b = {.id = i + 1, .first_seq = first, .last_seq = last};
-        CHECK_RC(yn_sync_batch_frame(l, &b, key, key_len, &frame[i], &frame_len[i]), YN_OK);
+        CHECK_RC(yn_sync_batch_frame(l, &b, &keys.ks, &frame[i], &frame_len[i]), YN_OK);
     }
     /* a batch sent again (its acknowledgement lost) adds nothing and no frame */
     yn_ledger_close(l);
@@ -256,6 +260,7 @@ int main(void)
         free(frame[i]);
     yn_sync_free(s);
     yn_test_district_stop(srv, SIGTERM);
+    yn_testkeys_close(&keys);
     printf("int_records: %d checks, %d failed\n", yn_checks, yn_failures);
     return yn_failures ? 1 : 0;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "client.h"
 #include "district.h"
 #include "keystore.h"
+#include "testkeys.h"
 #include "ledger.h"
 #include "log.h"
 
@@ -80,24 +82,32 @@ int main(void)
     pid_t srv = yn_test_district_start(&D, D.dkey, "none");
     char url[64], term[YN_LEDGER_ID_MAX], tkey[700];
     snprintf(url, sizeof url, "https://127.0.0.1:%d", D.port);
-    snprintf(tkey, sizeof tkey, "%s/terminal.key", D.dir);
-    int rc = yn_sync_enrol(url, D.ca, token, tkey, term, sizeof term);
+    /* the terminal's keystore (YN_KEYS_BACKEND): enrolment puts the key there */
+    yn_testkeys keys;
+    yn_testkeys_open(&keys, D.dir, NULL, NULL, 0);
+    int rc = yn_sync_enrol(url, D.ca, token, &keys.ks, term, sizeof term);
     CHECK(rc == YN_OK && strcmp(term, "T-INT") == 0, "enrol: %s", yn_strerror(rc));
-    rc = yn_sync_enrol(url, D.ca, token, tkey, term, sizeof term);
+    rc = yn_sync_enrol(url, D.ca, token, &keys.ks, term, sizeof term);
     CHECK(rc != YN_OK, "a used token must be refused");
+    yn_keystore_key_info info;
+    CHECK(yn_keystore_inspect(&keys.ks, YN_KEYID_TERMINAL, &info) == YN_OK && info.works &&
+              info.unreadable,
+          "terminal key stored, usable, unreadable by others: %s", info.detail);
+    snprintf(tkey, sizeof tkey, "%s/terminal.key", D.dir);
+    if (yn_testkeys_token()) /* a token: the key never touches a file */
+        CHECK(access(tkey, F_OK) != 0, "no terminal key file with the token");
+    else
+        CHECK(access(tkey, F_OK) == 0, "the terminal key file");
 
-    uint8_t kb[64], pub[64];
-    size_t kl, pl;
-    CHECK(yn_key_file_load(tkey, true, "terminal key", kb, sizeof kb, &kl) == YN_OK && kl == 32,
-          "terminal key file 0600 with 32 bytes");
+    uint8_t pub[64];
+    size_t pl;
     CHECK(yn_key_file_load(D.dpub, false, "district key", pub, sizeof pub, &pl) == YN_OK &&
               pl == 32,
           "district public key");
     yn_sync_opts so = {.url = url,
                        .ca_file = D.ca,
                        .terminal_id = "T-INT",
-                       .terminal_key = kb,
-                       .terminal_key_len = kl,
+                       .keys = &keys.ks,
                        .max_batch_records = 40,
                        .timeout_ms = 1500};
     memcpy(so.district_pub, pub, 32);
@@ -180,9 +190,13 @@ int main(void)
 
     /* 5. hostile batch: wrong key gets 401 and changes nothing */
     uint8_t wrong[32] = {7};
+    char wdir[600];
+    snprintf(wdir, sizeof wdir, "%s/wrong", D.dir);
+    mkdir(wdir, 0700);
+    yn_testkeys wrong_keys;
+    yn_testkeys_open_as(&wrong_keys, "file", wdir, NULL, wrong, sizeof wrong);
     yn_sync_opts wo = so;
-    wo.terminal_key = wrong;
-    wo.terminal_key_len = 32;
+    wo.keys = &wrong_keys.ks;
     yn_sync *ws;
     CHECK(yn_sync_new(&wo, &ws) == YN_OK, "sync new");
     add_records(l, 5);
@@ -190,16 +204,19 @@ int main(void)
     rc = yn_sync_upload_one(ws, l, 1740990000, &n);
     CHECK(rc == YN_EAUTH, "bad HMAC must get 401: %s", yn_strerror(rc));
     yn_sync_free(ws);
+    yn_testkeys_close(&wrong_keys);
     rc = sync_until_done(s, l, 5);
     CHECK(rc == YN_OK, "final sync: %s", yn_strerror(rc));
     check_agree("final");
 
     yn_test_district_stop(srv, SIGTERM);
     yn_sync_free(s);
+    yn_testkeys_close(&keys);
     yn_ledger_close(l);
     if (yn_failures)
         fprintf(stderr, "int_sync: %d failures\n", yn_failures);
     else
-        printf("int_sync: ok (%lld records, exactly once, totals agree)\n", (long long)n_records);
+        printf("int_sync: ok (%lld records, exactly once, totals agree; keys: %s)\n",
+               (long long)n_records, yn_testkeys_backend());
     return yn_failures ? 1 : 0;
 }

@@ -38,6 +38,7 @@
 #include "nfc.h"
 #include "policy.h"
 #include "tap.h"
+#include "testkeys.h"
 #include "testutil.h"
 
 #define LUNCH_UTC  1773115200LL /* 2026-03-10 (Tuesday) 12:00 Asia/Shanghai */
@@ -50,6 +51,7 @@ static char dir[PATH_MAX], link_path[PATH_MAX + 16], ctl_path[PATH_MAX + 16],
 static pid_t emu_pid;
 static int ctl_fd = -1;
 static yn_cardfix fix;
+static yn_testkeys keys; /* the card master: the taps derive each card's key from it */
 static yn_sim_card cards[N_CARDS];
 static yn_policy *policy;
 
@@ -220,7 +222,7 @@ static void open_terminal(struct terminal *t, const char *id, const char *cantee
     t->env = (yn_tap_env){.nfc = dev,
                           .ledger = t->ledger,
                           .policy = policy,
-                          .master = fix.master,
+                          .keys = &keys.ks,
                           .ring = &fix.ring,
                           .canteen = {.district = 440304, .street = 440304001},
                           .canteen_code = yn_tap_canteen_code(canteen),
@@ -326,6 +328,7 @@ int main(void)
     snprintf(cards_path, sizeof cards_path, "%s/cards.txt", dir);
     snprintf(log_path, sizeof log_path, "%s/emu.log", dir);
     yn_cardfix_init(&fix);
+    yn_testkeys_open(&keys, dir, fix.master, NULL, 0); /* files, or a token (YN_KEYS_BACKEND) */
     char path[PATH_MAX], err[256];
     snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", yn_test_srcdir());
     if (yn_policy_load_file(path, &policy, err, sizeof err) != YN_OK) {

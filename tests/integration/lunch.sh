@@ -32,6 +32,7 @@ done
 port=$((20000 + ($$ + 7919) % 20000))
 export YN_DEMO_PORT=$port
 tools/demo-setup "$run" "$BUILD" >/dev/null
+. "$run/keys.env" # YN_KEYS_BACKEND=pkcs11: the keys are in a SoftHSM2 token
 district() { "$BUILD/yinian-district" --db "$run/district.db" "$@"; }
 
 # the policy fixture, and a district that knows only it and one lost card

@@ -15,6 +15,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 port=$((20000 + $$ % 20000))
 export YN_DEMO_PORT=$port
 tools/demo-setup "$run" "$BUILD" >/dev/null
+. "$run/keys.env" # YN_KEYS_BACKEND=pkcs11: the keys are in a SoftHSM2 token
 district() { "$BUILD/yinian-district" --db "$run/district.db" "$@"; }
 serve() {
     "$BUILD/yinian-district" --db "$run/district.db" serve --cert "$run/tls/server.pem" \

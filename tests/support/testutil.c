@@ -24,6 +24,15 @@ void yn_test_tmpdir(char *buf, size_t len)
     }
 }
 
+bool yn_test_under_qemu(const char *why)
+{
+    const char *cross = getenv("YN_CROSS");
+    if (!cross || strcmp(cross, "1") != 0)
+        return false;
+    fprintf(stderr, "skipped under qemu-user: %s\n", why);
+    return true;
+}
+
 void yn_test_write(const char *dir, const char *name, const char *text, unsigned mode, char *buf,
                    size_t len)
 {

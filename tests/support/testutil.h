@@ -12,6 +12,9 @@
 const char *yn_test_srcdir(void);
 /* A fresh directory under $TMPDIR for this test; path written to buf. */
 void yn_test_tmpdir(char *buf, size_t len);
+/* Under qemu-user (tests/run-unit sets YN_CROSS=1 there): say why the test
+ * is skipped (stderr) and return true. */
+bool yn_test_under_qemu(const char *why);
 /* Write text to dir/name with the given mode; returns the full path in buf. */
 void yn_test_write(const char *dir, const char *name, const char *text, unsigned mode, char *buf,
                    size_t len);

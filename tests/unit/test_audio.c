@@ -44,11 +44,7 @@ static void wait_idle(yn_audio *a, int *played, int *missing)
  * make check, these tests run. tests/run-unit sets YN_CROSS under qemu. */
 static bool under_qemu(void)
 {
-    const char *cross = getenv("YN_CROSS");
-    if (!cross || strcmp(cross, "1") != 0)
-        return false;
-    fprintf(stderr, "skipped under qemu-user: ALSA playback from a thread does not run there\n");
-    return true;
+    return yn_test_under_qemu("ALSA playback from a thread does not run there");
 }
 
 static void test_amount_phrase_plays(void **state)

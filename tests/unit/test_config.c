@@ -297,15 +297,11 @@ static const struct bad_case bad_cases[] = {
      21, "also the scale's port"},
 };
 
-static void test_each_mistake_is_refused_with_its_line(void **state)
+/* Each case alone: refused with its line and text, or (no text) accepted. */
+static void expect_cases(struct fixture *f, const struct bad_case *cases, size_t n)
 {
-    struct fixture *f = *state;
-    char p[600];
-    yn_test_write(f->dir, "keys/loose.key", "00\n", 0644, p, sizeof p);
-    yn_test_write(f->dir, "keys/writable.pub", "00\n", 0666, p, sizeof p);
-    chmod(p, 0666); /* umask may have masked it */
-    for (size_t i = 0; i < sizeof bad_cases / sizeof bad_cases[0]; i++) {
-        const struct bad_case *c = &bad_cases[i];
+    for (size_t i = 0; i < n; i++) {
+        const struct bad_case *c = &cases[i];
         write_conf(f, c->at, c->repl, c->extra);
         yn_config cfg;
         yn_config_errors errs;
@@ -331,7 +327,127 @@ static void test_each_mistake_is_refused_with_its_line(void **state)
     }
 }
 
-/* A counter with an RS-485 scale and relay module: every key lands in place. */
+static void test_each_mistake_is_refused_with_its_line(void **state)
+{
+    struct fixture *f = *state;
+    char p[600];
+    yn_test_write(f->dir, "keys/loose.key", "00\n", 0644, p, sizeof p);
+    yn_test_write(f->dir, "keys/writable.pub", "00\n", 0666, p, sizeof p);
+    chmod(p, 0666); /* umask may have masked it */
+    expect_cases(f, bad_cases, sizeof bad_cases / sizeof bad_cases[0]);
+}
+
+/* [keys] backend: a token's keys under backend = file, key files under
+ * pkcs11, a typo in the backend or a key name, a PIN file others can read, a
+ * module others can write — each refused with its line; none falls back to
+ * the other backend. The [keys] section is the case's text from line 12 on,
+ * then issuer_pubkey. */
+#define TOKEN_KEYS                                                                                 \
+    "[keys]\nbackend = pkcs11\npkcs11_module = lib/p11.so\ntoken_label = yinian\n"                 \
+    "pin_file = keys/token.pin\n"
+#define FILE_KEYS "[keys]\nterminal_key = keys/terminal.key\ncard_master_key = keys/master.key\n"
+static const struct {
+    const char *keys; /* lines 12.. */
+    int line;         /* expected line in the message (0: accepted) */
+    const char *expect;
+} key_cases[] = {
+    {TOKEN_KEYS, 0, NULL}, /* control: a good token configuration */
+    {FILE_KEYS, 0, NULL},  /* control: a good file configuration */
+    {TOKEN_KEYS "terminal_key =\ncard_master_key =\n", 0, NULL},
+    {TOKEN_KEYS "terminal_key = keys/terminal.key\n", 17,
+     "[keys] terminal_key is set but backend = pkcs11 keeps the secret keys in the token"},
+    {TOKEN_KEYS "card_master_key = keys/master.key\n", 17,
+     "[keys] card_master_key is set but backend = pkcs11"},
+    {"[keys]\nbackend = pkcs11\ntoken_label = yinian\npin_file = keys/token.pin\n", 12,
+     "[keys] pkcs11_module is required when backend = pkcs11"},
+    {"[keys]\nbackend = pkcs11\npkcs11_module = lib/p11.so\ntoken_label = yinian\n", 12,
+     "[keys] pin_file is required when backend = pkcs11"},
+    {"[keys]\nbackend = pkcs11\npkcs11_module = lib/p11.so\npin_file = keys/token.pin\n", 12,
+     "[keys] token_label is required when backend = pkcs11"},
+    {"[keys]\nbackend = pkcs12\npkcs11_module = lib/p11.so\ntoken_label = yinian\n", 13,
+     "not a keys backend of this firmware; built in: file, pkcs11"},
+    {"[keys]\nbackend = PKCS11\n", 13, "not a keys backend"},
+    {FILE_KEYS "pkcs11_module = lib/p11.so\n", 15,
+     "[keys] pkcs11_module is set but backend = file reads the secret keys from files"},
+    {FILE_KEYS "pin_file = keys/token.pin\n", 15, "[keys] pin_file is set but backend = file"},
+    {FILE_KEYS "token_label = yinian\n", 15, "[keys] token_label is set but backend = file"},
+    {TOKEN_KEYS "pin_flie = keys/token.pin\n", 17, "unknown key 'pin_flie' in [keys]"},
+    {"[keys]\nbackend = pkcs11\npkcs11_module = lib/p11.so\ntoken_label = yinian\n"
+     "pin_file = keys/loose.pin\n",
+     16, "has mode 0644; a secret key must be"},
+    {"[keys]\nbackend = pkcs11\npkcs11_module = lib/open.so\ntoken_label = yinian\n"
+     "pin_file = keys/token.pin\n",
+     14, "code loaded into the terminal must not be writable by group or others"},
+    {"[keys]\nbackend = pkcs11\npkcs11_module = lib/none.so\ntoken_label = yinian\n"
+     "pin_file = keys/token.pin\n",
+     14, "none.so' (No such file or directory)"},
+    {"[keys]\nbackend = pkcs11\npkcs11_module = lib/p11.so\n"
+     "token_label = a-label-of-thirty-three-bytes-xxx\npin_file = keys/token.pin\n",
+     15, "at most 32 allowed"},
+    /* with backend = file (said or not) the key files stay required */
+    {"[keys]\nbackend = file\ncard_master_key = keys/master.key\n", 12,
+     "[keys] terminal_key is required"},
+    {"[keys]\nterminal_key = keys/terminal.key\n", 12, "[keys] card_master_key is required"},
+};
+
+static void test_keys_backend(void **state)
+{
+    struct fixture *f = *state;
+    char p[600], text[4096];
+    yn_test_write(f->dir, "lib/p11.so",
+                  "\x7f"
+                  "ELF\n",
+                  0644, p, sizeof p);
+    yn_test_write(f->dir, "lib/open.so",
+                  "\x7f"
+                  "ELF\n",
+                  0666, p, sizeof p);
+    chmod(p, 0666); /* umask may have masked it */
+    yn_test_write(f->dir, "keys/token.pin", "123456\n", 0600, p, sizeof p);
+    yn_test_write(f->dir, "keys/loose.pin", "123456\n", 0644, p, sizeof p);
+    yn_config cfg;
+    yn_config_errors errs;
+    for (size_t i = 0; i < sizeof key_cases / sizeof key_cases[0]; i++) {
+        text[0] = '\0';
+        for (int l = 0; l < 11; l++)
+            strcat(strcat(text, base_lines[l]), "\n");
+        strcat(strcat(text, key_cases[i].keys), "issuer_pubkey = keys/issuer.pub\n");
+        yn_test_write(f->dir, "board.conf", text, 0644, f->conf, sizeof f->conf);
+        int rc = yn_config_load(f->conf, &cfg, &errs);
+        char want[700];
+        snprintf(want, sizeof want, "%s:%d: ", f->conf, key_cases[i].line);
+        bool found = !key_cases[i].expect && rc == YN_OK;
+        for (int e = 0; e < errs.count && e < YN_CONFIG_MAX_ERRORS; e++) {
+            if (key_cases[i].expect && strncmp(errs.msg[e], want, strlen(want)) == 0 &&
+                strstr(errs.msg[e], key_cases[i].expect))
+                found = true;
+            else if (!found)
+                fprintf(stderr, "case %zu: %s\n", i, errs.msg[e]);
+        }
+        if (!found)
+            fail_msg("case %zu: wanted '%s…%s'", i, want,
+                     key_cases[i].expect ? key_cases[i].expect : "(no error)");
+    }
+    /* the good token configuration's values, in place */
+    write_conf(f, 0, NULL, NULL);
+    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_OK);
+    assert_string_equal(cfg.keys.backend, "file"); /* the default */
+    snprintf(text, sizeof text, "%s", "");
+    for (int l = 0; l < 11; l++)
+        strcat(strcat(text, base_lines[l]), "\n");
+    strcat(strcat(text, TOKEN_KEYS), "issuer_pubkey = keys/issuer.pub\n");
+    yn_test_write(f->dir, "board.conf", text, 0644, f->conf, sizeof f->conf);
+    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_OK);
+    assert_string_equal(cfg.keys.backend, "pkcs11");
+    assert_string_equal(cfg.keys.token_label, "yinian");
+    assert_string_equal(cfg.keys.terminal_key, "");
+    assert_string_equal(cfg.keys.card_master_key, "");
+    snprintf(p, sizeof p, "%s/lib/p11.so", f->dir);
+    assert_string_equal(cfg.keys.pkcs11_module, p);
+    snprintf(p, sizeof p, "%s/keys/token.pin", f->dir);
+    assert_string_equal(cfg.keys.pin_file, p);
+}
+
 static void test_modbus_devices(void **state)
 {
     struct fixture *f = *state;
@@ -441,6 +557,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_each_mistake_is_refused_with_its_line, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_modbus_devices, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_backend, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_errors_reported_not_only_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_line_refused, setup, teardown),

@@ -24,6 +24,7 @@
 #include "ledger.h"
 #include "nfc_sim.h"
 #include "tap.h"
+#include "testkeys.h"
 #include "testutil.h"
 
 #define LUNCH_UTC 1773115200LL /* 2026-03-10 (Tuesday) 12:00 Asia/Shanghai */
@@ -33,6 +34,7 @@ enum { ZHANG, LI, CHEN, CLONE, TAMPERED, LOST, LUOHU, BLANK, N_CARDS };
 struct rig {
     char dir[256];
     yn_cardfix fix;
+    yn_testkeys keys; /* the master, in files or a token (YN_KEYS_BACKEND) */
     yn_nfc nfc;
     yn_ledger *ledger;
     yn_ledger *ledger2; /* terminal T2 at canteen C-FT-002, never synced with T1 */
@@ -47,6 +49,7 @@ static int setup(void **state)
     struct rig *r = calloc(1, sizeof *r);
     yn_test_tmpdir(r->dir, sizeof r->dir);
     yn_cardfix_init(&r->fix);
+    yn_testkeys_open(&r->keys, r->dir, r->fix.master, NULL, 0);
 
     char path[512], err[256];
     snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", yn_test_srcdir());
@@ -90,7 +93,7 @@ static int setup(void **state)
     r->env = (yn_tap_env){.nfc = &r->nfc,
                           .ledger = r->ledger,
                           .policy = r->policy,
-                          .master = r->fix.master,
+                          .keys = &r->keys.ks,
                           .ring = &r->fix.ring,
                           .canteen = {.district = 440304, .street = 440304001},
                           .canteen_code = yn_tap_canteen_code("C-FT-001"),
@@ -112,6 +115,7 @@ static int teardown(void **state)
     yn_ledger_close(r->ledger);
     yn_ledger_close(r->ledger2);
     yn_policy_free(r->policy);
+    yn_testkeys_close(&r->keys);
     free(r);
     return 0;
 }

@@ -25,6 +25,7 @@
 #include "devices.h"
 #include "nfc_sim.h"
 #include "terminal.h"
+#include "testkeys.h"
 #include "testutil.h"
 
 #define LUNCH_MS 1773115200000LL /* 2026-03-10 (Tuesday) 12:00 Asia/Shanghai */
@@ -72,7 +73,10 @@ static int open_rig(void **state, enum yn_mode mode, bool weighed, bool ident)
         r->cfg.menu.price_per_100g_fen = 250; /* ¥2.50 per 100 g */
         r->cfg.scale.stable_timeout_ms = 100; /* the least allowed: quick tests */
     }
+    assert_int_equal(yn_testkeys_configure(&r->cfg, r->dir), YN_OK);
     assert_int_equal(yn_devices_open(&r->dev, &r->cfg), YN_OK);
+    assert_int_equal(
+        yn_keystore_store(&r->dev.keys, YN_KEYID_CARD_MASTER, r->fix.master, 16, false), YN_OK);
     yn_clock_init(&r->dev.clock, &yn_clock_sim_ops);
     yn_clock_sim_set(&r->dev.clock, LUNCH_MS);
 
@@ -105,7 +109,7 @@ static int open_rig(void **state, enum yn_mode mode, bool weighed, bool ident)
     assert_int_equal(yn_nfc_sim_add(&r->dev.nfc, &phone), 4);
 
     yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .master = r->fix.master, .ring = &r->fix.ring};
+        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
     *state = r;
@@ -346,7 +350,7 @@ static void reboot(struct rig *r, const char *boot_id, int64_t wall_ms)
     yn_clock_init(&r->dev.clock, &yn_clock_sim_ops);
     yn_clock_sim_set(&r->dev.clock, wall_ms);
     yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .master = r->fix.master, .ring = &r->fix.ring};
+        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
 }
@@ -355,7 +359,7 @@ static void restart(struct rig *r)
 {
     yn_terminal_free(r->term);
     yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .master = r->fix.master, .ring = &r->fix.ring};
+        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
 }
@@ -454,7 +458,7 @@ static void test_restart_in_the_same_boot_detects_a_step(void **state)
     yn_clock_sim_advance(&r->dev.clock, 2 * 3600 * 1000 + 50); /* … the boot clock did not */
     yn_clock_sim_jump_wall(&r->dev.clock, -2 * 3600 * 1000 - 50);
     yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .master = r->fix.master, .ring = &r->fix.ring};
+        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
     assert_true(screen_has(r, "14:00（时钟跳变"));

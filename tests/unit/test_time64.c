@@ -23,6 +23,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "policy.h"
+#include "testkeys.h"
 #include "testutil.h"
 #include "update.h"
 
@@ -292,11 +293,14 @@ static void test_ledger_after_2038(void **state)
 static void expect_batch_round_trip(struct fx *f, int64_t now_utc_s)
 {
     static const uint8_t key[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    yn_testkeys keys;
+    yn_testkeys_open(&keys, f->dir, NULL, key, sizeof key);
     yn_ledger_batch b;
     assert_int_equal(yn_ledger_batch_next(f->l, 100, now_utc_s, &b), YN_OK);
     uint8_t *frame;
     size_t len;
-    assert_int_equal(yn_sync_batch_frame(f->l, &b, key, sizeof key, &frame, &len), YN_OK);
+    assert_int_equal(yn_sync_batch_frame(f->l, &b, &keys.ks, &frame, &len), YN_OK);
+    yn_testkeys_close(&keys);
     yn_batch_header h;
     yn_ledger_record *recs = NULL;
     const char *why = NULL;
