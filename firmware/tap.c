@@ -78,13 +78,13 @@ static int64_t mono_ms(const yn_tap_env *env)
 static int read_card(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[YN_CARD_KEY_LEN],
                      yn_nfc_card_data *data, yn_tap_outcome *out)
 {
-    int rc = yn_keystore_card_key(env->keys, tag->uid, tag->uid_len, key);
-    if (rc != YN_OK)
-        return fail(out, rc, YN_REASON_READ_FAILED, "%s", "cannot derive the card key");
     if (tag->type != YN_TAG_DESFIRE && tag->type != YN_TAG_CLASSIC_1K)
         return read_failed(out, YN_ENOTSUP, YN_CARD_KIND_FOREIGN,
                            tag->type == YN_TAG_ISO14443B ? "a type B card (its PUPI is all we read)"
                                                          : "reading the card");
+    int rc = yn_keystore_card_key(env->keys, tag->uid, tag->uid_len, key);
+    if (rc != YN_OK)
+        return fail(out, rc, YN_REASON_READ_FAILED, "%s", "cannot derive the card key");
     int64_t now = mono_ms(env);
     const yn_card_record *known = env->cache && tag->type == YN_TAG_DESFIRE
                                       ? yn_card_cache_find(env->cache, tag->uid, tag->uid_len, now)
@@ -169,8 +169,9 @@ static int by_identifier(const yn_tap_env *env, const yn_nfc_tag *tag, yn_tap_ou
 static int identify(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[YN_CARD_KEY_LEN],
                     yn_nfc_card_data *data, yn_tap_outcome *out)
 {
-    yn_policy_ident_rule rule;
-    yn_policy_identity_only(env->policy, &rule);
+    yn_policy_ident_rule rule = {.accepted = false}; /* no policy (diagnostics): cards only */
+    if (env->policy)
+        yn_policy_identity_only(env->policy, &rule);
     bool type_b = tag->type == YN_TAG_ISO14443B;
     if (rule.accepted && yn_ident_random(type_b, tag->uid, tag->uid_len)) {
         char uid[2 * YN_UID_MAX + 1];
@@ -343,10 +344,11 @@ static void settle_stamp(const yn_tap_env *env, const yn_nfc_tag *tag, const uin
                                                : "the notice could not be recorded yet");
 }
 
-/* The ledger's debit of t, and what it says for staff and the log. */
+/* The ledger's debit of t, and what it says for staff and the log (a holder
+ * not identified by the card: how, at the end of the log line). */
 static int debit(const yn_tap_env *env, const yn_ledger_tap *t, yn_tap_outcome *out)
 {
-    const char *card_no = t->card->card_no, *by = yn_ledger_by_name(t->by);
+    const char *card_no = t->card->card_no;
     int rc = yn_ledger_debit(env->ledger, env->policy, t, &out->result);
     out->status = rc;
     out->reason = out->result.decision.reason;
@@ -355,23 +357,28 @@ static int debit(const yn_tap_env *env, const yn_ledger_tap *t, yn_tap_outcome *
     case YN_EDUPLICATE:
         out->charged = true;
         snprintf(out->detail, sizeof out->detail,
-                 "card %s (%s) seq %" PRId64 ": price %" PRId64 " subsidy %" PRId64
-                 " wallet %" PRId64 " cash %" PRId64 " fen%s",
-                 card_no, by, out->result.seq, out->result.decision.price_fen,
+                 "card %s seq %" PRId64 ": price %" PRId64 " subsidy %" PRId64 " wallet %" PRId64
+                 " cash %" PRId64 " fen%s",
+                 card_no, out->result.seq, out->result.decision.price_fen,
                  out->result.decision.subsidy_fen, out->result.decision.wallet_fen,
                  out->result.decision.cash_fen, rc == YN_EDUPLICATE ? " (same tap again)" : "");
         break;
     case YN_EREFUSED:
-        snprintf(out->detail, sizeof out->detail, "card %s (%s) refused: %s", card_no, by,
+        snprintf(out->detail, sizeof out->detail, "card %s refused: %s", card_no,
                  yn_reason_log(out->reason));
         break;
     default:
         out->reason = YN_REASON_STORAGE;
-        snprintf(out->detail, sizeof out->detail, "card %s (%s): ledger: %s", card_no, by,
-                 yn_strerror(rc));
+        snprintf(out->detail, sizeof out->detail, "card %s: ledger: %s", card_no, yn_strerror(rc));
         break;
     }
-    yn_info("tap: %s%s%s", out->detail, t->ident ? ", identifier " : "", t->ident ? t->ident : "");
+    if (t->by == YN_LEDGER_BY_IDENT)
+        yn_info("tap: %s (identity-only card %s)", out->detail, t->ident);
+    else if (t->by == YN_LEDGER_BY_MANUAL)
+        yn_info("tap: %s (忘带卡: operator %s, supervisor %s)", out->detail, t->operator_id,
+                t->supervisor_id);
+    else
+        yn_info("tap: %s", out->detail);
     return rc;
 }
 
@@ -443,11 +450,7 @@ int yn_tap_manual(const yn_tap_env *env, const char *card_no, const yn_meal *mea
                        .when = *when,
                        .by = YN_LEDGER_BY_MANUAL,
                        .supervisor_id = supervisor_id};
-    int rc = debit(env, &t, out);
-    if (rc == YN_OK)
-        yn_info("tap: 忘带卡: meal of card %s by manual entry, operator %s, supervisor %s", card_no,
-                operator_id, supervisor_id);
-    return rc;
+    return debit(env, &t, out);
 }
 
 int yn_tap_recover(const yn_tap_env *env, int64_t settled_seq, int64_t max_back,

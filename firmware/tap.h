@@ -26,7 +26,7 @@
 typedef struct yn_tap_env {
     yn_nfc *nfc;
     yn_ledger *ledger;
-    const yn_policy *policy;
+    const yn_policy *policy;     /* NULL (diagnostics, identify only): no identity-only cards */
     yn_keystore *keys;           /* derives each card's key (the master stays inside) */
     const yn_card_keyring *ring; /* issuer public keys */
     yn_canteen canteen;          /* where this terminal stands */

@@ -397,6 +397,51 @@ static const char *const vector_hex[] = {
     "e76b3fe6f079f3e3476c02a6fafc881df85c70a4c4faffca4b4534716b577c0d",
 };
 
+/* PROTOCOL.md §8, the version 2 vector: an identity-only meal and a manual one. */
+static const char *const vector2_hex[] = {
+    "594e423100020000542d30303031000000000000000000000000000000000001",
+    "000000000000000100000000000000020000000200000087000000806b08e967",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "5bf14ae3497c8d45623d297c25b525b6696c90184faec36643739f8362bf5d9e",
+    "78da6367604dc94c4acc67cd29cd4bce6049ce2ca9642f2e494c4b33301470b4",
+    "3230713474327236763171357533632f2e2d482d323062645c20cfd47ce07ceb",
+    "97261166464626a67fbf960b33ec1087400620606464de21ce0c613330b0b03c",
+    "78b3e20f8fc6ff05eb67ad4e6560034a8384f9c0924cccac0c0c6c004f992300",
+    "05a65c088f39f0c450b12039ffb16ac64c7d78518fcdd3082cd475569baa4cfd",
+};
+
+static void test_vector_v2(void **state)
+{
+    (void)state;
+    uint8_t f[512];
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof vector2_hex / sizeof vector2_hex[0]; i++)
+        for (const char *p = vector2_hex[i]; *p; p += 2) {
+            unsigned v;
+            assert_int_equal(sscanf(p, "%2x", &v), 1);
+            f[len++] = (uint8_t)v;
+        }
+    yn_batch_header h;
+    yn_ledger_record *d;
+    const char *why;
+    assert_int_equal(yn_batch_decode(f, len, key, sizeof key, &h, &d, &why), YN_OK);
+    assert_int_equal(h.version, 2);
+    assert_int_equal(h.raw_len, 135);
+    assert_string_equal(d[0].card_no, "44030400000001");
+    assert_int_equal(d[0].by, YN_LEDGER_BY_IDENT);
+    assert_string_equal(d[0].ident, "A:04A1B2C3D4E5F6");
+    assert_string_equal(d[0].supervisor_id, "");
+    assert_int_equal(d[0].subsidy_fen, 1500);
+    assert_string_equal(d[1].card_no, "44030400000002");
+    assert_int_equal(d[1].by, YN_LEDGER_BY_MANUAL);
+    assert_string_equal(d[1].operator_id, "staff01");
+    assert_string_equal(d[1].supervisor_id, "super02");
+    assert_int_equal(d[1].utc_s, 1740970820);
+    static const uint8_t hash1[4] = {0x03, 0x62, 0xde, 0x02};
+    assert_memory_equal(d[0].hash, hash1, sizeof hash1);
+    free(d);
+}
+
 /* Meals of identity-only cards and of manual entry: a version 2 frame (28
  * columns) carries how each holder was identified; a frame relabelled as the
  * other version is refused; the encoder refuses fields that do not fit. */
@@ -526,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_every_truncated_body),
         cmocka_unit_test(test_vector),
         cmocka_unit_test(test_identified_round_trip),
+        cmocka_unit_test(test_vector_v2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
