@@ -40,6 +40,13 @@ else ifeq ($(ARCH),armhf)
 else
   $(error ARCH must be host, aarch64 or armhf, not '$(ARCH)')
 endif
+# PostgreSQL (libpq) as the district server's second storage backend. libpq-dev
+# cannot be installed multiarch, so a board build's server has SQLite only.
+ifeq ($(ARCH),host)
+  WITH_POSTGRESQL ?= 1
+else
+  WITH_POSTGRESQL ?= 0
+endif
 ifneq ($(ARCH),host)
   # target libraries are installed multiarch by tools/install-deps
   PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/$(TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
@@ -52,11 +59,13 @@ AR    := $(CROSS_COMPILE)ar
 PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
 # headers only: the PKCS#11 header from p11-kit; the token's module is dlopen()ed (hal/KEYSTORE.md)
 HDR_PKGS  := p11-kit-1
-TEST_PKGS := cmocka
+TEST_PKGS := cmocka libssl
 # libfreefare: only the conformance test's client (tests/freefare), host only
 FF_PKGS   := $(if $(filter host,$(ARCH)),libfreefare)
 # programs the tests run (Debian packages softhsm2, opensc)
 TEST_CMDS := softhsm2-util pkcs11-tool
+# libraries of the district server only (the daemon never links them)
+DISTRICT_PKGS := $(if $(filter 1,$(WITH_POSTGRESQL)),libpq)
 
 # libnfc: from pkg-config on the host; for a board, from a sysroot of downloaded
 # target packages (libnfc-dev cannot be installed multiarch: see README.md).
@@ -78,7 +87,8 @@ endif
 
 # On a fresh machine: install what pkg-config cannot find, then go on.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(HDR_PKGS) $(TEST_PKGS) $(FF_PKGS) 2>/dev/null && $(foreach c,$(CC) $(TEST_CMDS),command -v $(c) >/dev/null &&) echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
+  # (the host's tests also need a PostgreSQL server for tests/with-postgres)
+  ifneq ($(shell $(PKG_CONFIG) --exists $(PKGS) $(HDR_PKGS) $(TEST_PKGS) $(FF_PKGS) $(DISTRICT_PKGS) 2>/dev/null && $(foreach c,$(CC) $(TEST_CMDS),command -v $(c) >/dev/null &&) $(if $(filter host,$(ARCH)),ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&) echo ok)$(if $(SYSROOT),$(if $(SYSROOT_OK),,missing)),ok)
     $(info tools/install-deps: a library or tool is missing for ARCH=$(ARCH); installing it)
     ifneq ($(shell tools/install-deps $(DEPS_ARG) 1>&2; echo $$?),0)
       $(error tools/install-deps failed; see the message above)
@@ -87,9 +97,10 @@ ifeq ($(filter clean,$(MAKECMDGOALS)),)
 endif
 
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
-               -D_GNU_SOURCE -Ifirmware -Ihal -Isync -MMD -MP \
+               -D_GNU_SOURCE -Ifirmware -Ihal -Isync -Itools/district -MMD -MP \
                -DYN_VERSION='"$(VERSION)"' -DYN_GITREV='"$(GITREV)"' \
-               -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC)
+               -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC) \
+               -DWITH_POSTGRESQL=$(WITH_POSTGRESQL)
 # Time is 64-bit on every ARCH, armhf too (its glibc defaults to a 32-bit
 # time_t that wraps in January 2038). firmware/time64.h, forced into every
 # file, refuses to compile without it. README.md "Cross-compiling".
@@ -105,8 +116,11 @@ else
   LDFLAGS ?=
 endif
 Q := $(if $(V),,@)
-ALL_CFLAGS = $(CFLAGS_BASE) $(TIME64_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS) $(HDR_PKGS)) $(NFC_CFLAGS) $(CFLAGS)
+ALL_CFLAGS = $(CFLAGS_BASE) $(TIME64_CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PKGS) $(HDR_PKGS) $(DISTRICT_PKGS)) $(NFC_CFLAGS) $(CFLAGS)
 LIBS       = $(shell $(PKG_CONFIG) --libs $(PKGS)) $(NFC_LIBS) -lpthread -lutil
+DISTRICT_LIBS = $(if $(DISTRICT_PKGS),$(shell $(PKG_CONFIG) --libs $(DISTRICT_PKGS)))
+# integration programs that act as TLS clients themselves (int_lockout)
+INT_LIBS   = $(shell $(PKG_CONFIG) --libs libssl)
 TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
 # --- sources -------------------------------------------------------------
@@ -128,6 +142,14 @@ TOOLS     := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 EMU_SRCS  := $(wildcard tools/emu/*.c)
 EMU_OBJS  := $(EMU_SRCS:%.c=$(BUILD)/obj/%.o)
 EMU_LIB   := $(BUILD)/libynemu.a
+# The district server's modules: their own archive, linked by yinian-district
+# and the district's unit tests only.
+DISTRICT_SRCS := $(wildcard tools/district/*.c)
+ifneq ($(WITH_POSTGRESQL),1)
+  DISTRICT_SRCS := $(filter-out tools/district/db_pg.c,$(DISTRICT_SRCS))
+endif
+DISTRICT_OBJS := $(DISTRICT_SRCS:%.c=$(BUILD)/obj/%.o)
+DISTRICT_LIB  := $(BUILD)/libdistrict.a
 # Unit tests: tests/unit/test_<module>.c, one program each.
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TESTS     := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -151,14 +173,16 @@ FF_CLIENT  := $(if $(and $(filter host,$(ARCH)),$(filter 1,$(WITH_LIBNFC))),$(BU
 INT_SRCS   := $(wildcard tests/integration/int_*.c)
 INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
-SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tools/emu/*.[ch] tests/*/*.[ch])
+SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tools/emu/*.[ch] \
+             tools/district/*.[ch] tests/*/*.[ch])
 
 .SECONDARY:
 .PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross lint bench clean format
 all: $(DAEMON) $(TOOLS)
 
 # Objects are rebuilt when a feature switch or CFLAGS change.
-FEATURES   := WITH_LIBNFC=$(WITH_LIBNFC) WITH_SYSLOG=$(WITH_SYSLOG) CFLAGS=$(CFLAGS) VERSION=$(VERSION) $(TIME64_CFLAGS)
+FEATURES   := WITH_LIBNFC=$(WITH_LIBNFC) WITH_SYSLOG=$(WITH_SYSLOG) WITH_POSTGRESQL=$(WITH_POSTGRESQL) \
+              CFLAGS=$(CFLAGS) VERSION=$(VERSION) $(TIME64_CFLAGS)
 FEATURES_F := $(BUILD)/.features
 ifneq ($(filter clean,$(MAKECMDGOALS)),clean)
   $(shell mkdir -p $(BUILD); [ "$$(cat $(FEATURES_F) 2>/dev/null)" = "$(FEATURES)" ] || echo "$(FEATURES)" > $(FEATURES_F))
@@ -181,6 +205,19 @@ $(DAEMON): $(BUILD)/obj/firmware/main.o $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(DISTRICT_LIB): $(DISTRICT_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/yinian-district: $(BUILD)/obj/tools/yinian-district.o $(DISTRICT_LIB) $(LIB)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(DISTRICT_LIBS) $(LIBS)
+
+$(BUILD)/tests/test_district_%: $(BUILD)/obj/tests/unit/test_district_%.o $(TSUP_OBJS) $(DISTRICT_LIB) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(DISTRICT_LIBS) $(LIBS)
+
 $(BUILD)/%: $(BUILD)/obj/tools/%.o $(EMU_LIB) $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
@@ -198,7 +235,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/crash/%.o $(TSUP_OBJS) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(TSUP_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(INT_LIBS)
 
 $(BUILD)/tests/ff-client: tests/freefare/ff_client.c
 	@mkdir -p $(@D)
@@ -247,8 +284,10 @@ check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
 	@mkdir -p $(BUILD)/tokens
 	YN_KEYS_BACKEND=pkcs11 TMPDIR=$(abspath $(BUILD))/tokens tests/run-unit "" $(KEYS_BOTH_UNIT)
 
+# The district's suites run against SQLite and against a throwaway PostgreSQL
+# cluster (under $(BUILD)/pg, stopped afterwards even when a test fails).
 check-integration: all $(CRASHES) $(INTS) $(FF_CLIENT)
-	BUILD=$(BUILD) tests/run-integration
+	YN_PG_FAST=1 tests/with-postgres $(BUILD)/pg env BUILD=$(BUILD) tests/run-integration
 
 check-cross:
 	@test "$(ARCH)" != host || { echo "check-cross needs ARCH=aarch64 or ARCH=armhf"; exit 2; }
@@ -276,14 +315,14 @@ lint:
 	@command -v cppcheck >/dev/null || tools/install-deps
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
-	  -Ifirmware -Ihal -Isync firmware hal sync tools tests
+	  -Ifirmware -Ihal -Isync -Itools/district -DWITH_POSTGRESQL=1 firmware hal sync tools tests
 	clang-format --dry-run -Werror $(SOURCES)
 
 format:
 	clang-format -i $(SOURCES)
 
 bench: $(BENCHES) all
-	BUILD=$(BUILD) tests/run-bench $(BENCHES)
+	tests/with-postgres $(BUILD)/pg-bench env BUILD=$(BUILD) tests/run-bench $(BENCHES)
 
 clean:
 	rm -rf build

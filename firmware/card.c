@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "nfc.h"
+#include "rules.h"
 
 /* --- record layout, version 1 (CARD.md "Record") ------------------------ */
 
@@ -83,42 +84,11 @@ static void set_why(const char **why, const char *text)
 
 /* --- field rules ------------------------------------------------------- */
 
-/* A real calendar day between 1900-01-01 and 2099-12-31. */
+/* A real calendar day between 1900-01-01 and 2099-12-31: the shared date
+ * rule (rules.h), within the years a card is made for. */
 static bool ymd_valid(int32_t ymd)
 {
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (ymd < 19000101 || ymd > 20991231)
-        return false;
-    int y = ymd / 10000, m = ymd / 100 % 100, d = ymd % 100;
-    if (m < 1 || m > 12 || d < 1)
-        return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    int last = days[m - 1] + (m == 2 && leap ? 1 : 0);
-    return d <= last;
-}
-
-/* GB/T 2260 province-level prefixes (11 Beijing … 65 Xinjiang, 71, 81, 82). */
-static bool province_valid(uint32_t prefix)
-{
-    static const uint8_t provinces[] = {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34,
-                                        35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
-                                        53, 54, 61, 62, 63, 64, 65, 71, 81, 82};
-    for (size_t i = 0; i < sizeof provinces; i++)
-        if (provinces[i] == prefix)
-            return true;
-    return false;
-}
-
-/* A county-level (or city-without-district, e.g. 441900) code, not a province. */
-static bool district_valid(uint32_t district)
-{
-    return district >= 100000 && district <= 999999 && province_valid(district / 10000) &&
-           district % 10000 != 0;
-}
-
-static bool card_no_char_ok(char c)
-{
-    return c >= 0x21 && c <= 0x7E;
+    return yn_rules_ymd(ymd) && ymd <= 20991231;
 }
 
 /* Every rule a record must satisfy, whether it is written or read. */
@@ -132,16 +102,13 @@ static bool record_valid(const yn_card_record *rec, const char **why)
         set_why(why, "key version 0 is reserved");
         return false;
     }
-    const char *nul = memchr(rec->card_no, '\0', sizeof rec->card_no);
-    if (!nul || nul == rec->card_no) {
+    if (!memchr(rec->card_no, '\0', sizeof rec->card_no) || !rec->card_no[0]) {
         set_why(why, "card number empty or longer than 19 characters");
         return false;
     }
-    for (const char *c = rec->card_no; c < nul; c++) {
-        if (!card_no_char_ok(*c)) {
-            set_why(why, "card number has a character outside printable ASCII 0x21..0x7E");
-            return false;
-        }
+    if (!yn_rules_card_no(rec->card_no)) {
+        set_why(why, "card number has a character outside printable ASCII 0x21..0x7E");
+        return false;
     }
     if (!ymd_valid(rec->birth_ymd)) {
         set_why(why, "birth date is not a real day YYYYMMDD (1900..2099)");
@@ -151,11 +118,11 @@ static bool record_valid(const yn_card_record *rec, const char **why)
         set_why(why, "category flags has reserved bits set");
         return false;
     }
-    if (!district_valid(rec->district)) {
+    if (!yn_rules_district(rec->district)) {
         set_why(why, "district is not a six-digit GB/T 2260 county code with a valid province");
         return false;
     }
-    if (rec->street / 1000 != rec->district || rec->street % 1000 == 0) {
+    if (!yn_rules_street(rec->street, rec->district)) {
         set_why(why, "street is not district * 1000 + NNN (001..999)");
         return false;
     }

@@ -17,6 +17,7 @@
 
 #include "ledger_int.h"
 #include "log.h"
+#include "rules.h"
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -300,22 +301,6 @@ static void encode(const yn_ledger_record *r, struct enc *e)
     }
 }
 
-bool yn_ledger_record_by_ok(const yn_ledger_record *r)
-{
-    switch (r->by) {
-    case 0:
-    case YN_LEDGER_BY_CARD:
-        return !r->ident[0] && !r->supervisor_id[0];
-    case YN_LEDGER_BY_IDENT:
-        return r->kind == YN_LEDGER_MEAL && yn_ident_valid(r->ident) && !r->supervisor_id[0];
-    case YN_LEDGER_BY_MANUAL:
-        return r->kind == YN_LEDGER_MEAL && !r->ident[0] && r->supervisor_id[0] &&
-               r->operator_id[0] && strcmp(r->operator_id, r->supervisor_id) != 0;
-    default:
-        return false;
-    }
-}
-
 const char *yn_ledger_by_name(int by)
 {
     switch (by) {
@@ -521,6 +506,12 @@ int yn_lg_append(yn_ledger *l, yn_ledger_record *r)
         return rc;
     r->seq = l->head_seq + 1;
     memcpy(r->prev_hash, l->head_hash, YN_LEDGER_HASH_LEN);
+    yn_rules_fault fault; /* never journal what the district would refuse */
+    if (yn_rules_record(r, &fault) != YN_OK) {
+        yn_err("ledger %s: record %" PRId64 " (%s) breaks the record rules: %s: %s", l->path,
+               r->seq, r->card_no, fault.field, fault.why);
+        return SQLITE_CONSTRAINT_CHECK;
+    }
     int32_t head_ymd = l->head_ymd;
     l->head_valid = false; /* until this transaction commits */
     if (!yn_lg_hash_record(l, r, r->hash))

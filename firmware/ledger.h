@@ -318,13 +318,6 @@ typedef struct yn_ledger_verify_report {
  * usage head with the journal. YN_OK, or YN_ECORRUPT with the report filled. */
 int yn_ledger_verify(yn_ledger *l, yn_ledger_verify_report *out) YN_MUST_CHECK;
 
-/* A record's identification fields fit each other (LEDGER.md, "How the
- * holder was identified"): only a meal is identified otherwise than by its
- * card; an identity-only meal names a valid identifier and no supervisor; a
- * manual one a supervisor and an operator who differ, no identifier; a
- * card's (by 0 or YN_LEDGER_BY_CARD) neither. The batch decoder checks it. */
-bool yn_ledger_record_by_ok(const yn_ledger_record *r);
-
 /* SHA-256 of the canonical encoding of r (LEDGER.md) followed by prev_hash. */
 void yn_ledger_record_hash(const yn_ledger_record *r, const uint8_t prev_hash[YN_LEDGER_HASH_LEN],
                            uint8_t out[YN_LEDGER_HASH_LEN]);

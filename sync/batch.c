@@ -19,11 +19,13 @@
 #include <zlib.h>
 
 #include "reason.h"
+#include "rules.h"
 
-#define N_COLUMNS_V1 25
-#define N_COLUMNS_V2 28
-/* a record costs at least one byte in each column */
-#define MIN_RECORD_RAW N_COLUMNS_V1
+/* A record costs at least one byte in every column but the layers (none
+ * when n_layers = 0): 24 bytes. The smallest string table (one empty
+ * string) is 2 bytes. */
+#define MIN_RECORD_RAW 24
+#define MIN_TABLE_RAW  2
 #define STR_MAX        255
 
 /* --- growable byte buffer ---------------------------------------------------- */
@@ -189,8 +191,8 @@ static int check_record(const yn_ledger_record *r, const yn_ledger_record *first
 {
     if (r->seq != first->seq + (int64_t)i || strcmp(r->terminal, first->terminal) != 0)
         return YN_EINVAL;
-    if (r->kind < YN_LEDGER_MEAL || r->kind > YN_LEDGER_KIND_MAX || r->n_layers < 0 ||
-        r->n_layers > YN_POLICY_MAX_LAYERS || (int)r->reason < 0 || r->reason >= YN_REASON_COUNT)
+    if (!yn_rules_kind_of(r->kind) || r->n_layers < 0 || r->n_layers > YN_POLICY_MAX_LAYERS ||
+        (int)r->reason < 0 || r->reason >= YN_REASON_COUNT)
         return YN_EINVAL;
     if (!str_fits(r->card_no, sizeof r->card_no) || !str_fits(r->category, YN_NAME_MAX) ||
         !str_fits(r->period, YN_NAME_MAX) || !str_fits(r->operator_id, YN_LEDGER_ID_MAX) ||
@@ -203,7 +205,7 @@ static int check_record(const yn_ledger_record *r, const yn_ledger_record *first
         r->card_prev_seq >= r->seq)
         return YN_EINVAL;
     if (!str_fits(r->ident, YN_IDENT_MAX) || !str_fits(r->supervisor_id, YN_LEDGER_ID_MAX) ||
-        !yn_ledger_record_by_ok(r))
+        yn_rules_identified(r, NULL) != YN_OK)
         return YN_EINVAL;
     return YN_OK;
 }
@@ -446,7 +448,7 @@ int yn_batch_peek(const uint8_t *f, size_t len, yn_batch_header *hdr)
     if (hdr->count > YN_BATCH_MAX_RECORDS || hdr->raw_len > YN_BATCH_MAX_RAW ||
         hdr->body_len > YN_BATCH_MAX_BODY)
         return YN_ELIMIT;
-    if ((uint64_t)hdr->count * MIN_RECORD_RAW > hdr->raw_len || hdr->body_len == 0)
+    if ((uint64_t)hdr->count * MIN_RECORD_RAW + MIN_TABLE_RAW > hdr->raw_len || hdr->body_len == 0)
         return YN_EPROTO;
     if (len != (size_t)YN_BATCH_HEADER_LEN + hdr->body_len + YN_BATCH_MAC_LEN)
         return YN_EPROTO;
@@ -584,7 +586,7 @@ static void get_columns(reader *r, yn_ledger_record *rec, size_t n, int version)
     uint64_t prev;
     for (size_t i = 0; i < n && !r->bad; i++) {
         uint64_t kind = get_uv(r);
-        if (kind < YN_LEDGER_MEAL || kind > YN_LEDGER_KIND_MAX)
+        if (kind > INT32_MAX || !yn_rules_kind_of((int)kind))
             fail(r, "unknown record kind");
         rec[i].kind = (int)kind;
     }
@@ -726,28 +728,6 @@ static void get_columns(reader *r, yn_ledger_record *rec, size_t n, int version)
         get_str(r, rec[i].supervisor_id, YN_LEDGER_ID_MAX);
 }
 
-/* The money in a record adds up: layers = subsidy, shares = price. */
-static bool money_adds_up(const yn_ledger_record *r)
-{
-    int64_t sum = 0, total;
-    for (int k = 0; k < r->n_layers; k++)
-        if (__builtin_add_overflow(sum, r->layers[k].fen, &sum))
-            return false;
-    if (sum != r->subsidy_fen)
-        return false;
-    if (__builtin_add_overflow(r->subsidy_fen, r->wallet_fen, &total) ||
-        __builtin_add_overflow(total, r->cash_fen, &total))
-        return false;
-    return total == r->price_fen;
-}
-
-/* A stamp notice (kind 5) moves no money and names an earlier record. */
-static bool notice_ok(const yn_ledger_record *r)
-{
-    return r->price_fen == 0 && r->subsidy_fen == 0 && r->wallet_fen == 0 && r->cash_fen == 0 &&
-           r->n_layers == 0 && r->reverses_seq > 0 && r->tap_id == 0;
-}
-
 static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_header *hdr,
                        yn_ledger_record *recs, const char **why)
 {
@@ -770,8 +750,8 @@ static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_head
             fail(&r, "string length out of range");
             break;
         }
-        if (memchr(r.p, '\0', sl))
-            fail(&r, "NUL inside a string");
+        if (!yn_rules_utf8(r.p, sl))
+            fail(&r, "string not UTF-8 without control characters");
         if (i == 0 && sl != 0)
             fail(&r, "string 0 is not the empty string");
         r.str[i] = r.p;
@@ -787,14 +767,6 @@ static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_head
         get_columns(&r, recs, hdr->count, hdr->version);
     if (!r.bad && r.p != r.end)
         fail(&r, "bytes left after the last column");
-    for (size_t i = 0; i < hdr->count && !r.bad; i++) {
-        if (!money_adds_up(&recs[i]))
-            fail(&r, "a record's shares do not add up to its price");
-        else if (recs[i].kind == YN_LEDGER_STAMP_MISSING && !notice_ok(&recs[i]))
-            fail(&r, "a stamp notice moves money or names no earlier record");
-        else if (!yn_ledger_record_by_ok(&recs[i]))
-            fail(&r, "how the holder was identified does not fit the record");
-    }
     free(r.str);
     free(r.str_len);
     if (r.bad) {
@@ -804,34 +776,43 @@ static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_head
     return YN_OK;
 }
 
-/* yn_batch_decode, with the HMAC checked here (key) or by the caller (NULL). */
-static int decode_frame(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
-                        bool check_mac, yn_batch_header *hdr, yn_ledger_record **out,
-                        const char **why)
+/* The one place a frame is authenticated: the HMAC-SHA256 trailer under the
+ * terminal's key, compared in constant time. (A signing token or another
+ * scheme for the terminal's credential would change this function only.) */
+static bool frame_authentic(const uint8_t *f, const yn_batch_header *hdr, const uint8_t *key,
+                            size_t key_len)
 {
-    const char *dummy;
-    if (!why)
-        why = &dummy;
-    *why = "";
+    uint8_t mac[YN_BATCH_MAC_LEN];
+    if (!key || key_len < YN_BATCH_KEY_MIN)
+        return false;
+    yn_batch_hmac(key, key_len, f, YN_BATCH_HEADER_LEN + hdr->body_len, mac);
+    return CRYPTO_memcmp(mac, f + YN_BATCH_HEADER_LEN + hdr->body_len, YN_BATCH_MAC_LEN) == 0;
+}
+
+/* yn_batch_verify, with the HMAC checked here (key) or already by the caller. */
+static int verify_frame(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
+                        bool check_mac, yn_batch_header *hdr, yn_ledger_record **out,
+                        yn_batch_error *err)
+{
+    yn_batch_error dummy;
+    if (!err)
+        err = &dummy;
+    memset(err, 0, sizeof *err);
+    err->why = "";
     *out = NULL;
     int rc = yn_batch_peek(f, len, hdr);
     if (rc != YN_OK) {
-        *why = rc == YN_ELIMIT ? "frame sizes over the limits" : "malformed frame header";
+        err->why = rc == YN_ELIMIT ? "frame sizes over the limits" : "malformed frame header";
         return rc;
     }
     const uint8_t *body = f + YN_BATCH_HEADER_LEN;
     if (crc32(0L, body, hdr->body_len) != hdr->crc32) {
-        *why = "CRC-32 of the body does not match";
+        err->why = "CRC-32 of the body does not match";
         return YN_ECORRUPT;
     }
-    uint8_t mac[YN_BATCH_MAC_LEN];
-    if (check_mac) {
-        yn_batch_hmac(key, key_len, f, YN_BATCH_HEADER_LEN + hdr->body_len, mac);
-        if (!key || key_len < YN_BATCH_KEY_MIN ||
-            CRYPTO_memcmp(mac, body + hdr->body_len, YN_BATCH_MAC_LEN) != 0) {
-            *why = "HMAC does not verify under the terminal's key";
-            return YN_EAUTH;
-        }
+    if (check_mac && !frame_authentic(f, hdr, key, key_len)) {
+        err->why = "HMAC does not verify under the terminal's key";
+        return YN_EAUTH;
     }
     uint8_t *raw = malloc(hdr->raw_len ? hdr->raw_len : 1);
     yn_ledger_record *recs = calloc(hdr->count, sizeof *recs);
@@ -840,9 +821,9 @@ static int decode_frame(const uint8_t *f, size_t len, const uint8_t *key, size_t
         free(recs);
         return YN_ENOMEM;
     }
-    rc = inflate_exact(body, hdr->body_len, raw, hdr->raw_len, why);
+    rc = inflate_exact(body, hdr->body_len, raw, hdr->raw_len, &err->why);
     if (rc == YN_OK)
-        rc = decode_body(raw, hdr->raw_len, hdr, recs, why);
+        rc = decode_body(raw, hdr->raw_len, hdr, recs, &err->why);
     free(raw);
     /* the chain: from the header's prev_hash to its head hash */
     const uint8_t *prev = hdr->prev_hash;
@@ -852,8 +833,18 @@ static int decode_frame(const uint8_t *f, size_t len, const uint8_t *key, size_t
         prev = recs[i].hash;
     }
     if (rc == YN_OK && memcmp(prev, hdr->head_hash, YN_LEDGER_HASH_LEN) != 0) {
-        *why = "records do not hash to the chain head in the header";
+        err->why = "records do not hash to the chain head in the header";
         rc = YN_ECORRUPT;
+    }
+    /* every record by the rules both sides share (PROTOCOL.md §3.5) */
+    for (size_t i = 0; rc == YN_OK && i < hdr->count; i++) {
+        yn_rules_fault fault;
+        if (yn_rules_record(&recs[i], &fault) != YN_OK) {
+            err->seq = recs[i].seq;
+            err->field = fault.field;
+            err->why = fault.why;
+            rc = YN_EINVAL;
+        }
     }
     if (rc != YN_OK) {
         free(recs);
@@ -863,14 +854,28 @@ static int decode_frame(const uint8_t *f, size_t len, const uint8_t *key, size_t
     return YN_OK;
 }
 
+int yn_batch_verify(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
+                    yn_batch_header *hdr, yn_ledger_record **out, yn_batch_error *err)
+{
+    return verify_frame(f, len, key, key_len, true, hdr, out, err);
+}
+
 int yn_batch_decode(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
                     yn_batch_header *hdr, yn_ledger_record **out, const char **why)
 {
-    return decode_frame(f, len, key, key_len, true, hdr, out, why);
+    yn_batch_error err;
+    int rc = yn_batch_verify(f, len, key, key_len, hdr, out, &err);
+    if (why)
+        *why = err.why;
+    return rc;
 }
 
 int yn_batch_decode_authenticated(const uint8_t *f, size_t len, yn_batch_header *hdr,
                                   yn_ledger_record **out, const char **why)
 {
-    return decode_frame(f, len, NULL, 0, false, hdr, out, why);
+    yn_batch_error err;
+    int rc = verify_frame(f, len, NULL, 0, false, hdr, out, &err);
+    if (why)
+        *why = err.why;
+    return rc;
 }

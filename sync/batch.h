@@ -63,11 +63,23 @@ int yn_batch_peek(const uint8_t *frame, size_t len, yn_batch_header *hdr) YN_MUS
  * the frame runs past len, YN_ELIMIT for a body over the cap. */
 int yn_batch_frame_len(const uint8_t *f, size_t len, size_t *frame_len) YN_MUST_CHECK;
 
+/* Why a frame was refused. */
+typedef struct yn_batch_error {
+    const char *why;   /* one static sentence ("" when none) */
+    int64_t seq;       /* the record the rules refused (YN_EINVAL); 0 otherwise */
+    const char *field; /* that record's field (rules.h names); NULL otherwise */
+} yn_batch_error;
+
 /* Verify and decode a whole frame: header (as yn_batch_peek), CRC (YN_ECORRUPT),
- * HMAC (YN_EAUTH), inflate within raw_len (YN_ELIMIT / YN_EPROTO), records
- * (YN_EPROTO), hash chain (YN_ECORRUPT). On YN_OK *recs is a malloc'd array
- * of hdr->count records (free() it) with prev_hash and hash filled in. `why`
- * (may be NULL) gets a static sentence for the log and the error reply. */
+ * HMAC (YN_EAUTH), inflate within raw_len (YN_ELIMIT when it would inflate
+ * beyond it, YN_EPROTO), columns (YN_EPROTO), hash chain (YN_ECORRUPT), then
+ * every record by the shared rules (rules.h; YN_EINVAL with err->seq and
+ * err->field). On YN_OK *recs is a malloc'd array of hdr->count records
+ * (free() it) with prev_hash and hash filled in. err may be NULL. */
+int yn_batch_verify(const uint8_t *frame, size_t len, const uint8_t *key, size_t key_len,
+                    yn_batch_header *hdr, yn_ledger_record **recs,
+                    yn_batch_error *err) YN_MUST_CHECK;
+/* The same, with only the sentence: `why` (may be NULL) gets it. */
 int yn_batch_decode(const uint8_t *frame, size_t len, const uint8_t *key, size_t key_len,
                     yn_batch_header *hdr, yn_ledger_record **recs, const char **why) YN_MUST_CHECK;
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "policy.h"
+#include "rules.h"
 
 #define SIG_LEN 64
 
@@ -207,6 +208,12 @@ static int get_ident(perr *e, json_t *obj, const char *where, char dst[YN_IDENT_
     return YN_OK;
 }
 
+/* The shared rules' verdict on an entry (rules.h), with where and the field. */
+static int rules_ok(perr *e, int verdict, const yn_rules_fault *f, const char *where)
+{
+    return verdict == YN_OK ? YN_OK : bad(e, YN_EPROTO, "%s: %s: %s", where, f->field, f->why);
+}
+
 static json_t *get_array(perr *e, json_t *obj, const char *key, const char *where, int *rc)
 {
     json_t *a = json_object_get(obj, key);
@@ -250,6 +257,7 @@ static int parse_roster(perr *e, json_t *r, yn_update *u)
         char where[48];
         snprintf(where, sizeof where, "roster.cards[%zu]", i);
         yn_card_facts *f = &u->cards[i];
+        yn_rules_fault fault;
         int64_t birth, flags, district, street, expiry;
         if (!json_is_object(c))
             return bad(e, YN_EPROTO, "%s is not an object", where);
@@ -267,6 +275,8 @@ static int parse_roster(perr *e, json_t *r, yn_update *u)
         f->district = (uint32_t)district;
         f->street = (uint32_t)street;
         f->expiry_ymd = (int32_t)expiry;
+        if ((rc = rules_ok(e, yn_rules_roster_card(f, &fault), &fault, where)))
+            return rc;
     }
     return YN_OK;
 }
@@ -303,6 +313,9 @@ static int parse_blacklist(perr *e, json_t *root, yn_update *u)
         if (!json_is_boolean(lost))
             return bad(e, YN_EPROTO, "%s: \"lost\" missing or not true/false", where);
         be->lost = json_is_true(lost);
+        yn_rules_fault fault;
+        if ((rc = rules_ok(e, yn_rules_blacklist(be, &fault), &fault, where)))
+            return rc;
         if (i > 0 && be->seq <= u->blacklist[i - 1].seq)
             return bad(e, YN_EPROTO, "%s: seq %lld not above the one before", where,
                        (long long)be->seq);
@@ -345,6 +358,9 @@ static int parse_allocations(perr *e, json_t *root, yn_update *u)
             (rc = get_id(e, it, "source", where, al->source, sizeof al->source)) ||
             (rc = get_int(e, it, "amount_fen", where, 1, YN_UPDATE_MAX_AMOUNT, true,
                           &al->amount_fen)))
+            return rc;
+        yn_rules_fault fault;
+        if ((rc = rules_ok(e, yn_rules_alloc(al, &fault), &fault, where)))
             return rc;
     }
     return YN_OK;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "ledger.h"
+#include "rules.h"
 #include "status.h"
 
 #define YN_UPDATE_FORMAT      1
@@ -22,7 +23,7 @@
 #define YN_UPDATE_MAX_BODY    (32u << 20)
 #define YN_UPDATE_MAX_ITEMS   200000 /* roster cards, blacklist changes, allocations: each */
 #define YN_UPDATE_MAX_POLICY  (1u << 20)
-#define YN_UPDATE_MAX_AMOUNT  100000000 /* one allocation, fen */
+#define YN_UPDATE_MAX_AMOUNT  YN_RULES_MAX_FEN /* one allocation, fen */
 #define YN_UPDATE_PUBKEY_LEN  32
 #define YN_UPDATE_PRIVKEY_LEN 32
 

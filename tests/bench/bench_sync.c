@@ -16,6 +16,7 @@
 #include "testkeys.h"
 #include "ledger.h"
 #include "log.h"
+#include "lunch.h"
 
 static yn_test_district D;
 static char ledger_path[700];
@@ -36,31 +37,14 @@ static double lunch_bytes_per_record(void)
         for (int i = 0; i < DINERS; i++, n++) {
             yn_ledger_record *x = &r[n];
             int card = rand() % 2000;
+            yn_test_lunch_meal(x, card);
             x->seq = (int64_t)n + 1;
             strcpy(x->terminal, "SZ-FT-0012");
             x->tap_id = x->seq + d * 7;
-            x->kind = YN_LEDGER_MEAL;
-            snprintf(x->card_no, sizeof x->card_no, "4403040%07d", 100000 + card * 37);
-            int cat = card % 10;
-            strcpy(x->category, cat < 3 ? "key_group" : cat < 9 ? "age70" : "");
-            strcpy(x->period, "lunch");
             x->local_ymd = 20250303 + d;
-            x->price_fen = 1500;
-            x->subsidy_fen = cat < 3 ? 1500 : cat < 9 ? 500 : 0;
-            x->n_layers = x->subsidy_fen ? 1 : 0;
-            strcpy(x->layers[0].source, "city");
-            x->layers[0].fen = x->subsidy_fen;
-            x->wallet_fen = card % 4 == 0 ? x->price_fen - x->subsidy_fen : 0;
-            x->cash_fen = x->price_fen - x->subsidy_fen - x->wallet_fen;
-            if (!x->subsidy_fen)
-                x->reason = YN_REASON_NOT_ELIGIBLE;
             t += 5 + rand() % 30;
             x->utc_s = t;
             x->mono_ms = (t - 1740970800) * 1000 + rand() % 1000;
-            x->boot_no = 4;
-            x->clock_trusted = true;
-            strcpy(x->operator_id, "op1");
-            x->policy_version = 3;
             if (!wallet[card])
                 wallet[card] = 20000;
             wallet[card] -= x->wallet_fen;
@@ -139,7 +123,7 @@ int main(void)
     int rc = yn_sync_round(s, l, 1741000000, &st);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    long long t[5];
+    long long t[YN_TOT_N];
     yn_test_district_totals(&D, "T-INT", t);
     yn_test_district_stop(srv, SIGTERM);
     yn_sync_free(s);

@@ -93,9 +93,10 @@ timeout 60 "$BUILD/yinian-pos" --config "$run/script.conf" >/dev/null 2>"$run/te
 grep -q "stopping after 3 taps" "$run/terminal.log" || fail "3 taps"
 
 # the server holds the three records, and the fen agree with the ledger
-district report terminal >"$run/report.csv"
+district report terminal | tr -d '\r' >"$run/report.csv"
 line=$(grep '^T-FT-0001,' "$run/report.csv") || { cat "$run/report.csv"; fail "no records at the district"; }
-sums=$(sqlite3 "$run/ledger.db" "SELECT count(*)||','||sum(price_fen)||','||sum(subsidy_fen)||','||sum(wallet_fen)||','||sum(cash_fen) FROM journal WHERE kind=1" 2>/dev/null) ||
+# records, price, meal subsidy, allocations (none), wallet, cash
+sums=$(sqlite3 "$run/ledger.db" "SELECT count(*)||','||sum(price_fen)||','||sum(subsidy_fen)||',0,'||sum(wallet_fen)||','||sum(cash_fen) FROM journal WHERE kind=1" 2>/dev/null) ||
     sums=""
 [ "$line" = "T-FT-0001,$sums" ] || fail "district '$line' vs ledger '$sums'"
 

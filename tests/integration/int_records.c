@@ -4,8 +4,6 @@
  * order, whole frames only, within max_bytes but at least one, with
  * X-YN-Held and X-YN-More; nothing when it has everything; 400, 401, 403 for a
  * malformed, unsigned or unknown request (PROTOCOL.md §6). */
-#include <curl/curl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +12,6 @@
 
 #include "batch.h"
 #include "check.h"
-#include "testkeys.h"
 #include "client.h"
 #include "district.h"
 #include "keystore.h"
@@ -23,69 +20,12 @@
 
 static yn_test_district D;
 
-typedef struct reply {
-    long status;
-    uint8_t *body;
-    size_t len;
-    long long held; /* X-YN-Held, -1 if absent */
-    int more;       /* X-YN-More, -1 if absent */
-} reply;
+typedef yn_test_reply reply;
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    reply *r = arg;
-    uint8_t *p = realloc(r->body, r->len + size * n + 1);
-    if (!p)
-        return 0;
-    memcpy(p + r->len, data, size * n);
-    r->body = p;
-    r->len += size * n;
-    return size * n;
-}
-
-static size_t on_header(char *data, size_t size, size_t n, void *arg)
-{
-    reply *r = arg;
-    char line[128];
-    snprintf(line, sizeof line, "%.*s", (int)(size * n), data);
-    if (strncasecmp(line, "X-YN-Held:", 10) == 0)
-        r->held = atoll(line + 10);
-    else if (strncasecmp(line, "X-YN-More:", 10) == 0)
-        r->more = atoi(line + 10);
-    return size * n;
-}
-
-/* POST body to path, signed with key (NULL: no X-YN-MAC header). */
 static reply post(const char *method, const char *path, const char *body, const uint8_t *key,
                   size_t key_len)
 {
-    reply r = {.status = -1, .held = -1, .more = -1};
-    CURL *c = curl_easy_init();
-    char u[128], mac_line[96] = "X-YN-MAC: ";
-    snprintf(u, sizeof u, "%s%s", D.url, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (key) {
-        uint8_t mac[32];
-        yn_batch_hmac(key, key_len, body, strlen(body), mac);
-        for (int i = 0; i < 32; i++)
-            sprintf(mac_line + 10 + 2 * i, "%02x", mac[i]);
-        h = curl_slist_append(h, mac_line);
-    }
-    curl_easy_setopt(c, CURLOPT_URL, u);
-    curl_easy_setopt(c, CURLOPT_CAINFO, D.ca);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return r;
+    return yn_test_district_post(&D, method, path, body, strlen(body), key, key_len);
 }
 
 static reply restore(long long after, long long max_bytes, const uint8_t *key, size_t key_len)
@@ -122,26 +62,20 @@ int main(void)
     if (!build || !tmp)
         return 2;
     yn_log_init("int_records", YN_LOG_ERR, false);
-    char dir_path[512], token[64] = "", tkey[PATH_MAX], ledger_path[900], id[32];
+    char dir_path[512], token[64] = "", tkey[900], ledger_path[900];
     snprintf(dir_path, sizeof dir_path, "%s/records", tmp);
     if (yn_test_district_init(&D, build, dir_path) != 0 ||
         yn_test_district_token(&D, "T-REC", token, sizeof token) != 0)
         return 1;
     pid_t srv = yn_test_district_start(&D, NULL, NULL);
-    /* key files: the test plays the district too, which needs the key's bytes */
-    yn_testkeys keys;
-    yn_testkeys_open_as(&keys, "file", D.dir, NULL, NULL, 0);
-    snprintf(tkey, sizeof tkey, "%s", keys.cfg.keys.terminal_key);
-    int rc = YN_EIO;
-    for (int i = 0; i < 100 && rc != YN_OK; i++) {
-        yn_test_sleep_ms(100);
-        rc = yn_sync_enrol(D.url, D.ca, token, &keys.ks, id, sizeof id);
-    }
+    snprintf(tkey, sizeof tkey, "%s/terminal.key", D.dir);
+    static yn_test_key k;
+    uint8_t pub[64];
+    size_t pub_len = 0;
+    int rc = yn_test_district_enrol(&D, token, tkey, &k);
+    const uint8_t *key = k.key; /* the district's side needs the bytes */
+    size_t key_len = k.key_len;
     CHECK(rc == YN_OK, "enrol: %s", yn_strerror(rc));
-    uint8_t key[64], pub[64];
-    size_t key_len = 0, pub_len = 0;
-    CHECK(yn_key_file_load(tkey, true, "terminal key", key, sizeof key, &key_len) == YN_OK,
-          "terminal key");
     CHECK(yn_key_file_load(D.dpub, false, "district key", pub, sizeof pub, &pub_len) == YN_OK,
           "district key");
 
@@ -161,7 +95,7 @@ int main(void)
     yn_sync_opts so = {.url = D.url,
                        .ca_file = D.ca,
                        .terminal_id = "T-REC",
-                       .keys = &keys.ks,
+                       .keys = &k.ks,
                        .max_batch_records = PER_BATCH,
                        .timeout_ms = 10000};
     memcpy(so.district_pub, pub, 32);
@@ -174,7 +108,7 @@ int main(void)
         int64_t first = 1 + (int64_t)i * PER_BATCH;
         int64_t last = first + PER_BATCH - 1 < N_RECORDS ? first + PER_BATCH - 1 : N_RECORDS;
         yn_ledger_batch b = {.id = i + 1, .first_seq = first, .last_seq = last};
-        CHECK_RC(yn_sync_batch_frame(l, &b, &keys.ks, &frame[i], &frame_len[i]), YN_OK);
+        CHECK_RC(yn_sync_batch_frame(l, &b, &k.ks, &frame[i], &frame_len[i]), YN_OK);
     }
     /* a batch sent again (its acknowledgement lost) adds nothing and no frame */
     yn_ledger_close(l);
@@ -188,7 +122,8 @@ int main(void)
     for (int i = 0; i < N_FRAMES && off < r.len; i++) {
         yn_batch_header h;
         yn_ledger_record *recs = NULL;
-        CHECK(yn_batch_decode(r.body + off, frame_len[i], key, key_len, &h, &recs, NULL) == YN_OK,
+        CHECK(yn_batch_decode((const uint8_t *)r.body + off, frame_len[i], key, key_len, &h, &recs,
+                              NULL) == YN_OK,
               "frame %d verifies under the terminal's key", i);
         off += frame_len[i];
         free(recs);
@@ -260,7 +195,7 @@ int main(void)
         free(frame[i]);
     yn_sync_free(s);
     yn_test_district_stop(srv, SIGTERM);
-    yn_testkeys_close(&keys);
+    yn_test_key_close(&k);
     printf("int_records: %d checks, %d failed\n", yn_checks, yn_failures);
     return yn_failures ? 1 : 0;
 }

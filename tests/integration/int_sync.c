@@ -23,7 +23,7 @@ static yn_test_district D;
 static char ledger_path[700];
 
 static int64_t n_records;
-static int64_t sum_wallet, sum_cash;
+static int64_t sum_wallet, sum_cash, sum_alloc;
 
 static void add_records(yn_ledger *l, int n)
 {
@@ -57,13 +57,16 @@ static int sync_until_done(yn_sync *s, yn_ledger *l, int max_rounds)
 
 static void check_agree(const char *when)
 {
-    long long t[5];
+    long long t[YN_TOT_N];
     yn_test_district_totals(&D, "T-INT", t);
-    CHECK(t[0] == n_records, "%s: server holds %lld records, terminal made %lld", when, t[0],
-          (long long)n_records);
-    CHECK(t[3] == sum_wallet && t[4] == sum_cash,
-          "%s: totals differ: wallet %lld/%lld cash %lld/%lld", when, t[3], (long long)sum_wallet,
-          t[4], (long long)sum_cash);
+    CHECK(t[YN_TOT_RECORDS] == n_records, "%s: server holds %lld records, terminal made %lld", when,
+          t[YN_TOT_RECORDS], (long long)n_records);
+    CHECK(t[YN_TOT_WALLET] == sum_wallet && t[YN_TOT_CASH] == sum_cash,
+          "%s: totals differ: wallet %lld/%lld cash %lld/%lld", when, t[YN_TOT_WALLET],
+          (long long)sum_wallet, t[YN_TOT_CASH], (long long)sum_cash);
+    CHECK(t[YN_TOT_ALLOCATION] == sum_alloc && t[YN_TOT_MEAL_SUBSIDY] == 0,
+          "%s: allocations %lld/%lld in their own column, meal subsidy %lld", when,
+          t[YN_TOT_ALLOCATION], (long long)sum_alloc, t[YN_TOT_MEAL_SUBSIDY]);
 }
 
 int main(void)
@@ -126,8 +129,9 @@ int main(void)
     /* 1. normal sync, with district data coming down */
     yn_test_sh(
         "printf 'card_no,birth_ymd,flags,district,street,expiry_ymd\\n44030400100001,19400101,1,"
-        "440304,440304001,20301231\\n' > %s/cards.csv && %s --db %s import-cards %s/cards.csv"
-        " >/dev/null && %s --db %s lost 44030400100002 && %s --db %s allocate A-1 44030400100001"
+        "440304,440304001,20301231\\n' > %s/cards.csv && %s --db '%s' import-cards %s/cards.csv"
+        " >/dev/null && %s --db '%s' lost 44030400100002 && %s --db '%s' allocate A-1 "
+        "44030400100001"
         " district 3000",
         D.dir, D.bin, D.db, D.dir, D.bin, D.db, D.bin, D.db);
     add_records(l, 100);
@@ -135,7 +139,7 @@ int main(void)
     CHECK(rc == YN_OK, "normal sync: %s", yn_strerror(rc));
     n_records++; /* the allocation A-1 became a journal record, uploaded next round */
     sum_wallet -= 3000;
-    sum_cash += 0;
+    sum_alloc += 3000;
     rc = sync_until_done(s, l, 5);
     CHECK(rc == YN_OK, "second round: %s", yn_strerror(rc));
     int64_t bl;
@@ -177,7 +181,7 @@ int main(void)
     yn_test_sh("%s keygen %s %s", D.bin, fkey, fpub);
     yn_test_district_stop(srv, SIGTERM);
     srv = yn_test_district_start(&D, fkey, "none");
-    yn_test_sh("%s --db %s lost 44030400100003", D.bin, D.db);
+    yn_test_sh("%s --db '%s' lost 44030400100003", D.bin, D.db);
     bool more;
     rc = yn_sync_update_one(s, l, &more);
     CHECK(rc == YN_EAUTH, "forged update must be refused: %s", yn_strerror(rc));

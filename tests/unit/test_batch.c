@@ -13,6 +13,7 @@
 
 #include "batch.h"
 #include "reason.h"
+#include "rules.h"
 
 static const uint8_t key[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
@@ -58,6 +59,7 @@ static yn_ledger_record *make_records(int64_t first, size_t n, const uint8_t pre
         x->card_prev_seq = x->seq > 3 ? x->seq - 3 : 0;
         if (i == 4) { /* a reversal of the meal before */
             x->kind = YN_LEDGER_REVERSAL;
+            x->tap_id = 0;
             x->reverses_seq = x->seq - 1;
             x->price_fen = -r[i - 1].price_fen;
             x->subsidy_fen = -r[i - 1].subsidy_fen;
@@ -79,12 +81,12 @@ static yn_ledger_record *make_records(int64_t first, size_t n, const uint8_t pre
             strcpy(x->period, "");
             strcpy(x->ref, "ALLOC-2025-03-0001");
             x->price_fen = 0;
-            x->subsidy_fen = 0;
+            x->subsidy_fen = 3000;
             x->n_layers = 1;
             strcpy(x->layers[0].source, "district");
-            x->layers[0].fen = 0;
+            x->layers[0].fen = 3000;
             x->wallet_fen = -3000;
-            x->cash_fen = 3000;
+            x->cash_fen = 0;
         }
         if (i == 8) { /* weighed, refused subsidy */
             x->weight_g = 432;
@@ -181,12 +183,17 @@ static void test_extremes_round_trip(void **state)
     strcpy(r[0].card_no, "9223372036854775807"); /* largest numeric form */
     strcpy(r[1].card_no, "9223372036854775808"); /* one above: string form */
     strcpy(r[2].card_no, "0");
-    r[0].tap_id = INT64_MAX;
-    r[1].tap_id = INT64_MIN + 1;
+    r[0].tap_id = INT64_MAX; /* the widest ranges the rules allow: deltas wrap modulo 2^64 */
+    r[1].tap_id = 1;
     r[0].utc_s = 0;
-    r[1].utc_s = INT64_MAX / 2000;
-    r[1].mono_ms = -5;
-    r[2].boot_no = INT64_MIN;
+    r[1].utc_s = 253402300799; /* 9999-12-31T23:59:59Z */
+    r[1].mono_ms = INT64_MAX;
+    r[2].mono_ms = 0;
+    r[2].boot_no = INT64_MAX;
+    r[0].local_ymd = 19000101;
+    r[1].local_ymd = 99991231;
+    r[1].policy_version = INT64_MAX;
+    r[2].wallet_after_fen = -1000000000000;
     for (int i = 0; i < 3; i++) {
         const uint8_t *p = i ? r[i - 1].hash : zero;
         memcpy(r[i].prev_hash, p, 32);
@@ -383,6 +390,169 @@ static void test_every_truncated_body(void **state)
     free(r);
 }
 
+/* A record can take 24 bytes of the inflated body (no layers: column 12 is
+ * empty). A valid batch of 40 such records has raw_len < 25 x 40 and was
+ * refused by the old `raw_len >= 25 x count` rule. */
+static void test_smallest_records(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    yn_ledger_record r[N];
+    memset(r, 0, sizeof r);
+    uint8_t zero[32] = {0};
+    for (int i = 0; i < N; i++) {
+        r[i].seq = 1 + i;
+        strcpy(r[i].terminal, "T-0001");
+        r[i].tap_id = 1 + i;
+        r[i].kind = YN_LEDGER_MEAL;
+        strcpy(r[i].card_no, "1");
+        r[i].local_ymd = 19700101;
+        r[i].utc_s = 0;
+        r[i].mono_ms = 0;
+        memcpy(r[i].prev_hash, i ? r[i - 1].hash : zero, 32);
+        yn_ledger_record_hash(&r[i], r[i].prev_hash, r[i].hash);
+    }
+    uint8_t *f;
+    size_t len;
+    assert_int_equal(yn_batch_encode(1, r, N, key, sizeof key, &f, &len), YN_OK);
+    yn_batch_header h;
+    assert_int_equal(yn_batch_peek(f, len, &h), YN_OK);
+    assert_true(h.raw_len < 25 * N);
+    assert_true(h.raw_len >= 24 * N + 2);
+    yn_ledger_record *d;
+    assert_int_equal(yn_batch_decode(f, len, key, sizeof key, &h, &d, NULL), YN_OK);
+    assert_same(&r[N - 1], &d[N - 1]);
+    free(d);
+    free(f);
+}
+
+/* Records the format can carry but the rules refuse (PROTOCOL.md §3.5): each
+ * is YN_EINVAL naming the record and the field, never accepted. */
+static void test_rules_refuse_records(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *field;
+    } cases[] = {
+        {"price_fen"},        /* a meal of -1,000,000 fen */
+        {"price_fen"},        /* a meal of 2^62 fen */
+        {"card_no"},          /* "AB C" */
+        {"layers[1].source"}, /* the same source twice */
+        {"local_ymd"},        /* 2025-02-30 */
+        {"subsidy_fen"},      /* an allocation of 1e9 fen */
+        {"reverses_seq"},     /* a meal that names another record */
+        {"tap_id"},           /* a meal without a tap id */
+        {"wallet_fen"},       /* a top-up that takes money out of the wallet */
+        {"kind"},             /* kind 9 */
+    };
+    uint8_t zero[32] = {0};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        yn_ledger_record *r = make_records(1, 3, zero);
+        yn_ledger_record *x = &r[1];
+        switch (c) {
+        case 0:
+        case 1:
+            x->price_fen = c == 0 ? -1000000 : INT64_C(1) << 62;
+            x->subsidy_fen = x->n_layers = 0;
+            x->wallet_fen = 0;
+            x->cash_fen = x->price_fen;
+            break;
+        case 2:
+            strcpy(x->card_no, "AB C");
+            break;
+        case 3:
+            strcpy(x->layers[1].source, x->layers[0].source);
+            x->layers[1].fen = 0;
+            x->n_layers = 2;
+            x->layers[0].fen = x->subsidy_fen;
+            break;
+        case 4:
+            x->local_ymd = 20250230;
+            break;
+        case 5:
+            x->kind = YN_LEDGER_ALLOCATION;
+            x->tap_id = 0;
+            strcpy(x->ref, "A-1");
+            x->price_fen = x->cash_fen = 0;
+            x->n_layers = 1;
+            x->subsidy_fen = x->layers[0].fen = 1000000000;
+            x->wallet_fen = -1000000000;
+            break;
+        case 6:
+            x->reverses_seq = 1;
+            break;
+        case 7:
+            x->tap_id = 0;
+            break;
+        case 8:
+            x->kind = YN_LEDGER_TOPUP;
+            x->price_fen = x->subsidy_fen = x->n_layers = 0;
+            x->wallet_fen = 500;
+            x->cash_fen = -500;
+            break;
+        case 9:
+            x->kind = 9;
+            break;
+        }
+        for (int i = 0; i < 3; i++) {
+            memcpy(r[i].prev_hash, i ? r[i - 1].hash : zero, 32);
+            yn_ledger_record_hash(&r[i], r[i].prev_hash, r[i].hash);
+        }
+        uint8_t *f;
+        size_t len;
+        yn_batch_header h;
+        yn_ledger_record *d = NULL;
+        yn_batch_error err;
+        if (c == 9) { /* the encoder itself refuses an unknown kind */
+            assert_int_equal(yn_batch_encode(1, r, 3, key, sizeof key, &f, &len), YN_EINVAL);
+            free(r);
+            continue;
+        }
+        assert_int_equal(yn_batch_encode(1, r, 3, key, sizeof key, &f, &len), YN_OK);
+        assert_int_equal(yn_batch_verify(f, len, key, sizeof key, &h, &d, &err), YN_EINVAL);
+        assert_null(d);
+        assert_int_equal(err.seq, 2);
+        assert_string_equal(err.field, cases[c].field);
+        assert_true(strlen(err.why) > 5);
+        free(f);
+        free(r);
+    }
+}
+
+/* A string that is not UTF-8 (or holds a control character) is refused. */
+static void test_strings_utf8(void **state)
+{
+    (void)state;
+    uint8_t zero[32] = {0};
+    yn_ledger_record *r = make_records(1, 2, zero);
+    uint8_t *f;
+    size_t len;
+    assert_int_equal(yn_batch_encode(1, r, 2, key, sizeof key, &f, &len), YN_OK);
+    yn_batch_header h;
+    assert_int_equal(yn_batch_peek(f, len, &h), YN_OK);
+    uint8_t *raw = malloc(h.raw_len);
+    uLongf rl = h.raw_len;
+    assert_int_equal(uncompress(raw, &rl, f + YN_BATCH_HEADER_LEN, h.body_len), Z_OK);
+    /* the string table starts: count, then "" (0), then "dibao" (5 bytes) */
+    assert_int_equal(raw[2], 5);
+    static const uint8_t bad[][2] = {{0xff, 'b'}, {0xc0, 0x80}, {'\n', 'b'}, {0xe4, 'b'}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t *copy = malloc(rl);
+        memcpy(copy, raw, rl);
+        memcpy(copy + 3, bad[i], 2);
+        size_t blen;
+        uint8_t *g = frame_with_body(f, copy, rl, (uint32_t)rl, &blen);
+        const char *why = NULL;
+        assert_int_equal(decode_rc(g, blen, &why), YN_EPROTO);
+        assert_non_null(strstr(why, "UTF-8"));
+        free(g);
+        free(copy);
+    }
+    free(raw);
+    free(f);
+    free(r);
+}
+
 /* The test vector of PROTOCOL.md §8 (key = bytes 01..20): this exact frame
  * decodes to these records, whatever zlib version made it. */
 static const char *const vector_hex[] = {
@@ -546,6 +716,13 @@ static void test_vector(void **state)
     assert_int_equal(d[1].wallet_fen, 700);
     assert_int_equal(d[1].utc_s, 1740970813);
     assert_int_equal(d[1].mono_ms, 5013001);
+    /* the chain-hash vector of PROTOCOL.md §3.6: record 1 */
+    static const char hash1[] = "da5fe98555ec0809c6b118d9f13cd665a94f0db063e88a16a8e8f9778542859a";
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        assert_int_equal(sscanf(hash1 + 2 * i, "%2x", &v), 1);
+        assert_int_equal(d[0].hash[i], v);
+    }
     if (getenv("YN_PRINT_VECTOR")) {
         for (size_t i = 0; i < 2; i++)
             printf("seq %lld card %s hash %02x%02x…\n", (long long)d[i].seq, d[i].card_no,
@@ -570,6 +747,9 @@ int main(void)
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_every_truncated_body),
         cmocka_unit_test(test_vector),
+        cmocka_unit_test(test_smallest_records),
+        cmocka_unit_test(test_rules_refuse_records),
+        cmocka_unit_test(test_strings_utf8),
         cmocka_unit_test(test_identified_round_trip),
         cmocka_unit_test(test_vector_v2),
     };

@@ -169,6 +169,16 @@ static void test_minimal_and_malformed(void **state)
         ",\"allocations\":{\"items\":[]}}",
         ",\"more\":1}",
         ",\"version\":2}", /* duplicate key */
+        /* the shared rules (rules.h): what the district must never publish */
+        ",\"roster\":{\"version\":1,\"cards\":[{\"card_no\":\"1\",\"birth_ymd\":19400101,"
+        "\"flags\":128,\"district\":440304,\"street\":440304001,\"expiry_ymd\":20301231}]}}",
+        ",\"roster\":{\"version\":1,\"cards\":[{\"card_no\":\"1\",\"birth_ymd\":19400101,"
+        "\"flags\":1,\"district\":440304,\"street\":440305001,\"expiry_ymd\":20301231}]}}",
+        ",\"roster\":{\"version\":1,\"cards\":[{\"card_no\":\"1\",\"birth_ymd\":19400230,"
+        "\"flags\":1,\"district\":440304,\"street\":440304001,\"expiry_ymd\":20301231}]}}",
+        ",\"blacklist\":[{\"seq\":2,\"card_no\":\"4403 040001';\",\"lost\":true}]}",
+        ",\"allocations\":{\"seq\":1,\"items\":[{\"id\":\"a\",\"card_no\":\"1\",\"source\":"
+        "\"a23456789012345678901234\",\"amount_fen\":1}]}}",
         ",\"card_no\":\"x\u00e9\"}",
     };
     for (size_t i = 0; i < sizeof bad_tails / sizeof bad_tails[0]; i++) {

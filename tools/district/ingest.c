@@ -1,0 +1,475 @@
+/* ingest.c — one batch frame into the district, whole or not at all
+ * (ingest.h). */
+#include "ingest.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules.h"
+
+static int refuse(yn_ingest *g, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int refuse(yn_ingest *g, unsigned status, const char *code, const char *fmt, ...)
+{
+    g->status = status;
+    g->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->message, sizeof g->message, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+unsigned yn_ingest_storage_status(int status, const char **code)
+{
+    bool busy = status == YN_EBUSY || status == YN_ENOMEM;
+    *code = busy ? "unavailable" : "storage";
+    return busy ? 503 : 500;
+}
+
+static int storage(yn_ingest *g, yn_db *db, int status)
+{
+    const char *code;
+    unsigned http = yn_ingest_storage_status(status, &code);
+    return refuse(g, http, code, "%s", http == 503 ? "busy, try again" : yn_db_errmsg(db));
+}
+
+static int bad_record(yn_ingest *g, int64_t seq, const char *field, const char *why)
+{
+    g->seq = seq;
+    snprintf(g->field, sizeof g->field, "%s", field);
+    return refuse(g, 400, "bad_record", "record %lld: %s: %s", (long long)seq, field, why);
+}
+
+static void to_hex(const uint8_t *b, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* The acknowledgement (PROTOCOL.md §4): the range now held, with a MAC. */
+static char *make_ack(const uint8_t *key, size_t key_len, const yn_batch_header *h)
+{
+    char head_hex[65], mac_hex[65], msg[256];
+    uint8_t mac[YN_BATCH_MAC_LEN];
+    to_hex(h->head_hash, YN_LEDGER_HASH_LEN, head_hex);
+    int n =
+        snprintf(msg, sizeof msg, "YNACK1 %s %lld %lld %lld %s", h->terminal,
+                 (long long)h->batch_id, (long long)h->first_seq, (long long)h->last_seq, head_hex);
+    yn_batch_hmac(key, key_len, msg, (size_t)n, mac);
+    to_hex(mac, sizeof mac, mac_hex);
+    json_t *j =
+        json_pack("{s:i, s:s, s:I, s:I, s:I, s:s, s:s}", "v", 1, "terminal", h->terminal,
+                  "batch_id", (json_int_t)h->batch_id, "first_seq", (json_int_t)h->first_seq,
+                  "last_seq", (json_int_t)h->last_seq, "head_hash", head_hex, "mac", mac_hex);
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text;
+}
+
+/* The hashes held for seq from..to, compared with the batch's (PROTOCOL.md
+ * §3.4): from = first_seq - 1 gives the prev_hash. */
+struct held_hashes {
+    const yn_batch_header *h;
+    const yn_ledger_record *recs;
+    int64_t next;     /* the seq the next row must have */
+    bool differs;     /* a held hash is not the batch's */
+    const char *what; /* why */
+};
+
+static int compare_held(void *arg, const yn_db_row *row)
+{
+    struct held_hashes *c = arg;
+    int64_t seq = yn_db_int(row, 0);
+    size_t len;
+    const uint8_t *hash = yn_db_blob(row, 1, &len);
+    const uint8_t *want =
+        seq == c->h->first_seq - 1 ? c->h->prev_hash : c->recs[seq - c->h->first_seq].hash;
+    if (seq != c->next || len != YN_LEDGER_HASH_LEN || memcmp(hash, want, len) != 0) {
+        c->differs = true;
+        c->what = seq == c->h->first_seq - 1 ? "prev_hash differs from the record held"
+                                             : "replayed batch with different content";
+        return YN_EINVAL;
+    }
+    c->next++;
+    return YN_OK;
+}
+
+/* Against what is held: a gap, prev_hash, replayed records. NULL when the
+ * batch fits, else why (409). *st gets a storage status. */
+static const char *check_held(yn_db *db, const yn_batch_header *h, const yn_ledger_record *recs,
+                              int64_t held, const uint8_t held_hash[32], int *st)
+{
+    *st = YN_OK;
+    if (h->first_seq > held + 1)
+        return "gap: records before first_seq have not arrived";
+    if (h->first_seq == held + 1) /* the common case: nothing of it held */
+        return memcmp(h->prev_hash, held ? held_hash : (const uint8_t[YN_LEDGER_HASH_LEN]){0},
+                      YN_LEDGER_HASH_LEN) != 0
+                   ? "prev_hash differs from the record held"
+                   : NULL;
+    int64_t from = h->first_seq > 1 ? h->first_seq - 1 : 1;
+    int64_t to = h->last_seq < held ? h->last_seq : held;
+    if (h->first_seq == 1 &&
+        memcmp(h->prev_hash, (const uint8_t[YN_LEDGER_HASH_LEN]){0}, YN_LEDGER_HASH_LEN) != 0)
+        return "prev_hash of record 1 must be zeros";
+    struct held_hashes c = {.h = h, .recs = recs, .next = from};
+    *st = YN_DB_RUN(db,
+                    "SELECT seq, hash FROM records WHERE terminal = $1 AND seq >= $2"
+                    " AND seq <= $3 ORDER BY seq",
+                    compare_held, &c, DB_TEXT(h->terminal), DB_INT(from), DB_INT(to));
+    if (c.differs) {
+        *st = YN_OK;
+        return c.what;
+    }
+    if (*st == YN_OK && c.next != to + 1)
+        return "records held before this batch are missing (quarantined?)";
+    return NULL;
+}
+
+/* A record held by the district (for an undo's check). */
+struct held_record {
+    yn_ledger_record *r;
+    bool found;
+};
+
+static int take_record(void *arg, const yn_db_row *row)
+{
+    struct held_record *m = arg;
+    yn_db_record_of(row, 0, m->r);
+    m->found = true;
+    return YN_OK;
+}
+
+static int held_record(yn_db *db, const char *terminal, int64_t seq, yn_ledger_record *r,
+                       bool *found)
+{
+    struct held_record m = {r, false};
+    memset(r, 0, sizeof *r);
+    int rc = YN_DB_RUN(db,
+                       "SELECT " YN_DB_RECORD_COLUMNS " FROM records WHERE terminal = $1"
+                       " AND seq = $2",
+                       take_record, &m, DB_TEXT(terminal), DB_INT(seq));
+    *found = m.found;
+    return rc;
+}
+
+struct published {
+    const yn_ledger_record *r;
+    bool found, same;
+};
+
+static int take_published(void *arg, const yn_db_row *row)
+{
+    struct published *p = arg;
+    p->found = true;
+    p->same = strcmp(yn_db_text(row, 0), p->r->card_no) == 0 &&
+              strcmp(yn_db_text(row, 1), p->r->layers[0].source) == 0 &&
+              yn_db_int(row, 2) == p->r->subsidy_fen;
+    return YN_OK;
+}
+
+/* The rules that need other records, for the new records (seq > held):
+ * an undo names a meal of this terminal (held or earlier in this batch),
+ * undone once, shares negated; a mention names a meal of the same card; an
+ * allocation is one the district published, with its card, source and
+ * amount. 0 when all hold; -1 refused (g filled); *st a storage status. */
+static int check_references(yn_db *db, const yn_batch_header *h, const yn_ledger_record *recs,
+                            int64_t held, yn_ingest *g, int *st)
+{
+    *st = YN_OK;
+    for (uint32_t i = 0; i < h->count && *st == YN_OK; i++) {
+        const yn_ledger_record *r = &recs[i];
+        const yn_rules_kind *k = yn_rules_kind_of(r->kind); /* known: the rules passed */
+        if (r->seq <= held)
+            continue;
+        if (k->reverses != YN_RULES_REF_NONE) {
+            yn_ledger_record stored = {0};
+            const yn_ledger_record *meal = NULL;
+            bool found = false;
+            if (r->reverses_seq >= h->first_seq) {
+                meal = &recs[r->reverses_seq - h->first_seq];
+            } else {
+                *st = held_record(db, h->terminal, r->reverses_seq, &stored, &found);
+                meal = found ? &stored : NULL;
+            }
+            if (*st != YN_OK)
+                break;
+            if (!meal)
+                return bad_record(g, r->seq, "reverses_seq",
+                                  "names a record the district does"
+                                  " not hold");
+            yn_rules_fault f;
+            if (k->reverses == YN_RULES_REF_UNDO) {
+                if (yn_rules_undo(r, meal, &f) != YN_OK)
+                    return bad_record(g, r->seq, f.field, f.why);
+                /* once: not by a record held, nor by an earlier one of this batch */
+                for (uint32_t j = 0; j < i; j++)
+                    if (recs[j].seq > held && recs[j].reverses_seq == r->reverses_seq &&
+                        yn_rules_kind_of(recs[j].kind)->reverses == YN_RULES_REF_UNDO)
+                        return bad_record(g, r->seq, "reverses_seq", "that meal is undone twice");
+                int64_t undone = 0;
+                *st = yn_db_int_of(db,
+                                   "SELECT r.seq FROM records r WHERE r.terminal = $1 AND"
+                                   " r.reverses_seq = $2 AND r.kind = $3",
+                                   (const yn_db_val[]){DB_TEXT(h->terminal),
+                                                       DB_INT(r->reverses_seq), DB_INT(r->kind)},
+                                   3, &undone);
+                if (*st == YN_OK)
+                    return bad_record(g, r->seq, "reverses_seq", "that meal was undone before");
+                *st = *st == YN_ENOTFOUND ? YN_OK : *st;
+            } else if (meal->kind != YN_LEDGER_MEAL || strcmp(meal->card_no, r->card_no) != 0) {
+                return bad_record(g, r->seq, "reverses_seq", "names no meal of this card");
+            }
+        }
+        if (k->ref == YN_RULES_TEXT_ALLOCATION) {
+            struct published p = {r, false, false};
+            *st = YN_DB_RUN(db, "SELECT card_no, source, amount_fen FROM allocations WHERE id = $1",
+                            take_published, &p, DB_TEXT(r->ref));
+            if (*st == YN_OK && !p.found)
+                return bad_record(g, r->seq, "ref", "no allocation of the district has this id");
+            if (*st == YN_OK && !p.same)
+                return bad_record(g, r->seq, "ref",
+                                  "card, source or amount differ from the district's allocation");
+        }
+    }
+    return 0;
+}
+
+/* Verify the frame (no storage touched). 0, or -1 with g filled. */
+static int verify(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g,
+                  yn_ledger_record **recs, uint8_t *key, size_t *key_len)
+{
+    int rc = yn_batch_peek(frame, len, &g->hdr);
+    if (rc == YN_ELIMIT)
+        return refuse(g, 413, "too_large", "batch sizes over the limits");
+    if (rc != YN_OK)
+        return refuse(g, 400, "bad_frame", "malformed or truncated batch frame");
+    rc = yn_terminal_key(db, g->hdr.terminal, key, key_len);
+    if (rc == YN_ENOTFOUND)
+        return refuse(g, 403, "unknown_terminal", "terminal %s is not enrolled", g->hdr.terminal);
+    if (rc != YN_OK)
+        return storage(g, db, rc);
+    yn_batch_error err;
+    rc = yn_batch_verify(frame, len, key, *key_len, &g->hdr, recs, &err);
+    switch (rc) {
+    case YN_OK:
+        return 0;
+    case YN_EAUTH:
+        return refuse(g, 401, "bad_mac", "%s", err.why);
+    case YN_ELIMIT:
+        return refuse(g, 413, "too_large", "%s", err.why);
+    case YN_ECORRUPT:
+        return refuse(g, 400, "bad_crc_or_chain", "%s", err.why);
+    case YN_EINVAL:
+        return bad_record(g, err.seq, err.field, err.why);
+    case YN_ENOMEM:
+        return refuse(g, 503, "unavailable", "out of memory, try again");
+    default:
+        return refuse(g, 400, "bad_body", "%s", err.why);
+    }
+}
+
+int yn_ingest_check(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g)
+{
+    memset(g, 0, sizeof *g);
+    g->code = "";
+    g->frame = frame;
+    g->frame_len = len;
+    return verify(db, frame, len, g, &g->recs, g->key, &g->key_len);
+}
+
+int yn_ingest_store(yn_db *db, yn_ingest *g, int64_t now_utc_s)
+{
+    const yn_batch_header *h = &g->hdr;
+    const yn_ledger_record *recs = g->recs;
+    uint8_t held_hash[YN_LEDGER_HASH_LEN];
+    int64_t held = 0;
+    int refused = 0;
+    int st = yn_db_terminal_lock(db, h->terminal, &held, held_hash);
+    if (st == YN_ENOTFOUND)
+        return refuse(g, 403, "unknown_terminal", "terminal %s is not enrolled", h->terminal),
+               YN_OK;
+    if (st == YN_OK) {
+        const char *conflict = check_held(db, h, recs, held, held_hash, &st);
+        if (conflict)
+            refused = refuse(g, 409, "conflict", "%s", conflict);
+    }
+    if (st == YN_OK && !refused)
+        refused = check_references(db, h, recs, held, g, &st);
+    if (st != YN_OK || refused)
+        return st;
+    int64_t first_new = held + 1 > h->first_seq ? held + 1 : h->first_seq;
+    g->stored = h->last_seq >= first_new ? h->last_seq - first_new + 1 : 0;
+    if (g->stored) {
+        st = yn_db_put_records(db, recs + (first_new - h->first_seq), (size_t)g->stored);
+        if (st == YN_OK) /* the frame as uploaded, for POST /v1/records */
+            st = YN_DB_RUN(db, "INSERT INTO frames VALUES ($1, $2, $3, $4)", NULL, NULL,
+                           DB_TEXT(h->terminal), DB_INT(h->last_seq), DB_INT(h->first_seq),
+                           DB_BLOB(g->frame, g->frame_len));
+        if (st == YN_OK)
+            st = YN_DB_RUN(db, "UPDATE terminals SET last_seq = $2, last_hash = $3 WHERE id = $1",
+                           NULL, NULL, DB_TEXT(h->terminal), DB_INT(h->last_seq),
+                           DB_BLOB(h->head_hash, YN_LEDGER_HASH_LEN));
+    }
+    if (st == YN_OK)
+        st = YN_DB_RUN(db,
+                       "INSERT INTO batches VALUES ($1, $2, $3, $4, $5)"
+                       " ON CONFLICT(terminal, batch_id, first_seq) DO NOTHING",
+                       NULL, NULL, DB_TEXT(h->terminal), DB_INT(h->batch_id), DB_INT(h->first_seq),
+                       DB_INT(h->last_seq), DB_INT(now_utc_s));
+    return st;
+}
+
+/* After the transaction: the reply. storage_status is the commit's. */
+static int finish(yn_db *db, yn_ingest *g, int storage_status)
+{
+    free(g->recs);
+    g->recs = NULL;
+    if (g->status) { /* refused inside the transaction */
+        g->stored = 0;
+        return -1;
+    }
+    if (storage_status != YN_OK) {
+        g->stored = 0;
+        return storage(g, db, storage_status);
+    }
+    g->status = 200;
+    if (g->stored)
+        snprintf(g->message, sizeof g->message, "%lld new records stored", (long long)g->stored);
+    else
+        snprintf(g->message, sizeof g->message, "already stored, nothing changed");
+    g->ack = make_ack(g->key, g->key_len, &g->hdr);
+    OPENSSL_cleanse(g->key, sizeof g->key);
+    if (!g->ack)
+        return refuse(g, 503, "unavailable", "out of memory, try again");
+    return 0;
+}
+
+int yn_ingest_frame(yn_db *db, const uint8_t *frame, size_t len, int64_t now_utc_s, yn_ingest *g)
+{
+    return yn_ingest_check(db, frame, len, g) == 0 ? yn_ingest_commit(db, g, now_utc_s) : -1;
+}
+
+int yn_ingest_commit(yn_db *db, yn_ingest *g, int64_t now_utc_s)
+{
+    int st = yn_db_begin(db, true);
+    if (st == YN_OK)
+        st = yn_ingest_store(db, g, now_utc_s);
+    if (st == YN_OK && !g->status)
+        st = yn_db_commit(db);
+    else
+        yn_db_rollback(db);
+    return finish(db, g, st);
+}
+
+/* --- group commit ---------------------------------------------------------------- */
+
+struct waiter {
+    yn_ingest *g;
+    int64_t now_utc_s;
+    bool done;
+    int rc;
+    struct waiter *next;
+};
+
+struct yn_ingest_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct waiter *head, **tail;
+    bool leading; /* a thread is storing a group */
+};
+
+yn_ingest_queue *yn_ingest_queue_new(void)
+{
+    yn_ingest_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    q->tail = &q->head;
+    return q;
+}
+
+void yn_ingest_queue_free(yn_ingest_queue *q)
+{
+    if (!q)
+        return;
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q);
+}
+
+/* One transaction for the group; a savepoint around each batch, so a
+ * refused one leaves the others in. A storage failure fails them all. */
+static void store_group(yn_db *db, struct waiter *w)
+{
+    int st = yn_db_begin(db, true);
+    for (struct waiter *x = w; x && st == YN_OK; x = x->next) {
+        st = yn_db_run(db, "SAVEPOINT batch", NULL, 0, NULL, NULL);
+        if (st == YN_OK)
+            st = yn_ingest_store(db, x->g, x->now_utc_s);
+        if (st == YN_OK && x->g->status)
+            st = yn_db_run(db, "ROLLBACK TO SAVEPOINT batch", NULL, 0, NULL, NULL);
+        if (st == YN_OK)
+            st = yn_db_run(db, "RELEASE SAVEPOINT batch", NULL, 0, NULL, NULL);
+    }
+    if (st == YN_OK)
+        st = yn_db_commit(db);
+    else
+        yn_db_rollback(db);
+    for (struct waiter *x = w; x; x = x->next)
+        x->rc = finish(db, x->g, st);
+}
+
+int yn_ingest_queued(yn_ingest_queue *q, yn_db *db, yn_ingest *g, int64_t now_utc_s)
+{
+    struct waiter me = {.g = g, .now_utc_s = now_utc_s};
+    pthread_mutex_lock(&q->mu);
+    /* me lives on this stack until done: the leader unlinks it before that */
+    *q->tail = &me;
+    q->tail = &me.next; // cppcheck-suppress autoVariables
+    while (!me.done) {
+        if (q->leading) {
+            pthread_cond_wait(&q->cv, &q->mu);
+            continue;
+        }
+        /* lead: take the waiting batches, up to YN_INGEST_GROUP_RECORDS records */
+        q->leading = true;
+        struct waiter *group = q->head, **end = &q->head;
+        int64_t records = 0;
+        while (*end &&
+               (records == 0 || records + (*end)->g->hdr.count <= YN_INGEST_GROUP_RECORDS)) {
+            records += (*end)->g->hdr.count;
+            end = &(*end)->next;
+        }
+        q->head = *end;
+        if (!q->head)
+            q->tail = &q->head;
+        *end = NULL;
+        pthread_mutex_unlock(&q->mu);
+        store_group(db, group);
+        pthread_mutex_lock(&q->mu);
+        for (struct waiter *x = group; x; x = x->next)
+            x->done = true;
+        q->leading = false;
+        pthread_cond_broadcast(&q->cv);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return me.rc;
+}
+
+void yn_ingest_done(yn_ingest *g)
+{
+    free(g->ack);
+    free(g->recs);
+    g->ack = NULL;
+    g->recs = NULL;
+    OPENSSL_cleanse(g->key, sizeof g->key);
+}

@@ -1,0 +1,151 @@
+/* terminals.c — enrolment, keys and request authentication (terminals.h). */
+#include "terminals.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "batch.h"
+#include "rules.h"
+
+#define NO_END_SEQ INT64_MAX /* enrolments.to_seq of the current canteen */
+
+static void to_hex(const uint8_t *b, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+struct key_out {
+    uint8_t *key;
+    size_t *len;
+    bool found;
+};
+
+static int take_key(void *arg, const yn_db_row *row)
+{
+    struct key_out *k = arg;
+    size_t len;
+    const uint8_t *b = yn_db_blob(row, 0, &len);
+    if (len >= YN_BATCH_KEY_MIN && len <= YN_TERMINAL_KEY_MAX) {
+        memcpy(k->key, b, len);
+        *k->len = len;
+        k->found = true;
+    }
+    return YN_OK;
+}
+
+int yn_terminal_key(yn_db *db, const char *terminal, uint8_t key[YN_TERMINAL_KEY_MAX],
+                    size_t *key_len)
+{
+    struct key_out k = {key, key_len, false};
+    *key_len = 0;
+    int rc =
+        YN_DB_RUN(db, "SELECT key FROM terminals WHERE id = $1", take_key, &k, DB_TEXT(terminal));
+    return rc != YN_OK ? rc : k.found ? YN_OK : YN_ENOTFOUND;
+}
+
+int yn_terminal_request_check(yn_db *db, const char *terminal, const void *body, size_t len,
+                              const char *mac_hex)
+{
+    uint8_t key[YN_TERMINAL_KEY_MAX], mac[YN_BATCH_MAC_LEN];
+    size_t key_len;
+    char want[2 * YN_BATCH_MAC_LEN + 1];
+    int rc = yn_rules_id(terminal) ? yn_terminal_key(db, terminal, key, &key_len) : YN_ENOTFOUND;
+    if (rc != YN_OK)
+        return rc;
+    yn_batch_hmac(key, key_len, body, len, mac);
+    OPENSSL_cleanse(key, sizeof key);
+    to_hex(mac, sizeof mac, want);
+    if (!mac_hex || strlen(mac_hex) != 2 * YN_BATCH_MAC_LEN ||
+        CRYPTO_memcmp(mac_hex, want, 2 * YN_BATCH_MAC_LEN) != 0)
+        return YN_EAUTH;
+    return YN_OK;
+}
+
+int yn_terminal_token_new(yn_db *db, const char *terminal, const char *canteen, char token[33])
+{
+    if (!yn_rules_id(terminal) || !yn_rules_ref(canteen))
+        return YN_EINVAL;
+    uint8_t raw[16], th[SHA256_DIGEST_LENGTH];
+    if (RAND_bytes(raw, sizeof raw) != 1)
+        return YN_EIO;
+    to_hex(raw, sizeof raw, token);
+    SHA256((const uint8_t *)token, strlen(token), th);
+    return YN_DB_RUN(db, "INSERT INTO tokens(token_hash, terminal, canteen) VALUES ($1, $2, $3)",
+                     NULL, NULL, DB_BLOB(th, sizeof th), DB_TEXT(terminal), DB_TEXT(canteen));
+}
+
+struct spent {
+    char *terminal, *canteen;
+    bool found;
+};
+
+static int take_spent(void *arg, const yn_db_row *row)
+{
+    struct spent *s = arg;
+    snprintf(s->terminal, YN_LEDGER_ID_MAX, "%s", yn_db_text(row, 0));
+    snprintf(s->canteen, YN_LEDGER_REF_MAX, "%s", yn_db_text(row, 1));
+    s->found = true;
+    return YN_OK;
+}
+
+int yn_terminal_enrol(yn_db *db, const char *token, int64_t terminal_last_seq, char *terminal,
+                      char *canteen, char key_hex[65])
+{
+    uint8_t th[SHA256_DIGEST_LENGTH], key[32];
+    SHA256((const uint8_t *)token, strlen(token), th);
+    if (RAND_bytes(key, sizeof key) != 1)
+        return YN_EIO;
+    struct spent s = {terminal, canteen, false};
+    int64_t held = 0;
+    int rc = yn_db_begin(db, true);
+    if (rc == YN_OK)
+        rc = YN_DB_RUN(db,
+                       "UPDATE tokens SET used = 1 WHERE token_hash = $1 AND used = 0"
+                       " RETURNING terminal, canteen",
+                       take_spent, &s, DB_BLOB(th, sizeof th));
+    if (rc == YN_OK && !s.found)
+        rc = YN_EAUTH;
+    if (rc == YN_OK) {
+        rc = yn_db_int_of(db, "SELECT last_seq FROM terminals WHERE id = $1",
+                          (const yn_db_val[]){DB_TEXT(terminal)}, 1, &held);
+        rc = rc == YN_ENOTFOUND ? YN_OK : rc;
+    }
+    /* the new canteen counts from the record after everything the terminal
+     * made before, as far as the district or the terminal knows; never before
+     * the current canteen's first record */
+    int64_t from = (terminal_last_seq > held ? terminal_last_seq : held) + 1, current = 0;
+    if (rc == YN_OK) {
+        rc = yn_db_int_of(db, "SELECT from_seq FROM enrolments WHERE terminal = $1 AND to_seq = $2",
+                          (const yn_db_val[]){DB_TEXT(terminal), DB_INT(NO_END_SEQ)}, 2, &current);
+        rc = rc == YN_ENOTFOUND ? YN_OK : rc;
+    }
+    if (from < current)
+        from = current;
+    if (rc == YN_OK)
+        rc = YN_DB_RUN(db,
+                       "INSERT INTO terminals(id, canteen, key) VALUES ($1, $2, $3)"
+                       " ON CONFLICT(id) DO UPDATE SET key = excluded.key,"
+                       " canteen = excluded.canteen",
+                       NULL, NULL, DB_TEXT(terminal), DB_TEXT(canteen), DB_BLOB(key, sizeof key));
+    if (rc == YN_OK && current == from) /* nothing made since the last enrolment */
+        rc = YN_DB_RUN(db, "UPDATE enrolments SET canteen = $3 WHERE terminal = $1 AND to_seq = $2",
+                       NULL, NULL, DB_TEXT(terminal), DB_INT(NO_END_SEQ), DB_TEXT(canteen));
+    else if (rc == YN_OK)
+        rc = YN_DB_RUN(db, "UPDATE enrolments SET to_seq = $2 WHERE terminal = $1 AND to_seq = $3",
+                       NULL, NULL, DB_TEXT(terminal), DB_INT(from), DB_INT(NO_END_SEQ));
+    if (rc == YN_OK && current != from)
+        rc = YN_DB_RUN(db, "INSERT INTO enrolments VALUES ($1, $2, $3, $4)", NULL, NULL,
+                       DB_TEXT(terminal), DB_INT(from), DB_INT(NO_END_SEQ), DB_TEXT(canteen));
+    if (rc == YN_OK)
+        rc = yn_db_commit(db);
+    else
+        yn_db_rollback(db);
+    if (rc == YN_OK)
+        to_hex(key, sizeof key, key_hex);
+    OPENSSL_cleanse(key, sizeof key);
+    return rc;
+}
