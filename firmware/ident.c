@@ -32,15 +32,34 @@ int yn_ident_make(bool type_b, const uint8_t *uid, size_t uid_len, char out[YN_I
     return YN_OK;
 }
 
-bool yn_ident_valid(const char *s)
+const char *yn_ident_fault(const char *s)
 {
     if (!s || (s[0] != 'A' && s[0] != 'B') || s[1] != ':')
-        return false;
+        return "must start with A: (a type A UID) or B: (a type B PUPI)";
+    bool type_b = s[0] == 'B';
     size_t hex = strnlen(s + 2, YN_IDENT_MAX);
-    if (hex % 2 || !length_ok(s[0] == 'B', hex / 2))
-        return false;
     for (size_t i = 2; i < 2 + hex; i++)
         if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
-            return false;
-    return true;
+            return "the UID must be hex digits 0-9 and A-F, upper case, nothing else";
+    if (hex % 2 || !length_ok(type_b, hex / 2))
+        return type_b ? "a type B PUPI is 4 bytes (8 hex digits)"
+                      : "a type A UID is 4, 7 or 10 bytes (8, 14 or 20 hex digits)";
+    uint8_t uid[10];
+    for (size_t i = 0; i < hex / 2; i++) {
+        unsigned v;
+        sscanf(s + 2 + 2 * i, "%2X", &v);
+        uid[i] = (uint8_t)v;
+    }
+    if (yn_ident_random(type_b, uid, hex / 2))
+        return "a random UID (4 bytes, the first 08) changes at every tap: it cannot identify"
+               " a card";
+    char again[YN_IDENT_MAX];
+    if (yn_ident_make(type_b, uid, hex / 2, again) != YN_OK)
+        return "an all-zero or all-FF UID is not a serial number: it cannot identify a card";
+    return NULL;
+}
+
+bool yn_ident_valid(const char *s)
+{
+    return yn_ident_fault(s) == NULL;
 }

@@ -34,7 +34,11 @@ int yn_ident_make(bool type_b, const uint8_t *uid, size_t uid_len,
  * that prefix are found by activating them twice (firmware/tap.c). */
 bool yn_ident_random(bool type_b, const uint8_t *uid, size_t uid_len);
 
-/* s is an identifier in its one text form. */
+/* s is an identifier in its one text form, of a UID that can identify a
+ * card: what yn_ident_make makes. */
 bool yn_ident_valid(const char *s);
+/* Why s is not a valid identifier (a sentence for an operator: prefix, hex,
+ * length, a random or all-zero UID), or NULL when it is. */
+const char *yn_ident_fault(const char *s);
 
 #endif

@@ -344,7 +344,7 @@ int yn_rules_identified(const yn_ledger_record *r, yn_rules_fault *f)
         return refuse(f, "identified", "only a meal is identified otherwise than by the card");
     if (r->by == YN_LEDGER_BY_IDENT) {
         if (!yn_ident_valid(r->ident))
-            return refuse(f, "ident", "must be A: or B: and the UID or PUPI in upper-case hex");
+            return refuse(f, "ident", yn_ident_fault(r->ident));
         if (r->supervisor_id[0])
             return refuse(f, "supervisor", "must be empty unless identified by manual entry");
         return YN_OK;
@@ -394,7 +394,7 @@ int yn_rules_roster_card(const yn_card_facts *c, yn_rules_fault *f)
     if (!yn_rules_ymd(c->expiry_ymd))
         return refuse(f, "expiry_ymd", "must be a real day YYYYMMDD");
     if (c->ident[0] && !yn_ident_valid(c->ident))
-        return refuse(f, "ident", "must be empty or A: / B: and the UID or PUPI in upper-case hex");
+        return refuse(f, "ident", yn_ident_fault(c->ident));
     if (c->ident[0] && c->birth_ymd == 0)
         return refuse(f, "birth_ymd", "must be a real day for a card bound by its identifier");
     return YN_OK;
@@ -408,7 +408,7 @@ int yn_rules_blacklist(const yn_ledger_blacklist_entry *e, yn_rules_fault *f)
         if (e->card_no[0])
             return refuse(f, "ident", "a change names a card number or an identifier, not both");
         if (!yn_ident_valid(e->ident))
-            return refuse(f, "ident", "must be A: or B: and the UID or PUPI in upper-case hex");
+            return refuse(f, "ident", yn_ident_fault(e->ident));
         return YN_OK;
     }
     if (!yn_rules_card_no(e->card_no))

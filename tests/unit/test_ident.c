@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "ident.h"
@@ -60,6 +61,9 @@ static void test_valid(void **state)
                                       "A:04A1B2C3D4E5F6 ",        /* trailing byte */
                                       "A:04A1B2C3D4E5FG",         /* not hex */
                                       "A:0401020304050607080900", /* 11 bytes */
+                                      "A:08A1B2C3",               /* random UID */
+                                      "A:00000000",
+                                      "B:FFFFFFFF",
                                       NULL};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_true(yn_ident_valid(good[i]));
@@ -68,12 +72,35 @@ static void test_valid(void **state)
             fail_msg("accepted \"%s\"", bad[i] ? bad[i] : "(null)");
 }
 
+/* Each refusal says what is wrong, in words an operator at a CSV can act on. */
+static void test_fault(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s, *says;
+    } cases[] = {
+        {"04A1B2C3", "must start with A:"},   {"A:04a1b2c3", "hex digits 0-9 and A-F, upper case"},
+        {"A:04A1B2C3D4", "4, 7 or 10 bytes"}, {"B:04A1B2C3D4E5F6", "PUPI is 4 bytes"},
+        {"A:08A1B2C3", "random UID"},         {"A:00000000", "all-zero or all-FF"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *why = yn_ident_fault(cases[i].s);
+        if (!why || !strstr(why, cases[i].says))
+            fail_msg("\"%s\": \"%s\", expected \"%s\"", cases[i].s, why ? why : "(accepted)",
+                     cases[i].says);
+    }
+    assert_null(yn_ident_fault("A:04A1B2C3D4E5F6"));
+    assert_null(yn_ident_fault("A:C8A1B2C3D4E5F6")); /* 7 bytes: 08 is not random there */
+    assert_null(yn_ident_fault("A:08A1B2C3D4E5F6"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_make),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_fault),
     };
     return cmocka_run_group_tests_name("ident", tests, NULL, NULL);
 }
