@@ -9,7 +9,9 @@
 # clone carrying our application), a random-UID card (08 ...) and a type B
 # card whose PUPI changes at each activation are refused with exit 1 and
 # nothing written; bad senior facts are refused with exit 2 before the reader
-# is opened. About 3 s.
+# is opened. The roster file goes into yinian-district import-cards as it is
+# (each card bound to its identifier), and `check` finds nothing to refuse.
+# About 3 s.
 #
 # Env: BUILD (build directory), TMPDIR (fresh), YN_SRCDIR (source tree).
 set -eu
@@ -116,4 +118,11 @@ expect_exit 2 "$card" enrol --config "$conf" --master "$master" --card-no 440304
     --birth 19450312 --district 440304 --street 440303001 --expiry 20301231
 expect_exit 2 "$card" enrol --config "$conf" --card-no 4403040211 --birth 19450312 \
     --district 440304 --street 440304001 --expiry 20301231
+# 4. the desk's file is the district's input, as written
+district() { "$BUILD/yinian-district" --db "$d/district.db" "$@"; }
+expect_exit 0 district import-cards roster.csv
+expect_text out "^4 cards imported (4 changed)"
+expect_exit 0 district check
+expect_exit 0 sqlite3 "$d/district.db" "SELECT card_no || '=' || ident FROM cards ORDER BY card_no"
+expect_text out "^4403040203=B:1A2B3C4D$"
 echo "card_enrol: ok ($checks checks)"
