@@ -259,11 +259,73 @@ void yn_screens_balance_failed(yn_screen *s, int rc)
     yn_screen_add(s, YN_TEXT_NORMAL, "工作人员：账本读取失败。%s", yn_screens_status_text(rc));
 }
 
-void yn_screens_notice(yn_screen *s, enum yn_screen_kind kind, const char *name, const char *title,
-                       const char *line)
+void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *a)
 {
-    yn_screen_init(s, kind, name, title);
-    yn_screen_add(s, YN_TEXT_LARGE, "%s", line);
+    static const struct {
+        enum yn_screen_kind kind;
+        const char *name, *title;
+    } notes[YN_NOTE_COUNT] = {
+        [YN_NOTE_WEIGHED_NO_SCALE] = {YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重"},
+        [YN_NOTE_WEIGHED_NO_PRICE] = {YN_SCREEN_ERROR, "weighed_no_price", "未配置称重"},
+        [YN_NOTE_TARED] = {YN_SCREEN_INFO, "tared", "已去皮"},
+        [YN_NOTE_TARE_FAILED] = {YN_SCREEN_ERROR, "tare_failed", "去皮失败"},
+        [YN_NOTE_STAFF_LOCKED] = {YN_SCREEN_ERROR, "staff_locked", "管理功能已锁定"},
+        [YN_NOTE_PIN_WRONG] = {YN_SCREEN_ERROR, "pin_wrong", "工号或密码错误"},
+        [YN_NOTE_NOT_SUPERVISOR] = {YN_SCREEN_ERROR, "not_supervisor", "需要主管授权"},
+        [YN_NOTE_SETTLE_FAILED] = {YN_SCREEN_ERROR, "settle_failed", "日结失败"},
+        [YN_NOTE_LOGGED_OUT] = {YN_SCREEN_INFO, "logged_out", "已退出登录"},
+        [YN_NOTE_DEMO_NO_CARD] = {YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡"},
+        [YN_NOTE_CARD_ON_READER] = {YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片"},
+        [YN_NOTE_MANUAL_FAILED] = {YN_SCREEN_ERROR, "manual_failed", "人工登记失败"},
+    };
+    static const yn_note_arg none = {0};
+    if (!a)
+        a = &none;
+    if ((int)note < 0 || note >= YN_NOTE_COUNT)
+        note = YN_NOTE_LOGGED_OUT; /* cannot happen: every note is in the table */
+    yn_screen_init(s, notes[note].kind, notes[note].name, notes[note].title);
+    switch (note) {
+    case YN_NOTE_WEIGHED_NO_SCALE:
+        yn_screen_add(s, YN_TEXT_LARGE, "没有配置电子秤：请技术人员在设置中接入电子秤");
+        break;
+    case YN_NOTE_WEIGHED_NO_PRICE:
+        yn_screen_add(s, YN_TEXT_LARGE, "没有设定每100克单价：请技术人员在设置中填写");
+        break;
+    case YN_NOTE_TARED:
+        yn_screen_add(s, YN_TEXT_LARGE, "请放上餐食后刷卡");
+        break;
+    case YN_NOTE_TARE_FAILED:
+    case YN_NOTE_SETTLE_FAILED:
+    case YN_NOTE_MANUAL_FAILED:
+        yn_screen_add(s, YN_TEXT_LARGE, "%s", yn_screens_status_text(a->rc));
+        break;
+    case YN_NOTE_STAFF_LOCKED:
+        yn_screen_add(s, YN_TEXT_LARGE, "密码错误次数过多，请" YN_NB "%lld" YN_NB "秒后再试",
+                      (long long)a->n);
+        break;
+    case YN_NOTE_PIN_WRONG:
+        yn_screen_add(s, YN_TEXT_LARGE, "还可以再试" YN_NB "%lld" YN_NB "次", (long long)a->n);
+        break;
+    case YN_NOTE_NOT_SUPERVISOR:
+        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 不是主管，不能冲正",
+                      a->text ? a->text : "");
+        break;
+    case YN_NOTE_LOGGED_OUT:
+        yn_screen_add(s, YN_TEXT_LARGE, "请刷卡");
+        break;
+    case YN_NOTE_DEMO_NO_CARD:
+        if (a->n > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "演示卡只有 a 到 %c 共" YN_NB "%lld" YN_NB "张",
+                          'a' + (int)(a->n > 26 ? 25 : a->n - 1), (long long)a->n);
+        else
+            yn_screen_add(s, YN_TEXT_LARGE, "没有演示卡");
+        break;
+    case YN_NOTE_CARD_ON_READER:
+        yn_screen_add(s, YN_TEXT_LARGE, "读卡器上已有卡片，请拿开后再刷卡");
+        break;
+    default:
+        break;
+    }
 }
 
 void yn_screens_menu(yn_screen *s, bool manual)
@@ -474,4 +536,40 @@ void yn_screens_settlement(yn_screen *s, const yn_screens_ctx *c, const yn_ledge
     else
         yn_screen_add(s, YN_TEXT_NORMAL, "日结表未能保存：%s", yn_screens_status_text(csv_rc));
     yn_screens_footer(s, c);
+}
+
+void yn_screens_sales_stopped(yn_screen *s, const yn_sales_stop *stop)
+{
+    long long a = (long long)stop->first_seq, b = (long long)stop->last_seq;
+    switch (stop->why) {
+    case YN_STOP_LOST:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_lost", "账本缺少记录，暂停收款");
+        if (a > 0 && b > a)
+            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld 至 %lld 条已上传的记录", a, b);
+        else if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld 条已上传的记录", a);
+        if (stop->can_restore) {
+            yn_screen_add(s, YN_TEXT_LARGE, "正在从区里恢复，恢复后自动继续收款");
+            yn_screen_add(s, YN_TEXT_NORMAL, "请保持网络畅通。长时间未恢复，请联系技术员");
+        } else {
+            yn_screen_add(s, YN_TEXT_LARGE, "本机未开启同步，无法自动恢复");
+            yn_screen_add(s, YN_TEXT_NORMAL, "请联系技术员");
+        }
+        break;
+    case YN_STOP_CONFLICT:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_conflict",
+                       "账本与区里的记录不一致，已停止收款");
+        if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "区里已有第 %lld 条起不同的记录", a);
+        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
+        break;
+    default:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_damaged", "账本损坏，已停止收款");
+        if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "第 %lld 条记录校验不符", a);
+        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
+        yn_screen_add(s, YN_TEXT_NORMAL, "请勿删除或复制替换账本文件");
+        break;
+    }
+    yn_screen_add(s, YN_TEXT_NORMAL, "技术员请运行: yinian-diag ledger verify");
 }

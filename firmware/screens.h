@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "display.h"
+#include "keeper.h"
 #include "ledger.h"
 #include "policy.h"
 #include "tap.h"
@@ -75,9 +76,28 @@ void yn_screens_balance(yn_screen *s, const yn_screens_ctx *c, const yn_balance_
 /* The kiosk could not read the ledger (status rc). */
 void yn_screens_balance_failed(yn_screen *s, int rc);
 
-/* A short message: a title and one line (the main figure). */
-void yn_screens_notice(yn_screen *s, enum yn_screen_kind kind, const char *name, const char *title,
-                       const char *line);
+/* The terminal's short messages: a title and one line (the main figure). */
+enum yn_note {
+    YN_NOTE_WEIGHED_NO_SCALE, /* weighed mode asked for, no scale configured */
+    YN_NOTE_WEIGHED_NO_PRICE, /* … no price per 100 g */
+    YN_NOTE_TARED,
+    YN_NOTE_TARE_FAILED,    /* arg.rc: what the scale said */
+    YN_NOTE_STAFF_LOCKED,   /* arg.n: seconds left */
+    YN_NOTE_PIN_WRONG,      /* arg.n: tries left */
+    YN_NOTE_NOT_SUPERVISOR, /* arg.text: the 工号 */
+    YN_NOTE_SETTLE_FAILED,  /* arg.rc */
+    YN_NOTE_LOGGED_OUT,
+    YN_NOTE_DEMO_NO_CARD,   /* arg.n: demo cards there are */
+    YN_NOTE_CARD_ON_READER, /* a card already in the field: not a tap until it leaves */
+    YN_NOTE_MANUAL_FAILED,  /* 忘带卡: the ledger could not be read; arg.rc */
+    YN_NOTE_COUNT
+};
+typedef struct yn_note_arg {
+    int64_t n;
+    const char *text;
+    int rc;
+} yn_note_arg;
+void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *arg);
 
 /* Staff. manual: the menu offers 4 忘带卡登记 (the counter, and the policy
  * accepts manual entry; never the kiosk). */
@@ -128,6 +148,10 @@ void yn_screens_reverse_refused(yn_screen *s, int rc, int64_t seq, int64_t earli
 /* 日结: the day's sums; csv_name the file written, or NULL with csv_rc. */
 void yn_screens_settlement(yn_screen *s, const yn_screens_ctx *c, const yn_ledger_settlement *st,
                            const char *csv_name, int csv_rc);
+
+/* Sales stopped by the ledger's keeper (keeper.h): why, what staff do, and
+ * the command a technician runs. */
+void yn_screens_sales_stopped(yn_screen *s, const yn_sales_stop *stop);
 
 /* A status as staff read it (Chinese): what is wrong and what to do. */
 const char *yn_screens_status_text(int rc);

@@ -792,11 +792,10 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
 }
 
 /* A short message for staff, then back to idle after result_ms. */
-static void notice(yn_terminal *t, enum yn_screen_kind kind, const char *name, const char *title,
-                   const char *line)
+static void notice(yn_terminal *t, enum yn_note note, const yn_note_arg *arg)
 {
     yn_screen s;
-    yn_screens_notice(&s, kind, name, title, line);
+    yn_screens_note(&s, note, arg);
     footer(t, &s);
     show(t, &s);
     result_timer(t);
@@ -806,13 +805,11 @@ static void notice(yn_terminal *t, enum yn_screen_kind kind, const char *name, c
 static void toggle_weighed(yn_terminal *t)
 {
     if (!t->weighed && !t->dev->scale.ops) {
-        notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
-               "没有配置电子秤：请技术人员在设置中接入电子秤");
+        notice(t, YN_NOTE_WEIGHED_NO_SCALE, NULL);
         return;
     }
     if (!t->weighed && t->per100g_fen <= 0) {
-        notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
-               "没有设定每100克单价：请技术人员在设置中填写");
+        notice(t, YN_NOTE_WEIGHED_NO_PRICE, NULL);
         return;
     }
     t->weighed = !t->weighed;
@@ -825,10 +822,10 @@ static void tare(yn_terminal *t)
 {
     int rc = yn_scale_tare(&t->dev->scale);
     if (rc == YN_OK) {
-        notice(t, YN_SCREEN_INFO, "tared", "已去皮", "请放上餐食后刷卡");
+        notice(t, YN_NOTE_TARED, NULL);
     } else {
         yn_warn("scale: tare: %s", yn_strerror(rc));
-        notice(t, YN_SCREEN_ERROR, "tare_failed", "去皮失败", yn_screens_status_text(rc));
+        notice(t, YN_NOTE_TARE_FAILED, &(yn_note_arg){.rc = rc});
     }
 }
 
@@ -842,10 +839,7 @@ static int64_t lock_left_ms(yn_terminal *t)
 
 static void show_locked(yn_terminal *t)
 {
-    char line[96];
-    snprintf(line, sizeof line, "密码错误次数过多，请 %lld 秒后再试",
-             (long long)((lock_left_ms(t) + 999) / 1000));
-    notice(t, YN_SCREEN_ERROR, "staff_locked", "管理功能已锁定", line);
+    notice(t, YN_NOTE_STAFF_LOCKED, &(yn_note_arg){.n = (lock_left_ms(t) + 999) / 1000});
 }
 
 /* 忘带卡 is offered at the counter when the policy accepts manual entry;
@@ -924,9 +918,7 @@ static void wrong_pin(yn_terminal *t)
         show_locked(t);
         return;
     }
-    char line[64];
-    snprintf(line, sizeof line, "还可以再试 %d 次", STAFF_MAX_WRONG - t->wrong_pins);
-    notice(t, YN_SCREEN_ERROR, "pin_wrong", "工号或密码错误", line);
+    notice(t, YN_NOTE_PIN_WRONG, &(yn_note_arg){.n = STAFF_MAX_WRONG - t->wrong_pins});
 }
 
 /* 冲正 of t->rev_seq, authorised by supervisor sup_id. */
@@ -980,7 +972,7 @@ static bool manual_room(yn_terminal *t, int32_t *used, int32_t *cap)
     *used = 0;
     int rc = yn_ledger_manual_count(t->deps.ledger, m.local_ymd, used);
     if (rc != YN_OK) {
-        notice(t, YN_SCREEN_ERROR, "manual_failed", "人工登记失败", yn_screens_status_text(rc));
+        notice(t, YN_NOTE_MANUAL_FAILED, &(yn_note_arg){.rc = rc});
         return false;
     }
     if (*used >= *cap) {
@@ -1012,7 +1004,7 @@ static void manual_lookup(yn_terminal *t, int32_t birth_ymd)
     size_t n = 0;
     int rc = yn_ledger_roster_find(t->deps.ledger, t->manual_tail, birth_ymd, found, 1, &n);
     if (rc != YN_OK) {
-        notice(t, YN_SCREEN_ERROR, "manual_failed", "人工登记失败", yn_screens_status_text(rc));
+        notice(t, YN_NOTE_MANUAL_FAILED, &(yn_note_arg){.rc = rc});
         return;
     }
     if (n != 1) {
@@ -1090,11 +1082,9 @@ static void check_pin(yn_terminal *t)
         yn_warn("staff: operator %s is not a supervisor; 忘带卡 refused", op->id);
         manual_notice(t, YN_MANUAL_NOT_SUPERVISOR, op->id, 0, 0);
     } else if (op->role != YN_ROLE_SUPERVISOR) {
-        char line[96];
         yn_warn("staff: operator %s is not a supervisor; reversal of %lld refused", op->id,
                 (long long)t->rev_seq);
-        snprintf(line, sizeof line, "工号" YN_NB "%s 不是主管，不能冲正", op->id);
-        notice(t, YN_SCREEN_ERROR, "not_supervisor", "需要主管授权", line);
+        notice(t, YN_NOTE_NOT_SUPERVISOR, &(yn_note_arg){.text = op->id});
     } else if (t->auth == AUTH_MANUAL && strcmp(op->id, t->operator_id) == 0) {
         yn_warn("staff: 忘带卡: supervisor %s is the operator logged in; another must authorise",
                 op->id);
@@ -1121,7 +1111,7 @@ static void settle(yn_terminal *t)
     int rc = yn_ledger_settle(t->deps.ledger, m.local_ymd, &st);
     if (rc != YN_OK) {
         yn_err("staff: 日结 of %d: %s", (int)m.local_ymd, yn_strerror(rc));
-        notice(t, YN_SCREEN_ERROR, "settle_failed", "日结失败", yn_screens_status_text(rc));
+        notice(t, YN_NOTE_SETTLE_FAILED, &(yn_note_arg){.rc = rc});
         return;
     }
     snprintf(path, sizeof path, "%s/settle-%s-%d.csv", t->cfg->ledger.settle_dir,
@@ -1158,7 +1148,7 @@ static void menu_key(yn_terminal *t, int key)
         yn_info("staff: operator %s logged out", t->operator_id);
         t->logged_in = false;
         t->operator_id[0] = '\0';
-        notice(t, YN_SCREEN_INFO, "logged_out", "已退出登录", "请刷卡");
+        notice(t, YN_NOTE_LOGGED_OUT, NULL);
         break;
     case '4':
         manual_start(t);
@@ -1322,14 +1312,9 @@ static void demo_control(yn_terminal *t, const yn_input_event *ev)
 /* A card key with no demo card behind it: say so rather than do nothing. */
 static void no_demo_card(yn_terminal *t, int card)
 {
-    char line[96];
     int n = demo_cards(t);
     yn_info("demo: key %c has no demo card (there are %d)", 'a' + card, n);
-    if (n > 0)
-        snprintf(line, sizeof line, "演示卡只有 a 到 %c 共 %d 张", 'a' + (n > 26 ? 25 : n - 1), n);
-    else
-        snprintf(line, sizeof line, "没有演示卡");
-    notice(t, YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡", line);
+    notice(t, YN_NOTE_DEMO_NO_CARD, &(yn_note_arg){.n = n});
 }
 
 static void on_event(yn_terminal *t, const yn_input_event *ev)
@@ -1460,8 +1445,7 @@ void yn_terminal_start(yn_terminal *t)
         char uid[2 * YN_UID_MAX + 1];
         yn_nfc_uid_hex(&tag, uid, sizeof uid);
         yn_info("terminal: card %s was in the field at start: not a tap until it leaves", uid);
-        notice(t, YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片",
-               "读卡器上已有卡片，请拿开后再刷卡");
+        notice(t, YN_NOTE_CARD_ON_READER, NULL);
     }
 }
 
@@ -1497,46 +1481,10 @@ int yn_terminal_step(yn_terminal *t, int timeout_ms)
 
 /* --- sales stopped (keeper.c says why) ----------------------------------------- */
 
-void yn_terminal_stop_screen(const yn_sales_stop *stop, yn_screen *s)
-{
-    long long a = (long long)stop->first_seq, b = (long long)stop->last_seq;
-    switch (stop->why) {
-    case YN_STOP_LOST:
-        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_lost", "账本缺少记录，暂停收款");
-        if (a > 0 && b > a)
-            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld-%lld 条已上传的记录", a, b);
-        else if (a > 0)
-            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld 条已上传的记录", a);
-        if (stop->can_restore) {
-            yn_screen_add(s, YN_TEXT_LARGE, "正在从区里恢复，恢复后自动继续收款");
-            yn_screen_add(s, YN_TEXT_NORMAL, "请保持网络畅通。长时间未恢复，请联系技术员");
-        } else {
-            yn_screen_add(s, YN_TEXT_LARGE, "本机未开启同步，无法自动恢复");
-            yn_screen_add(s, YN_TEXT_NORMAL, "请联系技术员");
-        }
-        break;
-    case YN_STOP_CONFLICT:
-        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_conflict",
-                       "账本与区里的记录不一致，已停止收款");
-        if (a > 0)
-            yn_screen_add(s, YN_TEXT_LARGE, "区里已有第 %lld 条起不同的记录", a);
-        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
-        break;
-    default:
-        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_damaged", "账本损坏，已停止收款");
-        if (a > 0)
-            yn_screen_add(s, YN_TEXT_LARGE, "第 %lld 条记录校验不符", a);
-        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
-        yn_screen_add(s, YN_TEXT_NORMAL, "请勿删除或复制替换账本文件");
-        break;
-    }
-    yn_screen_add(s, YN_TEXT_NORMAL, "技术员请运行: yinian-diag ledger verify");
-}
-
 static void show_stopped(yn_terminal *t)
 {
     yn_screen s;
-    yn_terminal_stop_screen(&t->stop, &s);
+    yn_screens_sales_stopped(&s, &t->stop);
     footer(t, &s);
     show(t, &s);
     t->state = ST_IDLE;

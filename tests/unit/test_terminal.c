@@ -223,7 +223,7 @@ static void test_sales_stopped_charge_nothing(void **state)
     yn_terminal_set_stop(r->term, &lost);
     assert_string_equal(screen(r)->name, "sales_stopped_lost");
     assert_string_equal(screen(r)->title, "账本缺少记录，暂停收款");
-    assert_true(screen_has(r, "缺少第 4-6 条已上传的记录"));
+    assert_true(screen_has(r, "缺少第 4 至 6 条已上传的记录"));
     assert_true(screen_has(r, "正在从区里恢复，恢复后自动继续收款"));
     step(r, "card:0", 4); /* a tap: the card is not even read */
     step(r, "remove", 2);
