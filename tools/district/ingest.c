@@ -292,11 +292,23 @@ int yn_ingest_check(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g)
 static int flag_shared_idents(yn_db *db, const yn_ledger_record *recs, int64_t n)
 {
     int st = YN_OK;
+    bool locked = false;
     for (int64_t i = 0; i < n && st == YN_OK; i++) {
         const yn_ledger_record *r = &recs[i];
         if (r->by != YN_LEDGER_BY_IDENT || r->kind != YN_LEDGER_MEAL)
             continue;
+        /* PostgreSQL commits different terminals' batches in parallel: two
+         * canteens' meals of one identifier, stored at once, would each miss
+         * the other. Batches with identity-only meals take this lock (held to
+         * the commit), so the second one's check sees the first's records
+         * (read committed: each statement sees what committed before it).
+         * SQLite has one writer already. */
+        if (!locked && yn_db_backend_of(db) == YN_DB_POSTGRESQL)
+            st = yn_db_run(db, "SELECT pg_advisory_xact_lock(1650016)", NULL, 0, NULL, NULL);
+        locked = true;
         int64_t canteens = 0, lost = 0, seq = 0;
+        if (st != YN_OK)
+            break;
         st = yn_db_int_of(db,
                           "SELECT COUNT(DISTINCT e.canteen) FROM records r JOIN enrolments e ON"
                           " e.terminal = r.terminal AND r.seq >= e.from_seq AND r.seq < e.to_seq"
