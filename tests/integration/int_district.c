@@ -567,7 +567,9 @@ static void identity_cards(void)
                "\\n' > '%s'",
                csv);
     rc = district("import-cards '%s'", csv);
-    CHECK(rc == 2 && file_has(err_path, "bound to two cards"),
+    CHECK(rc == 2 && file_has(err_path, "ending at line 1: identifier " BOUND_IDENT
+                                        " (cards 44030400200001 and 44030400200005) would be"
+                                        " bound to two cards"),
           "an identifier bound to a second card refused: exit %d", rc);
     rc = district("lost-ident A:08A1B2C3");
     CHECK(rc == 2 && file_has(err_path, "random UID"), "lost-ident of a random UID: exit %d", rc);

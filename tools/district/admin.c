@@ -156,7 +156,15 @@ static int count_row(void *arg, const yn_db_row *row)
 /* One short transaction: n cards (distinct), each change numbered with the
  * next roster version; unchanged cards keep theirs. They are staged in a
  * temporary table (one COPY with PostgreSQL) and merged with one statement. */
-static int put_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t *changed)
+/* The first row's text: an identifier bound to two cards and those cards. */
+static int twice_row(void *arg, const yn_db_row *row)
+{
+    snprintf(arg, 160, "%.22s (cards %.19s and %.19s)", yn_db_text(row, 0), yn_db_text(row, 1),
+             yn_db_text(row, 2));
+    return YN_EDUPLICATE;
+}
+
+static int put_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t *changed, char twice[160])
 {
     int64_t v;
     int rc = yn_db_begin(db, true);
@@ -183,16 +191,14 @@ static int put_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t *chang
                        " cards.expiry_ymd <> excluded.expiry_ymd OR cards.ident <> excluded.ident"
                        " RETURNING 1",
                        NULL, 0, count_row, changed);
-    /* one card per identifier: a binding that would make two is refused whole */
-    int64_t twice = 0;
+    /* one card per identifier: a group that would bind one to two cards is
+     * refused whole (YN_EDUPLICATE, rolled back below; twice says which) */
     if (rc == YN_OK)
-        rc = yn_db_int_of(db,
-                          "SELECT COUNT(*) FROM (SELECT ident FROM cards WHERE ident <> ''"
-                          " AND ident IN (SELECT ident FROM cards_in) GROUP BY ident"
-                          " HAVING COUNT(*) > 1) AS t",
-                          NULL, 0, &twice);
-    if (rc == YN_OK && twice > 0)
-        rc = YN_EDUPLICATE; /* rolled back below; the caller says what */
+        rc = yn_db_run(db,
+                       "SELECT ident, MIN(card_no), MAX(card_no) FROM cards WHERE ident <> ''"
+                       " AND ident IN (SELECT ident FROM cards_in) GROUP BY ident"
+                       " HAVING COUNT(*) > 1 ORDER BY ident LIMIT 1",
+                       NULL, 0, twice_row, twice);
     if (rc == YN_OK)
         rc = yn_db_run(db, "DELETE FROM cards_in", NULL, 0, NULL, NULL);
     if (rc == YN_OK)
@@ -266,6 +272,7 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
     static yn_card_facts chunk[YN_ADMIN_CARDS_PER_TX];
     size_t n = 0;
     int64_t changed = 0, longest_ms = 0, transactions = 0;
+    char twice[160] = "";
     int rc = YN_OK;
     lineno = 0;
     bool more = true;
@@ -278,7 +285,7 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
             n++;
         if (n == YN_ADMIN_CARDS_PER_TX || (!more && n)) {
             int64_t t0 = now_ms(CLOCK_MONOTONIC);
-            rc = put_cards(db, chunk, last_of_each(chunk, n), &changed);
+            rc = put_cards(db, chunk, last_of_each(chunk, n), &changed, twice);
             int64_t took = now_ms(CLOCK_MONOTONIC) - t0;
             struct timespec yield = {0, YN_ADMIN_YIELD_MS * 1000000L}; /* uploads' turn */
             nanosleep(&yield, NULL);
@@ -290,11 +297,12 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
     fclose(f);
     if (rc == YN_EDUPLICATE) {
         fprintf(stderr,
-                "import-cards: stopped at line %d: an identifier would be bound to two cards;"
-                " the cards before that group of %d lines are stored. One identifier belongs to"
-                " one card: bind it to one (a card bound elsewhere: import that card without"
-                " it, or with its new identifier, in the same file) and run the import again\n",
-                lineno, YN_ADMIN_CARDS_PER_TX);
+                "import-cards: stopped at the group of up to %d lines ending at line %d:"
+                " identifier %s would be bound to two cards; the cards before that group are"
+                " stored. One identifier belongs to one card: bind it to one (a card bound"
+                " elsewhere: import that card without it, or with its new identifier, in the"
+                " same file) and run the import again\n",
+                YN_ADMIN_CARDS_PER_TX, more ? lineno : lineno - 1, twice);
         return YN_EXIT_USAGE;
     }
     if (rc != YN_OK) {
