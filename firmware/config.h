@@ -87,6 +87,7 @@ typedef struct yn_config {
         int timeout_ms;              /* per exchange with the card */
         int debounce_ms;             /* same card again within this = same tap */
         int rf_kbps;              /* ISO 14443-4 bit rate after activation (106, 212, 424: InPSL) */
+        bool type_b;              /* list ISO 14443-B cards too (identity-only cards by PUPI) */
         char sim_cards[PATH_MAX]; /* sim: file of virtual cards */
         char demo_control[PATH_MAX]; /* demo: emulator's control FIFO for card keys; "" = none */
     } reader;

@@ -131,6 +131,19 @@ static void refusal(yn_screen *s, const yn_tap_outcome *o, const char *staff_not
                   staff_note ? "。" : "", staff_note ? staff_note : "");
     if (o->card_ok)
         yn_screen_add(s, YN_TEXT_NORMAL, "卡号" YN_NB "%s", o->card.card_no);
+    if (o->ident[0]) /* what the issuing desk binds, for an unknown card */
+        yn_screen_add(s, YN_TEXT_NORMAL, "卡识别号" YN_NB "%s", o->ident);
+}
+
+/* How the holder was known, when not by reading the 颐年卡 (staff line). */
+static void identified_line(yn_screen *s, const yn_screens_ctx *c, const yn_tap_outcome *o)
+{
+    if (o->by == YN_LEDGER_BY_IDENT)
+        yn_screen_add(s, YN_TEXT_NORMAL, "身份识别卡" YN_NB "%s：卡上不写用餐标记", o->ident);
+    else if (o->by == YN_LEDGER_BY_MANUAL)
+        yn_screen_add(s, YN_TEXT_NORMAL, "忘带卡人工登记  操作员" YN_NB "%s  主管" YN_NB "%s",
+                      c->operator_id && c->operator_id[0] ? c->operator_id : "无",
+                      o->supervisor_id);
 }
 
 void yn_screens_tap(yn_screen *s, const yn_screens_ctx *c, const yn_tap_outcome *o,
@@ -185,6 +198,7 @@ void yn_screens_tap(yn_screen *s, const yn_screens_ctx *c, const yn_tap_outcome 
     }
     if (o->stamp == YN_TAP_STAMP_MISSING || o->stamp == YN_TAP_STAMP_UNNOTED)
         yn_screen_add(s, YN_TEXT_NORMAL, "工作人员：卡片未写入用餐标记，已登记，下次刷卡时补写");
+    identified_line(s, c, o);
     yn_screens_footer(s, c);
 }
 
@@ -262,6 +276,7 @@ void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *a)
         [YN_NOTE_LOGGED_OUT] = {YN_SCREEN_INFO, "logged_out", "已退出登录"},
         [YN_NOTE_DEMO_NO_CARD] = {YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡"},
         [YN_NOTE_CARD_ON_READER] = {YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片"},
+        [YN_NOTE_MANUAL_FAILED] = {YN_SCREEN_ERROR, "manual_failed", "人工登记失败"},
     };
     static const yn_note_arg none = {0};
     if (!a)
@@ -281,6 +296,7 @@ void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *a)
         break;
     case YN_NOTE_TARE_FAILED:
     case YN_NOTE_SETTLE_FAILED:
+    case YN_NOTE_MANUAL_FAILED:
         yn_screen_add(s, YN_TEXT_LARGE, "%s", yn_screens_status_text(a->rc));
         break;
     case YN_NOTE_STAFF_LOCKED:
@@ -312,35 +328,43 @@ void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *a)
     }
 }
 
-void yn_screens_menu(yn_screen *s)
+void yn_screens_menu(yn_screen *s, bool manual)
 {
-    yn_screen_init(s, YN_SCREEN_PROMPT, "staff_menu", "管理菜单");
+    yn_screen_init(s, YN_SCREEN_PROMPT, manual ? "staff_menu_manual" : "staff_menu", "管理菜单");
     yn_screen_add(s, YN_TEXT_LARGE, "1 冲正");
     yn_screen_add(s, YN_TEXT_LARGE, "2 日结");
     yn_screen_add(s, YN_TEXT_LARGE, "3 退出登录");
+    if (manual)
+        yn_screen_add(s, YN_TEXT_LARGE, "4 忘带卡登记");
     yn_screen_add(s, YN_TEXT_NORMAL, "取消键 返回");
 }
 
 void yn_screens_entry(yn_screen *s, enum yn_entry_kind kind, const char *id, const char *keyed)
 {
-    static const char *const names[] = {"staff_id", "staff_pin", "super_id", "super_pin",
-                                        "reverse_seq"};
-    bool super = kind == YN_ENTRY_SUPER_ID || kind == YN_ENTRY_SUPER_PIN;
+    static const char *const names[] = {"staff_id",         "staff_pin",   "super_id",
+                                        "super_pin",        "reverse_seq", "manual_super_id",
+                                        "manual_super_pin", "manual_tail", "manual_birth"};
+    static const char *const titles[] = {
+        "工作人员登录",        "工作人员登录",        "冲正 主管授权", "冲正 主管授权", "冲正",
+        "忘带卡登记 主管授权", "忘带卡登记 主管授权", "忘带卡登记",    "忘带卡登记"};
+    bool super = kind == YN_ENTRY_SUPER_ID || kind == YN_ENTRY_SUPER_PIN ||
+                 kind == YN_ENTRY_MANUAL_SUPER_ID || kind == YN_ENTRY_MANUAL_SUPER_PIN;
     char masked[32];
     size_t n = strlen(keyed) < sizeof masked - 1 ? strlen(keyed) : sizeof masked - 1;
     memset(masked, '*', n);
     masked[n] = '\0';
-    yn_screen_init(s, YN_SCREEN_PROMPT, names[kind],
-                   kind == YN_ENTRY_REVERSE_SEQ ? "冲正"
-                   : super                      ? "冲正 主管授权"
-                                                : "工作人员登录");
+    yn_screen_init(s, YN_SCREEN_PROMPT, names[kind], titles[kind]);
     switch (kind) {
     case YN_ENTRY_LOGIN_ID:
     case YN_ENTRY_SUPER_ID:
+    case YN_ENTRY_MANUAL_SUPER_ID:
         yn_screen_add(s, YN_TEXT_HUGE, "%s %s_", super ? "主管工号" : "工号", keyed);
+        if (kind == YN_ENTRY_MANUAL_SUPER_ID)
+            yn_screen_add(s, YN_TEXT_NORMAL, "长者忘带卡时由另一位主管授权，按名册查找");
         break;
     case YN_ENTRY_LOGIN_PIN:
     case YN_ENTRY_SUPER_PIN:
+    case YN_ENTRY_MANUAL_SUPER_PIN:
         yn_screen_add(s, YN_TEXT_NORMAL, "工号" YN_NB "%s", id);
         yn_screen_add(s, YN_TEXT_HUGE, "密码 %s_", masked);
         break;
@@ -348,8 +372,73 @@ void yn_screens_entry(yn_screen *s, enum yn_entry_kind kind, const char *id, con
         yn_screen_add(s, YN_TEXT_HUGE, "流水号 %s_", keyed);
         yn_screen_add(s, YN_TEXT_NORMAL, "输入成功画面上的流水号");
         break;
+    case YN_ENTRY_MANUAL_TAIL:
+        yn_screen_add(s, YN_TEXT_HUGE, "卡号后几位 %s_", keyed);
+        yn_screen_add(s, YN_TEXT_NORMAL, "请长者说出卡号的最后" YN_NB "%d" YN_NB "位或更多",
+                      YN_MANUAL_TAIL_MIN);
+        break;
+    case YN_ENTRY_MANUAL_BIRTH:
+        yn_screen_add(s, YN_TEXT_HUGE, "出生日期 %s_", keyed);
+        yn_screen_add(s, YN_TEXT_NORMAL, "八位数字，例如" YN_NB "19450312");
+        break;
     }
     yn_screen_add(s, YN_TEXT_NORMAL, "确认键 继续   取消键 返回");
+}
+
+void yn_screens_manual_confirm(yn_screen *s, const yn_screens_ctx *c, const yn_manual_view *v)
+{
+    const yn_card_facts *f = v->card;
+    yn_screen_init(s, YN_SCREEN_PROMPT, "manual_confirm", "忘带卡登记 请核对");
+    yn_screen_add(s, YN_TEXT_LARGE, "卡号" YN_NB "%s", f->card_no);
+    yn_screen_add(s, YN_TEXT_NORMAL, "出生日期" YN_NB "%d-%02d-%02d", (int)(f->birth_ymd / 10000),
+                  (int)(f->birth_ymd / 100 % 100), (int)(f->birth_ymd % 100));
+    char flags[160] = "";
+    int w = 0;
+    for (uint32_t bit = 1; bit && bit <= YN_FLAG_DISABLED_MODERATE; bit <<= 1)
+        if ((f->flags & bit) && yn_flag_name(bit))
+            w += snprintf(flags + w, sizeof flags - (size_t)w, "%s%s", w ? "、" : "",
+                          yn_policy_display(c->policy, YN_POLICY_CATEGORY, yn_flag_name(bit)));
+    yn_screen_add(s, YN_TEXT_NORMAL, "名册类别：%s", w ? flags : "无");
+    yn_screen_add(s, YN_TEXT_HUGE, "按确认键登记用餐");
+    yn_screen_add(s, YN_TEXT_NORMAL,
+                  "主管" YN_NB "%s 已授权  本终端今天已人工登记" YN_NB "%d" YN_NB "餐，上限" YN_NB
+                  "%d" YN_NB "餐",
+                  v->supervisor_id, (int)v->used_today, (int)v->per_day);
+    yn_screen_add(s, YN_TEXT_NORMAL, "取消键 返回");
+    yn_screens_footer(s, c);
+}
+
+void yn_screens_manual_notice(yn_screen *s, enum yn_manual_notice why, const char *id, int32_t used,
+                              int32_t cap)
+{
+    switch (why) {
+    case YN_MANUAL_OFF:
+        yn_screen_init(s, YN_SCREEN_ERROR, "manual_off", "不能人工登记");
+        yn_screen_add(s, YN_TEXT_LARGE, "本区补贴政策不允许忘带卡人工登记：请长者带卡用餐");
+        break;
+    case YN_MANUAL_CAP:
+        yn_screen_init(s, YN_SCREEN_ERROR, "manual_cap", "今天人工登记已满");
+        yn_screen_add(s, YN_TEXT_LARGE,
+                      "本终端今天已人工登记" YN_NB "%d" YN_NB "餐，政策上限" YN_NB "%d" YN_NB "餐",
+                      (int)used, (int)cap);
+        break;
+    case YN_MANUAL_NOT_FOUND:
+        yn_screen_init(s, YN_SCREEN_ERROR, "manual_not_found", "名册中没有找到");
+        yn_screen_add(s, YN_TEXT_LARGE, "没有这个卡号尾号和出生日期的长者：请核对后重输");
+        break;
+    case YN_MANUAL_MANY:
+        yn_screen_init(s, YN_SCREEN_ERROR, "manual_many", "找到不止一位长者");
+        yn_screen_add(s, YN_TEXT_LARGE, "请多输入几位卡号再查找");
+        break;
+    case YN_MANUAL_SAME_PERSON:
+        yn_screen_init(s, YN_SCREEN_ERROR, "manual_same_person", "需要另一位主管授权");
+        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 已登录操作，不能再为自己授权", id);
+        break;
+    case YN_MANUAL_NOT_SUPERVISOR:
+        yn_screen_init(s, YN_SCREEN_ERROR, "not_supervisor", "需要主管授权");
+        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 不是主管，不能授权忘带卡登记", id);
+        break;
+    }
 }
 
 void yn_screens_reversed(yn_screen *s, int64_t seq, const char *card_no,

@@ -89,6 +89,7 @@ enum yn_note {
     YN_NOTE_LOGGED_OUT,
     YN_NOTE_DEMO_NO_CARD,   /* arg.n: demo cards there are */
     YN_NOTE_CARD_ON_READER, /* a card already in the field: not a tap until it leaves */
+    YN_NOTE_MANUAL_FAILED,  /* 忘带卡: the ledger could not be read; arg.rc */
     YN_NOTE_COUNT
 };
 typedef struct yn_note_arg {
@@ -98,17 +99,45 @@ typedef struct yn_note_arg {
 } yn_note_arg;
 void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *arg);
 
-/* Staff. */
-void yn_screens_menu(yn_screen *s);
+/* Staff. manual: the menu offers 4 忘带卡登记 (the counter, and the policy
+ * accepts manual entry; never the kiosk). */
+void yn_screens_menu(yn_screen *s, bool manual);
 enum yn_entry_kind {
-    YN_ENTRY_LOGIN_ID,   /* 工号 at login */
-    YN_ENTRY_LOGIN_PIN,  /* 密码 at login (masked) */
-    YN_ENTRY_SUPER_ID,   /* supervisor's 工号 for a 冲正 */
-    YN_ENTRY_SUPER_PIN,  /* supervisor's 密码 (masked) */
-    YN_ENTRY_REVERSE_SEQ /* the 流水号 to undo */
+    YN_ENTRY_LOGIN_ID,         /* 工号 at login */
+    YN_ENTRY_LOGIN_PIN,        /* 密码 at login (masked) */
+    YN_ENTRY_SUPER_ID,         /* supervisor's 工号 for a 冲正 */
+    YN_ENTRY_SUPER_PIN,        /* supervisor's 密码 (masked) */
+    YN_ENTRY_REVERSE_SEQ,      /* the 流水号 to undo */
+    YN_ENTRY_MANUAL_SUPER_ID,  /* 忘带卡: the supervisor's 工号 */
+    YN_ENTRY_MANUAL_SUPER_PIN, /* 忘带卡: the supervisor's 密码 (masked) */
+    YN_ENTRY_MANUAL_TAIL,      /* 忘带卡: the last digits of the card number */
+    YN_ENTRY_MANUAL_BIRTH,     /* 忘带卡: the birth date, YYYYMMDD */
 };
+#define YN_MANUAL_TAIL_MIN 4 /* 忘带卡: card-number digits keyed in at least */
 /* id: the 工号 keyed before a PIN; keyed: the digits so far. */
 void yn_screens_entry(yn_screen *s, enum yn_entry_kind kind, const char *id, const char *keyed);
+/* 忘带卡: the senior the roster gives for the digits and the birth date,
+ * for staff to check with the senior before the meal is recorded. */
+typedef struct yn_manual_view {
+    const yn_card_facts *card; /* the roster's entry */
+    const char *supervisor_id; /* who authorised */
+    int32_t used_today;        /* manual meals at this terminal today */
+    int32_t per_day;           /* the policy's daily cap per terminal */
+} yn_manual_view;
+void yn_screens_manual_confirm(yn_screen *s, const yn_screens_ctx *c, const yn_manual_view *v);
+enum yn_manual_notice {
+    YN_MANUAL_OFF,            /* the policy does not accept manual entry */
+    YN_MANUAL_CAP,            /* the terminal's manual meals of the day: used of cap */
+    YN_MANUAL_NOT_FOUND,      /* nobody on the roster with these digits and birth date */
+    YN_MANUAL_MANY,           /* more than one: more digits needed */
+    YN_MANUAL_SAME_PERSON,    /* the supervisor is the operator logged in */
+    YN_MANUAL_NOT_SUPERVISOR, /* id is not a supervisor */
+};
+/* Why 忘带卡 does not go on. id: the 工号 concerned (SAME_PERSON,
+ * NOT_SUPERVISOR); used, cap: for YN_MANUAL_CAP. */
+void yn_screens_manual_notice(yn_screen *s, enum yn_manual_notice why, const char *id, int32_t used,
+                              int32_t cap);
+
 /* 冲正 done: meal seq undone by record res (negated shares), card card_no. */
 void yn_screens_reversed(yn_screen *s, int64_t seq, const char *card_no,
                          const yn_ledger_result *res);

@@ -21,7 +21,10 @@ struct yn_config;
 #define YN_UID_MAX     10
 #define YN_NFC_KEY_LEN 16 /* AES-128 */
 
-enum yn_tag_type { YN_TAG_UNKNOWN, YN_TAG_DESFIRE, YN_TAG_CLASSIC_1K };
+/* What the listing tells. YN_TAG_ISO14443B: a type B card (uid = its 4-byte
+ * PUPI), listed only when [reader] type_b is on; the terminal can only know
+ * it by that identifier (firmware/CARD.md §8). */
+enum yn_tag_type { YN_TAG_UNKNOWN, YN_TAG_DESFIRE, YN_TAG_CLASSIC_1K, YN_TAG_ISO14443B };
 
 enum yn_nfc_area {
     YN_NFC_AREA_RECORD, /* the issuer-signed card record, written at issue */
@@ -30,7 +33,7 @@ enum yn_nfc_area {
 
 typedef struct yn_nfc_tag {
     uint8_t uid[YN_UID_MAX];
-    size_t uid_len; /* 4, 7 or 10 bytes */
+    size_t uid_len; /* 4, 7 or 10 bytes (type A UID); 4 (type B PUPI) */
     enum yn_tag_type type;
 } yn_nfc_tag;
 

@@ -41,6 +41,7 @@ struct lnfc {
     char connstring[YN_LNFC_CONN_MAX];
     int timeout_ms;          /* per exchange with the card, from board.conf */
     int rf_kbps;             /* ISO-DEP bit rate after activation, from board.conf */
+    bool type_b;             /* list ISO 14443-B cards too ([reader] type_b) */
     pid_t child;             /* worker, or 0 */
     int sock;                /* our end of the socketpair, or -1 */
     uint32_t seq;            /* last request number */
@@ -159,7 +160,7 @@ static void run_child(struct lnfc *s, int sock, pid_t parent)
         sock = 3;
     }
     close_range(4, ~0U, 0);
-    yn_lnfc_child_main(sock, s->connstring, s->timeout_ms, s->rf_kbps, s->crashed);
+    yn_lnfc_child_main(sock, s->connstring, s->timeout_ms, s->rf_kbps, s->type_b, s->crashed);
 }
 
 /* Start a worker and wait for its greeting. */
@@ -280,6 +281,7 @@ static int lnfc_open(yn_nfc *dev, const yn_config *cfg)
     snprintf(s->connstring, sizeof s->connstring, "%s", cfg->reader.connstring);
     s->timeout_ms = cfg->reader.timeout_ms > 0 ? cfg->reader.timeout_ms : 300;
     s->rf_kbps = cfg->reader.rf_kbps;
+    s->type_b = cfg->reader.type_b;
     s->sock = -1;
     dev->priv = s;
     int rc = start_child(s);

@@ -530,7 +530,8 @@ static void gallery(void)
     /* staff */
     SHOT("staff_id", yn_screens_entry(&s, YN_ENTRY_LOGIN_ID, "", "12345678"));
     SHOT("staff_pin", yn_screens_entry(&s, YN_ENTRY_LOGIN_PIN, "12345678", "12345678"));
-    SHOT("staff_menu", yn_screens_menu(&s));
+    SHOT("staff_menu", yn_screens_menu(&s, false));
+    SHOT("staff_menu_manual", yn_screens_menu(&s, true));
     SHOT("reverse_seq", yn_screens_entry(&s, YN_ENTRY_REVERSE_SEQ, "", "999999999999"));
     SHOT("super_id", yn_screens_entry(&s, YN_ENTRY_SUPER_ID, "", "12345678"));
     SHOT("super_pin", yn_screens_entry(&s, YN_ENTRY_SUPER_PIN, "12345678", "12345678"));
@@ -546,6 +547,41 @@ static void gallery(void)
     SHOT("settlement", yn_screens_settlement(&s, &c, settlement(),
                                              "settle-T-FT-0001-CANTEE-20261231.csv", YN_OK));
     SHOT("settlement_csv_failed", yn_screens_settlement(&s, &c, settlement(), NULL, YN_EROFS));
+    /* 忘带卡 and identity-only cards */
+    SHOT("manual_super_id", yn_screens_entry(&s, YN_ENTRY_MANUAL_SUPER_ID, "", "12345678"));
+    SHOT("manual_super_pin",
+         yn_screens_entry(&s, YN_ENTRY_MANUAL_SUPER_PIN, "12345678", "12345678"));
+    SHOT("manual_tail", yn_screens_entry(&s, YN_ENTRY_MANUAL_TAIL, "", "123456789012"));
+    SHOT("manual_birth", yn_screens_entry(&s, YN_ENTRY_MANUAL_BIRTH, "", "19450312"));
+    yn_card_facts roster = {.card_no = "4403042050123456789",
+                            .birth_ymd = 19250229,
+                            .flags = 0x7F,
+                            .district = 440304,
+                            .street = 440304001,
+                            .expiry_ymd = 20301231};
+    yn_manual_view mv = {
+        .card = &roster, .supervisor_id = "1234567890123456", .used_today = 999, .per_day = 1000};
+    SHOT("manual_confirm", yn_screens_manual_confirm(&s, &c, &mv));
+    SHOT("manual_off", yn_screens_manual_notice(&s, YN_MANUAL_OFF, NULL, 0, 0));
+    SHOT("manual_cap", yn_screens_manual_notice(&s, YN_MANUAL_CAP, NULL, 1000, 1000));
+    SHOT("manual_not_found", yn_screens_manual_notice(&s, YN_MANUAL_NOT_FOUND, NULL, 0, 0));
+    SHOT("manual_many", yn_screens_manual_notice(&s, YN_MANUAL_MANY, NULL, 0, 0));
+    SHOT("manual_same_person",
+         yn_screens_manual_notice(&s, YN_MANUAL_SAME_PERSON, "1234567890123456", 0, 0));
+    SHOT("manual_not_supervisor",
+         yn_screens_manual_notice(&s, YN_MANUAL_NOT_SUPERVISOR, "1234567890123456", 0, 0));
+    o = *sale(MAX_FEN, MAX_FEN, MAX_FEN, YN_OK);
+    o.by = YN_LEDGER_BY_IDENT;
+    snprintf(o.ident, sizeof o.ident, "A:04010203040506070809");
+    SHOT("ok_identity_only", yn_screens_tap(&s, &c, &o, &weighed_meal, NULL));
+    o = *sale(MAX_FEN, MAX_FEN, MAX_FEN, YN_OK);
+    o.by = YN_LEDGER_BY_MANUAL;
+    snprintf(o.supervisor_id, sizeof o.supervisor_id, "1234567890123456");
+    SHOT("ok_manual", yn_screens_tap(&s, &c, &o, &weighed_meal, NULL));
+    o = *refused(YN_REASON_NOT_ENROLLED);
+    o.card_ok = false;
+    snprintf(o.ident, sizeof o.ident, "A:04010203040506070809");
+    SHOT("refused_not_enrolled_ident", yn_screens_tap(&s, &c, &o, NULL, NULL));
     /* the scale */
     /* every short notice, with the longest arguments it takes */
     for (int n = 0; n < YN_NOTE_COUNT; n++) {
