@@ -277,6 +277,14 @@ void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *a)
         [YN_NOTE_DEMO_NO_CARD] = {YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡"},
         [YN_NOTE_CARD_ON_READER] = {YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片"},
         [YN_NOTE_MANUAL_FAILED] = {YN_SCREEN_ERROR, "manual_failed", "人工登记失败"},
+        [YN_NOTE_MANUAL_OFF] = {YN_SCREEN_ERROR, "manual_off", "不能人工登记"},
+        [YN_NOTE_MANUAL_CAP] = {YN_SCREEN_ERROR, "manual_cap", "今天人工登记已满"},
+        [YN_NOTE_MANUAL_NOT_FOUND] = {YN_SCREEN_ERROR, "manual_not_found", "名册中没有找到"},
+        [YN_NOTE_MANUAL_MANY] = {YN_SCREEN_ERROR, "manual_many", "找到不止一位长者"},
+        [YN_NOTE_MANUAL_SAME_PERSON] = {YN_SCREEN_ERROR, "manual_same_person",
+                                        "需要另一位主管授权"},
+        [YN_NOTE_MANUAL_NOT_SUPERVISOR] = {YN_SCREEN_ERROR, "manual_not_supervisor",
+                                           "需要主管授权"},
     };
     static const yn_note_arg none = {0};
     if (!a)
@@ -322,6 +330,29 @@ void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *a)
         break;
     case YN_NOTE_CARD_ON_READER:
         yn_screen_add(s, YN_TEXT_LARGE, "读卡器上已有卡片，请拿开后再刷卡");
+        break;
+    case YN_NOTE_MANUAL_OFF:
+        yn_screen_add(s, YN_TEXT_LARGE, "本区补贴政策不允许忘带卡人工登记：请长者带卡用餐");
+        break;
+    case YN_NOTE_MANUAL_CAP:
+        yn_screen_add(s, YN_TEXT_LARGE,
+                      "本终端今天已人工登记" YN_NB "%lld" YN_NB "餐，政策上限" YN_NB "%lld" YN_NB
+                      "餐",
+                      (long long)a->n, (long long)a->of);
+        break;
+    case YN_NOTE_MANUAL_NOT_FOUND:
+        yn_screen_add(s, YN_TEXT_LARGE, "没有这个卡号尾号和出生日期的长者：请核对后重输");
+        break;
+    case YN_NOTE_MANUAL_MANY:
+        yn_screen_add(s, YN_TEXT_LARGE, "请多输入几位卡号再查找");
+        break;
+    case YN_NOTE_MANUAL_SAME_PERSON:
+        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 已登录操作，不能再为自己授权",
+                      a->text ? a->text : "");
+        break;
+    case YN_NOTE_MANUAL_NOT_SUPERVISOR:
+        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 不是主管，不能授权忘带卡登记",
+                      a->text ? a->text : "");
         break;
     default:
         break;
@@ -406,39 +437,6 @@ void yn_screens_manual_confirm(yn_screen *s, const yn_screens_ctx *c, const yn_m
                   v->supervisor_id, (int)v->used_today, (int)v->per_day);
     yn_screen_add(s, YN_TEXT_NORMAL, "取消键 返回");
     yn_screens_footer(s, c);
-}
-
-void yn_screens_manual_notice(yn_screen *s, enum yn_manual_notice why, const char *id, int32_t used,
-                              int32_t cap)
-{
-    switch (why) {
-    case YN_MANUAL_OFF:
-        yn_screen_init(s, YN_SCREEN_ERROR, "manual_off", "不能人工登记");
-        yn_screen_add(s, YN_TEXT_LARGE, "本区补贴政策不允许忘带卡人工登记：请长者带卡用餐");
-        break;
-    case YN_MANUAL_CAP:
-        yn_screen_init(s, YN_SCREEN_ERROR, "manual_cap", "今天人工登记已满");
-        yn_screen_add(s, YN_TEXT_LARGE,
-                      "本终端今天已人工登记" YN_NB "%d" YN_NB "餐，政策上限" YN_NB "%d" YN_NB "餐",
-                      (int)used, (int)cap);
-        break;
-    case YN_MANUAL_NOT_FOUND:
-        yn_screen_init(s, YN_SCREEN_ERROR, "manual_not_found", "名册中没有找到");
-        yn_screen_add(s, YN_TEXT_LARGE, "没有这个卡号尾号和出生日期的长者：请核对后重输");
-        break;
-    case YN_MANUAL_MANY:
-        yn_screen_init(s, YN_SCREEN_ERROR, "manual_many", "找到不止一位长者");
-        yn_screen_add(s, YN_TEXT_LARGE, "请多输入几位卡号再查找");
-        break;
-    case YN_MANUAL_SAME_PERSON:
-        yn_screen_init(s, YN_SCREEN_ERROR, "manual_same_person", "需要另一位主管授权");
-        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 已登录操作，不能再为自己授权", id);
-        break;
-    case YN_MANUAL_NOT_SUPERVISOR:
-        yn_screen_init(s, YN_SCREEN_ERROR, "not_supervisor", "需要主管授权");
-        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 不是主管，不能授权忘带卡登记", id);
-        break;
-    }
 }
 
 void yn_screens_reversed(yn_screen *s, int64_t seq, const char *card_no,

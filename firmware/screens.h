@@ -87,13 +87,19 @@ enum yn_note {
     YN_NOTE_NOT_SUPERVISOR, /* arg.text: the 工号 */
     YN_NOTE_SETTLE_FAILED,  /* arg.rc */
     YN_NOTE_LOGGED_OUT,
-    YN_NOTE_DEMO_NO_CARD,   /* arg.n: demo cards there are */
-    YN_NOTE_CARD_ON_READER, /* a card already in the field: not a tap until it leaves */
-    YN_NOTE_MANUAL_FAILED,  /* 忘带卡: the ledger could not be read; arg.rc */
+    YN_NOTE_DEMO_NO_CARD,       /* arg.n: demo cards there are */
+    YN_NOTE_CARD_ON_READER,     /* a card already in the field: not a tap until it leaves */
+    YN_NOTE_MANUAL_FAILED,      /* 忘带卡: the ledger could not be read; arg.rc */
+    YN_NOTE_MANUAL_OFF,         /* 忘带卡: the policy does not accept manual entry */
+    YN_NOTE_MANUAL_CAP,         /* 忘带卡: the terminal's manual meals today: arg.n of arg.of */
+    YN_NOTE_MANUAL_NOT_FOUND,   /* 忘带卡: nobody with these digits and birth date */
+    YN_NOTE_MANUAL_MANY,        /* 忘带卡: more than one: more digits needed */
+    YN_NOTE_MANUAL_SAME_PERSON, /* 忘带卡: arg.text, the supervisor, is the operator */
+    YN_NOTE_MANUAL_NOT_SUPERVISOR, /* 忘带卡: arg.text is not a supervisor */
     YN_NOTE_COUNT
 };
 typedef struct yn_note_arg {
-    int64_t n;
+    int64_t n, of;
     const char *text;
     int rc;
 } yn_note_arg;
@@ -125,18 +131,6 @@ typedef struct yn_manual_view {
     int32_t per_day;           /* the policy's daily cap per terminal */
 } yn_manual_view;
 void yn_screens_manual_confirm(yn_screen *s, const yn_screens_ctx *c, const yn_manual_view *v);
-enum yn_manual_notice {
-    YN_MANUAL_OFF,            /* the policy does not accept manual entry */
-    YN_MANUAL_CAP,            /* the terminal's manual meals of the day: used of cap */
-    YN_MANUAL_NOT_FOUND,      /* nobody on the roster with these digits and birth date */
-    YN_MANUAL_MANY,           /* more than one: more digits needed */
-    YN_MANUAL_SAME_PERSON,    /* the supervisor is the operator logged in */
-    YN_MANUAL_NOT_SUPERVISOR, /* id is not a supervisor */
-};
-/* Why 忘带卡 does not go on. id: the 工号 concerned (SAME_PERSON,
- * NOT_SUPERVISOR); used, cap: for YN_MANUAL_CAP. */
-void yn_screens_manual_notice(yn_screen *s, enum yn_manual_notice why, const char *id, int32_t used,
-                              int32_t cap);
 
 /* 冲正 done: meal seq undone by record res (negated shares), card card_no. */
 void yn_screens_reversed(yn_screen *s, int64_t seq, const char *card_no,

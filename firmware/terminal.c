@@ -950,16 +950,6 @@ static void reverse(yn_terminal *t, const char *sup_id)
 
 /* --- 忘带卡: a senior who forgot the card (firmware/CARD.md §8) ---------------- */
 
-static void manual_notice(yn_terminal *t, enum yn_manual_notice why, const char *id, int32_t used,
-                          int32_t cap)
-{
-    yn_screen s;
-    yn_screens_manual_notice(&s, why, id, used, cap);
-    footer(t, &s);
-    show(t, &s);
-    result_timer(t);
-}
-
 /* Manual meals of this terminal today, against the policy's cap: false (and
  * the screen says so) when none is left. */
 static bool manual_room(yn_terminal *t, int32_t *used, int32_t *cap)
@@ -977,7 +967,7 @@ static bool manual_room(yn_terminal *t, int32_t *used, int32_t *cap)
     }
     if (*used >= *cap) {
         yn_info("staff: 忘带卡: this terminal's %d manual meals of the day are used", (int)*cap);
-        manual_notice(t, YN_MANUAL_CAP, NULL, *used, *cap);
+        notice(t, YN_NOTE_MANUAL_CAP, &(yn_note_arg){.n = *used, .of = *cap});
         return false;
     }
     return true;
@@ -989,7 +979,7 @@ static void manual_start(yn_terminal *t)
 {
     int32_t used, cap;
     if (!manual_offered(t)) {
-        manual_notice(t, YN_MANUAL_OFF, NULL, 0, 0);
+        notice(t, YN_NOTE_MANUAL_OFF, NULL);
         return;
     }
     if (manual_room(t, &used, &cap))
@@ -1010,7 +1000,7 @@ static void manual_lookup(yn_terminal *t, int32_t birth_ymd)
     if (n != 1) {
         yn_info("staff: 忘带卡: %s roster card for %zu digits and the birth date given",
                 n ? "more than one" : "no", strlen(t->manual_tail));
-        manual_notice(t, n ? YN_MANUAL_MANY : YN_MANUAL_NOT_FOUND, NULL, 0, 0);
+        notice(t, n ? YN_NOTE_MANUAL_MANY : YN_NOTE_MANUAL_NOT_FOUND, NULL);
         return;
     }
     int32_t used, cap;
@@ -1080,7 +1070,7 @@ static void check_pin(yn_terminal *t)
         show_menu(t);
     } else if (op->role != YN_ROLE_SUPERVISOR && t->auth == AUTH_MANUAL) {
         yn_warn("staff: operator %s is not a supervisor; 忘带卡 refused", op->id);
-        manual_notice(t, YN_MANUAL_NOT_SUPERVISOR, op->id, 0, 0);
+        notice(t, YN_NOTE_MANUAL_NOT_SUPERVISOR, &(yn_note_arg){.text = op->id});
     } else if (op->role != YN_ROLE_SUPERVISOR) {
         yn_warn("staff: operator %s is not a supervisor; reversal of %lld refused", op->id,
                 (long long)t->rev_seq);
@@ -1088,7 +1078,7 @@ static void check_pin(yn_terminal *t)
     } else if (t->auth == AUTH_MANUAL && strcmp(op->id, t->operator_id) == 0) {
         yn_warn("staff: 忘带卡: supervisor %s is the operator logged in; another must authorise",
                 op->id);
-        manual_notice(t, YN_MANUAL_SAME_PERSON, op->id, 0, 0);
+        notice(t, YN_NOTE_MANUAL_SAME_PERSON, &(yn_note_arg){.text = op->id});
     } else if (t->auth == AUTH_MANUAL) {
         yn_info("staff: 忘带卡 authorised by supervisor %s for operator %s", op->id,
                 t->operator_id);

@@ -562,14 +562,6 @@ static void gallery(void)
     yn_manual_view mv = {
         .card = &roster, .supervisor_id = "1234567890123456", .used_today = 999, .per_day = 1000};
     SHOT("manual_confirm", yn_screens_manual_confirm(&s, &c, &mv));
-    SHOT("manual_off", yn_screens_manual_notice(&s, YN_MANUAL_OFF, NULL, 0, 0));
-    SHOT("manual_cap", yn_screens_manual_notice(&s, YN_MANUAL_CAP, NULL, 1000, 1000));
-    SHOT("manual_not_found", yn_screens_manual_notice(&s, YN_MANUAL_NOT_FOUND, NULL, 0, 0));
-    SHOT("manual_many", yn_screens_manual_notice(&s, YN_MANUAL_MANY, NULL, 0, 0));
-    SHOT("manual_same_person",
-         yn_screens_manual_notice(&s, YN_MANUAL_SAME_PERSON, "1234567890123456", 0, 0));
-    SHOT("manual_not_supervisor",
-         yn_screens_manual_notice(&s, YN_MANUAL_NOT_SUPERVISOR, "1234567890123456", 0, 0));
     o = *sale(MAX_FEN, MAX_FEN, MAX_FEN, YN_OK);
     o.by = YN_LEDGER_BY_IDENT;
     snprintf(o.ident, sizeof o.ident, "A:04010203040506070809");
@@ -585,7 +577,7 @@ static void gallery(void)
     /* the scale */
     /* every short notice, with the longest arguments it takes */
     for (int n = 0; n < YN_NOTE_COUNT; n++) {
-        yn_note_arg a = {.n = 26, .text = "1234567890123456", .rc = YN_EDEV_ADDRESS};
+        yn_note_arg a = {.n = 26, .of = 1000, .text = "1234567890123456", .rc = YN_EDEV_ADDRESS};
         yn_screens_note(&s, (enum yn_note)n, &a);
         char name[48];
         snprintf(name, sizeof name, "note_%s", s.name);

@@ -1038,7 +1038,7 @@ static void test_forgot_the_card(void **state)
     assert_true(screen_has(r, "4 忘带卡登记"));
     /* an operator cannot authorise, a wrong PIN counts as ever */
     manual_keys(r, "1001", "1234", NULL, NULL);
-    assert_string_equal(screen(r)->name, "not_supervisor");
+    assert_string_equal(screen(r)->name, "manual_not_supervisor");
     assert_true(screen_has(r, "不能授权忘带卡登记"));
     manual_keys(r, "2001", "1111", NULL, NULL);
     assert_string_equal(screen(r)->name, "pin_wrong");
