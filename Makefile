@@ -34,12 +34,15 @@ ifeq ($(ARCH),host)
 else ifeq ($(ARCH),aarch64)
   CROSS_COMPILE ?= aarch64-linux-gnu-
   TRIPLET := aarch64-linux-gnu
-  RUN_TARGET := qemu-aarch64 -L /usr/$(TRIPLET)
+  # The loader and libc of the multiarch libc6:arm64 (which the target's libraries
+  # pulled in), not /usr/$(TRIPLET)'s: the cross package's ld.so with the multiarch
+  # libc.so.6 are two glibc builds, and the first pthread_create spins for ever.
+  RUN_TARGET := qemu-aarch64 -L /
   DEPS_ARG := aarch64
 else ifeq ($(ARCH),armhf)
   CROSS_COMPILE ?= arm-linux-gnueabihf-
   TRIPLET := arm-linux-gnueabihf
-  RUN_TARGET := qemu-arm -L /usr/$(TRIPLET)
+  RUN_TARGET := qemu-arm -L /
   DEPS_ARG := armhf
 else
   $(error ARCH must be host, aarch64 or armhf, not '$(ARCH)')

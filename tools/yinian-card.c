@@ -1,6 +1,8 @@
 /* yinian-card — for issuing offices and technicians: make issuer keys, issue
- * (personalise) cards, read and verify them, wipe their stamp, and issue test
- * cards in bulk from a CSV file.
+ * (personalise) cards, read and verify them, wipe their stamp, issue test
+ * cards in bulk from a CSV file, and enrol a card another issuer made (an
+ * identity-only card, firmware/core/CARD.md §8): its identifier read through the
+ * reader, written as the roster line the district imports.
  *
  * Cards are written either through a reader named in a board.conf (--config:
  * the libnfc backend and its PN532, or the emulated one), or as lines of a
@@ -23,6 +25,7 @@
 #include "hal.h"
 #include "fileio.h"
 #include "hex.h"
+#include "ident.h"
 #include "keystore.h"
 #include "log.h"
 #include "nfc.h"
@@ -56,6 +59,15 @@ static void usage(FILE *to)
           "      type from its length: 8 des, 16 aes, 24 3k3des, or --picc-key-type);\n"
           "      --set-picc-key: make the PICC master key this AES key (16 bytes)\n"
           "      --sim-out: add a formatted, unissued card line with its key\n"
+          "  yinian-card enrol --config BOARD_CONF --master FILE --card-no NO --birth YYYYMMDD\n"
+          "      [--flags a+b] --district CODE --street CODE --expiry YYYYMMDD [--out CSV]\n"
+          "      an identity-only card (a card another issuer made, e.g. a city card): its\n"
+          "      identifier (type A UID, or type B PUPI with [reader] type_b) bound to the\n"
+          "      senior as a roster line for yinian-district import-cards:\n"
+          "      card_no,birth_ymd,flags,district,street,expiry_ymd,ident — printed, or\n"
+          "      appended to --out (a header line first when the file is new). Refused: a\n"
+          "      颐年卡 (read it as itself), a random UID (08 ..., or another UID when the\n"
+          "      card is activated again) and a blank identifier\n"
           "  yinian-card batch --master FILE --issuer FILE --sim-out FILE CSV\n"
           "      CSV header: label,uid,type,card_no,birth,flags,district,street,issued,expiry\n"
           "      (flags joined with '+', e.g. dibao+shidu; empty = none)\n"
@@ -64,7 +76,7 @@ static void usage(FILE *to)
 }
 
 struct opts {
-    const char *master, *issuer, *issuer_pub, *sim_out, *config, *cards, *label, *type;
+    const char *master, *issuer, *issuer_pub, *sim_out, *config, *cards, *label, *type, *out;
     const char *uid_hex;
     const char *app_master; /* DESFire key 0 master (default: master) */
     const char *picc_key;   /* DESFire PICC master key, optional (default: factory DES zero) */
@@ -495,6 +507,115 @@ static int cmd_read(const struct opts *o)
     return 0;
 }
 
+/* --- enrol: an identity-only card bound to a senior (CARD.md §8) ---------------- */
+
+/* The card on the reader is one the roster may bind: not a 颐年卡 (read with
+ * our key, or carrying our application), an identifier that stays the same
+ * when the card is activated again. *why says what it is otherwise. */
+static int enrol_check(yn_nfc *nfc, const yn_nfc_tag *tag, const uint8_t master[16],
+                       const char **why)
+{
+    bool type_b = tag->type == YN_TAG_ISO14443B;
+    if (yn_ident_random(type_b, tag->uid, tag->uid_len)) {
+        *why = "a random UID (08 ...): it changes at every tap, phones and some bank cards do that";
+        return YN_EREFUSED;
+    }
+    if (tag->type == YN_TAG_DESFIRE || tag->type == YN_TAG_CLASSIC_1K) {
+        uint8_t key[16];
+        yn_nfc_card_data card = {.kind = YN_CARD_KIND_FOREIGN};
+        int rc = yn_card_key_for_uid(master, tag->uid, tag->uid_len, key);
+        if (rc == YN_OK)
+            rc = yn_nfc_read_card(nfc, tag, key, 0, &card);
+        explicit_bzero(key, sizeof key);
+        if (rc == YN_OK || card.kind == YN_CARD_KIND_OURS) {
+            *why = rc == YN_OK ? "a 颐年卡: terminals read it as itself, never by its UID"
+                               : "it carries the 颐年卡 application but refuses our key (a clone?)";
+            return YN_EREFUSED;
+        }
+    }
+    yn_nfc_tag again;
+    if (yn_nfc_release(nfc) != YN_OK || yn_nfc_poll(nfc, 500, &again) != YN_OK) {
+        *why = "the card left the reader: hold it there until enrolment is done";
+        return YN_ECARDGONE;
+    }
+    if (again.type != tag->type || again.uid_len != tag->uid_len ||
+        memcmp(again.uid, tag->uid, tag->uid_len) != 0) {
+        *why = "it shows another identifier when activated again: a random UID";
+        return YN_EREFUSED;
+    }
+    return YN_OK;
+}
+
+static int cmd_enrol(const struct opts *o)
+{
+    uint8_t master[16];
+    const yn_card_record *r = &o->rec;
+    if (!o->config || !o->master || !r->card_no[0] || !r->birth_ymd || !r->district || !r->street ||
+        !r->expiry_ymd) {
+        fprintf(stderr, "yinian-card enrol: needs --config, --master, --card-no, --birth,"
+                        " --district, --street and --expiry\n");
+        return EXIT_USAGE;
+    }
+    /* the senior's facts pass the rules a card record obeys */
+    yn_card_record check = *r;
+    check.format_version = YN_CARD_FORMAT_V1;
+    check.key_version = 1;
+    check.issue_ymd = check.birth_ymd; /* any day up to the expiry: only the facts matter */
+    uint8_t buf[YN_CARD_RECORD_MAX];
+    size_t len;
+    const char *why = "";
+    if (yn_card_encode(&check, buf, sizeof buf, &len, &why) != YN_OK) {
+        fprintf(stderr, "yinian-card enrol: %s\n", why);
+        return EXIT_USAGE;
+    }
+    if (load_master(o->master, master) != YN_OK)
+        return EXIT_USAGE;
+    yn_config cfg;
+    yn_nfc nfc;
+    yn_nfc_tag tag;
+    int rc = open_reader(o->config, &cfg, &nfc, &tag);
+    if (rc != YN_OK) {
+        explicit_bzero(master, sizeof master);
+        return rc == YN_ECONFIG ? EXIT_USAGE : EXIT_CARD;
+    }
+    rc = enrol_check(&nfc, &tag, master, &why);
+    explicit_bzero(master, sizeof master);
+    yn_nfc_close(&nfc);
+    char ident[YN_IDENT_MAX], u[2 * YN_UID_MAX + 1];
+    yn_nfc_uid_hex(&tag, u, sizeof u);
+    if (rc == YN_OK &&
+        yn_ident_make(tag.type == YN_TAG_ISO14443B, tag.uid, tag.uid_len, ident) != YN_OK) {
+        why = "its identifier is all zero or all FF: it names no card";
+        rc = YN_EREFUSED;
+    }
+    if (rc != YN_OK) {
+        fprintf(stderr, "yinian-card enrol: card %s (%s) not enrolled: %s\n", u,
+                yn_tag_type_name(tag.type), why);
+        return EXIT_CARD;
+    }
+    FILE *f = stdout;
+    bool header = false;
+    if (o->out) {
+        f = fopen(o->out, "a");
+        if (!f) {
+            fprintf(stderr, "yinian-card: cannot open %s: %s\n", o->out, strerror(errno));
+            return EXIT_USAGE;
+        }
+        header = ftell(f) == 0;
+    }
+    if (header)
+        fprintf(f, "card_no,birth_ymd,flags,district,street,expiry_ymd,ident\n");
+    fprintf(f, "%s,%d,%u,%u,%u,%d,%s\n", r->card_no, (int)r->birth_ymd, (unsigned)r->flags,
+            (unsigned)r->district, (unsigned)r->street, (int)r->expiry_ymd, ident);
+    if (o->out && fclose(f) != 0) {
+        fprintf(stderr, "yinian-card: writing %s: %s\n", o->out, strerror(errno));
+        return EXIT_CARD;
+    }
+    fprintf(stderr, "enrolled %s card %s as %s for card number %s\n", yn_tag_type_name(tag.type), u,
+            ident, r->card_no);
+    return 0;
+}
+
 static int cmd_format(const struct opts *o)
 {
     uint8_t master[16], key[16], uid[YN_CARD_UID_MAX];
@@ -654,6 +775,7 @@ int main(int argc, char **argv)
                                               {"picc-key-type", required_argument, NULL, 'T'},
                                               {"set-picc-key", required_argument, NULL, 'N'},
                                               {"app-master", required_argument, NULL, 'A'},
+                                              {"out", required_argument, NULL, 'O'},
                                               {"help", no_argument, NULL, 'h'},
                                               {NULL, 0, NULL, 0}};
     if (argc < 2) {
@@ -744,6 +866,9 @@ int main(int argc, char **argv)
         case 'A':
             o.app_master = optarg;
             break;
+        case 'O':
+            o.out = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -770,6 +895,8 @@ int main(int argc, char **argv)
         return cmd_read(&o);
     if (strcmp(cmd, "format") == 0)
         return cmd_format(&o);
+    if (strcmp(cmd, "enrol") == 0)
+        return cmd_enrol(&o);
     if (strcmp(cmd, "batch") == 0)
         return cmd_batch(argc, argv, &o);
     fprintf(stderr, "yinian-card: unknown command '%s'\n", cmd);

@@ -108,6 +108,7 @@ static const struct key_desc keys[] = {
     KI("reader", "timeout_ms", reader.timeout_ms, 20, 5000, "300"),
     KI("reader", "debounce_ms", reader.debounce_ms, 0, 60000, "2000"),
     KI("reader", "rf_kbps", reader.rf_kbps, 106, 424, "106"),
+    K("reader", "type_b", T_BOOL, reader.type_b, "false"),
     K("reader", "sim_cards", T_FILE, reader.sim_cards, ""),
     K("reader", "demo_control", T_PATH, reader.demo_control, ""),
 

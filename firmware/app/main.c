@@ -20,6 +20,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "policy.h"
+#include "screens.h"
 #include "service.h"
 #include "terminal.h"
 
@@ -231,6 +232,16 @@ static void on_server_time(void *arg, int64_t utc_ms)
     atomic_store(&server_time_ms, utc_ms);
 }
 
+/* The terminal's time (hal/clock/clock.h: the estimate while the wall clock is off),
+ * published by the main loop, which owns the clock, for the sync thread. */
+static _Atomic int64_t clock_now_s;
+
+static int64_t sync_now_utc_s(void *arg)
+{
+    (void)arg;
+    return atomic_load(&clock_now_s);
+}
+
 /* Largest clock step taken from the server once the clock is trusted. */
 #define CLOCK_MAX_STEP_MS (10 * 60 * 1000)
 
@@ -267,6 +278,7 @@ static int sync_start(const yn_config *cfg, yn_keystore *keys, yn_keeper *keeper
                        .clock_max_step_ms = CLOCK_MAX_STEP_MS,
                        .on_server_time = on_server_time,
                        .on_conflict = on_conflict,
+                       .now_utc_s = sync_now_utc_s,
                        .arg = keeper};
     memcpy(so.district_pub, pub, YN_UPDATE_PUBKEY_LEN);
     yn_ledger_opts lo = {.path = cfg->ledger.path,
@@ -303,7 +315,7 @@ static int stopped_for_good(yn_devices *dev)
 {
     yn_sales_stop stop = {.why = YN_STOP_DAMAGED};
     yn_screen s;
-    yn_terminal_stop_screen(&stop, &s);
+    yn_screens_sales_stopped(&s, &stop);
     if (yn_display_show(&dev->display, &s) != YN_OK)
         yn_err("display: cannot show that sales are stopped");
     yn_service_ready("ledger damaged: sales stopped");
@@ -351,6 +363,7 @@ static int run(const yn_config *cfg)
         (rc = yn_keeper_start(&ko, yn_clock_mono_ms(&dev.clock), &keeper, &verdict)) == YN_OK)
         yn_terminal_set_stop(term, &verdict);
     shown = verdict;
+    atomic_store(&clock_now_s, yn_clock_utc_s(&dev.clock));
     if (rc == YN_OK && (rc = sync_start(cfg, &dev.keys, keeper, &sync)) != YN_OK)
         yn_err("sync: cannot start: %s", yn_strerror(rc));
     if (rc != YN_OK) {
@@ -384,6 +397,7 @@ static int run(const yn_config *cfg)
         if (server_ms && yn_clock_correct(&dev.clock, server_ms,
                                           dev.clock.trusted ? CLOCK_MAX_STEP_MS : -1) != YN_OK)
             yn_warn("clock: server time not taken; records stay marked untrusted");
+        atomic_store(&clock_now_s, yn_clock_utc_s(&dev.clock));
         yn_service_alive(yn_clock_mono_ms(&dev.clock));
     }
     yn_service_stopping();

@@ -131,6 +131,19 @@ static void refusal(yn_screen *s, const yn_tap_outcome *o, const char *staff_not
                   staff_note ? "。" : "", staff_note ? staff_note : "");
     if (o->card_ok)
         yn_screen_add(s, YN_TEXT_NORMAL, "卡号" YN_NB "%s", o->card.card_no);
+    if (o->ident[0]) /* what the issuing desk binds, for an unknown card */
+        yn_screen_add(s, YN_TEXT_NORMAL, "卡识别号" YN_NB "%s", o->ident);
+}
+
+/* How the holder was known, when not by reading the 颐年卡 (staff line). */
+static void identified_line(yn_screen *s, const yn_screens_ctx *c, const yn_tap_outcome *o)
+{
+    if (o->by == YN_LEDGER_BY_IDENT)
+        yn_screen_add(s, YN_TEXT_NORMAL, "身份识别卡" YN_NB "%s：卡上不写用餐标记", o->ident);
+    else if (o->by == YN_LEDGER_BY_MANUAL)
+        yn_screen_add(s, YN_TEXT_NORMAL, "忘带卡人工登记  操作员" YN_NB "%s  主管" YN_NB "%s",
+                      c->operator_id && c->operator_id[0] ? c->operator_id : "无",
+                      o->supervisor_id);
 }
 
 void yn_screens_tap(yn_screen *s, const yn_screens_ctx *c, const yn_tap_outcome *o,
@@ -185,6 +198,7 @@ void yn_screens_tap(yn_screen *s, const yn_screens_ctx *c, const yn_tap_outcome 
     }
     if (o->stamp == YN_TAP_STAMP_MISSING || o->stamp == YN_TAP_STAMP_UNNOTED)
         yn_screen_add(s, YN_TEXT_NORMAL, "工作人员：卡片未写入用餐标记，已登记，下次刷卡时补写");
+    identified_line(s, c, o);
     yn_screens_footer(s, c);
 }
 
@@ -245,42 +259,143 @@ void yn_screens_balance_failed(yn_screen *s, int rc)
     yn_screen_add(s, YN_TEXT_NORMAL, "工作人员：账本读取失败。%s", yn_screens_status_text(rc));
 }
 
-void yn_screens_notice(yn_screen *s, enum yn_screen_kind kind, const char *name, const char *title,
-                       const char *line)
+void yn_screens_note(yn_screen *s, enum yn_note note, const yn_note_arg *a)
 {
-    yn_screen_init(s, kind, name, title);
-    yn_screen_add(s, YN_TEXT_LARGE, "%s", line);
+    static const struct {
+        enum yn_screen_kind kind;
+        const char *name, *title;
+    } notes[YN_NOTE_COUNT] = {
+        [YN_NOTE_WEIGHED_NO_SCALE] = {YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重"},
+        [YN_NOTE_WEIGHED_NO_PRICE] = {YN_SCREEN_ERROR, "weighed_no_price", "未配置称重"},
+        [YN_NOTE_TARED] = {YN_SCREEN_INFO, "tared", "已去皮"},
+        [YN_NOTE_TARE_FAILED] = {YN_SCREEN_ERROR, "tare_failed", "去皮失败"},
+        [YN_NOTE_STAFF_LOCKED] = {YN_SCREEN_ERROR, "staff_locked", "管理功能已锁定"},
+        [YN_NOTE_PIN_WRONG] = {YN_SCREEN_ERROR, "pin_wrong", "工号或密码错误"},
+        [YN_NOTE_NOT_SUPERVISOR] = {YN_SCREEN_ERROR, "not_supervisor", "需要主管授权"},
+        [YN_NOTE_SETTLE_FAILED] = {YN_SCREEN_ERROR, "settle_failed", "日结失败"},
+        [YN_NOTE_LOGGED_OUT] = {YN_SCREEN_INFO, "logged_out", "已退出登录"},
+        [YN_NOTE_DEMO_NO_CARD] = {YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡"},
+        [YN_NOTE_CARD_ON_READER] = {YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片"},
+        [YN_NOTE_MANUAL_FAILED] = {YN_SCREEN_ERROR, "manual_failed", "人工登记失败"},
+        [YN_NOTE_MANUAL_OFF] = {YN_SCREEN_ERROR, "manual_off", "不能人工登记"},
+        [YN_NOTE_MANUAL_CAP] = {YN_SCREEN_ERROR, "manual_cap", "今天人工登记已满"},
+        [YN_NOTE_MANUAL_NOT_FOUND] = {YN_SCREEN_ERROR, "manual_not_found", "名册中没有找到"},
+        [YN_NOTE_MANUAL_MANY] = {YN_SCREEN_ERROR, "manual_many", "找到不止一位长者"},
+        [YN_NOTE_MANUAL_SAME_PERSON] = {YN_SCREEN_ERROR, "manual_same_person",
+                                        "需要另一位主管授权"},
+        [YN_NOTE_MANUAL_NOT_SUPERVISOR] = {YN_SCREEN_ERROR, "manual_not_supervisor",
+                                           "需要主管授权"},
+    };
+    static const yn_note_arg none = {0};
+    if (!a)
+        a = &none;
+    if ((int)note < 0 || note >= YN_NOTE_COUNT)
+        note = YN_NOTE_LOGGED_OUT; /* cannot happen: every note is in the table */
+    yn_screen_init(s, notes[note].kind, notes[note].name, notes[note].title);
+    switch (note) {
+    case YN_NOTE_WEIGHED_NO_SCALE:
+        yn_screen_add(s, YN_TEXT_LARGE, "没有配置电子秤：请技术人员在设置中接入电子秤");
+        break;
+    case YN_NOTE_WEIGHED_NO_PRICE:
+        yn_screen_add(s, YN_TEXT_LARGE, "没有设定每100克单价：请技术人员在设置中填写");
+        break;
+    case YN_NOTE_TARED:
+        yn_screen_add(s, YN_TEXT_LARGE, "请放上餐食后刷卡");
+        break;
+    case YN_NOTE_TARE_FAILED:
+    case YN_NOTE_SETTLE_FAILED:
+    case YN_NOTE_MANUAL_FAILED:
+        yn_screen_add(s, YN_TEXT_LARGE, "%s", yn_screens_status_text(a->rc));
+        break;
+    case YN_NOTE_STAFF_LOCKED:
+        yn_screen_add(s, YN_TEXT_LARGE, "密码错误次数过多，请" YN_NB "%lld" YN_NB "秒后再试",
+                      (long long)a->n);
+        break;
+    case YN_NOTE_PIN_WRONG:
+        yn_screen_add(s, YN_TEXT_LARGE, "还可以再试" YN_NB "%lld" YN_NB "次", (long long)a->n);
+        break;
+    case YN_NOTE_NOT_SUPERVISOR:
+        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 不是主管，不能冲正",
+                      a->text ? a->text : "");
+        break;
+    case YN_NOTE_LOGGED_OUT:
+        yn_screen_add(s, YN_TEXT_LARGE, "请刷卡");
+        break;
+    case YN_NOTE_DEMO_NO_CARD:
+        if (a->n > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "演示卡只有 a 到 %c 共" YN_NB "%lld" YN_NB "张",
+                          'a' + (int)(a->n > 26 ? 25 : a->n - 1), (long long)a->n);
+        else
+            yn_screen_add(s, YN_TEXT_LARGE, "没有演示卡");
+        break;
+    case YN_NOTE_CARD_ON_READER:
+        yn_screen_add(s, YN_TEXT_LARGE, "读卡器上已有卡片，请拿开后再刷卡");
+        break;
+    case YN_NOTE_MANUAL_OFF:
+        yn_screen_add(s, YN_TEXT_LARGE, "本区补贴政策不允许忘带卡人工登记：请长者带卡用餐");
+        break;
+    case YN_NOTE_MANUAL_CAP:
+        yn_screen_add(s, YN_TEXT_LARGE,
+                      "本终端今天已人工登记" YN_NB "%lld" YN_NB "餐，政策上限" YN_NB "%lld" YN_NB
+                      "餐",
+                      (long long)a->n, (long long)a->of);
+        break;
+    case YN_NOTE_MANUAL_NOT_FOUND:
+        yn_screen_add(s, YN_TEXT_LARGE, "没有这个卡号尾号和出生日期的长者：请核对后重输");
+        break;
+    case YN_NOTE_MANUAL_MANY:
+        yn_screen_add(s, YN_TEXT_LARGE, "请多输入几位卡号再查找");
+        break;
+    case YN_NOTE_MANUAL_SAME_PERSON:
+        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 已登录操作，不能再为自己授权",
+                      a->text ? a->text : "");
+        break;
+    case YN_NOTE_MANUAL_NOT_SUPERVISOR:
+        yn_screen_add(s, YN_TEXT_LARGE, "工号" YN_NB "%s 不是主管，不能授权忘带卡登记",
+                      a->text ? a->text : "");
+        break;
+    default:
+        break;
+    }
 }
 
-void yn_screens_menu(yn_screen *s)
+void yn_screens_menu(yn_screen *s, bool manual)
 {
-    yn_screen_init(s, YN_SCREEN_PROMPT, "staff_menu", "管理菜单");
+    yn_screen_init(s, YN_SCREEN_PROMPT, manual ? "staff_menu_manual" : "staff_menu", "管理菜单");
     yn_screen_add(s, YN_TEXT_LARGE, "1 冲正");
     yn_screen_add(s, YN_TEXT_LARGE, "2 日结");
     yn_screen_add(s, YN_TEXT_LARGE, "3 退出登录");
+    if (manual)
+        yn_screen_add(s, YN_TEXT_LARGE, "4 忘带卡登记");
     yn_screen_add(s, YN_TEXT_NORMAL, "取消键 返回");
 }
 
 void yn_screens_entry(yn_screen *s, enum yn_entry_kind kind, const char *id, const char *keyed)
 {
-    static const char *const names[] = {"staff_id", "staff_pin", "super_id", "super_pin",
-                                        "reverse_seq"};
-    bool super = kind == YN_ENTRY_SUPER_ID || kind == YN_ENTRY_SUPER_PIN;
+    static const char *const names[] = {"staff_id",         "staff_pin",   "super_id",
+                                        "super_pin",        "reverse_seq", "manual_super_id",
+                                        "manual_super_pin", "manual_tail", "manual_birth"};
+    static const char *const titles[] = {
+        "工作人员登录",        "工作人员登录",        "冲正 主管授权", "冲正 主管授权", "冲正",
+        "忘带卡登记 主管授权", "忘带卡登记 主管授权", "忘带卡登记",    "忘带卡登记"};
+    bool super = kind == YN_ENTRY_SUPER_ID || kind == YN_ENTRY_SUPER_PIN ||
+                 kind == YN_ENTRY_MANUAL_SUPER_ID || kind == YN_ENTRY_MANUAL_SUPER_PIN;
     char masked[32];
     size_t n = strlen(keyed) < sizeof masked - 1 ? strlen(keyed) : sizeof masked - 1;
     memset(masked, '*', n);
     masked[n] = '\0';
-    yn_screen_init(s, YN_SCREEN_PROMPT, names[kind],
-                   kind == YN_ENTRY_REVERSE_SEQ ? "冲正"
-                   : super                      ? "冲正 主管授权"
-                                                : "工作人员登录");
+    yn_screen_init(s, YN_SCREEN_PROMPT, names[kind], titles[kind]);
     switch (kind) {
     case YN_ENTRY_LOGIN_ID:
     case YN_ENTRY_SUPER_ID:
+    case YN_ENTRY_MANUAL_SUPER_ID:
         yn_screen_add(s, YN_TEXT_HUGE, "%s %s_", super ? "主管工号" : "工号", keyed);
+        if (kind == YN_ENTRY_MANUAL_SUPER_ID)
+            yn_screen_add(s, YN_TEXT_NORMAL, "长者忘带卡时由另一位主管授权，按名册查找");
         break;
     case YN_ENTRY_LOGIN_PIN:
     case YN_ENTRY_SUPER_PIN:
+    case YN_ENTRY_MANUAL_SUPER_PIN:
         yn_screen_add(s, YN_TEXT_NORMAL, "工号" YN_NB "%s", id);
         yn_screen_add(s, YN_TEXT_HUGE, "密码 %s_", masked);
         break;
@@ -288,8 +403,40 @@ void yn_screens_entry(yn_screen *s, enum yn_entry_kind kind, const char *id, con
         yn_screen_add(s, YN_TEXT_HUGE, "流水号 %s_", keyed);
         yn_screen_add(s, YN_TEXT_NORMAL, "输入成功画面上的流水号");
         break;
+    case YN_ENTRY_MANUAL_TAIL:
+        yn_screen_add(s, YN_TEXT_HUGE, "卡号后几位 %s_", keyed);
+        yn_screen_add(s, YN_TEXT_NORMAL, "请长者说出卡号的最后" YN_NB "%d" YN_NB "位或更多",
+                      YN_MANUAL_TAIL_MIN);
+        break;
+    case YN_ENTRY_MANUAL_BIRTH:
+        yn_screen_add(s, YN_TEXT_HUGE, "出生日期 %s_", keyed);
+        yn_screen_add(s, YN_TEXT_NORMAL, "八位数字，例如" YN_NB "19450312");
+        break;
     }
     yn_screen_add(s, YN_TEXT_NORMAL, "确认键 继续   取消键 返回");
+}
+
+void yn_screens_manual_confirm(yn_screen *s, const yn_screens_ctx *c, const yn_manual_view *v)
+{
+    const yn_card_facts *f = v->card;
+    yn_screen_init(s, YN_SCREEN_PROMPT, "manual_confirm", "忘带卡登记 请核对");
+    yn_screen_add(s, YN_TEXT_LARGE, "卡号" YN_NB "%s", f->card_no);
+    yn_screen_add(s, YN_TEXT_NORMAL, "出生日期" YN_NB "%d-%02d-%02d", (int)(f->birth_ymd / 10000),
+                  (int)(f->birth_ymd / 100 % 100), (int)(f->birth_ymd % 100));
+    char flags[160] = "";
+    int w = 0;
+    for (uint32_t bit = 1; bit && bit <= YN_FLAG_DISABLED_MODERATE; bit <<= 1)
+        if ((f->flags & bit) && yn_flag_name(bit))
+            w += snprintf(flags + w, sizeof flags - (size_t)w, "%s%s", w ? "、" : "",
+                          yn_policy_display(c->policy, YN_POLICY_CATEGORY, yn_flag_name(bit)));
+    yn_screen_add(s, YN_TEXT_NORMAL, "名册类别：%s", w ? flags : "无");
+    yn_screen_add(s, YN_TEXT_HUGE, "按确认键登记用餐");
+    yn_screen_add(s, YN_TEXT_NORMAL,
+                  "主管" YN_NB "%s 已授权  本终端今天已人工登记" YN_NB "%d" YN_NB "餐，上限" YN_NB
+                  "%d" YN_NB "餐",
+                  v->supervisor_id, (int)v->used_today, (int)v->per_day);
+    yn_screen_add(s, YN_TEXT_NORMAL, "取消键 返回");
+    yn_screens_footer(s, c);
 }
 
 void yn_screens_reversed(yn_screen *s, int64_t seq, const char *card_no,
@@ -387,4 +534,40 @@ void yn_screens_settlement(yn_screen *s, const yn_screens_ctx *c, const yn_ledge
     else
         yn_screen_add(s, YN_TEXT_NORMAL, "日结表未能保存：%s", yn_screens_status_text(csv_rc));
     yn_screens_footer(s, c);
+}
+
+void yn_screens_sales_stopped(yn_screen *s, const yn_sales_stop *stop)
+{
+    long long a = (long long)stop->first_seq, b = (long long)stop->last_seq;
+    switch (stop->why) {
+    case YN_STOP_LOST:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_lost", "账本缺少记录，暂停收款");
+        if (a > 0 && b > a)
+            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld 至 %lld 条已上传的记录", a, b);
+        else if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld 条已上传的记录", a);
+        if (stop->can_restore) {
+            yn_screen_add(s, YN_TEXT_LARGE, "正在从区里恢复，恢复后自动继续收款");
+            yn_screen_add(s, YN_TEXT_NORMAL, "请保持网络畅通。长时间未恢复，请联系技术员");
+        } else {
+            yn_screen_add(s, YN_TEXT_LARGE, "本机未开启同步，无法自动恢复");
+            yn_screen_add(s, YN_TEXT_NORMAL, "请联系技术员");
+        }
+        break;
+    case YN_STOP_CONFLICT:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_conflict",
+                       "账本与区里的记录不一致，已停止收款");
+        if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "区里已有第 %lld 条起不同的记录", a);
+        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
+        break;
+    default:
+        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_damaged", "账本损坏，已停止收款");
+        if (a > 0)
+            yn_screen_add(s, YN_TEXT_LARGE, "第 %lld 条记录校验不符", a);
+        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
+        yn_screen_add(s, YN_TEXT_NORMAL, "请勿删除或复制替换账本文件");
+        break;
+    }
+    yn_screen_add(s, YN_TEXT_NORMAL, "技术员请运行: yinian-diag ledger verify");
 }

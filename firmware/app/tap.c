@@ -1,7 +1,9 @@
 /* tap.c — the counter tap pipeline (see tap.h): card → key → record and
  * stamp (one read) → signature → ledger debit (commit) → stamp write. The
  * ledger commits first; the stamp follows, and a stamp that could not be
- * written is a notice on the journal, repaired at the card's next tap here. */
+ * written is a notice on the journal, repaired at the card's next tap here.
+ * A card that is not a 颐年卡 may still be an identity-only card: its
+ * identifier bound in the roster (firmware/core/CARD.md §8). */
 #include "tap.h"
 
 #include <inttypes.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "ident.h"
 #include "log.h"
 #include "timeutil.h"
 
@@ -76,11 +79,13 @@ static int64_t mono_ms(const yn_tap_env *env)
 static int read_card(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[YN_CARD_KEY_LEN],
                      yn_nfc_card_data *data, yn_tap_outcome *out)
 {
+    if (tag->type != YN_TAG_DESFIRE && tag->type != YN_TAG_CLASSIC_1K)
+        return read_failed(out, YN_ENOTSUP, YN_CARD_KIND_FOREIGN,
+                           tag->type == YN_TAG_ISO14443B ? "a type B card (its PUPI is all we read)"
+                                                         : "reading the card");
     int rc = yn_card_key(env->keys, tag->uid, tag->uid_len, key);
     if (rc != YN_OK)
         return fail(out, rc, YN_REASON_READ_FAILED, "%s", "cannot derive the card key");
-    if (tag->type == YN_TAG_UNKNOWN)
-        return read_failed(out, YN_ENOTSUP, YN_CARD_KIND_FOREIGN, "reading the card");
     int64_t now = mono_ms(env);
     const yn_card_record *known = env->cache && tag->type == YN_TAG_DESFIRE
                                       ? yn_card_cache_find(env->cache, tag->uid, tag->uid_len, now)
@@ -107,12 +112,89 @@ static int read_card(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[Y
     return YN_OK;
 }
 
+/* --- identity-only cards (CARD.md §8) -------------------------------------- */
+
+/* The card shows another identifier when activated again: a random UID or
+ * PUPI without the 08 prefix. One more listing, only on the way to refusing
+ * an unknown identifier. */
+static bool identifier_changes(const yn_tap_env *env, const yn_nfc_tag *tag)
+{
+    yn_nfc_tag again;
+    if (yn_nfc_release(env->nfc) != YN_OK || yn_nfc_poll(env->nfc, 0, &again) != YN_OK)
+        return false; /* gone: nothing to tell */
+    return again.type != tag->type || again.uid_len != tag->uid_len ||
+           memcmp(again.uid, tag->uid, tag->uid_len) != 0;
+}
+
+/* A card the terminal cannot read as a 颐年卡: its holder is the card the
+ * roster binds its identifier to. YN_OK with out->card.card_no and
+ * out->ident (the ledger checks the binding again when it debits), or a
+ * refusal: an identifier that identifies nobody (random, zero), one on the
+ * blacklist, one bound to no card. */
+static int by_identifier(const yn_tap_env *env, const yn_nfc_tag *tag, yn_tap_outcome *out)
+{
+    char uid[2 * YN_UID_MAX + 1];
+    yn_nfc_uid_hex(tag, uid, sizeof uid);
+    bool type_b = tag->type == YN_TAG_ISO14443B;
+    if (yn_ident_make(type_b, tag->uid, tag->uid_len, out->ident) != YN_OK)
+        return fail(out, YN_EREFUSED, YN_REASON_RANDOM_UID,
+                    "card %s %s cannot identify anyone (a random or blank number)",
+                    type_b ? "PUPI" : "UID", uid);
+    bool lost = false;
+    int rc = yn_ledger_ident_card(env->ledger, out->ident, out->card.card_no, &lost);
+    if (rc == YN_OK) {
+        out->by = YN_LEDGER_BY_IDENT;
+        out->card_ok = true;
+        return YN_OK;
+    }
+    if (rc != YN_ENOTFOUND)
+        return fail(out, rc, YN_REASON_STORAGE, "identity card %s: ledger: %s", out->ident,
+                    yn_strerror(rc));
+    if (lost)
+        return fail(out, YN_EREFUSED, YN_REASON_LOST,
+                    "identity card %s is on the blacklist (reported lost)", out->ident);
+    if (identifier_changes(env, tag))
+        return fail(out, YN_EREFUSED, YN_REASON_RANDOM_UID,
+                    "identity card %s shows another identifier when activated again: a random"
+                    " UID",
+                    out->ident);
+    return fail(out, YN_EREFUSED, YN_REASON_NOT_ENROLLED,
+                "card %s is not a 颐年卡 and the roster binds it to no card", out->ident);
+}
+
+/* Who holds the card in the field: a 颐年卡 read and verified (out->by card,
+ * with data its stamp), or, when the policy accepts identity-only cards, a
+ * card that is not one — blank, another application, another kind or keys
+ * not ours, never a card that claims to be ours and fails (a clone) — by the
+ * identifier the roster binds. A random UID is refused before any read. */
+static int identify(const yn_tap_env *env, const yn_nfc_tag *tag, uint8_t key[YN_CARD_KEY_LEN],
+                    yn_nfc_card_data *data, yn_tap_outcome *out)
+{
+    yn_policy_ident_rule rule = {.accepted = false}; /* no policy (diagnostics): cards only */
+    if (env->policy)
+        yn_policy_identity_only(env->policy, &rule);
+    bool type_b = tag->type == YN_TAG_ISO14443B;
+    if (rule.accepted && yn_ident_random(type_b, tag->uid, tag->uid_len)) {
+        char uid[2 * YN_UID_MAX + 1];
+        yn_nfc_uid_hex(tag, uid, sizeof uid);
+        return fail(out, YN_EREFUSED, YN_REASON_RANDOM_UID,
+                    "card UID %s is a random one (08 ...): it identifies nobody", uid);
+    }
+    int rc = read_card(env, tag, key, data, out);
+    out->by = YN_LEDGER_BY_CARD;
+    bool not_ours = out->reason == YN_REASON_BLANK_CARD || out->reason == YN_REASON_FOREIGN_CARD ||
+                    out->reason == YN_REASON_OTHER_CARD;
+    if (rc == YN_OK || !rule.accepted || !not_ours)
+        return rc;
+    return by_identifier(env, tag, out);
+}
+
 int yn_tap_identify(const yn_tap_env *env, const yn_nfc_tag *tag, yn_tap_outcome *out)
 {
     uint8_t key[YN_CARD_KEY_LEN];
     yn_nfc_card_data data;
     memset(out, 0, sizeof *out);
-    int rc = read_card(env, tag, key, &data, out);
+    int rc = identify(env, tag, key, &data, out);
     explicit_bzero(key, sizeof key);
     return rc;
 }
@@ -263,6 +345,44 @@ static void settle_stamp(const yn_tap_env *env, const yn_nfc_tag *tag, const uin
                                                : "the notice could not be recorded yet");
 }
 
+/* The ledger's debit of t, and what it says for staff and the log (a holder
+ * not identified by the card: how, at the end of the log line). */
+static int debit(const yn_tap_env *env, const yn_ledger_tap *t, yn_tap_outcome *out)
+{
+    const char *card_no = t->card->card_no;
+    int rc = yn_ledger_debit(env->ledger, env->policy, t, &out->result);
+    out->status = rc;
+    out->reason = out->result.decision.reason;
+    switch (rc) {
+    case YN_OK:
+    case YN_EDUPLICATE:
+        out->charged = true;
+        snprintf(out->detail, sizeof out->detail,
+                 "card %s seq %" PRId64 ": price %" PRId64 " subsidy %" PRId64 " wallet %" PRId64
+                 " cash %" PRId64 " fen%s",
+                 card_no, out->result.seq, out->result.decision.price_fen,
+                 out->result.decision.subsidy_fen, out->result.decision.wallet_fen,
+                 out->result.decision.cash_fen, rc == YN_EDUPLICATE ? " (same tap again)" : "");
+        break;
+    case YN_EREFUSED:
+        snprintf(out->detail, sizeof out->detail, "card %s refused: %s", card_no,
+                 yn_reason_log(out->reason));
+        break;
+    default:
+        out->reason = YN_REASON_STORAGE;
+        snprintf(out->detail, sizeof out->detail, "card %s: ledger: %s", card_no, yn_strerror(rc));
+        break;
+    }
+    if (t->by == YN_LEDGER_BY_IDENT)
+        yn_info("tap: %s (identity-only card %s)", out->detail, t->ident);
+    else if (t->by == YN_LEDGER_BY_MANUAL)
+        yn_info("tap: %s (忘带卡: operator %s, supervisor %s)", out->detail, t->operator_id,
+                t->supervisor_id);
+    else
+        yn_info("tap: %s", out->detail);
+    return rc;
+}
+
 int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *meal, int64_t tap_id,
                  const yn_ledger_record *unshown, const char *operator_id,
                  const yn_ledger_when *when, yn_tap_outcome *out)
@@ -270,14 +390,16 @@ int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *me
     uint8_t key[YN_CARD_KEY_LEN];
     yn_nfc_card_data data;
     memset(out, 0, sizeof *out);
-    int rc = read_card(env, tag, key, &data, out);
+    int rc = identify(env, tag, key, &data, out);
     if (rc != YN_OK)
         goto done;
+    bool by_card = out->by == YN_LEDGER_BY_CARD;
 
-    /* the stamp (read with the record): a blank or unreadable one counts nothing (logged) */
+    /* the stamp (read with the record): a blank or unreadable one counts nothing (logged);
+     * an identity-only card has none */
     yn_card_stamp st = {0};
     const char *why = "";
-    if (yn_card_stamp_decode(data.stamp, data.stamp_len, &st, &why) != YN_OK) {
+    if (by_card && yn_card_stamp_decode(data.stamp, data.stamp_len, &st, &why) != YN_OK) {
         yn_warn("tap: card %s: stamp unreadable (%s); counted as no meal", out->card.card_no, why);
         memset(&st, 0, sizeof st);
     }
@@ -292,44 +414,44 @@ int yn_tap_debit(const yn_tap_env *env, const yn_nfc_tag *tag, const yn_meal *me
     usage_from_stamp(env, &st, &m, out->card.card_no, when->utc_s, &floor);
 
     yn_card_facts facts;
-    yn_card_to_facts(&out->card, &facts);
+    yn_card_to_facts(&out->card, &facts); /* identity-only: the card number; the roster the rest */
     yn_ledger_tap t = {.tap_id = tap_id,
                        .card = &facts,
                        .meal = meal,
                        .canteen = &env->canteen,
                        .operator_id = operator_id,
                        .when = *when,
-                       .usage_floor = &floor};
-    rc = yn_ledger_debit(env->ledger, env->policy, &t, &out->result);
-    out->status = rc;
-    out->reason = out->result.decision.reason;
-    switch (rc) {
-    case YN_OK:
-    case YN_EDUPLICATE:
-        out->charged = true;
-        snprintf(out->detail, sizeof out->detail,
-                 "card %s seq %" PRId64 ": price %" PRId64 " subsidy %" PRId64 " wallet %" PRId64
-                 " cash %" PRId64 " fen%s",
-                 facts.card_no, out->result.seq, out->result.decision.price_fen,
-                 out->result.decision.subsidy_fen, out->result.decision.wallet_fen,
-                 out->result.decision.cash_fen, rc == YN_EDUPLICATE ? " (same tap again)" : "");
-        break;
-    case YN_EREFUSED:
-        snprintf(out->detail, sizeof out->detail, "card %s refused: %s", facts.card_no,
-                 yn_reason_log(out->reason));
-        break;
-    default:
-        out->reason = YN_REASON_STORAGE;
-        snprintf(out->detail, sizeof out->detail, "card %s: ledger: %s", facts.card_no,
-                 yn_strerror(rc));
-        break;
-    }
-    yn_info("tap: %s", out->detail);
-    if (rc == YN_OK || rc == YN_EDUPLICATE || rc == YN_EREFUSED)
+                       .usage_floor = by_card ? &floor : NULL,
+                       .by = out->by,
+                       .ident = by_card ? NULL : out->ident};
+    rc = debit(env, &t, out);
+    if (by_card && (rc == YN_OK || rc == YN_EDUPLICATE || rc == YN_EREFUSED))
         settle_stamp(env, tag, key, &st, &m, rc == YN_OK, when, out);
 done:
     explicit_bzero(key, sizeof key);
     return out->status;
+}
+
+int yn_tap_manual(const yn_tap_env *env, const char *card_no, const yn_meal *meal, int64_t tap_id,
+                  const char *operator_id, const char *supervisor_id, const yn_ledger_when *when,
+                  yn_tap_outcome *out)
+{
+    memset(out, 0, sizeof *out);
+    yn_card_facts facts = {0};
+    snprintf(facts.card_no, sizeof facts.card_no, "%s", card_no);
+    snprintf(out->card.card_no, sizeof out->card.card_no, "%s", card_no);
+    snprintf(out->supervisor_id, sizeof out->supervisor_id, "%s", supervisor_id);
+    out->by = YN_LEDGER_BY_MANUAL;
+    out->card_ok = true;
+    yn_ledger_tap t = {.tap_id = tap_id,
+                       .card = &facts,
+                       .meal = meal,
+                       .canteen = &env->canteen,
+                       .operator_id = operator_id,
+                       .when = *when,
+                       .by = YN_LEDGER_BY_MANUAL,
+                       .supervisor_id = supervisor_id};
+    return debit(env, &t, out);
 }
 
 int yn_tap_recover(const yn_tap_env *env, int64_t settled_seq, int64_t max_back,
@@ -352,8 +474,8 @@ int yn_tap_recover(const yn_tap_env *env, int64_t settled_seq, int64_t max_back,
         yn_ledger_record r;
         if ((rc = yn_ledger_record_get(env->ledger, seq, &r)) != YN_OK)
             return rc;
-        if (r.kind != YN_LEDGER_MEAL || r.subsidy_fen <= 0)
-            continue;
+        if (r.kind != YN_LEDGER_MEAL || r.subsidy_fen <= 0 || r.by != YN_LEDGER_BY_CARD)
+            continue; /* a meal without a card has no stamp to miss */
         yn_ledger_result notice;
         rc = yn_ledger_stamp_missing(env->ledger, seq, "restart", when, &notice);
         if (rc == YN_OK)

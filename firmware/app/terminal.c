@@ -72,10 +72,14 @@ enum state {
     ST_STAFF_PIN, /* keying in that operator's PIN */
     ST_MENU,      /* the staff menu */
     ST_REV_SEQ,   /* keying in the journal seq to undo */
+    /* 忘带卡, after a supervisor's id + PIN */
+    ST_MANUAL_TAIL,    /* keying in the last digits of the card number */
+    ST_MANUAL_BIRTH,   /* keying in the birth date */
+    ST_MANUAL_CONFIRM, /* the senior found: staff check, then Enter records the meal */
 };
 
 /* What an id + PIN entry is for. */
-enum auth_purpose { AUTH_LOGIN, AUTH_REVERSE };
+enum auth_purpose { AUTH_LOGIN, AUTH_REVERSE, AUTH_MANUAL };
 
 #define STAFF_MAX_WRONG 3     /* wrong PINs in a row before the lock */
 #define STAFF_LOCK_MS   60000 /* how long the staff menu stays locked */
@@ -102,6 +106,8 @@ struct yn_terminal {
     yn_nfc_tag last_tag;             /* the card of the last decided tap */
     bool last_in_field;              /* that card is still in the field */
     bool last_decided;               /* the last tap reached a decision (debounce it) */
+    bool last_random;                /* …and was refused for a random UID: while the field
+                                        stays occupied, whatever UID it shows is that card */
     int64_t last_seen_ms;            /* monotonic: when it was last seen in the field */
     int64_t last_tap_id;             /* tap ids are strictly increasing */
     bool has_unshown;                /* unshown holds a tap whose outcome was never shown */
@@ -116,13 +122,16 @@ struct yn_terminal {
     int32_t idle_minute;           /* the local minute of day it shows */
     /* staff */
     bool logged_in;
-    char operator_id[YN_OPERATOR_ID_MAX]; /* who is logged in ("" = nobody) */
-    enum auth_purpose auth;               /* what the id + PIN being keyed in is for */
-    char auth_id[YN_OPERATOR_ID_MAX];     /* the id keyed in before the PIN */
-    char entry[ENTRY_MAX];                /* digits keyed in (wiped after a PIN check) */
-    int64_t rev_seq;                      /* the meal to undo */
-    int wrong_pins;                       /* wrong PINs in a row */
-    int64_t locked_until_ms;              /* monotonic: staff menu locked until then */
+    char operator_id[YN_OPERATOR_ID_MAX];  /* who is logged in ("" = nobody) */
+    enum auth_purpose auth;                /* what the id + PIN being keyed in is for */
+    char auth_id[YN_OPERATOR_ID_MAX];      /* the id keyed in before the PIN */
+    char entry[ENTRY_MAX];                 /* digits keyed in (wiped after a PIN check) */
+    int64_t rev_seq;                       /* the meal to undo */
+    char manual_super[YN_OPERATOR_ID_MAX]; /* 忘带卡: the supervisor who authorised */
+    char manual_tail[ENTRY_MAX];           /* 忘带卡: the card number's last digits */
+    yn_card_facts manual_card;             /* 忘带卡: the roster's senior to serve */
+    int wrong_pins;                        /* wrong PINs in a row */
+    int64_t locked_until_ms;               /* monotonic: staff menu locked until then */
     bool done;
     int taps;
     yn_sales_stop stop; /* sales stopped (keeper.c): why; NONE while selling */
@@ -737,17 +746,17 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
     result_timer(t);
     bool decided = o.reason != YN_REASON_READ_FAILED && o.reason != YN_REASON_STORAGE &&
                    o.reason != YN_REASON_WEIGHT && o.reason != YN_REASON_CLOCK;
+    t->last_random = o.reason == YN_REASON_RANDOM_UID;
     if (decided)
         t->taps++;
     return decided;
 }
 
 /* A short message for staff, then back to idle after result_ms. */
-static void notice(yn_terminal *t, enum yn_screen_kind kind, const char *name, const char *title,
-                   const char *line)
+static void notice(yn_terminal *t, enum yn_note note, const yn_note_arg *arg)
 {
     yn_screen s;
-    yn_screens_notice(&s, kind, name, title, line);
+    yn_screens_note(&s, note, arg);
     footer(t, &s);
     show(t, &s);
     result_timer(t);
@@ -757,13 +766,11 @@ static void notice(yn_terminal *t, enum yn_screen_kind kind, const char *name, c
 static void toggle_weighed(yn_terminal *t)
 {
     if (!t->weighed && !t->dev->scale.ops) {
-        notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
-               "没有配置电子秤：请技术人员在设置中接入电子秤");
+        notice(t, YN_NOTE_WEIGHED_NO_SCALE, NULL);
         return;
     }
     if (!t->weighed && t->per100g_fen <= 0) {
-        notice(t, YN_SCREEN_ERROR, "weighed_unavailable", "未配置称重",
-               "没有设定每100克单价：请技术人员在设置中填写");
+        notice(t, YN_NOTE_WEIGHED_NO_PRICE, NULL);
         return;
     }
     t->weighed = !t->weighed;
@@ -776,10 +783,10 @@ static void tare(yn_terminal *t)
 {
     int rc = yn_scale_tare(&t->dev->scale);
     if (rc == YN_OK) {
-        notice(t, YN_SCREEN_INFO, "tared", "已去皮", "请放上餐食后刷卡");
+        notice(t, YN_NOTE_TARED, NULL);
     } else {
         yn_warn("scale: tare: %s", yn_strerror(rc));
-        notice(t, YN_SCREEN_ERROR, "tare_failed", "去皮失败", yn_screens_status_text(rc));
+        notice(t, YN_NOTE_TARE_FAILED, &(yn_note_arg){.rc = rc});
     }
 }
 
@@ -793,16 +800,22 @@ static int64_t lock_left_ms(yn_terminal *t)
 
 static void show_locked(yn_terminal *t)
 {
-    char line[96];
-    snprintf(line, sizeof line, "密码错误次数过多，请 %lld 秒后再试",
-             (long long)((lock_left_ms(t) + 999) / 1000));
-    notice(t, YN_SCREEN_ERROR, "staff_locked", "管理功能已锁定", line);
+    notice(t, YN_NOTE_STAFF_LOCKED, &(yn_note_arg){.n = (lock_left_ms(t) + 999) / 1000});
+}
+
+/* 忘带卡 is offered at the counter when the policy accepts manual entry;
+ * never at the kiosk (which has no staff menu at all). */
+static bool manual_offered(const yn_terminal *t)
+{
+    yn_policy_ident_rule rule;
+    yn_policy_manual_entry(t->deps.policy, &rule);
+    return rule.accepted && !is_kiosk(t);
 }
 
 static void show_menu(yn_terminal *t)
 {
     yn_screen s;
-    yn_screens_menu(&s);
+    yn_screens_menu(&s, manual_offered(t));
     footer(t, &s);
     show(t, &s);
     t->state = ST_MENU;
@@ -813,11 +826,17 @@ static void show_menu(yn_terminal *t)
 static void show_entry(yn_terminal *t)
 {
     yn_screen s;
-    bool rev = t->auth == AUTH_REVERSE;
-    enum yn_entry_kind k = t->state == ST_STAFF_ID ? (rev ? YN_ENTRY_SUPER_ID : YN_ENTRY_LOGIN_ID)
-                           : t->state == ST_STAFF_PIN
-                               ? (rev ? YN_ENTRY_SUPER_PIN : YN_ENTRY_LOGIN_PIN)
-                               : YN_ENTRY_REVERSE_SEQ;
+    static const enum yn_entry_kind ids[] = {[AUTH_LOGIN] = YN_ENTRY_LOGIN_ID,
+                                             [AUTH_REVERSE] = YN_ENTRY_SUPER_ID,
+                                             [AUTH_MANUAL] = YN_ENTRY_MANUAL_SUPER_ID};
+    static const enum yn_entry_kind pins[] = {[AUTH_LOGIN] = YN_ENTRY_LOGIN_PIN,
+                                              [AUTH_REVERSE] = YN_ENTRY_SUPER_PIN,
+                                              [AUTH_MANUAL] = YN_ENTRY_MANUAL_SUPER_PIN};
+    enum yn_entry_kind k = t->state == ST_STAFF_ID       ? ids[t->auth]
+                           : t->state == ST_STAFF_PIN    ? pins[t->auth]
+                           : t->state == ST_MANUAL_TAIL  ? YN_ENTRY_MANUAL_TAIL
+                           : t->state == ST_MANUAL_BIRTH ? YN_ENTRY_MANUAL_BIRTH
+                                                         : YN_ENTRY_REVERSE_SEQ;
     yn_screens_entry(&s, k, t->auth_id, t->entry);
     footer(t, &s);
     show(t, &s);
@@ -848,7 +867,10 @@ static void wrong_pin(yn_terminal *t)
 {
     t->wrong_pins++;
     yn_warn("staff: wrong PIN for operator %s (%s; %d in a row)", t->auth_id,
-            t->auth == AUTH_REVERSE ? "冲正 authorisation" : "login", t->wrong_pins);
+            t->auth == AUTH_REVERSE  ? "冲正 authorisation"
+            : t->auth == AUTH_MANUAL ? "忘带卡 authorisation"
+                                     : "login",
+            t->wrong_pins);
     if (t->wrong_pins >= STAFF_MAX_WRONG) {
         t->wrong_pins = 0;
         t->locked_until_ms = yn_clock_mono_ms(&t->dev->clock) + STAFF_LOCK_MS;
@@ -857,9 +879,7 @@ static void wrong_pin(yn_terminal *t)
         show_locked(t);
         return;
     }
-    char line[64];
-    snprintf(line, sizeof line, "还可以再试 %d 次", STAFF_MAX_WRONG - t->wrong_pins);
-    notice(t, YN_SCREEN_ERROR, "pin_wrong", "工号或密码错误", line);
+    notice(t, YN_NOTE_PIN_WRONG, &(yn_note_arg){.n = STAFF_MAX_WRONG - t->wrong_pins});
 }
 
 /* 冲正 of t->rev_seq, authorised by supervisor sup_id. */
@@ -889,7 +909,110 @@ static void reverse(yn_terminal *t, const char *sup_id)
     result_timer(t);
 }
 
-/* The id and PIN keyed in: log in, or authorise the 冲正. */
+/* --- 忘带卡: a senior who forgot the card (firmware/core/CARD.md §8) ---------------- */
+
+/* Manual meals of this terminal today, against the policy's cap: false (and
+ * the screen says so) when none is left. */
+static bool manual_room(yn_terminal *t, int32_t *used, int32_t *cap)
+{
+    yn_policy_ident_rule rule;
+    yn_policy_manual_entry(t->deps.policy, &rule);
+    yn_moment m;
+    yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
+    *cap = rule.per_terminal_day;
+    *used = 0;
+    int rc = yn_ledger_manual_count(t->deps.ledger, m.local_ymd, used);
+    if (rc != YN_OK) {
+        notice(t, YN_NOTE_MANUAL_FAILED, &(yn_note_arg){.rc = rc});
+        return false;
+    }
+    if (*used >= *cap) {
+        yn_info("staff: 忘带卡: this terminal's %d manual meals of the day are used", (int)*cap);
+        notice(t, YN_NOTE_MANUAL_CAP, &(yn_note_arg){.n = *used, .of = *cap});
+        return false;
+    }
+    return true;
+}
+
+/* Menu key 4: 忘带卡, if the policy accepts it and today's cap has room; a
+ * supervisor other than the operator logged in authorises first. */
+static void manual_start(yn_terminal *t)
+{
+    int32_t used, cap;
+    if (!manual_offered(t)) {
+        notice(t, YN_NOTE_MANUAL_OFF, NULL);
+        return;
+    }
+    if (manual_room(t, &used, &cap))
+        start_auth(t, AUTH_MANUAL);
+}
+
+/* The card-number tail and birth date keyed in: the roster's senior, if
+ * exactly one matches. */
+static void manual_lookup(yn_terminal *t, int32_t birth_ymd)
+{
+    yn_card_facts found[1];
+    size_t n = 0;
+    int rc = yn_ledger_roster_find(t->deps.ledger, t->manual_tail, birth_ymd, found, 1, &n);
+    if (rc != YN_OK) {
+        notice(t, YN_NOTE_MANUAL_FAILED, &(yn_note_arg){.rc = rc});
+        return;
+    }
+    if (n != 1) {
+        yn_info("staff: 忘带卡: %s roster card for %zu digits and the birth date given",
+                n ? "more than one" : "no", strlen(t->manual_tail));
+        notice(t, n ? YN_NOTE_MANUAL_MANY : YN_NOTE_MANUAL_NOT_FOUND, NULL);
+        return;
+    }
+    int32_t used, cap;
+    if (!manual_room(t, &used, &cap))
+        return;
+    t->manual_card = found[0];
+    yn_info("staff: 忘带卡: roster card %s found by operator %s", found[0].card_no, t->operator_id);
+    yn_screen s;
+    yn_screens_ctx c = screens_ctx(t);
+    yn_manual_view v = {.card = &t->manual_card,
+                        .supervisor_id = t->manual_super,
+                        .used_today = used,
+                        .per_day = cap};
+    yn_screens_manual_confirm(&s, &c, &v);
+    show(t, &s);
+    t->state = ST_MANUAL_CONFIRM;
+}
+
+/* Enter on the confirmation: the meal, under the same policy and limits as a
+ * tap, priced as a tap would be (by weight in weighed mode). */
+static void manual_serve(yn_terminal *t)
+{
+    yn_tap_outcome o;
+    yn_meal meal = {.price_fen = t->price_fen};
+    int32_t weight_g = 0;
+    struct weigh_why why = {.log = "", .staff = ""};
+    yn_ledger_when when;
+    yn_clock_reading rd;
+    when_now(t, &when, &rd);
+    if (rd.state == YN_CLOCK_UNKNOWN) {
+        clock_refused(t, &rd, &o);
+        show_debit(t, &o, &meal, o.detail);
+    } else if (t->weighed && !weigh(t, &weight_g, &why)) {
+        memset(&o, 0, sizeof o);
+        o.status = YN_EREFUSED;
+        o.reason = YN_REASON_WEIGHT;
+        yn_info("staff: 忘带卡: weighed meal refused, nothing charged: %s", why.log);
+        show_debit(t, &o, NULL, why.staff);
+    } else {
+        if (t->weighed)
+            meal = (yn_meal){.weight_g = weight_g, .price_per_100g_fen = t->per100g_fen};
+        yn_tap_manual(&t->env, t->manual_card.card_no, &meal, next_tap_id(t), t->operator_id,
+                      t->manual_super, &when, &o);
+        after_debit(t, &o);
+        show_debit(t, &o, &meal, NULL);
+    }
+    memset(&t->manual_card, 0, sizeof t->manual_card);
+    result_timer(t);
+}
+
+/* The id and PIN keyed in: log in, or authorise the 冲正 or 忘带卡. */
 static void check_pin(yn_terminal *t)
 {
     const yn_operator *op = yn_config_operator(t->cfg, t->auth_id);
@@ -906,12 +1029,23 @@ static void check_pin(yn_terminal *t)
         yn_info("staff: operator %s logged in (%s)", op->id,
                 op->role == YN_ROLE_SUPERVISOR ? "supervisor" : "operator");
         show_menu(t);
+    } else if (op->role != YN_ROLE_SUPERVISOR && t->auth == AUTH_MANUAL) {
+        yn_warn("staff: operator %s is not a supervisor; 忘带卡 refused", op->id);
+        notice(t, YN_NOTE_MANUAL_NOT_SUPERVISOR, &(yn_note_arg){.text = op->id});
     } else if (op->role != YN_ROLE_SUPERVISOR) {
-        char line[96];
         yn_warn("staff: operator %s is not a supervisor; reversal of %lld refused", op->id,
                 (long long)t->rev_seq);
-        snprintf(line, sizeof line, "工号" YN_NB "%s 不是主管，不能冲正", op->id);
-        notice(t, YN_SCREEN_ERROR, "not_supervisor", "需要主管授权", line);
+        notice(t, YN_NOTE_NOT_SUPERVISOR, &(yn_note_arg){.text = op->id});
+    } else if (t->auth == AUTH_MANUAL && strcmp(op->id, t->operator_id) == 0) {
+        yn_warn("staff: 忘带卡: supervisor %s is the operator logged in; another must authorise",
+                op->id);
+        notice(t, YN_NOTE_MANUAL_SAME_PERSON, &(yn_note_arg){.text = op->id});
+    } else if (t->auth == AUTH_MANUAL) {
+        yn_info("staff: 忘带卡 authorised by supervisor %s for operator %s", op->id,
+                t->operator_id);
+        memcpy(t->manual_super, op->id, sizeof t->manual_super);
+        t->state = ST_MANUAL_TAIL;
+        show_entry(t);
     } else {
         reverse(t, op->id);
     }
@@ -928,7 +1062,7 @@ static void settle(yn_terminal *t)
     int rc = yn_ledger_settle(t->deps.ledger, m.local_ymd, &st);
     if (rc != YN_OK) {
         yn_err("staff: 日结 of %d: %s", (int)m.local_ymd, yn_strerror(rc));
-        notice(t, YN_SCREEN_ERROR, "settle_failed", "日结失败", yn_screens_status_text(rc));
+        notice(t, YN_NOTE_SETTLE_FAILED, &(yn_note_arg){.rc = rc});
         return;
     }
     snprintf(path, sizeof path, "%s/settle-%s-%d.csv", t->cfg->ledger.settle_dir,
@@ -965,7 +1099,10 @@ static void menu_key(yn_terminal *t, int key)
         yn_info("staff: operator %s logged out", t->operator_id);
         t->logged_in = false;
         t->operator_id[0] = '\0';
-        notice(t, YN_SCREEN_INFO, "logged_out", "已退出登录", "请刷卡");
+        notice(t, YN_NOTE_LOGGED_OUT, NULL);
+        break;
+    case '4':
+        manual_start(t);
         break;
     case YN_KEY_CANCEL:
         show_idle(t);
@@ -979,7 +1116,9 @@ static void menu_key(yn_terminal *t, int key)
 static void entry_key(yn_terminal *t, int key)
 {
     size_t n = strlen(t->entry);
-    size_t max = t->state == ST_REV_SEQ ? ENTRY_MAX - 1 : YN_OPERATOR_ID_MAX - 1;
+    size_t max = t->state == ST_REV_SEQ || t->state == ST_MANUAL_TAIL ? ENTRY_MAX - 1
+                 : t->state == ST_MANUAL_BIRTH                        ? 8
+                                                                      : YN_OPERATOR_ID_MAX - 1;
     if (key >= '0' && key <= '9') {
         if (n < max) {
             t->entry[n] = (char)key;
@@ -989,15 +1128,26 @@ static void entry_key(yn_terminal *t, int key)
         if (n > 0)
             t->entry[n - 1] = '\0';
     } else if (key == YN_KEY_CANCEL) {
-        if (t->logged_in && (t->state == ST_REV_SEQ || t->auth == AUTH_REVERSE))
-            show_menu(t); /* back to the menu the 冲正 started from */
+        if (t->logged_in && (t->state == ST_REV_SEQ || t->state == ST_MANUAL_TAIL ||
+                             t->state == ST_MANUAL_BIRTH || t->auth != AUTH_LOGIN))
+            show_menu(t); /* back to the menu the 冲正 or 忘带卡 started from */
         else
             show_idle(t);
         return;
     } else if (key == YN_KEY_ENTER) {
-        if (n == 0)
+        if (n == 0 || (t->state == ST_MANUAL_TAIL && n < YN_MANUAL_TAIL_MIN) ||
+            (t->state == ST_MANUAL_BIRTH && n != 8))
+            return; /* not enough digits yet: the screen says how many */
+        if (t->state == ST_MANUAL_TAIL) {
+            memcpy(t->manual_tail, t->entry, n + 1);
+            memset(t->entry, 0, sizeof t->entry);
+            t->state = ST_MANUAL_BIRTH;
+        } else if (t->state == ST_MANUAL_BIRTH) {
+            int32_t birth = (int32_t)strtol(t->entry, NULL, 10);
+            memset(t->entry, 0, sizeof t->entry);
+            manual_lookup(t, birth);
             return;
-        if (t->state == ST_STAFF_ID) {
+        } else if (t->state == ST_STAFF_ID) {
             memcpy(t->auth_id, t->entry, n + 1);
             memset(t->entry, 0, sizeof t->entry);
             t->state = ST_STAFF_PIN;
@@ -1018,7 +1168,8 @@ static void entry_key(yn_terminal *t, int key)
 static bool in_staff(const yn_terminal *t)
 {
     return t->state == ST_STAFF_ID || t->state == ST_STAFF_PIN || t->state == ST_MENU ||
-           t->state == ST_REV_SEQ;
+           t->state == ST_REV_SEQ || t->state == ST_MANUAL_TAIL || t->state == ST_MANUAL_BIRTH ||
+           t->state == ST_MANUAL_CONFIRM;
 }
 
 static void on_key(yn_terminal *t, int key)
@@ -1034,6 +1185,13 @@ static void on_key(yn_terminal *t, int key)
     }
     if (t->state == ST_MENU) {
         menu_key(t, key);
+        return;
+    }
+    if (t->state == ST_MANUAL_CONFIRM) {
+        if (key == YN_KEY_ENTER)
+            manual_serve(t);
+        else if (key == YN_KEY_CANCEL)
+            show_menu(t);
         return;
     }
     if (in_staff(t)) {
@@ -1088,14 +1246,9 @@ static void on_key(yn_terminal *t, int key)
 /* A card key with no demo card behind it: say so rather than do nothing. */
 static void no_demo_card(yn_terminal *t, int card)
 {
-    char line[96];
     int n = demo_cards(t);
     yn_info("demo: key %c has no demo card (there are %d)", 'a' + card, n);
-    if (n > 0)
-        snprintf(line, sizeof line, "演示卡只有 a 到 %c 共 %d 张", 'a' + (n > 26 ? 25 : n - 1), n);
-    else
-        snprintf(line, sizeof line, "没有演示卡");
-    notice(t, YN_SCREEN_INFO, "demo_no_card", "没有这张演示卡", line);
+    notice(t, YN_NOTE_DEMO_NO_CARD, &(yn_note_arg){.n = n});
 }
 
 static void on_event(yn_terminal *t, const yn_input_event *ev)
@@ -1189,7 +1342,10 @@ static int watch_field(yn_terminal *t, int wait_ms)
         yn_debug("reader: poll: %s", yn_strerror(rc));
         return rc;
     }
-    bool same = t->last_seen_ms && same_card(&tag, &t->last_tag);
+    /* a random-UID card shows another UID at every listing: until the field
+     * is empty it is the card just refused, not a new tap */
+    bool same =
+        t->last_seen_ms && (same_card(&tag, &t->last_tag) || (t->last_random && t->last_in_field));
     bool debounced =
         same && (t->last_in_field ||
                  (t->last_decided && now - t->last_seen_ms < t->cfg->reader.debounce_ms));
@@ -1221,8 +1377,7 @@ void yn_terminal_start(yn_terminal *t)
         char uid[2 * YN_UID_MAX + 1];
         yn_nfc_uid_hex(&tag, uid, sizeof uid);
         yn_info("terminal: card %s was in the field at start: not a tap until it leaves", uid);
-        notice(t, YN_SCREEN_INFO, "card_on_reader", "请先拿开卡片",
-               "读卡器上已有卡片，请拿开后再刷卡");
+        notice(t, YN_NOTE_CARD_ON_READER, NULL);
     }
 }
 
@@ -1258,46 +1413,10 @@ int yn_terminal_step(yn_terminal *t, int timeout_ms)
 
 /* --- sales stopped (keeper.c says why) ----------------------------------------- */
 
-void yn_terminal_stop_screen(const yn_sales_stop *stop, yn_screen *s)
-{
-    long long a = (long long)stop->first_seq, b = (long long)stop->last_seq;
-    switch (stop->why) {
-    case YN_STOP_LOST:
-        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_lost", "账本缺少记录，暂停收款");
-        if (a > 0 && b > a)
-            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld-%lld 条已上传的记录", a, b);
-        else if (a > 0)
-            yn_screen_add(s, YN_TEXT_LARGE, "缺少第 %lld 条已上传的记录", a);
-        if (stop->can_restore) {
-            yn_screen_add(s, YN_TEXT_LARGE, "正在从区里恢复，恢复后自动继续收款");
-            yn_screen_add(s, YN_TEXT_NORMAL, "请保持网络畅通。长时间未恢复，请联系技术员");
-        } else {
-            yn_screen_add(s, YN_TEXT_LARGE, "本机未开启同步，无法自动恢复");
-            yn_screen_add(s, YN_TEXT_NORMAL, "请联系技术员");
-        }
-        break;
-    case YN_STOP_CONFLICT:
-        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_conflict",
-                       "账本与区里的记录不一致，已停止收款");
-        if (a > 0)
-            yn_screen_add(s, YN_TEXT_LARGE, "区里已有第 %lld 条起不同的记录", a);
-        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
-        break;
-    default:
-        yn_screen_init(s, YN_SCREEN_ERROR, "sales_stopped_damaged", "账本损坏，已停止收款");
-        if (a > 0)
-            yn_screen_add(s, YN_TEXT_LARGE, "第 %lld 条记录校验不符", a);
-        yn_screen_add(s, YN_TEXT_LARGE, "请联系技术员");
-        yn_screen_add(s, YN_TEXT_NORMAL, "请勿删除或复制替换账本文件");
-        break;
-    }
-    yn_screen_add(s, YN_TEXT_NORMAL, "技术员请运行: yinian-diag ledger verify");
-}
-
 static void show_stopped(yn_terminal *t)
 {
     yn_screen s;
-    yn_terminal_stop_screen(&t->stop, &s);
+    yn_screens_sales_stopped(&s, &t->stop);
     footer(t, &s);
     show(t, &s);
     t->state = ST_IDLE;

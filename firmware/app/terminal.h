@@ -58,8 +58,5 @@ int64_t yn_terminal_price_per_100g_fen(const yn_terminal *t);
  * card is not even read), keys are ignored. Going on again, the highest tap
  * id is read afresh (a restore may have brought records back). */
 void yn_terminal_set_stop(yn_terminal *t, const yn_sales_stop *stop);
-/* The screen of stopped sales (Chinese, for staff): also shown by main.c when
- * the ledger does not even open. */
-void yn_terminal_stop_screen(const yn_sales_stop *stop, yn_screen *s);
 
 #endif

@@ -58,6 +58,9 @@ static const struct {
     {"reason_blank_card", "这张卡还没有开通，请到社区服务中心办理"},
     {"reason_foreign_card", "这不是颐年卡，请换颐年卡再刷"},
     {"reason_other_card", "这是别的卡，不是颐年卡，请换颐年卡再刷"},
+    {"reason_not_enrolled", "这张卡还没有登记，请到社区服务中心登记"},
+    {"reason_random_uid", "这张卡无法识别，请换颐年卡或已登记的卡再刷"},
+    {"reason_manual_cap", "今天人工登记的名额已用完，请下次带卡来"},
 };
 
 const char *const yn_voice_clips[] = {"ling",
@@ -108,6 +111,9 @@ const char *const yn_voice_clips[] = {"ling",
                                       "reason_blank_card",
                                       "reason_foreign_card",
                                       "reason_other_card",
+                                      "reason_not_enrolled",
+                                      "reason_random_uid",
+                                      "reason_manual_cap",
                                       NULL};
 
 const char *yn_voice_clip_text(const char *clip)

@@ -78,11 +78,13 @@ struct yn_policy {
     bool sell_without_subsidy;
     int32_t reverse_window_s;
     enum copay copay;
-    int64_t min_price_fen; /* no subsidy below this price */
-    int32_t per_period;    /* subsidised meals per period per day; 0 = no limit */
-    int32_t per_day;       /* 0 = no limit */
-    int32_t per_month;     /* 0 = no limit */
-    int64_t month_cap_fen; /* subsidy per calendar month; 0 = no limit */
+    int64_t min_price_fen;              /* no subsidy below this price */
+    int32_t per_period;                 /* subsidised meals per period per day; 0 = no limit */
+    int32_t per_day;                    /* 0 = no limit */
+    int32_t per_month;                  /* 0 = no limit */
+    int64_t month_cap_fen;              /* subsidy per calendar month; 0 = no limit */
+    yn_policy_ident_rule identity_only; /* cards bound by identifier in the roster */
+    yn_policy_ident_rule manual_entry;  /* 忘带卡: staff look the senior up */
     int n_categories, n_periods, n_rules, n_sources;
     struct category categories[MAX_CATEGORIES];
     struct {
@@ -873,6 +875,36 @@ static int parse_limits(struct ctx *c, json_t *root, yn_policy *p)
     return YN_OK;
 }
 
+/* "identity_only" and "manual_entry" (POLICY.md §2, "Other ways to identify
+ * the holder"): absent = not accepted. Both carry the offline cap; manual
+ * entry its daily cap per terminal as well. */
+static int parse_ident_rule(struct ctx *c, json_t *root, const char *key, bool manual,
+                            yn_policy_ident_rule *out)
+{
+    static const char *const keys_id[] = {"offline_cap_fen", NULL};
+    static const char *const keys_manual[] = {"offline_cap_fen", "per_terminal_day", NULL};
+    json_t *obj = enter(c, root, key);
+    memset(out, 0, sizeof *out);
+    if (!obj) {
+        pop(c);
+        return YN_OK;
+    }
+    if (!json_is_object(obj))
+        return fail(c, "expected an object, got %s", type_name(obj));
+    TRY(check_keys(c, obj, manual ? keys_manual : keys_id,
+                   manual ? "offline_cap_fen, per_terminal_day" : "offline_cap_fen"));
+    long long v = 0;
+    TRY(get_int(c, obj, "offline_cap_fen", true, 0, MAX_MONEY_FEN, &v));
+    out->offline_cap_fen = v;
+    if (manual) {
+        TRY(get_int(c, obj, "per_terminal_day", true, 1, MAX_MEALS, &v));
+        out->per_terminal_day = (int32_t)v;
+    }
+    out->accepted = true;
+    pop(c);
+    return YN_OK;
+}
+
 /* "sources": the screen names of funding sources, [{"name", "display"}]. */
 static int parse_sources(struct ctx *c, json_t *root, yn_policy *p)
 {
@@ -931,13 +963,14 @@ static int parse_policy(struct ctx *c, json_t *root, yn_policy *p)
                                        "issuer",           "description", "sell_without_subsidy",
                                        "reverse_window_s", "copay",       "min_price_fen",
                                        "limits",           "categories",  "periods",
-                                       "subsidies",        "sources",     NULL};
+                                       "subsidies",        "sources",     "identity_only",
+                                       "manual_entry",     NULL};
     if (!json_is_object(root))
         return fail(c, "expected a JSON object at the top level, got %s", type_name(root));
     TRY(check_keys(c, root, keys,
                    "format, id, version, issuer, description, sell_without_subsidy, "
                    "reverse_window_s, copay, min_price_fen, limits, categories, periods, "
-                   "subsidies, sources"));
+                   "subsidies, sources, identity_only, manual_entry"));
     TRY(parse_identity(c, root, p));
 
     json_t *v = enter(c, root, "description");
@@ -955,6 +988,8 @@ static int parse_policy(struct ctx *c, json_t *root, yn_policy *p)
     p->min_price_fen = n;
     TRY(parse_limits(c, root, p));
     TRY(parse_sources(c, root, p));
+    TRY(parse_ident_rule(c, root, "identity_only", false, &p->identity_only));
+    TRY(parse_ident_rule(c, root, "manual_entry", true, &p->manual_entry));
 
     json_t *arr;
     TRY(enter_array(c, root, "categories", true, 1, MAX_CATEGORIES, "categories", &arr));
@@ -1107,6 +1142,16 @@ void yn_policy_limits(const yn_policy *p, yn_policy_limit *out)
                              .day_max = p->per_day ? p->per_day : p->per_period * p->n_periods};
 }
 
+void yn_policy_identity_only(const yn_policy *p, yn_policy_ident_rule *out)
+{
+    *out = p->identity_only;
+}
+
+void yn_policy_manual_entry(const yn_policy *p, yn_policy_ident_rule *out)
+{
+    *out = p->manual_entry;
+}
+
 /* Screen names for the ids the shipped policies use, for documents that give
  * none (format 1 documents written before "display" existed). */
 static const struct {
@@ -1125,6 +1170,8 @@ static const struct {
     {YN_POLICY_CATEGORY, "dibao_edge", "低保边缘"},
     {YN_POLICY_CATEGORY, "sanshu_wulao", "三属五老"},
     {YN_POLICY_CATEGORY, "shidu", "失独"},
+    {YN_POLICY_CATEGORY, "disabled_severe", "重度残疾"},
+    {YN_POLICY_CATEGORY, "disabled_moderate", "中度失能"},
     {YN_POLICY_PERIOD, "breakfast", "早餐"},
     {YN_POLICY_PERIOD, "lunch", "午餐"},
     {YN_POLICY_PERIOD, "dinner", "晚餐"},

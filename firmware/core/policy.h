@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ident.h"
 #include "reason.h"
 #include "status.h"
 
@@ -46,6 +47,9 @@ typedef struct yn_card_facts {
     uint32_t district;  /* home district, GB/T 2260 six digits, e.g. 440304 */
     uint32_t street;    /* home street, nine digits: district * 1000 + street */
     int32_t expiry_ymd; /* last valid day, YYYYMMDD (Asia/Shanghai) */
+    /* A roster entry only (not a policy input): the identifier of the
+     * identity-only card bound to this card number (firmware/core/ident.h), "" none */
+    char ident[YN_IDENT_MAX];
 } yn_card_facts;
 
 typedef struct yn_meal {
@@ -125,6 +129,20 @@ typedef struct yn_policy_limit {
     int32_t day_max; /* subsidised meals a day at most: per_day, else per_period x periods */
 } yn_policy_limit;
 void yn_policy_limits(const yn_policy *p, yn_policy_limit *out);
+
+/* Other ways than reading the holder's 颐年卡 (POLICY.md §2, "Other ways to
+ * identify the holder"; firmware/core/CARD.md §8): a card the roster binds by its
+ * identifier (identity_only), and staff looking a senior up who forgot the
+ * card (manual_entry, 忘带卡). Neither writes a stamp on a card, so neither
+ * has the cross-canteen offline guard: while the terminal is offline such a
+ * meal's subsidy is capped per card and local day. */
+typedef struct yn_policy_ident_rule {
+    bool accepted;            /* the policy accepts this way at all (absent: no) */
+    int64_t offline_cap_fen;  /* subsidy per card per local day while offline; 0: none then */
+    int32_t per_terminal_day; /* manual entry: meals per terminal per local day, >= 1 */
+} yn_policy_ident_rule;
+void yn_policy_identity_only(const yn_policy *p, yn_policy_ident_rule *out);
+void yn_policy_manual_entry(const yn_policy *p, yn_policy_ident_rule *out);
 
 /* What a screen calls a category, meal period or funding source: its
  * "display" in the policy; else a built-in Chinese name for the ids the

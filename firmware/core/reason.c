@@ -102,6 +102,22 @@ static const struct reason_text texts[YN_REASON_COUNT] = {
                               .staff =
                                   "不是颐年卡：卡里只有其他应用（如公交、门禁），没有颐年卡应用",
                               .log = "a DESFire with other applications only, none of ours"},
+    [YN_REASON_NOT_ENROLLED] =
+        {.code = "not_enrolled",
+         .kind = "这张卡还没有登记，请到社区服务中心登记",
+         .staff = "不是颐年卡，名册里也没有登记这张卡：请长者带卡和身份证到发卡点登记，未扣款",
+         .log = "not a 颐年卡 and its identifier is bound to no card in the roster"},
+    [YN_REASON_RANDOM_UID] =
+        {.code = "random_uid",
+         .kind = "这张卡无法识别，请换颐年卡或已登记的卡再刷",
+         .staff = "这张卡每次刷卡号码都会变（如手机、部分银行卡），不能作为身份卡登记，未扣款",
+         .log = "random UID (08 xx xx xx, or another UID at each activation): no identity"},
+    [YN_REASON_MANUAL_CAP] =
+        {.code = "manual_cap",
+         .kind = "今天人工登记的名额已用完，请下次带卡来",
+         .staff = "本终端今天的忘带卡人工登记已达政策规定的上限，未扣款",
+         .log = "this terminal's manual meals (forgot the card) of the day reached the policy's "
+                "per_terminal_day"},
 };
 
 const char *yn_reason_kind(enum yn_reason r)

@@ -30,6 +30,10 @@ enum yn_reason {
     YN_REASON_BLANK_CARD,   /* a blank card: never issued */
     YN_REASON_FOREIGN_CARD, /* another kind of card, or keys that are not ours */
     YN_REASON_OTHER_CARD,   /* a DESFire that carries other applications only */
+    /* identity-only cards and 忘带卡 (firmware/core/CARD.md §8) */
+    YN_REASON_NOT_ENROLLED, /* not a 颐年卡, and its identifier is bound to nobody */
+    YN_REASON_RANDOM_UID,   /* the card shows another number at each tap: no identity */
+    YN_REASON_MANUAL_CAP,   /* this terminal's manual meals of the day are used up */
     YN_REASON_COUNT
 };
 

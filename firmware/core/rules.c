@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "card.h"
+#include "ident.h"
 #include "timeutil.h"
 
 /* One row per record kind; the values are stored and hashed: never renumber.
@@ -309,6 +310,41 @@ int yn_rules_record(const yn_ledger_record *r, yn_rules_fault *f)
         return refuse(f, "wallet_after_fen", "must be within +-1000000000000");
     if (r->card_prev_seq < 0 || r->card_prev_seq >= r->seq)
         return refuse(f, "card_prev_seq", "must be 0 or an earlier record (1..seq-1)");
+    return yn_rules_identified(r, f);
+}
+
+int yn_rules_identified(const yn_ledger_record *r, yn_rules_fault *f)
+{
+    switch (r->by) {
+    case 0:
+    case YN_LEDGER_BY_CARD:
+        if (r->ident[0])
+            return refuse(f, "ident", "must be empty for a holder identified by the card");
+        if (r->supervisor_id[0])
+            return refuse(f, "supervisor", "must be empty unless identified by manual entry");
+        return YN_OK;
+    case YN_LEDGER_BY_IDENT:
+    case YN_LEDGER_BY_MANUAL:
+        break;
+    default:
+        return refuse(f, "identified", "must be 1 (card), 2 (identity-only) or 3 (manual)");
+    }
+    if (r->kind != YN_LEDGER_MEAL)
+        return refuse(f, "identified", "only a meal is identified otherwise than by the card");
+    if (r->by == YN_LEDGER_BY_IDENT) {
+        if (!yn_ident_valid(r->ident))
+            return refuse(f, "ident", yn_ident_fault(r->ident));
+        if (r->supervisor_id[0])
+            return refuse(f, "supervisor", "must be empty unless identified by manual entry");
+        return YN_OK;
+    }
+    if (r->ident[0])
+        return refuse(f, "ident", "must be empty for a manual entry");
+    if (!yn_rules_id(r->supervisor_id))
+        return refuse(f, "supervisor", "a manual entry names its supervisor (1..16 bytes)");
+    if (!yn_rules_id(r->operator_id) || strcmp(r->operator_id, r->supervisor_id) == 0)
+        return refuse(f, "operator",
+                      "a manual entry names its operator, another person than the supervisor");
     return YN_OK;
 }
 
@@ -346,6 +382,10 @@ int yn_rules_roster_card(const yn_card_facts *c, yn_rules_fault *f)
         return refuse(f, "street", "must be district * 1000 + NNN (001..999)");
     if (!yn_time_ymd_valid(c->expiry_ymd))
         return refuse(f, "expiry_ymd", "must be a real day YYYYMMDD");
+    if (c->ident[0] && !yn_ident_valid(c->ident))
+        return refuse(f, "ident", yn_ident_fault(c->ident));
+    if (c->ident[0] && c->birth_ymd == 0)
+        return refuse(f, "birth_ymd", "must be a real day for a card bound by its identifier");
     return YN_OK;
 }
 
@@ -353,6 +393,13 @@ int yn_rules_blacklist(const yn_ledger_blacklist_entry *e, yn_rules_fault *f)
 {
     if (e->seq < 1)
         return refuse(f, "seq", "must be >= 1");
+    if (e->ident[0]) {
+        if (e->card_no[0])
+            return refuse(f, "ident", "a change names a card number or an identifier, not both");
+        if (!yn_ident_valid(e->ident))
+            return refuse(f, "ident", yn_ident_fault(e->ident));
+        return YN_OK;
+    }
     if (!yn_rules_card_no(e->card_no))
         return refuse(f, "card_no", "must be 1..19 bytes of graphic ASCII");
     return YN_OK;

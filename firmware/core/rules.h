@@ -98,6 +98,12 @@ bool yn_rules_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
  * entry) is the caller's: the ledger by construction, the district at ingest.
  * YN_OK, or YN_EINVAL with *f filled (f may be NULL). */
 int yn_rules_record(const yn_ledger_record *r, yn_rules_fault *f) YN_MUST_CHECK;
+/* How the holder of a record was identified (LEDGER.md, "How the holder
+ * was identified"; part of yn_rules_record): by 0 or 1 (the card) with no
+ * identifier and no supervisor; only a meal otherwise — 2 (identity-only)
+ * with a valid identifier (firmware/core/ident.h) and no supervisor, 3 (manual
+ * entry) with a supervisor id and an operator who differ, no identifier. */
+int yn_rules_identified(const yn_ledger_record *r, yn_rules_fault *f) YN_MUST_CHECK;
 /* An undo (YN_RULES_REF_UNDO) of meal: same card, the meal's kind is meal,
  * every share negated, and the same layer sources each with its share
  * negated (in any order: sources are distinct). */
@@ -106,9 +112,11 @@ int yn_rules_undo(const yn_ledger_record *undo, const yn_ledger_record *meal,
 
 /* A roster card as the district sends it (PROTOCOL.md §5.3): the card
  * format's rules for card_no, birth (0 = use the card's), flags, district,
- * street and expiry. */
+ * street and expiry; ident "" or an identifier (firmware/core/ident.h), and then
+ * a real birth date (nothing is read from such a card). */
 int yn_rules_roster_card(const yn_card_facts *c, yn_rules_fault *f) YN_MUST_CHECK;
-/* A blacklist change: seq >= 1, a card number. */
+/* A blacklist change: seq >= 1, a card number or an identifier (one of the
+ * two: a lost identity-only card is blacklisted by its identifier). */
 int yn_rules_blacklist(const yn_ledger_blacklist_entry *e, yn_rules_fault *f) YN_MUST_CHECK;
 /* An allocation: id, card number, source name, amount 1..YN_RULES_MAX_FEN. */
 int yn_rules_alloc(const yn_ledger_alloc *a, yn_rules_fault *f) YN_MUST_CHECK;

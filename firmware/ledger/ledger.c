@@ -274,6 +274,28 @@ static void encode(const yn_ledger_record *r, struct enc *e)
     put_i64(e, r->policy_version);
     put_i64(e, r->wallet_after_fen);
     put_i64(e, r->card_prev_seq);
+    /* fields 28-30, only for a holder not identified by the card: every
+     * record identified by its card hashes exactly as before they existed */
+    if (r->by != 0 && r->by != YN_LEDGER_BY_CARD) {
+        put_u8(e, (uint8_t)r->by);
+        put_str(e, r->ident, sizeof r->ident);
+        put_str(e, r->supervisor_id, sizeof r->supervisor_id);
+    }
+}
+
+const char *yn_ledger_by_name(int by)
+{
+    switch (by) {
+    case 0:
+    case YN_LEDGER_BY_CARD:
+        return "card";
+    case YN_LEDGER_BY_IDENT:
+        return "identity";
+    case YN_LEDGER_BY_MANUAL:
+        return "manual";
+    default:
+        return "?";
+    }
 }
 
 void yn_ledger_record_hash(const yn_ledger_record *r, const uint8_t prev_hash[YN_LEDGER_HASH_LEN],
@@ -339,6 +361,9 @@ void yn_lg_row_to_record(sqlite3_stmt *s, yn_ledger_record *r)
         memcpy(r->prev_hash, sqlite3_column_blob(s, 33), YN_LEDGER_HASH_LEN);
     if (sqlite3_column_bytes(s, 34) == YN_LEDGER_HASH_LEN)
         memcpy(r->hash, sqlite3_column_blob(s, 34), YN_LEDGER_HASH_LEN);
+    r->by = sqlite3_column_int(s, 35);
+    yn_lg_col_text(s, 36, r->ident, sizeof r->ident);
+    yn_lg_col_text(s, 37, r->supervisor_id, sizeof r->supervisor_id);
 }
 
 /* Look a record up by the statement's one integer key; *found says if it is there. */
@@ -517,6 +542,9 @@ int yn_lg_append(yn_ledger *l, yn_ledger_record *r)
     sqlite3_bind_int64(s, 33, r->card_prev_seq);
     sqlite3_bind_blob(s, 34, r->prev_hash, YN_LEDGER_HASH_LEN, SQLITE_STATIC);
     sqlite3_bind_blob(s, 35, r->hash, YN_LEDGER_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_int(s, 36, r->by ? r->by : YN_LEDGER_BY_CARD);
+    yn_lg_bind_text_or_null(s, 37, r->ident);
+    yn_lg_bind_text_or_null(s, 38, r->supervisor_id);
     rc = yn_lg_run(l, ST_INSERT); /* every parameter is bound each time: no clearing */
     if (rc != SQLITE_OK)
         return rc;
@@ -693,6 +721,7 @@ void yn_lg_record_base(yn_ledger *l, yn_ledger_record *r, int kind, const char *
     memcpy(r->terminal, l->terminal, sizeof r->terminal);
     yn_lg_copy_str(r->card_no, sizeof r->card_no, card_no);
     r->kind = kind;
+    r->by = YN_LEDGER_BY_CARD;
     r->utc_s = when->utc_s;
     r->mono_ms = when->mono_ms;
     r->boot_no = l->boot_no;

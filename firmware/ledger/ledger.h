@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ident.h"
 #include "policy.h"
 #include "status.h"
 
@@ -50,6 +51,20 @@ enum yn_ledger_kind {
     YN_LEDGER_STAMP_MISSING = 5,
 };
 #define YN_LEDGER_KIND_MAX YN_LEDGER_STAMP_MISSING /* highest kind this firmware writes */
+
+/* How the holder of a meal was identified (LEDGER.md, "How the holder was
+ * identified"; firmware/core/CARD.md §8). Stored and hashed: never renumber. A
+ * record that is not a meal, and every record made before the field
+ * existed, is YN_LEDGER_BY_CARD; 0 in a record built in memory means the
+ * same. */
+enum yn_ledger_by {
+    YN_LEDGER_BY_CARD = 1,   /* the 颐年卡 read and authenticated */
+    YN_LEDGER_BY_IDENT = 2,  /* an identity-only card: its identifier bound in the roster */
+    YN_LEDGER_BY_MANUAL = 3, /* 忘带卡: staff looked the senior up, a supervisor authorised */
+};
+#define YN_LEDGER_BY_MAX YN_LEDGER_BY_MANUAL
+/* "card", "identity", "manual" (CSV, logs, the district's reports); "?" otherwise. */
+const char *yn_ledger_by_name(int by);
 
 typedef struct yn_ledger yn_ledger;
 
@@ -111,6 +126,17 @@ typedef struct yn_ledger_tap {
      * meal eaten at another canteen). The policy sees, field by field, the
      * larger of this and the ledger's own count. NULL = none. */
     const yn_usage *usage_floor;
+    /* How the holder was identified (enum yn_ledger_by; 0 = the card). For
+     * YN_LEDGER_BY_IDENT and YN_LEDGER_BY_MANUAL the roster's entry of
+     * card->card_no gives every fact the policy needs (the card's are not
+     * used) and the policy must accept the way (yn_policy_identity_only,
+     * yn_policy_manual_entry): its offline cap applies, and for manual entry
+     * its daily cap per terminal (LEDGER.md, "How the holder was identified"). */
+    int by;
+    const char *ident;         /* BY_IDENT: the identifier read; the roster must bind it
+                                  to card->card_no. NULL otherwise */
+    const char *supervisor_id; /* BY_MANUAL: who authorised (operator_id served; both
+                                  required, and different). NULL otherwise */
 } yn_ledger_tap;
 
 /* A journal record as stored (see LEDGER.md for every field). */
@@ -142,6 +168,9 @@ typedef struct yn_ledger_record {
     int64_t policy_version;                /* policy that decided a meal; 0 otherwise */
     int64_t wallet_after_fen;              /* card's wallet balance after this record */
     int64_t card_prev_seq;                 /* previous record of the same card; 0 if first */
+    int by;                                /* enum yn_ledger_by; 0 = the card */
+    char ident[YN_IDENT_MAX];              /* BY_IDENT: the card's identifier, else "" */
+    char supervisor_id[YN_LEDGER_ID_MAX];  /* BY_MANUAL: who authorised, else "" */
     uint8_t prev_hash[YN_LEDGER_HASH_LEN]; /* hash of record seq-1; zeros for seq 1 */
     uint8_t hash[YN_LEDGER_HASH_LEN];
 } yn_ledger_record;
@@ -272,6 +301,8 @@ typedef struct yn_ledger_settlement {
     yn_ledger_sum allocations;                /* district credits (wallet_fen < 0) */
     yn_ledger_sum topups;                     /* cash top-ups (wallet_fen < 0, cash_fen > 0) */
     yn_ledger_sum stamp_missing;              /* notices of meals whose card stamp is missing */
+    yn_ledger_sum by_ident;                   /* meals of identity-only cards (gross) */
+    yn_ledger_sum by_manual;                  /* meals by manual entry, 忘带卡 (gross) */
 } yn_ledger_settlement;
 
 /* Sums of one local day (YYYYMMDD). Reversals are counted on the day they are
@@ -309,15 +340,34 @@ int yn_ledger_head(yn_ledger *l, int64_t *seq, uint8_t hash[YN_LEDGER_HASH_LEN])
 /* --- what the district sends ------------------------------------------------ */
 
 /* Upsert n roster entries at roster_version, all in one transaction. A card
- * on the roster uses the roster's flags, district, street and expiry. */
+ * on the roster uses the roster's flags, district, street and expiry. An
+ * entry's ident ("" none) binds that identifier to the card: a card holds at
+ * most one, an identifier belongs to one card (binding it again moves it). */
 int yn_ledger_roster_put(yn_ledger *l, const yn_card_facts *cards, size_t n,
                          int64_t roster_version) YN_MUST_CHECK;
 
 typedef struct yn_ledger_blacklist_entry {
-    int64_t seq; /* the district's sequence number, increasing */
-    char card_no[20];
-    bool lost; /* true: 挂失 (block); false: found again (unblock) */
+    int64_t seq;              /* the district's sequence number, increasing */
+    char card_no[20];         /* a card number, or "" when ident names a card */
+    char ident[YN_IDENT_MAX]; /* "" or an identity-only card's identifier (one of the two) */
+    bool lost;                /* true: 挂失 (block); false: found again (unblock) */
 } yn_ledger_blacklist_entry;
+
+/* The card an identifier is bound to in the roster: YN_OK with card_no
+ * (20 bytes), or YN_ENOTFOUND. *lost (may be NULL): the identifier itself is
+ * on the blacklist (a lost identity-only card), bound or not. */
+int yn_ledger_ident_card(yn_ledger *l, const char *ident, char card_no[20],
+                         bool *lost) YN_MUST_CHECK;
+
+/* 忘带卡: roster entries whose card number ends with card_tail (1..19
+ * characters) and whose birth date is birth_ymd, at most max of them into
+ * out (*n = how many were found, up to max + 1 tells "more"). */
+int yn_ledger_roster_find(yn_ledger *l, const char *card_tail, int32_t birth_ymd,
+                          yn_card_facts *out, size_t max, size_t *n) YN_MUST_CHECK;
+
+/* Meals recorded on local day local_ymd by manual entry (忘带卡), reversed or
+ * not: what the policy's per_terminal_day bounds. */
+int yn_ledger_manual_count(yn_ledger *l, int32_t local_ymd, int32_t *n) YN_MUST_CHECK;
 
 /* Apply one blacklist change. YN_ESTALE when seq is not above the last applied. */
 int yn_ledger_blacklist_apply(yn_ledger *l, int64_t seq, const char *card_no,

@@ -73,7 +73,7 @@ static int tap_check(yn_ledger *l, const char *op, const char *card_no, const st
  * the balance left covers it, then cash. Nothing left: no subsidy at all,
  * reason month_cap (the subsidy cap reached; the log says which). */
 static int offline_cap(yn_ledger *l, const struct card_state *cs, const yn_moment *m,
-                       const yn_ledger_tap *tap, yn_decision *d)
+                       const yn_ledger_tap *tap, int64_t cap_fen, yn_decision *d)
 {
     int64_t last_sync = 0;
     int rc = yn_lg_meta_get_i64(l, "last_sync_utc_s", &last_sync);
@@ -82,7 +82,7 @@ static int offline_cap(yn_ledger *l, const struct card_state *cs, const yn_momen
     if (last_sync > 0 && tap->when.utc_s - last_sync <= l->offline_after_s)
         return SQLITE_OK; /* online */
     int64_t used_fen = cs->day_ymd == m->local_ymd ? cs->day_subsidy_fen : 0;
-    int64_t room_fen = l->offline_cap_fen - used_fen;
+    int64_t room_fen = cap_fen - used_fen;
     if (room_fen < 0)
         room_fen = 0;
     int64_t cut_fen = d->subsidy_fen - room_fen;
@@ -106,11 +106,81 @@ static int offline_cap(yn_ledger *l, const struct card_state *cs, const yn_momen
         d->n_layers = 0;
         memset(d->layers, 0, sizeof d->layers);
     }
-    yn_info("ledger: debit tap %" PRId64 " card %s: offline (last sync %" PRId64 ", %s): day"
+    yn_info("ledger: debit tap %" PRId64 " card %s (%s): offline (last sync %" PRId64 ", %s): day"
             " subsidy capped at %" PRId64 " fen, %" PRId64 " fen used today, %" PRId64
             " fen of subsidy moved to the diner",
-            tap->tap_id, tap->card->card_no, last_sync, last_sync ? "too long ago" : "never",
-            l->offline_cap_fen, used_fen, cut_fen);
+            tap->tap_id, tap->card->card_no, yn_ledger_by_name(tap->by), last_sync,
+            last_sync ? "too long ago" : "never", cap_fen, used_fen, cut_fen);
+    return SQLITE_OK;
+}
+
+/* The offline cap of a tap, fen; -1 = none. A card read and authenticated
+ * has the board's ([sync] offline_cap_fen, 0 = none); a holder identified
+ * otherwise has the policy's for that way, and the board's too if lower. */
+static int64_t offline_cap_of(const yn_ledger *l, const yn_ledger_tap *tap,
+                              const yn_policy_ident_rule *rule)
+{
+    int64_t board_fen = l->offline_cap_fen > 0 ? l->offline_cap_fen : -1;
+    if (tap->by == 0 || tap->by == YN_LEDGER_BY_CARD)
+        return board_fen;
+    return board_fen >= 0 && board_fen < rule->offline_cap_fen ? board_fen : rule->offline_cap_fen;
+}
+
+/* The identification fields of a tap are consistent (LEDGER.md, "How the
+ * holder was identified"). */
+static bool tap_by_ok(const yn_ledger_tap *tap)
+{
+    switch (tap->by) {
+    case 0:
+    case YN_LEDGER_BY_CARD:
+        return !tap->ident && !tap->supervisor_id;
+    case YN_LEDGER_BY_IDENT:
+        return yn_ident_valid(tap->ident) && !tap->supervisor_id;
+    case YN_LEDGER_BY_MANUAL:
+        return !tap->ident && yn_lg_text_ok(tap->supervisor_id, YN_LEDGER_ID_MAX, false) &&
+               yn_lg_text_ok(tap->operator_id, YN_LEDGER_ID_MAX, false) &&
+               strcmp(tap->operator_id, tap->supervisor_id) != 0;
+    default:
+        return false;
+    }
+}
+
+/* Inside a debit's transaction, for a holder identified otherwise than by
+ * the card (tap->by): the policy accepts the way, the roster has the card
+ * (its facts are all the policy sees), the identifier is still bound to it
+ * and not lost, the terminal's manual meals of the day are below the cap.
+ * Returns SQLITE_OK with *why = YN_REASON_NONE when the tap may go on. */
+static int identify_tx(yn_ledger *l, const yn_ledger_tap *tap, const yn_policy_ident_rule *rule,
+                       bool on_roster, const char *bound, const yn_moment *m, enum yn_reason *why)
+{
+    *why = YN_REASON_NONE;
+    if (!rule->accepted || !on_roster) {
+        *why = YN_REASON_NOT_ENROLLED;
+        return SQLITE_OK;
+    }
+    if (tap->by == YN_LEDGER_BY_IDENT) {
+        sqlite3_stmt *s = l->st[ST_IDENT_GET];
+        sqlite3_bind_text(s, 1, tap->ident, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s);
+        bool lost = rc == SQLITE_ROW && sqlite3_column_int(s, 1) != 0;
+        sqlite3_reset(s);
+        if (rc != SQLITE_ROW)
+            return rc;
+        if (lost)
+            *why = YN_REASON_LOST;
+        else if (strcmp(bound, tap->ident) != 0)
+            *why = YN_REASON_NOT_ENROLLED; /* bound elsewhere since it was looked up */
+        return SQLITE_OK;
+    }
+    sqlite3_stmt *s = l->st[ST_MANUAL_COUNT];
+    sqlite3_bind_int(s, 1, m->local_ymd);
+    int rc = sqlite3_step(s);
+    int64_t manual = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return rc;
+    if (manual >= rule->per_terminal_day)
+        *why = YN_REASON_MANUAL_CAP;
     return SQLITE_OK;
 }
 
@@ -130,8 +200,14 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     CHECK_READY(l);
     if (!p || !tap || !tap->card || !tap->meal || !tap->canteen || tap->tap_id <= 0 ||
         !yn_lg_text_ok(tap->card->card_no, CARD_NO_MAX, false) ||
-        !yn_lg_text_ok(tap->operator_id, YN_LEDGER_ID_MAX, true))
+        !yn_lg_text_ok(tap->operator_id, YN_LEDGER_ID_MAX, true) || !tap_by_ok(tap))
         return YN_EINVAL;
+    bool by_card = tap->by == 0 || tap->by == YN_LEDGER_BY_CARD;
+    yn_policy_ident_rule rule = {0};
+    if (tap->by == YN_LEDGER_BY_IDENT)
+        yn_policy_identity_only(p, &rule);
+    else if (tap->by == YN_LEDGER_BY_MANUAL)
+        yn_policy_manual_entry(p, &rule);
     const char *card_no = tap->card->card_no;
     char what[96]; /* filled only when there is something to say */
 
@@ -146,11 +222,16 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     struct card_state cs;
     memset(&cs, 0, sizeof cs);
     yn_card_facts facts = *tap->card;
-    bool lost = false;
+    if (!by_card)
+        facts.birth_ymd = 0; /* the roster's word is all there is */
+    bool lost = false, on_roster = false;
+    char bound[YN_IDENT_MAX] = "";
     if (rc == SQLITE_ROW) {
         yn_lg_state_from_row(s, &cs);
         lost = sqlite3_column_int(s, STATE_NCOLS + 1) != 0;
-        if (sqlite3_column_int(s, STATE_NCOLS + 2)) { /* the roster's word supersedes */
+        on_roster = sqlite3_column_int(s, STATE_NCOLS + 2) != 0;
+        yn_lg_col_text(s, STATE_NCOLS + 8, bound, sizeof bound);
+        if (on_roster) { /* the roster's word supersedes */
             if (facts.birth_ymd == 0)
                 facts.birth_ymd = sqlite3_column_int(s, STATE_NCOLS + 3);
             facts.flags = (uint32_t)sqlite3_column_int64(s, STATE_NCOLS + 4);
@@ -181,6 +262,23 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
         return YN_EREFUSED;
     }
 
+    /* 2b. a holder identified otherwise than by the card */
+    yn_moment m;
+    yn_policy_locate(p, tap->when.utc_s, &m);
+    if (!by_card) {
+        enum yn_reason why;
+        if ((rc = identify_tx(l, tap, &rule, on_roster, bound, &m, &why)) != SQLITE_OK)
+            goto storage;
+        if (why != YN_REASON_NONE) {
+            yn_lg_tx_end(l);
+            refuse(out, why);
+            yn_info("ledger: debit tap %" PRId64 " card %s (%s%s%s) refused: %s", tap->tap_id,
+                    card_no, yn_ledger_by_name(tap->by), tap->ident ? " " : "",
+                    tap->ident ? tap->ident : "", yn_reason_log(why));
+            return YN_EREFUSED;
+        }
+    }
+
     /* 3. not twice within the minimum interval */
     int64_t since_ms;
     if (l->min_interval_ms > 0 && cs.meal_seq > 0 &&
@@ -195,8 +293,6 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     }
 
     /* 4. the policy */
-    yn_moment m;
-    yn_policy_locate(p, tap->when.utc_s, &m);
     yn_usage usage;
     yn_lg_usage_of(&cs, &m, &usage);
     if (tap->usage_floor) { /* e.g. the card's stamp of a meal at another canteen */
@@ -224,8 +320,9 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     }
 
     /* 5. while offline, the day's subsidy of the card is capped */
-    if (l->offline_cap_fen > 0 && out->decision.subsidy_fen > 0) {
-        if ((rc = offline_cap(l, &cs, &m, tap, &out->decision)) != SQLITE_OK)
+    int64_t cap_fen = offline_cap_of(l, tap, &rule);
+    if (cap_fen >= 0 && out->decision.subsidy_fen > 0) {
+        if ((rc = offline_cap(l, &cs, &m, tap, cap_fen, &out->decision)) != SQLITE_OK)
             goto storage;
     }
 
@@ -252,6 +349,11 @@ int yn_ledger_debit(yn_ledger *l, const yn_policy *p, const yn_ledger_tap *tap,
     rec.policy_version = yn_policy_version(p);
     rec.wallet_after_fen = cs.balance_fen - d->wallet_fen;
     rec.card_prev_seq = cs.last_seq;
+    if (!by_card) {
+        rec.by = tap->by;
+        yn_lg_copy_str(rec.ident, sizeof rec.ident, tap->ident);
+        yn_lg_copy_str(rec.supervisor_id, sizeof rec.supervisor_id, tap->supervisor_id);
+    }
     if ((rc = yn_lg_append(l, &rec)) != SQLITE_OK)
         goto storage;
 
@@ -302,9 +404,11 @@ int yn_ledger_stamp_missing(yn_ledger *l, int64_t meal_seq, const char *cause,
         return YN_ENOTFOUND;
     }
     if (meal.kind != YN_LEDGER_MEAL || meal.subsidy_fen <= 0 ||
-        strcmp(meal.terminal, l->terminal) != 0) {
+        strcmp(meal.terminal, l->terminal) != 0 || meal.by != YN_LEDGER_BY_CARD) {
         yn_lg_tx_end(l);
-        yn_warn("ledger %s: %s refused: not a subsidised meal of this terminal", l->path, what);
+        yn_warn("ledger %s: %s refused: not a subsidised meal of this terminal identified by its"
+                " card (a meal without a card has no stamp)",
+                l->path, what);
         return YN_EREFUSED;
     }
     if ((rc = yn_lg_record_by(l, ST_NOTICE_OF, meal_seq, &rec, &found)) != SQLITE_OK)

@@ -12,7 +12,8 @@ static bool roster_ok(const yn_card_facts *cards, size_t n)
     if (!cards && n)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!yn_lg_text_ok(cards[i].card_no, CARD_NO_MAX, false))
+        if (!yn_lg_text_ok(cards[i].card_no, CARD_NO_MAX, false) ||
+            (cards[i].ident[0] && !yn_ident_valid(cards[i].ident)))
             return false;
     return true;
 }
@@ -24,6 +25,13 @@ static int roster_put_tx(yn_ledger *l, const yn_card_facts *cards, size_t n, int
     int rc = SQLITE_OK;
     sqlite3_stmt *s = l->st[ST_ROSTER_PUT];
     for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        if (cards[i].ident[0]) { /* the identifier leaves the card it was bound to */
+            sqlite3_stmt *u = l->st[ST_IDENT_UNBIND];
+            sqlite3_bind_text(u, 1, cards[i].ident, -1, SQLITE_STATIC);
+            sqlite3_bind_text(u, 2, cards[i].card_no, -1, SQLITE_STATIC);
+            if ((rc = yn_lg_run(l, ST_IDENT_UNBIND)) != SQLITE_OK)
+                break;
+        }
         sqlite3_bind_text(s, 1, cards[i].card_no, -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 2, cards[i].birth_ymd);
         sqlite3_bind_int64(s, 3, cards[i].flags);
@@ -31,6 +39,7 @@ static int roster_put_tx(yn_ledger *l, const yn_card_facts *cards, size_t n, int
         sqlite3_bind_int64(s, 5, cards[i].street);
         sqlite3_bind_int(s, 6, cards[i].expiry_ymd);
         sqlite3_bind_int64(s, 7, roster_version);
+        yn_lg_bind_text_or_null(s, 8, cards[i].ident);
         rc = yn_lg_run(l, ST_ROSTER_PUT);
     }
     if (rc == SQLITE_OK)
@@ -55,8 +64,10 @@ static bool blacklist_ok(const yn_ledger_blacklist_entry *e, size_t n)
 {
     if (!e && n)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if (!yn_lg_text_ok(e[i].card_no, CARD_NO_MAX, false) || e[i].seq <= 0)
+    for (size_t i = 0; i < n; i++) /* a card number or an identifier, not both */
+        if (e[i].seq <= 0 ||
+            (e[i].card_no[0] ? !yn_lg_text_ok(e[i].card_no, CARD_NO_MAX, false) || e[i].ident[0]
+                             : !yn_ident_valid(e[i].ident)))
             return false;
     return true;
 }
@@ -76,19 +87,21 @@ static int blacklist_tx(yn_ledger *l, const yn_ledger_blacklist_entry *e, size_t
     while (skip_applied && i < n && e[i].seq <= last)
         i++;
     bool any = i < n;
-    sqlite3_stmt *s = l->st[ST_BLACKLIST_PUT];
+    sqlite3_stmt *s;
     for (; i < n && rc == SQLITE_OK; i++) {
         if (e[i].seq <= last) {
-            yn_warn("ledger %s: blacklist change seq %" PRId64 " (card %s) refused: seq %" PRId64
+            yn_warn("ledger %s: blacklist change seq %" PRId64 " (card %s%s) refused: seq %" PRId64
                     " already applied; nothing of this update was applied",
-                    l->path, e[i].seq, e[i].card_no, last);
+                    l->path, e[i].seq, e[i].card_no, e[i].ident, last);
             *st = YN_ESTALE;
             return SQLITE_OK;
         }
-        sqlite3_bind_text(s, 1, e[i].card_no, -1, SQLITE_STATIC);
+        enum stmt_id id = e[i].card_no[0] ? ST_BLACKLIST_PUT : ST_IDENT_BL_PUT;
+        s = l->st[id];
+        sqlite3_bind_text(s, 1, e[i].card_no[0] ? e[i].card_no : e[i].ident, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, e[i].seq);
         sqlite3_bind_int(s, 3, e[i].lost);
-        rc = yn_lg_run(l, ST_BLACKLIST_PUT);
+        rc = yn_lg_run(l, id);
         last = e[i].seq;
     }
     if (rc == SQLITE_OK && any)
@@ -121,6 +134,69 @@ int yn_ledger_blacklist_apply(yn_ledger *l, int64_t seq, const char *card_no, bo
         return YN_EINVAL;
     yn_lg_copy_str(e.card_no, sizeof e.card_no, card_no);
     return yn_ledger_blacklist_apply_many(l, &e, 1);
+}
+
+int yn_ledger_ident_card(yn_ledger *l, const char *ident, char card_no[20], bool *lost)
+{
+    CHECK_READY(l);
+    if (!card_no || !yn_ident_valid(ident))
+        return YN_EINVAL;
+    card_no[0] = '\0';
+    sqlite3_stmt *s = l->st[ST_IDENT_GET];
+    sqlite3_bind_text(s, 1, ident, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        yn_lg_col_text(s, 0, card_no, CARD_NO_MAX);
+        if (lost)
+            *lost = sqlite3_column_int(s, 1) != 0;
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW)
+        return yn_lg_read_fail(l, rc, "identifier lookup");
+    return card_no[0] ? YN_OK : YN_ENOTFOUND;
+}
+
+int yn_ledger_roster_find(yn_ledger *l, const char *card_tail, int32_t birth_ymd,
+                          yn_card_facts *out, size_t max, size_t *n)
+{
+    CHECK_READY(l);
+    if (!n || (!out && max) || !yn_lg_text_ok(card_tail, CARD_NO_MAX, false) || birth_ymd <= 0)
+        return YN_EINVAL;
+    *n = 0;
+    sqlite3_stmt *s = l->st[ST_ROSTER_FIND];
+    sqlite3_bind_int(s, 1, birth_ymd);
+    sqlite3_bind_text(s, 2, card_tail, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (int64_t)max + 1);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (*n < max) {
+            yn_card_facts *f = &out[*n];
+            memset(f, 0, sizeof *f);
+            yn_lg_col_text(s, 0, f->card_no, sizeof f->card_no);
+            f->birth_ymd = sqlite3_column_int(s, 1);
+            f->flags = (uint32_t)sqlite3_column_int64(s, 2);
+            f->district = (uint32_t)sqlite3_column_int64(s, 3);
+            f->street = (uint32_t)sqlite3_column_int64(s, 4);
+            f->expiry_ymd = sqlite3_column_int(s, 5);
+            yn_lg_col_text(s, 6, f->ident, sizeof f->ident);
+        }
+        (*n)++;
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? YN_OK : yn_lg_read_fail(l, rc, "roster lookup");
+}
+
+int yn_ledger_manual_count(yn_ledger *l, int32_t local_ymd, int32_t *n)
+{
+    CHECK_READY(l);
+    if (!n)
+        return YN_EINVAL;
+    sqlite3_stmt *s = l->st[ST_MANUAL_COUNT];
+    sqlite3_bind_int(s, 1, local_ymd);
+    int rc = sqlite3_step(s);
+    *n = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : 0;
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? YN_OK : yn_lg_read_fail(l, rc, "manual meals of the day");
 }
 
 int yn_ledger_blacklist_seq(yn_ledger *l, int64_t *seq)

@@ -30,7 +30,7 @@
 
 #include "ledger.h"
 
-#define SCHEMA_LATEST           5
+#define SCHEMA_LATEST           6
 #define CACHE_KIB               8192 /* SQLite page cache per handle */
 #define WALK_MAX                256  /* records walked for the kiosk's last meals */
 #define ENC_MAX                 1024 /* canonical encoding of one record, bytes */
@@ -42,8 +42,9 @@
     "seq, terminal, tap_id, card_no, kind, category, period, local_ymd, price_fen, "               \
     "subsidy_fen, wallet_fen, cash_fen, src1, fen1, src2, fen2, src3, fen3, src4, fen4, "          \
     "weight_g, per100g_fen, reason, operator, utc_s, mono_ms, boot_no, clock_trusted, "            \
-    "reverses_seq, ref, policy_version, wallet_after_fen, card_prev_seq, prev_hash, hash"
-#define JOURNAL_NCOLS 35
+    "reverses_seq, ref, policy_version, wallet_after_fen, card_prev_seq, prev_hash, hash, "        \
+    "identified, ident, supervisor"
+#define JOURNAL_NCOLS 38
 
 #define STATE_COLS                                                                                 \
     "balance_fen, last_seq, meal_seq, meal_utc_s, meal_mono_ms, meal_boot, month_ym, "             \
@@ -73,7 +74,12 @@ enum stmt_id {
     ST_META_GET,
     ST_META_PUT,
     ST_ROSTER_PUT,
+    ST_IDENT_UNBIND,
     ST_BLACKLIST_PUT,
+    ST_IDENT_BL_PUT,
+    ST_IDENT_GET,
+    ST_ROSTER_FIND,
+    ST_MANUAL_COUNT,
     ST_COUNT
 };
 

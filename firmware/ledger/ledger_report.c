@@ -189,6 +189,11 @@ static int settle_query(yn_ledger *l, const char *sql, int32_t ymd, yn_ledger_se
                                  : kind == YN_LEDGER_TOPUP      ? &out->topups
                                                                 : &out->stamp_missing;
             sum_from_row(s, 1, sum);
+            int by = sqlite3_column_int(s, 8);
+            if (kind == YN_LEDGER_MEAL && by == YN_LEDGER_BY_IDENT)
+                sum_from_row(s, 1, &out->by_ident);
+            else if (kind == YN_LEDGER_MEAL && by == YN_LEDGER_BY_MANUAL)
+                sum_from_row(s, 1, &out->by_manual);
             int64_t lo = sqlite3_column_int64(s, 6), hi = sqlite3_column_int64(s, 7);
             if (out->first_seq == 0 || lo < out->first_seq)
                 out->first_seq = lo;
@@ -215,7 +220,8 @@ int yn_ledger_settle(yn_ledger *l, int32_t local_ymd, yn_ledger_settlement *out)
 {
     static const char *const sql[4] = {
         DAY_ROWS "SELECT kind, " SIGNED_COUNT ", SUM(price_fen), SUM(subsidy_fen),"
-                 " SUM(wallet_fen), SUM(cash_fen), MIN(seq), MAX(seq) FROM d GROUP BY kind",
+                 " SUM(wallet_fen), SUM(cash_fen), MIN(seq), MAX(seq), identified FROM d"
+                 " GROUP BY kind, identified",
         DAY_ROWS "SELECT IFNULL(category, ''), " SIGNED_COUNT ", SUM(price_fen),"
                  " SUM(subsidy_fen), SUM(wallet_fen), SUM(cash_fen) FROM d"
                  " WHERE kind IN (1, 2) GROUP BY 1 ORDER BY 1",
@@ -278,6 +284,8 @@ int yn_ledger_settle_csv(yn_ledger *l, int32_t local_ymd, FILE *f)
     csv_row(f, local_ymd, "allocations", &s.allocations);
     csv_row(f, local_ymd, "topups", &s.topups);
     csv_row(f, local_ymd, "stamp_missing", &s.stamp_missing);
+    csv_row(f, local_ymd, "identity_only", &s.by_ident);
+    csv_row(f, local_ymd, "manual", &s.by_manual);
     return ferror(f) ? YN_EIO : YN_OK;
 }
 

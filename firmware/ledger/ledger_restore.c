@@ -8,6 +8,7 @@
 
 #include "ledger_int.h"
 #include "log.h"
+#include "rules.h"
 
 /* A record fit to be journaled at all: ours, a known kind, shares adding up. */
 static bool record_sane(const yn_ledger *l, const yn_ledger_record *r)
@@ -20,7 +21,7 @@ static bool record_sane(const yn_ledger *l, const yn_ledger_record *r)
            r->n_layers <= YN_POLICY_MAX_LAYERS &&
            r->price_fen == r->subsidy_fen + r->wallet_fen + r->cash_fen &&
            (r->n_layers == 0 || layers_fen == r->subsidy_fen) && r->reason != YN_REASON_COUNT &&
-           yn_lg_text_ok(r->card_no, CARD_NO_MAX, false);
+           yn_lg_text_ok(r->card_no, CARD_NO_MAX, false) && yn_rules_identified(r, NULL) == YN_OK;
 }
 
 /* Inside the write transaction: append r (the next record) as it is, and

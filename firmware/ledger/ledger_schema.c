@@ -173,6 +173,26 @@ static const char *const migrations[SCHEMA_LATEST] = {
              " WHERE t.card_no = cards.card_no;"
              "UPDATE cards SET stamp_seq = 0 WHERE stamp_seq IN (SELECT reverses_seq FROM journal"
              " WHERE kind = 2);",
+
+    /* v6: how the holder of a meal was identified (LEDGER.md, "How the holder
+     * was identified"): by the 颐年卡 (1, every record before), an
+     * identity-only card bound in the roster (2, its identifier) or manual
+     * entry (3, the supervisor who authorised). Added columns, no rebuild:
+     * old rows read as identified by the card, and hash as before. The
+     * roster binds identifiers to cards (one each way), the blacklist may name
+     * an identifier, and 忘带卡 looks roster cards up by birth date. */
+    "ALTER TABLE journal ADD COLUMN identified INTEGER NOT NULL DEFAULT 1"
+    " CHECK (identified BETWEEN 1 AND 3);"
+    "ALTER TABLE journal ADD COLUMN ident TEXT;"
+    "ALTER TABLE journal ADD COLUMN supervisor TEXT;"
+    "ALTER TABLE cards ADD COLUMN ident TEXT;"
+    "CREATE UNIQUE INDEX cards_ident ON cards(ident) WHERE ident IS NOT NULL;"
+    "CREATE INDEX cards_birth ON cards(birth_ymd) WHERE roster_version IS NOT NULL;"
+    "CREATE TABLE ident_blacklist(ident TEXT PRIMARY KEY, bl_seq INTEGER NOT NULL,"
+    " lost INTEGER NOT NULL) WITHOUT ROWID;"
+    "DROP VIEW roster;"
+    "CREATE VIEW roster AS SELECT card_no, birth_ymd, flags, district, street, expiry_ymd,"
+    " roster_version AS version, ident FROM cards WHERE roster_version IS NOT NULL;",
 };
 
 const char *const yn_lg_stmt_sql[ST_COUNT] = {
@@ -190,11 +210,11 @@ const char *const yn_lg_stmt_sql[ST_COUNT] = {
                       " ORDER BY seq DESC LIMIT 1",
     [ST_INSERT] = "INSERT INTO journal(" JOURNAL_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
                   " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23,"
-                  " ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)",
+                  " ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35, ?36, ?37, ?38)",
     [ST_DAY_RUN] = "INSERT INTO day_runs(first_seq, local_ymd) VALUES (?1, ?2)",
     /* everything a debit needs to know about a card, in one statement */
     [ST_CARD] = "SELECT " STATE_COLS ", 1, lost, roster_version IS NOT NULL, birth_ymd, flags,"
-                " district, street, expiry_ymd FROM cards WHERE card_no = ?1",
+                " district, street, expiry_ymd, ident FROM cards WHERE card_no = ?1",
     [ST_STATE_GET] = "SELECT " STATE_COLS ", 1 FROM cards WHERE card_no = ?1",
     [ST_STATE_INSERT] =
         "INSERT INTO cards(card_no, " STATE_COLS ")"
@@ -212,14 +232,30 @@ const char *const yn_lg_stmt_sql[ST_COUNT] = {
     [ST_META_PUT] = "INSERT INTO meta(key, value) VALUES (?1, ?2)"
                     " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [ST_ROSTER_PUT] = "INSERT INTO cards(card_no, birth_ymd, flags, district, street, expiry_ymd,"
-                      " roster_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                      " roster_version, ident) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                       " ON CONFLICT(card_no) DO UPDATE SET birth_ymd = excluded.birth_ymd,"
                       " flags = excluded.flags, district = excluded.district,"
                       " street = excluded.street, expiry_ymd = excluded.expiry_ymd,"
-                      " roster_version = excluded.roster_version",
+                      " roster_version = excluded.roster_version, ident = excluded.ident",
+    /* an identifier bound again to another card leaves the card it was bound to */
+    [ST_IDENT_UNBIND] = "UPDATE cards SET ident = NULL WHERE ident = ?1 AND card_no != ?2",
     [ST_BLACKLIST_PUT] = "INSERT INTO cards(card_no, bl_seq, lost) VALUES (?1, ?2, ?3)"
                          " ON CONFLICT(card_no) DO UPDATE SET bl_seq = excluded.bl_seq,"
                          " lost = excluded.lost",
+    [ST_IDENT_BL_PUT] = "INSERT INTO ident_blacklist(ident, bl_seq, lost) VALUES (?1, ?2, ?3)"
+                        " ON CONFLICT(ident) DO UPDATE SET bl_seq = excluded.bl_seq,"
+                        " lost = excluded.lost",
+    [ST_IDENT_GET] = "SELECT (SELECT card_no FROM cards WHERE ident = ?1),"
+                     " (SELECT lost FROM ident_blacklist WHERE ident = ?1)",
+    /* by the birth-date index; the card number's tail compared on those few */
+    [ST_ROSTER_FIND] = "SELECT card_no, birth_ymd, flags, district, street, expiry_ymd, ident"
+                       " FROM cards WHERE birth_ymd = ?1 AND roster_version IS NOT NULL"
+                       " AND length(card_no) >= length(?2) AND substr(card_no, -length(?2)) = ?2"
+                       " ORDER BY card_no LIMIT ?3",
+    /* the day's records: from the day's first run on (day_runs), a range of seq */
+    [ST_MANUAL_COUNT] = "SELECT COUNT(*) FROM journal WHERE seq >= IFNULL((SELECT MIN(first_seq)"
+                        " FROM day_runs WHERE local_ymd = ?1), 9223372036854775807)"
+                        " AND local_ymd = ?1 AND kind = 1 AND identified = 3",
 };
 
 /* ---- open, migrate, close ------------------------------------------------------------ */

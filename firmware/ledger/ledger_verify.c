@@ -6,6 +6,7 @@
 
 #include "ledger_int.h"
 #include "log.h"
+#include "rules.h"
 
 /* ---- verify ----------------------------------------------------------------------- */
 
@@ -53,6 +54,8 @@ static int verify_chain(yn_ledger *l, yn_ledger_verify_report *out)
         } else if (r.price_fen != r.subsidy_fen + r.wallet_fen + r.cash_fen ||
                    (r.n_layers > 0 && layers_fen != r.subsidy_fen) || r.reason == YN_REASON_COUNT) {
             report(out, r.seq, "shares do not add up%s", NULL);
+        } else if (yn_rules_identified(&r, NULL) != YN_OK) {
+            report(out, r.seq, "how the holder was identified does not fit the record%s", NULL);
         } else if (r.tap_id && r.tap_id <= max_tap && r.seq > increasing_after) {
             report(out, r.seq, "tap id not above the tap ids before it%s", NULL);
         } else if (r.seq == 1 || r.local_ymd != prev_ymd) {

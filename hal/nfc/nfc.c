@@ -121,6 +121,8 @@ const char *yn_tag_type_name(enum yn_tag_type t)
         return "desfire";
     case YN_TAG_CLASSIC_1K:
         return "classic1k";
+    case YN_TAG_ISO14443B:
+        return "iso14443b";
     default:
         return "unknown";
     }

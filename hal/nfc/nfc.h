@@ -25,6 +25,7 @@ typedef struct yn_nfc_conf {
     int timeout_ms;              /* per exchange with the card */
     int debounce_ms;             /* same card again within this = same tap */
     int rf_kbps;                 /* ISO 14443-4 bit rate after activation (106, 212, 424: InPSL) */
+    bool type_b;                 /* list ISO 14443-B cards too (identity-only cards by PUPI) */
     char sim_cards[PATH_MAX];    /* sim: file of virtual cards */
     char demo_control[PATH_MAX]; /* demo: emulator's control FIFO for card keys; "" = none */
     size_t record_len; /* bytes of the card record (firmware/core/card.h yn_card_record_size,
@@ -34,7 +35,10 @@ typedef struct yn_nfc_conf {
 #define YN_UID_MAX     10
 #define YN_NFC_KEY_LEN 16 /* AES-128 */
 
-enum yn_tag_type { YN_TAG_UNKNOWN, YN_TAG_DESFIRE, YN_TAG_CLASSIC_1K };
+/* What the listing tells. YN_TAG_ISO14443B: a type B card (uid = its 4-byte
+ * PUPI), listed only when [reader] type_b is on; the terminal can only know
+ * it by that identifier (firmware/core/CARD.md §8). */
+enum yn_tag_type { YN_TAG_UNKNOWN, YN_TAG_DESFIRE, YN_TAG_CLASSIC_1K, YN_TAG_ISO14443B };
 
 enum yn_nfc_area {
     YN_NFC_AREA_RECORD, /* the issuer-signed card record, written at issue */
@@ -43,7 +47,7 @@ enum yn_nfc_area {
 
 typedef struct yn_nfc_tag {
     uint8_t uid[YN_UID_MAX];
-    size_t uid_len; /* 4, 7 or 10 bytes */
+    size_t uid_len; /* 4, 7 or 10 bytes (type A UID); 4 (type B PUPI) */
     enum yn_tag_type type;
 } yn_nfc_tag;
 
@@ -138,7 +142,7 @@ struct yn_nfc {
     void *priv; /* backend state */
 };
 
-/* Open the backend named in cfg->reader.backend. */
+/* Open the backend named in cfg->backend ([reader] backend). */
 int yn_nfc_open(yn_nfc *dev, const yn_nfc_conf *cfg) YN_MUST_CHECK;
 void yn_nfc_close(yn_nfc *dev);
 int yn_nfc_poll(yn_nfc *dev, int timeout_ms, yn_nfc_tag *tag) YN_MUST_CHECK;

@@ -41,6 +41,7 @@ struct lnfc {
     char connstring[YN_LNFC_CONN_MAX];
     int timeout_ms;          /* per exchange with the card, from board.conf */
     int rf_kbps;             /* ISO-DEP bit rate after activation, from board.conf */
+    bool type_b;             /* list ISO 14443-B cards too ([reader] type_b) */
     size_t record_len;       /* bytes of a card record */
     pid_t child;             /* worker, or 0 */
     int sock;                /* our end of the socketpair, or -1 */
@@ -153,7 +154,8 @@ static void run_child(struct lnfc *s, int sock, pid_t parent)
         sock = 3;
     }
     close_range(4, ~0U, 0);
-    yn_lnfc_child_main(sock, s->connstring, s->timeout_ms, s->rf_kbps, s->record_len, s->crashed);
+    yn_lnfc_child_main(sock, s->connstring, s->timeout_ms, s->rf_kbps, s->type_b, s->record_len,
+                       s->crashed);
 }
 
 /* Start a worker and wait for its greeting. */
@@ -275,6 +277,7 @@ static int lnfc_open(yn_nfc *dev, const yn_nfc_conf *cfg)
     s->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 300;
     s->rf_kbps = cfg->rf_kbps;
     s->record_len = cfg->record_len;
+    s->type_b = cfg->type_b;
     s->sock = -1;
     dev->priv = s;
     int rc = start_child(s);

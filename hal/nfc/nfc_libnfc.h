@@ -70,9 +70,10 @@ typedef struct yn_lnfc_rsp {
 /* The worker: opens connstring (clearing a stale serial-port claim first when
  * clear_claim, i.e. after a worker died holding it), greets on sock, serves
  * requests until QUIT or until the parent goes away. Every exchange with the
- * card uses timeout_ms. A card record is record_len bytes (the format is the
- * caller's: firmware/core/card.h). Never returns. */
-void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf_kbps,
+ * card uses timeout_ms; type_b: listings look for ISO 14443-B cards too. A
+ * card record is record_len bytes (the format is the caller's:
+ * firmware/core/card.h). Never returns. */
+void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf_kbps, bool type_b,
                         size_t record_len, bool clear_claim) __attribute__((noreturn));
 
 #endif

@@ -38,6 +38,7 @@ struct child {
     char port[YN_LNFC_CONN_MAX]; /* serial device of the connstring, "" if none */
     int timeout_ms;              /* per exchange with the card */
     int rf_kbps;                 /* ISO-DEP bit rate to switch DESFire cards to (InPSL) */
+    bool type_b;                 /* list ISO 14443-B cards when no type A card answers */
     size_t record_len;           /* bytes of a card record (the caller's format) */
     bool selected;               /* current is activated in the field */
     yn_nfc_tag current;
@@ -50,6 +51,7 @@ struct child {
 };
 
 static const nfc_modulation nm_a106 = {.nmt = NMT_ISO14443A, .nbr = NBR_106};
+static const nfc_modulation nm_b106 = {.nmt = NMT_ISO14443B, .nbr = NBR_106};
 /* Listing pace: a listing starts at most this often. A real PN532 takes
  * longer than this for an empty listing (three REQA attempts, hal/nfc/READER.md),
  * so it only keeps an instant emulator from being hammered. */
@@ -188,15 +190,26 @@ static int do_poll(struct child *st, int timeout_ms, yn_nfc_tag *tag)
         int64_t started = yn_time_mono_ms();
         /* libnfc bounds one listing itself (300 ms); NP_INFINITE_SELECT is off */
         int res = select_a(st, NULL, 0, &nt);
+        bool type_b = false;
+        if (res == 0 && st->type_b) { /* REQB/ATQB, ATTRIB: the PUPI is all we learn */
+            res = nfc_initiator_select_passive_target(st->pnd, nm_b106, NULL, 0, &nt);
+            type_b = true;
+        }
         if (res < 0) {
             note(st, "%s: libnfc error %d", "card listing", res);
             return map_nfc(st, res);
         }
         if (res > 0) {
             memset(tag, 0, sizeof *tag);
-            tag->uid_len = nt.nti.nai.szUidLen <= YN_UID_MAX ? nt.nti.nai.szUidLen : YN_UID_MAX;
-            memcpy(tag->uid, nt.nti.nai.abtUid, tag->uid_len);
-            tag->type = classify(&nt.nti.nai);
+            if (type_b) {
+                tag->uid_len = sizeof nt.nti.nbi.abtPupi;
+                memcpy(tag->uid, nt.nti.nbi.abtPupi, tag->uid_len);
+                tag->type = YN_TAG_ISO14443B;
+            } else {
+                tag->uid_len = nt.nti.nai.szUidLen <= YN_UID_MAX ? nt.nti.nai.szUidLen : YN_UID_MAX;
+                memcpy(tag->uid, nt.nti.nai.abtUid, tag->uid_len);
+                tag->type = classify(&nt.nti.nai);
+            }
             st->current = *tag;
             st->selected = true;
             return YN_OK;
@@ -1027,7 +1040,7 @@ static int open_reader(struct child *st, const char *connstring, bool clear_clai
     return YN_OK;
 }
 
-void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf_kbps,
+void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf_kbps, bool type_b,
                         size_t record_len, bool clear_claim)
 {
     static struct child st;
@@ -1036,6 +1049,7 @@ void yn_lnfc_child_main(int sock, const char *connstring, int timeout_ms, int rf
     memset(&st, 0, sizeof st);
     st.timeout_ms = timeout_ms > 0 ? timeout_ms : 300; /* 0 would mean "forever" to libnfc */
     st.rf_kbps = rf_kbps;
+    st.type_b = type_b;
     st.record_len = record_len;
     st.mfc_sector = -1;
     port_of(connstring, st.port, sizeof st.port);

@@ -18,6 +18,7 @@ struct sim {
     int n_cards;
     int present; /* index in the field, or -1 */
     enum yn_sim_fault fault;
+    uint32_t activations; /* polls that found a card: the random UIDs' source */
 };
 
 static struct sim *S(const yn_nfc *dev)
@@ -81,7 +82,17 @@ static int sim_poll(yn_nfc *dev, int timeout_ms, yn_nfc_tag *tag)
         }
         return YN_ENOCARD;
     }
-    *tag = s->cards[s->present].tag;
+    yn_sim_card *c = &s->cards[s->present];
+    if (c->random_uid) { /* each activation shows another identifier */
+        uint32_t n = ++s->activations * 2654435761u;
+        bool b = c->tag.type == YN_TAG_ISO14443B;
+        c->tag.uid[0] = b ? (uint8_t)(0x40 | (n >> 26)) : 0x08;
+        c->tag.uid[1] = (uint8_t)(n >> 16);
+        c->tag.uid[2] = (uint8_t)(n >> 8);
+        c->tag.uid[3] = (uint8_t)n;
+        c->tag.uid_len = 4;
+    }
+    *tag = c->tag;
     return YN_OK;
 }
 
@@ -220,6 +231,12 @@ static int sim_read_card(yn_nfc *dev, const yn_nfc_tag *tag, const uint8_t key[Y
 {
     struct sim *s = S(dev);
     yn_sim_card *c = card_in_field(s, tag);
+    if (c && c->foreign_kind && s->fault == YN_SIM_OK) {
+        out->kind = c->foreign_kind;
+        return c->foreign_kind == YN_CARD_KIND_FOREIGN && c->tag.type == YN_TAG_CLASSIC_1K
+                   ? YN_EAUTH
+                   : YN_ENOTFOUND;
+    }
     if (c && c->blank && s->fault == YN_SIM_OK) {
         out->kind = YN_CARD_KIND_BLANK;
         return YN_ENOTFOUND;
@@ -301,6 +318,36 @@ static const char *next_field(char **p)
     return start;
 }
 
+/* The tag type and kind of a card file's type field; false if unknown. */
+static bool sim_type(const char *type, yn_sim_card *c)
+{
+    static const struct {
+        const char *name;
+        enum yn_tag_type tag;
+        bool blank, random;
+        uint8_t kind;
+    } types[] = {
+        {"desfire", YN_TAG_DESFIRE, false, false, 0},
+        {"classic1k", YN_TAG_CLASSIC_1K, false, false, 0},
+        {"desfire-blank", YN_TAG_DESFIRE, true, false, 0},
+        {"classic1k-blank", YN_TAG_CLASSIC_1K, true, false, 0},
+        {"desfire-foreign", YN_TAG_DESFIRE, false, false, YN_CARD_KIND_OTHER_APP},
+        {"classic1k-foreign", YN_TAG_CLASSIC_1K, false, false, YN_CARD_KIND_FOREIGN},
+        {"desfire-random", YN_TAG_DESFIRE, true, true, 0},
+        {"iso14443b", YN_TAG_ISO14443B, false, false, YN_CARD_KIND_FOREIGN},
+        {"iso14443b-random", YN_TAG_ISO14443B, false, true, YN_CARD_KIND_FOREIGN},
+    };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (strcmp(type, types[i].name) == 0) {
+            c->tag.type = types[i].tag;
+            c->blank = types[i].blank;
+            c->random_uid = types[i].random;
+            c->foreign_kind = types[i].kind;
+            return true;
+        }
+    return false;
+}
+
 int yn_nfc_sim_load(yn_nfc *dev, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -325,15 +372,18 @@ int yn_nfc_sim_load(yn_nfc *dev, const char *path, char *err, size_t errlen)
             what = "expected 6 fields: label|type|uid-hex|key-hex|record-hex|stamp-hex";
         else if (strlen(label) >= sizeof c.label)
             what = "label longer than 31 bytes";
-        else if (strcmp(type, "desfire") && strcmp(type, "classic1k") &&
-                 strcmp(type, "desfire-blank") && strcmp(type, "classic1k-blank"))
-            what = "type must be desfire, classic1k, desfire-blank or classic1k-blank";
-        else if (strstr(type, "-blank") && (*key || *rec || *stamp))
-            what = "a blank card has empty key, record and stamp fields";
+        else if (!sim_type(type, &c))
+            what = "type must be desfire, classic1k, desfire-blank, classic1k-blank, "
+                   "desfire-foreign, classic1k-foreign, desfire-random, iso14443b or "
+                   "iso14443b-random";
+        else if ((c.blank && (*key || *rec || *stamp)) || (c.foreign_kind && (*rec || *stamp)))
+            what = "a blank card has empty key, record and stamp fields, a card that is not a "
+                   "颐年卡 empty record and stamp fields";
         else if (yn_hex_decode(uid, c.tag.uid, sizeof c.tag.uid, &c.tag.uid_len) != YN_OK ||
-                 (c.tag.uid_len != 4 && c.tag.uid_len != 7))
-            what = "uid must be 4 or 7 bytes of hex";
-        else if (!strstr(type, "-blank") &&
+                 (c.tag.uid_len != 4 && c.tag.uid_len != 7) ||
+                 (c.tag.type == YN_TAG_ISO14443B && c.tag.uid_len != 4))
+            what = "uid must be 4 or 7 bytes of hex (a type B PUPI: 4)";
+        else if (!c.blank && !c.foreign_kind &&
                  (yn_hex_decode(key, c.key, sizeof c.key, &n) != YN_OK || n != YN_NFC_KEY_LEN))
             what = "key must be 16 bytes of hex";
         else if (yn_hex_decode(rec, c.record, sizeof c.record, &c.record_len) != YN_OK)
@@ -346,8 +396,6 @@ int yn_nfc_sim_load(yn_nfc *dev, const char *path, char *err, size_t errlen)
             break;
         }
         snprintf(c.label, sizeof c.label, "%s", label);
-        c.tag.type = strncmp(type, "desfire", 7) == 0 ? YN_TAG_DESFIRE : YN_TAG_CLASSIC_1K;
-        c.blank = strstr(type, "-blank") != NULL;
         for (int i = 0; i < YN_NFC_KEY_LEN; i++)
             c.issuer_key[i] = c.blank ? 0 : (uint8_t)(c.key[i] ^ 0xFF);
         if (yn_nfc_sim_add(dev, &c) < 0) {

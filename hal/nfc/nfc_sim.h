@@ -19,6 +19,10 @@ typedef struct yn_sim_card {
     uint8_t stamp[YN_SIM_AREA_MAX];
     size_t stamp_len;
     bool blank; /* factory-blank: no application / transport keys; key unused */
+    /* Not a 颐年卡 (identity-only candidates, firmware/core/CARD.md §8): what a read
+     * says it is (enum yn_nfc_card_kind), 0 = a 颐年卡 (or blank) */
+    uint8_t foreign_kind;
+    bool random_uid;                    /* a new UID (type A: 08 xx xx xx) or PUPI at every poll */
     uint8_t issuer_key[YN_NFC_KEY_LEN]; /* DESFire key 0 (loaded cards: key XOR FF, as
                                            the PN532 emulator's stand-in) */
 } yn_sim_card;
@@ -49,7 +53,12 @@ void yn_nfc_sim_fault(yn_nfc *dev, enum yn_sim_fault fault);
  *   label|type|uid-hex|key-hex|record-hex|stamp-hex
  * type desfire or classic1k; desfire-blank or classic1k-blank is a
  * factory-blank card (key, record and stamp fields empty) for
- * yinian-card format. '#' starts a comment. Errors name the file and line. */
+ * yinian-card format; cards that are not 颐年卡 (key, record and stamp
+ * empty): desfire-foreign (other applications), classic1k-foreign (keys
+ * not ours), desfire-random (a blank DESFire with a new 08 xx xx xx UID at
+ * each poll), iso14443b (a type B card, uid = its PUPI) and iso14443b-random
+ * (a new PUPI at each poll), as the PN532 emulator holds them. '#' starts a
+ * comment. Errors name the file and line. */
 int yn_nfc_sim_load(yn_nfc *dev, const char *path, char *err, size_t errlen) YN_MUST_CHECK;
 
 #endif

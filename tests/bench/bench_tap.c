@@ -343,7 +343,7 @@ int main(void)
         {"460800_106", 460800, 106, false, 1, false, false},
         {"460800_424", 460800, 424, true, 2, false, false}, /* fills the cache (cold taps) */
         {"cached", 460800, 424, true, 3, true, false},      /* the same cards the next day */
-        {"token", 460800, 424, true, 4, false, true},       /* the keys in a token (warm) */
+        {"token", 460800, 424, true, 7, false, true},       /* the keys in a token (warm) */
     };
     static double warm[TAPS_MAX], cold[TAPS_MAX];
     int n_warm = 0, n_cold = 0, status = 0;

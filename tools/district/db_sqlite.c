@@ -71,6 +71,28 @@ static const char *const from_v1[] = {
     "DROP TABLE layers",
 };
 
+/* Version 3: how the holder of each record was identified, with the
+ * supervisor and (served_by) the operator of a manual entry — '' for every
+ * other record, whose operator the district does not keep (the quarantine
+ * keeps the same columns), the identifier a roster card is bound to, and the
+ * blacklist by identifier (firmware/core/CARD.md §8). Added columns: old rows read
+ * as records identified by their card, cards bound to nothing. */
+static const char *const v3[] = {
+    "ALTER TABLE records ADD COLUMN identified INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE records ADD COLUMN ident TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE records ADD COLUMN supervisor TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE records ADD COLUMN served_by TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE quarantine ADD COLUMN identified INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE quarantine ADD COLUMN ident TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE quarantine ADD COLUMN supervisor TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE quarantine ADD COLUMN served_by TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX records_ident ON records(ident, local_ymd) WHERE identified = 2",
+    "ALTER TABLE cards ADD COLUMN ident TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX cards_ident ON cards(ident) WHERE ident <> ''",
+    "ALTER TABLE blacklist ADD COLUMN ident TEXT NOT NULL DEFAULT ''",
+    "INSERT INTO meta VALUES ('schema_version', 3) ON CONFLICT(key) DO UPDATE SET value = 3",
+};
+
 /* Version 2's additions, on either path. */
 static const char *const v2[] = {
     "CREATE TABLE enrolments(terminal TEXT NOT NULL, from_seq INTEGER NOT NULL,"
@@ -143,17 +165,21 @@ static int exec(yn_db *db, const char *sql)
     return rc == SQLITE_OK ? YN_OK : fail_rc(db, rc, sql);
 }
 
-static int create_schema(yn_db *db)
+static int create_schema(yn_db *db, int64_t version)
 {
     int64_t old = 0; /* a version-1 database has records and no schema_version */
     int rc = yn_db_int_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'records'", NULL, 0,
                           &old);
-    const char *const *step = old ? from_v1 : schema;
-    size_t n = old ? sizeof from_v1 / sizeof from_v1[0] : sizeof schema / sizeof schema[0];
-    for (size_t i = 0; rc == YN_OK && i < n; i++)
-        rc = exec(db, step[i]);
-    for (size_t i = 0; rc == YN_OK && i < sizeof v2 / sizeof v2[0]; i++)
-        rc = exec(db, v2[i]);
+    if (version < 2) {
+        const char *const *step = old ? from_v1 : schema;
+        size_t n = old ? sizeof from_v1 / sizeof from_v1[0] : sizeof schema / sizeof schema[0];
+        for (size_t i = 0; rc == YN_OK && i < n; i++)
+            rc = exec(db, step[i]);
+        for (size_t i = 0; rc == YN_OK && i < sizeof v2 / sizeof v2[0]; i++)
+            rc = exec(db, v2[i]);
+    }
+    for (size_t i = 0; rc == YN_OK && i < sizeof v3 / sizeof v3[0]; i++)
+        rc = exec(db, v3[i]);
     return rc;
 }
 
@@ -338,7 +364,7 @@ static int lite_run(yn_db *db, int slot, const yn_db_val *args, int n, yn_db_eac
 
 static const char insert_record[] =
     "INSERT INTO records VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
+    " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)";
 
 /* A layer's source and fen, or NULLs when the record has fewer layers. */
 static yn_db_val layer_src(const yn_ledger_record *r, int k)
@@ -356,14 +382,16 @@ static int lite_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
     int rc = YN_OK;
     for (size_t i = 0; i < n && rc == YN_OK; i++) {
         const yn_ledger_record *r = &recs[i];
-        rc = YN_DB_RUN(db, insert_record, NULL, NULL, DB_TEXT(r->terminal), DB_INT(r->seq),
-                       DB_INT(r->kind), DB_TEXT(r->card_no), DB_TEXT(r->category),
-                       DB_TEXT(r->period), DB_INT(r->local_ymd), DB_INT(r->price_fen),
-                       DB_INT(r->subsidy_fen), DB_INT(r->wallet_fen), DB_INT(r->cash_fen),
-                       DB_INT(r->utc_s), DB_INT(r->clock_trusted), DB_INT(r->reverses_seq),
-                       DB_TEXT(r->ref), DB_BLOB(r->hash, YN_LEDGER_HASH_LEN), layer_src(r, 0),
-                       layer_fen(r, 0), layer_src(r, 1), layer_fen(r, 1), layer_src(r, 2),
-                       layer_fen(r, 2), layer_src(r, 3), layer_fen(r, 3));
+        rc = YN_DB_RUN(
+            db, insert_record, NULL, NULL, DB_TEXT(r->terminal), DB_INT(r->seq), DB_INT(r->kind),
+            DB_TEXT(r->card_no), DB_TEXT(r->category), DB_TEXT(r->period), DB_INT(r->local_ymd),
+            DB_INT(r->price_fen), DB_INT(r->subsidy_fen), DB_INT(r->wallet_fen),
+            DB_INT(r->cash_fen), DB_INT(r->utc_s), DB_INT(r->clock_trusted),
+            DB_INT(r->reverses_seq), DB_TEXT(r->ref), DB_BLOB(r->hash, YN_LEDGER_HASH_LEN),
+            layer_src(r, 0), layer_fen(r, 0), layer_src(r, 1), layer_fen(r, 1), layer_src(r, 2),
+            layer_fen(r, 2), layer_src(r, 3), layer_fen(r, 3),
+            DB_INT(r->by ? r->by : YN_LEDGER_BY_CARD), DB_TEXT(r->ident), DB_TEXT(r->supervisor_id),
+            DB_TEXT(r->by == YN_LEDGER_BY_MANUAL ? r->operator_id : ""));
     }
     return rc;
 }
@@ -372,10 +400,10 @@ static int lite_stage_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t
 {
     int rc = YN_OK;
     for (size_t i = 0; i < n && rc == YN_OK; i++)
-        rc = YN_DB_RUN(db, "INSERT INTO cards_in VALUES ($1, $2, $3, $4, $5, $6, $7)", NULL, NULL,
-                       DB_TEXT(c[i].card_no), DB_INT(c[i].birth_ymd), DB_INT(c[i].flags),
+        rc = YN_DB_RUN(db, "INSERT INTO cards_in VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", NULL,
+                       NULL, DB_TEXT(c[i].card_no), DB_INT(c[i].birth_ymd), DB_INT(c[i].flags),
                        DB_INT(c[i].district), DB_INT(c[i].street), DB_INT(c[i].expiry_ymd),
-                       DB_INT(v + (int64_t)i));
+                       DB_INT(v + (int64_t)i), DB_TEXT(c[i].ident));
     return rc;
 }
 
