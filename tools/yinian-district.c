@@ -44,7 +44,7 @@ static void usage(FILE *to)
           "  --db DB publish-policy FILE.json\n"
           "  --db DB allocate ID CARD_NO SOURCE AMOUNT_FEN\n"
           "  --db DB report canteen|terminal|category|period|day|layer|\n"
-          "             identified|shared-ident      CSV on stdout\n"
+          "             identified|shared-ident|stamp-missing   CSV on stdout\n"
           "  --db DB check | fix                    entries terminals would refuse: list,"
           " remove\n"
           "  --db DB stats                          records held and bytes on disk\n"
@@ -269,7 +269,9 @@ static int admin(yn_db *db, const char *cmd, int n, char **a)
         {"found-ident", 1, "found-ident A:UID|B:PUPI"},
         {"publish-policy", 1, "publish-policy FILE.json"},
         {"allocate", 4, "allocate ID CARD_NO SOURCE AMOUNT_FEN"},
-        {"report", 1, "report canteen|terminal|category|period|day|layer|identified|shared-ident"},
+        {"report", 1,
+         "report canteen|terminal|category|period|day|layer|identified|shared-ident|"
+         "stamp-missing"},
         {"check", 0, "check"},
         {"fix", 0, "fix"},
         {"stats", 0, "stats"},

@@ -120,6 +120,8 @@ struct yn_terminal {
     char clock_noted[96];          /* the clock anchor as last noted in the ledger */
     char idle_period[YN_NAME_MAX]; /* the period the idle screen shows */
     int32_t idle_minute;           /* the local minute of day it shows */
+    const char *idle_online;       /* the 在线/离线 text it shows */
+    int64_t idle_looked_ms;        /* monotonic: when that text was last looked at */
     /* staff */
     bool logged_in;
     char operator_id[YN_OPERATOR_ID_MAX];  /* who is logged in ("" = nobody) */
@@ -469,6 +471,7 @@ static void show_idle(yn_terminal *t)
     yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
     memcpy(t->idle_period, m.period, sizeof t->idle_period);
     t->idle_minute = m.seconds_of_day / 60;
+    t->idle_looked_ms = yn_clock_mono_ms(&t->dev->clock);
     if (t->stop.why != YN_STOP_NONE) {
         show_stopped(t);
         return;
@@ -481,7 +484,7 @@ static void show_idle(yn_terminal *t)
                                                                   : t->cfg->terminal.canteen_id,
                       .local_ymd = m.local_ymd,
                       .seconds_of_day = m.seconds_of_day,
-                      .online = online_text(t),
+                      .online = t->idle_online = online_text(t),
                       .period = m.period,
                       .kiosk = is_kiosk(t),
                       .weighed = t->weighed,
@@ -1401,11 +1404,17 @@ int yn_terminal_step(yn_terminal *t, int timeout_ms)
     if (t->state == ST_RESULT && yn_clock_mono_ms(&t->dev->clock) >= t->result_until_ms) {
         show_idle(t);
     } else if (t->state == ST_IDLE) {
-        /* a meal period began or ended, or a minute passed, while the screen
-         * waited: show it */
+        /* a meal period began or ended, a minute passed, or the district
+         * answered or stopped answering (looked at once a second), while the
+         * screen waited: show it */
         yn_moment m;
         yn_policy_locate(t->deps.policy, yn_clock_utc_s(&t->dev->clock), &m);
-        if (strcmp(m.period, t->idle_period) != 0 || m.seconds_of_day / 60 != t->idle_minute)
+        int64_t now_ms = yn_clock_mono_ms(&t->dev->clock);
+        bool look = now_ms - t->idle_looked_ms >= 1000;
+        if (look)
+            t->idle_looked_ms = now_ms;
+        if (strcmp(m.period, t->idle_period) != 0 || m.seconds_of_day / 60 != t->idle_minute ||
+            (look && online_text(t) != t->idle_online))
             show_idle(t); /* and the clock on it moves on */
     }
     return YN_OK;

@@ -5,7 +5,9 @@
  * two canteens in one meal period put on the blacklist once; the reports
  * `identified` and `shared-ident` to the cell; update documents carrying
  * roster bindings and blacklist changes by identifier, leaving out a bad
- * binding; a schema-2 database upgraded in place. */
+ * binding; a schema-2 database upgraded in place. Also the listing of
+ * stamp-missing notices (firmware/ledger/LEDGER.md "Card stamps"), which needs the
+ * same two-canteen fixture. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -228,6 +230,50 @@ static void test_updates_carry_bindings(void **state)
     free(doc);
 }
 
+/* A meal whose stamp was lost at T-S1 (a kind-5 notice names it), the same
+ * card subsidised again that lunch at T-S2 offline: the listing shows the
+ * window used (2 meals); a reversed second meal closes it (1). */
+static void test_stamp_missing_listed(void **state)
+{
+    (void)state;
+    term a = {.id = "T-S1"}, b = {.id = "T-S2"};
+    enrol(&a, "C-S1");
+    enrol(&b, "C-S2");
+    meal(&a, "44030400200007", YN_LEDGER_BY_CARD, NULL, NULL);
+    yn_ledger_record *n = meal(&a, "44030400200007", YN_LEDGER_BY_CARD, NULL, NULL);
+    n->kind = YN_LEDGER_STAMP_MISSING;
+    n->tap_id = 0;
+    n->price_fen = n->subsidy_fen = 0;
+    n->n_layers = 0;
+    n->reverses_seq = 1;
+    strcpy(n->ref, "card_gone");
+    yn_ledger_record_hash(n, a.rec[0].hash, n->hash);
+    meal(&b, "44030400200007", YN_LEDGER_BY_CARD, NULL, NULL);
+    assert_int_equal(upload(&a, 1, 1), 200);
+    assert_int_equal(upload(&b, 1, 1), 200);
+    const char *head = "canteen,terminal,local_ymd,period,card_no,cause,seq,meal_seq,"
+                       "meal_subsidy_fen,subsidised_meals_in_period,utc_s\r\n";
+    char want[512];
+    snprintf(want, sizeof want,
+             "%sC-S1,T-S1,20260311,lunch,44030400200007,card_gone,2,1,1500,2,%lld\r\n", head,
+             LUNCH_UTC + 60);
+    assert_string_equal(report("stamp-missing"), want);
+    /* staff at T-S2 undo the second meal: the window was not used after all */
+    yn_ledger_record *u = meal(&b, "44030400200007", YN_LEDGER_BY_CARD, NULL, NULL);
+    u->kind = YN_LEDGER_REVERSAL;
+    u->tap_id = 0;
+    u->price_fen = -1500;
+    u->subsidy_fen = -1500;
+    u->layers[0].fen = -1500;
+    u->reverses_seq = 1;
+    yn_ledger_record_hash(u, b.rec[0].hash, u->hash);
+    assert_int_equal(upload(&b, 2, 2), 200);
+    snprintf(want, sizeof want,
+             "%sC-S1,T-S1,20260311,lunch,44030400200007,card_gone,2,1,1500,1,%lld\r\n", head,
+             LUNCH_UTC + 60);
+    assert_string_equal(report("stamp-missing"), want);
+}
+
 /* A database of schema 2 (before identification) is upgraded when opened. */
 static void test_schema2_upgraded(void **state)
 {
@@ -272,6 +318,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ingest_and_reports, setup, teardown),
         cmocka_unit_test_setup_teardown(test_updates_carry_bindings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_schema2_upgraded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stamp_missing_listed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -226,6 +226,26 @@ static void test_idle_tap_result_idle(void **state)
     assert_true(screen_has(r, "待上传 1 条"));
 }
 
+/* The idle screen follows the district within a second: 离线（尚未同步） at
+ * start, 在线 once a sync succeeded (make run showed 尚未同步 for a minute
+ * after its first sync), 离线 when the answers stop. */
+static void test_idle_screen_follows_the_district(void **state)
+{
+    struct rig *r = *state;
+    r->cfg.sync.enabled = true;
+    r->cfg.sync.interval_s = 10;
+    step(r, NULL, 1000 / 50 + 1);
+    assert_true(screen_has(r, "2026-03-10 12:00  离线（尚未同步）"));
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)yn_clock_utc_s(&r->dev.clock));
+    assert_int_equal(yn_ledger_meta_put(r->ledger, "last_sync_utc_s", v), YN_OK);
+    step(r, NULL, 1000 / 50 + 1);
+    assert_true(screen_has(r, "2026-03-10 12:00  在线"));
+    step(r, NULL, 31 * 1000 / 50); /* three intervals without an answer */
+    assert_true(screen_has(r, "  离线"));
+    assert_false(screen_has(r, "在线"));
+}
+
 static void test_sales_stopped_charge_nothing(void **state)
 {
     struct rig *r = *state;
@@ -1177,6 +1197,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_tap_result_idle, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_screen_follows_the_district, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_same_card_is_one_tap, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_sales_stopped_charge_nothing, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_staff_key_in_a_price, setup_pos, teardown),

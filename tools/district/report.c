@@ -90,10 +90,47 @@ static const char *const shared_ident_cols[] = {
     "meals", "meal_subsidy_fen", "first_utc_s", "last_utc_s",
 };
 
+/* Not a sum: every stamp-missing notice (kind 5, firmware/ledger/LEDGER.md "Card
+ * stamps"): a subsidised meal whose card stamp was not written, so another
+ * canteen offline could not see it — the one-meal window the design leaves
+ * open. With the meal it names, and how many subsidised meals (not reversed)
+ * the card had that day and period across the district: above 1, that window
+ * was used. */
+static const char stamp_missing_sql[] =
+    "SELECT e.canteen, r.terminal, CAST(m.local_ymd AS TEXT), m.period, r.card_no, r.ref,"
+    " r.seq, r.reverses_seq, m.subsidy_fen, COALESCE(n.meals, 0), r.utc_s FROM " BY_CANTEEN
+    " JOIN records m ON m.terminal = r.terminal AND m.seq = r.reverses_seq"
+    " LEFT JOIN (SELECT o.card_no, o.local_ymd, o.period, COUNT(*) AS meals FROM records o"
+    " WHERE o.kind = 1 AND o.subsidy_fen > 0"
+    " AND o.card_no IN (SELECT card_no FROM records WHERE kind = 5)"
+    " AND NOT EXISTS (SELECT 1 FROM records x WHERE x.terminal = o.terminal AND"
+    " x.reverses_seq = o.seq AND x.kind = 2)"
+    " GROUP BY o.card_no, o.local_ymd, o.period) AS n"
+    " ON n.card_no = r.card_no AND n.local_ymd = m.local_ymd AND n.period = m.period"
+    " WHERE r.kind = 5 ORDER BY 1, 2, 7";
+static const char *const stamp_missing_cols[] = {
+    "canteen", "terminal", "local_ymd", "period",           "card_no",
+    "cause",   "seq",      "meal_seq",  "meal_subsidy_fen", "subsidised_meals_in_period",
+    "utc_s",
+};
+
+/* The listings: rows as the query gives them, n_text text cells then numbers. */
+static const struct {
+    const char *by, *sql;
+    const char *const *cols;
+    int n_cols, n_text;
+} listings[] = {
+    {"shared-ident", shared_ident_sql, shared_ident_cols,
+     (int)(sizeof shared_ident_cols / sizeof shared_ident_cols[0]), 5},
+    {"stamp-missing", stamp_missing_sql, stamp_missing_cols,
+     (int)(sizeof stamp_missing_cols / sizeof stamp_missing_cols[0]), 6},
+};
+
 struct sheet {
     FILE *out;
-    int keys;         /* key columns: 1 or 2 */
-    char key[2][256]; /* the current group's */
+    int n_cols, n_text; /* a listing's cells (0: a summing report) */
+    int keys;           /* key columns: 1 or 2 */
+    char key[2][256];   /* the current group's */
     bool have_key;
     int64_t sum[N_COLS];
     char *err;
@@ -159,17 +196,18 @@ static int sheet_row(void *arg, const yn_db_row *row)
     return rc;
 }
 
-/* A row of the shared-ident report: five text cells, four numbers. */
-static int shared_row(void *arg, const yn_db_row *row)
+/* A row of a listing: its text cells, then its numbers. */
+static int listing_row(void *arg, const yn_db_row *row)
 {
     struct sheet *s = arg;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < s->n_cols; k++) {
         if (k)
             fputc(',', s->out);
-        yn_csv_text(s->out, yn_db_text(row, k));
+        if (k < s->n_text)
+            yn_csv_text(s->out, yn_db_text(row, k));
+        else
+            fprintf(s->out, "%lld", (long long)yn_db_int(row, k));
     }
-    for (int k = 5; k < 9; k++)
-        fprintf(s->out, ",%lld", (long long)yn_db_int(row, k));
     fputs("\r\n", s->out);
     return YN_OK;
 }
@@ -185,23 +223,30 @@ int yn_report_write(yn_db *db, const char *by, FILE *out, char *err, size_t errl
             head = reports[i].keys;
             keys = n_head = reports[i].keys[1] ? 2 : 1;
         }
-    bool shared = !sql && strcmp(by, "shared-ident") == 0;
-    if (shared) {
-        sql = shared_ident_sql;
-        head = shared_ident_cols;
-        n_head = (int)(sizeof shared_ident_cols / sizeof shared_ident_cols[0]);
-    }
+    int n_text = 0;
+    for (size_t i = 0; i < sizeof listings / sizeof listings[0] && !sql; i++)
+        if (strcmp(by, listings[i].by) == 0) {
+            sql = listings[i].sql;
+            head = listings[i].cols;
+            n_head = listings[i].n_cols;
+            n_text = listings[i].n_text;
+        }
+    bool listing = n_text > 0;
     if (!sql) {
         snprintf(err, errlen,
                  "no report by \"%s\": canteen, terminal, category, period, day, layer,"
-                 " identified or shared-ident",
+                 " identified, shared-ident or stamp-missing",
                  by);
         return YN_EINVAL;
     }
     char *text = NULL;
     size_t len = 0;
-    struct sheet s = {
-        .out = open_memstream(&text, &len), .keys = keys, .err = err, .errlen = errlen};
+    struct sheet s = {.out = open_memstream(&text, &len),
+                      .n_cols = listing ? n_head : 0,
+                      .n_text = n_text,
+                      .keys = keys,
+                      .err = err,
+                      .errlen = errlen};
     if (!s.out) {
         snprintf(err, errlen, "out of memory");
         return YN_ENOMEM;
@@ -211,13 +256,13 @@ int yn_report_write(yn_db *db, const char *by, FILE *out, char *err, size_t errl
             fputc(',', s.out);
         yn_csv_text(s.out, head[k]);
     }
-    for (int c = 0; !shared && c < N_COLS; c++)
+    for (int c = 0; !listing && c < N_COLS; c++)
         fprintf(s.out, ",%s", col_names[c]);
     fputs("\r\n", s.out);
     err[0] = '\0';
     int rc = yn_db_begin(db, false);
     if (rc == YN_OK) {
-        rc = yn_db_run(db, sql, NULL, 0, shared ? shared_row : sheet_row, &s);
+        rc = yn_db_run(db, sql, NULL, 0, listing ? listing_row : sheet_row, &s);
         yn_db_rollback(db);
     }
     if (rc == YN_OK)
