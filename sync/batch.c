@@ -1,6 +1,7 @@
 /* batch.c — encode and decode the batch frame (sync/PROTOCOL.md §3).
  *
- * The body is a string table then 25 columns, each holding one field of every
+ * The body is a string table then 25 columns (28 in a version 2 frame, which
+ * carries how the holder of each meal was identified), each holding one field of every
  * record in order, as LEB128 varints; signed values are zigzag-encoded and
  * most fields are deltas from the previous record. A column of one field
  * repeats itself (same period, same day, seq + 1, time + a few seconds), which
@@ -212,7 +213,20 @@ static int check_record(const yn_ledger_record *r, const yn_ledger_record *first
     if (r->reverses_seq < 0 || r->reverses_seq >= r->seq || r->card_prev_seq < 0 ||
         r->card_prev_seq >= r->seq)
         return YN_EINVAL;
+    if (!str_fits(r->ident, YN_IDENT_MAX) || !str_fits(r->supervisor_id, YN_LEDGER_ID_MAX) ||
+        yn_rules_identified(r, NULL) != YN_OK)
+        return YN_EINVAL;
     return YN_OK;
+}
+
+/* A frame is version 2 only when a record's holder was not identified by
+ * the card: frames of card meals stay as every district server reads them. */
+static int frame_version(const yn_ledger_record *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r[i].by > YN_LEDGER_BY_CARD)
+            return 2;
+    return 1;
 }
 
 static void put_str_index(buf *b, strtab *t, const char *s)
@@ -220,8 +234,8 @@ static void put_str_index(buf *b, strtab *t, const char *s)
     put_uv(b, strtab_index(t, s));
 }
 
-/* The 25 columns (PROTOCOL.md §3.3), in order. */
-static void put_columns(buf *b, strtab *t, const yn_ledger_record *r, size_t n)
+/* The 25 columns (PROTOCOL.md §3.2), in order, and 26-28 for version 2. */
+static void put_columns(buf *b, strtab *t, const yn_ledger_record *r, size_t n, int version)
 {
     int64_t first = r[0].seq;
     uint64_t prev;
@@ -312,6 +326,14 @@ static void put_columns(buf *b, strtab *t, const yn_ledger_record *r, size_t n)
     }
     for (size_t i = 0; i < n; i++) /* C25 card_prev_seq */
         put_uv(b, r[i].card_prev_seq ? (uint64_t)(r[i].seq - r[i].card_prev_seq) : 0);
+    if (version < 2)
+        return;
+    for (size_t i = 0; i < n; i++) /* C26 identified */
+        put_uv(b, r[i].by ? (uint64_t)r[i].by : YN_LEDGER_BY_CARD);
+    for (size_t i = 0; i < n; i++) /* C27 ident */
+        put_str_index(b, t, r[i].ident);
+    for (size_t i = 0; i < n; i++) /* C28 supervisor */
+        put_str_index(b, t, r[i].supervisor_id);
 }
 
 size_t yn_batch_trailer_len(enum yn_batch_auth auth)
@@ -334,10 +356,11 @@ int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, siz
 
     strtab t;
     buf cols = {0}, raw = {0};
-    int rc = strtab_init(&t, n * (6 + YN_POLICY_MAX_LAYERS) + 1);
+    int version = frame_version(recs, n);
+    int rc = strtab_init(&t, n * (8 + YN_POLICY_MAX_LAYERS) + 1);
     if (rc == YN_OK) {
         strtab_index(&t, ""); /* index 0: the empty string */
-        put_columns(&cols, &t, recs, n);
+        put_columns(&cols, &t, recs, n, version);
         put_uv(&raw, t.n);
         for (uint32_t i = 0; i < t.n; i++) {
             size_t sl = strlen(t.str[i]);
@@ -369,7 +392,7 @@ int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, siz
     uint8_t *h = frame;
     memset(h, 0, YN_BATCH_HEADER_LEN);
     memcpy(h, YN_BATCH_MAGIC, 4);
-    be_put(h + 4, YN_BATCH_VERSION, 2);
+    be_put(h + 4, (uint64_t)version, 2);
     be_put(h + 6, auth == YN_BATCH_AUTH_ECDSA_P256 ? YN_BATCH_FLAG_SIGNED : 0, 2); /* flags */
     memcpy(h + 8, recs[0].terminal, tlen);
     be_put(h + 24, (uint64_t)batch_id, 8);
@@ -412,7 +435,8 @@ int yn_batch_peek(const uint8_t *f, size_t len, yn_batch_header *hdr)
         return YN_EPROTO;
     hdr->version = (int)be_get(f + 4, 2);
     uint64_t flags = be_get(f + 6, 2); /* bit 0: signed; whatever the version */
-    if (hdr->version != YN_BATCH_VERSION || (flags & ~(uint64_t)YN_BATCH_FLAG_SIGNED))
+    if (hdr->version < 1 || hdr->version > YN_BATCH_VERSION ||
+        (flags & ~(uint64_t)YN_BATCH_FLAG_SIGNED))
         return YN_EPROTO;
     hdr->auth = flags & YN_BATCH_FLAG_SIGNED ? YN_BATCH_AUTH_ECDSA_P256 : YN_BATCH_AUTH_HMAC;
     /* terminal: 1..16 bytes of graphic ASCII, NUL-padded */
@@ -576,7 +600,7 @@ static int reason_from_code(const char *code)
     return -1;
 }
 
-static void get_columns(reader *r, yn_ledger_record *rec, size_t n)
+static void get_columns(reader *r, yn_ledger_record *rec, size_t n, int version)
 {
     int64_t first = rec[0].seq;
     uint64_t prev;
@@ -712,6 +736,16 @@ static void get_columns(reader *r, yn_ledger_record *rec, size_t n)
         rec[i].wallet_after_fen = (int64_t)(predicted + resid[i]);
     }
     free(resid);
+    for (size_t i = 0; i < n && !r->bad; i++) { /* C26, version 2: identified */
+        uint64_t by = version < 2 ? YN_LEDGER_BY_CARD : get_uv(r);
+        if (by < YN_LEDGER_BY_CARD || by > YN_LEDGER_BY_MAX)
+            fail(r, "unknown way of identifying the holder");
+        rec[i].by = (int)by;
+    }
+    for (size_t i = 0; version >= 2 && i < n && !r->bad; i++) /* C27 ident */
+        get_str(r, rec[i].ident, YN_IDENT_MAX);
+    for (size_t i = 0; version >= 2 && i < n && !r->bad; i++) /* C28 supervisor */
+        get_str(r, rec[i].supervisor_id, YN_LEDGER_ID_MAX);
 }
 
 static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_header *hdr,
@@ -750,7 +784,7 @@ static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_head
         memcpy(recs[i].terminal, hdr->terminal, sizeof recs[i].terminal);
     }
     if (!r.bad)
-        get_columns(&r, recs, hdr->count);
+        get_columns(&r, recs, hdr->count, hdr->version);
     if (!r.bad && r.p != r.end)
         fail(&r, "bytes left after the last column");
     free(r.str);

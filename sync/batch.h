@@ -18,7 +18,7 @@
 #include "status.h"
 
 #define YN_BATCH_MAGIC       "YNB1"
-#define YN_BATCH_VERSION     1
+#define YN_BATCH_VERSION     2       /* highest frame version read; 1 = 25 columns, 2 = 28 */
 #define YN_BATCH_HEADER_LEN  128     /* fixed header, bytes */
 #define YN_BATCH_MAC_LEN     32      /* HMAC-SHA256 trailer */
 #define YN_BATCH_SIG_LEN     64      /* ECDSA P-256 trailer (r ‖ s), flags bit 0 */

@@ -15,8 +15,10 @@
 
 #include "batch.h"
 #include "clock.h"
+#include "hex.h"
 #include "log.h"
 #include "sig.h"
+#include "timeutil.h"
 
 #define REPLY_MAX         (YN_UPDATE_MAX_BODY + 1024)
 #define RECORDS_MAX_BYTES 8388608 /* what /v1/records may send at once (its cap) */
@@ -72,13 +74,6 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
-    out[2 * n] = '\0';
-}
-
 /* The header that authenticates a JSON request (PROTOCOL.md §1.1, §10):
  * X-YN-MAC (HMAC under the shared key) or X-YN-SIG (ECDSA by the key pair),
  * as the terminal's key is; the keystore computes it. */
@@ -90,7 +85,7 @@ static int request_auth(yn_keystore *keys, const void *body, size_t len, char li
     int rc = pair ? yn_keystore_sign(keys, body, len, tag) : yn_keystore_mac(keys, body, len, tag);
     if (rc != YN_OK)
         return rc;
-    to_hex(tag, pair ? YN_KEYSTORE_SIG_LEN : YN_KEYSTORE_MAC_LEN, hex);
+    yn_hex_encode(tag, pair ? YN_KEYSTORE_SIG_LEN : YN_KEYSTORE_MAC_LEN, hex);
     snprintf(line, 160, "%s: %s", pair ? "X-YN-SIG" : "X-YN-MAC", hex);
     return YN_OK;
 }
@@ -209,16 +204,16 @@ int yn_sync_ack_verify(const char *ack, size_t len, yn_keystore *keys,
         v == (pair ? 2 : 1)) {
         char head[65], msg[256];
         uint8_t tag[YN_SIG_ED25519_LEN], want[YN_KEYSTORE_MAC_LEN];
-        to_hex(h->head_hash, 32, head);
+        yn_hex_encode(h->head_hash, 32, head);
         size_t n = yn_batch_ack_text((int)v, terminal, batch_id, first, last, head_hex, msg,
                                      sizeof msg);
         int arc = YN_EAUTH;
         if (pair) /* signed by the district's key: terminals hold its public half */
-            arc = district_pub && yn_sig_from_hex(tag_hex, tag, YN_SIG_ED25519_LEN)
+            arc = district_pub && yn_hex_decode_exact(tag_hex, tag, YN_SIG_ED25519_LEN)
                       ? yn_sig_ed25519_verify(district_pub, msg, n, tag)
                       : YN_EAUTH;
         else if ((arc = yn_keystore_mac(keys, msg, n, want)) == YN_OK)
-            arc = yn_sig_from_hex(tag_hex, tag, YN_KEYSTORE_MAC_LEN) &&
+            arc = yn_hex_decode_exact(tag_hex, tag, YN_KEYSTORE_MAC_LEN) &&
                           CRYPTO_memcmp(want, tag, YN_KEYSTORE_MAC_LEN) == 0
                       ? YN_OK
                       : YN_EAUTH;
@@ -523,6 +518,17 @@ int yn_sync_apply(yn_ledger *l, const yn_update *u, int64_t now_utc_s)
     return apply_at(l, u, now_utc_s, 0);
 }
 
+/* The time sync marks carry: the caller's clock (yn_sync_opts.now_utc_s),
+ * else the system's wall clock. */
+static int64_t now_s(const yn_sync *s)
+{
+    if (s->o.now_utc_s)
+        return s->o.now_utc_s(s->o.arg);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec;
+}
+
 int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
 {
     *more = false;
@@ -560,9 +566,9 @@ int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
         yn_err("sync: update refused, nothing applied: %s (%s)", err, yn_strerror(rc));
         return rc;
     }
-    struct timespec ts;
+    struct timespec ts; /* the system clock, for the drift yinian-diag shows */
     clock_gettime(CLOCK_REALTIME, &ts);
-    rc = apply_at(l, &u, ts.tv_sec, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    rc = apply_at(l, &u, now_s(s), (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     if (rc == YN_OK) {
         *more = u.more;
         if (s->o.on_server_time)
@@ -638,12 +644,13 @@ int yn_sync_enrol(const char *url, const char *ca_file, const char *token, yn_ke
     bool pair = yn_keystore_terminal_type(keys) == YN_KEY_ECDSA_P256;
     uint8_t pub[YN_KEYSTORE_PUB_LEN];
     char pub_hex[2 * YN_KEYSTORE_PUB_LEN + 1], auth[160];
-    /* a key pair is made now, inside the keystore; the district gets its
-     * public half, and the request is signed by it (proof of possession) */
-    int rc = pair ? yn_keystore_generate(keys, pub) : YN_OK;
-    bool made = pair && rc == YN_OK; /* settled below, whatever happens */
+    /* the key pair in the keystore (yinian-flash provision made it), or one
+     * made now inside it; the district gets its public half, and the request
+     * is signed by it (proof of possession). A pair made for an enrolment
+     * that fails stays: it is the one the next attempt sends. */
+    int rc = pair ? yn_keystore_generate(keys, false, pub, NULL) : YN_OK;
     if (pair)
-        to_hex(pub, sizeof pub, pub_hex);
+        yn_hex_encode(pub, sizeof pub, pub_hex);
     json_t *req = pair ? json_pack("{s:s, s:s}", "token", token, "pubkey", pub_hex)
                        : json_pack("{s:s}", "token", token);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
@@ -676,14 +683,6 @@ int yn_sync_enrol(const char *url, const char *ca_file, const char *token, yn_ke
         rc = YN_EPROTO;
     if (rc == YN_OK && !pair)
         rc = yn_keystore_store(keys, YN_KEYID_TERMINAL, key, key_len, true);
-    if (made && r.status != 200) {
-        /* the district refused it, or was not reached: the pair before is used again */
-        if (yn_keystore_generate_end(keys, false) != YN_OK)
-            yn_warn("sync: enrolment failed and the new key pair stays in %s", keys->where);
-    } else if (made && yn_keystore_generate_end(keys, true) != YN_OK) {
-        yn_warn("sync: enrolled, but older key pairs stay in %s (the newest is used)",
-                keys->where);
-    }
     if (rc == YN_OK)
         snprintf(terminal_id, id_size, "%s", terminal);
     OPENSSL_cleanse(key, sizeof key);
@@ -719,10 +718,8 @@ static void *sync_main(void *arg)
         int64_t wait_ms = (int64_t)t->interval_s * 1000;
         int rc = l ? YN_OK : yn_ledger_open(&t->lo, &l);
         if (rc == YN_OK) {
-            struct timespec now;
-            clock_gettime(CLOCK_REALTIME, &now);
             yn_sync_stats st;
-            rc = yn_sync_round(t->s, l, now.tv_sec, &st);
+            rc = yn_sync_round(t->s, l, now_s(t->s), &st);
             if (st.records_acked)
                 yn_info("sync: %lld records in %lld batches acknowledged",
                         (long long)st.records_acked, (long long)st.batches_acked);
@@ -740,7 +737,7 @@ static void *sync_main(void *arg)
         }
         pthread_mutex_lock(&t->mu);
         /* monotonic: a step of the wall clock neither stalls nor hurries sync */
-        struct timespec until = yn_clock_mono_deadline(yn_clock_mono_now_ms() + wait_ms);
+        struct timespec until = yn_clock_mono_deadline(yn_time_mono_ms() + wait_ms);
         while (!t->stop && pthread_cond_timedwait(&t->cv, &t->mu, &until) == 0)
             ;
     }

@@ -36,7 +36,13 @@ typedef struct yn_sync_opts {
      * first..last because it holds other records under those seqs (409):
      * uploads stop; the caller stops sales. May be NULL. */
     void (*on_conflict)(void *arg, int64_t first_seq, int64_t last_seq);
-    void *arg; /* passed to both */
+    /* The time to stamp sync marks (last sync, acknowledgements, allocations)
+     * with, from the caller's clock: its estimate while the wall clock is
+     * known to be wrong, the same time the counter's records get — so the
+     * offline cap compares like with like (hal/clock/clock.h). Called from the sync
+     * thread: must be thread-safe. NULL: the system's wall clock. */
+    int64_t (*now_utc_s)(void *arg);
+    void *arg; /* passed to the three callbacks */
 } yn_sync_opts;
 
 typedef struct yn_sync yn_sync;

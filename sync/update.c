@@ -172,6 +172,23 @@ static int get_id(perr *e, json_t *obj, const char *key, const char *where, char
     return YN_OK;
 }
 
+/* An optional identifier of an identity-only card (firmware/core/ident.h): absent
+ * is "". */
+static int get_ident(perr *e, json_t *obj, const char *where, char dst[YN_IDENT_MAX])
+{
+    json_t *v = json_object_get(obj, "ident");
+    dst[0] = '\0';
+    if (!v)
+        return YN_OK;
+    if (!json_is_string(v) || !yn_ident_valid(json_string_value(v)))
+        return bad(e, YN_EPROTO,
+                   "%s: \"ident\" is not an identifier (\"A:\" or \"B:\" and"
+                   " the UID in upper-case hex)",
+                   where);
+    memcpy(dst, json_string_value(v), strlen(json_string_value(v)) + 1);
+    return YN_OK;
+}
+
 /* The shared rules' verdict on an entry (rules.h), with where and the field. */
 static int rules_ok(perr *e, int verdict, const yn_rules_fault *f, const char *where)
 {
@@ -200,7 +217,7 @@ static int parse_roster(perr *e, json_t *r, yn_update *u)
 {
     static const char *const keys[] = {"version", "cards", NULL};
     static const char *const card_keys[] = {"card_no", "birth_ymd",  "flags", "district",
-                                            "street",  "expiry_ymd", NULL};
+                                            "street",  "expiry_ymd", "ident", NULL};
     int rc;
     if (!json_is_object(r))
         return bad(e, YN_EPROTO, "roster is not an object");
@@ -231,7 +248,8 @@ static int parse_roster(perr *e, json_t *r, yn_update *u)
             (rc = get_int(e, c, "flags", where, 0, UINT32_MAX, true, &flags)) ||
             (rc = get_int(e, c, "district", where, 0, 999999, true, &district)) ||
             (rc = get_int(e, c, "street", where, 0, 999999999, true, &street)) ||
-            (rc = get_int(e, c, "expiry_ymd", where, 0, 99991231, true, &expiry)))
+            (rc = get_int(e, c, "expiry_ymd", where, 0, 99991231, true, &expiry)) ||
+            (rc = get_ident(e, c, where, f->ident)))
             return rc;
         f->birth_ymd = (int32_t)birth;
         f->flags = (uint32_t)flags;
@@ -246,7 +264,7 @@ static int parse_roster(perr *e, json_t *r, yn_update *u)
 
 static int parse_blacklist(perr *e, json_t *root, yn_update *u)
 {
-    static const char *const keys[] = {"seq", "card_no", "lost", NULL};
+    static const char *const keys[] = {"seq", "card_no", "ident", "lost", NULL};
     int rc;
     json_t *a = get_array(e, root, "blacklist", "payload", &rc);
     if (!a)
@@ -263,8 +281,14 @@ static int parse_blacklist(perr *e, json_t *root, yn_update *u)
         if (!json_is_object(b))
             return bad(e, YN_EPROTO, "%s is not an object", where);
         if ((rc = only_keys(e, b, where, keys)) ||
-            (rc = get_int(e, b, "seq", where, 1, INT64_MAX, true, &be->seq)) ||
-            (rc = get_id(e, b, "card_no", where, be->card_no, sizeof be->card_no)))
+            (rc = get_int(e, b, "seq", where, 1, INT64_MAX, true, &be->seq)))
+            return rc;
+        /* a card number, or an identity-only card's identifier: one of the two */
+        bool by_ident = json_object_get(b, "ident") != NULL;
+        if (by_ident && json_object_get(b, "card_no"))
+            return bad(e, YN_EPROTO, "%s: \"card_no\" and \"ident\" both given", where);
+        if ((rc = by_ident ? get_ident(e, b, where, be->ident)
+                           : get_id(e, b, "card_no", where, be->card_no, sizeof be->card_no)))
             return rc;
         json_t *lost = json_object_get(b, "lost");
         if (!json_is_boolean(lost))

@@ -1,6 +1,8 @@
 /* yinian-card — for issuing offices and technicians: make issuer keys, issue
- * (personalise) cards, read and verify them, wipe their stamp, and issue test
- * cards in bulk from a CSV file.
+ * (personalise) cards, read and verify them, wipe their stamp, issue test
+ * cards in bulk from a CSV file, and enrol a card another issuer made (an
+ * identity-only card, firmware/core/CARD.md §8): its identifier read through the
+ * reader, written as the roster line the district imports.
  *
  * Cards are written either through a reader named in a board.conf (--config:
  * the libnfc backend and its PN532, or the emulated one), or as lines of a
@@ -17,13 +19,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "an10922.h"
 #include "card.h"
 #include "config.h"
+#include "hal.h"
 #include "fileio.h"
+#include "hex.h"
+#include "ident.h"
 #include "keystore.h"
 #include "log.h"
 #include "nfc.h"
+#if WITH_SIM
 #include "nfc_sim.h"
+#endif
 
 enum { EXIT_CARD = 1, EXIT_USAGE = 2 };
 
@@ -51,6 +59,15 @@ static void usage(FILE *to)
           "      type from its length: 8 des, 16 aes, 24 3k3des, or --picc-key-type);\n"
           "      --set-picc-key: make the PICC master key this AES key (16 bytes)\n"
           "      --sim-out: add a formatted, unissued card line with its key\n"
+          "  yinian-card enrol --config BOARD_CONF --master FILE --card-no NO --birth YYYYMMDD\n"
+          "      [--flags a+b] --district CODE --street CODE --expiry YYYYMMDD [--out CSV]\n"
+          "      an identity-only card (a card another issuer made, e.g. a city card): its\n"
+          "      identifier (type A UID, or type B PUPI with [reader] type_b) bound to the\n"
+          "      senior as a roster line for yinian-district import-cards:\n"
+          "      card_no,birth_ymd,flags,district,street,expiry_ymd,ident — printed, or\n"
+          "      appended to --out (a header line first when the file is new). Refused: a\n"
+          "      颐年卡 (read it as itself), a random UID (08 ..., or another UID when the\n"
+          "      card is activated again) and a blank identifier\n"
           "  yinian-card batch --master FILE --issuer FILE --sim-out FILE CSV\n"
           "      CSV header: label,uid,type,card_no,birth,flags,district,street,issued,expiry\n"
           "      (flags joined with '+', e.g. dibao+shidu; empty = none)\n"
@@ -59,7 +76,7 @@ static void usage(FILE *to)
 }
 
 struct opts {
-    const char *master, *issuer, *issuer_pub, *sim_out, *config, *cards, *label, *type;
+    const char *master, *issuer, *issuer_pub, *sim_out, *config, *cards, *label, *type, *out;
     const char *uid_hex;
     const char *app_master; /* DESFire key 0 master (default: master) */
     const char *picc_key;   /* DESFire PICC master key, optional (default: factory DES zero) */
@@ -138,13 +155,6 @@ static int load_issuer(const char *path, uint8_t priv[YN_CARD_PRIVKEY_LEN])
     return rc;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
-    out[2 * n] = '\0';
-}
-
 /* Append one virtual card line (label|type|uid|key|record|stamp) to path. */
 static int append_sim(const char *path, const char *label, const char *type, const uint8_t *uid,
                       size_t uid_len, const uint8_t key[16], const uint8_t *record,
@@ -160,9 +170,9 @@ static int append_sim(const char *path, const char *label, const char *type, con
         return YN_EIO;
     }
     char u[2 * YN_CARD_UID_MAX + 1], k[33], r[2 * YN_CARD_RECORD_MAX + 1];
-    hex(uid, uid_len, u);
-    hex(key, 16, k);
-    hex(record, record_len, r);
+    yn_hex_encode(uid, uid_len, u);
+    yn_hex_encode(key, 16, k);
+    yn_hex_encode(record, record_len, r);
     fprintf(f, "%s|%s|%s|%s|%s|\n", label, type, u, k, r);
     return fclose(f) == 0 ? YN_OK : YN_EIO;
 }
@@ -181,17 +191,19 @@ static int parse_uid(const char *s, uint8_t uid[YN_CARD_UID_MAX], size_t *len)
 static int open_reader(const char *config, yn_config *cfg, yn_nfc *nfc, yn_nfc_tag *tag)
 {
     yn_config_errors errs;
-    int rc = yn_config_load(config, cfg, &errs);
+    int rc = yn_config_load(config, yn_hal_backend_ok, cfg, &errs);
     if (rc != YN_OK) {
         for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
             fprintf(stderr, "%s\n", errs.msg[i]);
         return YN_ECONFIG;
     }
-    if ((rc = yn_nfc_open(nfc, cfg)) != YN_OK)
+    if ((rc = yn_nfc_open(nfc, &cfg->reader)) != YN_OK)
         return rc;
     rc = YN_ENOCARD;
+#if WITH_SIM
     if (nfc->ops == &yn_nfc_sim_ops && yn_nfc_sim_count(nfc) > 0)
         rc = yn_nfc_sim_present(nfc, 0); /* a sim reader has no hand to tap */
+#endif
     for (int waited = 0; waited < 10000 && rc != YN_ENODEV; waited += 100) {
         rc = yn_nfc_poll(nfc, 100, tag);
         if (rc != YN_ENOCARD)
@@ -218,7 +230,7 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
         return EXIT_CARD;
     }
     char text[2 * YN_CARD_PRIVKEY_LEN + 80], h[2 * YN_CARD_PRIVKEY_LEN + 1];
-    hex(priv, sizeof priv, h);
+    yn_hex_encode(priv, sizeof priv, h);
     int n = snprintf(text, sizeof text, "# issuer private key, version %02x — keep secret\n%s\n",
                      o->key_version, h);
     explicit_bzero(priv, sizeof priv);
@@ -227,7 +239,7 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
     if (rc != YN_OK)
         return EXIT_CARD;
     FILE *f = fopen(argv[1], "a");
-    hex(pub, sizeof pub, h);
+    yn_hex_encode(pub, sizeof pub, h);
     if (!f || fprintf(f, "%02x %s\n", o->key_version, h) < 0 || fclose(f) != 0) {
         fprintf(stderr, "yinian-card: cannot append to %s\n", argv[1]);
         return EXIT_CARD;
@@ -236,7 +248,7 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
     return 0;
 }
 
-/* Key 0 of the DESFire application (firmware/CARD.md §5): AN10922 like the
+/* Key 0 of the DESFire application (firmware/core/CARD.md §5): AN10922 like the
  * card key, from the issuer's application master (--app-master, else the
  * district master) with its own system identifier, so key 0 ≠ key 1 even
  * from one master. */
@@ -257,8 +269,8 @@ static int issue_keys_for(const struct opts *o, const uint8_t master[16], const 
         memcpy(app_master, master, sizeof app_master);
     int rc = yn_card_key_for_uid(master, tag->uid, tag->uid_len, k->card_key);
     if (rc == YN_OK)
-        rc = yn_card_diversify(app_master, tag->uid, tag->uid_len, yn_card_aid, key0_sysid,
-                               sizeof key0_sysid, k->issuer_key);
+        rc = yn_an10922_diversify(app_master, tag->uid, tag->uid_len, yn_card_aid, YN_CARD_AID_LEN,
+                                  key0_sysid, sizeof key0_sysid, k->issuer_key);
     explicit_bzero(app_master, sizeof app_master);
     if (rc == YN_OK && o->picc_key) {
         rc = yn_key_file_load(o->picc_key, true, "PICC master key", k->picc_key, sizeof k->picc_key,
@@ -364,7 +376,7 @@ static int issue_one(const struct opts *o, const uint8_t master[16], const uint8
             return EXIT_CARD;
     }
     char u[2 * YN_CARD_UID_MAX + 1];
-    hex(uid, uid_len, u);
+    yn_hex_encode(uid, uid_len, u);
     printf("issued card %s on UID %s (key version %02x)\n", rec.card_no, u, rec.key_version);
     return 0;
 }
@@ -427,15 +439,20 @@ static int cmd_read(const struct opts *o)
         if ((rc = open_reader(o->config, &cfg, &nfc, &tag)) != YN_OK)
             return rc == YN_ECONFIG ? EXIT_USAGE : EXIT_CARD;
     } else {
+#if WITH_SIM
         yn_config_defaults(&cfg);
         snprintf(cfg.reader.sim_cards, sizeof cfg.reader.sim_cards, "%s", o->cards);
-        if (yn_nfc_open(&nfc, &cfg) != YN_OK)
+        if (yn_nfc_open(&nfc, &cfg.reader) != YN_OK)
             return EXIT_USAGE;
         if (yn_nfc_sim_present(&nfc, o->index) != YN_OK || yn_nfc_poll(&nfc, 0, &tag) != YN_OK) {
             fprintf(stderr, "yinian-card: %s has no card %d\n", o->cards, o->index);
             yn_nfc_close(&nfc);
             return EXIT_USAGE;
         }
+#else
+        fprintf(stderr, "yinian-card: --cards needs the simulated reader (a WITH_SIM=1 build)\n");
+        return EXIT_USAGE;
+#endif
     }
     char u[2 * YN_UID_MAX + 1];
     yn_nfc_uid_hex(&tag, u, sizeof u);
@@ -487,6 +504,115 @@ static int cmd_read(const struct opts *o)
     else
         printf("last meal     %08d period %04x terminal %06x seq %u\n", st.date_ymd, st.period_code,
                (unsigned)st.terminal_code, (unsigned)st.seq);
+    return 0;
+}
+
+/* --- enrol: an identity-only card bound to a senior (CARD.md §8) ---------------- */
+
+/* The card on the reader is one the roster may bind: not a 颐年卡 (read with
+ * our key, or carrying our application), an identifier that stays the same
+ * when the card is activated again. *why says what it is otherwise. */
+static int enrol_check(yn_nfc *nfc, const yn_nfc_tag *tag, const uint8_t master[16],
+                       const char **why)
+{
+    bool type_b = tag->type == YN_TAG_ISO14443B;
+    if (yn_ident_random(type_b, tag->uid, tag->uid_len)) {
+        *why = "a random UID (08 ...): it changes at every tap, phones and some bank cards do that";
+        return YN_EREFUSED;
+    }
+    if (tag->type == YN_TAG_DESFIRE || tag->type == YN_TAG_CLASSIC_1K) {
+        uint8_t key[16];
+        yn_nfc_card_data card = {.kind = YN_CARD_KIND_FOREIGN};
+        int rc = yn_card_key_for_uid(master, tag->uid, tag->uid_len, key);
+        if (rc == YN_OK)
+            rc = yn_nfc_read_card(nfc, tag, key, 0, &card);
+        explicit_bzero(key, sizeof key);
+        if (rc == YN_OK || card.kind == YN_CARD_KIND_OURS) {
+            *why = rc == YN_OK ? "a 颐年卡: terminals read it as itself, never by its UID"
+                               : "it carries the 颐年卡 application but refuses our key (a clone?)";
+            return YN_EREFUSED;
+        }
+    }
+    yn_nfc_tag again;
+    if (yn_nfc_release(nfc) != YN_OK || yn_nfc_poll(nfc, 500, &again) != YN_OK) {
+        *why = "the card left the reader: hold it there until enrolment is done";
+        return YN_ECARDGONE;
+    }
+    if (again.type != tag->type || again.uid_len != tag->uid_len ||
+        memcmp(again.uid, tag->uid, tag->uid_len) != 0) {
+        *why = "it shows another identifier when activated again: a random UID";
+        return YN_EREFUSED;
+    }
+    return YN_OK;
+}
+
+static int cmd_enrol(const struct opts *o)
+{
+    uint8_t master[16];
+    const yn_card_record *r = &o->rec;
+    if (!o->config || !o->master || !r->card_no[0] || !r->birth_ymd || !r->district || !r->street ||
+        !r->expiry_ymd) {
+        fprintf(stderr, "yinian-card enrol: needs --config, --master, --card-no, --birth,"
+                        " --district, --street and --expiry\n");
+        return EXIT_USAGE;
+    }
+    /* the senior's facts pass the rules a card record obeys */
+    yn_card_record check = *r;
+    check.format_version = YN_CARD_FORMAT_V1;
+    check.key_version = 1;
+    check.issue_ymd = check.birth_ymd; /* any day up to the expiry: only the facts matter */
+    uint8_t buf[YN_CARD_RECORD_MAX];
+    size_t len;
+    const char *why = "";
+    if (yn_card_encode(&check, buf, sizeof buf, &len, &why) != YN_OK) {
+        fprintf(stderr, "yinian-card enrol: %s\n", why);
+        return EXIT_USAGE;
+    }
+    if (load_master(o->master, master) != YN_OK)
+        return EXIT_USAGE;
+    yn_config cfg;
+    yn_nfc nfc;
+    yn_nfc_tag tag;
+    int rc = open_reader(o->config, &cfg, &nfc, &tag);
+    if (rc != YN_OK) {
+        explicit_bzero(master, sizeof master);
+        return rc == YN_ECONFIG ? EXIT_USAGE : EXIT_CARD;
+    }
+    rc = enrol_check(&nfc, &tag, master, &why);
+    explicit_bzero(master, sizeof master);
+    yn_nfc_close(&nfc);
+    char ident[YN_IDENT_MAX], u[2 * YN_UID_MAX + 1];
+    yn_nfc_uid_hex(&tag, u, sizeof u);
+    if (rc == YN_OK &&
+        yn_ident_make(tag.type == YN_TAG_ISO14443B, tag.uid, tag.uid_len, ident) != YN_OK) {
+        why = "its identifier is all zero or all FF: it names no card";
+        rc = YN_EREFUSED;
+    }
+    if (rc != YN_OK) {
+        fprintf(stderr, "yinian-card enrol: card %s (%s) not enrolled: %s\n", u,
+                yn_tag_type_name(tag.type), why);
+        return EXIT_CARD;
+    }
+    FILE *f = stdout;
+    bool header = false;
+    if (o->out) {
+        f = fopen(o->out, "a");
+        if (!f) {
+            fprintf(stderr, "yinian-card: cannot open %s: %s\n", o->out, strerror(errno));
+            return EXIT_USAGE;
+        }
+        header = ftell(f) == 0;
+    }
+    if (header)
+        fprintf(f, "card_no,birth_ymd,flags,district,street,expiry_ymd,ident\n");
+    fprintf(f, "%s,%d,%u,%u,%u,%d,%s\n", r->card_no, (int)r->birth_ymd, (unsigned)r->flags,
+            (unsigned)r->district, (unsigned)r->street, (int)r->expiry_ymd, ident);
+    if (o->out && fclose(f) != 0) {
+        fprintf(stderr, "yinian-card: writing %s: %s\n", o->out, strerror(errno));
+        return EXIT_CARD;
+    }
+    fprintf(stderr, "enrolled %s card %s as %s for card number %s\n", yn_tag_type_name(tag.type), u,
+            ident, r->card_no);
     return 0;
 }
 
@@ -649,6 +775,7 @@ int main(int argc, char **argv)
                                               {"picc-key-type", required_argument, NULL, 'T'},
                                               {"set-picc-key", required_argument, NULL, 'N'},
                                               {"app-master", required_argument, NULL, 'A'},
+                                              {"out", required_argument, NULL, 'O'},
                                               {"help", no_argument, NULL, 'h'},
                                               {NULL, 0, NULL, 0}};
     if (argc < 2) {
@@ -739,6 +866,9 @@ int main(int argc, char **argv)
         case 'A':
             o.app_master = optarg;
             break;
+        case 'O':
+            o.out = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -765,6 +895,8 @@ int main(int argc, char **argv)
         return cmd_read(&o);
     if (strcmp(cmd, "format") == 0)
         return cmd_format(&o);
+    if (strcmp(cmd, "enrol") == 0)
+        return cmd_enrol(&o);
     if (strcmp(cmd, "batch") == 0)
         return cmd_batch(argc, argv, &o);
     fprintf(stderr, "yinian-card: unknown command '%s'\n", cmd);

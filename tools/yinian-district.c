@@ -18,7 +18,6 @@
 #include "card.h"
 #include "db.h"
 #include "fileio.h"
-#include "files.h"
 #include "http.h"
 #include "keystore.h"
 #include "report.h"
@@ -37,14 +36,16 @@ static void usage(FILE *to)
           "  --db DB enrol-token TERMINAL CANTEEN   one-time enrolment token (printed)\n"
           "  --db DB enrol-tokens CSV               terminal,canteen lines -> terminal,token\n"
           "  --db DB import-cards CSV               card_no,birth_ymd,flags,district,street,"
-          "expiry_ymd\n"
+          "expiry_ymd[,ident]\n"
           "  --db DB import DIR [--district-key FILE]  batch files of a USB export (yinian-diag\n"
           "                                         export); writes ack-*.json into DIR (a key-\n"
           "                                         pair terminal's are signed: --district-key)\n"
           "  --db DB lost CARD_NO | found CARD_NO   report a card lost / found\n"
+          "  --db DB lost-ident ID | found-ident ID an identity-only card (A:04A1B2C3D4E5F6)\n"
           "  --db DB publish-policy FILE.json\n"
           "  --db DB allocate ID CARD_NO SOURCE AMOUNT_FEN\n"
-          "  --db DB report canteen|terminal|category|period|day|layer   CSV on stdout\n"
+          "  --db DB report canteen|terminal|category|period|day|layer|\n"
+          "             identified|shared-ident|stamp-missing   CSV on stdout\n"
           "  --db DB check | fix                    entries terminals would refuse: list,"
           " remove\n"
           "  --db DB stats                          records held and bytes on disk\n"
@@ -265,9 +266,13 @@ static int admin(yn_db *db, const char *cmd, int n, char **a)
         {"import", 1, "import DIR [--district-key FILE]"},
         {"lost", 1, "lost CARD_NO"},
         {"found", 1, "found CARD_NO"},
+        {"lost-ident", 1, "lost-ident A:UID|B:PUPI"},
+        {"found-ident", 1, "found-ident A:UID|B:PUPI"},
         {"publish-policy", 1, "publish-policy FILE.json"},
         {"allocate", 4, "allocate ID CARD_NO SOURCE AMOUNT_FEN"},
-        {"report", 1, "report canteen|terminal|category|period|day|layer"},
+        {"report", 1,
+         "report canteen|terminal|category|period|day|layer|identified|shared-ident|"
+         "stamp-missing"},
         {"check", 0, "check"},
         {"fix", 0, "fix"},
         {"stats", 0, "stats"},
@@ -302,16 +307,19 @@ static int admin(yn_db *db, const char *cmd, int n, char **a)
         }
         case 4:
         case 5:
-            return yn_admin_lost(db, a[0], i == 4);
+            return yn_admin_lost(db, a[0], i == 4, false);
         case 6:
-            return yn_admin_publish_policy(db, a[0]);
         case 7:
-            return yn_admin_allocate(db, a[0], a[1], a[2], a[3]);
+            return yn_admin_lost(db, a[0], i == 6, true);
         case 8:
-            return cmd_report(db, a[0]);
+            return yn_admin_publish_policy(db, a[0]);
         case 9:
+            return yn_admin_allocate(db, a[0], a[1], a[2], a[3]);
         case 10:
-            return yn_admin_check(db, i == 10);
+            return cmd_report(db, a[0]);
+        case 11:
+        case 12:
+            return yn_admin_check(db, i == 12);
         default:
             return cmd_stats(db);
         }

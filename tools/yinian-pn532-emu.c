@@ -8,7 +8,7 @@
  * it unmodified through the connstring pn532_uart:PATH. The cards are the
  * independent card models of tools/emu/ (DESFire EV1, Classic 1K, a type B
  * card); the PN532 side follows the PN532 user manual (UM0701-02) and the
- * activation ISO/IEC 14443-3/-4. hal/READER.md ("The emulated PN532") lists
+ * activation ISO/IEC 14443-3/-4. hal/nfc/READER.md ("The emulated PN532") lists
  * the commands, the card file, the control grammar and the timing model. */
 #include <errno.h>
 #include <limits.h>
@@ -33,7 +33,7 @@
 #define CARDS_MAX 64
 #define OUTQ      4
 
-/* The 颐年卡 layouts (firmware/CARD.md §5-6) the loader builds issued cards with. */
+/* The 颐年卡 layouts (firmware/core/CARD.md §5-6) the loader builds issued cards with. */
 static const uint8_t our_aid[3] = {0x4E, 0x59, 0xF5};
 static const uint8_t foreign_aid[3] = {0x01, 0x55, 0x48}; /* "a transit application" */
 #define OUR_KEY_SETTINGS 0x0B
@@ -45,7 +45,8 @@ struct card {
     enum kind kind;
     uint8_t uid[10];
     size_t uid_len;
-    bool random_uid;     /* a new 08 xx xx xx UID at every activation */
+    bool random_uid;     /* a new UID at every activation: type A 08 xx xx xx; type B
+                            any PUPI (ISO/IEC 14443-3 lets a PUPI be random) */
     uint8_t cur_uid[10]; /* the UID of this activation */
     emu_df_card df;
     emu_mfc_card mfc;
@@ -386,14 +387,15 @@ static const char *load_line(struct card *c, char *line)
             return "record or stamp does not fit the Classic layout";
         return NULL;
     }
-    if (!strcmp(type, "iso14443b")) {
+    if (!strcmp(type, "iso14443b") || !strcmp(type, "iso14443b-random")) {
         c->kind = K_TYPEB;
+        c->random_uid = !strcmp(type, "iso14443b-random");
         if (c->uid_len != 4)
             return "a type B PUPI is 4 bytes";
         return NULL;
     }
     return "type must be desfire, desfire-blank, desfire-foreign, desfire-random, classic1k, "
-           "classic1k-blank or iso14443b";
+           "classic1k-blank, iso14443b or iso14443b-random";
 }
 
 static int load_cards(struct emu *e)
@@ -490,10 +492,13 @@ static size_t list_passive(struct emu *e, const uint8_t *d, size_t n, uint8_t *o
         if (!c || c->kind != K_TYPEB)
             return f;
         static const uint8_t app_data[4] = {0x00, 0x00, 0x00, 0x00};
+        if (c->random_uid) /* a new PUPI at each REQB */
+            for (int i = 0; i < 4; i++)
+                c->cur_uid[i] = (uint8_t)(rand() & 0xFF);
         out[0] = 1;
         out[f++] = 0x01;
         out[f++] = 0x50; /* ATQB */
-        memcpy(out + f, c->uid, 4);
+        memcpy(out + f, c->random_uid ? c->cur_uid : c->uid, 4);
         f += 4;
         memcpy(out + f, app_data, 4);
         f += 4;
@@ -1136,7 +1141,7 @@ static void usage(void)
             "  --link PATH     symlink to the emulator's pty (libnfc: pn532_uart:PATH)\n"
             "  --cards FILE    virtual cards, label|type|uid-hex|key-hex|record-hex|stamp-hex\n"
             "                  (type desfire, desfire-blank, desfire-foreign, desfire-random,\n"
-            "                  classic1k, classic1k-blank, iso14443b)\n"
+            "                  classic1k, classic1k-blank, iso14443b, iso14443b-random)\n"
             "  --control FIFO  control commands, one a line (created if missing):\n"
             "                    present N | remove | fault KIND [ARG] | timing on|off |\n"
             "                    unplug | plug | power-cycle | verbose on|off | stats [reset] |\n"
@@ -1145,7 +1150,7 @@ static void usage(void)
             "                        short, garbage, status80, tear N before|after, none\n"
             "  --present N     start with card N (0-based line among the cards) in the field\n"
             "  --timing        answer as late as a real PN532, RF link and card would\n"
-            "                  (hal/READER.md \"Timing model\"); default: at once\n");
+            "                  (hal/nfc/READER.md \"Timing model\"); default: at once\n");
 }
 
 int main(int argc, char **argv)

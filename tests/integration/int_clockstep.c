@@ -12,7 +12,10 @@
  *
  * Interval 1 s. After each step, three times: records are added and must be
  * acknowledged within 10 s, and no two rounds may come closer than the
- * interval. About 8 s. */
+ * interval. And the sync marks (last sync, acknowledgements) carry the
+ * terminal's time (yn_sync_opts.now_utc_s: the daemon's clock estimate), not
+ * the stepped wall clock, so the offline cap compares like with like. About
+ * 8 s. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,6 +38,16 @@
 #define MIN_GAP_MS 950   /* rounds come at least an interval (1 s) apart */
 
 static _Atomic int64_t step_s;
+
+/* The terminal's clock: it saw the steps for what they are (hal/clock/clock.h) and
+ * keeps the time the steps did not change. */
+static int64_t terminal_now_s(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec - atomic_load(&step_s);
+}
 
 int clock_gettime(clockid_t id, struct timespec *ts)
 {
@@ -148,7 +161,8 @@ int main(void)
                        .terminal_id = "T-CLK",
                        .keys = &keys.ks,
                        .timeout_ms = 3000,
-                       .on_server_time = on_round};
+                       .on_server_time = on_round,
+                       .now_utc_s = terminal_now_s};
     memcpy(so.district_pub, pub, sizeof so.district_pub);
     yn_ledger_opts lo = {.path = ledger_path, .terminal_id = "T-CLK"};
     yn_ledger *l;
@@ -159,6 +173,14 @@ int main(void)
     phase(l, "wall clock as it is", 0);
     phase(l, "wall clock a year back", -YEAR_S);
     phase(l, "wall clock a year ahead", YEAR_S);
+    char v[32];
+    int64_t synced = 0;
+    if (yn_ledger_meta_get(l, "last_sync_utc_s", v, sizeof v) == YN_OK)
+        synced = strtoll(v, NULL, 10);
+    int64_t off = synced - terminal_now_s(NULL);
+    CHECK(off > -30 && off <= 1,
+          "the last sync is marked %lld s from the terminal's time (a stepped wall clock's)",
+          (long long)off);
 
     yn_sync_thread_stop(t);
     yn_testkeys_close(&keys);

@@ -34,6 +34,8 @@
 #include "keystore.h"
 #include "ledger.h"
 #include "log.h"
+#include "policy.h"
+#include "testutil.h"
 
 static yn_test_district D;
 static char out_path[800], err_path[800];
@@ -201,15 +203,18 @@ static void admin_refusals(void)
 static void bad_entries(term *t)
 {
     char sql[2048];
-    snprintf(sql, sizeof sql,
-             "INSERT INTO blacklist VALUES (1, '4403 040001'';DROP TABLE cards;--', 1);\n"
-             "INSERT INTO cards VALUES ('44030400100009', 19400101, 1, 0, 0, 20301231, 1);\n"
-             "INSERT INTO allocations VALUES (1, 'A-BAD', '44030400100001', 'district',"
-             " 1000000000);\n"
-             "INSERT INTO policies VALUES (99, '{\"not\": \"a policy\"}');\n"
-             "UPDATE meta SET value = 1 WHERE key IN ('blacklist_seq', 'alloc_seq');\n"
-             "INSERT INTO meta VALUES ('roster_version', 1) ON CONFLICT(key) DO UPDATE SET"
-             " value = 1;\n");
+    snprintf(
+        sql, sizeof sql,
+        "INSERT INTO blacklist(seq, card_no, lost) VALUES (1, '4403 040001'';DROP TABLE cards;--',"
+        " 1);\n"
+        "INSERT INTO cards(card_no, birth_ymd, flags, district, street, expiry_ymd, version)"
+        " VALUES ('44030400100009', 19400101, 1, 0, 0, 20301231, 1);\n"
+        "INSERT INTO allocations VALUES (1, 'A-BAD', '44030400100001', 'district',"
+        " 1000000000);\n"
+        "INSERT INTO policies VALUES (99, '{\"not\": \"a policy\"}');\n"
+        "UPDATE meta SET value = 1 WHERE key IN ('blacklist_seq', 'alloc_seq');\n"
+        "INSERT INTO meta VALUES ('roster_version', 1) ON CONFLICT(key) DO UPDATE SET"
+        " value = 1;\n");
     CHECK(yn_test_district_sql(&D, sql) == 0, "bad entries planted");
     char csv[800];
     snprintf(csv, sizeof csv, "%s/good.csv", D.dir);
@@ -498,6 +503,147 @@ static void import_while_uploading(term *t)
         fclose(o);
 }
 
+/* --- identity-only cards and 忘带卡 (issue 16) ---------------------------------------- */
+
+#define WED_LUNCH_UTC 1773201600LL /* 2026-03-11 (Wednesday) 12:00 Asia/Shanghai */
+#define BOUND_IDENT   "A:04A1B2C3D4E5F6"
+
+/* A meal at t of a holder identified by (identity-only card or manual
+ * entry), under policy: its record committed. */
+static void term_meal_by(term *t, const yn_policy *policy, int by, const char *card_no,
+                         const char *ident, const char *supervisor, int64_t utc_s)
+{
+    yn_card_facts c = {0}; /* nothing read from a card: the roster says it all */
+    snprintf(c.card_no, sizeof c.card_no, "%s", card_no);
+    yn_meal meal = {.price_fen = 1500};
+    yn_canteen canteen = {.district = 440304, .street = 440304001};
+    t->tap++;
+    yn_ledger_tap tap = {.tap_id = t->tap,
+                         .card = &c,
+                         .meal = &meal,
+                         .canteen = &canteen,
+                         .operator_id = "staff01",
+                         .when = {.utc_s = utc_s, .mono_ms = t->tap * 1000, .clock_trusted = true},
+                         .by = by,
+                         .ident = ident,
+                         .supervisor_id = supervisor};
+    yn_ledger_result r;
+    int rc = yn_ledger_debit(t->l, policy, &tap, &r);
+    CHECK(rc == YN_OK && r.decision.subsidy_fen > 0, "%s: %s meal of %s: %s, subsidy %lld", t->id,
+          yn_ledger_by_name(by), card_no, yn_strerror(rc), (long long)r.decision.subsidy_fen);
+}
+
+/* The roster binds an enrolled card's identifier (import-cards, the CSV of
+ * yinian-card enrol), refusing bad identifiers with the reason; a lost one
+ * goes out by its identifier; two terminals at two canteens serve the same
+ * identifier in one lunch, and one serves a 忘带卡 meal; all synced over
+ * HTTPS; the district puts the identifier on the blacklist, reports it
+ * (shared-ident) and counts identity-only and manual meals apart. */
+static void identity_cards(void)
+{
+    char csv[800];
+    snprintf(csv, sizeof csv, "%s/idbad.csv", D.dir);
+    yn_test_sh("printf 'card_no,birth_ymd,flags,district,street,expiry_ymd,ident\\n"
+               "44030400200001,19400101,2,440304,440304001,20301231,A:08A1B2C3\\n"
+               "44030400200002,19400101,2,440304,440304001,20301231,A:04a1b2c3d4e5f6\\n"
+               "44030400200003,19400101,2,440304,440304001,20301231,A:04A1B2C3D4\\n"
+               "44030400200004,0,2,440304,440304001,20301231,A:5C010203\\n' > '%s'",
+               csv);
+    int rc = district("import-cards '%s'", csv);
+    CHECK(rc == 2 && file_has(err_path, "idbad.csv:2: ident: a random UID") &&
+              file_has(err_path, "idbad.csv:3: ident: the UID must be hex digits") &&
+              file_has(err_path, "idbad.csv:4: ident: a type A UID is 4, 7 or 10 bytes") &&
+              file_has(err_path, "idbad.csv:5: birth_ymd") &&
+              file_has(err_path, "nothing imported"),
+          "bad identifiers refused, each line with why: exit %d", rc);
+    snprintf(csv, sizeof csv, "%s/ids.csv", D.dir);
+    yn_test_sh("printf 'card_no,birth_ymd,flags,district,street,expiry_ymd,ident\\n"
+               "44030400200001,19400101,2,440304,440304001,20301231," BOUND_IDENT "\\n"
+               "44030400200002,19400101,2,440304,440304001,20301231\\n' > '%s'",
+               csv);
+    CHECK(district("import-cards '%s'", csv) == 0, "a card bound to " BOUND_IDENT " imported");
+    snprintf(csv, sizeof csv, "%s/idtwice.csv", D.dir);
+    yn_test_sh("printf '44030400200005,19400101,2,440304,440304001,20301231," BOUND_IDENT
+               "\\n' > '%s'",
+               csv);
+    rc = district("import-cards '%s'", csv);
+    CHECK(rc == 2 && file_has(err_path, "ending at line 1: identifier " BOUND_IDENT
+                                        " (cards 44030400200001 and 44030400200005) would be"
+                                        " bound to two cards"),
+          "an identifier bound to a second card refused: exit %d", rc);
+    rc = district("lost-ident A:08A1B2C3");
+    CHECK(rc == 2 && file_has(err_path, "random UID"), "lost-ident of a random UID: exit %d", rc);
+    CHECK(district("lost-ident B:1A2B3C4D") == 0, "a lost identity-only card by its PUPI");
+
+    yn_policy *policy = yn_test_policy_ident(2);
+    term a, b;
+    CHECK(term_open(&a, "T-I1", "C-ID-1") == 0 && term_open(&b, "T-I2", "C-ID-2") == 0,
+          "two terminals at two canteens");
+    if (!policy || !a.s || !b.s)
+        return;
+    CHECK_RC(term_sync(&a), YN_OK);
+    CHECK_RC(term_sync(&b), YN_OK);
+    char card_no[20] = "";
+    bool lost = true;
+    rc = yn_ledger_ident_card(a.l, BOUND_IDENT, card_no, &lost);
+    CHECK(rc == YN_OK && !strcmp(card_no, "44030400200001") && !lost,
+          "the binding reached the terminal: %s %s lost %d", yn_strerror(rc), card_no, lost);
+    rc = yn_ledger_ident_card(a.l, "B:1A2B3C4D", card_no, &lost);
+    CHECK(rc == YN_ENOTFOUND && lost, "the lost identifier reached it: %s, lost %d",
+          yn_strerror(rc), lost);
+
+    CHECK_RC(term_sync(&a), YN_OK); /* the allocations the update made, uploaded */
+    CHECK_RC(term_sync(&b), YN_OK);
+    long long held_a = records_of("T-I1"), held_b = records_of("T-I2");
+    /* the same identifier at two canteens in one lunch; a 忘带卡 meal at one */
+    term_meal_by(&a, policy, YN_LEDGER_BY_IDENT, "44030400200001", BOUND_IDENT, NULL,
+                 WED_LUNCH_UTC);
+    term_meal_by(&a, policy, YN_LEDGER_BY_MANUAL, "44030400200002", NULL, "super02",
+                 WED_LUNCH_UTC + 60);
+    term_meal_by(&b, policy, YN_LEDGER_BY_IDENT, "44030400200001", BOUND_IDENT, NULL,
+                 WED_LUNCH_UTC + 300);
+    CHECK_RC(term_sync(&a), YN_OK);
+    CHECK_RC(term_sync(&b), YN_OK);
+    CHECK(records_of("T-I1") == held_a + 2 && records_of("T-I2") == held_b + 1,
+          "the meals reached the district");
+    char log[800];
+    snprintf(log, sizeof log, "%s/server.log", D.dir);
+    CHECK(file_has(log, "identifier " BOUND_IDENT " used at 2 canteens in lunch of 20260311"),
+          "the server logs the copied identifier");
+
+    rc = district("report shared-ident");
+    CHECK(rc == 0 &&
+              file_has(out_path, "ident,local_ymd,period,canteen,card_no,meals,meal_subsidy_fen,"
+                                 "first_utc_s,last_utc_s\r\n") &&
+              file_has(out_path, BOUND_IDENT ",20260311,lunch,C-ID-1,44030400200001,1,") &&
+              file_has(out_path, BOUND_IDENT ",20260311,lunch,C-ID-2,44030400200001,1,"),
+          "report shared-ident lists both canteens: exit %d", rc);
+    rc = district("report identified");
+    CHECK(rc == 0 && file_has(out_path, "canteen,identified,records,price_fen,") &&
+              file_has(out_path, "C-ID-1,identity,1,1500,") &&
+              file_has(out_path, "C-ID-1,manual,1,1500,") &&
+              file_has(out_path, "C-ID-2,identity,1,1500,") && !file_has(out_path, "C-ID-2,manual"),
+          "report identified counts identity-only and manual meals apart: exit %d", rc);
+    /* the stored identification obeys the rules: ident kept, both staff ids kept */
+    rc = district("check");
+    CHECK(rc == 0, "check after identity-only and manual meals: exit %d", rc);
+
+    /* the next update takes the identifier off every terminal */
+    bool more;
+    CHECK_RC(yn_sync_update_one(a.s, a.l, &more), YN_OK);
+    rc = yn_ledger_ident_card(a.l, BOUND_IDENT, card_no, &lost);
+    CHECK(rc == YN_OK && lost, "the copied identifier is on T-I1's blacklist: %s, lost %d",
+          yn_strerror(rc), lost);
+    /* found again after the district looked into it */
+    CHECK(district("found-ident " BOUND_IDENT) == 0, "found-ident");
+    CHECK_RC(yn_sync_update_one(a.s, a.l, &more), YN_OK);
+    rc = yn_ledger_ident_card(a.l, BOUND_IDENT, card_no, &lost);
+    CHECK(rc == YN_OK && !lost, "found again: %s, lost %d", yn_strerror(rc), lost);
+    term_close(&a);
+    term_close(&b);
+    yn_policy_free(policy);
+}
+
 int main(void)
 {
     const char *build = getenv("BUILD"), *tmp = getenv("TMPDIR");
@@ -521,6 +667,7 @@ int main(void)
     reports();
     import_hostile_files();
     reenrolment();
+    identity_cards();
     import_while_uploading(&t);
     term_close(&t);
     yn_test_district_stop(srv, SIGTERM);

@@ -110,8 +110,11 @@ part_stale() {
 part_idle() {
     d=$TMPDIR/idle
     setup "$d" || { note_fail idle "setup"; return; }
-    printf 'card:0 wait:200 remove card:1 wait:200 remove card:2 wait:200 remove\n' >"$d/keys.txt"
-    timeout 60 "$BUILD/yinian-pos" --config "$d/board.conf" >"$d/run.out" 2>"$d/run.log" &
+    # (the daemon itself in the background, not under timeout: kill -9 must
+    # reach it; the script quits by itself should the kill never come)
+    printf 'card:0 wait:200 remove card:1 wait:200 remove card:2 wait:200 remove wait:30000 quit\n' \
+        >"$d/keys.txt"
+    "$BUILD/yinian-pos" --config "$d/board.conf" >"$d/run.out" 2>"$d/run.log" &
     p=$!
     i=0
     while [ "$(records "$d")" != 3 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done

@@ -8,7 +8,9 @@
 #   - nfc-poll (InAutoPoll) finds the DESFire, then sees it leave (ISO-DEP presence
 #     check through InCommunicateThru);
 #   - nfc-mfclassic's RATS (InCommunicateThru E0 50) gets the DESFire's ATS;
-#   - nfc-list finds a random-UID card (08 ..., "NFCID3") with a new UID each activation.
+#   - nfc-list finds a random-UID card (08 ..., "NFCID3") with a new UID each activation;
+#   - nfc-list finds an ISO 14443-B card and its PUPI through pn532_uart (InListPassiveTarget
+#     BrTy 3): the evidence that libnfc lists type B cards, which identity-only cards use.
 # Env (tests/run-integration): BUILD, TMPDIR. Exit 0 = pass.
 set -u
 : "${BUILD:?set BUILD}"
@@ -32,6 +34,7 @@ fidelity DESFire|desfire|04a1b2c3d4e5f6|00112233445566778899aabbccddeeff|$rec|
 fidelity Classic, default keys|classic1k|a1b2c3d4|ffffffffffffffffffffffff00000000|$rec|$stamp
 fidelity Classic, keyed|classic1k|5e6f7a8b|3c5a96c3e1f20f1e2d3c4b5a69788796|$rec|$stamp
 fidelity random UID|desfire-random|04000000000099|||
+fidelity type B|iso14443b|1a2b3c4d|||
 EOF
 
 "$EMU" --link "$link" --cards "$dir/cards.txt" --control "$ctl" --present 0 >"$dir/emu.log" 2>&1 &
@@ -147,4 +150,12 @@ u2=$(nfc-list 2>&1 | grep -m1 "UID (NFCID")
 echo "$u1" | grep -q "UID (NFCID3): 08  " || fail "random UID: $u1"
 [ "$u1" != "$u2" ] || fail "random UID did not change: $u1 / $u2"
 echo "nfc-list: random UID card, $u1 then $u2"
+
+# 8. a type B card: libnfc's pn532_uart lists it (nfc-list -t 8: ISO14443B), PUPI and all
+echo "present 4" >"$ctl"
+sleep 0.05
+out=$(timeout 20 nfc-list -t 8 2>&1)
+echo "$out" | grep -q "ISO/IEC 14443-4B (106 kbps) target:" || fail "type B: $out"
+echo "$out" | grep -q "PUPI: 1a  2b  3c  4d" || fail "type B PUPI: $out"
+echo "nfc-list: type B card, PUPI 1a2b3c4d"
 echo "nfc_fidelity: ok"

@@ -75,6 +75,22 @@ def vectors(spec_path):
           and r2["wallet_after_fen"] == 9900 and r2["hash"] == h["head_hash"], "§8 record 2")
     again, _ = yn.encode_batch(key, 1, [dict(r) for r in recs], bytes(32))
     check(again == frame, "§8 frame re-encoded byte for byte")
+    # version 2 (§8): an identity-only card and a manual entry
+    frame = page_blocks(text, "### Version 2")
+    inflated = page_blocks(text, "columns 26-28 at its end")
+    h, recs, raw = yn.decode_batch(key, frame)
+    check(h["version"] == 2 and raw == inflated and h["raw_len"] == 135, "§8 version 2 header")
+    r1, r2 = recs
+    check(r1["identified"] == 2 and r1["ident"] == "A:04A1B2C3D4E5F6"
+          and r1["card_no"] == "44030400000001" and r1["supervisor"] == ""
+          and r1["hash"].hex().startswith("0362de02"), "§8 version 2 record 1")
+    check(r2["identified"] == 3 and r2["ident"] == "" and r2["supervisor"] == "super02"
+          and r2["operator"] == "staff01" and r2["hash"] == h["head_hash"],
+          "§8 version 2 record 2")
+    for r in recs:
+        yn.check_record(r)
+    again, _ = yn.encode_batch(key, 1, [dict(r) for r in recs], bytes(32))
+    check(again == frame, "§8 version 2 frame re-encoded byte for byte")
     # raw_len's floor (§3.1): 40 records of 24 bytes each
     small = [record("T-0001", 1 + i, 1 + i, price=0) for i in range(40)]
     for r in small:
@@ -230,6 +246,19 @@ def own_terminal(conn, token, token2, args):
                  utc_s=1773115300, mono_ms=1000, policy_version=0, operator="")
     status, body, _ = t.send(small)
     check(status == 200, "40 records of 24 bytes: %d %s" % (status, body))
+
+    # version 2 frames (§3.2): an identity-only card and a 忘带卡 meal; a random
+    # UID and a supervisor who served the meal himself refused
+    ident = record(t.id, t.held + 1, 600)
+    ident.update(identified=2, ident="A:04A1B2C3D4E5F6", supervisor="")
+    manual = record(t.id, t.held + 2, 601, card="4403041235")
+    manual.update(identified=3, ident="", supervisor="super02")
+    refused([dict(ident, ident="A:08A1B2C3")], "ident", "a random UID")
+    refused([dict(ident, identified=3, ident="", supervisor="1001")], "operator",
+            "a manual entry its supervisor served")
+    status, body, frame = t.send([ident, manual])
+    check(status == 200 and yn.peek(frame)["version"] == 2,
+          "an identity-only and a manual meal in a version 2 frame: %d %s" % (status, body))
 
     # updates (§5): a signed request; the document parsed (its signature is Ed25519)
     req, mac_hex = yn.signed_request(t.key, {"terminal": t.id, "roster": 0, "blacklist": 0,

@@ -141,6 +141,8 @@ def encode_record(r):
     e += i64(r["utc_s"]) + i64(r["mono_ms"]) + i64(r["boot_no"]) + bytes([r["clock_trusted"]])
     e += i64(r["reverses_seq"]) + st(r["ref"]) + i64(r["policy_version"])
     e += i64(r["wallet_after_fen"]) + i64(r["card_prev_seq"])
+    if r.get("identified", 1) in (2, 3):     # fields 28-30, only then
+        e += bytes([r["identified"]]) + st(r["ident"]) + st(r["supervisor"])
     return e
 
 
@@ -215,6 +217,28 @@ def check_record(r):
         bad("wallet_after_fen", "range")
     if not 0 <= r["card_prev_seq"] < r["seq"]:
         bad("card_prev_seq", "0 or an earlier record")
+    by, ident, sup = r.get("identified", 1), r.get("ident", ""), r.get("supervisor", "")
+    if by not in (1, 2, 3) or (by != 1 and r["kind"] != 1):
+        bad("identified", "1, or 2 / 3 for a meal")
+    if not (ident_ok(ident) if by == 2 else ident == ""):
+        bad("ident", "an identifier for identified 2, else empty")
+    if by == 3 and (not graphic(sup, 1, 16) or not graphic(r["operator"], 1, 16)
+                    or sup == r["operator"]):
+        bad("supervisor" if not graphic(sup, 1, 16) else "operator", "two staff ids that differ")
+    if by != 3 and sup:
+        bad("supervisor", "empty unless identified 3")
+
+
+def ident_ok(s):
+    """§3.5 ident: A: or B:, the UID (4, 7, 10 bytes) or PUPI (4) in upper-case
+    hex; not a random UID (4 bytes, the first 08), not all 00 or all FF."""
+    if len(s) < 2 or s[:2] not in ("A:", "B:") or any(c not in "0123456789ABCDEF" for c in s[2:]):
+        return False
+    b = bytes.fromhex(s[2:]) if len(s) % 2 == 0 else b""
+    if len(b) not in ((4,) if s[0] == "B" else (4, 7, 10)):
+        return False
+    random = s[0] == "A" and len(b) == 4 and b[0] == 0x08
+    return not random and b != bytes(len(b)) and b != b"\xff" * len(b)
 
 
 # --- §3.1-§3.3 the frame ------------------------------------------------------------
@@ -303,6 +327,13 @@ def encode_batch(key, batch_id, records, prev_hash, level=9):
         put_uv(cols, zz(r["wallet_after_fen"] - predicted))
     for r in records:                       # 25
         put_uv(cols, r["seq"] - r["card_prev_seq"] if r["card_prev_seq"] else 0)
+    version = 2 if any(r.get("identified", 1) != 1 for r in records) else 1
+    if version == 2:
+        for r in records:                   # 26-28
+            put_uv(cols, r.get("identified", 1))
+        for f in ("ident", "supervisor"):
+            for r in records:
+                put_uv(cols, sidx(r.get(f, "")))
     raw = bytearray()
     put_uv(raw, len(strings))
     for s in strings:
@@ -315,7 +346,7 @@ def encode_batch(key, batch_id, records, prev_hash, level=9):
     for r in records:
         r["hash"] = h = chain_hash(r, h)
     terminal = records[0]["terminal"].encode()
-    header = MAGIC + struct.pack(">HH", 1, 0) + terminal + bytes(16 - len(terminal))
+    header = MAGIC + struct.pack(">HH", version, 0) + terminal + bytes(16 - len(terminal))
     header += struct.pack(">QQQIIII", batch_id, first, records[-1]["seq"], n, len(raw), len(body),
                           zlib.crc32(body) & 0xFFFFFFFF)
     header += prev_hash + h
@@ -330,7 +361,7 @@ def peek(frame):
     version, flags = struct.unpack(">HH", frame[4:8])
     term = frame[8:24]
     tlen = term.find(b"\0") if b"\0" in term else 16
-    if version != 1 or flags != 0 or tlen == 0 or any(term[tlen:]) or \
+    if version not in (1, 2) or flags != 0 or tlen == 0 or any(term[tlen:]) or \
             not all(0x21 <= c <= 0x7E for c in term[:tlen]):
         raise Refused("bad_frame", "version, flags or terminal")
     bid, first, last, count, raw_len, body_len, crc = struct.unpack(">QQQIIII", frame[24:64])
@@ -340,7 +371,7 @@ def peek(frame):
         raise Refused("too_large", "sizes over the caps")
     if raw_len < 24 * count + 2 or body_len < 1 or len(frame) != HEADER_LEN + body_len + MAC_LEN:
         raise Refused("bad_frame", "sizes")
-    return dict(terminal=term[:tlen].decode(), batch_id=bid, first_seq=first, last_seq=last,
+    return dict(version=version, terminal=term[:tlen].decode(), batch_id=bid, first_seq=first, last_seq=last,
                 count=count, raw_len=raw_len, body_len=body_len, crc32=crc,
                 prev_hash=frame[64:96], head_hash=frame[96:128])
 
@@ -460,6 +491,13 @@ def decode_batch(key, frame):
         if r["card_prev_seq"] >= first:
             predicted = recs[r["card_prev_seq"] - first]["wallet_after_fen"] - r["wallet_fen"]
         r["wallet_after_fen"] = wrap64(predicted + resid[i])
+    for r in recs:                          # 26-28 in a version 2 frame
+        r["identified"] = rd.uv() if h["version"] == 2 else 1
+        if not 1 <= r["identified"] <= 3:
+            raise Refused("bad_body", "identified")
+    for f in ("ident", "supervisor"):
+        for r in recs:
+            r[f] = s() if h["version"] == 2 else ""
     if rd.pos != len(raw):
         raise Refused("bad_body", "bytes after the last column")
     prev = h["prev_hash"]

@@ -53,6 +53,29 @@ void yn_test_write(const char *dir, const char *name, const char *text, unsigned
     close(fd);
 }
 
+yn_policy *yn_test_policy_ident(int manual_per_day)
+{
+    char path[1024], err[256];
+    static char doc[65536], edited[65536 + 256];
+    snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", yn_test_srcdir());
+    FILE *in = fopen(path, "rb");
+    size_t n = in ? fread(doc, 1, sizeof doc - 1, in) : 0;
+    if (in)
+        fclose(in);
+    doc[n] = '\0';
+    const char *at = strstr(doc, "  \"categories\"");
+    if (!at)
+        return NULL;
+    snprintf(edited, sizeof edited,
+             "%.*s  \"identity_only\": {\"offline_cap_fen\": 500},\n"
+             "  \"manual_entry\": {\"per_terminal_day\": %d, \"offline_cap_fen\": 500},\n%s",
+             (int)(at - doc), doc, manual_per_day, at);
+    yn_policy *p = NULL;
+    if (yn_policy_load(edited, strlen(edited), &p, err, sizeof err) != YN_OK)
+        fprintf(stderr, "yn_test_policy_ident: %s\n", err);
+    return p;
+}
+
 static bool line_has(const char *line, const char *text)
 {
     char plain[YN_SCREEN_TEXT];

@@ -14,8 +14,10 @@
 
 #include "fix_ledger.h"
 #include "log.h"
+#include "testutil.h"
 
 yn_policy *lf_policy;
+yn_policy *lf_policy_ident;
 
 /* ---- fixtures ------------------------------------------------------------- */
 
@@ -29,6 +31,8 @@ int lf_group_setup(void **state)
         fprintf(stderr, "cannot load %s: %s\n", path, err);
         return -1;
     }
+    if (!(lf_policy_ident = yn_test_policy_ident(2)))
+        return -1;
     yn_log_quiet(true); /* refusals and provoked failures log on purpose */
     return 0;
 }
@@ -37,6 +41,7 @@ int lf_group_teardown(void **state)
 {
     (void)state;
     yn_policy_free(lf_policy);
+    yn_policy_free(lf_policy_ident);
     return 0;
 }
 
@@ -132,6 +137,32 @@ int lf_debit_at(struct fx *f, const yn_card_facts *c, int64_t price_fen, int64_t
                          .operator_id = "op1",
                          .when = lf_at(f, utc_s)};
     return yn_ledger_debit(f->l, lf_policy, &tap, r);
+}
+
+int lf_debit_by(struct fx *f, int by, const char *card_no, const char *ident,
+                const char *operator_id, const char *supervisor_id, int64_t utc_s,
+                yn_ledger_result *r)
+{
+    yn_card_facts c = {0}; /* nothing read from a card: the roster says it all */
+    snprintf(c.card_no, sizeof c.card_no, "%s", card_no);
+    yn_meal meal = {.price_fen = 1500};
+    yn_ledger_tap tap = {.tap_id = f->next_tap++,
+                         .card = &c,
+                         .meal = &meal,
+                         .canteen = &lf_canteen,
+                         .operator_id = operator_id,
+                         .when = lf_at(f, utc_s),
+                         .by = by,
+                         .ident = ident,
+                         .supervisor_id = supervisor_id};
+    return yn_ledger_debit(f->l, lf_policy_ident, &tap, r);
+}
+
+void lf_roster(struct fx *f, const char *card_no, const char *ident, int64_t version)
+{
+    yn_card_facts c = lf_key_card(card_no);
+    snprintf(c.ident, sizeof c.ident, "%s", ident);
+    assert_int_equal(yn_ledger_roster_put(f->l, &c, 1, version), YN_OK);
 }
 
 int lf_debit(struct fx *f, const yn_card_facts *c, int64_t price_fen, yn_ledger_result *r)

@@ -25,7 +25,9 @@ struct fx {
     int64_t mono_ms;
 };
 
-extern yn_policy *lf_policy; /* shenzhen-2025, loaded once by lf_group_setup */
+extern yn_policy *lf_policy;       /* shenzhen-2025, loaded once by lf_group_setup */
+extern yn_policy *lf_policy_ident; /* the same accepting identity-only cards (offline cap
+                                      ¥5) and 忘带卡 (2 a terminal a day, offline cap ¥5) */
 extern const yn_canteen lf_canteen;
 
 /* cmocka group and per-test fixtures: a fresh ledger file per test */
@@ -43,6 +45,14 @@ yn_card_facts lf_senior_card(const char *no);
 yn_ledger_when lf_at(struct fx *f, int64_t utc_s);
 int lf_debit_at(struct fx *f, const yn_card_facts *c, int64_t price_fen, int64_t utc_s,
                 int64_t tap_id, yn_ledger_result *r);
+/* a debit (¥15, the next tap id, under lf_policy_ident) of a holder
+ * identified otherwise than by the card: by = enum yn_ledger_by */
+int lf_debit_by(struct fx *f, int by, const char *card_no, const char *ident,
+                const char *operator_id, const char *supervisor_id, int64_t utc_s,
+                yn_ledger_result *r);
+/* card_no on the roster as lf_key_card (an 80-year-old 低保 of the home
+ * district), bound to ident ("" none) */
+void lf_roster(struct fx *f, const char *card_no, const char *ident, int64_t version);
 /* a debit with the next tap id at the Wednesday lunch */
 int lf_debit(struct fx *f, const yn_card_facts *c, int64_t price_fen, yn_ledger_result *r);
 void lf_topup(struct fx *f, const char *card_no, int64_t fen);

@@ -140,6 +140,9 @@ static void assert_same(const yn_ledger_record *a, const yn_ledger_record *b)
     assert_int_equal(a->policy_version, b->policy_version);
     assert_int_equal(a->wallet_after_fen, b->wallet_after_fen);
     assert_int_equal(a->card_prev_seq, b->card_prev_seq);
+    assert_int_equal(a->by ? a->by : YN_LEDGER_BY_CARD, b->by);
+    assert_string_equal(a->ident, b->ident);
+    assert_string_equal(a->supervisor_id, b->supervisor_id);
     assert_memory_equal(a->prev_hash, b->prev_hash, 32);
     assert_memory_equal(a->hash, b->hash, 32);
 }
@@ -158,6 +161,7 @@ static void test_round_trip(void **state)
     const char *why;
     assert_int_equal(yn_batch_decode(f, len, key, sizeof key, &h, &d, &why), YN_OK);
     assert_int_equal(h.batch_id, 9);
+    assert_int_equal(h.version, 1); /* every holder identified by the card: version 1 */
     assert_int_equal(h.first_seq, 101);
     assert_int_equal(h.last_seq, 400);
     assert_int_equal(h.count, 300);
@@ -563,6 +567,122 @@ static const char *const vector_hex[] = {
     "e76b3fe6f079f3e3476c02a6fafc881df85c70a4c4faffca4b4534716b577c0d",
 };
 
+/* PROTOCOL.md §8, the version 2 vector: an identity-only meal and a manual one. */
+static const char *const vector2_hex[] = {
+    "594e423100020000542d30303031000000000000000000000000000000000001",
+    "000000000000000100000000000000020000000200000087000000806b08e967",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "5bf14ae3497c8d45623d297c25b525b6696c90184faec36643739f8362bf5d9e",
+    "78da6367604dc94c4acc67cd29cd4bce6049ce2ca9642f2e494c4b33301470b4",
+    "3230713474327236763171357533632f2e2d482d323062645c20cfd47ce07ceb",
+    "97261166464626a67fbf960b33ec1087400620606464de21ce0c613330b0b03c",
+    "78b3e20f8fc6ff05eb67ad4e6560034a8384f9c0924cccac0c0c6c004f992300",
+    "05a65c088f39f0c450b12039ffb16ac64c7d78518fcdd3082cd475569baa4cfd",
+};
+
+static void test_vector_v2(void **state)
+{
+    (void)state;
+    uint8_t f[512];
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof vector2_hex / sizeof vector2_hex[0]; i++)
+        for (const char *p = vector2_hex[i]; *p; p += 2) {
+            unsigned v;
+            assert_int_equal(sscanf(p, "%2x", &v), 1);
+            f[len++] = (uint8_t)v;
+        }
+    yn_batch_header h;
+    yn_ledger_record *d;
+    const char *why;
+    assert_int_equal(yn_batch_decode(f, len, key, sizeof key, &h, &d, &why), YN_OK);
+    assert_int_equal(h.version, 2);
+    assert_int_equal(h.raw_len, 135);
+    assert_string_equal(d[0].card_no, "44030400000001");
+    assert_int_equal(d[0].by, YN_LEDGER_BY_IDENT);
+    assert_string_equal(d[0].ident, "A:04A1B2C3D4E5F6");
+    assert_string_equal(d[0].supervisor_id, "");
+    assert_int_equal(d[0].subsidy_fen, 1500);
+    assert_string_equal(d[1].card_no, "44030400000002");
+    assert_int_equal(d[1].by, YN_LEDGER_BY_MANUAL);
+    assert_string_equal(d[1].operator_id, "staff01");
+    assert_string_equal(d[1].supervisor_id, "super02");
+    assert_int_equal(d[1].utc_s, 1740970820);
+    static const uint8_t hash1[4] = {0x03, 0x62, 0xde, 0x02};
+    assert_memory_equal(d[0].hash, hash1, sizeof hash1);
+    free(d);
+}
+
+/* Meals of identity-only cards and of manual entry: a version 2 frame (28
+ * columns) carries how each holder was identified; a frame relabelled as the
+ * other version is refused; the encoder refuses fields that do not fit. */
+static void test_identified_round_trip(void **state)
+{
+    (void)state;
+    uint8_t zero[32] = {0};
+    yn_ledger_record *r = make_records(1, 40, zero);
+    for (size_t i = 10; i < 40; i += 3) {
+        if (r[i].kind != YN_LEDGER_MEAL)
+            continue;
+        if (i % 2) {
+            r[i].by = YN_LEDGER_BY_IDENT;
+            snprintf(r[i].ident, sizeof r[i].ident, "A:04A1B2C3D4E5%02zX", i);
+        } else {
+            r[i].by = YN_LEDGER_BY_MANUAL;
+            strcpy(r[i].supervisor_id, "sup-0001");
+        }
+    }
+    for (size_t i = 0; i < 40; i++) {
+        const uint8_t *p = i ? r[i - 1].hash : zero;
+        memcpy(r[i].prev_hash, p, 32);
+        yn_ledger_record_hash(&r[i], p, r[i].hash);
+    }
+    uint8_t *f, *g;
+    size_t len, glen;
+    assert_int_equal(yn_batch_encode(3, r, 40, key, sizeof key, &f, &len), YN_OK);
+    yn_batch_header h;
+    yn_ledger_record *d;
+    const char *why;
+    assert_int_equal(yn_batch_decode(f, len, key, sizeof key, &h, &d, &why), YN_OK);
+    assert_int_equal(h.version, 2);
+    for (size_t i = 0; i < 40; i++)
+        assert_same(&r[i], &d[i]);
+    assert_int_equal(d[13].by, YN_LEDGER_BY_IDENT);
+    assert_string_equal(d[13].ident, "A:04A1B2C3D4E50D");
+    assert_int_equal(d[10].by, YN_LEDGER_BY_MANUAL);
+    assert_string_equal(d[10].supervisor_id, "sup-0001");
+    assert_int_equal(d[11].by, YN_LEDGER_BY_CARD);
+    free(d);
+    /* relabelled: a version 2 frame as version 1 leaves columns unread, a
+     * version 1 frame as version 2 ends inside a column */
+    f[5] = 1;
+    reseal(f, len);
+    assert_int_equal(decode_rc(f, len, &why), YN_EPROTO);
+    assert_non_null(strstr(why, "bytes left"));
+    assert_int_equal(yn_batch_encode(4, r, 10, key, sizeof key, &g, &glen), YN_OK);
+    assert_int_equal(g[5], 1);
+    g[5] = 2;
+    reseal(g, glen);
+    assert_int_equal(decode_rc(g, glen, &why), YN_EPROTO);
+    free(g);
+    free(f);
+    /* fields that do not fit how the holder was identified */
+    r[11].supervisor_id[0] = 'x'; /* a card's record naming a supervisor */
+    assert_int_equal(yn_batch_encode(1, r, 40, key, sizeof key, &f, &len), YN_EINVAL);
+    r[11].supervisor_id[0] = '\0';
+    strcpy(r[13].ident, "A:04a1"); /* not an identifier */
+    assert_int_equal(yn_batch_encode(1, r, 40, key, sizeof key, &f, &len), YN_EINVAL);
+    snprintf(r[13].ident, sizeof r[13].ident, "A:04A1B2C3D4E50D");
+    strcpy(r[10].supervisor_id, r[10].operator_id); /* one person both */
+    assert_int_equal(yn_batch_encode(1, r, 40, key, sizeof key, &f, &len), YN_EINVAL);
+    strcpy(r[10].supervisor_id, "sup-0001");
+    r[4].by = YN_LEDGER_BY_MANUAL; /* a reversal is not identified */
+    strcpy(r[4].supervisor_id, "sup-0001");
+    assert_int_equal(yn_batch_encode(1, r, 40, key, sizeof key, &f, &len), YN_EINVAL);
+    r[10].by = 4;
+    assert_int_equal(yn_batch_encode(1, r, 40, key, sizeof key, &f, &len), YN_EINVAL);
+    free(r);
+}
+
 static void test_vector(void **state)
 {
     (void)state;
@@ -621,11 +741,17 @@ static void test_vector(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),           cmocka_unit_test(test_extremes_round_trip),
-        cmocka_unit_test(test_encode_refuses),       cmocka_unit_test(test_rejections),
-        cmocka_unit_test(test_every_truncated_body), cmocka_unit_test(test_vector),
-        cmocka_unit_test(test_smallest_records),     cmocka_unit_test(test_rules_refuse_records),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_extremes_round_trip),
+        cmocka_unit_test(test_encode_refuses),
+        cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_every_truncated_body),
+        cmocka_unit_test(test_vector),
+        cmocka_unit_test(test_smallest_records),
+        cmocka_unit_test(test_rules_refuse_records),
         cmocka_unit_test(test_strings_utf8),
+        cmocka_unit_test(test_identified_round_trip),
+        cmocka_unit_test(test_vector_v2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fix_ledger.h"
 #include "ledger.h"
 #include "log.h"
@@ -27,7 +29,7 @@ static void test_open_sets_up_schema_and_identity(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(lf_sql_i64(f->path, "PRAGMA user_version"), yn_ledger_schema_version());
-    assert_int_equal(yn_ledger_schema_version(), 5);
+    assert_int_equal(yn_ledger_schema_version(), 6);
     assert_int_equal(lf_sql_i64(f->path, "SELECT journal_mode = 'wal' FROM pragma_journal_mode"),
                      1);
     char v[64];
@@ -270,6 +272,54 @@ static void test_migration_backs_up_first(void **state)
     o.path = path;
     assert_int_equal(yn_ledger_open(&o, &l), YN_ECORRUPT);
     assert_int_equal(lf_sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema"), 1);
+}
+
+/* The backup before an upgrade goes through the one durable-write module:
+ * a failed fsync or rename of it (the fault hook) stops the upgrade with
+ * the old file untouched and no half-written backup left; the same copy,
+ * for the tools (yn_ledger_file_copy), stands alone and reads back. */
+static void test_migration_backup_failure_stops_upgrade(void **state)
+{
+    struct fx *f = *state;
+    char path[700], bak[720], copy[720];
+    snprintf(path, sizeof path, "%s/old.db", f->dir);
+    snprintf(bak, sizeof bak, "%s.v1.bak", path);
+    snprintf(copy, sizeof copy, "%s/copy.db", f->dir);
+    yn_ledger_opts o = {
+        .path = path, .terminal_id = "SZFT0001", .boot_id = "b", .schema_target = 1};
+    yn_ledger *l = NULL;
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    yn_ledger_close(l);
+    o.schema_target = 0;
+    const unsigned ops[] = {YN_FILE_OP_SYNC, YN_FILE_OP_RENAME};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        yn_file_fault(ops[i], 1, EIO);
+        assert_int_not_equal(yn_ledger_open(&o, &l), YN_OK);
+        assert_true(yn_file_fault_fired());
+        yn_file_fault(0, 0, 0);
+        assert_null(l);
+        assert_int_equal(lf_sql_i64(path, "PRAGMA user_version"), 1);
+        assert_int_equal(access(bak, F_OK), -1);
+        char tmp[740];
+        snprintf(tmp, sizeof tmp, "%s.new", bak);
+        assert_int_equal(access(tmp, F_OK), -1);
+    }
+    int v = 0;
+    assert_int_equal(yn_ledger_file_schema(path, &v), YN_OK);
+    assert_int_equal(v, 1);
+    assert_int_equal(yn_ledger_file_copy(path, copy, true), YN_OK);
+    assert_int_equal(yn_ledger_file_schema(copy, &v), YN_OK);
+    assert_int_equal(v, 1);
+    /* not WAL (header bytes 18 and 19 are 1, rollback journal): stands alone */
+    unsigned char head[20];
+    FILE *cf = fopen(copy, "rb");
+    assert_non_null(cf);
+    assert_int_equal(fread(head, 1, sizeof head, cf), sizeof head);
+    fclose(cf);
+    assert_int_equal(head[18], 1);
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    yn_ledger_close(l);
+    assert_int_equal(access(bak, F_OK), 0);
 }
 
 /* Write r as a v2 ledger would have (its hash chained on prev). */
@@ -549,7 +599,7 @@ static void test_migration_v4_to_v5(void **state)
 
     o.schema_target = 0;
     assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
-    assert_int_equal(lf_sql_i64(path, "PRAGMA user_version"), 5);
+    assert_int_equal(lf_sql_i64(path, "PRAGMA user_version"), yn_ledger_schema_version());
     assert_int_equal(lf_sql_i64(path, "SELECT stamp_seq FROM cards WHERE card_no = 'A'"), 1);
     assert_int_equal(lf_sql_i64(path, "SELECT stamp_seq FROM cards WHERE card_no = 'B'"), 0);
     assert_int_equal(lf_sql_i64(path, "SELECT COUNT(*) FROM journal"), 4);
@@ -574,6 +624,134 @@ static void test_migration_v4_to_v5(void **state)
     lf_assert_verifies(f);
 }
 
+/* Schema v6 (how the holder was identified): a v5 ledger's records keep
+ * their hashes — the chain head of the records below is pinned as the
+ * firmware before v6 computed it — read as identified by their card, and the
+ * chain goes on with records of identity-only cards and of manual entry,
+ * whose hashes cover the new fields. */
+static void test_migration_v5_to_v6(void **state)
+{
+    struct fx *f = *state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/v5.db", f->dir);
+    yn_ledger_opts o = lf_opts_for(f);
+    o.path = path;
+    o.schema_target = 5;
+    yn_ledger *l = NULL;
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    yn_ledger_close(l);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    uint8_t prev[YN_LEDGER_HASH_LEN] = {0};
+    static const struct {
+        int64_t tap;
+        const char *card;
+        int kind;
+        int64_t price, subsidy, cash, card_prev, reverses;
+    } rows[] = {
+        {10, "A", YN_LEDGER_MEAL, 1500, 1500, 0, 0, 0},
+        {11, "B", YN_LEDGER_MEAL, 1500, 500, 1000, 0, 0},
+        {0, "B", YN_LEDGER_REVERSAL, -1500, -500, -1000, 2, 2},
+    };
+    for (int i = 0; i < 3; i++) {
+        yn_ledger_record r;
+        memset(&r, 0, sizeof r);
+        r.seq = i + 1;
+        strcpy(r.terminal, "SZFT0001");
+        r.tap_id = rows[i].tap;
+        strcpy(r.card_no, rows[i].card);
+        r.kind = rows[i].kind;
+        r.local_ymd = DAY;
+        r.price_fen = rows[i].price;
+        r.subsidy_fen = rows[i].subsidy;
+        r.cash_fen = rows[i].cash;
+        if (r.subsidy_fen) {
+            r.n_layers = 1;
+            strcpy(r.layers[0].source, "city");
+            r.layers[0].fen = r.subsidy_fen;
+        }
+        strcpy(r.operator_id, "op1");
+        r.utc_s = WED_NOON_UTC + i;
+        r.mono_ms = 5000000 + i;
+        r.boot_no = 1;
+        r.clock_trusted = true;
+        r.card_prev_seq = rows[i].card_prev;
+        r.reverses_seq = rows[i].reverses;
+        raw_record(db, &r, prev);
+    }
+    /* the head as the v5 firmware hashed these records */
+    static const uint8_t head_v5[YN_LEDGER_HASH_LEN] = {
+        0x1f, 0xc8, 0xdd, 0x4e, 0xbe, 0x09, 0x5a, 0x76, 0x81, 0x1e, 0x69,
+        0x98, 0x1b, 0xe4, 0x7a, 0x9c, 0xe0, 0xa3, 0x72, 0x78, 0xf9, 0xd2,
+        0x70, 0xe3, 0xd7, 0x9c, 0x3a, 0xc4, 0xc1, 0x0d, 0xa0, 0xeb};
+    assert_memory_equal(prev, head_v5, sizeof head_v5);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "INSERT INTO day_runs(first_seq, local_ymd) VALUES (1, 20250611);"
+                     "INSERT INTO cards(card_no, last_seq, meal_seq, meal_utc_s, month_ym,"
+                     " month_meals, month_subsidy_fen, day_ymd, day_meals, period, period_meals,"
+                     " last_tap, day_subsidy_fen, stamp_seq) VALUES"
+                     " ('A', 1, 1, 1749614400, 202506, 1, 1500, 20250611, 1, '', 1, 10, 1500, 1),"
+                     " ('B', 3, 0, 0, 202506, 0, 0, 20250611, 0, '', 0, 11, 0, 0);"
+                     "COMMIT",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    o.schema_target = 0;
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    assert_int_equal(lf_sql_i64(path, "PRAGMA user_version"), 6);
+    assert_int_equal(lf_sql_i64(path, "SELECT COUNT(*) FROM journal WHERE identified = 1"), 3);
+    char bak[700];
+    snprintf(bak, sizeof bak, "%s.v5.bak", path);
+    assert_int_equal(access(bak, F_OK), 0);
+    yn_ledger_close(f->l);
+    f->l = l;
+    snprintf(f->path, sizeof f->path, "%s", path);
+    lf_assert_verifies(f);
+    int64_t seq;
+    uint8_t head[YN_LEDGER_HASH_LEN];
+    assert_int_equal(yn_ledger_head(f->l, &seq, head), YN_OK);
+    assert_int_equal(seq, 3);
+    assert_memory_equal(head, head_v5, sizeof head);
+
+    /* the chain goes on: an identity-only card, a manual entry, a card */
+    lf_roster(f, "C", "A:04A1B2C3D4E5F6", 1);
+    lf_roster(f, "D", "", 2);
+    yn_ledger_result r;
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_IDENT, "C", "A:04A1B2C3D4E5F6", NULL, NULL,
+                                 WED_NOON_UTC + 60, &r),
+                     YN_OK);
+    assert_int_equal(
+        lf_debit_by(f, YN_LEDGER_BY_MANUAL, "D", NULL, "op1", "sup1", WED_NOON_UTC + 70, &r),
+        YN_OK);
+    yn_card_facts e = lf_senior_card("E");
+    assert_int_equal(lf_debit_at(f, &e, 1500, WED_NOON_UTC + 80, f->next_tap++, &r), YN_OK);
+    assert_int_equal(lf_sql_i64(path, "SELECT group_concat(identified, '') FROM (SELECT"
+                                      " identified FROM journal ORDER BY seq)"),
+                     111231);
+    lf_assert_verifies(f);
+    /* the new fields are in the hash: one changed, the record no longer verifies */
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, 5, &rec), YN_OK);
+    uint8_t h[YN_LEDGER_HASH_LEN];
+    yn_ledger_record_hash(&rec, rec.prev_hash, h);
+    assert_memory_equal(h, rec.hash, sizeof h);
+    snprintf(rec.supervisor_id, sizeof rec.supervisor_id, "sup2");
+    yn_ledger_record_hash(&rec, rec.prev_hash, h);
+    assert_memory_not_equal(h, rec.hash, sizeof h);
+    rec.by = YN_LEDGER_BY_CARD; /* and as a card's record it hashes otherwise */
+    rec.supervisor_id[0] = '\0';
+    yn_ledger_record_hash(&rec, rec.prev_hash, h);
+    assert_memory_not_equal(h, rec.hash, sizeof h);
+    lf_sql_exec(path, "DROP TRIGGER journal_no_update;"
+                      "UPDATE journal SET supervisor = 'sup2' WHERE seq = 5");
+    yn_ledger_verify_report rep;
+    assert_int_equal(yn_ledger_verify(f->l, &rep), YN_ECORRUPT);
+    assert_int_equal(rep.first_bad_seq, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,8 +762,10 @@ int main(void)
         T(test_read_only_writes_nothing),
         T(test_locked_writes_nothing),
         T(test_migration_backs_up_first),
+        T(test_migration_backup_failure_stops_upgrade),
         T(test_migration_v2_to_v3),
         T(test_migration_v4_to_v5),
+        T(test_migration_v5_to_v6),
 #undef T
     };
     return cmocka_run_group_tests_name("ledger", tests, lf_group_setup, lf_group_teardown);

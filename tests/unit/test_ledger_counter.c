@@ -742,6 +742,164 @@ static void test_offline_cap(void **state)
     yn_policy_free(p);
 }
 
+/* ---- holders identified otherwise than by the card ----------------------------------- */
+
+/* An identity-only card: served only while the roster binds its identifier
+ * to a card of the roster, under the policy with that card's facts and the
+ * ledger's own counts; the record says how the holder was identified; a lost
+ * identifier, an identifier bound to another card, a policy that does not
+ * accept the way: refused, nothing written. While offline its subsidy is
+ * capped by the policy (¥5 a day), not by the board. */
+static void test_identity_only_card(void **state)
+{
+    struct fx *f = *state;
+    yn_ledger_result r;
+    const char *id = "A:04A1B2C3D4E5F6";
+    /* not on the roster: refused */
+    assert_int_equal(
+        lf_debit_by(f, YN_LEDGER_BY_IDENT, "4403040000000601", id, "op1", NULL, WED_NOON_UTC, &r),
+        YN_EREFUSED);
+    assert_int_equal(r.decision.reason, YN_REASON_NOT_ENROLLED);
+    lf_roster(f, "4403040000000601", id, 5);
+    /* bound: the roster's 80-year-old 低保 gets ¥15 (the card's facts are all zero) */
+    synced_at(f, WED_NOON_UTC);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_IDENT, "4403040000000601", id, "op1", NULL,
+                                 WED_NOON_UTC + 10, &r),
+                     YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    assert_string_equal(r.decision.category, "key_group");
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, r.seq, &rec), YN_OK);
+    assert_int_equal(rec.by, YN_LEDGER_BY_IDENT);
+    assert_string_equal(rec.ident, id);
+    assert_string_equal(rec.supervisor_id, "");
+    assert_int_equal(lf_sql_i64(f->path, "SELECT identified FROM journal ORDER BY seq DESC"), 2);
+    /* the same lunch again: the ledger's own count, full price */
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_IDENT, "4403040000000601", id, "op1", NULL,
+                                 WED_NOON_UTC + 100, &r),
+                     YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 0);
+    assert_int_equal(r.decision.reason, YN_REASON_PERIOD_USED);
+    int64_t records = lf_journal_count(f);
+    /* the identifier given does not match the card's binding */
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_IDENT, "4403040000000601", "A:04A1B2C3D4E5F7",
+                                 "op1", NULL, WED_NOON_UTC + 200, &r),
+                     YN_EREFUSED);
+    assert_int_equal(r.decision.reason, YN_REASON_NOT_ENROLLED);
+    /* the identifier reported lost: refused although still bound */
+    yn_ledger_blacklist_entry lost = {.seq = 1, .lost = true};
+    snprintf(lost.ident, sizeof lost.ident, "%s", id);
+    assert_int_equal(yn_ledger_blacklist_apply_many(f->l, &lost, 1), YN_OK);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_IDENT, "4403040000000601", id, "op1", NULL,
+                                 WED_NOON_UTC + 300, &r),
+                     YN_EREFUSED);
+    assert_int_equal(r.decision.reason, YN_REASON_LOST);
+    /* the shipped policy does not accept identity-only cards */
+    yn_card_facts c = {.card_no = "4403040000000601"};
+    yn_meal meal = {.price_fen = 1500};
+    yn_ledger_tap tap = {.tap_id = f->next_tap++,
+                         .card = &c,
+                         .meal = &meal,
+                         .canteen = &lf_canteen,
+                         .when = lf_at(f, WED_NOON_UTC + 400),
+                         .by = YN_LEDGER_BY_IDENT,
+                         .ident = "A:11223344"};
+    assert_int_equal(yn_ledger_debit(f->l, lf_policy, &tap, &r), YN_EREFUSED);
+    assert_int_equal(r.decision.reason, YN_REASON_NOT_ENROLLED);
+    assert_int_equal(lf_journal_count(f), records);
+
+    /* offline (the sync was too long ago), another bound card: ¥5 of the ¥15 */
+    lf_roster(f, "4403040000000602", "B:1A2B3C4D", 6);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_IDENT, "4403040000000602", "B:1A2B3C4D", "op1",
+                                 NULL, WED_NOON_UTC + 3000, &r),
+                     YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 500);
+    assert_int_equal(r.decision.cash_fen, 1000);
+    /* the board's cap (lower) applies too; a card's own tap has the board's only */
+    yn_ledger_opts o = lf_opts_for(f);
+    o.offline_cap_fen = 300;
+    lf_reopen(f, &o);
+    lf_roster(f, "4403040000000603", "A:0A0B0C0D", 7);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_IDENT, "4403040000000603", "A:0A0B0C0D", "op1",
+                                 NULL, WED_NOON_UTC + 3100, &r),
+                     YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 300);
+    lf_assert_verifies(f);
+}
+
+/* 忘带卡: a meal by manual entry carries both staff ids (two people), under
+ * the same policy and the ledger's own counts; the policy's daily cap per
+ * terminal counts every manual meal of the day, reversed or not. */
+static void test_manual_entry(void **state)
+{
+    struct fx *f = *state;
+    yn_ledger_result r;
+    lf_roster(f, "4403040000000701", "", 1);
+    lf_roster(f, "4403040000000702", "", 2);
+    lf_roster(f, "4403040000000703", "", 3);
+    synced_at(f, WED_NOON_UTC);
+    /* malformed: no supervisor, the same person twice, no operator, an identifier */
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000701", NULL, "op1", NULL,
+                                 WED_NOON_UTC + 1, &r),
+                     YN_EINVAL);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000701", NULL, "op1", "op1",
+                                 WED_NOON_UTC + 2, &r),
+                     YN_EINVAL);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000701", NULL, NULL, "sup1",
+                                 WED_NOON_UTC + 3, &r),
+                     YN_EINVAL);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000701", "A:11223344", "op1",
+                                 "sup1", WED_NOON_UTC + 4, &r),
+                     YN_EINVAL);
+    assert_int_equal(lf_journal_count(f), 0);
+    /* not on the roster */
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000799", NULL, "op1", "sup1",
+                                 WED_NOON_UTC + 5, &r),
+                     YN_EREFUSED);
+    assert_int_equal(r.decision.reason, YN_REASON_NOT_ENROLLED);
+    /* served */
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000701", NULL, "op1", "sup1",
+                                 WED_NOON_UTC + 10, &r),
+                     YN_OK);
+    assert_int_equal(r.decision.subsidy_fen, 1500);
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(f->l, r.seq, &rec), YN_OK);
+    assert_int_equal(rec.by, YN_LEDGER_BY_MANUAL);
+    assert_string_equal(rec.operator_id, "op1");
+    assert_string_equal(rec.supervisor_id, "sup1");
+    assert_string_equal(rec.ident, "");
+    /* once per period: the ledger's count, whether the card was read or not */
+    yn_card_facts card = lf_key_card("4403040000000701");
+    assert_int_equal(lf_debit_at(f, &card, 1500, WED_NOON_UTC + 20, f->next_tap++, &r), YN_OK);
+    assert_int_equal(r.decision.reason, YN_REASON_PERIOD_USED);
+    /* no card stamp to miss: a notice for a manual meal is refused */
+    yn_ledger_when w = lf_at(f, WED_NOON_UTC + 30);
+    assert_int_equal(yn_ledger_stamp_missing(f->l, rec.seq, "restart", &w, &r), YN_EREFUSED);
+    /* the second manual meal of the day, then reversed: still counted for the cap */
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000702", NULL, "op1", "sup1",
+                                 WED_NOON_UTC + 40, &r),
+                     YN_OK);
+    int32_t n = 0;
+    assert_int_equal(yn_ledger_manual_count(f->l, DAY, &n), YN_OK);
+    assert_int_equal(n, 2);
+    w = lf_at(f, WED_NOON_UTC + 50);
+    yn_ledger_result rev;
+    assert_int_equal(yn_ledger_reverse(f->l, lf_policy_ident, r.seq, "sup1", &w, &rev), YN_OK);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000703", NULL, "op1", "sup1",
+                                 WED_NOON_UTC + 60, &r),
+                     YN_EREFUSED);
+    assert_int_equal(r.decision.reason, YN_REASON_MANUAL_CAP);
+    /* the next day the cap starts again */
+    assert_int_equal(yn_ledger_manual_count(f->l, DAY + 1, &n), YN_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000703", NULL, "op1", "sup1",
+                                 WED_NOON_UTC + 86400, &r),
+                     YN_OK);
+    assert_int_equal(yn_ledger_manual_count(f->l, DAY + 1, &n), YN_OK);
+    assert_int_equal(n, 1);
+    lf_assert_verifies(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -760,6 +918,8 @@ int main(void)
         T(test_reverse),
         T(test_reverse_outside_window),
         T(test_offline_cap),
+        T(test_identity_only_card),
+        T(test_manual_entry),
 #undef T
     };
     return cmocka_run_group_tests_name("ledger_counter", tests, lf_group_setup, lf_group_teardown);

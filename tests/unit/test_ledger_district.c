@@ -175,6 +175,122 @@ static void test_apply_update_all_or_nothing(void **state)
     lf_assert_verifies(f);
 }
 
+/* The roster binds identifiers: one card, one identifier, each way; binding
+ * an identifier again moves it, an entry without one unbinds. The blacklist
+ * names a card number or an identifier; malformed ones are refused whole. */
+static void test_roster_binds_identifiers(void **state)
+{
+    struct fx *f = *state;
+    char card[20];
+    bool lost = true;
+    lf_roster(f, "4403040000000801", "A:04A1B2C3D4E5F6", 1);
+    assert_int_equal(yn_ledger_ident_card(f->l, "A:04A1B2C3D4E5F6", card, &lost), YN_OK);
+    assert_string_equal(card, "4403040000000801");
+    assert_false(lost);
+    assert_int_equal(yn_ledger_ident_card(f->l, "A:04A1B2C3D4E5F7", card, &lost), YN_ENOTFOUND);
+    assert_string_equal(card, "");
+    assert_int_equal(yn_ledger_ident_card(f->l, "a:04a1b2c3d4e5f6", card, NULL), YN_EINVAL);
+    /* the same identifier bound to another card: it moves */
+    lf_roster(f, "4403040000000802", "A:04A1B2C3D4E5F6", 2);
+    assert_int_equal(yn_ledger_ident_card(f->l, "A:04A1B2C3D4E5F6", card, NULL), YN_OK);
+    assert_string_equal(card, "4403040000000802");
+    assert_int_equal(lf_sql_i64(f->path,
+                                "SELECT COUNT(*) FROM cards WHERE card_no = '4403040000000801'"
+                                " AND ident IS NULL AND roster_version = 1"),
+                     1);
+    /* a card gets another identifier (a new card issued): the old one is free */
+    lf_roster(f, "4403040000000802", "B:1A2B3C4D", 3);
+    assert_int_equal(yn_ledger_ident_card(f->l, "A:04A1B2C3D4E5F6", card, NULL), YN_ENOTFOUND);
+    assert_int_equal(yn_ledger_ident_card(f->l, "B:1A2B3C4D", card, NULL), YN_OK);
+    /* an entry without one unbinds */
+    lf_roster(f, "4403040000000802", "", 4);
+    assert_int_equal(yn_ledger_ident_card(f->l, "B:1A2B3C4D", card, NULL), YN_ENOTFOUND);
+    /* a malformed identifier refuses the whole roster update */
+    yn_card_facts c[2] = {lf_key_card("4403040000000803"), lf_key_card("4403040000000804")};
+    snprintf(c[1].ident, sizeof c[1].ident, "A:0102");
+    assert_int_equal(yn_ledger_roster_put(f->l, c, 2, 5), YN_EINVAL);
+    assert_int_equal(lf_sql_i64(f->path, "SELECT COUNT(*) FROM cards WHERE roster_version = 5"), 0);
+
+    /* the blacklist by identifier, whether bound or not, and by card number */
+    lf_roster(f, "4403040000000801", "A:0A0B0C0D", 6);
+    yn_ledger_blacklist_entry e[3] = {{.seq = 10, .lost = true},
+                                      {.seq = 11, .lost = true},
+                                      {.seq = 12, .card_no = "4403040000000802", .lost = true}};
+    snprintf(e[0].ident, sizeof e[0].ident, "A:0A0B0C0D");
+    snprintf(e[1].ident, sizeof e[1].ident, "A:99887766");
+    assert_int_equal(yn_ledger_blacklist_apply_many(f->l, e, 3), YN_OK);
+    assert_int_equal(yn_ledger_ident_card(f->l, "A:0A0B0C0D", card, &lost), YN_OK);
+    assert_true(lost);
+    assert_int_equal(yn_ledger_ident_card(f->l, "A:99887766", card, &lost), YN_ENOTFOUND);
+    assert_true(lost);
+    int64_t seq;
+    assert_int_equal(yn_ledger_blacklist_seq(f->l, &seq), YN_OK);
+    assert_int_equal(seq, 12);
+    /* found again */
+    yn_ledger_blacklist_entry found = {.seq = 13, .lost = false};
+    snprintf(found.ident, sizeof found.ident, "A:0A0B0C0D");
+    assert_int_equal(yn_ledger_blacklist_apply_many(f->l, &found, 1), YN_OK);
+    assert_int_equal(yn_ledger_ident_card(f->l, "A:0A0B0C0D", card, &lost), YN_OK);
+    assert_false(lost);
+    /* neither, both, or a malformed identifier: refused, nothing applied */
+    yn_ledger_blacklist_entry bad[3] = {{.seq = 20, .lost = true},
+                                        {.seq = 21, .card_no = "4403040000000801", .lost = true},
+                                        {.seq = 22, .lost = true}};
+    snprintf(bad[1].ident, sizeof bad[1].ident, "A:0A0B0C0D");
+    snprintf(bad[2].ident, sizeof bad[2].ident, "A:0a0b0c0d");
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(yn_ledger_blacklist_apply_many(f->l, &bad[i], 1), YN_EINVAL);
+    assert_int_equal(yn_ledger_blacklist_seq(f->l, &seq), YN_OK);
+    assert_int_equal(seq, 13);
+}
+
+/* 忘带卡 looks a senior up by the card number's last digits and the birth
+ * date: every match up to max, and whether there were more. */
+static void test_roster_find(void **state)
+{
+    struct fx *f = *state;
+    yn_card_facts c[4] = {lf_key_card("4403040000001234"), lf_key_card("4403049999991234"),
+                          lf_key_card("4403040000005678"), lf_key_card("1234")};
+    c[1].birth_ymd = 19450302; /* another birthday */
+    assert_int_equal(yn_ledger_roster_put(f->l, c, 4, 1), YN_OK);
+    yn_card_facts found[2];
+    size_t n = 99;
+    assert_int_equal(yn_ledger_roster_find(f->l, "1234", 19450301, found, 2, &n), YN_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(found[0].card_no, "1234");
+    assert_string_equal(found[1].card_no, "4403040000001234");
+    assert_int_equal(found[1].flags, YN_FLAG_DIBAO);
+    assert_int_equal(yn_ledger_roster_find(f->l, "01234", 19450301, found, 2, &n), YN_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(found[0].card_no, "4403040000001234");
+    assert_int_equal(yn_ledger_roster_find(f->l, "1234", 19450301, found, 1, &n), YN_OK);
+    assert_int_equal(n, 2); /* one returned, more held */
+    assert_int_equal(yn_ledger_roster_find(f->l, "1234", 19450303, found, 2, &n), YN_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(yn_ledger_roster_find(f->l, "", 19450301, found, 2, &n), YN_EINVAL);
+    /* cards known only by their taps are not the roster */
+    yn_ledger_result r;
+    yn_card_facts off = lf_key_card("4403040000009999");
+    assert_int_equal(lf_debit(f, &off, 1500, &r), YN_OK);
+    assert_int_equal(yn_ledger_roster_find(f->l, "9999", 19450301, found, 2, &n), YN_OK);
+    assert_int_equal(n, 0);
+    /* by the birth-date index, not a scan of the cards */
+    sqlite3 *db;
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "EXPLAIN QUERY PLAN SELECT card_no FROM cards WHERE"
+                                        " birth_ymd = 1 AND roster_version IS NOT NULL",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    bool indexed = false;
+    while (sqlite3_step(s) == SQLITE_ROW)
+        indexed |= strstr((const char *)sqlite3_column_text(s, 3), "cards_birth") != NULL;
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    assert_true(indexed);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -182,6 +298,8 @@ int main(void)
         T(test_allocate_twice),
         T(test_policy_store_and_active),
         T(test_apply_update_all_or_nothing),
+        T(test_roster_binds_identifiers),
+        T(test_roster_find),
 #undef T
     };
     return cmocka_run_group_tests_name("ledger_district", tests, lf_group_setup, lf_group_teardown);

@@ -165,7 +165,7 @@ static void test_settle_totals_equal_journal(void **state)
     while (fgets(line, sizeof line, csv))
         lines++;
     fclose(csv);
-    assert_int_equal(lines, 2 + 2 + 3 + 2 + 1 + 2 + 1);
+    assert_int_equal(lines, 2 + 2 + 3 + 2 + 1 + 2 + 1 + 2); /* + identity_only, manual */
     snprintf(path, sizeof path, "%s/settle.csv.new", f->dir);
     assert_int_equal(access(path, F_OK), -1);
 
@@ -176,12 +176,47 @@ static void test_settle_totals_equal_journal(void **state)
     lf_assert_verifies(f);
 }
 
+/* 日结 counts the meals of identity-only cards and of manual entry apart
+ * (they are also in the totals); the CSV has a row for each. */
+static void test_settle_counts_how_holders_were_identified(void **state)
+{
+    struct fx *f = *state;
+    yn_ledger_result r;
+    lf_roster(f, "4403040000000901", "A:04A1B2C3D4E5F6", 1);
+    lf_roster(f, "4403040000000902", "", 2);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_IDENT, "4403040000000901", "A:04A1B2C3D4E5F6",
+                                 "op1", NULL, WED_NOON_UTC + 1, &r),
+                     YN_OK);
+    assert_int_equal(lf_debit_by(f, YN_LEDGER_BY_MANUAL, "4403040000000902", NULL, "op1", "sup1",
+                                 WED_NOON_UTC + 2, &r),
+                     YN_OK);
+    yn_card_facts c = lf_senior_card("4403040000000903");
+    assert_int_equal(lf_debit(f, &c, 1500, &r), YN_OK);
+    yn_ledger_settlement st;
+    assert_int_equal(yn_ledger_settle(f->l, DAY, &st), YN_OK);
+    assert_int_equal(st.total.count, 3);
+    assert_int_equal(st.by_ident.count, 1);
+    assert_int_equal(st.by_ident.price_fen, 1500);
+    assert_int_equal(st.by_ident.subsidy_fen, 500); /* never synced: the policy's offline cap */
+    assert_int_equal(st.by_manual.count, 1);
+    assert_int_equal(st.by_manual.subsidy_fen, 500);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    assert_int_equal(yn_ledger_settle_csv(f->l, DAY, mem), YN_OK);
+    fclose(mem);
+    assert_non_null(strstr(text, "20250611,identity_only,\"\",1,1500,500,0,1000\n"));
+    assert_non_null(strstr(text, "20250611,manual,\"\",1,1500,500,0,1000\n"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, lf_setup, lf_teardown)
         T(test_balance),
         T(test_settle_totals_equal_journal),
+        T(test_settle_counts_how_holders_were_identified),
 #undef T
     };
     return cmocka_run_group_tests_name("ledger_report", tests, lf_group_setup, lf_group_teardown);

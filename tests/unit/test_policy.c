@@ -1382,6 +1382,26 @@ static const struct bad_case bad_cases[] = {
      "{\"category\": \"senior\", \"period\": \"lunch\", \"layer\"",
      "line 27: subsidies[1].layer: unknown key (expected category, period, layers)"},
     {"  \"subsidies\": [\n", "  \"subsidies\": [], \"s\": [\n", "line 22: s: unknown key"},
+    /* other ways to identify the holder */
+    {"  \"categories\": [\n", "  \"identity_only\": true,\n  \"categories\": [\n",
+     "line 12: identity_only: expected an object, got boolean"},
+    {"  \"categories\": [\n", "  \"identity_only\": {},\n  \"categories\": [\n",
+     "line 12: identity_only.offline_cap_fen: missing (expected an integer from 0 to 100000000)"},
+    {"  \"categories\": [\n",
+     "  \"identity_only\": {\"offline_cap_fen\": 500, \"per_terminal_day\": 3},\n"
+     "  \"categories\": [\n",
+     "line 12: identity_only.per_terminal_day: unknown key (expected offline_cap_fen)"},
+    {"  \"categories\": [\n",
+     "  \"manual_entry\": {\"offline_cap_fen\": 500},\n  \"categories\": [\n",
+     "line 12: manual_entry.per_terminal_day: missing (expected an integer from 1 to 1000)"},
+    {"  \"categories\": [\n",
+     "  \"manual_entry\": {\"offline_cap_fen\": -1, \"per_terminal_day\": 5},\n"
+     "  \"categories\": [\n",
+     "line 12: manual_entry.offline_cap_fen: expected an integer from 0 to 100000000"},
+    {"  \"categories\": [\n",
+     "  \"manual_entry\": {\"offline_cap_fen\": 0, \"per_terminal_day\": 0},\n"
+     "  \"categories\": [\n",
+     "line 12: manual_entry.per_terminal_day: expected an integer from 1 to 1000"},
 };
 
 static void test_malformed_policies(void **state)
@@ -1430,7 +1450,7 @@ static void test_error_text_exact(void **state)
         {"\"id\": \"test-base\",", "\"id\": \"test-base\", \"\\u0001weird\": 1,",
          "policy: line 3: ?weird: unknown key (expected format, id, version, issuer, "
          "description, sell_without_subsidy, reverse_window_s, copay, min_price_fen, limits, "
-         "categories, periods, subsidies, sources)"},
+         "categories, periods, subsidies, sources, identity_only, manual_entry)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *doc = replace(base_doc, cases[i].from, cases[i].to);
@@ -1574,6 +1594,42 @@ static void test_load_file_errors(void **state)
     assert_non_null(strstr(err, "no document"));
 }
 
+/* Identity-only cards and 忘带卡: absent means not accepted; present, each
+ * carries its offline cap (0: no subsidy while offline), manual entry its
+ * daily cap per terminal. */
+static void test_other_ways_to_identify(void **state)
+{
+    (void)state;
+    yn_policy_ident_rule id, man;
+    yn_policy *p = load_text(base_doc);
+    yn_policy_identity_only(p, &id);
+    yn_policy_manual_entry(p, &man);
+    assert_false(id.accepted);
+    assert_false(man.accepted);
+    yn_policy_free(p);
+    for (int i = 0; i < 3; i++) { /* the shipped documents do not accept either */
+        static const char *const files[] = {"shenzhen-2025.json", "guangzhou-zengcheng.json",
+                                            "zhuhai.json"};
+        p = load_shipped(files[i]);
+        yn_policy_identity_only(p, &id);
+        yn_policy_manual_entry(p, &man);
+        assert_false(id.accepted || man.accepted);
+        yn_policy_free(p);
+    }
+    p = load_edited(base_doc, "  \"categories\"",
+                    "  \"identity_only\": {\"offline_cap_fen\": 500},\n"
+                    "  \"manual_entry\": {\"per_terminal_day\": 20, \"offline_cap_fen\": 0},\n"
+                    "  \"categories\"");
+    yn_policy_identity_only(p, &id);
+    yn_policy_manual_entry(p, &man);
+    assert_true(id.accepted);
+    assert_int_equal(id.offline_cap_fen, 500);
+    assert_true(man.accepted);
+    assert_int_equal(man.offline_cap_fen, 0);
+    assert_int_equal(man.per_terminal_day, 20);
+    yn_policy_free(p);
+}
+
 static void test_month_limits_for_the_kiosk(void **state)
 {
     (void)state;
@@ -1599,6 +1655,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_month_limits_for_the_kiosk),
+        cmocka_unit_test(test_other_ways_to_identify),
         cmocka_unit_test(test_shenzhen_groups),
         cmocka_unit_test(test_zengcheng_groups),
         cmocka_unit_test(test_zengcheng_totals),

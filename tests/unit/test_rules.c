@@ -27,11 +27,6 @@ static void test_fields(void **state)
     assert_true(yn_rules_name("district"));
     assert_false(yn_rules_name("a23456789012345678901234"));
     assert_true(yn_rules_ref("A-2025-03-0001"));
-    assert_true(yn_rules_ymd(20240229));
-    assert_false(yn_rules_ymd(20250229));
-    assert_false(yn_rules_ymd(20250431));
-    assert_false(yn_rules_ymd(18991231));
-    assert_false(yn_rules_ymd(0));
     assert_true(yn_rules_district(440304));
     assert_false(yn_rules_district(440000)); /* a province, not a county */
     assert_false(yn_rules_district(990304)); /* no province 99 */
@@ -241,6 +236,51 @@ static void test_records(void **state)
     assert_string_equal(field_of(&r), "reverses_seq");
 }
 
+/* How the holder was identified: only a meal otherwise than by its card; an
+ * identity-only meal names a valid identifier, a manual one a supervisor and
+ * an operator who differ; a card's record neither. */
+static void test_identified(void **state)
+{
+    (void)state;
+    yn_ledger_record m = meal(), r;
+    r = m;
+    r.by = YN_LEDGER_BY_IDENT;
+    strcpy(r.ident, "A:04A1B2C3D4E5F6");
+    assert_string_equal(field_of(&r), "ok");
+    strcpy(r.ident, "A:04a1b2c3d4e5f6");
+    assert_string_equal(field_of(&r), "ident");
+    strcpy(r.ident, "B:1A2B3C4D");
+    strcpy(r.supervisor_id, "2001");
+    assert_string_equal(field_of(&r), "supervisor");
+    r = m;
+    r.by = YN_LEDGER_BY_MANUAL;
+    strcpy(r.supervisor_id, "2001");
+    assert_string_equal(field_of(&r), "ok");
+    strcpy(r.supervisor_id, r.operator_id); /* one person both */
+    assert_string_equal(field_of(&r), "operator");
+    r.operator_id[0] = '\0';
+    strcpy(r.supervisor_id, "2001");
+    assert_string_equal(field_of(&r), "operator");
+    strcpy(r.operator_id, "1001");
+    strcpy(r.ident, "A:11223344");
+    assert_string_equal(field_of(&r), "ident");
+    r = m;
+    strcpy(r.supervisor_id, "2001"); /* a card's record with a supervisor */
+    assert_string_equal(field_of(&r), "supervisor");
+    r = m;
+    strcpy(r.ident, "A:11223344");
+    assert_string_equal(field_of(&r), "ident");
+    r = m;
+    r.by = 4;
+    assert_string_equal(field_of(&r), "identified");
+    r = m; /* a top-up is identified by its card */
+    r.kind = YN_LEDGER_TOPUP;
+    r.by = YN_LEDGER_BY_MANUAL;
+    strcpy(r.supervisor_id, "2001");
+    assert_string_equal(field_of(&r), "price_fen"); /* its amounts first */
+    assert_int_equal(yn_rules_identified(&r, NULL), YN_EINVAL);
+}
+
 static void test_entries(void **state)
 {
     (void)state;
@@ -266,8 +306,34 @@ static void test_entries(void **state)
     assert_int_equal(yn_rules_roster_card(&c, &f), YN_EINVAL);
     assert_string_equal(f.field, "expiry_ymd");
 
+    /* a binding: an identifier in its one spelling, and then a birth date */
+    c.expiry_ymd = 20301231;
+    c.birth_ymd = 19400101;
+    strcpy(c.ident, "A:04A1B2C3D4E5F6");
+    assert_int_equal(yn_rules_roster_card(&c, &f), YN_OK);
+    c.birth_ymd = 0;
+    assert_int_equal(yn_rules_roster_card(&c, &f), YN_EINVAL);
+    assert_string_equal(f.field, "birth_ymd");
+    c.birth_ymd = 19400101;
+    strcpy(c.ident, "A:04A1B2");
+    assert_int_equal(yn_rules_roster_card(&c, &f), YN_EINVAL);
+    assert_string_equal(f.field, "ident");
+
     yn_ledger_blacklist_entry b = {.seq = 1, .lost = true};
     strcpy(b.card_no, "AB C");
+    assert_int_equal(yn_rules_blacklist(&b, &f), YN_EINVAL);
+    assert_string_equal(f.field, "card_no");
+    b.card_no[0] = '\0'; /* by identifier */
+    strcpy(b.ident, "B:1A2B3C4D");
+    assert_int_equal(yn_rules_blacklist(&b, &f), YN_OK);
+    strcpy(b.card_no, "4403040001"); /* not both */
+    assert_int_equal(yn_rules_blacklist(&b, &f), YN_EINVAL);
+    assert_string_equal(f.field, "ident");
+    b.card_no[0] = '\0';
+    strcpy(b.ident, "B:1a2b3c4d");
+    assert_int_equal(yn_rules_blacklist(&b, &f), YN_EINVAL);
+    assert_string_equal(f.field, "ident");
+    b.ident[0] = '\0'; /* neither */
     assert_int_equal(yn_rules_blacklist(&b, &f), YN_EINVAL);
     assert_string_equal(f.field, "card_no");
 
@@ -286,9 +352,10 @@ static void test_entries(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fields),    cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_parse_int), cmocka_unit_test(test_kind_table),
-        cmocka_unit_test(test_records),   cmocka_unit_test(test_entries),
+        cmocka_unit_test(test_fields),     cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_parse_int),  cmocka_unit_test(test_kind_table),
+        cmocka_unit_test(test_records),    cmocka_unit_test(test_entries),
+        cmocka_unit_test(test_identified),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 
 #include "cardfix.h"
 #include "config.h"
+#include "ident.h"
 #include "ledger.h"
 #include "nfc_sim.h"
 #include "tap.h"
@@ -65,7 +66,7 @@ static int setup(void **state)
 
     yn_config cfg;
     yn_config_defaults(&cfg);
-    assert_int_equal(yn_nfc_open(&r->nfc, &cfg), YN_OK);
+    assert_int_equal(yn_nfc_open(&r->nfc, &cfg.reader), YN_OK);
     yn_sim_card c;
     yn_cardfix_card(&r->fix, &c, 1, "4403040001", 19450312, YN_FLAG_DIBAO,
                     440304001); /* 81, 低保 */
@@ -623,6 +624,147 @@ static void test_identify_for_the_kiosk(void **state)
     assert_int_equal(o.reason, YN_REASON_NOT_GENUINE);
 }
 
+/* --- identity-only cards (CARD.md §8) --------------------------------------- */
+
+/* A card that is not a 颐年卡, as the reader sees it: type, identifier, kind. */
+static int add_other(struct rig *r, enum yn_tag_type type, const uint8_t *uid, size_t uid_len,
+                     uint8_t kind, bool random)
+{
+    yn_sim_card c = {.foreign_kind = kind, .random_uid = random, .blank = kind == 0};
+    c.tag.type = type;
+    memcpy(c.tag.uid, uid, uid_len);
+    c.tag.uid_len = uid_len;
+    snprintf(c.label, sizeof c.label, "not a 颐年卡");
+    int i = yn_nfc_sim_add(&r->nfc, &c);
+    assert_true(i >= 0);
+    return i;
+}
+
+static void bind(struct rig *r, const char *card_no, const char *ident, int64_t version)
+{
+    yn_card_facts c = {.birth_ymd = 19450312,
+                       .flags = YN_FLAG_DIBAO,
+                       .district = 440304,
+                       .street = 440304001,
+                       .expiry_ymd = 20301231};
+    snprintf(c.card_no, sizeof c.card_no, "%s", card_no);
+    snprintf(c.ident, sizeof c.ident, "%s", ident);
+    assert_int_equal(yn_ledger_roster_put(r->ledger, &c, 1, version), YN_OK);
+}
+
+/* Under a policy that accepts identity-only cards: a card bound in the
+ * roster is served under the policy with the roster's facts and the
+ * ledger's own counts (once a lunch), no stamp written (it has none); an
+ * unbound one, a random UID (08 …, or another identifier at a second
+ * activation), a lost identifier are refused kindly; a clone of a 颐年卡
+ * stays "not genuine" even when its UID is bound elsewhere. Under the
+ * shipped policy nothing changes. */
+static void test_identity_only_cards(void **state)
+{
+    struct rig *r = *state;
+    static const uint8_t transit[7] = {0x04, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
+    static const uint8_t shebao[4] = {0x5C, 0x01, 0x02, 0x03};
+    static const uint8_t pupi[4] = {0x1A, 0x2B, 0x3C, 0x4D};
+    static const uint8_t random[4] = {0x08, 0, 0, 1};
+    int foreign = add_other(r, YN_TAG_DESFIRE, transit, 7, YN_CARD_KIND_OTHER_APP, false);
+    int classic = add_other(r, YN_TAG_CLASSIC_1K, shebao, 4, YN_CARD_KIND_FOREIGN, false);
+    int type_b = add_other(r, YN_TAG_ISO14443B, pupi, 4, YN_CARD_KIND_FOREIGN, false);
+    int phone = add_other(r, YN_TAG_DESFIRE, random, 4, 0, true);
+    int rand_b = add_other(r, YN_TAG_ISO14443B, pupi, 4, YN_CARD_KIND_FOREIGN, true);
+    yn_tap_outcome o;
+    /* the shipped policy: a transit card is another card, as before */
+    assert_int_equal(tap(r, foreign, &o), YN_ENOTFOUND);
+    assert_int_equal(o.reason, YN_REASON_OTHER_CARD);
+
+    yn_policy *p = yn_test_policy_ident(20);
+    assert_non_null(p);
+    r->env.policy = p;
+    assert_int_equal(yn_ledger_meta_put(r->ledger, "last_sync_utc_s", "1773115000"), YN_OK);
+    bind(r, "4403040100", "A:04334455667788", 1);
+    bind(r, "4403040101", "B:1A2B3C4D", 2);
+    /* bound: served under the policy with the roster's facts (81, 低保: ¥15) */
+    assert_int_equal(tap(r, foreign, &o), YN_OK);
+    assert_true(o.charged);
+    assert_int_equal(o.by, YN_LEDGER_BY_IDENT);
+    assert_string_equal(o.ident, "A:04334455667788");
+    assert_string_equal(o.card.card_no, "4403040100");
+    assert_int_equal(o.result.decision.subsidy_fen, 1500);
+    assert_int_equal(o.stamp, YN_TAP_STAMP_NONE); /* nothing is written on such a card */
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(r->ledger, o.result.seq, &rec), YN_OK);
+    assert_int_equal(rec.by, YN_LEDGER_BY_IDENT);
+    assert_string_equal(rec.ident, "A:04334455667788");
+    /* the same lunch again: the ledger's count, full price */
+    r->when.utc_s += 120;
+    r->when.mono_ms += 120000;
+    assert_int_equal(tap(r, foreign, &o), YN_OK);
+    assert_int_equal(o.reason, YN_REASON_PERIOD_USED);
+    assert_int_equal(o.result.decision.subsidy_fen, 0);
+    /* a type B card by its PUPI */
+    assert_int_equal(tap(r, type_b, &o), YN_OK);
+    assert_int_equal(o.result.decision.subsidy_fen, 1500);
+    assert_string_equal(o.ident, "B:1A2B3C4D");
+    int64_t records = head(r);
+    /* unbound: a kind refusal naming the identifier for staff */
+    assert_int_equal(tap(r, classic, &o), YN_EREFUSED);
+    assert_int_equal(o.reason, YN_REASON_NOT_ENROLLED);
+    assert_false(o.charged);
+    assert_non_null(strstr(o.detail, "A:5C010203"));
+    assert_string_equal(yn_reason_kind(o.reason), "这张卡还没有登记，请到社区服务中心登记");
+    /* a random UID, by its 08 prefix: refused before any read */
+    assert_int_equal(tap(r, phone, &o), YN_EREFUSED);
+    assert_int_equal(o.reason, YN_REASON_RANDOM_UID);
+    /* a type B card with a new PUPI at each activation: found by a second one */
+    assert_int_equal(tap(r, rand_b, &o), YN_EREFUSED);
+    assert_int_equal(o.reason, YN_REASON_RANDOM_UID);
+    assert_non_null(strstr(o.detail, "activated again"));
+    /* a clone of a 颐年卡 whose UID the roster binds to someone: still not genuine */
+    const yn_sim_card *clone = yn_nfc_sim_card(&r->nfc, CLONE);
+    char ident[YN_IDENT_MAX];
+    assert_int_equal(yn_ident_make(false, clone->tag.uid, clone->tag.uid_len, ident), YN_OK);
+    bind(r, "4403040102", ident, 3);
+    assert_int_equal(tap(r, CLONE, &o), YN_EAUTH);
+    assert_int_equal(o.reason, YN_REASON_NOT_GENUINE);
+    /* a lost identity card: by its identifier */
+    yn_ledger_blacklist_entry lost = {.seq = 2, .lost = true};
+    snprintf(lost.ident, sizeof lost.ident, "A:04334455667788");
+    assert_int_equal(yn_ledger_blacklist_apply_many(r->ledger, &lost, 1), YN_OK);
+    assert_int_equal(tap(r, foreign, &o), YN_EREFUSED);
+    assert_int_equal(o.reason, YN_REASON_LOST);
+    assert_int_equal(head(r), records);
+    /* the kiosk knows a bound card by its card number */
+    yn_nfc_tag tag;
+    assert_int_equal(yn_nfc_sim_present(&r->nfc, type_b), YN_OK);
+    assert_int_equal(yn_nfc_poll(&r->nfc, 0, &tag), YN_OK);
+    assert_int_equal(yn_tap_identify(&r->env, &tag, &o), YN_OK);
+    assert_string_equal(o.card.card_no, "4403040101");
+    /* a genuine 颐年卡 is read the normal way, whatever the roster binds */
+    assert_int_equal(tap(r, ZHANG, &o), YN_OK);
+    assert_int_equal(o.by, YN_LEDGER_BY_CARD);
+    assert_int_equal(o.stamp, YN_TAP_STAMP_WRITTEN);
+    assert_verifies(r->ledger);
+    yn_policy_free(p);
+}
+
+/* After a restart no stamp notice is written for a meal without a card. */
+static void test_restart_notes_only_card_meals(void **state)
+{
+    struct rig *r = *state;
+    static const uint8_t pupi[4] = {0x1A, 0x2B, 0x3C, 0x4D};
+    int type_b = add_other(r, YN_TAG_ISO14443B, pupi, 4, YN_CARD_KIND_FOREIGN, false);
+    yn_policy *p = yn_test_policy_ident(20);
+    r->env.policy = p;
+    bind(r, "4403040101", "B:1A2B3C4D", 1);
+    yn_tap_outcome o;
+    assert_int_equal(tap(r, type_b, &o), YN_OK);
+    assert_int_equal(tap(r, CHEN, &o), YN_OK);
+    int noted = -1;
+    assert_int_equal(yn_tap_recover(&r->env, 0, 100, &r->when, &noted), YN_OK);
+    assert_int_equal(noted, 1); /* CHEN's */
+    assert_int_equal(notices(r->ledger, NULL, NULL, 0), 1);
+    yn_policy_free(p);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -642,6 +784,8 @@ int main(void)
         T(test_reader_faults_are_one_failed_tap),
         T(test_lost_and_other_district),
         T(test_identify_for_the_kiosk),
+        T(test_identity_only_cards),
+        T(test_restart_notes_only_card_meals),
     };
     return cmocka_run_group_tests_name("tap", tests, NULL, NULL);
 }

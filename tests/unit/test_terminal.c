@@ -21,10 +21,16 @@
 #include <unistd.h>
 
 #include "cardfix.h"
+#include "clock_sim.h"
 #include "config.h"
+#include "demo.h"
 #include "devices.h"
+#include "display_sim.h"
+#include "input_script.h"
+#include "io_sim.h"
 #include "nfc_sim.h"
 #include "terminal.h"
+#include "scale_sim.h"
 #include "testkeys.h"
 #include "testutil.h"
 
@@ -34,13 +40,14 @@ struct rig {
     char dir[256];
     yn_config cfg;
     yn_devices dev;
+    yn_demo demo; /* the card keys drive the simulated reader */
     yn_cardfix fix;
     yn_ledger *ledger;
     yn_policy *policy;
     yn_terminal *term;
 };
 
-static int open_rig(void **state, enum yn_mode mode, bool weighed)
+static int open_rig(void **state, enum yn_mode mode, bool weighed, bool ident)
 {
     struct rig *r = calloc(1, sizeof *r);
     char path[512], err[256];
@@ -81,7 +88,10 @@ static int open_rig(void **state, enum yn_mode mode, bool weighed)
     yn_clock_sim_set(&r->dev.clock, LUNCH_MS);
 
     snprintf(path, sizeof path, "%s/firmware/policies/shenzhen-2025.json", yn_test_srcdir());
-    assert_int_equal(yn_policy_load_file(path, &r->policy, err, sizeof err), YN_OK);
+    if (ident) /* identity-only cards and 忘带卡 (2 a terminal a day) */
+        assert_non_null(r->policy = yn_test_policy_ident(2));
+    else
+        assert_int_equal(yn_policy_load_file(path, &r->policy, err, sizeof err), YN_OK);
     snprintf(path, sizeof path, "%s/ledger.db", r->dir);
     yn_ledger_opts lo = {
         .path = path, .terminal_id = "T1", .min_interval_s = 60, .boot_id = "boot-1"};
@@ -94,9 +104,22 @@ static int open_rig(void **state, enum yn_mode mode, bool weighed)
     assert_int_equal(yn_nfc_sim_add(&r->dev.nfc, &c), 1);
     c.key[3] ^= 0x40; /* card 2: a clone of card 1's neighbour */
     assert_int_equal(yn_nfc_sim_add(&r->dev.nfc, &c), 2);
+    /* cards that are not 颐年卡: 3 a transit card, 4 a phone (random UID) */
+    yn_sim_card other = {.foreign_kind = YN_CARD_KIND_OTHER_APP,
+                         .tag = {.uid = {0x04, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88},
+                                 .uid_len = 7,
+                                 .type = YN_TAG_DESFIRE}};
+    assert_int_equal(yn_nfc_sim_add(&r->dev.nfc, &other), 3);
+    yn_sim_card phone = {.blank = true,
+                         .random_uid = true,
+                         .tag = {.uid = {0x08, 1, 2, 3}, .uid_len = 4, .type = YN_TAG_DESFIRE}};
+    assert_int_equal(yn_nfc_sim_add(&r->dev.nfc, &phone), 4);
 
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
     *state = r;
@@ -105,17 +128,28 @@ static int open_rig(void **state, enum yn_mode mode, bool weighed)
 
 static int setup_pos(void **state)
 {
-    return open_rig(state, YN_MODE_POS, false);
+    return open_rig(state, YN_MODE_POS, false, false);
 }
 
 static int setup_weighed(void **state)
 {
-    return open_rig(state, YN_MODE_POS, true);
+    return open_rig(state, YN_MODE_POS, true, false);
 }
 
 static int setup_kiosk(void **state)
 {
-    return open_rig(state, YN_MODE_KIOSK, false);
+    return open_rig(state, YN_MODE_KIOSK, false, false);
+}
+
+/* A counter (and a kiosk) whose policy accepts identity-only cards and 忘带卡. */
+static int setup_ident(void **state)
+{
+    return open_rig(state, YN_MODE_POS, false, true);
+}
+
+static int setup_ident_kiosk(void **state)
+{
+    return open_rig(state, YN_MODE_KIOSK, false, true);
 }
 
 static int teardown(void **state)
@@ -192,6 +226,26 @@ static void test_idle_tap_result_idle(void **state)
     assert_true(screen_has(r, "待上传 1 条"));
 }
 
+/* The idle screen follows the district within a second: 离线（尚未同步） at
+ * start, 在线 once a sync succeeded (make run showed 尚未同步 for a minute
+ * after its first sync), 离线 when the answers stop. */
+static void test_idle_screen_follows_the_district(void **state)
+{
+    struct rig *r = *state;
+    r->cfg.sync.enabled = true;
+    r->cfg.sync.interval_s = 10;
+    step(r, NULL, 1000 / 50 + 1);
+    assert_true(screen_has(r, "2026-03-10 12:00  离线（尚未同步）"));
+    char v[32];
+    snprintf(v, sizeof v, "%lld", (long long)yn_clock_utc_s(&r->dev.clock));
+    assert_int_equal(yn_ledger_meta_put(r->ledger, "last_sync_utc_s", v), YN_OK);
+    step(r, NULL, 1000 / 50 + 1);
+    assert_true(screen_has(r, "2026-03-10 12:00  在线"));
+    step(r, NULL, 31 * 1000 / 50); /* three intervals without an answer */
+    assert_true(screen_has(r, "  离线"));
+    assert_false(screen_has(r, "在线"));
+}
+
 static void test_sales_stopped_charge_nothing(void **state)
 {
     struct rig *r = *state;
@@ -199,7 +253,7 @@ static void test_sales_stopped_charge_nothing(void **state)
     yn_terminal_set_stop(r->term, &lost);
     assert_string_equal(screen(r)->name, "sales_stopped_lost");
     assert_string_equal(screen(r)->title, "账本缺少记录，暂停收款");
-    assert_true(screen_has(r, "缺少第 4-6 条已上传的记录"));
+    assert_true(screen_has(r, "缺少第 4 至 6 条已上传的记录"));
     assert_true(screen_has(r, "正在从区里恢复，恢复后自动继续收款"));
     step(r, "card:0", 4); /* a tap: the card is not even read */
     step(r, "remove", 2);
@@ -325,8 +379,11 @@ static void reboot(struct rig *r, const char *boot_id, int64_t wall_ms)
     assert_int_equal(yn_ledger_open(&lo, &r->ledger), YN_OK);
     yn_clock_init(&r->dev.clock, &yn_clock_sim_ops);
     yn_clock_sim_set(&r->dev.clock, wall_ms);
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
 }
@@ -334,8 +391,11 @@ static void reboot(struct rig *r, const char *boot_id, int64_t wall_ms)
 static void restart(struct rig *r)
 {
     yn_terminal_free(r->term);
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
 }
@@ -433,8 +493,11 @@ static void test_restart_in_the_same_boot_detects_a_step(void **state)
     yn_clock_sim_set(&r->dev.clock, LUNCH_MS + 3600 * 1000);
     yn_clock_sim_advance(&r->dev.clock, 2 * 3600 * 1000 + 50); /* … the boot clock did not */
     yn_clock_sim_jump_wall(&r->dev.clock, -2 * 3600 * 1000 - 50);
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
     assert_true(screen_has(r, "14:00（时钟跳变"));
@@ -708,17 +771,17 @@ static void test_tare_key(void **state)
 }
 
 /* '+' without a scale or a unit price: staff are told why, the price stays fixed. */
-/* Demo keys: the idle screen says which keys hold cards (the rig has three:
- * a to c); a key without a card says so (on d18a5b3 the footer offered a-p on
+/* Demo keys: the idle screen says which keys hold cards (the rig has five:
+ * a to e); a key without a card says so (on d18a5b3 the footer offered a-p on
  * every screen and k did nothing visible). Staff lines are Chinese. */
 static void test_demo_keys_match_the_cards(void **state)
 {
     struct rig *r = *state;
-    assert_true(screen_has(r, "演示：按 a 到 c 刷 3 张演示卡"));
+    assert_true(screen_has(r, "演示：按 a 到 e 刷 5 张演示卡"));
     assert_false(strstr(screen(r)->footer, "a-p"));
     step(r, "card:5", 1);
     assert_string_equal(screen(r)->name, "demo_no_card");
-    assert_true(screen_has(r, "演示卡只有 a 到 c 共 3 张"));
+    assert_true(screen_has(r, "演示卡只有 a 到 e 共 5 张"));
     assert_int_equal(journal(r), 0);
     step(r, NULL, 4000 / 50 + 1);
     assert_string_equal(screen(r)->name, "idle");
@@ -962,10 +1025,179 @@ static void test_period_begins_while_idle(void **state)
     assert_true(screen_has(r, "补贴 ¥15.00"));
 }
 
+/* --- identity-only cards and 忘带卡 ------------------------------------------ */
+
+static void roster(struct rig *r, const char *card_no, int32_t birth_ymd, const char *ident,
+                   int64_t version)
+{
+    yn_card_facts c = {.birth_ymd = birth_ymd,
+                       .flags = YN_FLAG_DIBAO,
+                       .district = 440304,
+                       .street = 440304001,
+                       .expiry_ymd = 20301231};
+    snprintf(c.card_no, sizeof c.card_no, "%s", card_no);
+    snprintf(c.ident, sizeof c.ident, "%s", ident);
+    assert_int_equal(yn_ledger_roster_put(r->ledger, &c, 1, version), YN_OK);
+}
+
+/* Menu 4, the supervisor's id and PIN, the card number's tail, the birth date. */
+static void manual_keys(struct rig *r, const char *id, const char *pin, const char *tail,
+                        const char *birth)
+{
+    char keys[160] = "menu 4";
+    const char *parts[4] = {id, pin, tail, birth};
+    int n = 2;
+    for (int p = 0; p < 4 && parts[p]; p++) {
+        for (const char *c = parts[p]; *c; c++, n++)
+            snprintf(keys + strlen(keys), sizeof keys - strlen(keys), " %c", *c);
+        strcat(keys, " enter");
+        n++;
+    }
+    step(r, keys, n);
+}
+
+/* 忘带卡 end to end at the counter: only with a supervisor's PIN (not the
+ * operator's own, not an operator's), the roster looked up by the card
+ * number's last digits and the birth date (one match, else what to do), the
+ * meal under the same policy and limits (once a lunch), recorded as manual
+ * with both staff ids; the policy's daily cap per terminal. */
+static void test_forgot_the_card(void **state)
+{
+    struct rig *r = *state;
+    assert_int_equal(yn_ledger_meta_put(r->ledger, "last_sync_utc_s", "1773115100"), YN_OK);
+    roster(r, "4403040000001234", 19450312, "", 1);
+    roster(r, "4403049999991234", 19450312, "", 2);
+    roster(r, "4403040000005678", 19500505, "", 3);
+    /* nobody logged in: the menu asks for a login first */
+    step(r, "menu", 1);
+    assert_string_equal(screen(r)->name, "staff_id");
+    step(r, "esc", 1);
+    login_keys(r, "1001", "1234");
+    assert_string_equal(screen(r)->name, "staff_menu_manual");
+    assert_true(screen_has(r, "4 忘带卡登记"));
+    /* an operator cannot authorise, a wrong PIN counts as ever */
+    manual_keys(r, "1001", "1234", NULL, NULL);
+    assert_string_equal(screen(r)->name, "manual_not_supervisor");
+    assert_true(screen_has(r, "不能授权忘带卡登记"));
+    manual_keys(r, "2001", "1111", NULL, NULL);
+    assert_string_equal(screen(r)->name, "pin_wrong");
+    /* four digits at least; two seniors share this tail and birthday */
+    step(r, "esc", 1);
+    manual_keys(r, "2001", "8888", "123", NULL);
+    assert_string_equal(screen(r)->name, "manual_tail");
+    step(r, "4 enter 1 9 4 5 0 3 1 2 enter", 11);
+    assert_string_equal(screen(r)->name, "manual_many");
+    step(r, "esc", 1);
+    manual_keys(r, "2001", "8888", "01234", "19450313");
+    assert_string_equal(screen(r)->name, "manual_not_found");
+    assert_int_equal(journal(r), 0);
+    /* found: staff check the screen, then Enter records the meal */
+    step(r, "esc", 1);
+    manual_keys(r, "2001", "8888", "01234", "19450312");
+    assert_string_equal(screen(r)->name, "manual_confirm");
+    assert_true(screen_has(r, "卡号 4403040000001234"));
+    assert_true(screen_has(r, "名册类别：低保"));
+    assert_true(screen_has(r, "今天已人工登记 0 餐，上限 2 餐"));
+    assert_int_equal(journal(r), 0);
+    step(r, "enter", 1);
+    assert_string_equal(screen(r)->name, "ok");
+    assert_true(screen_has(r, "补贴 ¥15.00"));
+    assert_true(screen_has(r, "忘带卡人工登记  操作员 1001  主管 2001"));
+    assert_string_equal(said(r), "success butie shi wu yuan");
+    yn_ledger_record rec;
+    assert_int_equal(yn_ledger_record_get(r->ledger, 1, &rec), YN_OK);
+    assert_int_equal(rec.by, YN_LEDGER_BY_MANUAL);
+    assert_string_equal(rec.card_no, "4403040000001234");
+    assert_string_equal(rec.operator_id, "1001");
+    assert_string_equal(rec.supervisor_id, "2001");
+    /* the same senior again this lunch: full price, the ledger's own count */
+    yn_clock_sim_advance(&r->dev.clock, 61 * 1000); /* past [ledger] min_interval_s */
+    step(r, "esc", 1);
+    manual_keys(r, "2001", "8888", "001234", "19450312");
+    step(r, "enter", 1);
+    assert_string_equal(screen(r)->name, "ok_full_price");
+    assert_true(screen_has(r, "本餐已享受补贴"));
+    /* two manual meals today: the cap, before any PIN is asked */
+    step(r, "esc menu 4", 3);
+    assert_string_equal(screen(r)->name, "manual_cap");
+    assert_true(screen_has(r, "已人工登记 2 餐，政策上限 2 餐"));
+    assert_int_equal(journal(r), 2);
+    /* a supervisor logged in cannot authorise himself */
+    step(r, "esc menu 3", 3);
+    login_keys(r, "2001", "8888");
+    yn_clock_sim_advance(&r->dev.clock, 86400 * 1000LL); /* the next day: room again */
+    manual_keys(r, "2001", "8888", NULL, NULL);
+    assert_string_equal(screen(r)->name, "manual_same_person");
+    /* a tap ends an unfinished entry */
+    step(r, "esc menu 3", 3);
+    login_keys(r, "1001", "1234");
+    manual_keys(r, "2001", "8888", "5678", NULL);
+    assert_string_equal(screen(r)->name, "manual_birth");
+    step(r, "card:0", 1);
+    assert_string_equal(screen(r)->name, "ok");
+}
+
+/* Under the shipped policy the menu has no 忘带卡, and key 4 says why. */
+static void test_forgot_the_card_not_offered(void **state)
+{
+    struct rig *r = *state;
+    login_keys(r, "1001", "1234");
+    assert_string_equal(screen(r)->name, "staff_menu");
+    assert_false(screen_has(r, "忘带卡"));
+    step(r, "4", 1);
+    assert_string_equal(screen(r)->name, "manual_off");
+    assert_int_equal(journal(r), 0);
+}
+
+/* The kiosk never offers it: no staff menu at all. An identity-only card
+ * bound in the roster shows its balance there. */
+static void test_kiosk_never_offers_manual_entry(void **state)
+{
+    struct rig *r = *state;
+    roster(r, "4403040000001234", 19450312, "A:04334455667788", 1);
+    step(r, "menu 4", 2);
+    assert_string_equal(screen(r)->name, "kiosk_idle");
+    step(r, "card:3", 1);
+    assert_string_equal(screen(r)->name, "balance");
+    assert_int_equal(journal(r), 0);
+}
+
+/* An identity-only card at the counter: bound, served and marked on the
+ * screen; unbound, refused with its identifier for the issuing desk. A phone
+ * (a random UID, another at every listing) is refused once while it lies on
+ * the reader, and again when tapped again. */
+static void test_identity_card_and_random_uid(void **state)
+{
+    struct rig *r = *state;
+    step(r, "card:3", 1);
+    assert_string_equal(screen(r)->name, "refused_not_enrolled");
+    assert_true(screen_has(r, "卡识别号 A:04334455667788"));
+    assert_string_equal(said(r), "reason_not_enrolled");
+    step(r, "remove", 2);
+    roster(r, "4403040000001234", 19450312, "A:04334455667788", 1);
+    yn_clock_sim_advance(&r->dev.clock, 5000);
+    step(r, "card:3", 1);
+    assert_string_equal(screen(r)->name, "ok");
+    assert_true(screen_has(r, "身份识别卡 A:04334455667788"));
+    assert_int_equal(journal(r), 1);
+    step(r, "remove", 2);
+    int taps = yn_terminal_taps(r->term);
+    step(r, "card:4", 1);
+    assert_string_equal(screen(r)->name, "refused_random_uid");
+    step(r, NULL, 20); /* lying on the reader: a new UID at every listing, one tap */
+    assert_int_equal(yn_terminal_taps(r->term), taps + 1);
+    assert_int_equal(yn_io_sim_state_of(&r->dev.io)->pulses[YN_OUT_RED], 2);
+    step(r, "remove", 2);
+    step(r, "card:4", 1);
+    assert_int_equal(yn_terminal_taps(r->term), taps + 2);
+    assert_int_equal(journal(r), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_idle_tap_result_idle, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_screen_follows_the_district, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_same_card_is_one_tap, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_sales_stopped_charge_nothing, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_staff_key_in_a_price, setup_pos, teardown),
@@ -999,6 +1231,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reversal_by_supervisor, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_settlement_on_screen_and_csv, setup_pos, teardown),
         cmocka_unit_test_setup_teardown(test_period_begins_while_idle, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_forgot_the_card, setup_ident, teardown),
+        cmocka_unit_test_setup_teardown(test_forgot_the_card_not_offered, setup_pos, teardown),
+        cmocka_unit_test_setup_teardown(test_kiosk_never_offers_manual_entry, setup_ident_kiosk,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_identity_card_and_random_uid, setup_ident, teardown),
     };
     return cmocka_run_group_tests_name("terminal", tests, NULL, NULL);
 }

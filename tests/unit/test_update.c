@@ -193,6 +193,53 @@ static void test_minimal_and_malformed(void **state)
     assert_int_equal(try_payload("not json"), YN_EPROTO);
 }
 
+/* The roster binds identifiers ("ident", optional), the blacklist may name
+ * one instead of a card number; anything but an identifier's one spelling,
+ * or both names at once, refuses the document. */
+static void test_identifiers(void **state)
+{
+    (void)state;
+    yn_update u;
+    char err[256];
+    const char *doc =
+        "{\"v\":1,\"terminal\":\"T1\",\"version\":3,\"server_utc_ms\":1,"
+        "\"roster\":{\"version\":2,\"cards\":["
+        "{\"card_no\":\"440304001\",\"birth_ymd\":19400101,\"flags\":3,\"district\":440304,"
+        "\"street\":440304001,\"expiry_ymd\":20301231,\"ident\":\"A:04A1B2C3D4E5F6\"},"
+        "{\"card_no\":\"440304002\",\"birth_ymd\":19400101,\"flags\":0,\"district\":440304,"
+        "\"street\":440304001,\"expiry_ymd\":20301231}]},"
+        "\"blacklist\":[{\"seq\":7,\"ident\":\"B:1A2B3C4D\",\"lost\":true},"
+        "{\"seq\":8,\"card_no\":\"440304003\",\"lost\":true}]}";
+    assert_int_equal(parse_as(doc, priv, 0, &u, err, sizeof err), YN_OK);
+    assert_int_equal(u.n_cards, 2);
+    assert_string_equal(u.cards[0].ident, "A:04A1B2C3D4E5F6");
+    assert_string_equal(u.cards[1].ident, "");
+    assert_int_equal(u.n_blacklist, 2);
+    assert_string_equal(u.blacklist[0].ident, "B:1A2B3C4D");
+    assert_string_equal(u.blacklist[0].card_no, "");
+    assert_string_equal(u.blacklist[1].card_no, "440304003");
+    assert_string_equal(u.blacklist[1].ident, "");
+    yn_update_free(&u);
+    static const char *const bad[] = {
+        "{\"v\":1,\"terminal\":\"T1\",\"version\":3,\"server_utc_ms\":1,"
+        "\"blacklist\":[{\"seq\":7,\"ident\":\"B:1A2B3C4D\",\"card_no\":\"1\","
+        "\"lost\":true}]}",
+        "{\"v\":1,\"terminal\":\"T1\",\"version\":3,\"server_utc_ms\":1,"
+        "\"blacklist\":[{\"seq\":7,\"ident\":\"b:1a2b3c4d\",\"lost\":true}]}",
+        "{\"v\":1,\"terminal\":\"T1\",\"version\":3,\"server_utc_ms\":1,"
+        "\"blacklist\":[{\"seq\":7,\"ident\":null,\"lost\":true}]}",
+        "{\"v\":1,\"terminal\":\"T1\",\"version\":3,\"server_utc_ms\":1,"
+        "\"blacklist\":[{\"seq\":7,\"lost\":true}]}",
+        "{\"v\":1,\"terminal\":\"T1\",\"version\":3,\"server_utc_ms\":1,"
+        "\"roster\":{\"version\":2,\"cards\":[{\"card_no\":\"440304001\",\"birth_ymd\":1,"
+        "\"flags\":3,\"district\":440304,\"street\":440304001,\"expiry_ymd\":20301231,"
+        "\"ident\":\"A:04A1B2C3D4E5\"}]}}",
+        NULL};
+    for (int i = 0; bad[i]; i++)
+        if (try_payload(bad[i]) != YN_EPROTO)
+            fail_msg("bad document %d accepted", i);
+}
+
 static void test_envelope(void **state)
 {
     (void)state;
@@ -244,9 +291,8 @@ static void test_base64(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full_document),
-        cmocka_unit_test(test_minimal_and_malformed),
-        cmocka_unit_test(test_envelope),
+        cmocka_unit_test(test_full_document), cmocka_unit_test(test_minimal_and_malformed),
+        cmocka_unit_test(test_envelope),      cmocka_unit_test(test_identifiers),
         cmocka_unit_test(test_base64),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -10,11 +10,11 @@
 
 #include "batch.h"
 #include "fileio.h"
-#include "files.h"
 #include "ingest.h"
 #include "policy.h"
 #include "rules.h"
 #include "terminals.h"
+#include "timeutil.h"
 #include "update.h"
 
 #define CSV_MAX       (512u << 20) /* bytes of a card or token CSV */
@@ -22,31 +22,11 @@
 #define ERRORS_SHOWN  20 /* bad lines listed before the count */
 #define CHECK_KEY_MAX 128
 
-static int64_t now_ms(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int storage_failed(yn_db *db, const char *what, int status)
 {
     fprintf(stderr, "yinian-district: %s: %s%s\n", what, yn_db_errmsg(db),
             status == YN_EBUSY ? " (the database is busy: try again)" : "");
     return YN_EXIT_RUNTIME;
-}
-
-/* The next n values of a counter kept in meta (inside a write transaction):
- * *first is the first of them. */
-static int counter_take(yn_db *db, const char *key, int64_t n, int64_t *first)
-{
-    int64_t last = 0;
-    int rc = yn_db_int_of(db,
-                          "INSERT INTO meta VALUES ($1, $2) ON CONFLICT(key) DO UPDATE"
-                          " SET value = meta.value + $2 RETURNING value",
-                          (const yn_db_val[]){DB_TEXT(key), DB_INT(n)}, 2, &last);
-    *first = last - n + 1;
-    return rc;
 }
 
 /* --- tokens ------------------------------------------------------------------ */
@@ -66,8 +46,9 @@ int yn_admin_token(yn_db *db, const char *terminal, const char *canteen)
     return YN_EXIT_OK;
 }
 
-/* Split a CSV line (no quoting) into exactly n fields; false otherwise. */
-static bool split(char *line, char **field, int n)
+/* Split a CSV line (no quoting) into n fields, or n + 1 when allow_extra
+ * (then field[n] is NULL unless present); false otherwise. */
+static bool split_upto(char *line, char **field, int n, bool allow_extra)
 {
     line[strcspn(line, "\r\n")] = '\0';
     for (int i = 0; i < n; i++) {
@@ -75,7 +56,14 @@ static bool split(char *line, char **field, int n)
         if (!field[i])
             return false;
     }
+    if (allow_extra)
+        field[n] = strsep(&line, ",");
     return line == NULL;
+}
+
+static bool split(char *line, char **field, int n)
+{
+    return split_upto(line, field, n, false);
 }
 
 int yn_admin_tokens(yn_db *db, const char *csv_path)
@@ -114,15 +102,21 @@ int yn_admin_tokens(yn_db *db, const char *csv_path)
 
 /* --- cards ------------------------------------------------------------------- */
 
-/* One line of a card CSV into c; false with the field and why. */
+/* One line of a card CSV into c; false with the field and why. A seventh
+ * column, ident, binds an identity-only card's identifier to the card
+ * (firmware/core/CARD.md §8; what `yinian-card enrol` writes). */
 static bool card_line(char *line, yn_card_facts *c, yn_rules_fault *f)
 {
-    char *fl[6];
+    char *fl[7];
     int64_t v[5];
     static const char *const names[5] = {"birth_ymd", "flags", "district", "street", "expiry_ymd"};
-    if (!split(line, fl, 6)) {
+    if (!split_upto(line, fl, 6, true)) {
         *f = (yn_rules_fault){"line", "expected card_no,birth_ymd,flags,district,street,"
-                                      "expiry_ymd"};
+                                      "expiry_ymd[,ident]"};
+        return false;
+    }
+    if (fl[6] && fl[6][0] && !yn_ident_valid(fl[6])) {
+        *f = (yn_rules_fault){"ident", yn_ident_fault(fl[6])};
         return false;
     }
     if (strlen(fl[0]) >= sizeof c->card_no || !yn_rules_card_no(fl[0])) {
@@ -141,6 +135,7 @@ static bool card_line(char *line, yn_card_facts *c, yn_rules_fault *f)
     c->district = (uint32_t)v[2];
     c->street = (uint32_t)v[3];
     c->expiry_ymd = (int32_t)(v[4] > INT32_MAX ? -1 : v[4]);
+    snprintf(c->ident, sizeof c->ident, "%s", fl[6] ? fl[6] : "");
     return yn_rules_roster_card(c, f) == YN_OK;
 }
 
@@ -154,17 +149,25 @@ static int count_row(void *arg, const yn_db_row *row)
 /* One short transaction: n cards (distinct), each change numbered with the
  * next roster version; unchanged cards keep theirs. They are staged in a
  * temporary table (one COPY with PostgreSQL) and merged with one statement. */
-static int put_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t *changed)
+/* The first row's text: an identifier bound to two cards and those cards. */
+static int twice_row(void *arg, const yn_db_row *row)
+{
+    snprintf(arg, 160, "%.22s (cards %.19s and %.19s)", yn_db_text(row, 0), yn_db_text(row, 1),
+             yn_db_text(row, 2));
+    return YN_EDUPLICATE;
+}
+
+static int put_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t *changed, char twice[160])
 {
     int64_t v;
     int rc = yn_db_begin(db, true);
     if (rc == YN_OK)
-        rc = counter_take(db, "roster_version", (int64_t)n, &v);
+        rc = yn_db_counter_take(db, "roster_version", (int64_t)n, &v);
     if (rc == YN_OK)
         rc = yn_db_run(db,
                        "CREATE TEMP TABLE IF NOT EXISTS cards_in(card_no TEXT, birth_ymd BIGINT,"
                        " flags BIGINT, district BIGINT, street BIGINT, expiry_ymd BIGINT,"
-                       " version BIGINT)",
+                       " version BIGINT, ident TEXT)",
                        NULL, 0, NULL, NULL);
     if (rc == YN_OK)
         rc = yn_db_stage_cards(db, c, n, v);
@@ -173,12 +176,22 @@ static int put_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t *chang
                        "INSERT INTO cards SELECT * FROM cards_in WHERE true ON CONFLICT(card_no)"
                        " DO UPDATE SET birth_ymd = excluded.birth_ymd, flags = excluded.flags,"
                        " district = excluded.district, street = excluded.street,"
-                       " expiry_ymd = excluded.expiry_ymd, version = excluded.version"
+                       " expiry_ymd = excluded.expiry_ymd, version = excluded.version,"
+                       " ident = excluded.ident"
                        " WHERE cards.birth_ymd <> excluded.birth_ymd OR"
                        " cards.flags <> excluded.flags OR cards.district <> excluded.district OR"
                        " cards.street <> excluded.street OR"
-                       " cards.expiry_ymd <> excluded.expiry_ymd RETURNING 1",
+                       " cards.expiry_ymd <> excluded.expiry_ymd OR cards.ident <> excluded.ident"
+                       " RETURNING 1",
                        NULL, 0, count_row, changed);
+    /* one card per identifier: a group that would bind one to two cards is
+     * refused whole (YN_EDUPLICATE, rolled back below; twice says which) */
+    if (rc == YN_OK)
+        rc = yn_db_run(db,
+                       "SELECT ident, MIN(card_no), MAX(card_no) FROM cards WHERE ident <> ''"
+                       " AND ident IN (SELECT ident FROM cards_in) GROUP BY ident"
+                       " HAVING COUNT(*) > 1 ORDER BY ident LIMIT 1",
+                       NULL, 0, twice_row, twice);
     if (rc == YN_OK)
         rc = yn_db_run(db, "DELETE FROM cards_in", NULL, 0, NULL, NULL);
     if (rc == YN_OK)
@@ -252,6 +265,7 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
     static yn_card_facts chunk[YN_ADMIN_CARDS_PER_TX];
     size_t n = 0;
     int64_t changed = 0, longest_ms = 0, transactions = 0;
+    char twice[160] = "";
     int rc = YN_OK;
     lineno = 0;
     bool more = true;
@@ -263,9 +277,9 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
             card_line(line, &chunk[n], &why))
             n++;
         if (n == YN_ADMIN_CARDS_PER_TX || (!more && n)) {
-            int64_t t0 = now_ms(CLOCK_MONOTONIC);
-            rc = put_cards(db, chunk, last_of_each(chunk, n), &changed);
-            int64_t took = now_ms(CLOCK_MONOTONIC) - t0;
+            int64_t t0 = yn_time_mono_ms();
+            rc = put_cards(db, chunk, last_of_each(chunk, n), &changed, twice);
+            int64_t took = yn_time_mono_ms() - t0;
             struct timespec yield = {0, YN_ADMIN_YIELD_MS * 1000000L}; /* uploads' turn */
             nanosleep(&yield, NULL);
             longest_ms = took > longest_ms ? took : longest_ms;
@@ -274,6 +288,16 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
         }
     }
     fclose(f);
+    if (rc == YN_EDUPLICATE) {
+        fprintf(stderr,
+                "import-cards: stopped at the group of up to %d lines ending at line %d:"
+                " identifier %s would be bound to two cards; the cards before that group are"
+                " stored. One identifier belongs to one card: bind it to one (a card bound"
+                " elsewhere: import that card without it, or with its new identifier, in the"
+                " same file) and run the import again\n",
+                YN_ADMIN_CARDS_PER_TX, more ? lineno : lineno - 1, twice);
+        return YN_EXIT_USAGE;
+    }
     if (rc != YN_OK) {
         fprintf(stderr,
                 "import-cards: stopped at line %d; the cards before it are stored, run"
@@ -288,30 +312,36 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
 
 /* --- lost, found, allocations, policies ----------------------------------------- */
 
-int yn_admin_lost(yn_db *db, const char *card_no, bool lost)
+int yn_admin_lost(yn_db *db, const char *name, bool lost, bool by_ident)
 {
-    if (!yn_rules_card_no(card_no)) {
+    const char *cmd = by_ident ? (lost ? "lost-ident" : "found-ident") : (lost ? "lost" : "found");
+    if (by_ident && !yn_ident_valid(name)) {
+        fprintf(stderr,
+                "%s: identifier \"%s\" refused: %s (the form yinian-card enrol writes:"
+                " A:04A1B2C3D4E5F6)\n",
+                cmd, name, yn_ident_fault(name));
+        return YN_EXIT_USAGE;
+    }
+    if (!by_ident && !yn_rules_card_no(name)) {
         fprintf(stderr,
                 "%s: card number \"%s\" refused: 1..19 characters of printable ASCII"
                 " without spaces, as on the card\n",
-                lost ? "lost" : "found", card_no);
+                cmd, name);
         return YN_EXIT_USAGE;
     }
     int64_t seq = 0;
     int rc = yn_db_begin(db, true);
     if (rc == YN_OK)
-        rc = counter_take(db, "blacklist_seq", 1, &seq);
-    if (rc == YN_OK)
-        rc = YN_DB_RUN(db, "INSERT INTO blacklist VALUES ($1, $2, $3)", NULL, NULL, DB_INT(seq),
-                       DB_TEXT(card_no), DB_INT(lost));
+        rc = yn_db_blacklist_put(db, by_ident ? "" : name, by_ident ? name : "", lost, &seq);
     if (rc == YN_OK)
         rc = yn_db_commit(db);
     else
         yn_db_rollback(db);
     if (rc != YN_OK)
-        return storage_failed(db, lost ? "lost" : "found", rc);
-    printf("card %s %s: blacklist change %lld, sent with the next update\n", card_no,
-           lost ? "reported lost" : "found again", (long long)seq);
+        return storage_failed(db, cmd, rc);
+    printf("%s %s %s: blacklist change %lld, sent with the next update\n",
+           by_ident ? "identity-only card" : "card", name, lost ? "reported lost" : "found again",
+           (long long)seq);
     return YN_EXIT_OK;
 }
 
@@ -349,7 +379,7 @@ int yn_admin_allocate(yn_db *db, const char *id, const char *card_no, const char
         rc = rc == YN_OK ? YN_EDUPLICATE : rc == YN_ENOTFOUND ? YN_OK : rc;
     }
     if (rc == YN_OK)
-        rc = counter_take(db, "alloc_seq", 1, &seq);
+        rc = yn_db_counter_take(db, "alloc_seq", 1, &seq);
     if (rc == YN_OK)
         rc = YN_DB_RUN(db, "INSERT INTO allocations VALUES ($1, $2, $3, $4, $5)", NULL, NULL,
                        DB_INT(seq), DB_TEXT(a.id), DB_TEXT(a.card_no), DB_TEXT(a.source),
@@ -448,8 +478,8 @@ int yn_admin_import_dir(yn_db *db, const char *dir, const uint8_t *district_priv
             YN_OK) {
             fprintf(stderr, "import: %s: skipped\n", err);
             rc = YN_EXIT_RUNTIME;
-        } else if (yn_ingest_frame(db, (const uint8_t *)frame, len, district_priv,
-                                   now_ms(CLOCK_REALTIME) / 1000, &g) != 0) {
+        } else if (yn_ingest_frame(db, (const uint8_t *)frame, len, district_priv, (int64_t)time(NULL),
+                                   &g) != 0) {
             fprintf(stderr, "import: %s: refused (%u %s): %s\n", path, g.status, g.code, g.message);
             rc = YN_EXIT_RUNTIME;
         } else if (!g.ack) { /* a key-pair terminal's: the district key signs its acknowledgement */
@@ -520,16 +550,10 @@ static void note_bad(struct bad_list *b, const char *key, int64_t num, const cha
 static int check_card(void *arg, const yn_db_row *row)
 {
     struct bad_list *b = arg;
-    const char *no = yn_db_text(row, 0);
-    yn_card_facts c = {.birth_ymd = (int32_t)yn_db_int(row, 1),
-                       .flags = (uint32_t)yn_db_int(row, 2),
-                       .district = (uint32_t)yn_db_int(row, 3),
-                       .street = (uint32_t)yn_db_int(row, 4),
-                       .expiry_ymd = (int32_t)yn_db_int(row, 5)};
-    yn_rules_fault f = {"card_no", "must be 1..19 bytes of graphic ASCII"};
-    snprintf(c.card_no, sizeof c.card_no, "%s", no);
-    if (strlen(no) >= sizeof c.card_no || yn_rules_roster_card(&c, &f) != YN_OK)
-        note_bad(b, no, 0, f.field, f.why);
+    yn_card_facts c;
+    yn_rules_fault f;
+    if (!yn_db_card_of(row, &c, &f) || yn_rules_roster_card(&c, &f) != YN_OK)
+        note_bad(b, yn_db_text(row, 0), 0, f.field, f.why);
     return YN_OK;
 }
 
@@ -537,10 +561,12 @@ static int check_blacklist(void *arg, const yn_db_row *row)
 {
     struct bad_list *b = arg;
     yn_ledger_blacklist_entry e = {.seq = yn_db_int(row, 0)};
-    const char *no = yn_db_text(row, 1);
+    const char *no = yn_db_text(row, 1), *ident = yn_db_text(row, 3);
     yn_rules_fault f = {"card_no", "must be 1..19 bytes of graphic ASCII"};
     snprintf(e.card_no, sizeof e.card_no, "%s", no);
-    if (strlen(no) >= sizeof e.card_no || yn_rules_blacklist(&e, &f) != YN_OK) {
+    snprintf(e.ident, sizeof e.ident, "%s", ident);
+    if (strlen(no) >= sizeof e.card_no || strlen(ident) >= sizeof e.ident ||
+        yn_rules_blacklist(&e, &f) != YN_OK) {
         char key[CHECK_KEY_MAX];
         snprintf(key, sizeof key, "%lld (card %.80s)", (long long)e.seq, no);
         note_bad(b, key, e.seq, f.field, f.why);
@@ -651,8 +677,8 @@ static int quarantine(yn_db *db, struct bad_list *b)
         *strrchr(terminal, '/') = '\0';
         /* a record listed twice (two rules) moved the first time: nothing the second */
         rc = YN_DB_RUN(db,
-                       "INSERT INTO quarantine SELECT r.*, 'breaks the record rules'"
-                       " FROM records r WHERE r.terminal = $1 AND r.seq = $2",
+                       "INSERT INTO quarantine(" YN_DB_RECORD_ROW ", why) SELECT " YN_DB_RECORD_ROW
+                       ", 'breaks the record rules' FROM records WHERE terminal = $1 AND seq = $2",
                        NULL, NULL, DB_TEXT(terminal), DB_INT(b->num[i]));
         if (rc == YN_OK)
             rc = YN_DB_RUN(db, "DELETE FROM records WHERE terminal = $1 AND seq = $2", NULL, NULL,
@@ -669,12 +695,10 @@ int yn_admin_check(yn_db *db, bool fix)
     struct bad_list cards = {.table = "card"}, bl = {.table = "blacklist change"},
                     alloc = {.table = "allocation"}, pol = {.table = "policy"},
                     recs = {.table = "record"};
-    int rc = yn_db_run(db,
-                       "SELECT card_no, birth_ymd, flags, district, street, expiry_ymd FROM cards"
-                       " ORDER BY card_no",
-                       NULL, 0, check_card, &cards);
+    int rc = yn_db_run(db, "SELECT " YN_DB_CARD_COLUMNS " FROM cards ORDER BY card_no", NULL, 0,
+                       check_card, &cards);
     if (rc == YN_OK)
-        rc = yn_db_run(db, "SELECT seq, card_no, lost FROM blacklist ORDER BY seq", NULL, 0,
+        rc = yn_db_run(db, "SELECT seq, card_no, lost, ident FROM blacklist ORDER BY seq", NULL, 0,
                        check_blacklist, &bl);
     if (rc == YN_OK)
         rc = yn_db_run(db,

@@ -27,7 +27,9 @@ int yn_admin_tokens(yn_db *db, const char *csv_path);
  * come first): all lines checked first (nothing stored if one is bad), then
  * upserted YN_ADMIN_CARDS_PER_TX at a time; unchanged cards keep their version. */
 int yn_admin_import_cards(yn_db *db, const char *csv_path);
-int yn_admin_lost(yn_db *db, const char *card_no, bool lost);
+/* A blacklist change: lost (挂失) or found again, of a card number or, with
+ * by_ident, of an identity-only card's identifier (firmware/core/CARD.md §8). */
+int yn_admin_lost(yn_db *db, const char *name, bool lost, bool by_ident);
 int yn_admin_allocate(yn_db *db, const char *id, const char *card_no, const char *source,
                       const char *amount_fen);
 int yn_admin_publish_policy(yn_db *db, const char *path);

@@ -243,4 +243,48 @@ void yn_db_record_of(const yn_db_row *row, int c, yn_ledger_record *r)
         r->layers[k].fen = yn_db_int(row, c + 16 + 2 * k);
         r->n_layers = k + 1;
     }
+    r->by = (int)yn_db_int(row, c + 23);
+    snprintf(r->ident, sizeof r->ident, "%s", yn_db_text(row, c + 24));
+    snprintf(r->supervisor_id, sizeof r->supervisor_id, "%s", yn_db_text(row, c + 25));
+    snprintf(r->operator_id, sizeof r->operator_id, "%s", yn_db_text(row, c + 26));
+}
+
+bool yn_db_card_of(const yn_db_row *row, yn_card_facts *c, yn_rules_fault *f)
+{
+    const char *no = yn_db_text(row, 0), *ident = yn_db_text(row, 6);
+    *c = (yn_card_facts){.birth_ymd = (int32_t)yn_db_int(row, 1),
+                         .flags = (uint32_t)yn_db_int(row, 2),
+                         .district = (uint32_t)yn_db_int(row, 3),
+                         .street = (uint32_t)yn_db_int(row, 4),
+                         .expiry_ymd = (int32_t)yn_db_int(row, 5)};
+    snprintf(c->card_no, sizeof c->card_no, "%s", no);
+    snprintf(c->ident, sizeof c->ident, "%s", ident);
+    if (strlen(no) >= sizeof c->card_no)
+        *f = (yn_rules_fault){"card_no", "must be 1..19 bytes of graphic ASCII"};
+    else if (strlen(ident) >= sizeof c->ident)
+        *f = (yn_rules_fault){"ident", "longer than any identifier"};
+    else
+        return true;
+    return false;
+}
+
+int yn_db_counter_take(yn_db *db, const char *key, int64_t n, int64_t *first)
+{
+    int64_t last = 0;
+    int rc = yn_db_int_of(db,
+                          "INSERT INTO meta VALUES ($1, $2) ON CONFLICT(key) DO UPDATE"
+                          " SET value = meta.value + $2 RETURNING value",
+                          (const yn_db_val[]){DB_TEXT(key), DB_INT(n)}, 2, &last);
+    *first = last - n + 1;
+    return rc;
+}
+
+int yn_db_blacklist_put(yn_db *db, const char *card_no, const char *ident, bool lost, int64_t *seq)
+{
+    int rc = yn_db_counter_take(db, "blacklist_seq", 1, seq);
+    if (rc == YN_OK)
+        rc = YN_DB_RUN(db,
+                       "INSERT INTO blacklist(seq, card_no, ident, lost) VALUES ($1, $2, $3, $4)",
+                       NULL, NULL, DB_INT(*seq), DB_TEXT(card_no), DB_TEXT(ident), DB_INT(lost));
+    return rc;
 }

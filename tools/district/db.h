@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "ledger.h"
+#include "rules.h"
 #include "status.h"
 
 typedef struct yn_db yn_db;
@@ -106,11 +107,28 @@ int yn_db_stage_cards(yn_db *db, const yn_card_facts *cards, size_t n,
 #define YN_DB_RECORD_COLUMNS                                                                       \
     "terminal, seq, kind, card_no, category, period, local_ymd, price_fen, subsidy_fen,"           \
     " wallet_fen, cash_fen, utc_s, clock_trusted, reverses_seq, ref, src1, fen1, src2, fen2,"      \
-    " src3, fen3, src4, fen4"
+    " src3, fen3, src4, fen4, identified, ident, supervisor, served_by"
+/* Every column of a records row (the quarantine table has them and why). */
+#define YN_DB_RECORD_ROW YN_DB_RECORD_COLUMNS ", hash"
 /* A record as kept (a row of YN_DB_RECORD_COLUMNS from column col); the
- * fields a row does not keep are 0. Strings too long for their field are cut
+ * fields a row does not keep are 0 (the operator is kept for a manual entry
+ * only, whose rules need both staff ids). Strings too long for their field are cut
  * to one byte over their rule's limit (so still refused by the rules). */
 void yn_db_record_of(const yn_db_row *row, int col, yn_ledger_record *r);
+
+/* Inside a write transaction: take n numbers of the counter key (meta):
+ * *first is the first of them. */
+int yn_db_counter_take(yn_db *db, const char *key, int64_t n, int64_t *first) YN_MUST_CHECK;
+/* Inside a write transaction: the next blacklist change, of a card number or
+ * (card_no "") an identity-only card's identifier; *seq is its number. */
+int yn_db_blacklist_put(yn_db *db, const char *card_no, const char *ident, bool lost,
+                        int64_t *seq) YN_MUST_CHECK;
+
+/* The columns of a cards row, in this order, that yn_db_card_of reads back. */
+#define YN_DB_CARD_COLUMNS "card_no, birth_ymd, flags, district, street, expiry_ymd, ident"
+/* A roster card as kept (a row of YN_DB_CARD_COLUMNS from column 0): true,
+ * or false with *f saying which string is too long for its field. */
+bool yn_db_card_of(const yn_db_row *row, yn_card_facts *c, yn_rules_fault *f);
 
 /* Bytes the database takes on disk (file + WAL, or pg_database_size). */
 int yn_db_size(yn_db *db, int64_t *bytes) YN_MUST_CHECK;

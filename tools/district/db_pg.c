@@ -8,6 +8,7 @@
  * for longer than the busy budget (lock_timeout) is YN_EBUSY, and so is a
  * lost connection (it is re-established at the next transaction). */
 #include "db_private.h"
+#include "hex.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -56,9 +57,22 @@ static const char *const schema[] = {
     "CREATE TABLE IF NOT EXISTS quarantine(LIKE records, why TEXT NOT NULL)",
     "INSERT INTO meta VALUES ('blacklist_seq', 0) ON CONFLICT(key) DO NOTHING",
     "INSERT INTO meta VALUES ('alloc_seq', 0) ON CONFLICT(key) DO NOTHING",
-    /* version 3: a terminal's key pair (PROTOCOL.md §10); 0 = a shared key */
+    /* version 3 (db_sqlite.c says what): the same columns, added where missing */
+    "ALTER TABLE records ADD COLUMN IF NOT EXISTS identified SMALLINT NOT NULL DEFAULT 1",
+    "ALTER TABLE records ADD COLUMN IF NOT EXISTS ident TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE records ADD COLUMN IF NOT EXISTS supervisor TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE records ADD COLUMN IF NOT EXISTS served_by TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS identified SMALLINT NOT NULL DEFAULT 1",
+    "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS ident TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS supervisor TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE quarantine ADD COLUMN IF NOT EXISTS served_by TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX IF NOT EXISTS records_ident ON records(ident, local_ymd) WHERE identified = 2",
+    "ALTER TABLE cards ADD COLUMN IF NOT EXISTS ident TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX IF NOT EXISTS cards_ident ON cards(ident) WHERE ident <> ''",
+    "ALTER TABLE blacklist ADD COLUMN IF NOT EXISTS ident TEXT NOT NULL DEFAULT ''",
+    /* version 4: a terminal's key pair (PROTOCOL.md §10); 0 = a shared key */
     "ALTER TABLE terminals ADD COLUMN IF NOT EXISTS key_type SMALLINT NOT NULL DEFAULT 0",
-    "INSERT INTO meta VALUES ('schema_version', 3) ON CONFLICT(key) DO UPDATE SET value = 3",
+    "INSERT INTO meta VALUES ('schema_version', 4) ON CONFLICT(key) DO UPDATE SET value = 4",
 };
 
 struct pg {
@@ -118,11 +132,9 @@ static int exec(yn_db *db, const char *sql)
     return YN_OK;
 }
 
-/* Every statement is idempotent: one list creates a database or brings any
- * older version to this one. */
-static int create_schema(yn_db *db, int64_t from_version)
+static int create_schema(yn_db *db, int64_t version)
 {
-    (void)from_version;
+    (void)version; /* every statement is idempotent: the same list brings any version up */
     int rc = YN_OK;
     for (size_t i = 0; rc == YN_OK && i < sizeof schema / sizeof schema[0]; i++)
         rc = exec(db, schema[i]);
@@ -307,8 +319,8 @@ static int copy_in(yn_db *db, const char *sql, const char *data, size_t len)
 
 static int pg_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
 {
-    /* a line: 24 fields, strings escaped at most x2, hash as \\x + 64 hex */
-    size_t cap = n * (14 * 24 + 2 * (17 + 20 + 2 * 24 + 65 + 4 * 24) + 80);
+    /* a line: 28 fields, strings escaped at most x2, hash as \\x + 64 hex */
+    size_t cap = n * (14 * 24 + 2 * (17 + 20 + 2 * 24 + 65 + 4 * 24 + 23 + 2 * 17) + 100);
     char *buf = malloc(cap), *w = buf;
     if (!buf)
         return YN_ENOMEM;
@@ -327,8 +339,8 @@ static int pg_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
                      (long long)r->reverses_seq);
         copy_text(&w, r->ref);
         w += sprintf(w, "\t\\\\x");
-        for (int k = 0; k < YN_LEDGER_HASH_LEN; k++)
-            w += sprintf(w, "%02x", r->hash[k]);
+        yn_hex_encode(r->hash, YN_LEDGER_HASH_LEN, w);
+        w += 2 * YN_LEDGER_HASH_LEN;
         for (int k = 0; k < YN_POLICY_MAX_LAYERS; k++) {
             if (k >= r->n_layers) {
                 w += sprintf(w, "\t\\N\t\\N");
@@ -338,6 +350,12 @@ static int pg_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
             copy_text(&w, r->layers[k].source);
             w += sprintf(w, "\t%lld", (long long)r->layers[k].fen);
         }
+        w += sprintf(w, "\t%d\t", r->by ? r->by : YN_LEDGER_BY_CARD);
+        copy_text(&w, r->ident);
+        *w++ = '\t';
+        copy_text(&w, r->supervisor_id);
+        *w++ = '\t';
+        copy_text(&w, r->by == YN_LEDGER_BY_MANUAL ? r->operator_id : "");
         *w++ = '\n';
     }
     int rc = copy_in(db, "COPY records FROM STDIN", buf, (size_t)(w - buf)); /* every column */
@@ -347,13 +365,15 @@ static int pg_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
 
 static int pg_stage_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t v)
 {
-    char *buf = malloc(n * (2 * 19 + 6 * 21 + 8)), *w = buf;
+    char *buf = malloc(n * (2 * 19 + 6 * 21 + 2 * 23 + 9)), *w = buf;
     if (!buf)
         return YN_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         copy_text(&w, c[i].card_no);
-        w += sprintf(w, "\t%d\t%u\t%u\t%u\t%d\t%lld\n", (int)c[i].birth_ymd, c[i].flags,
+        w += sprintf(w, "\t%d\t%u\t%u\t%u\t%d\t%lld\t", (int)c[i].birth_ymd, c[i].flags,
                      c[i].district, c[i].street, (int)c[i].expiry_ymd, (long long)(v + (int64_t)i));
+        copy_text(&w, c[i].ident);
+        *w++ = '\n';
     }
     int rc = copy_in(db, "COPY cards_in FROM STDIN", buf, (size_t)(w - buf));
     free(buf);

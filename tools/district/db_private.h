@@ -13,10 +13,9 @@ struct yn_db_row {
 struct yn_db_ops {
     const char *name; /* "sqlite", "postgresql" */
     int (*open)(yn_db *db, const char *where);
-    /* inside a write transaction: create the schema (from_version 0: a new
-     * database, or the first server's, which kept no version), or bring it
-     * from from_version to YN_DB_SCHEMA */
-    int (*create_schema)(yn_db *db, int64_t from_version);
+    /* inside a write transaction: create the schema (version 0), or bring it
+     * from version to YN_DB_SCHEMA */
+    int (*create_schema)(yn_db *db, int64_t version);
     void (*close)(yn_db *db);
     int (*begin)(yn_db *db, bool write);
     int (*commit)(yn_db *db);
@@ -34,7 +33,7 @@ struct yn_db_ops {
 };
 
 #define YN_DB_CACHE_MAX  96 /* distinct statements one handle prepares */
-#define YN_DB_PARAMS_MAX 24 /* parameters of one statement */
+#define YN_DB_PARAMS_MAX 32 /* parameters of one statement */
 
 struct yn_db {
     const struct yn_db_ops *ops;
@@ -55,7 +54,10 @@ extern const struct yn_db_ops yn_db_sqlite_ops;
 extern const struct yn_db_ops yn_db_pg_ops;
 #endif
 
-/* The schema version this server writes (meta key "schema_version"). */
-#define YN_DB_SCHEMA 3
+/* The schema version this server writes (meta key "schema_version"). 3: how
+ * the holder of each record was identified, roster bindings, the blacklist
+ * by identifier (firmware/core/CARD.md §8). 4: a terminal's key type, a shared
+ * key or a key pair's public point (sync/PROTOCOL.md §10). */
+#define YN_DB_SCHEMA 4
 
 #endif

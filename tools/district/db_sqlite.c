@@ -14,7 +14,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* The schema of version 2, on a new database (then version 3's step). */
+#include "clock.h"
+#include "timeutil.h"
+
+/* The schema of version 2, on a new database. */
 static const char *const schema[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     "CREATE TABLE terminals(id TEXT PRIMARY KEY, canteen TEXT NOT NULL, key BLOB NOT NULL,"
@@ -71,6 +74,28 @@ static const char *const from_v1[] = {
     "DROP TABLE layers",
 };
 
+/* Version 3: how the holder of each record was identified, with the
+ * supervisor and (served_by) the operator of a manual entry — '' for every
+ * other record, whose operator the district does not keep (the quarantine
+ * keeps the same columns), the identifier a roster card is bound to, and the
+ * blacklist by identifier (firmware/core/CARD.md §8). Added columns: old rows read
+ * as records identified by their card, cards bound to nothing. */
+static const char *const v3[] = {
+    "ALTER TABLE records ADD COLUMN identified INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE records ADD COLUMN ident TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE records ADD COLUMN supervisor TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE records ADD COLUMN served_by TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE quarantine ADD COLUMN identified INTEGER NOT NULL DEFAULT 1",
+    "ALTER TABLE quarantine ADD COLUMN ident TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE quarantine ADD COLUMN supervisor TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE quarantine ADD COLUMN served_by TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX records_ident ON records(ident, local_ymd) WHERE identified = 2",
+    "ALTER TABLE cards ADD COLUMN ident TEXT NOT NULL DEFAULT ''",
+    "CREATE INDEX cards_ident ON cards(ident) WHERE ident <> ''",
+    "ALTER TABLE blacklist ADD COLUMN ident TEXT NOT NULL DEFAULT ''",
+    "INSERT INTO meta VALUES ('schema_version', 3) ON CONFLICT(key) DO UPDATE SET value = 3",
+};
+
 /* Version 2's additions, on either path. */
 static const char *const v2[] = {
     "CREATE TABLE enrolments(terminal TEXT NOT NULL, from_seq INTEGER NOT NULL,"
@@ -87,18 +112,18 @@ static const char *const v2[] = {
     "INSERT INTO meta VALUES ('schema_version', 2) ON CONFLICT(key) DO UPDATE SET value = 2",
 };
 
-/* Version 3: a terminal enrolled with a key pair (PROTOCOL.md §10) keeps its
+/* Version 4: a terminal enrolled with a key pair (PROTOCOL.md §10) keeps its
  * public point in key, and key_type says which (0 a shared key, as every
  * terminal of an older database). */
-static const char *const v3[] = {
+static const char *const v4[] = {
     "ALTER TABLE terminals ADD COLUMN key_type INTEGER NOT NULL DEFAULT 0",
-    "UPDATE meta SET value = 3 WHERE key = 'schema_version'",
+    "UPDATE meta SET value = 4 WHERE key = 'schema_version'",
 };
 
 struct lite {
     sqlite3 *db;
-    int busy_ms;               /* the budget of the wait in progress */
-    struct timespec busy_from; /* when that wait began */
+    int busy_ms;          /* the budget of the wait in progress */
+    int64_t busy_from_ms; /* when that wait began (monotonic) */
     struct {
         sqlite3_stmt *st;
         int param[YN_DB_PARAMS_MAX]; /* bind index of $1..$n */
@@ -151,13 +176,12 @@ static int exec(yn_db *db, const char *sql)
     return rc == SQLITE_OK ? YN_OK : fail_rc(db, rc, sql);
 }
 
-static int create_schema(yn_db *db, int64_t from_version)
+static int create_schema(yn_db *db, int64_t version)
 {
     int64_t old = 0; /* a version-1 database has records and no schema_version */
-    int rc = YN_OK;
-    if (from_version < 2) {
-        rc = yn_db_int_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'records'", NULL,
-                          0, &old);
+    int rc = yn_db_int_of(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'records'", NULL, 0,
+                          &old);
+    if (version < 2) {
         const char *const *step = old ? from_v1 : schema;
         size_t n = old ? sizeof from_v1 / sizeof from_v1[0] : sizeof schema / sizeof schema[0];
         for (size_t i = 0; rc == YN_OK && i < n; i++)
@@ -165,8 +189,10 @@ static int create_schema(yn_db *db, int64_t from_version)
         for (size_t i = 0; rc == YN_OK && i < sizeof v2 / sizeof v2[0]; i++)
             rc = exec(db, v2[i]);
     }
-    for (size_t i = 0; rc == YN_OK && i < sizeof v3 / sizeof v3[0]; i++)
+    for (size_t i = 0; rc == YN_OK && version < 3 && i < sizeof v3 / sizeof v3[0]; i++)
         rc = exec(db, v3[i]);
+    for (size_t i = 0; rc == YN_OK && i < sizeof v4 / sizeof v4[0]; i++)
+        rc = exec(db, v4[i]);
     return rc;
 }
 
@@ -177,16 +203,12 @@ static int create_schema(yn_db *db, int64_t from_version)
 static int poll_busy(void *arg, int count)
 {
     struct lite *l = arg;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t now_ms = yn_time_mono_ms();
     if (count == 0)
-        l->busy_from = now;
-    int64_t waited_ms =
-        (now.tv_sec - l->busy_from.tv_sec) * 1000 + (now.tv_nsec - l->busy_from.tv_nsec) / 1000000;
-    if (waited_ms >= l->busy_ms)
+        l->busy_from_ms = now_ms;
+    if (now_ms - l->busy_from_ms >= l->busy_ms)
         return 0;
-    struct timespec ms = {0, 1000000};
-    nanosleep(&ms, NULL);
+    yn_time_sleep_ms(1);
     return 1;
 }
 
@@ -245,25 +267,15 @@ static int lite_begin(yn_db *db, bool write)
     struct lite *l = db->impl;
     if (!write)
         return exec(db, "BEGIN");
-    struct timespec start, until;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    until = start;
-    until.tv_sec += db->opts.busy_ms / 1000;
-    until.tv_nsec += (long)(db->opts.busy_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    const int64_t start_ms = yn_time_mono_ms();
+    struct timespec until = yn_clock_mono_deadline(start_ms + db->opts.busy_ms);
     int e = pthread_mutex_clocklock(&write_turn, CLOCK_MONOTONIC, &until);
     if (e != 0)
         return yn_db_fail(db, e == ETIMEDOUT ? YN_EBUSY : YN_EIO,
                           "%s: no write turn within %d ms (%s)", l->path, db->opts.busy_ms,
                           strerror(e));
     l->holds_mutex = true;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t left_ms = db->opts.busy_ms - ((now.tv_sec - start.tv_sec) * 1000 +
-                                          (now.tv_nsec - start.tv_nsec) / 1000000);
+    int64_t left_ms = db->opts.busy_ms - (yn_time_mono_ms() - start_ms);
     set_busy(l, left_ms > 1 ? (int)left_ms : 1);
     int rc = exec(db, "BEGIN IMMEDIATE");
     set_busy(l, db->opts.busy_ms);
@@ -351,7 +363,7 @@ static int lite_run(yn_db *db, int slot, const yn_db_val *args, int n, yn_db_eac
 
 static const char insert_record[] =
     "INSERT INTO records VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-    " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
+    " $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)";
 
 /* A layer's source and fen, or NULLs when the record has fewer layers. */
 static yn_db_val layer_src(const yn_ledger_record *r, int k)
@@ -369,14 +381,16 @@ static int lite_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
     int rc = YN_OK;
     for (size_t i = 0; i < n && rc == YN_OK; i++) {
         const yn_ledger_record *r = &recs[i];
-        rc = YN_DB_RUN(db, insert_record, NULL, NULL, DB_TEXT(r->terminal), DB_INT(r->seq),
-                       DB_INT(r->kind), DB_TEXT(r->card_no), DB_TEXT(r->category),
-                       DB_TEXT(r->period), DB_INT(r->local_ymd), DB_INT(r->price_fen),
-                       DB_INT(r->subsidy_fen), DB_INT(r->wallet_fen), DB_INT(r->cash_fen),
-                       DB_INT(r->utc_s), DB_INT(r->clock_trusted), DB_INT(r->reverses_seq),
-                       DB_TEXT(r->ref), DB_BLOB(r->hash, YN_LEDGER_HASH_LEN), layer_src(r, 0),
-                       layer_fen(r, 0), layer_src(r, 1), layer_fen(r, 1), layer_src(r, 2),
-                       layer_fen(r, 2), layer_src(r, 3), layer_fen(r, 3));
+        rc = YN_DB_RUN(
+            db, insert_record, NULL, NULL, DB_TEXT(r->terminal), DB_INT(r->seq), DB_INT(r->kind),
+            DB_TEXT(r->card_no), DB_TEXT(r->category), DB_TEXT(r->period), DB_INT(r->local_ymd),
+            DB_INT(r->price_fen), DB_INT(r->subsidy_fen), DB_INT(r->wallet_fen),
+            DB_INT(r->cash_fen), DB_INT(r->utc_s), DB_INT(r->clock_trusted),
+            DB_INT(r->reverses_seq), DB_TEXT(r->ref), DB_BLOB(r->hash, YN_LEDGER_HASH_LEN),
+            layer_src(r, 0), layer_fen(r, 0), layer_src(r, 1), layer_fen(r, 1), layer_src(r, 2),
+            layer_fen(r, 2), layer_src(r, 3), layer_fen(r, 3),
+            DB_INT(r->by ? r->by : YN_LEDGER_BY_CARD), DB_TEXT(r->ident), DB_TEXT(r->supervisor_id),
+            DB_TEXT(r->by == YN_LEDGER_BY_MANUAL ? r->operator_id : ""));
     }
     return rc;
 }
@@ -385,10 +399,10 @@ static int lite_stage_cards(yn_db *db, const yn_card_facts *c, size_t n, int64_t
 {
     int rc = YN_OK;
     for (size_t i = 0; i < n && rc == YN_OK; i++)
-        rc = YN_DB_RUN(db, "INSERT INTO cards_in VALUES ($1, $2, $3, $4, $5, $6, $7)", NULL, NULL,
-                       DB_TEXT(c[i].card_no), DB_INT(c[i].birth_ymd), DB_INT(c[i].flags),
+        rc = YN_DB_RUN(db, "INSERT INTO cards_in VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", NULL,
+                       NULL, DB_TEXT(c[i].card_no), DB_INT(c[i].birth_ymd), DB_INT(c[i].flags),
                        DB_INT(c[i].district), DB_INT(c[i].street), DB_INT(c[i].expiry_ymd),
-                       DB_INT(v + (int64_t)i));
+                       DB_INT(v + (int64_t)i), DB_TEXT(c[i].ident));
     return rc;
 }
 

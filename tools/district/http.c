@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "hex.h"
 #include "ingest.h"
 #include "restore.h"
 #include "rules.h"
@@ -207,7 +208,7 @@ static enum MHD_Result handle_enrol(struct server *s, struct MHD_Connection *c, 
         json_unpack(j, "{s:s, s?:I, s?:s !}", "token", &token, "last_seq", &last_seq, "pubkey",
                     &pub_hex) != 0 ||
         strlen(token) < 16 || strlen(token) > 64 || last_seq < 0 ||
-        (pub_hex && (!yn_sig_from_hex(pub_hex, pub, sizeof pub) ||
+        (pub_hex && (!yn_hex_decode_exact(pub_hex, pub, sizeof pub) ||
                      !yn_sig_p256_pub_ok(pub, sizeof pub)))) {
         json_decref(j);
         return reply_error(c, 400, "bad_request",
@@ -217,7 +218,7 @@ static enum MHD_Result handle_enrol(struct server *s, struct MHD_Connection *c, 
     }
     /* a key pair proves it holds the private half: the body is signed by it */
     const char *sig_hex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-YN-SIG");
-    if (pub_hex && (!yn_sig_from_hex(sig_hex, sig, sizeof sig) ||
+    if (pub_hex && (!yn_hex_decode_exact(sig_hex, sig, sizeof sig) ||
                     yn_sig_p256_verify(pub, body, len, sig) != YN_OK)) {
         json_decref(j);
         return reply_error(c, 401, "bad_mac",

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "rules.h"
 #include "sig.h"
 
@@ -48,12 +49,6 @@ static int bad_record(yn_ingest *g, int64_t seq, const char *field, const char *
     return refuse(g, 400, "bad_record", "record %lld: %s: %s", (long long)seq, field, why);
 }
 
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
 /* The acknowledgement (PROTOCOL.md §4): the range now held, MACed with a
  * shared key (v 1), or for a key-pair terminal signed by the district's key
  * (v 2, §10; NULL without it). */
@@ -64,14 +59,14 @@ static char *make_ack(const yn_terminal_cred *c, const uint8_t *district_priv,
     int v = pair ? 2 : 1;
     char head_hex[65], tag_hex[2 * YN_SIG_ED25519_LEN + 1], msg[256];
     uint8_t tag[YN_SIG_ED25519_LEN];
-    to_hex(h->head_hash, YN_LEDGER_HASH_LEN, head_hex);
+    yn_hex_encode(h->head_hash, YN_LEDGER_HASH_LEN, head_hex);
     size_t n = yn_batch_ack_text(v, h->terminal, h->batch_id, h->first_seq, h->last_seq, head_hex,
                                  msg, sizeof msg);
     if (!pair)
         yn_batch_hmac(c->key, c->key_len, msg, n, tag);
     else if (!district_priv || yn_sig_ed25519_sign(district_priv, msg, n, tag) != YN_OK)
         return NULL;
-    to_hex(tag, pair ? YN_SIG_ED25519_LEN : YN_BATCH_MAC_LEN, tag_hex);
+    yn_hex_encode(tag, pair ? YN_SIG_ED25519_LEN : YN_BATCH_MAC_LEN, tag_hex);
     json_t *j = json_pack("{s:i, s:s, s:I, s:I, s:I, s:s, s:s}", "v", v, "terminal", h->terminal,
                           "batch_id", (json_int_t)h->batch_id, "first_seq",
                           (json_int_t)h->first_seq, "last_seq", (json_int_t)h->last_seq,
@@ -296,6 +291,58 @@ int yn_ingest_check(yn_db *db, const uint8_t *frame, size_t len, const uint8_t *
     return verify(db, frame, len, g, &g->recs, &g->cred);
 }
 
+/* One identity-only card's identifier used at two canteens in one meal
+ * period: a copied UID (firmware/core/CARD.md §8). Such an identifier goes on the
+ * blacklist at once (tools/DISTRICT.md §8: automatic, found-ident undoes it),
+ * unless it is there already; `report shared-ident` lists the meals. */
+static int flag_shared_idents(yn_db *db, const yn_ledger_record *recs, int64_t n)
+{
+    int st = YN_OK;
+    bool locked = false;
+    for (int64_t i = 0; i < n && st == YN_OK; i++) {
+        const yn_ledger_record *r = &recs[i];
+        if (r->by != YN_LEDGER_BY_IDENT || r->kind != YN_LEDGER_MEAL)
+            continue;
+        /* PostgreSQL commits different terminals' batches in parallel: two
+         * canteens' meals of one identifier, stored at once, would each miss
+         * the other. Batches with identity-only meals take this lock (held to
+         * the commit), so the second one's check sees the first's records
+         * (read committed: each statement sees what committed before it).
+         * SQLite has one writer already. */
+        if (!locked && yn_db_backend_of(db) == YN_DB_POSTGRESQL)
+            st = yn_db_run(db, "SELECT pg_advisory_xact_lock(1650016)", NULL, 0, NULL, NULL);
+        locked = true;
+        int64_t canteens = 0, lost = 0, seq = 0;
+        if (st != YN_OK)
+            break;
+        st = yn_db_int_of(db,
+                          "SELECT COUNT(DISTINCT e.canteen) FROM records r JOIN enrolments e ON"
+                          " e.terminal = r.terminal AND r.seq >= e.from_seq AND r.seq < e.to_seq"
+                          " WHERE r.identified = 2 AND r.ident = $1 AND r.local_ymd = $2"
+                          " AND r.period = $3 AND r.kind = $4",
+                          (const yn_db_val[]){DB_TEXT(r->ident), DB_INT(r->local_ymd),
+                                              DB_TEXT(r->period), DB_INT(YN_LEDGER_MEAL)},
+                          4, &canteens);
+        if (st != YN_OK || canteens < 2)
+            continue;
+        st = yn_db_int_of(db,
+                          "SELECT COUNT(*) FROM blacklist WHERE ident = $1 AND lost <> 0 AND"
+                          " seq = (SELECT MAX(seq) FROM blacklist WHERE ident = $1)",
+                          (const yn_db_val[]){DB_TEXT(r->ident)}, 1, &lost);
+        if (st == YN_OK && !lost) {
+            st = yn_db_blacklist_put(db, "", r->ident, true, &seq);
+            if (st == YN_OK)
+                fprintf(stderr,
+                        "yinian-district: identifier %s used at %lld canteens in %s of %d:"
+                        " a copied card? on the blacklist (change %lld; report shared-ident"
+                        " lists the meals, found-ident undoes it)\n",
+                        r->ident, (long long)canteens, r->period, (int)r->local_ymd,
+                        (long long)seq);
+        }
+    }
+    return st;
+}
+
 int yn_ingest_store(yn_db *db, yn_ingest *g, int64_t now_utc_s)
 {
     const yn_batch_header *h = &g->hdr;
@@ -320,6 +367,8 @@ int yn_ingest_store(yn_db *db, yn_ingest *g, int64_t now_utc_s)
     g->stored = h->last_seq >= first_new ? h->last_seq - first_new + 1 : 0;
     if (g->stored) {
         st = yn_db_put_records(db, recs + (first_new - h->first_seq), (size_t)g->stored);
+        if (st == YN_OK)
+            st = flag_shared_idents(db, recs + (first_new - h->first_seq), g->stored);
         if (st == YN_OK) /* the frame as uploaded, for POST /v1/records */
             st = YN_DB_RUN(db, "INSERT INTO frames VALUES ($1, $2, $3, $4)", NULL, NULL,
                            DB_TEXT(h->terminal), DB_INT(h->last_seq), DB_INT(h->first_seq),

@@ -11,15 +11,10 @@
 #include <string.h>
 
 #include "batch.h"
+#include "hex.h"
 #include "rules.h"
 
 #define NO_END_SEQ INT64_MAX /* enrolments.to_seq of the current canteen */
-
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
 
 /* A stored credential: a shared key of 16..64 bytes, or a point of P-256. */
 static int take_key(void *arg, const yn_db_row *row)
@@ -55,13 +50,13 @@ int yn_terminal_request_check(yn_db *db, const char *terminal, const void *body,
         return rc;
     uint8_t tag[YN_SIG_P256_LEN], mac[YN_BATCH_MAC_LEN];
     if (c.auth == YN_BATCH_AUTH_ECDSA_P256) /* a key pair: X-YN-SIG, and no MAC */
-        rc = !mac_hex && yn_sig_from_hex(sig_hex, tag, YN_SIG_P256_LEN) &&
+        rc = !mac_hex && yn_hex_decode_exact(sig_hex, tag, YN_SIG_P256_LEN) &&
                      yn_sig_p256_verify(c.key, body, len, tag) == YN_OK
                  ? YN_OK
                  : YN_EAUTH;
     else { /* a shared key: X-YN-MAC, and no signature */
         yn_batch_hmac(c.key, c.key_len, body, len, mac);
-        rc = !sig_hex && yn_sig_from_hex(mac_hex, tag, YN_BATCH_MAC_LEN) &&
+        rc = !sig_hex && yn_hex_decode_exact(mac_hex, tag, YN_BATCH_MAC_LEN) &&
                      CRYPTO_memcmp(tag, mac, YN_BATCH_MAC_LEN) == 0
                  ? YN_OK
                  : YN_EAUTH;
@@ -77,7 +72,7 @@ int yn_terminal_token_new(yn_db *db, const char *terminal, const char *canteen, 
     uint8_t raw[16], th[SHA256_DIGEST_LENGTH];
     if (RAND_bytes(raw, sizeof raw) != 1)
         return YN_EIO;
-    to_hex(raw, sizeof raw, token);
+    yn_hex_encode(raw, sizeof raw, token);
     SHA256((const uint8_t *)token, strlen(token), th);
     return YN_DB_RUN(db, "INSERT INTO tokens(token_hash, terminal, canteen) VALUES ($1, $2, $3)",
                      NULL, NULL, DB_BLOB(th, sizeof th), DB_TEXT(terminal), DB_TEXT(canteen));
@@ -155,7 +150,7 @@ int yn_terminal_enrol(yn_db *db, const char *token, int64_t terminal_last_seq,
     else
         yn_db_rollback(db);
     if (rc == YN_OK && !pubkey)
-        to_hex(key, sizeof key, key_hex);
+        yn_hex_encode(key, sizeof key, key_hex);
     OPENSSL_cleanse(key, sizeof key);
     return rc;
 }

@@ -53,26 +53,20 @@ static int roster_row(void *arg, const yn_db_row *row)
     struct part *p = arg;
     if (!room(p))
         return YN_ELIMIT;
-    yn_card_facts c = {.birth_ymd = (int32_t)yn_db_int(row, 1),
-                       .flags = (uint32_t)yn_db_int(row, 2),
-                       .district = (uint32_t)yn_db_int(row, 3),
-                       .street = (uint32_t)yn_db_int(row, 4),
-                       .expiry_ymd = (int32_t)yn_db_int(row, 5)};
-    const char *card_no = yn_db_text(row, 0);
-    snprintf(c.card_no, sizeof c.card_no, "%s", card_no);
-    p->last = yn_db_int(row, 6);
+    yn_card_facts c;
     yn_rules_fault f;
-    if (strlen(card_no) >= sizeof c.card_no || yn_rules_roster_card(&c, &f) != YN_OK) {
-        if (strlen(card_no) >= sizeof c.card_no)
-            f = (yn_rules_fault){"card_no", "must be 1..19 bytes of graphic ASCII"};
-        skip(p, "roster card", card_no, &f);
+    p->last = yn_db_int(row, 7);
+    if (!yn_db_card_of(row, &c, &f) || yn_rules_roster_card(&c, &f) != YN_OK) {
+        skip(p, "roster card", yn_db_text(row, 0), &f);
         return YN_OK;
     }
-    json_array_append_new(
-        p->items, json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "card_no", c.card_no, "birth_ymd",
-                            (json_int_t)c.birth_ymd, "flags", (json_int_t)c.flags, "district",
-                            (json_int_t)c.district, "street", (json_int_t)c.street, "expiry_ymd",
-                            (json_int_t)c.expiry_ymd));
+    json_t *card = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "card_no", c.card_no, "birth_ymd",
+                             (json_int_t)c.birth_ymd, "flags", (json_int_t)c.flags, "district",
+                             (json_int_t)c.district, "street", (json_int_t)c.street, "expiry_ymd",
+                             (json_int_t)c.expiry_ymd);
+    if (card && c.ident[0]) /* an entry is the card's whole state: no ident unbinds */
+        json_object_set_new(card, "ident", json_string(c.ident));
+    json_array_append_new(p->items, card);
     return YN_OK;
 }
 
@@ -82,16 +76,21 @@ static int blacklist_row(void *arg, const yn_db_row *row)
     if (!room(p))
         return YN_ELIMIT;
     yn_ledger_blacklist_entry e = {.seq = yn_db_int(row, 0), .lost = yn_db_int(row, 2) != 0};
-    const char *card_no = yn_db_text(row, 1);
+    const char *card_no = yn_db_text(row, 1), *ident = yn_db_text(row, 3);
     snprintf(e.card_no, sizeof e.card_no, "%s", card_no);
+    snprintf(e.ident, sizeof e.ident, "%s", ident);
     p->last = e.seq;
     yn_rules_fault f = {"card_no", "must be 1..19 bytes of graphic ASCII"};
-    if (strlen(card_no) >= sizeof e.card_no || yn_rules_blacklist(&e, &f) != YN_OK) {
-        skip(p, "blacklist change of card", card_no, &f);
+    if (strlen(card_no) >= sizeof e.card_no || strlen(ident) >= sizeof e.ident ||
+        yn_rules_blacklist(&e, &f) != YN_OK) {
+        skip(p, e.ident[0] ? "blacklist change of identifier" : "blacklist change of card",
+             e.ident[0] ? ident : card_no, &f);
         return YN_OK;
     }
+    /* a change names the card number or the identifier, never both */
     json_array_append_new(p->items, json_pack("{s:I, s:s, s:b}", "seq", (json_int_t)e.seq,
-                                              "card_no", e.card_no, "lost", e.lost));
+                                              e.ident[0] ? "ident" : "card_no",
+                                              e.ident[0] ? e.ident : e.card_no, "lost", e.lost));
     return YN_OK;
 }
 
@@ -177,12 +176,13 @@ int yn_updates_build(yn_db *db, const char *terminal, const yn_updates_have *hav
                           (const yn_db_val[]){DB_TEXT(terminal)}, 1, &version);
     if (rc == YN_OK)
         rc = fill(db,
-                  "SELECT card_no, birth_ymd, flags, district, street, expiry_ymd, version"
+                  "SELECT " YN_DB_CARD_COLUMNS ", version"
                   " FROM cards WHERE version > $1 ORDER BY version LIMIT $2",
                   roster_row, &roster);
     if (rc == YN_OK)
         rc = fill(db,
-                  "SELECT seq, card_no, lost FROM blacklist WHERE seq > $1 ORDER BY seq LIMIT $2",
+                  "SELECT seq, card_no, lost, ident FROM blacklist WHERE seq > $1 ORDER BY seq"
+                  " LIMIT $2",
                   blacklist_row, &bl);
     if (rc == YN_OK)
         rc = fill(db,
