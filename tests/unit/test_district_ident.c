@@ -289,6 +289,7 @@ static void test_schema2_upgraded(void **state)
         "ALTER TABLE quarantine DROP COLUMN served_by;"
         "ALTER TABLE cards DROP COLUMN ident;"
         "ALTER TABLE blacklist DROP COLUMN ident;"
+        "ALTER TABLE terminals DROP COLUMN key_type;"
         "UPDATE meta SET value = 2 WHERE key = 'schema_version'");
     assert_int_equal(count("SELECT COUNT(*) FROM pragma_table_info('records') WHERE name IN"
                            " ('identified', 'ident', 'supervisor', 'served_by')"),
