@@ -457,7 +457,10 @@ int yn_keystore_generate(yn_keystore *ks, bool replace, uint8_t pub[YN_KEYSTORE_
                ks->where);
     /* the pair there, if it works: a test signature verifies under its public key */
     uint8_t out[YN_KEYSTORE_MAC_LEN];
-    if (rc == YN_OK && (replace || probe(ks, YN_KEYID_TERMINAL, out) != YN_OK)) {
+    yn_keystore_key_info info;
+    bool there = rc == YN_OK && !replace &&
+                 ks->ops->inspect(ks, YN_KEYID_TERMINAL, &info) == YN_OK && info.present;
+    if (rc == YN_OK && (!there || probe(ks, YN_KEYID_TERMINAL, out) != YN_OK)) {
         made_here = true;
         bool generated = (rc = ks->ops->generate(ks, pub)) == YN_OK;
         if (generated && (rc = probe(ks, YN_KEYID_TERMINAL, out)) != YN_OK)
