@@ -775,9 +775,14 @@ static void validate(struct parse_state *st)
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key_desc *k = &keys[i];
         const char *path = field(c, k);
+        /* a key pair's file is made by the keystore (enrolment, yinian-flash
+         * provision --key-pair); once there it is checked as any secret */
+        bool made_later = path == c->keys.terminal_key &&
+                          c->keys.terminal_key_type == YN_KEY_ECDSA_P256 &&
+                          access(path, F_OK) != 0 && errno == ENOENT;
         if ((k->type == T_FILE || k->type == T_SECRET || k->type == T_PUBLIC ||
              k->type == T_LIBRARY) &&
-            path[0] && st->key_line[i])
+            path[0] && st->key_line[i] && !made_later)
             check_file(st, k, st->key_line[i], path, path);
     }
 }
