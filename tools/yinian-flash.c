@@ -22,6 +22,8 @@
  * (the message says why and what to do); 2 bad command line or input. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
