@@ -16,12 +16,16 @@
  * an atomic rename), so a kill or power cut at any point leaves a board that
  * starts a good version. YN_FLASH_STOP_AT=N makes the tool SIGKILL itself
  * right after its N-th durable step (the tests kill it at every step in turn).
- * Layout, bundle format and state file: tools/FLASH.md.
+ * This file is the command line; each job is a module of tools/flash/ (the
+ * slot state machine, pure, in slots.c). Layout, bundle format, state file and
+ * the modules: tools/FLASH.md.
  *
  * Exit codes: 0 done (boot: the active slot may start); 1 refused or failed
  * (the message says why and what to do); 2 bad command line or input. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 

@@ -1,6 +1,7 @@
 /* backup.c — the ledger around an update: the backup before a version that
  * migrates it, and the restore when that version is rolled back (the ledger's
  * own copy, yn_ledger_file_copy). */
+#include <stdio.h>
 
 #include "flash.h"
 #include "config.h"

@@ -1,5 +1,6 @@
 /* boot.c — boot (self-test a new slot, confirm it or roll back), status and
  * rollback by hand. */
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 

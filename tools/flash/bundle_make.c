@@ -1,9 +1,16 @@
 /* bundle_make.c — keygen, bundle and verify: the vendor's key pair, a
  * signed bundle made from a build, and a bundle checked and described. */
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "flash.h"

@@ -2,7 +2,13 @@
  * signature over them (checked before a byte is trusted), each payload file
  * against its hash. */
 #include <errno.h>
-#include <openssl/x509.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "flash.h"
 #include "fileio.h"

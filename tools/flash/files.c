@@ -2,10 +2,16 @@
  * copies put in place atomically, comparing files, and running the
  * firmware's programs with a time limit. */
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "flash.h"
 #include "fileio.h"

@@ -1,8 +1,12 @@
 /* install.c — install: verify the bundle, write the inactive slot, back up
  * the ledger, switch (each step durable; the decisions are slots.c's). */
 #include <errno.h>
-#include <openssl/x509.h>
-#include <sys/file.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>

@@ -1,8 +1,11 @@
 /* out.c — what yinian-flash tells the technician: steps and failures on
  * stderr (JSON events with --json), progress lines, and the durable steps the
  * crash tests kill it after (YN_FLASH_STOP_AT). */
-#include <openssl/x509.h>
-#include <sys/wait.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "flash.h"
 

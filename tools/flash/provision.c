@@ -3,6 +3,10 @@
 #include <errno.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "flash.h"

@@ -1,6 +1,9 @@
 /* root.c — the installation root on disk: its lock, the slot state file,
  * the current link, and recovering a state from the link alone. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>

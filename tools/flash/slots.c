@@ -1,12 +1,12 @@
 /* slots.c — the A/B slot state machine (pure): the state file, install and
  * rollback decisions, the start of a new slot. */
-#include "slots.h"
-
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "slots.h"
 
 #define SET_ERR(...) ((void)(err && errlen && snprintf(err, errlen, __VA_ARGS__) >= 0))
 
