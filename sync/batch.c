@@ -481,9 +481,10 @@ int yn_batch_frame_len(const uint8_t *f, size_t len, size_t *frame_len)
     uint64_t body_len = be_get(f + 56, 4);
     if (body_len > YN_BATCH_MAX_BODY)
         return YN_ELIMIT;
-    size_t n = YN_BATCH_HEADER_LEN + (size_t)body_len +
-               yn_batch_trailer_len(be_get(f + 6, 2) & YN_BATCH_FLAG_SIGNED ? YN_BATCH_AUTH_ECDSA_P256
-                                                                            : YN_BATCH_AUTH_HMAC);
+    size_t n =
+        YN_BATCH_HEADER_LEN + (size_t)body_len +
+        yn_batch_trailer_len(be_get(f + 6, 2) & YN_BATCH_FLAG_SIGNED ? YN_BATCH_AUTH_ECDSA_P256
+                                                                     : YN_BATCH_AUTH_HMAC);
     if (n > len)
         return YN_EPROTO;
     *frame_len = n;

@@ -18,12 +18,12 @@
 #include "status.h"
 
 #define YN_BATCH_MAGIC       "YNB1"
-#define YN_BATCH_VERSION     2       /* highest frame version read; 1 = 25 columns, 2 = 28 */
-#define YN_BATCH_HEADER_LEN  128     /* fixed header, bytes */
-#define YN_BATCH_MAC_LEN     32      /* HMAC-SHA256 trailer */
-#define YN_BATCH_SIG_LEN     64      /* ECDSA P-256 trailer (r ‖ s), flags bit 0 */
+#define YN_BATCH_VERSION     2   /* highest frame version read; 1 = 25 columns, 2 = 28 */
+#define YN_BATCH_HEADER_LEN  128 /* fixed header, bytes */
+#define YN_BATCH_MAC_LEN     32  /* HMAC-SHA256 trailer */
+#define YN_BATCH_SIG_LEN     64  /* ECDSA P-256 trailer (r ‖ s), flags bit 0 */
 #define YN_BATCH_TRAILER_MAX 64
-#define YN_BATCH_FLAG_SIGNED 0x0001 /* header flags: the trailer is a signature */
+#define YN_BATCH_FLAG_SIGNED 0x0001  /* header flags: the trailer is a signature */
 #define YN_BATCH_MAX_RECORDS 20000   /* records per batch */
 #define YN_BATCH_MAX_RAW     8388608 /* inflated body, bytes (the zip-bomb cap) */
 #define YN_BATCH_MAX_BODY    4194304 /* compressed body, bytes */
@@ -72,8 +72,7 @@ int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, co
  * the header's flag and the trailer's length (yn_batch_trailer_len); the
  * caller puts the HMAC or the signature of frame[0 .. len - trailer) there. */
 int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, size_t n,
-                             enum yn_batch_auth auth, uint8_t **out,
-                             size_t *out_len) YN_MUST_CHECK;
+                             enum yn_batch_auth auth, uint8_t **out, size_t *out_len) YN_MUST_CHECK;
 /* Bytes of the trailer of a frame authenticated so. */
 size_t yn_batch_trailer_len(enum yn_batch_auth auth);
 

@@ -198,15 +198,16 @@ int yn_sync_ack_verify(const char *ack, size_t len, yn_keystore *keys,
     const char *terminal, *head_hex, *tag_hex; /* "mac" (v 1) or "sig" (v 2) */
     json_int_t v, batch_id, first, last;
     int rc = YN_EPROTO;
-    if (j && json_unpack(j, "{s:I, s:s, s:I, s:I, s:I, s:s, s:s !}", "v", &v, "terminal", &terminal,
-                         "batch_id", &batch_id, "first_seq", &first, "last_seq", &last, "head_hash",
-                         &head_hex, pair ? "sig" : "mac", &tag_hex) == 0 &&
+    if (j &&
+        json_unpack(j, "{s:I, s:s, s:I, s:I, s:I, s:s, s:s !}", "v", &v, "terminal", &terminal,
+                    "batch_id", &batch_id, "first_seq", &first, "last_seq", &last, "head_hash",
+                    &head_hex, pair ? "sig" : "mac", &tag_hex) == 0 &&
         v == (pair ? 2 : 1)) {
         char head[65], msg[256];
         uint8_t tag[YN_SIG_ED25519_LEN], want[YN_KEYSTORE_MAC_LEN];
         yn_hex_encode(h->head_hash, 32, head);
-        size_t n = yn_batch_ack_text((int)v, terminal, batch_id, first, last, head_hex, msg,
-                                     sizeof msg);
+        size_t n =
+            yn_batch_ack_text((int)v, terminal, batch_id, first, last, head_hex, msg, sizeof msg);
         int arc = YN_EAUTH;
         if (pair) /* signed by the district's key: terminals hold its public half */
             arc = district_pub && yn_hex_decode_exact(tag_hex, tag, YN_SIG_ED25519_LEN)

@@ -275,8 +275,7 @@ static void check_token(struct ctx *c, struct result *r)
         } else {
             note(r, V_OK, NULL, "%s", info.detail);
             if (info.fingerprint[0])
-                json_object_set_new(r->data, "terminal_public_key",
-                                    json_string(info.fingerprint));
+                json_object_set_new(r->data, "terminal_public_key", json_string(info.fingerprint));
         }
     }
 }

@@ -96,8 +96,7 @@ static int enrol(const yn_config *cfg, const char *token)
                 "%s: correct [terminal] id\n",
                 id, cfg->path, cfg->terminal.id);
     if (pair)
-        printf("enrolled as terminal %s with its key pair in %s, public key %s\n", id, where,
-               fp);
+        printf("enrolled as terminal %s with its key pair in %s, public key %s\n", id, where, fp);
     else
         printf("enrolled as terminal %s; key stored in %s\n", id, where);
     return 0;

@@ -131,7 +131,8 @@ int yn_sig_p256_public(EVP_PKEY *key, uint8_t pub[YN_SIG_P256_PUB_LEN])
     return YN_OK;
 }
 
-void yn_sig_fingerprint(const uint8_t pub[YN_SIG_P256_PUB_LEN], char out[YN_SIG_FINGERPRINT_LEN + 1])
+void yn_sig_fingerprint(const uint8_t pub[YN_SIG_P256_PUB_LEN],
+                        char out[YN_SIG_FINGERPRINT_LEN + 1])
 {
     uint8_t h[SHA256_DIGEST_LENGTH];
     SHA256(pub, YN_SIG_P256_PUB_LEN, h);

@@ -592,8 +592,7 @@ int yn_keystore_inspect(yn_keystore *ks, enum yn_key_id id, yn_keystore_key_info
                  : pair                     ? "signature"
                                             : "MAC",
                  yn_strerror(works));
-    } else if (rc == YN_OK && info->works && pair &&
-               yn_keystore_public_key(ks, pub) == YN_OK) {
+    } else if (rc == YN_OK && info->works && pair && yn_keystore_public_key(ks, pub) == YN_OK) {
         yn_sig_fingerprint(pub, info->fingerprint);
         snprintf(info->detail + used, sizeof info->detail - used, "; public key %s",
                  info->fingerprint);

@@ -47,16 +47,16 @@ enum yn_key_type { YN_KEY_HMAC, YN_KEY_ECDSA_P256 };
 
 /* [keys] of board.conf. */
 typedef struct yn_keys_conf {
-    char source[PATH_MAX];          /* the board.conf they come from, named in messages */
-    char backend[YN_BACKEND_MAX];   /* file | pkcs11: where the secret keys live */
+    char source[PATH_MAX];              /* the board.conf they come from, named in messages */
+    char backend[YN_BACKEND_MAX];       /* file | pkcs11: where the secret keys live */
     enum yn_key_type terminal_key_type; /* hmac | ecdsa-p256: what the terminal key is */
-    char terminal_key[PATH_MAX]; /* file: secret, 0600: HMAC key (hex) or key pair (PEM) */
-    char card_master_key[PATH_MAX]; /* file: secret, 0600: AN10922 master key */
-    char issuer_pubkey[PATH_MAX];   /* card issuer's Ed25519 public key(s) */
-    char district_pubkey[PATH_MAX]; /* district's Ed25519 public key */
-    char pkcs11_module[PATH_MAX];   /* pkcs11: the token's module, not writable by others */
-    char token_label[33];           /* pkcs11: the token's label, 1..32 bytes */
-    char pin_file[PATH_MAX];        /* pkcs11: secret, 0600: the token's user PIN */
+    char terminal_key[PATH_MAX];        /* file: secret, 0600: HMAC key (hex) or key pair (PEM) */
+    char card_master_key[PATH_MAX];     /* file: secret, 0600: AN10922 master key */
+    char issuer_pubkey[PATH_MAX];       /* card issuer's Ed25519 public key(s) */
+    char district_pubkey[PATH_MAX];     /* district's Ed25519 public key */
+    char pkcs11_module[PATH_MAX];       /* pkcs11: the token's module, not writable by others */
+    char token_label[33];               /* pkcs11: the token's label, 1..32 bytes */
+    char pin_file[PATH_MAX];            /* pkcs11: secret, 0600: the token's user PIN */
 } yn_keys_conf;
 
 enum yn_key_id {
@@ -67,12 +67,12 @@ enum yn_key_id {
     YN_KEYID_COUNT
 };
 
-#define YN_KEY_MAX               4096 /* bytes of a decoded key file */
-#define YN_KEYSTORE_CARD_KEY_LEN 16   /* AES-128 card key */
-#define YN_KEYSTORE_MAC_LEN      32   /* HMAC-SHA256 */
+#define YN_KEY_MAX               4096                /* bytes of a decoded key file */
+#define YN_KEYSTORE_CARD_KEY_LEN 16                  /* AES-128 card key */
+#define YN_KEYSTORE_MAC_LEN      32                  /* HMAC-SHA256 */
 #define YN_KEYSTORE_SIG_LEN      YN_SIG_P256_LEN     /* ECDSA P-256 r ‖ s */
 #define YN_KEYSTORE_PUB_LEN      YN_SIG_P256_PUB_LEN /* its public key: 04 ‖ X ‖ Y */
-#define YN_KEYSTORE_TERMINAL_MIN 16   /* terminal key bytes */
+#define YN_KEYSTORE_TERMINAL_MIN 16                  /* terminal key bytes */
 #define YN_KEYSTORE_TERMINAL_MAX 64
 #define YN_KEYSTORE_CARD_MASTER  16 /* card master key bytes */
 #define YN_KEYSTORE_TOKEN_LABEL  32 /* PKCS#11 token labels are 32 bytes */

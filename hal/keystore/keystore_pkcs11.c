@@ -435,8 +435,8 @@ struct object {
 };
 
 /* Every object of this kind (class and label), up to MAX_COPIES. */
-static CK_RV find_all(struct p11 *p, CK_SESSION_HANDLE h, enum object_kind kind,
-                      struct object *out, int *n)
+static CK_RV find_all(struct p11 *p, CK_SESSION_HANDLE h, enum object_kind kind, struct object *out,
+                      int *n)
 {
     CK_OBJECT_CLASS cls = kinds[kind].cls;
     const char *label = kinds[kind].label;
@@ -496,8 +496,7 @@ static int find_key(struct p11 *p, CK_SESSION_HANDLE h, enum object_kind kind,
     CK_KEY_TYPE type = 0;
     CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof type};
     if ((*rv = p->f->C_GetAttributeValue(h, o.h, &a, 1)) != CKR_OK || type != kinds[kind].type) {
-        yn_err("keystore: token '%s': %s is not a %s key", p->label, label,
-               kinds[kind].type_name);
+        yn_err("keystore: token '%s': %s is not a %s key", p->label, label, kinds[kind].type_name);
         return *rv != CKR_OK ? status_of(*rv) : YN_EINVAL;
     }
     bool known_s = true, known_x = true, sensitive = true, extractable = false;
@@ -712,8 +711,8 @@ static int pair_public(struct p11 *p, CK_SESSION_HANDLE h, uint8_t pub[YN_KEYSTO
         if (a[0].ulValueLen != sizeof p256_params ||
             memcmp(params, p256_params, sizeof p256_params) != 0 ||
             !ec_point(point, a[1].ulValueLen, pub)) {
-            yn_err("keystore: token '%s': the public key of %s is not a point of P-256",
-                   p->label, LABEL_TERMINAL);
+            yn_err("keystore: token '%s': the public key of %s is not a point of P-256", p->label,
+                   LABEL_TERMINAL);
             return YN_EINVAL;
         }
         return YN_OK;
@@ -881,8 +880,8 @@ static int p11_inspect(yn_keystore *ks, enum yn_key_id id, yn_keystore_key_info 
     CK_RV rv = find_all(p, h, kind, objs, &n);
     info->copies = n;
     if (rv != CKR_OK || n == 0) {
-        snprintf(info->detail, sizeof info->detail, "token '%s' holds no %s%s%s%s", p->label,
-                 label, kind == OBJ_PRIVATE ? " key pair" : "", rv != CKR_OK ? ": " : "",
+        snprintf(info->detail, sizeof info->detail, "token '%s' holds no %s%s%s%s", p->label, label,
+                 kind == OBJ_PRIVATE ? " key pair" : "", rv != CKR_OK ? ": " : "",
                  rv != CKR_OK ? ckr_name(rv) : "");
         p->f->C_CloseSession(h);
         return rv != CKR_OK ? status_of(rv) : YN_OK;
@@ -905,9 +904,9 @@ static int p11_inspect(yn_keystore *ks, enum yn_key_id id, yn_keystore_key_info 
     else
         snprintf(size, sizeof size, "0 bytes");
     info->unreadable = k1 && k2 && sensitive && !extractable;
-    snprintf(info->detail, sizeof info->detail, "token '%s': %s, %s, generation %llu, %s, %s, %s%s%s",
-             p->label, label, size, (unsigned long long)o.generation,
-             sensitive ? "sensitive" : "NOT sensitive",
+    snprintf(info->detail, sizeof info->detail,
+             "token '%s': %s, %s, generation %llu, %s, %s, %s%s%s", p->label, label, size,
+             (unsigned long long)o.generation, sensitive ? "sensitive" : "NOT sensitive",
              extractable ? "EXTRACTABLE" : "not extractable",
              k3 && !modifiable ? "not modifiable" : "modifiable",
              k4 && never_extractable && (kind != OBJ_PRIVATE || (k5 && local))

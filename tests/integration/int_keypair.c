@@ -120,8 +120,7 @@ int main(void)
     yn_testkeys_open_pair(&kp, yn_testkeys_backend(), kdir, NULL, pub);
     char term[YN_LEDGER_ID_MAX], fp[YN_SIG_FINGERPRINT_LEN + 1];
     int rc = yn_sync_enrol(D.url, D.ca, token, &kp.ks, term, sizeof term);
-    CHECK(rc == YN_OK && strcmp(term, "T-KP") == 0, "enrol with the key pair: %s",
-          yn_strerror(rc));
+    CHECK(rc == YN_OK && strcmp(term, "T-KP") == 0, "enrol with the key pair: %s", yn_strerror(rc));
     CHECK(yn_keystore_public_key(&kp.ks, again) == YN_OK && memcmp(again, pub, sizeof pub) == 0,
           "enrolment kept the pair made before it");
     yn_sig_fingerprint(pub, fp);
@@ -132,8 +131,7 @@ int main(void)
     yn_testkeys hm;
     yn_testkeys_open_as(&hm, "file", hdir, NULL, NULL, 0);
     rc = yn_sync_enrol(D.url, D.ca, token_hmac, &hm.ks, term, sizeof term);
-    CHECK(rc == YN_OK && strcmp(term, "T-HM") == 0, "enrol with a shared key: %s",
-          yn_strerror(rc));
+    CHECK(rc == YN_OK && strcmp(term, "T-HM") == 0, "enrol with a shared key: %s", yn_strerror(rc));
 
     uint8_t dpub[64];
     size_t dpl;
@@ -161,8 +159,8 @@ int main(void)
     yn_testkeys other;
     yn_testkeys_open_pair(&other, "file", odir, NULL, NULL);
     yn_test_reply r = post_batch(l, &other.ks);
-    CHECK(r.status == 401 && r.body && strstr(r.body, "bad_mac"),
-          "a forged signature: %ld %s", r.status, r.body ? r.body : "");
+    CHECK(r.status == 401 && r.body && strstr(r.body, "bad_mac"), "a forged signature: %ld %s",
+          r.status, r.body ? r.body : "");
     yn_test_reply_free(&r);
     yn_testkeys mac;
     static const uint8_t mac_key[32] = {9, 9, 9};
@@ -174,8 +172,7 @@ int main(void)
           "a MACed frame from the key-pair terminal: %ld %s", r.status, r.body ? r.body : "");
     yn_test_reply_free(&r);
     static const char req[] = "{\"terminal\":\"T-KP\",\"after_seq\":0}";
-    r = yn_test_district_post(&D, "POST", "/v1/records", req, strlen(req), mac_key,
-                              sizeof mac_key);
+    r = yn_test_district_post(&D, "POST", "/v1/records", req, strlen(req), mac_key, sizeof mac_key);
     CHECK(r.status == 401, "an X-YN-MAC request from the key-pair terminal: %ld", r.status);
     yn_test_reply_free(&r);
     CHECK(held("T-KP") == made - 5, "nothing of the refused batches stored");

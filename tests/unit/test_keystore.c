@@ -510,9 +510,9 @@ static void pair_behaves(yn_testkeys *t, const uint8_t pub[YN_KEYSTORE_PUB_LEN])
     }
     /* a key-pair terminal has no shared key: no MAC, nothing imported */
     assert_int_equal(yn_keystore_mac(&t->ks, data, 10, mac), YN_ENOTSUP);
-    assert_int_equal(yn_keystore_store(&t->ks, YN_KEYID_TERMINAL, terminal_key,
-                                       sizeof terminal_key, true),
-                     YN_EINVAL);
+    assert_int_equal(
+        yn_keystore_store(&t->ks, YN_KEYID_TERMINAL, terminal_key, sizeof terminal_key, true),
+        YN_EINVAL);
     yn_keystore_key_info info;
     assert_int_equal(yn_keystore_inspect(&t->ks, YN_KEYID_TERMINAL, &info), YN_OK);
     assert_true(info.present && info.unreadable && info.works);
@@ -586,8 +586,7 @@ static void test_token_key_pair(void **state)
     raw_open(&r, &t);
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     const char *label = "yinian-terminal";
-    CK_ATTRIBUTE tp[] = {{CKA_CLASS, &cls, sizeof cls},
-                         {CKA_LABEL, (void *)label, strlen(label)}};
+    CK_ATTRIBUTE tp[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, (void *)label, strlen(label)}};
     CK_OBJECT_HANDLE o[4];
     CK_ULONG n = 0;
     assert_int_equal(r.f->C_FindObjectsInit(r.h, tp, 2), CKR_OK);

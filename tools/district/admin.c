@@ -478,8 +478,8 @@ int yn_admin_import_dir(yn_db *db, const char *dir, const uint8_t *district_priv
             YN_OK) {
             fprintf(stderr, "import: %s: skipped\n", err);
             rc = YN_EXIT_RUNTIME;
-        } else if (yn_ingest_frame(db, (const uint8_t *)frame, len, district_priv, (int64_t)time(NULL),
-                                   &g) != 0) {
+        } else if (yn_ingest_frame(db, (const uint8_t *)frame, len, district_priv,
+                                   (int64_t)time(NULL), &g) != 0) {
             fprintf(stderr, "import: %s: refused (%u %s): %s\n", path, g.status, g.code, g.message);
             rc = YN_EXIT_RUNTIME;
         } else if (!g.ack) { /* a key-pair terminal's: the district key signs its acknowledgement */

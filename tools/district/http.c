@@ -280,12 +280,11 @@ static int authentic(struct MHD_Connection *c, yn_db *db, json_t *j, const char 
     int rc = fits ? yn_terminal_request_check(db, term, body, len, mac, sig) : YN_ENOTFOUND;
     if (rc == YN_OK)
         return 0;
-    *ret = rc == YN_ENOTFOUND
-               ? reply_error(c, 403, "unknown_terminal", "terminal is not enrolled")
-           : rc == YN_EAUTH ? reply_error(c, 401, "bad_mac",
-                                          "request MAC or signature missing, of the other kind "
-                                          "than the terminal's key, or not verifying")
-                            : reply_storage(c, db, rc);
+    *ret = rc == YN_ENOTFOUND ? reply_error(c, 403, "unknown_terminal", "terminal is not enrolled")
+           : rc == YN_EAUTH   ? reply_error(c, 401, "bad_mac",
+                                            "request MAC or signature missing, of the other kind "
+                                              "than the terminal's key, or not verifying")
+                              : reply_storage(c, db, rc);
     return -1;
 }
 

@@ -41,8 +41,8 @@ typedef struct yn_ingest {
     /* between check and store */
     const uint8_t *frame; /* the caller's, kept until the reply */
     size_t frame_len;
-    yn_ledger_record *recs; /* decoded (malloc'd) */
-    yn_terminal_cred cred;  /* the terminal's, as enrolled */
+    yn_ledger_record *recs;       /* decoded (malloc'd) */
+    yn_terminal_cred cred;        /* the terminal's, as enrolled */
     const uint8_t *district_priv; /* signs a key-pair terminal's acknowledgement; may be NULL */
 } yn_ingest;
 

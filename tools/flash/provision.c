@@ -356,8 +356,7 @@ static int make_pair(yn_keystore *ks, bool replace)
     bool made = false;
     int rc = yn_keystore_generate(ks, replace, pair_pub, &made);
     if (rc != YN_OK)
-        return yn_fl_fail(EXIT_FAIL, "no terminal key pair in %s: %s", ks->where,
-                          yn_strerror(rc));
+        return yn_fl_fail(EXIT_FAIL, "no terminal key pair in %s: %s", ks->where, yn_strerror(rc));
     yn_fl_durable_step(made ? "provision: terminal key pair made" : "provision: key pair kept");
     return 0;
 }
@@ -574,10 +573,10 @@ int yn_fl_cmd_provision(const struct yn_fl_opts *o, int argc, char **argv)
         enrolled = true;
     }
     if (yn_fl.json)
-        yn_fl_emit(json_pack("{s:s, s:b, s:s, s:s, s:s, s:b, s:s, s:s}", "event", "result", "ok",
-                             1, "command", "provision", "terminal", o->terminal_id, "board_conf",
-                             conf, "enrolled", enrolled, "public_key",
-                             o->key_pair ? pub_hex : "", "public_key_fingerprint", fp));
+        yn_fl_emit(json_pack("{s:s, s:b, s:s, s:s, s:s, s:b, s:s, s:s}", "event", "result", "ok", 1,
+                             "command", "provision", "terminal", o->terminal_id, "board_conf", conf,
+                             "enrolled", enrolled, "public_key", o->key_pair ? pub_hex : "",
+                             "public_key_fingerprint", fp));
     else {
         printf("provisioned terminal %s (canteen %s, district %s, street %s): %s, keys in "
                "%s\n",
