@@ -284,7 +284,7 @@ static void check_token(struct ctx *c, struct result *r)
  * ecdsa-p256): PEM, not hex; the keystore reads it and signs a test text. */
 static void check_pair_file(struct ctx *c, struct result *r, const char *path)
 {
-    yn_keystore_key_info info;
+    yn_keystore_key_info info = {0};
     int rc = open_keys(c);
     if (rc == YN_OK)
         rc = yn_keystore_inspect(&c->keys, YN_KEYID_TERMINAL, &info);
