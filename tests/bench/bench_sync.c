@@ -91,7 +91,7 @@ int main(void)
     snprintf(url, sizeof url, "https://127.0.0.1:%d", D.port);
     uint8_t pub[64];
     size_t pl;
-    yn_testkeys keys; /* YN_KEYS_BACKEND: key files, or the token */
+    yn_testkeys keys;                         /* YN_KEYS_BACKEND: key files, or the token */
     const char *pair = getenv("YN_KEY_PAIR"); /* 1: a key pair signs (PROTOCOL.md §10) */
     if (pair && !strcmp(pair, "1"))
         yn_testkeys_open_pair(&keys, yn_testkeys_backend(), D.dir, NULL, NULL);
