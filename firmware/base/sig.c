@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hex.h"
+
 #define P256_HALF 32 /* bytes of r, of s, of a coordinate */
 
 /* pub as an OpenSSL key of P-256; NULL when it is not a point of it. */
@@ -136,8 +138,7 @@ void yn_sig_fingerprint(const uint8_t pub[YN_SIG_P256_PUB_LEN],
 {
     uint8_t h[SHA256_DIGEST_LENGTH];
     SHA256(pub, YN_SIG_P256_PUB_LEN, h);
-    for (int i = 0; i < YN_SIG_FINGERPRINT_LEN / 2; i++)
-        snprintf(out + 2 * i, 3, "%02x", h[i]);
+    yn_hex_encode(h, YN_SIG_FINGERPRINT_LEN / 2, out);
 }
 
 int yn_sig_ed25519_sign(const uint8_t priv[YN_SIG_ED25519_KEY_LEN], const void *msg, size_t len,
