@@ -6,7 +6,9 @@
  * half; signed batches, signed update requests and district-signed
  * acknowledgements then work, and the pair survives reopening the keystore.
  * Refused with 401, storing nothing: a batch signed by another pair, a
- * MACed batch and an X-YN-MAC request from the key-pair terminal. A terminal
+ * MACed batch, an X-YN-MAC request and one with neither header from the
+ * key-pair terminal, and an enrolment whose public key comes without its
+ * signature. A terminal
  * with a shared HMAC key syncs to the same server meanwhile. About 3 s. */
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "check.h"
 #include "client.h"
 #include "district.h"
+#include "hex.h"
 #include "keystore.h"
 #include "ledger.h"
 #include "log.h"
@@ -27,6 +30,7 @@
 #define NOW_UTC 1740990000
 
 static yn_test_district D;
+static const uint8_t mac_key[32] = {9, 9, 9}; /* a shared key no terminal has */
 
 /* n top-ups by terminal's ledger; *made counts them. */
 static void add_records(yn_ledger *l, int n, int64_t *made)
@@ -99,11 +103,12 @@ int main(void)
 {
     yn_log_init("int_keypair", YN_LOG_WARN, false);
     const char *build = getenv("BUILD"), *tmp = getenv("TMPDIR");
-    char dir_path[512], token[64] = "", token_hmac[64] = "";
+    char dir_path[512], token[64] = "", token_hmac[64] = "", token_unsigned[64] = "";
     snprintf(dir_path, sizeof dir_path, "%s/keypair", tmp && *tmp ? tmp : "/tmp");
     if (yn_test_district_init(&D, build ? build : "build/host", dir_path) != 0 ||
         yn_test_district_token(&D, "T-KP", token, sizeof token) != 0 ||
-        yn_test_district_token(&D, "T-HM", token_hmac, sizeof token_hmac) != 0)
+        yn_test_district_token(&D, "T-HM", token_hmac, sizeof token_hmac) != 0 ||
+        yn_test_district_token(&D, "T-KQ", token_unsigned, sizeof token_unsigned) != 0)
         return 1;
     pid_t srv = yn_test_district_start(&D, D.dkey, "none");
 
@@ -127,6 +132,17 @@ int main(void)
     CHECK(yn_test_sh("grep -q 'T-KP enrolled at .* with a key pair, public key %s' '%s/server.log'",
                      fp, D.dir) == 0,
           "the district enrolled public key %s", fp);
+    /* a public key without the signature that proves its private half: 401,
+     * and the token stays unspent */
+    char body[512], pub_hex[2 * YN_KEYSTORE_PUB_LEN + 1];
+    yn_hex_encode(pub, sizeof pub, pub_hex);
+    snprintf(body, sizeof body, "{\"token\":\"%s\",\"pubkey\":\"%s\"}", token_unsigned, pub_hex);
+    yn_test_reply r = yn_test_district_post(&D, "POST", "/v1/enrol", body, strlen(body), NULL, 0);
+    CHECK(r.status == 401, "enrolment with a public key and no X-YN-SIG: %ld", r.status);
+    yn_test_reply_free(&r);
+    r = yn_test_district_post(&D, "POST", "/v1/enrol", body, strlen(body), mac_key, sizeof mac_key);
+    CHECK(r.status == 401, "enrolment with a public key and X-YN-MAC: %ld", r.status);
+    yn_test_reply_free(&r);
     /* the HMAC terminal, as before */
     yn_testkeys hm;
     yn_testkeys_open_as(&hm, "file", hdir, NULL, NULL, 0);
@@ -158,12 +174,11 @@ int main(void)
     add_records(l, 5, &made);
     yn_testkeys other;
     yn_testkeys_open_pair(&other, "file", odir, NULL, NULL);
-    yn_test_reply r = post_batch(l, &other.ks);
+    r = post_batch(l, &other.ks);
     CHECK(r.status == 401 && r.body && strstr(r.body, "bad_mac"), "a forged signature: %ld %s",
           r.status, r.body ? r.body : "");
     yn_test_reply_free(&r);
     yn_testkeys mac;
-    static const uint8_t mac_key[32] = {9, 9, 9};
     snprintf(odir + strlen(odir), sizeof odir - strlen(odir), "-mac");
     mkdir(odir, 0700);
     yn_testkeys_open_as(&mac, "file", odir, NULL, mac_key, sizeof mac_key);
@@ -174,6 +189,9 @@ int main(void)
     static const char req[] = "{\"terminal\":\"T-KP\",\"after_seq\":0}";
     r = yn_test_district_post(&D, "POST", "/v1/records", req, strlen(req), mac_key, sizeof mac_key);
     CHECK(r.status == 401, "an X-YN-MAC request from the key-pair terminal: %ld", r.status);
+    yn_test_reply_free(&r);
+    r = yn_test_district_post(&D, "POST", "/v1/records", req, strlen(req), NULL, 0);
+    CHECK(r.status == 401, "a request with neither header: %ld", r.status);
     yn_test_reply_free(&r);
     CHECK(held("T-KP") == made - 5, "nothing of the refused batches stored");
 

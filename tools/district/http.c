@@ -218,7 +218,7 @@ static enum MHD_Result handle_enrol(struct server *s, struct MHD_Connection *c, 
     }
     /* a key pair proves it holds the private half: the body is signed by it */
     const char *sig_hex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-YN-SIG");
-    if (pub_hex && (!yn_hex_decode_exact(sig_hex, sig, sizeof sig) ||
+    if (pub_hex && (!sig_hex || !yn_hex_decode_exact(sig_hex, sig, sizeof sig) ||
                     yn_sig_p256_verify(pub, body, len, sig) != YN_OK)) {
         json_decref(j);
         return reply_error(c, 401, "bad_mac",

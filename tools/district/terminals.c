@@ -50,13 +50,13 @@ int yn_terminal_request_check(yn_db *db, const char *terminal, const void *body,
         return rc;
     uint8_t tag[YN_SIG_P256_LEN], mac[YN_BATCH_MAC_LEN];
     if (c.auth == YN_BATCH_AUTH_ECDSA_P256) /* a key pair: X-YN-SIG, and no MAC */
-        rc = !mac_hex && yn_hex_decode_exact(sig_hex, tag, YN_SIG_P256_LEN) &&
+        rc = !mac_hex && sig_hex && yn_hex_decode_exact(sig_hex, tag, YN_SIG_P256_LEN) &&
                      yn_sig_p256_verify(c.key, body, len, tag) == YN_OK
                  ? YN_OK
                  : YN_EAUTH;
     else { /* a shared key: X-YN-MAC, and no signature */
         yn_batch_hmac(c.key, c.key_len, body, len, mac);
-        rc = !sig_hex && yn_hex_decode_exact(mac_hex, tag, YN_BATCH_MAC_LEN) &&
+        rc = !sig_hex && mac_hex && yn_hex_decode_exact(mac_hex, tag, YN_BATCH_MAC_LEN) &&
                      CRYPTO_memcmp(tag, mac, YN_BATCH_MAC_LEN) == 0
                  ? YN_OK
                  : YN_EAUTH;
