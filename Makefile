@@ -14,6 +14,10 @@
 WITH_SYSLOG ?= 1
 # the real card reader through libnfc (PN532 and others)
 WITH_LIBNFC ?= 1
+# WITH_SIM: the simulated backends (reader, scale, io, display, clock, scripted
+# keypad) and the demo's card keys; on for the host build (tests, make run),
+# off for a board's daemon. A build that differs from its ARCH's default goes
+# to its own folder (build/aarch64-sim for the cross tests, build/host-nosim).
 
 ARCH    ?= host
 SAN     ?= 0
@@ -50,17 +54,20 @@ ifeq ($(ARCH),host)
 else
   WITH_POSTGRESQL ?= 0
 endif
+SIM_DEFAULT := $(if $(filter host,$(ARCH)),1,0)
+WITH_SIM    ?= $(SIM_DEFAULT)
+SIM_SUFFIX  := $(if $(filter $(SIM_DEFAULT),$(WITH_SIM)),,$(if $(filter 1,$(WITH_SIM)),-sim,-nosim))
 ifneq ($(ARCH),host)
   # target libraries are installed multiarch by tools/install-deps
   PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/$(TRIPLET)/pkgconfig:/usr/share/pkgconfig pkg-config
 endif
 
-BUILD := build/$(ARCH)$(if $(filter 1,$(SAN)),-san)$(if $(filter 1,$(FUZZ)),-fuzz)
+BUILD := build/$(ARCH)$(SIM_SUFFIX)$(if $(filter 1,$(SAN)),-san)$(if $(filter 1,$(FUZZ)),-fuzz)
 CC    := $(if $(filter 1,$(FUZZ)),clang,$(CROSS_COMPILE)gcc)
 AR    := $(CROSS_COMPILE)ar
 
 PKGS      := sqlite3 inih jansson libcrypto zlib libmodbus libcurl libmicrohttpd freetype2 libpng alsa libsystemd
-# headers only: the PKCS#11 header from p11-kit; the token's module is dlopen()ed (hal/KEYSTORE.md)
+# headers only: the PKCS#11 header from p11-kit; the token's module is dlopen()ed (hal/keystore/KEYSTORE.md)
 HDR_PKGS  := p11-kit-1
 TEST_PKGS := cmocka libssl
 # libfreefare: only the conformance test's client (tests/freefare), host only
@@ -99,15 +106,21 @@ ifeq ($(filter clean,$(MAKECMDGOALS)),)
   endif
 endif
 
+# The firmware's folders (one a layer, one a device class: README.md "Layers"),
+# found rather than listed; each is an include folder (-I) of its own.
+FW_SRCS     := $(sort $(shell find firmware hal sync -name '*.c'))
+FW_DIRS     := $(patsubst %/,%,$(sort $(dir $(shell find firmware hal sync -name '*.h'))))
+INC_FLAGS   := $(addprefix -I,$(FW_DIRS) tools/district tools/flash)
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wvla \
-               -D_GNU_SOURCE -Ifirmware -Ihal -Isync -Itools/district -MMD -MP \
+               -D_GNU_SOURCE $(INC_FLAGS) -MMD -MP \
                -DYN_VERSION='"$(VERSION)"' -DYN_GITREV='"$(GITREV)"' \
-               -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC) \
+               -DWITH_SYSLOG=$(WITH_SYSLOG) -DWITH_LIBNFC=$(WITH_LIBNFC) -DWITH_SIM=$(WITH_SIM) \
                -DWITH_POSTGRESQL=$(WITH_POSTGRESQL)
 # Time is 64-bit on every ARCH, armhf too (its glibc defaults to a 32-bit
-# time_t that wraps in January 2038). firmware/time64.h, forced into every
+# time_t that wraps in January 2038). firmware/base/time64.h, forced into every
 # file, refuses to compile without it. README.md "Cross-compiling".
-TIME64_CFLAGS := -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64 -include firmware/time64.h
+TIME64_H      := $(firstword $(shell find firmware -name time64.h))
+TIME64_CFLAGS := -D_TIME_BITS=64 -D_FILE_OFFSET_BITS=64 -include $(TIME64_H)
 ifeq ($(FUZZ),1)
   CFLAGS ?= -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
   LDFLAGS ?= -fsanitize=address,undefined
@@ -127,13 +140,23 @@ INT_LIBS   = $(shell $(PKG_CONFIG) --libs libssl)
 TEST_LIBS  = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS)) -lm
 
 # --- sources -------------------------------------------------------------
-# Library: every .c under firmware/ hal/ sync/ except program entry points.
-LIB_SRCS  := $(filter-out firmware/main.c,$(wildcard firmware/*.c hal/*.c sync/*.c))
+# The library: every .c under firmware/ hal/ sync/ but the daemon's main.c, as
+# one static archive per layer (README.md "Layers"), linked highest first.
+MAIN_SRC  := firmware/app/main.c
+LIB_SRCS  := $(filter-out $(MAIN_SRC),$(FW_SRCS))
 ifneq ($(WITH_LIBNFC),1)
-  LIB_SRCS := $(filter-out hal/nfc_libnfc%,$(LIB_SRCS))
+  LIB_SRCS := $(filter-out %/nfc_libnfc.c %/nfc_libnfc_child.c,$(LIB_SRCS))
+endif
+# The simulated backends and the demo's card keys (WITH_SIM above).
+SIM_SRCS  := $(filter $(addprefix %/,nfc_sim.c scale_sim.c io_sim.c display_sim.c clock_sim.c \
+               input_script.c demo.c),$(FW_SRCS))
+ifneq ($(WITH_SIM),1)
+  LIB_SRCS := $(filter-out $(SIM_SRCS),$(LIB_SRCS))
 endif
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
-LIB       := $(BUILD)/libyn.a
+LAYERS    := app sync ledger core hal base
+layer_dir  = $(if $(filter hal sync,$(1)),$(1),firmware/$(1))
+LIB       := $(foreach l,$(LAYERS),$(BUILD)/lib$(l).a)
 DAEMON    := $(BUILD)/yinian-pos
 # Tools: each tools/<name>.c is a program build/<arch>/<name>.
 TOOL_SRCS := $(wildcard tools/*.c)
@@ -141,7 +164,7 @@ TOOLS     := $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 # The device emulators' own code (tools/emu/: PN532, ISO 14443, the DESFire and
 # Classic card models, pty and control FIFO): a tools-only archive that the
 # daemon never links — the emulated cards are a second, independent
-# implementation of the card side (hal/READER.md).
+# implementation of the card side (hal/nfc/READER.md).
 EMU_SRCS  := $(wildcard tools/emu/*.c)
 EMU_OBJS  := $(EMU_SRCS:%.c=$(BUILD)/obj/%.o)
 EMU_LIB   := $(BUILD)/libynemu.a
@@ -153,6 +176,11 @@ ifneq ($(WITH_POSTGRESQL),1)
 endif
 DISTRICT_OBJS := $(DISTRICT_SRCS:%.c=$(BUILD)/obj/%.o)
 DISTRICT_LIB  := $(BUILD)/libdistrict.a
+# yinian-flash's modules (tools/flash/: the slot state machine, bundles, the
+# root on disk, each subcommand): linked by yinian-flash and test_flash_*.
+FLASH_SRCS := $(wildcard tools/flash/*.c)
+FLASH_OBJS := $(FLASH_SRCS:%.c=$(BUILD)/obj/%.o)
+FLASH_LIB  := $(BUILD)/libflash.a
 # Unit tests: tests/unit/test_<module>.c, one program each.
 TEST_SRCS := $(wildcard tests/unit/test_*.c)
 TESTS     := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -176,15 +204,16 @@ FF_CLIENT  := $(if $(and $(filter host,$(ARCH)),$(filter 1,$(WITH_LIBNFC))),$(BU
 INT_SRCS   := $(wildcard tests/integration/int_*.c)
 INTS       := $(INT_SRCS:tests/integration/%.c=$(BUILD)/tests/%)
 
-SOURCES := $(wildcard firmware/*.[ch] hal/*.[ch] sync/*.[ch] tools/*.[ch] tools/emu/*.[ch] \
-             tools/district/*.[ch] tests/*/*.[ch])
+SOURCES := $(sort $(shell find firmware hal sync tools tests -name '*.[ch]'))
 
 .SECONDARY:
-.PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross lint bench clean format
+.PHONY: fuzz fuzz-run all run screens check check-unit check-san check-integration check-cross \
+        check-cross-tests check-daemon check-archives lint bench clean format
 all: $(DAEMON) $(TOOLS)
 
 # Objects are rebuilt when a feature switch or CFLAGS change.
 FEATURES   := WITH_LIBNFC=$(WITH_LIBNFC) WITH_SYSLOG=$(WITH_SYSLOG) WITH_POSTGRESQL=$(WITH_POSTGRESQL) \
+              WITH_SIM=$(WITH_SIM) \
               CFLAGS=$(CFLAGS) VERSION=$(VERSION) $(TIME64_CFLAGS)
 FEATURES_F := $(BUILD)/.features
 ifneq ($(filter clean,$(MAKECMDGOALS)),clean)
@@ -196,15 +225,21 @@ $(BUILD)/obj/%.o: %.c $(FEATURES_F)
 	@$(if $(Q),echo '  CC      $<')
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support -Itools -c $< -o $@
 
-$(LIB): $(LIB_OBJS)
-	@mkdir -p $(@D)
-	$(Q)$(AR) rcs $@ $^
+# lib<layer>.a from the objects of that layer's folder (rebuilt whole: a file
+# moved to another layer leaves none behind)
+define layer_archive
+$(BUILD)/lib$(1).a: $(filter $(BUILD)/obj/$(call layer_dir,$(1))/%,$(LIB_OBJS))
+	@mkdir -p $$(@D)
+	@rm -f $$@
+	$$(Q)$$(AR) rcs $$@ $$^
+endef
+$(foreach l,$(LAYERS),$(eval $(call layer_archive,$(l))))
 
 $(EMU_LIB): $(EMU_OBJS)
 	@mkdir -p $(@D)
 	$(Q)$(AR) rcs $@ $^
 
-$(DAEMON): $(BUILD)/obj/firmware/main.o $(LIB)
+$(DAEMON): $(MAIN_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -220,6 +255,19 @@ $(BUILD)/tests/test_district_%: $(BUILD)/obj/tests/unit/test_district_%.o $(TSUP
 	@mkdir -p $(@D)
 	@$(if $(Q),echo '  LD      $@')
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(DISTRICT_LIBS) $(LIBS)
+
+$(FLASH_LIB): $(FLASH_OBJS)
+	@mkdir -p $(@D)
+	$(Q)$(AR) rcs $@ $^
+
+$(BUILD)/yinian-flash: $(BUILD)/obj/tools/yinian-flash.o $(FLASH_LIB) $(LIB)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/test_flash_%: $(BUILD)/obj/tests/unit/test_flash_%.o $(TSUP_OBJS) $(FLASH_LIB) $(LIB)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo '  LD      $@')
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(TEST_LIBS) $(LIBS)
 
 $(BUILD)/%: $(BUILD)/obj/tools/%.o $(EMU_LIB) $(LIB)
 	@$(if $(Q),echo '  LD      $@')
@@ -271,6 +319,7 @@ screens: $(BUILD)/tests/test_gallery
 
 # --- tests ---------------------------------------------------------------
 check: lint
+	$(MAKE) --no-print-directory WITH_SIM=0 CFLAGS=-O0 check-daemon
 	$(MAKE) --no-print-directory check-unit
 	$(MAKE) --no-print-directory check-unit SAN=1
 	$(MAKE) --no-print-directory check-integration
@@ -278,11 +327,10 @@ check: lint
 	@echo "make check: all suites passed"
 
 # The tap tests a second time with the keys in a SoftHSM2 token (a throwaway
-# token of each test, under $(BUILD)/tokens): hal/KEYSTORE.md.
+# token of each test, under $(BUILD)/tokens): hal/keystore/KEYSTORE.md.
 KEYS_BOTH_UNIT := $(BUILD)/tests/test_tap $(BUILD)/tests/test_terminal
-check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
-	@if nm $(DAEMON) | grep -qi picc; then \
-	  echo "check: the daemon links card-side (PICC) code; it belongs in tools/emu"; exit 1; fi
+check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS) check-archives
+	tests/daemon-symbols $(DAEMON) $(WITH_SIM)
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 	@mkdir -p $(BUILD)/tokens
 	YN_KEYS_BACKEND=pkcs11 TMPDIR=$(abspath $(BUILD))/tokens tests/run-unit "" $(KEYS_BOTH_UNIT)
@@ -292,8 +340,29 @@ check-unit: $(TESTS) $(CRASHES) $(DAEMON) $(TOOLS)
 check-integration: all $(CRASHES) $(INTS) $(FF_CLIENT)
 	YN_PG_FAST=1 tests/with-postgres $(BUILD)/pg env BUILD=$(BUILD) tests/run-integration
 
+# Each layer's archive, whole, links with the layers below it alone: no call
+# goes up (the hal archive links on its own, with base).
+check-archives: $(LIB)
+	@echo 'int main(void) { return 0; }' >$(BUILD)/stub.c
+	@set -e; set -- $(LIB); while [ $$# -gt 0 ]; do a=$$1; shift; \
+	  $(CC) $(LDFLAGS) -o $(BUILD)/stub $(BUILD)/stub.c -Wl,--whole-archive $$a \
+	    -Wl,--no-whole-archive $$* $(LIBS) || { echo "check: $$a calls a higher layer"; exit 1; }; \
+	done; rm -f $(BUILD)/stub $(BUILD)/stub.c
+	@echo "archives: each of $(LAYERS) links with the layers below it only"
+
+# A daemon without the simulated backends (a board's): no emulator, card-side
+# or sim code in it (tests/daemon-symbols).
+check-daemon: $(DAEMON)
+	tests/daemon-symbols $(DAEMON) $(WITH_SIM)
+
+# The unit tests need the simulated backends: built apart (build/<arch>-sim)
+# from the board's daemon, which is checked to have none.
 check-cross:
 	@test "$(ARCH)" != host || { echo "check-cross needs ARCH=aarch64 or ARCH=armhf"; exit 2; }
+	$(MAKE) --no-print-directory ARCH=$(ARCH) WITH_SIM=0 check-daemon
+	$(MAKE) --no-print-directory ARCH=$(ARCH) WITH_SIM=1 check-cross-tests
+
+check-cross-tests:
 	$(MAKE) --no-print-directory ARCH=$(ARCH) $(TESTS) all
 	tests/run-unit "$(RUN_TARGET)" $(TESTS)
 	tests/time-abi $(BUILD) $(CC) "$(shell $(PKG_CONFIG) --cflags $(PKGS) $(HDR_PKGS) $(TEST_PKGS)) $(NFC_CFLAGS)" \
@@ -316,9 +385,11 @@ fuzz-run: $(FUZZERS)
 
 lint:
 	@command -v cppcheck >/dev/null || tools/install-deps
+	tests/lint-layers --self-test
+	tests/lint-layers
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 	  --inline-suppr --suppress=missingIncludeSystem -D__GNUC__ -D_GNU_SOURCE \
-	  -Ifirmware -Ihal -Isync -Itools/district -DWITH_POSTGRESQL=1 firmware hal sync tools tests
+	  $(INC_FLAGS) -DWITH_POSTGRESQL=1 firmware hal sync tools tests
 	clang-format --dry-run -Werror $(SOURCES)
 
 format:

@@ -47,7 +47,7 @@ int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, co
                     size_t key_len, uint8_t **out, size_t *out_len) YN_MUST_CHECK;
 
 /* The same frame with its MAC trailer zero, for a terminal whose keystore
- * computes the MAC (hal/keystore.h: the key may never leave a token): the
+ * computes the MAC (hal/keystore/keystore.h: the key may never leave a token): the
  * caller puts HMAC-SHA256(key, frame[0 .. len - 32)) in the last 32 bytes. */
 int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, size_t n,
                              uint8_t **out, size_t *out_len) YN_MUST_CHECK;

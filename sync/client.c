@@ -15,7 +15,9 @@
 
 #include "batch.h"
 #include "clock.h"
+#include "hex.h"
 #include "log.h"
+#include "timeutil.h"
 
 #define REPLY_MAX         (YN_UPDATE_MAX_BODY + 1024)
 #define RECORDS_MAX_BYTES 8388608 /* what /v1/records may send at once (its cap) */
@@ -69,13 +71,6 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     else if (strncasecmp(line, "X-YN-More:", 10) == 0)
         b->more = atoi(line + 10) == 1;
     return len;
-}
-
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
-    out[2 * n] = '\0';
 }
 
 /* Common TLS settings: verification on, https only, bounded time. */
@@ -190,11 +185,11 @@ int yn_sync_ack_verify(const char *ack, size_t len, yn_keystore *keys, const yn_
                          &head_hex, "mac", &mac_hex) == 0) {
         char head[65], msg[256], want[65];
         uint8_t mac[32];
-        to_hex(h->head_hash, 32, head);
+        yn_hex_encode(h->head_hash, 32, head);
         int n = snprintf(msg, sizeof msg, "YNACK1 %s %lld %lld %lld %s", terminal,
                          (long long)batch_id, (long long)first, (long long)last, head_hex);
         int mrc = yn_keystore_mac(keys, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0, mac);
-        to_hex(mac, 32, want);
+        yn_hex_encode(mac, 32, want);
         if (mrc != YN_OK)
             rc = mrc; /* the keystore could not say */
         else if (strlen(mac_hex) != 64 || CRYPTO_memcmp(want, mac_hex, 64) != 0)
@@ -369,7 +364,7 @@ static int restore(yn_sync *s, yn_ledger *l, const yn_ledger_health *h, int64_t 
                      s->o.terminal_id, (long long)head, RECORDS_MAX_BYTES);
         if ((rc = yn_keystore_mac(s->o.keys, body, (size_t)n, mac)) != YN_OK)
             break;
-        to_hex(mac, 32, mac_hex);
+        yn_hex_encode(mac, 32, mac_hex);
         reply_buf r;
         st->requests++;
         rc = post(s->curl, s->o.url, "/v1/records", s->o.ca_file, s->o.client_cert, s->o.client_key,
@@ -508,7 +503,7 @@ int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
     int rc = yn_keystore_mac(s->o.keys, body, (size_t)n, mac);
     if (rc != YN_OK)
         return rc;
-    to_hex(mac, 32, mac_hex);
+    yn_hex_encode(mac, 32, mac_hex);
     reply_buf r;
     rc = post(s->curl, s->o.url, "/v1/updates", s->o.ca_file, s->o.client_cert, s->o.client_key,
               s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
@@ -678,7 +673,7 @@ static void *sync_main(void *arg)
         }
         pthread_mutex_lock(&t->mu);
         /* monotonic: a step of the wall clock neither stalls nor hurries sync */
-        struct timespec until = yn_clock_mono_deadline(yn_clock_mono_now_ms() + wait_ms);
+        struct timespec until = yn_clock_mono_deadline(yn_time_mono_ms() + wait_ms);
         while (!t->stop && pthread_cond_timedwait(&t->cv, &t->mu, &until) == 0)
             ;
     }

@@ -39,7 +39,7 @@ typedef struct yn_sync_opts {
     /* The time to stamp sync marks (last sync, acknowledgements, allocations)
      * with, from the caller's clock: its estimate while the wall clock is
      * known to be wrong, the same time the counter's records get — so the
-     * offline cap compares like with like (hal/clock.h). Called from the sync
+     * offline cap compares like with like (hal/clock/clock.h). Called from the sync
      * thread: must be thread-safe. NULL: the system's wall clock. */
     int64_t (*now_utc_s)(void *arg);
     void *arg; /* passed to the three callbacks */

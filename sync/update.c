@@ -191,7 +191,7 @@ static int get_id(perr *e, json_t *obj, const char *key, const char *where, char
     return YN_OK;
 }
 
-/* An optional identifier of an identity-only card (firmware/ident.h): absent
+/* An optional identifier of an identity-only card (firmware/core/ident.h): absent
  * is "". */
 static int get_ident(perr *e, json_t *obj, const char *where, char dst[YN_IDENT_MAX])
 {

@@ -1,7 +1,7 @@
 /* yinian-card — for issuing offices and technicians: make issuer keys, issue
  * (personalise) cards, read and verify them, wipe their stamp, issue test
  * cards in bulk from a CSV file, and enrol a card another issuer made (an
- * identity-only card, firmware/CARD.md §8): its identifier read through the
+ * identity-only card, firmware/core/CARD.md §8): its identifier read through the
  * reader, written as the roster line the district imports.
  *
  * Cards are written either through a reader named in a board.conf (--config:
@@ -19,14 +19,19 @@
 #include <string.h>
 #include <time.h>
 
+#include "an10922.h"
 #include "card.h"
 #include "config.h"
+#include "hal.h"
 #include "fileio.h"
+#include "hex.h"
 #include "ident.h"
 #include "keystore.h"
 #include "log.h"
 #include "nfc.h"
+#if WITH_SIM
 #include "nfc_sim.h"
+#endif
 
 enum { EXIT_CARD = 1, EXIT_USAGE = 2 };
 
@@ -150,13 +155,6 @@ static int load_issuer(const char *path, uint8_t priv[YN_CARD_PRIVKEY_LEN])
     return rc;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
-    out[2 * n] = '\0';
-}
-
 /* Append one virtual card line (label|type|uid|key|record|stamp) to path. */
 static int append_sim(const char *path, const char *label, const char *type, const uint8_t *uid,
                       size_t uid_len, const uint8_t key[16], const uint8_t *record,
@@ -172,9 +170,9 @@ static int append_sim(const char *path, const char *label, const char *type, con
         return YN_EIO;
     }
     char u[2 * YN_CARD_UID_MAX + 1], k[33], r[2 * YN_CARD_RECORD_MAX + 1];
-    hex(uid, uid_len, u);
-    hex(key, 16, k);
-    hex(record, record_len, r);
+    yn_hex_encode(uid, uid_len, u);
+    yn_hex_encode(key, 16, k);
+    yn_hex_encode(record, record_len, r);
     fprintf(f, "%s|%s|%s|%s|%s|\n", label, type, u, k, r);
     return fclose(f) == 0 ? YN_OK : YN_EIO;
 }
@@ -193,17 +191,19 @@ static int parse_uid(const char *s, uint8_t uid[YN_CARD_UID_MAX], size_t *len)
 static int open_reader(const char *config, yn_config *cfg, yn_nfc *nfc, yn_nfc_tag *tag)
 {
     yn_config_errors errs;
-    int rc = yn_config_load(config, cfg, &errs);
+    int rc = yn_config_load(config, yn_hal_backend_ok, cfg, &errs);
     if (rc != YN_OK) {
         for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
             fprintf(stderr, "%s\n", errs.msg[i]);
         return YN_ECONFIG;
     }
-    if ((rc = yn_nfc_open(nfc, cfg)) != YN_OK)
+    if ((rc = yn_nfc_open(nfc, &cfg->reader)) != YN_OK)
         return rc;
     rc = YN_ENOCARD;
+#if WITH_SIM
     if (nfc->ops == &yn_nfc_sim_ops && yn_nfc_sim_count(nfc) > 0)
         rc = yn_nfc_sim_present(nfc, 0); /* a sim reader has no hand to tap */
+#endif
     for (int waited = 0; waited < 10000 && rc != YN_ENODEV; waited += 100) {
         rc = yn_nfc_poll(nfc, 100, tag);
         if (rc != YN_ENOCARD)
@@ -230,7 +230,7 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
         return EXIT_CARD;
     }
     char text[2 * YN_CARD_PRIVKEY_LEN + 80], h[2 * YN_CARD_PRIVKEY_LEN + 1];
-    hex(priv, sizeof priv, h);
+    yn_hex_encode(priv, sizeof priv, h);
     int n = snprintf(text, sizeof text, "# issuer private key, version %02x — keep secret\n%s\n",
                      o->key_version, h);
     explicit_bzero(priv, sizeof priv);
@@ -239,7 +239,7 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
     if (rc != YN_OK)
         return EXIT_CARD;
     FILE *f = fopen(argv[1], "a");
-    hex(pub, sizeof pub, h);
+    yn_hex_encode(pub, sizeof pub, h);
     if (!f || fprintf(f, "%02x %s\n", o->key_version, h) < 0 || fclose(f) != 0) {
         fprintf(stderr, "yinian-card: cannot append to %s\n", argv[1]);
         return EXIT_CARD;
@@ -248,7 +248,7 @@ static int cmd_keygen(int argc, char **argv, const struct opts *o)
     return 0;
 }
 
-/* Key 0 of the DESFire application (firmware/CARD.md §5): AN10922 like the
+/* Key 0 of the DESFire application (firmware/core/CARD.md §5): AN10922 like the
  * card key, from the issuer's application master (--app-master, else the
  * district master) with its own system identifier, so key 0 ≠ key 1 even
  * from one master. */
@@ -269,8 +269,8 @@ static int issue_keys_for(const struct opts *o, const uint8_t master[16], const 
         memcpy(app_master, master, sizeof app_master);
     int rc = yn_card_key_for_uid(master, tag->uid, tag->uid_len, k->card_key);
     if (rc == YN_OK)
-        rc = yn_card_diversify(app_master, tag->uid, tag->uid_len, yn_card_aid, key0_sysid,
-                               sizeof key0_sysid, k->issuer_key);
+        rc = yn_an10922_diversify(app_master, tag->uid, tag->uid_len, yn_card_aid, YN_CARD_AID_LEN,
+                                  key0_sysid, sizeof key0_sysid, k->issuer_key);
     explicit_bzero(app_master, sizeof app_master);
     if (rc == YN_OK && o->picc_key) {
         rc = yn_key_file_load(o->picc_key, true, "PICC master key", k->picc_key, sizeof k->picc_key,
@@ -376,7 +376,7 @@ static int issue_one(const struct opts *o, const uint8_t master[16], const uint8
             return EXIT_CARD;
     }
     char u[2 * YN_CARD_UID_MAX + 1];
-    hex(uid, uid_len, u);
+    yn_hex_encode(uid, uid_len, u);
     printf("issued card %s on UID %s (key version %02x)\n", rec.card_no, u, rec.key_version);
     return 0;
 }
@@ -439,15 +439,20 @@ static int cmd_read(const struct opts *o)
         if ((rc = open_reader(o->config, &cfg, &nfc, &tag)) != YN_OK)
             return rc == YN_ECONFIG ? EXIT_USAGE : EXIT_CARD;
     } else {
+#if WITH_SIM
         yn_config_defaults(&cfg);
         snprintf(cfg.reader.sim_cards, sizeof cfg.reader.sim_cards, "%s", o->cards);
-        if (yn_nfc_open(&nfc, &cfg) != YN_OK)
+        if (yn_nfc_open(&nfc, &cfg.reader) != YN_OK)
             return EXIT_USAGE;
         if (yn_nfc_sim_present(&nfc, o->index) != YN_OK || yn_nfc_poll(&nfc, 0, &tag) != YN_OK) {
             fprintf(stderr, "yinian-card: %s has no card %d\n", o->cards, o->index);
             yn_nfc_close(&nfc);
             return EXIT_USAGE;
         }
+#else
+        fprintf(stderr, "yinian-card: --cards needs the simulated reader (a WITH_SIM=1 build)\n");
+        return EXIT_USAGE;
+#endif
     }
     char u[2 * YN_UID_MAX + 1];
     yn_nfc_uid_hex(&tag, u, sizeof u);

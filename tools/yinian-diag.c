@@ -45,16 +45,21 @@
 #include "client.h"
 #include "clock.h"
 #include "config.h"
+#include "hal.h"
 #include "display.h"
 #include "fileio.h"
+#include "hex.h"
 #include "io.h"
 #include "keystore.h"
 #include "ledger.h"
 #include "log.h"
 #include "nfc.h"
+#if WITH_SIM
 #include "nfc_sim.h"
+#endif
 #include "scale.h"
 #include "tap.h"
+#include "timeutil.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -99,7 +104,7 @@ struct ctx {
 static int open_keys(struct ctx *c)
 {
     if (c->keys_rc < 0)
-        c->keys_rc = yn_keystore_open(&c->keys, NULL, &c->cfg);
+        c->keys_rc = yn_keystore_open(&c->keys, NULL, &c->cfg.keys);
     return c->keys_rc;
 }
 
@@ -355,7 +360,7 @@ static void check_reader(struct ctx *c, struct result *r)
 {
     char what[200], advice[PATH_MAX + 600];
     json_object_set_new(r->data, "backend", json_string(c->cfg.reader.backend));
-    int rc = yn_nfc_open(&c->nfc, &c->cfg);
+    int rc = yn_nfc_open(&c->nfc, &c->cfg.reader);
     if (rc != YN_OK) {
         snprintf(advice, sizeof advice,
                  "check the reader's cable and power and [reader] connstring (now '%s'); if "
@@ -403,17 +408,20 @@ static void check_card(struct ctx *c, struct result *r)
              yn_strerror(rc));
         return;
     }
-    if (strcmp(c->cfg.reader.backend, "sim") == 0 && yn_nfc_sim_present(&c->nfc, 0) != YN_OK)
+    bool sim = strcmp(c->cfg.reader.backend, "sim") == 0;
+#if WITH_SIM
+    if (sim && yn_nfc_sim_present(&c->nfc, 0) != YN_OK)
         note(r, V_WARN, NULL, "the sim reader has no virtual card to present");
-    else if (strcmp(c->cfg.reader.backend, "sim") != 0) {
+#endif
+    if (!sim) {
         fprintf(stderr, "yinian-diag: tap a card on the reader (waiting %d s)\n",
                 c->card_timeout_s);
     }
     yn_nfc_tag tag;
-    int64_t until_ms = yn_clock_mono_now_ms() + (int64_t)c->card_timeout_s * 1000;
+    int64_t until_ms = yn_time_mono_ms() + (int64_t)c->card_timeout_s * 1000;
     do
         rc = yn_nfc_poll(&c->nfc, 500, &tag);
-    while (rc == YN_ENOCARD && yn_clock_mono_now_ms() < until_ms);
+    while (rc == YN_ENOCARD && yn_time_mono_ms() < until_ms);
     if (rc != YN_OK) {
         note(r, rc == YN_ENOCARD ? V_WARN : V_FAIL,
              "hold a card flat on the reader and run again with --card; if a card never shows, "
@@ -459,7 +467,7 @@ static void check_scale(struct ctx *c, struct result *r)
              "check the scale's power and RS-485 cable (A/B not swapped) and [scale] device "
              "'%s', baud %d, slave_id %d; stop yinian-pos if it is running",
              c->cfg.scale.line.device, c->cfg.scale.line.baud, c->cfg.scale.line.slave_id);
-    int rc = yn_scale_open(&scale, &c->cfg);
+    int rc = yn_scale_open(&scale, &c->cfg.scale);
     if (rc != YN_OK) {
         note(r, V_FAIL, advice, "%s scale at %s does not open: %s", c->cfg.scale.backend,
              c->cfg.scale.line.device, yn_strerror(rc));
@@ -503,7 +511,7 @@ static void check_io(struct ctx *c, struct result *r)
              "check the I/O module's power and cable and [io] device '%s', slave_id %d; stop "
              "yinian-pos if it is running",
              c->cfg.io.line.device, c->cfg.io.line.slave_id);
-    int rc = yn_io_open(&io, &c->cfg);
+    int rc = yn_io_open(&io, &c->cfg.io);
     if (rc != YN_OK) {
         note(r, V_FAIL, advice, "%s I/O module does not open: %s", c->cfg.io.backend,
              yn_strerror(rc));
@@ -533,7 +541,7 @@ static void check_display(struct ctx *c, struct result *r)
                                     "(group video); check the panel's cable"
                                   : "check that the folder %s exists and is writable",
              strcmp(b, "fb") == 0 ? c->cfg.display.device : c->cfg.display.snapshot_dir);
-    int rc = yn_display_open(&d, &c->cfg);
+    int rc = yn_display_open(&d, &c->cfg.display);
     if (rc != YN_OK) {
         note(r, V_FAIL, advice, "%s display does not open: %s", b, yn_strerror(rc));
         return;
@@ -1029,13 +1037,6 @@ static int open_terminal(struct ctx *c, yn_ledger **l)
     return 0;
 }
 
-static void hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", b[i]);
-    out[2 * n] = '\0';
-}
-
 static int write_json(const char *path, json_t *doc)
 {
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -1097,8 +1098,8 @@ static int export_batch(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *key
     if (rc == YN_OK) {
         uint8_t sha[SHA256_DIGEST_LENGTH];
         SHA256(frame, len, sha);
-        hex(sha, sizeof sha, sha_hex);
-        hex(h.head_hash, sizeof h.head_hash, head_hex);
+        yn_hex_encode(sha, sizeof sha, sha_hex);
+        yn_hex_encode(h.head_hash, sizeof h.head_hash, head_hex);
         memcpy(head, h.head_hash, YN_LEDGER_HASH_LEN);
         int64_t s[4] = {0}, meals = 0;
         for (uint32_t i = 0; i < h.count; i++) {
@@ -1178,7 +1179,7 @@ static int cmd_export(struct ctx *c, const char *dir)
         goto out;
     }
     char path[PATH_MAX], head_hex[65], created[32];
-    hex(head, sizeof head, head_hex);
+    yn_hex_encode(head, sizeof head, head_hex);
     fmt_utc(now, created, sizeof created);
     json_t *man = json_pack(
         "{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:O, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:s}", "v", 1,
@@ -1416,7 +1417,7 @@ int main(int argc, char **argv)
     yn_log_init("yinian-diag", verbose ? YN_LOG_DEBUG : YN_LOG_ERR, false);
     /* the checks say what is wrong themselves; the firmware's lines only with --verbose */
     yn_log_quiet(!verbose && !cmd);
-    int rc = yn_config_load(c.config_path, &c.cfg, &c.errs);
+    int rc = yn_config_load(c.config_path, yn_hal_backend_ok, &c.cfg, &c.errs);
     c.config_usable = rc == YN_OK;
     if (rc == YN_ECONFIG) {
         c.config_usable = true; /* only key files wrong: the values are all there */

@@ -18,7 +18,6 @@
 #include "card.h"
 #include "db.h"
 #include "fileio.h"
-#include "files.h"
 #include "http.h"
 #include "keystore.h"
 #include "report.h"

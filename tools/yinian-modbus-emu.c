@@ -6,11 +6,11 @@
  *                     [--control FIFO] [--state FILE] [--weight G] [--line-baud B]
  *                     [--verbose]
  *
- * The firmware's "modbus" backends (hal/scale_modbus.c, hal/io_modbus.c), and
+ * The firmware's "modbus" backends (hal/scale/scale_modbus.c, hal/io/io_modbus.c), and
  * Debian's mbpoll, talk to LINK unmodified. The scale holds the same net
- * weight in several layouts at once (hal/MODBUS.md, "The emulated devices"),
+ * weight in several layouts at once (hal/chips/MODBUS.md, "The emulated devices"),
  * so one emulator serves every register map the tests configure. Control
- * commands, one a line, on the FIFO: see usage() and hal/MODBUS.md. After
+ * commands, one a line, on the FIFO: see usage() and hal/chips/MODBUS.md. After
  * every change (a coil written, a tare, a command) the state file is
  * rewritten atomically (key=value lines), for tests to read. */
 #include <errno.h>
@@ -686,7 +686,7 @@ static void usage(void)
             "  --weight G      net weight at start (default 0)\n"
             "  --line-baud B   answer as late as a real 8N1 line at B baud would (default 0:\n"
             "                  at once; a pty moves bytes at memory speed)\n"
-            "Register map: hal/MODBUS.md.\n");
+            "Register map: hal/chips/MODBUS.md.\n");
 }
 
 int main(int argc, char **argv)

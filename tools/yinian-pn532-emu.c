@@ -8,7 +8,7 @@
  * it unmodified through the connstring pn532_uart:PATH. The cards are the
  * independent card models of tools/emu/ (DESFire EV1, Classic 1K, a type B
  * card); the PN532 side follows the PN532 user manual (UM0701-02) and the
- * activation ISO/IEC 14443-3/-4. hal/READER.md ("The emulated PN532") lists
+ * activation ISO/IEC 14443-3/-4. hal/nfc/READER.md ("The emulated PN532") lists
  * the commands, the card file, the control grammar and the timing model. */
 #include <errno.h>
 #include <limits.h>
@@ -33,7 +33,7 @@
 #define CARDS_MAX 64
 #define OUTQ      4
 
-/* The 颐年卡 layouts (firmware/CARD.md §5-6) the loader builds issued cards with. */
+/* The 颐年卡 layouts (firmware/core/CARD.md §5-6) the loader builds issued cards with. */
 static const uint8_t our_aid[3] = {0x4E, 0x59, 0xF5};
 static const uint8_t foreign_aid[3] = {0x01, 0x55, 0x48}; /* "a transit application" */
 #define OUR_KEY_SETTINGS 0x0B
@@ -1150,7 +1150,7 @@ static void usage(void)
             "                        short, garbage, status80, tear N before|after, none\n"
             "  --present N     start with card N (0-based line among the cards) in the field\n"
             "  --timing        answer as late as a real PN532, RF link and card would\n"
-            "                  (hal/READER.md \"Timing model\"); default: at once\n");
+            "                  (hal/nfc/READER.md \"Timing model\"); default: at once\n");
 }
 
 int main(int argc, char **argv)

@@ -107,7 +107,7 @@ static int measure(const char *link, const char *prefix, int reads, int weighs)
     }
     yn_scale sc;
     yn_weight w = {0};
-    int rc = yn_scale_open(&sc, &cfg), failed = 0;
+    int rc = yn_scale_open(&sc, &cfg.scale), failed = 0;
     for (int i = 0; rc == YN_OK && i < WARMUP; i++)
         rc = yn_scale_read(&sc, &w);
     if (rc != YN_OK || w.net_g != 487 || !w.stable) {

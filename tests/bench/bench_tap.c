@@ -1,7 +1,7 @@
 /* bench_tap.c — a tap as a senior feels it: card entering the field →
  * decision committed, through the daemon's own path: the libnfc backend
  * (parent + worker), libnfc 1.8.0, a pty, and the emulated PN532 with its
- * timing model on (UART, RF, PN532 and card times: hal/READER.md "Timing
+ * timing model on (UART, RF, PN532 and card times: hal/nfc/READER.md "Timing
  * model"). One tap = the card is presented, the worker's listing loop finds
  * it, yn_tap_debit reads record and stamp, checks the issuer signature,
  * debits the ledger (a real SQLite file, fsync) and writes and commits the
@@ -15,7 +15,7 @@
  * BENCH lines per row: p50, p99, card exchanges and UART bytes per tap; the
  * final configuration's warm taps are tap_p50_ms / tap_p99_ms.
  *
- * Another reader or emulator instead of our own (hal/READER.md §"Another
+ * Another reader or emulator instead of our own (hal/nfc/READER.md §"Another
  * reader"): YN_BENCH_CONNSTRING (e.g. pn532_uart:/dev/ttyS1:460800),
  * YN_BENCH_MASTER (card master key file), YN_BENCH_ISSUER_PUB (issuer key
  * ring), YN_BENCH_CONTROL (that emulator's control FIFO; its cards 0..N-1
@@ -172,7 +172,7 @@ struct row {
     bool cache;
     int day;    /* each row taps on another day: yesterday's stamp does not block */
     bool warm;  /* the cache knows these cards */
-    bool token; /* the card keys come from the SoftHSM2 token (hal/KEYSTORE.md) */
+    bool token; /* the card keys come from the SoftHSM2 token (hal/keystore/KEYSTORE.md) */
 };
 
 static int run_row(const struct row *r, int taps, const char *connstring, yn_keystore *ks,
@@ -189,7 +189,7 @@ static int run_row(const struct row *r, int taps, const char *connstring, yn_key
         return 1;
     cfg.reader.rf_kbps = r->rf_kbps;
     yn_nfc dev;
-    if (yn_nfc_open(&dev, &cfg) != YN_OK) {
+    if (yn_nfc_open(&dev, &cfg.reader) != YN_OK) {
         fprintf(stderr, "bench_tap: cannot open %s\n", cfg.reader.connstring);
         return 1;
     }
@@ -261,7 +261,7 @@ static int derivations(yn_keystore *ks, const char *name)
     for (int i = 0; i < 2000; i++) {
         uint8_t uid[7] = {0x04, 0x31, 0x7C, 0x52, (uint8_t)(i >> 8), (uint8_t)i, 0x80}, key[16];
         double t0 = now_ms();
-        if (yn_keystore_card_key(ks, uid, sizeof uid, key) != YN_OK)
+        if (yn_card_key(ks, uid, sizeof uid, key) != YN_OK)
             return 1;
         t[i] = (now_ms() - t0) * 1000;
     }

@@ -32,6 +32,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "policy.h"
+#include "timeutil.h"
 
 #define TERMINAL     "SZFT0001"
 #define CARDS        40
@@ -41,13 +42,6 @@
 
 static char path[1100];
 static yn_policy *policy;
-
-static int64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
 
 static void card_of(int64_t tap, yn_card_facts *c)
 {
@@ -88,7 +82,7 @@ static void child(int fd, int64_t first)
         yn_meal meal = {.price_fen = 1200 + (tap % 7) * 100};
         yn_canteen canteen = {.district = 440304, .street = 440304001};
         yn_ledger_when when = {
-            .utc_s = NOON_UTC + tap % 3600, .mono_ms = mono_ms(), .clock_trusted = true};
+            .utc_s = NOON_UTC + tap % 3600, .mono_ms = yn_time_mono_ms(), .clock_trusted = true};
         yn_ledger_tap t = {.tap_id = tap,
                            .card = &card,
                            .meal = &meal,

@@ -18,7 +18,7 @@
  *     mark never above what survived — and every record the district was
  *     sent is there with the same hash;
  *   - check_card_agreement(): the hook for the card-stamp check (below).
- * The lunch goes through the real tap pipeline (firmware/tap.c: card key,
+ * The lunch goes through the real tap pipeline (firmware/app/tap.c: card key,
  * record, signature, stamp, debit) with simulated cards, on two ledger
  * handles as in the daemon: the counter's (taps, cash top-ups, 冲正, idle
  * checkpoints) and sync's (district allocations; uploads: batch, high-water
@@ -468,7 +468,7 @@ static void lunch_begin(struct lunch *lu, int number, const char *root)
         abort();
     yn_config cfg;
     yn_config_defaults(&cfg);
-    if (yn_nfc_open(&lu->nfc, &cfg) != YN_OK)
+    if (yn_nfc_open(&lu->nfc, &cfg.reader) != YN_OK)
         abort();
     for (int i = 0; i < N_CARDS; i++) { /* 低保 80, 75, 65 (no subsidy), 特困 90 */
         static const struct {

@@ -8,7 +8,7 @@
  * access rights, the session lost on errors and SelectApplication).
  *
  * Tests only. libfreefare waits forever for a silent card (timeout 0) and
- * writes MAC and padding past the caller's buffer (hal/READER.md §1): buffers
+ * writes MAC and padding past the caller's buffer (hal/nfc/READER.md §1): buffers
  * here are generous and the script runs this under `timeout`.
  *
  *   ff-client CONNSTRING      exit 0 = every step passed */
@@ -168,7 +168,7 @@ int main(int argc, char **argv)
           "D40 enciphered read back");
     /* 20 bytes: libfreefare 0.4.0 checks a D40 MAC over data + 2 bytes of room for
      * a CRC, which adds a zero block when the length is 0 or 7 mod 8 — against
-     * the D40 rule (zero padding to 8 only); hal/READER.md notes it */
+     * the D40 rule (zero padding to 8 only); hal/nfc/READER.md notes it */
     check(mifare_desfire_write_data(tag, 2, 0, 20, data + 8) == 20, "D40 MACed write");
     check(mifare_desfire_read_data(tag, 2, 0, 20, buf) == 20 && memcmp(buf, data + 8, 20) == 0,
           "D40 MACed read back");

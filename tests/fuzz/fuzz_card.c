@@ -5,7 +5,7 @@
  * for a key ring that cannot have signed it.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ifirmware -Ihal \
- *     tests/fuzz/fuzz_card.c firmware/card.c -lcrypto -o build/fuzz_card
+ *     tests/fuzz/fuzz_card.c firmware/core/card.c -lcrypto -o build/fuzz_card
  *   build/fuzz_card -max_len=300 corpus/ */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
 #!/bin/sh
 # card_enrol.sh — the issuing desk enrols cards another issuer made (identity-only
-# cards, firmware/CARD.md §8) through a real reader stack: yinian-card enrol
+# cards, firmware/core/CARD.md §8) through a real reader stack: yinian-card enrol
 # --config (board.conf [reader] backend = libnfc, type_b on, the emulated PN532
 # on a pty). Checks: a transit DESFire, a Classic with keys not ours, a blank
 # DESFire and a type B card (by its PUPI, listed by libnfc's pn532_uart) are

@@ -39,7 +39,7 @@
 
 static _Atomic int64_t step_s;
 
-/* The terminal's clock: it saw the steps for what they are (hal/clock.h) and
+/* The terminal's clock: it saw the steps for what they are (hal/clock/clock.h) and
  * keeps the time the steps did not change. */
 static int64_t terminal_now_s(void *arg)
 {

@@ -1,5 +1,5 @@
-/* int_identity.c — identity-only cards (firmware/CARD.md §8) through the real
- * path: the tap pipeline (firmware/tap.c) and a real ledger file, the "libnfc"
+/* int_identity.c — identity-only cards (firmware/core/CARD.md §8) through the real
+ * path: the tap pipeline (firmware/app/tap.c) and a real ledger file, the "libnfc"
  * reader backend with [reader] type_b on, libnfc 1.8.0 on a pty, and the
  * emulated PN532 holding each kind of card. The policy (shenzhen-2025) also
  * accepts identity-only cards (offline cap ¥5); the roster binds some of
@@ -189,7 +189,7 @@ int main(void)
     }
     cfg.reader.timeout_ms = 200;
     cfg.reader.type_b = true;
-    CHECK_RC(yn_nfc_open(&nfc, &cfg), YN_OK);
+    CHECK_RC(yn_nfc_open(&nfc, &cfg.reader), YN_OK);
     policy = yn_test_policy_ident(20);
     CHECK(policy != NULL, "the identity policy does not load");
     snprintf(path, sizeof path, "%s/ledger.db", dir);

@@ -39,8 +39,12 @@
 
 #include "cardfix.h"
 #include "check.h"
+#include "clock_sim.h"
 #include "config.h"
+#include "demo.h"
 #include "devices.h"
+#include "display_sim.h"
+#include "input_script.h"
 #include "io.h"
 #include "ledger.h"
 #include "log.h"
@@ -224,7 +228,7 @@ static void test_read_default_layout(void)
     yn_scale sc;
     yn_weight w = {0};
     scale_config(&cfg);
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
     CHECK(w.net_g == 352 && w.stable && !w.overload, "352.7 g read as %d g stable %d overload %d",
           w.net_g, w.stable, w.overload);
@@ -284,7 +288,7 @@ static void test_layouts(void)
         cfg.scale.status_register = L->status;
         cfg.scale.stable_bit = L->stable_bit;
         cfg.scale.stable_when = L->when;
-        CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+        CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
         static const struct {
             const char *set;
             int32_t want_g;
@@ -313,7 +317,7 @@ static void test_settle_and_software_stability(void)
     yn_scale sc;
     yn_weight w = {0};
     scale_config(&cfg);
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     emu("settle 300");
     emu("weight 480");
     int64_t t0 = yn_test_now_ms();
@@ -336,7 +340,7 @@ static void test_settle_and_software_stability(void)
     cfg.scale.status_register = -1;
     cfg.scale.stable_bit = -1;
     cfg.scale.overload_bit = -1;
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     bool st[3];
     for (int i = 0; i < 3; i++)
         st[i] = yn_scale_read(&sc, &w) == YN_OK && w.stable;
@@ -352,7 +356,7 @@ static void test_settle_and_software_stability(void)
 
     /* the scale's own flag with an unstable weight */
     scale_config(&cfg);
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     emu("fault unstable");
     stable_reads = 0;
     for (int i = 0; i < 10; i++)
@@ -369,7 +373,7 @@ static void test_negative_and_overload(void)
     yn_scale sc;
     yn_weight w = {0};
     scale_config(&cfg);
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     emu("weight -15");
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
     CHECK(w.net_g == -15 && w.stable, "negative: %d g", w.net_g);
@@ -393,12 +397,12 @@ static void test_tare_and_zero(void)
     yn_scale sc;
     yn_weight w = {0};
     scale_config(&cfg);
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_tare(&sc), YN_ENOTSUP); /* no way configured */
     yn_scale_close(&sc);
 
     cfg.scale.command_register = 3;
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     emu("load 300"); /* an empty bowl */
     CHECK_RC(yn_scale_tare(&sc), YN_OK);
     CHECK(state_is("scale_tares", "1"), "tare by command: tares=%s", state("scale_tares"));
@@ -414,7 +418,7 @@ static void test_tare_and_zero(void)
 
     cfg.scale.command_register = 3;
     cfg.scale.tare_command = 9; /* a value the scale refuses: exception 03 */
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_tare(&sc), YN_EDEV_VALUE);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK); /* and the scale still answers */
     yn_scale_close(&sc);
@@ -422,7 +426,7 @@ static void test_tare_and_zero(void)
     scale_config(&cfg);
     cfg.scale.tare_coil = 1;
     cfg.scale.zero_coil = 0;
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     emu("load 120");
     CHECK_RC(yn_scale_tare(&sc), YN_OK);
     CHECK(state_is("scale_tares", "2"), "tare by coil: tares=%s", state("scale_tares"));
@@ -456,7 +460,7 @@ static void test_faults(void)
     yn_scale sc;
     yn_weight w = {0};
     scale_config(&cfg);
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     fault_case(&sc, "silent", YN_ETIMEDOUT, TIMEOUT_MS - 5, TIMEOUT_MS + 150);
     /* each answer that is not a weight is told apart (d18a5b3: ENOTSUP, EIO, EBUSY, EPROTO) */
     fault_case(&sc, "badcrc", YN_ECRC, 0, 100);
@@ -497,7 +501,7 @@ static void test_faults(void)
     cfg.scale.status_register = -1;
     cfg.scale.stable_bit = -1;
     cfg.scale.overload_bit = -1;
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_EDEV_ADDRESS);
     CHECK(strstr(yn_scale_advice(YN_EDEV_ADDRESS), "register map"), "advice: %s",
           yn_scale_advice(YN_EDEV_ADDRESS));
@@ -506,11 +510,11 @@ static void test_faults(void)
     /* the wrong slave id: nobody answers */
     scale_config(&cfg);
     cfg.scale.line.slave_id = 9;
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_ETIMEDOUT);
     yn_scale_close(&sc);
     scale_config(&cfg);
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
     yn_scale_close(&sc);
     emu("weight 352.7");
@@ -522,7 +526,7 @@ static void test_unplug_and_plug(void)
     yn_scale sc;
     yn_weight w = {0};
     scale_config(&cfg);
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
     emu("unplug scale");
     int64_t t0 = yn_test_now_ms();
@@ -549,7 +553,7 @@ static void test_unplug_and_plug(void)
 
     /* absent at start: the terminal starts anyway; it answers once plugged */
     emu("unplug scale");
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_ENODEV);
     CHECK(yn_scale_describe(&sc, text, sizeof text) == YN_ENODEV && strstr(text, "closed"),
           "describe absent: %s", text);
@@ -569,9 +573,9 @@ static void test_rs485_settings(void)
     yn_weight w = {0};
     scale_config(&cfg);
     cfg.scale.line.rs485 = YN_RS485_ON; /* a pty has no RS-485 mode: a configuration error */
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_ENOTSUP);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_ENOTSUP);
     cfg.scale.line.rs485 = YN_RS485_AUTO; /* tried, and used as it is */
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
     CHECK(w.net_g == 352, "rs485 auto: %d g", w.net_g);
     yn_scale_close(&sc);
@@ -581,7 +585,7 @@ static void test_rs485_settings(void)
     cfg.scale.line.parity = YN_PARITY_EVEN;
     cfg.scale.line.stop_bits = 2;
     cfg.scale.line.baud = 19200;
-    CHECK_RC(yn_scale_open(&sc, &cfg), YN_OK);
+    CHECK_RC(yn_scale_open(&sc, &cfg.scale), YN_OK);
     CHECK_RC(yn_scale_read(&sc, &w), YN_OK);
     char text[256] = "";
     CHECK_RC(yn_scale_describe(&sc, text, sizeof text), YN_OK);
@@ -610,7 +614,7 @@ static void test_io_pulses(void)
     yn_io io;
     io_config(&cfg);
     cfg.io.coil[YN_OUT_GATE] = -1; /* not wired */
-    CHECK_RC(yn_io_open(&io, &cfg), YN_OK);
+    CHECK_RC(yn_io_open(&io, &cfg.io), YN_OK);
     char text[256] = "";
     CHECK_RC(yn_io_describe(&io, text, sizeof text), YN_OK);
     CHECK(strstr(text, "answering") && strstr(text, "slave 2"), "io describe: %s", text);
@@ -654,7 +658,7 @@ static void test_io_faults(void)
     yn_config cfg;
     yn_io io;
     io_config(&cfg);
-    CHECK_RC(yn_io_open(&io, &cfg), YN_OK);
+    CHECK_RC(yn_io_open(&io, &cfg.io), YN_OK);
     char text[256] = "";
 
     /* a silent module costs the caller nothing */
@@ -698,12 +702,12 @@ static void test_io_faults(void)
 
     /* absent at start, and rs485_mode = on on a pty */
     emu("unplug io");
-    CHECK_RC(yn_io_open(&io, &cfg), YN_OK);
+    CHECK_RC(yn_io_open(&io, &cfg.io), YN_OK);
     CHECK_RC(yn_io_pulse(&io, YN_OUT_GREEN, 100), YN_ENODEV);
     yn_io_close(&io);
     emu("plug io");
     cfg.io.line.rs485 = YN_RS485_ON;
-    CHECK_RC(yn_io_open(&io, &cfg), YN_ENOTSUP);
+    CHECK_RC(yn_io_open(&io, &cfg.io), YN_ENOTSUP);
 }
 
 /* --- the lunch: the terminal on the real scale and light tower --------- */
@@ -741,6 +745,7 @@ static const yn_screen *run_until(yn_terminal *term, yn_devices *dev, const char
  * switched to weighed mode at ¥2.50 per 100 g. */
 struct counter {
     yn_devices dev;
+    yn_demo demo; /* the card keys drive the simulated reader */
     yn_cardfix fix;
     yn_policy *policy;
     yn_ledger *ledger;
@@ -778,8 +783,11 @@ static bool counter_open(struct counter *k, yn_config *cfg, const char *db_name)
     CHECK(yn_nfc_sim_add(&k->dev.nfc, &c) == 0, "card 0");
     yn_cardfix_card(&k->fix, &c, 2, "4403040002", 19500505, 0, 440304002);
     CHECK(yn_nfc_sim_add(&k->dev.nfc, &c) == 1, "card 1");
-    yn_terminal_deps deps = {
-        .ledger = k->ledger, .policy = k->policy, .keys = &k->dev.keys, .ring = &k->fix.ring};
+    yn_terminal_deps deps = {.ledger = k->ledger,
+                             .policy = k->policy,
+                             .keys = &k->dev.keys,
+                             .ring = &k->fix.ring,
+                             .demo = yn_demo_init(&k->demo, cfg, &k->dev.nfc)};
     CHECK_RC(yn_terminal_new(cfg, &k->dev, &deps, &k->term), YN_OK);
     yn_terminal_start(k->term);
     CHECK_RC(yn_input_script_push(&k->dev.input, "+"), YN_OK);
@@ -873,7 +881,7 @@ static void test_terminal_lunch(void)
     emu("weight 352.7");
 }
 
-/* The terminal asks a scale that has not settled every 50 ms (hal/MODBUS.md),
+/* The terminal asks a scale that has not settled every 50 ms (hal/chips/MODBUS.md),
  * plus one immediate confirmation of a settled reading, never back to back.
  * The case that ran away on d18a5b3: a scale that says "stable" while its
  * weight keeps moving (its flag lies, or stable_when is wrong) — settled every

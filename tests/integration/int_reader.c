@@ -3,7 +3,7 @@
  * pty, and the emulated PN532 (build/…/yinian-pn532-emu) holding signed cards.
  *
  * Genuine DESFire and Classic cards: poll, read the record (and verify its
- * Ed25519 signature with firmware/card), write the stamp, read it back. Then
+ * Ed25519 signature with firmware/core/card), write the stamp, read it back. Then
  * every misbehaviour of the emulator gives the right status and the next
  * operation works again: a clone (wrong key) is YN_EAUTH, a silent reader is
  * YN_ETIMEDOUT within its budget (measured), a card pulled during a write
@@ -25,9 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "an10922.h"
 #include "card.h"
 #include "check.h"
 #include "config.h"
+#include "hex.h"
 #include "log.h"
 #include "nfc.h"
 #include "testutil.h"
@@ -56,13 +58,6 @@ struct card_fixture {
 };
 static struct card_fixture df_card, mfc_card;
 static yn_card_keyring ring;
-
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", p[i]);
-    out[2 * n] = '\0';
-}
 
 static void make_fixture(struct card_fixture *c, const uint8_t *uid, size_t uid_len,
                          const char *card_no)
@@ -108,22 +103,22 @@ static void write_cards(void)
         yn_card_keyring_add(&ring, 1, pub) != YN_OK)
         exit(1);
     char u1[32], u2[32], k1[40], k2[40], r1[600], r2[600], rt[600], kc[40], kz[40];
-    hex(df_uid, sizeof df_uid, u1);
-    hex(mfc_uid, sizeof mfc_uid, u2);
-    hex(df_card.key, 16, k1);
-    hex(mfc_card.key, 16, k2);
-    hex(df_card.record, df_card.record_len, r1);
-    hex(mfc_card.record, mfc_card.record_len, r2);
+    yn_hex_encode(df_uid, sizeof df_uid, u1);
+    yn_hex_encode(mfc_uid, sizeof mfc_uid, u2);
+    yn_hex_encode(df_card.key, 16, k1);
+    yn_hex_encode(mfc_card.key, 16, k2);
+    yn_hex_encode(df_card.record, df_card.record_len, r1);
+    yn_hex_encode(mfc_card.record, mfc_card.record_len, r2);
     uint8_t tampered[YN_CARD_RECORD_MAX], clone_key[16];
     memcpy(tampered, df_card.record, df_card.record_len);
     tampered[31] ^= 0x01; /* category flag 特困: what a cheat would add */
-    hex(tampered, df_card.record_len, rt);
+    yn_hex_encode(tampered, df_card.record_len, rt);
     memcpy(clone_key, df_card.key, 16);
     clone_key[0] ^= 0x80; /* a clone: everything copied but the key it cannot read out */
-    hex(clone_key, 16, kc);
+    yn_hex_encode(clone_key, 16, kc);
     memcpy(clone_key, mfc_card.key, 16);
     clone_key[3] ^= 0x01;
-    hex(clone_key, 16, kz);
+    yn_hex_encode(clone_key, 16, kz);
     char text[8192];
     snprintf(text, sizeof text,
              "# int_reader virtual cards\n"
@@ -461,7 +456,7 @@ static void test_rates(void)
     for (int round = 0; round < 3; round++) {
         if (round == 2)
             emu("power-cycle");
-        CHECK_RC(yn_nfc_open(&fast, &cfg), YN_OK);
+        CHECK_RC(yn_nfc_open(&fast, &cfg.reader), YN_OK);
         CHECK_RC(yn_nfc_describe(&fast, what, sizeof what), YN_OK);
         bool switched = strstr(what, "switched from 115200") != NULL;
         CHECK(switched == (round != 1), "round %d: %s", round, what);
@@ -532,7 +527,7 @@ static void test_silent_budget(void)
     int64_t t0 = yn_test_now_ms();
     CHECK_RC(read_area(YN_NFC_AREA_STAMP, df_card.key, buf, &len), YN_ETIMEDOUT);
     int64_t took = yn_test_now_ms() - t0;
-    int budget = 4 * TIMEOUT_MS + 800; /* hal/nfc_libnfc.c op_budget_ms */
+    int budget = 4 * TIMEOUT_MS + 800; /* hal/nfc/nfc_libnfc.c op_budget_ms */
     CHECK(took >= TIMEOUT_MS && took <= budget, "silent: %lld ms, budget %d ms", (long long)took,
           budget);
     printf("MEASURE silent_timeout_ms %lld (timeout_ms %d, budget %d)\n", (long long)took,
@@ -644,7 +639,7 @@ static void test_open_missing_reader(void)
         (int)sizeof cfg.reader.connstring)
         return;
     int64_t t0 = yn_test_now_ms();
-    CHECK_RC(yn_nfc_open(&other, &cfg), YN_ENODEV);
+    CHECK_RC(yn_nfc_open(&other, &cfg.reader), YN_ENODEV);
     CHECK(yn_test_now_ms() - t0 < 1000, "a missing reader is reported at once");
     CHECK(workers() == 1, "no worker left behind by a failed open, found %d", workers());
 }
@@ -663,8 +658,9 @@ static void test_issuing_desk(void)
         const char *why = NULL;
         CHECK_RC(tap(card), YN_OK);
         CHECK(yn_card_key_for_uid(district_master, tag.uid, tag.uid_len, keys.card_key) == YN_OK &&
-                  yn_card_diversify(district_master, tag.uid, tag.uid_len, yn_card_aid, sysid_k0,
-                                    sizeof sysid_k0, keys.issuer_key) == YN_OK,
+                  yn_an10922_diversify(district_master, tag.uid, tag.uid_len, yn_card_aid,
+                                       YN_CARD_AID_LEN, sysid_k0, sizeof sysid_k0,
+                                       keys.issuer_key) == YN_OK,
               "keys");
         yn_card_record rec = {.format_version = YN_CARD_FORMAT_V1,
                               .key_version = 1,
@@ -749,7 +745,7 @@ int main(void)
         return 1;
     }
     cfg.reader.timeout_ms = TIMEOUT_MS;
-    int rc = yn_nfc_open(&dev, &cfg);
+    int rc = yn_nfc_open(&dev, &cfg.reader);
     CHECK(rc == YN_OK, "open: %s", yn_strerror(rc));
     if (rc == YN_OK) {
         test_open_and_describe();

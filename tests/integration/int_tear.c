@@ -1,5 +1,5 @@
 /* int_tear.c — card-side tears at every card exchange of a tap, DESFire and
- * Classic, through the real path: the tap pipeline (firmware/tap.c) and two
+ * Classic, through the real path: the tap pipeline (firmware/app/tap.c) and two
  * real ledger files, the "libnfc" reader backend, libnfc 1.8.0 on a pty, and
  * the emulated PN532 with its `fault tear N before|after` (the card leaves
  * before the N-th card command from now reaches it, or after the card
@@ -33,6 +33,7 @@
 #include "cardfix.h"
 #include "check.h"
 #include "config.h"
+#include "hex.h"
 #include "ledger.h"
 #include "log.h"
 #include "nfc.h"
@@ -71,8 +72,9 @@ static void emu(const char *fmt, ...)
 
 static void hex(const uint8_t *p, size_t n, FILE *f)
 {
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%02x", p[i]);
+    char text[2 * YN_NFC_AREA_MAX + 1];
+    yn_hex_encode(p, n, text);
+    fputs(text, f);
 }
 
 /* N_CARDS fresh seniors of one card type in the emulator's card file. */
@@ -244,7 +246,7 @@ static int tear_card_type(enum yn_tag_type type, const char *type_name)
     }
     cfg.reader.timeout_ms = TIMEOUT_MS;
     yn_nfc dev;
-    if (yn_nfc_open(&dev, &cfg) != YN_OK) {
+    if (yn_nfc_open(&dev, &cfg.reader) != YN_OK) {
         fprintf(stderr, "cannot open the reader\n");
         exit(1);
     }

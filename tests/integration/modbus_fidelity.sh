@@ -57,7 +57,7 @@ for want in '\[0\]:[[:space:]]*0$' '\[1\]:[[:space:]]*1234$' '\[2\]:[[:space:]]*
     '\[7\]:[[:space:]]*0$' '\[11\]:[[:space:]]*12345$' '\[13\]:[[:space:]]*53764'; do
     has "$out" "$want" || fail "holding registers: no $want in: $out"
 done
-echo "mbpoll: holding registers 0-13 as hal/MODBUS.md says (1234.5 g)"
+echo "mbpoll: holding registers 0-13 as hal/chips/MODBUS.md says (1234.5 g)"
 
 # 2. mbpoll decodes the 32-bit values itself
 out=$(mb "$scale" 1 -t 4:int -B -r 0) || fail "int abcd: $out"

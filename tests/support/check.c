@@ -4,18 +4,16 @@
 #include <errno.h>
 #include <time.h>
 
+#include "timeutil.h"
+
 int yn_checks, yn_failures;
 
 int64_t yn_test_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return yn_time_mono_ms();
 }
 
 void yn_test_sleep_ms(int ms)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    yn_time_sleep_ms(ms);
 }

@@ -167,7 +167,7 @@ int yn_test_district_enrol(const yn_test_district *d, const char *token, const c
     snprintf(k->cfg.keys.backend, sizeof k->cfg.keys.backend, "file");
     snprintf(k->cfg.keys.terminal_key, sizeof k->cfg.keys.terminal_key, "%s", key_path);
     k->cfg.keys.card_master_key[0] = '\0';
-    int rc = yn_keystore_open(&k->ks, NULL, &k->cfg);
+    int rc = yn_keystore_open(&k->ks, NULL, &k->cfg.keys);
     for (int i = 0; rc == YN_OK && i < 100; i++) { /* the server may still be starting */
         if ((rc = yn_sync_enrol(d->url, d->ca, token, &k->ks, id, sizeof id)) == YN_OK)
             break;

@@ -1,6 +1,6 @@
 /* pn532emu.h — the emulated PN532 (build/…/yinian-pn532-emu) for test
  * programs: start it on a pty link with a card file and a control FIFO, send
- * it control commands, stop it. hal/READER.md §4 has its card types and its
+ * it control commands, stop it. hal/nfc/READER.md §4 has its card types and its
  * control grammar. */
 #ifndef YN_PN532EMU_H
 #define YN_PN532EMU_H

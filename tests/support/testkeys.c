@@ -79,7 +79,7 @@ void yn_testkeys_open_as(yn_testkeys *t, const char *backend, const char *dir,
                          const uint8_t *master, const uint8_t *terminal, size_t terminal_len)
 {
     int rc = config_as(t, backend, dir);
-    if (rc == YN_OK && (rc = yn_keystore_open(&t->ks, NULL, &t->cfg)) != YN_OK)
+    if (rc == YN_OK && (rc = yn_keystore_open(&t->ks, NULL, &t->cfg.keys)) != YN_OK)
         fprintf(stderr, "testkeys: %s\n", t->ks.error);
     if (rc == YN_OK && master)
         rc = yn_keystore_store(&t->ks, YN_KEYID_CARD_MASTER, master, 16, false);

@@ -25,7 +25,7 @@ static void open_alsa(yn_audio *a)
     snprintf(cfg.audio.device, sizeof cfg.audio.device, "null");
     snprintf(cfg.audio.clips_dir, sizeof cfg.audio.clips_dir, "%s/firmware/clips",
              yn_test_srcdir());
-    assert_int_equal(yn_audio_open(a, &cfg), YN_OK);
+    assert_int_equal(yn_audio_open(a, &cfg.audio), YN_OK);
 }
 
 static void wait_idle(yn_audio *a, int *played, int *missing)
@@ -115,7 +115,7 @@ static void test_missing_device(void **state)
     snprintf(cfg.audio.backend, sizeof cfg.audio.backend, "alsa");
     snprintf(cfg.audio.device, sizeof cfg.audio.device, "hw:CARD=NoSuchCard");
     yn_audio a;
-    assert_int_equal(yn_audio_open(&a, &cfg), YN_ENODEV);
+    assert_int_equal(yn_audio_open(&a, &cfg.audio), YN_ENODEV);
 }
 
 int main(void)

@@ -1,5 +1,5 @@
 /* test_bundle.c — the firmware bundle format (header, manifest, signature),
- * versions, payload path rules, the slot state file and the boot decisions. */
+ * versions, payload path rules (the slot state machine: test_flash_slots.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -267,133 +267,6 @@ static void test_signature(void **state)
     free(json);
 }
 
-static void test_state_file(void **state)
-{
-    (void)state;
-    yn_bundle_state st = {.active = 1, .attempts_left = 2}, back;
-    st.slot[0] =
-        (yn_bundle_slot){.status = YN_SLOT_CONFIRMED, .version = "0.1.0", .ledger_schema = 2};
-    st.slot[1] =
-        (yn_bundle_slot){.status = YN_SLOT_INSTALLED, .version = "0.2.0", .ledger_schema = 3};
-    char text[1024], err[128];
-    size_t len;
-    assert_int_equal(yn_bundle_state_format(&st, text, sizeof text, &len), YN_OK);
-    assert_non_null(strstr(text, "active = b\n"));
-    assert_non_null(strstr(text, "b.status = installed\n"));
-    assert_int_equal(yn_bundle_state_parse(text, len, &back, err, sizeof err), YN_OK);
-    assert_int_equal(back.active, 1);
-    assert_int_equal(back.attempts_left, 2);
-    assert_int_equal(back.slot[0].status, YN_SLOT_CONFIRMED);
-    assert_string_equal(back.slot[0].version, "0.1.0");
-    assert_int_equal(back.slot[1].ledger_schema, 3);
-    assert_int_equal(yn_bundle_state_format(&st, text, 40, &len), YN_ELIMIT);
-
-    yn_bundle_state empty = {.active = -1};
-    assert_int_equal(yn_bundle_state_format(&empty, text, sizeof text, &len), YN_OK);
-    assert_int_equal(yn_bundle_state_parse(text, len, &back, err, sizeof err), YN_OK);
-    assert_int_equal(back.active, -1);
-    assert_int_equal(back.slot[1].status, YN_SLOT_EMPTY);
-    assert_string_equal(back.slot[1].version, "");
-
-    const char *later = "format = 1\nactive = a\na.status = confirmed\nnew_key = whatever\n";
-    assert_int_equal(yn_bundle_state_parse(later, strlen(later), &back, err, sizeof err), YN_OK);
-    const char *bad[] = {
-        "active = a\na.status = confirmed\n", /* no format line */
-        "format = 1\nactive = c\n",
-        "format = 1\nactive = a\n", /* active slot empty */
-        "format = 1\nactive = b\nb.status = writing\n",
-        "format = 1\nattempts_left = -1\n",
-        "format = 1\nattempts_left = x\n",
-        "format = 1\na.status = maybe\n",
-        "format = 1\na.version = 1.0\n",
-        "format = 1\nno equals sign\n",
-        "format = 0\n", /* damage, not a newer format */
-        "format = x\n",
-    };
-    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        assert_int_equal(yn_bundle_state_parse(bad[i], strlen(bad[i]), &back, err, sizeof err),
-                         YN_EINVAL);
-    const char *newer = "format = 2\n";
-    assert_int_equal(yn_bundle_state_parse(newer, strlen(newer), &back, err, sizeof err),
-                     YN_ENOTSUP);
-    assert_non_null(strstr(err, "format newer than this tool"));
-    const char *zero = "format = 0\n";
-    assert_int_equal(yn_bundle_state_parse(zero, strlen(zero), &back, err, sizeof err), YN_EINVAL);
-    assert_null(strstr(err, "newer"));
-}
-
-/* a confirmed, b installed with `attempts` starts left, b active */
-static yn_bundle_state after_install(int attempts)
-{
-    yn_bundle_state st = {.active = 1, .attempts_left = attempts};
-    st.slot[0] = (yn_bundle_slot){.status = YN_SLOT_CONFIRMED, .version = "0.1.0"};
-    st.slot[1] = (yn_bundle_slot){.status = YN_SLOT_INSTALLED, .version = "0.2.0"};
-    return st;
-}
-
-static void test_boot_decisions(void **state)
-{
-    (void)state;
-    bool rolled;
-    /* the new slot passes on its first start */
-    yn_bundle_state st = after_install(3);
-    assert_int_equal(yn_bundle_boot_next(&st), YN_BOOT_TRY);
-    assert_int_equal(st.attempts_left, 2);
-    assert_true(yn_bundle_boot_result(&st, true, &rolled));
-    assert_false(rolled);
-    assert_int_equal(st.slot[1].status, YN_SLOT_CONFIRMED);
-    assert_int_equal(st.attempts_left, 0);
-    assert_int_equal(yn_bundle_boot_next(&st), YN_BOOT_GOOD);
-    assert_false(yn_bundle_boot_result(&st, false, &rolled)); /* a confirmed slot stays */
-    assert_int_equal(yn_bundle_fallback(&st, false), 0);
-
-    /* it fails every start: the third failure rolls back at once */
-    st = after_install(3);
-    for (int i = 0; i < 2; i++) {
-        assert_int_equal(yn_bundle_boot_next(&st), YN_BOOT_TRY);
-        assert_false(yn_bundle_boot_result(&st, false, &rolled));
-        assert_false(rolled);
-        assert_int_equal(st.active, 1);
-    }
-    assert_int_equal(yn_bundle_boot_next(&st), YN_BOOT_TRY);
-    assert_int_equal(st.attempts_left, 0);
-    assert_true(yn_bundle_boot_result(&st, false, &rolled));
-    assert_true(rolled);
-    assert_int_equal(st.active, 0);
-    assert_int_equal(st.slot[1].status, YN_SLOT_FAILED);
-    assert_int_equal(yn_bundle_boot_next(&st), YN_BOOT_GOOD);
-    assert_int_equal(yn_bundle_fallback(&st, false), -1);
-    assert_int_equal(yn_bundle_fallback(&st, true), -1); /* a failed slot is never a fallback */
-
-    /* power lost during the last try: the next start rolls back before running it */
-    st = after_install(0);
-    assert_int_equal(yn_bundle_boot_next(&st), YN_BOOT_ROLLBACK);
-    assert_int_equal(st.active, 0);
-    assert_int_equal(st.slot[1].status, YN_SLOT_FAILED);
-
-    /* the first install ever: nothing to go back to, keeps trying */
-    yn_bundle_state first = {.active = 0, .attempts_left = 1};
-    first.slot[0] = (yn_bundle_slot){.status = YN_SLOT_INSTALLED, .version = "0.1.0"};
-    assert_int_equal(yn_bundle_boot_next(&first), YN_BOOT_TRY);
-    assert_false(yn_bundle_boot_result(&first, false, &rolled));
-    assert_int_equal(yn_bundle_boot_next(&first), YN_BOOT_LAST);
-    assert_int_equal(yn_bundle_boot_next(&first), YN_BOOT_LAST);
-    assert_true(yn_bundle_boot_result(&first, true, &rolled));
-    assert_int_equal(first.slot[0].status, YN_SLOT_CONFIRMED);
-
-    /* a fallback that is only installed (a forced install) is not used by itself */
-    st = after_install(0);
-    st.slot[0].status = YN_SLOT_INSTALLED;
-    assert_int_equal(yn_bundle_fallback(&st, false), -1);
-    assert_int_equal(yn_bundle_fallback(&st, true), 0);
-    assert_int_equal(yn_bundle_boot_next(&st), YN_BOOT_LAST);
-
-    yn_bundle_state none = {.active = -1};
-    assert_int_equal(yn_bundle_boot_next(&none), YN_BOOT_NONE);
-    assert_int_equal(yn_bundle_fallback(&none, true), -1);
-    assert_string_equal(yn_slot_status_name(YN_SLOT_WRITING), "writing");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,8 +276,6 @@ int main(void)
         cmocka_unit_test(test_manifest_refusals),
         cmocka_unit_test(test_header),
         cmocka_unit_test(test_signature),
-        cmocka_unit_test(test_state_file),
-        cmocka_unit_test(test_boot_decisions),
     };
     return cmocka_run_group_tests_name("bundle", tests, NULL, NULL);
 }

@@ -12,7 +12,9 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include "an10922.h"
 #include "card.h"
+#include "hex.h"
 #include "keystore.h"
 
 static const uint8_t uid7[7] = {0x04, 0xA1, 0xB2, 0xC3, 0xD4, 0xE5, 0xF6};
@@ -694,17 +696,20 @@ static void test_an10922_vector(void **state)
     unhex("3042F5", aid, 3);
     unhex("4E585020416275", sysid, 7);
     unhex("A8DD63A3B89D54B37CA802473FDA9175", want, 16);
-    assert_int_equal(yn_card_diversify(master, uid, 7, aid, sysid, 7, got), YN_OK);
+    assert_int_equal(yn_an10922_diversify(master, uid, 7, aid, YN_CARD_AID_LEN, sysid, 7, got),
+                     YN_OK);
     assert_memory_equal(got, want, 16);
 
     /* only M = uid ‖ aid ‖ sysid matters, not how it is split */
     uint8_t m[17];
     unhex("04782E21801D803042F54E585020416275", m, 17);
     memset(got, 0, sizeof got);
-    assert_int_equal(yn_card_diversify(master, m, 10, m + 10, m + 13, 4, got), YN_OK);
+    assert_int_equal(yn_an10922_diversify(master, m, 10, m + 10, YN_CARD_AID_LEN, m + 13, 4, got),
+                     YN_OK);
     assert_memory_equal(got, want, 16);
     memset(got, 0, sizeof got);
-    assert_int_equal(yn_card_diversify(master, NULL, 0, m, m + 3, 14, got), YN_OK);
+    assert_int_equal(yn_an10922_diversify(master, NULL, 0, m, YN_CARD_AID_LEN, m + 3, 14, got),
+                     YN_OK);
     assert_memory_equal(got, want, 16);
 }
 
@@ -740,7 +745,8 @@ static void test_an10922_against_cmac(void **state)
     static const uint8_t aid[3] = {0x4E, 0x59, 0xF5};
     for (size_t m_len = 3; m_len <= 31; m_len++) {
         size_t sys_len = m_len - 3;
-        assert_int_equal(yn_card_diversify(master, NULL, 0, aid, m, sys_len, got), YN_OK);
+        assert_int_equal(
+            yn_an10922_diversify(master, NULL, 0, aid, YN_CARD_AID_LEN, m, sys_len, got), YN_OK);
         d[0] = 0x01;
         memcpy(d + 1, aid, 3);
         memcpy(d + 4, m, sys_len);
@@ -750,9 +756,12 @@ static void test_an10922_against_cmac(void **state)
         else
             assert_memory_not_equal(got, cmac, 16);
     }
-    assert_int_equal(yn_card_diversify(master, m, 1, aid, m, 28, got), YN_EINVAL); /* 32 */
-    assert_int_equal(yn_card_diversify(NULL, m, 7, aid, NULL, 0, got), YN_EINVAL);
-    assert_int_equal(yn_card_diversify(master, NULL, 7, aid, NULL, 0, got), YN_EINVAL);
+    assert_int_equal(yn_an10922_diversify(master, m, 1, aid, YN_CARD_AID_LEN, m, 28, got),
+                     YN_EINVAL); /* 32 */
+    assert_int_equal(yn_an10922_diversify(NULL, m, 7, aid, YN_CARD_AID_LEN, NULL, 0, got),
+                     YN_EINVAL);
+    assert_int_equal(yn_an10922_diversify(master, NULL, 7, aid, YN_CARD_AID_LEN, NULL, 0, got),
+                     YN_EINVAL);
 }
 
 static void test_project_key_for_uid(void **state)
@@ -764,8 +773,9 @@ static void test_project_key_for_uid(void **state)
     assert_memory_equal(yn_card_aid, aid, 3);
     assert_memory_equal(yn_card_sysid, "YINIAN-POS", 10);
     assert_int_equal(yn_card_key_for_uid(master, uid7, 7, got), YN_OK);
-    assert_int_equal(
-        yn_card_diversify(master, uid7, 7, aid, (const uint8_t *)"YINIAN-POS", 10, want), YN_OK);
+    assert_int_equal(yn_an10922_diversify(master, uid7, 7, aid, YN_CARD_AID_LEN,
+                                          (const uint8_t *)"YINIAN-POS", 10, want),
+                     YN_OK);
     assert_memory_equal(got, want, 16);
     /* CARD.md's worked example, cross-checked with Python cryptography's CMAC */
     unhex("9B13CB54D73AF91E5D52897C9D339DC8", want, 16);

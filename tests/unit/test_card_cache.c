@@ -1,4 +1,4 @@
-/* test_card_cache.c — the verified-record cache (firmware/card_cache.c): hits
+/* test_card_cache.c — the verified-record cache (firmware/core/card_cache.c): hits
  * within the TTL, the file form that outlives a restart, and every way a file
  * could carry something it should not: an altered record, a record moved to
  * another UID, entries too old or dated in the future, a truncated or foreign

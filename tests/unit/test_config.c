@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "card.h"
 #include "config.h"
+#include "hal.h"
 #include "testutil.h"
 
 /* A minimal valid file; line numbers matter to the cases below. */
@@ -81,7 +83,7 @@ static void test_good_file_and_defaults(void **state)
     write_conf(f, 0, NULL, NULL);
     yn_config cfg;
     yn_config_errors errs;
-    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_OK);
+    assert_int_equal(yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs), YN_OK);
     assert_int_equal(errs.count, 0);
     assert_string_equal(cfg.terminal.id, "T1");
     assert_int_equal(cfg.terminal.district, 440304);
@@ -95,7 +97,7 @@ static void test_good_file_and_defaults(void **state)
     assert_int_equal(cfg.ledger.min_interval_s, 60);
     assert_false(cfg.sync.enabled);
     assert_int_equal(cfg.sync.offline_cap_fen, 0);
-    /* weighed meals and the RS-485 devices (hal/MODBUS.md) */
+    /* weighed meals and the RS-485 devices (hal/chips/MODBUS.md) */
     assert_int_equal(cfg.menu.price_per_100g_fen, 0);
     assert_int_equal(cfg.scale.line.stop_bits, 1);
     assert_int_equal(cfg.scale.line.rs485, YN_RS485_OFF);
@@ -148,7 +150,7 @@ static void test_operators(void **state)
                "be6d77efebcd83209c002d47d8cc74222926e71ca2a384adb77345bf48c7354c\n");
     yn_config cfg;
     yn_config_errors errs;
-    int rc = yn_config_load(f->conf, &cfg, &errs);
+    int rc = yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs);
     for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
         fprintf(stderr, "%s\n", errs.msg[i]);
     assert_int_equal(rc, YN_OK);
@@ -183,7 +185,7 @@ static void test_operators(void **state)
         char extra[512];
         snprintf(extra, sizeof extra, "[operators]\n%s\n", bad[i].line);
         write_conf(f, 0, NULL, extra);
-        assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_ECONFIG);
+        assert_int_equal(yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs), YN_ECONFIG);
         const char *at = strchr(bad[i].line, '\n') ? "board.conf:18:" : "board.conf:17:";
         if (!strstr(errs.msg[0], bad[i].msg) || !strstr(errs.msg[0], at))
             fail_msg("case %zu: got '%s', want %s and '%s'", i, errs.msg[0], at, bad[i].msg);
@@ -205,7 +207,7 @@ static void test_shipped_board_conf_is_valid(void **state)
     yn_test_write(f->dir, "keys/card-master.key", "00\n", 0600, src, sizeof src);
     yn_config cfg;
     yn_config_errors errs;
-    int rc = yn_config_load(p, &cfg, &errs);
+    int rc = yn_config_load(p, yn_hal_backend_ok, &cfg, &errs);
     for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
         fprintf(stderr, "%s\n", errs.msg[i]);
     assert_int_equal(rc, YN_OK);
@@ -305,7 +307,7 @@ static void expect_cases(struct fixture *f, const struct bad_case *cases, size_t
         write_conf(f, c->at, c->repl, c->extra);
         yn_config cfg;
         yn_config_errors errs;
-        int rc = yn_config_load(f->conf, &cfg, &errs);
+        int rc = yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs);
         if (!c->expect) {
             assert_int_equal(rc, YN_OK);
             continue;
@@ -413,7 +415,7 @@ static void test_keys_backend(void **state)
             strcat(strcat(text, base_lines[l]), "\n");
         strcat(strcat(text, key_cases[i].keys), "issuer_pubkey = keys/issuer.pub\n");
         yn_test_write(f->dir, "board.conf", text, 0644, f->conf, sizeof f->conf);
-        int rc = yn_config_load(f->conf, &cfg, &errs);
+        int rc = yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs);
         char want[700];
         snprintf(want, sizeof want, "%s:%d: ", f->conf, key_cases[i].line);
         bool found = !key_cases[i].expect && rc == YN_OK;
@@ -430,14 +432,14 @@ static void test_keys_backend(void **state)
     }
     /* the good token configuration's values, in place */
     write_conf(f, 0, NULL, NULL);
-    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_OK);
+    assert_int_equal(yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs), YN_OK);
     assert_string_equal(cfg.keys.backend, "file"); /* the default */
     snprintf(text, sizeof text, "%s", "");
     for (int l = 0; l < 11; l++)
         strcat(strcat(text, base_lines[l]), "\n");
     strcat(strcat(text, TOKEN_KEYS), "issuer_pubkey = keys/issuer.pub\n");
     yn_test_write(f->dir, "board.conf", text, 0644, f->conf, sizeof f->conf);
-    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_OK);
+    assert_int_equal(yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs), YN_OK);
     assert_string_equal(cfg.keys.backend, "pkcs11");
     assert_string_equal(cfg.keys.token_label, "yinian");
     assert_string_equal(cfg.keys.terminal_key, "");
@@ -465,7 +467,7 @@ static void test_modbus_devices(void **state)
                "red_coil = 5\nbuzzer_pulse_ms = 150\nrs485_mode = on\n");
     yn_config cfg;
     yn_config_errors errs;
-    int rc = yn_config_load(f->conf, &cfg, &errs);
+    int rc = yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs);
     for (int i = 0; i < errs.count && i < YN_CONFIG_MAX_ERRORS; i++)
         fprintf(stderr, "%s\n", errs.msg[i]);
     assert_int_equal(rc, YN_OK);
@@ -508,6 +510,32 @@ static void test_modbus_devices(void **state)
     assert_int_equal(cfg.io.pulse_ms, 800);
 }
 
+/* Which backends exist is the caller's answer (config.c knows no device):
+ * a registry of one backend per class accepts it, refuses the others with
+ * its own list; each class's section lands in that class's own struct. */
+static bool only_x(const char *section, const char *name, char *built_in, size_t len)
+{
+    snprintf(built_in, len, "x-%s", section);
+    return strcmp(name, "x") == 0;
+}
+
+static void test_backends_are_the_callers(void **state)
+{
+    struct fixture *f = *state;
+    yn_config cfg;
+    yn_config_errors errs;
+    write_conf(f, 7, "backend = x", NULL);
+    assert_int_equal(yn_config_load(f->conf, only_x, &cfg, &errs), YN_OK);
+    assert_string_equal(cfg.reader.backend, "x");
+    const yn_nfc_conf *reader = &cfg.reader; /* hal/nfc/nfc.h's own struct */
+    assert_int_equal(reader->record_len, yn_card_record_size(YN_CARD_FORMAT_V1));
+    assert_string_equal(cfg.keys.source, f->conf);
+    write_conf(f, 7, "backend = sim\nsim_cards = cards.txt", NULL);
+    assert_int_equal(yn_config_load(f->conf, only_x, &cfg, &errs), YN_ECONFIG);
+    assert_non_null(
+        strstr(errs.msg[0], "not a reader backend of this firmware; built in: x-reader"));
+}
+
 static void test_missing_file(void **state)
 {
     struct fixture *f = *state;
@@ -515,7 +543,7 @@ static void test_missing_file(void **state)
     snprintf(p, sizeof p, "%s/nope.conf", f->dir);
     yn_config cfg;
     yn_config_errors errs;
-    assert_int_equal(yn_config_load(p, &cfg, &errs), YN_ENOENT);
+    assert_int_equal(yn_config_load(p, yn_hal_backend_ok, &cfg, &errs), YN_ENOENT);
     assert_int_equal(errs.count, 1);
     assert_non_null(strstr(errs.msg[0], "cannot open configuration"));
 }
@@ -526,7 +554,7 @@ static void test_all_errors_reported_not_only_first(void **state)
     write_conf(f, 2, "id = bad id", "[sync]\ninterval_s = 1\n");
     yn_config cfg;
     yn_config_errors errs;
-    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_ECONFIG);
+    assert_int_equal(yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs), YN_ECONFIG);
     assert_int_equal(errs.count, 2);
     assert_non_null(strstr(errs.msg[0], ":2: [terminal] id"));
     assert_non_null(strstr(errs.msg[1], ":17: [sync] interval_s"));
@@ -544,7 +572,7 @@ static void test_long_line_refused(void **state)
     write_conf(f, 0, NULL, text);
     yn_config cfg;
     yn_config_errors errs;
-    assert_int_equal(yn_config_load(f->conf, &cfg, &errs), YN_ECONFIG);
+    assert_int_equal(yn_config_load(f->conf, yn_hal_backend_ok, &cfg, &errs), YN_ECONFIG);
     assert_non_null(strstr(errs.msg[0], ":17: line longer than"));
 }
 
@@ -552,6 +580,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_good_file_and_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backends_are_the_callers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_shipped_board_conf_is_valid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_operators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_mistake_is_refused_with_its_line, setup,

@@ -1,6 +1,6 @@
 /* test_desfire.c — DESFire EV1 secure messaging: the primitives against known
  * vectors (CRC32, RFC 4493 CMAC, OpenSSL's own CMAC), and the reader
- * (hal/desfire.c) against the independent emulated card (tools/emu/df_card.c)
+ * (hal/chips/desfire.c) against the independent emulated card (tools/emu/df_card.c)
  * in memory: authentication (AES, and DES/2K3DES/3K3DES at PICC level),
  * enciphered and MACed reads and writes, transactions, the card's access
  * rules, and a man in the middle who tampers. */

@@ -1,12 +1,12 @@
 /* test_district_ident.c — the district's side of identity-only cards and
- * 忘带卡 (firmware/CARD.md §8) on a real SQLite file, through the district's
+ * 忘带卡 (firmware/core/CARD.md §8) on a real SQLite file, through the district's
  * own modules: version 2 frames ingested with their identification stored
  * (the identifier; both staff ids of a manual entry); an identifier used at
  * two canteens in one meal period put on the blacklist once; the reports
  * `identified` and `shared-ident` to the cell; update documents carrying
  * roster bindings and blacklist changes by identifier, leaving out a bad
  * binding; a schema-2 database upgraded in place. Also the listing of
- * stamp-missing notices (firmware/LEDGER.md "Card stamps"), which needs the
+ * stamp-missing notices (firmware/ledger/LEDGER.md "Card stamps"), which needs the
  * same two-canteen fixture. */
 #include <setjmp.h>
 #include <stdarg.h>

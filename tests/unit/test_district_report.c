@@ -1,5 +1,5 @@
 /* test_district_report.c — the district's CSV cells (RFC 4180 quoting and
- * formula neutralisation) and the files it reads (regular files only). */
+ * formula neutralisation). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "files.h"
 #include "report.h"
 #include "testutil.h"
 
@@ -49,38 +48,10 @@ static void test_csv_cells(void **state)
     assert_string_equal(cell("长者饭堂"), "长者饭堂");
 }
 
-static void test_regular_files_only(void **state)
-{
-    (void)state;
-    char dir[512], path[700], link_path[700], fifo[700], err[300], *data = NULL;
-    size_t len;
-    yn_test_tmpdir(dir, sizeof dir);
-    yn_test_write(dir, "small", "hello", 0644, path, sizeof path);
-    assert_int_equal(yn_file_read_regular(path, 100, &data, &len, err, sizeof err), YN_OK);
-    assert_int_equal(len, 5);
-    assert_string_equal(data, "hello");
-    free(data);
-    assert_int_equal(yn_file_read_regular(path, 4, &data, &len, err, sizeof err), YN_ELIMIT);
-    assert_non_null(strstr(err, "over the limit"));
-    snprintf(link_path, sizeof link_path, "%s/link", dir);
-    assert_int_equal(symlink("/dev/zero", link_path), 0);
-    assert_int_equal(yn_file_read_regular(link_path, 100, &data, &len, err, sizeof err), YN_EPERM);
-    assert_non_null(strstr(err, "symbolic link"));
-    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
-    assert_int_equal(mkfifo(fifo, 0600), 0);
-    assert_int_equal(yn_file_read_regular(fifo, 100, &data, &len, err, sizeof err), YN_EPERM);
-    assert_non_null(strstr(err, "not a regular file"));
-    assert_int_equal(yn_file_read_regular(dir, 100, &data, &len, err, sizeof err), YN_EPERM);
-    assert_int_equal(yn_file_read_regular("/nonexistent/x", 100, &data, &len, err, sizeof err),
-                     YN_ENOENT);
-    assert_null(data);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_cells),
-        cmocka_unit_test(test_regular_files_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

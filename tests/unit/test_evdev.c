@@ -54,7 +54,7 @@ static void test_events_from_a_device_node(void **state)
     assert_true(w >= 0);
     yn_input in;
     yn_input_event ev;
-    assert_int_equal(yn_input_open(&in, &cfg), YN_OK);
+    assert_int_equal(yn_input_open(&in, &cfg.input), YN_OK);
     assert_int_equal(yn_input_next(&in, 10, &ev), YN_ETIMEDOUT);
     emit(w, EV_MSC, MSC_SCAN, 0x70059);
     emit(w, EV_KEY, KEY_KP1, 1);
@@ -83,7 +83,7 @@ static void test_events_from_a_device_node(void **state)
     yn_input_close(&in);
 
     snprintf(cfg.input.device, sizeof cfg.input.device, "/nonexistent/event9");
-    assert_int_equal(yn_input_open(&in, &cfg), YN_ENODEV);
+    assert_int_equal(yn_input_open(&in, &cfg.input), YN_ENODEV);
 }
 
 int main(void)

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "input.h"
+#include "input_script.h"
 #include "testutil.h"
 
 static void test_tokens(void **state)
@@ -54,7 +55,7 @@ static void test_script_file_order_and_waits(void **state)
     snprintf(cfg.input.backend, sizeof cfg.input.backend, "script");
     yn_input in;
     yn_input_event ev;
-    assert_int_equal(yn_input_open(&in, &cfg), YN_OK);
+    assert_int_equal(yn_input_open(&in, &cfg.input), YN_OK);
     assert_int_equal(yn_input_next(&in, 10, &ev), YN_OK);
     assert_int_equal(ev.key, '1');
     assert_int_equal(yn_input_next(&in, 10, &ev), YN_OK);
@@ -72,7 +73,7 @@ static void test_script_file_order_and_waits(void **state)
     yn_input_close(&in);
 
     yn_test_write(dir, "bad.txt", "1\n2\nflip\n", 0644, cfg.input.script, sizeof cfg.input.script);
-    assert_int_equal(yn_input_open(&in, &cfg), YN_EINVAL);
+    assert_int_equal(yn_input_open(&in, &cfg.input), YN_EINVAL);
 }
 
 /* A paste of "12.5" Enter arrives in one read: five events, in order (on
@@ -89,7 +90,7 @@ static void test_terminal_uses_every_byte(void **state)
     yn_config_defaults(&cfg);
     snprintf(cfg.input.backend, sizeof cfg.input.backend, "terminal");
     yn_input in;
-    assert_int_equal(yn_input_open(&in, &cfg), YN_OK);
+    assert_int_equal(yn_input_open(&in, &cfg.input), YN_OK);
     static const char paste[] = "12.5\n\033[A\033OPk";
     assert_int_equal(write(fds[1], paste, sizeof paste - 1), (ssize_t)(sizeof paste - 1));
     static const int want[] = {'1', '2', YN_KEY_DOT, '5', YN_KEY_ENTER};

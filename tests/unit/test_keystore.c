@@ -25,6 +25,7 @@
 
 #include "card.h"
 #include "config.h"
+#include "hex.h"
 #include "keystore.h"
 #include "testkeys.h"
 #include "testutil.h"
@@ -38,21 +39,6 @@ static void unhex(const char *text, uint8_t *buf, size_t want)
     size_t n = 0;
     assert_int_equal(yn_hex_decode(text, buf, want, &n), YN_OK);
     assert_int_equal(n, want);
-}
-
-static void test_hex(void **state)
-{
-    (void)state;
-    uint8_t b[4];
-    size_t n;
-    assert_int_equal(yn_hex_decode("# c\n0a Ff\n10 # x\n", b, sizeof b, &n), YN_OK);
-    assert_int_equal(n, 3);
-    assert_int_equal(b[0], 0x0a);
-    assert_int_equal(b[1], 0xff);
-    assert_int_equal(b[2], 0x10);
-    assert_int_equal(yn_hex_decode("0a0", b, sizeof b, &n), YN_EINVAL);
-    assert_int_equal(yn_hex_decode("zz", b, sizeof b, &n), YN_EINVAL);
-    assert_int_equal(yn_hex_decode("0102030405", b, sizeof b, &n), YN_ELIMIT);
 }
 
 static void soft_hmac(const uint8_t *key, size_t key_len, const void *data, size_t len,
@@ -79,7 +65,8 @@ static void test_file_checks_mode_each_time(void **state)
     yn_keystore ks;
     uint8_t k[YN_KEYSTORE_SIG_LEN], mac[32], want[32];
     size_t n;
-    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg), YN_OK); /* backend = file, the default */
+    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg.keys),
+                     YN_OK); /* backend = file, the default */
     assert_string_equal(ks.ops->name, "file");
     unhex("00112233445566778899aabbccddeeff", k, 16);
     soft_hmac(k, 16, "abc", 3, want);
@@ -100,14 +87,14 @@ static void test_file_checks_mode_each_time(void **state)
     /* not configured, missing */
     assert_int_equal(yn_keystore_load(&ks, YN_KEYID_DISTRICT_PUB, k, sizeof k, &n), YN_ENOTFOUND);
     static const uint8_t uid[7] = {4, 1, 2, 3, 4, 5, 6};
-    assert_int_equal(yn_keystore_card_key(&ks, uid, 7, k), YN_ENOTFOUND);
+    assert_int_equal(yn_card_key(&ks, uid, 7, k), YN_ENOTFOUND);
     snprintf(cfg.keys.card_master_key, sizeof cfg.keys.card_master_key, "%s/nonexistent/m.key",
              dir);
-    assert_int_equal(yn_keystore_card_key(&ks, uid, 7, k), YN_ENOENT);
+    assert_int_equal(yn_card_key(&ks, uid, 7, k), YN_ENOENT);
     /* a master of the wrong length is not used */
     yn_test_write(dir, "m.key", "0011\n", 0600, cfg.keys.card_master_key,
                   sizeof cfg.keys.card_master_key);
-    assert_int_equal(yn_keystore_card_key(&ks, uid, 7, k), YN_EINVAL);
+    assert_int_equal(yn_card_key(&ks, uid, 7, k), YN_EINVAL);
     /* no signing key pair yet */
     assert_int_equal(yn_keystore_sign(&ks, "abc", 3, k), YN_ENOTSUP);
     yn_keystore_close(&ks);
@@ -136,7 +123,7 @@ static void test_file_store(void **state)
     assert_int_equal(yn_keystore_store(&t.ks, YN_KEYID_ISSUER_PUB, other, 16, true), YN_EINVAL);
     assert_int_equal(yn_keystore_store(&t.ks, YN_KEYID_CARD_MASTER, other, 16, true), YN_OK);
     static const uint8_t uid[4] = {0xDE, 0xAD, 0xBE, 0xEF};
-    assert_int_equal(yn_keystore_card_key(&t.ks, uid, 4, key), YN_OK);
+    assert_int_equal(yn_card_key(&t.ks, uid, 4, key), YN_OK);
     assert_int_equal(yn_card_key_for_uid(other, uid, 4, want), YN_OK);
     assert_memory_equal(key, want, 16);
     yn_keystore_key_info info;
@@ -269,26 +256,26 @@ static void test_token_card_key_equals_software(void **state)
     unhex("3042F5", aid, 3);
     unhex("4E585020416275", sysid, 7);
     unhex("A8DD63A3B89D54B37CA802473FDA9175", want, 16);
-    assert_int_equal(yn_keystore_diversify(&tk->t.ks, uid, 7, aid, sysid, 7, got), YN_OK);
+    assert_int_equal(yn_keystore_diversify(&tk->t.ks, uid, 7, aid, 3, sysid, 7, got), YN_OK);
     assert_memory_equal(got, want, 16);
     unhex("9B13CB54D73AF91E5D52897C9D339DC8", want, 16);
-    assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, 7, got), YN_OK);
+    assert_int_equal(yn_card_key(&tk->t.ks, uid, 7, got), YN_OK);
     assert_memory_equal(got, want, 16);
     unhex("DEADBEEF", uid, 4);
     unhex("5BC52F5DEB40C9E8102DF7B6CF672B4C", want, 16);
-    assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, 4, got), YN_OK);
+    assert_int_equal(yn_card_key(&tk->t.ks, uid, 4, got), YN_OK);
     assert_memory_equal(got, want, 16);
     static const size_t lens[3] = {4, 7, 10};
     for (int i = 0; i < 3000; i++) {
         size_t len = lens[i % 3];
         assert_int_equal(RAND_bytes(uid, (int)len), 1);
-        assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, len, got), YN_OK);
+        assert_int_equal(yn_card_key(&tk->t.ks, uid, len, got), YN_OK);
         assert_int_equal(yn_card_key_for_uid(an_master, uid, len, want), YN_OK);
         assert_memory_equal(got, want, 16);
     }
     /* inputs where the AN's padding is not standard CMAC are refused, not guessed */
-    assert_int_equal(yn_keystore_diversify(&tk->t.ks, uid, 4, aid, sysid, 7, got), YN_EINVAL);
-    assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, 5, got), YN_EINVAL);
+    assert_int_equal(yn_keystore_diversify(&tk->t.ks, uid, 4, aid, 3, sysid, 7, got), YN_EINVAL);
+    assert_int_equal(yn_card_key(&tk->t.ks, uid, 5, got), YN_EINVAL);
 }
 
 static void test_token_mac_equals_software(void **state)
@@ -372,11 +359,11 @@ static void test_token_store_replace(void **state)
     assert_int_equal(yn_keystore_store(&tk->t.ks, YN_KEYID_CARD_MASTER, other, 16, false),
                      YN_EDUPLICATE);
     static const uint8_t uid[7] = {0x04, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60};
-    assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, 7, got), YN_OK);
+    assert_int_equal(yn_card_key(&tk->t.ks, uid, 7, got), YN_OK);
     assert_int_equal(yn_card_key_for_uid(an_master, uid, 7, want), YN_OK);
     assert_memory_equal(got, want, 16); /* still the first */
     assert_int_equal(yn_keystore_store(&tk->t.ks, YN_KEYID_CARD_MASTER, other, 16, true), YN_OK);
-    assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, 7, got), YN_OK);
+    assert_int_equal(yn_card_key(&tk->t.ks, uid, 7, got), YN_OK);
     assert_int_equal(yn_card_key_for_uid(other, uid, 7, want), YN_OK);
     assert_memory_equal(got, want, 16);
     yn_keystore_key_info info;
@@ -415,7 +402,7 @@ static void test_token_refuses_readable_key(void **state)
     raw_close(&r);
     uint8_t got[16];
     static const uint8_t uid[4] = {1, 2, 3, 4};
-    assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, 4, got), YN_EPERM);
+    assert_int_equal(yn_card_key(&tk->t.ks, uid, 4, got), YN_EPERM);
     yn_keystore_key_info info;
     assert_int_equal(yn_keystore_inspect(&tk->t.ks, YN_KEYID_CARD_MASTER, &info), YN_OK);
     assert_true(info.present);
@@ -427,7 +414,7 @@ static void test_token_refuses_readable_key(void **state)
                      YN_EPERM);
     assert_int_equal(yn_keystore_store(&tk->t.ks, YN_KEYID_CARD_MASTER, an_master, 16, true),
                      YN_OK);
-    assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, 4, got), YN_OK);
+    assert_int_equal(yn_card_key(&tk->t.ks, uid, 4, got), YN_OK);
     assert_int_equal(yn_keystore_inspect(&tk->t.ks, YN_KEYID_CARD_MASTER, &info), YN_OK);
     assert_true(info.unreadable && info.works && info.copies == 1);
 }
@@ -440,12 +427,12 @@ static void test_token_session_dropped(void **state)
     struct raw r;
     uint8_t got[16], want[16], mac[32];
     static const uint8_t uid[7] = {0x04, 0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF};
-    assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, 7, got), YN_OK);
+    assert_int_equal(yn_card_key(&tk->t.ks, uid, 7, got), YN_OK);
     raw_open(&r, &tk->t);
     assert_int_equal(r.f->C_CloseAllSessions(r.slot), CKR_OK); /* logged out too */
     dlclose(r.lib);
     memset(got, 0, sizeof got);
-    assert_int_equal(yn_keystore_card_key(&tk->t.ks, uid, 7, got), YN_OK);
+    assert_int_equal(yn_card_key(&tk->t.ks, uid, 7, got), YN_OK);
     assert_int_equal(yn_card_key_for_uid(an_master, uid, 7, want), YN_OK);
     assert_memory_equal(got, want, 16);
     assert_int_equal(yn_keystore_mac(&tk->t.ks, "y", 1, mac), YN_OK);
@@ -469,7 +456,7 @@ static void *work(void *arg)
             HMAC(EVP_sha256(), terminal_key, 32, uid, sizeof uid, want, &n);
             w->failures += memcmp(got, want, 32) != 0;
         } else {
-            w->failures += yn_keystore_card_key(w->ks, uid, 7, got) != YN_OK;
+            w->failures += yn_card_key(w->ks, uid, 7, got) != YN_OK;
             w->failures += yn_card_key_for_uid(an_master, uid, 7, want) != YN_OK;
             w->failures += memcmp(got, want, 16) != 0;
         }
@@ -505,10 +492,10 @@ static void test_token_open_failures(void **state)
     assert_int_equal(yn_testkeys_config(&t, dir), YN_OK);
     yn_keystore ks;
     /* a fresh token: opens, holds nothing */
-    assert_int_equal(yn_keystore_open(&ks, NULL, &t.cfg), YN_OK);
+    assert_int_equal(yn_keystore_open(&ks, NULL, &t.cfg.keys), YN_OK);
     uint8_t out[32];
     static const uint8_t uid[4] = {9, 8, 7, 6};
-    assert_int_equal(yn_keystore_card_key(&ks, uid, 4, out), YN_ENOTFOUND);
+    assert_int_equal(yn_card_key(&ks, uid, 4, out), YN_ENOTFOUND);
     assert_int_equal(yn_keystore_mac(&ks, "a", 1, out), YN_ENOTFOUND);
     yn_keystore_key_info info;
     assert_int_equal(yn_keystore_inspect(&ks, YN_KEYID_CARD_MASTER, &info), YN_OK);
@@ -517,32 +504,32 @@ static void test_token_open_failures(void **state)
 
     yn_config cfg = t.cfg;
     snprintf(cfg.keys.token_label, sizeof cfg.keys.token_label, "no-such-token");
-    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg), YN_ENODEV);
+    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg.keys), YN_ENODEV);
     assert_non_null(strstr(ks.error, "no token labelled 'no-such-token'"));
     assert_non_null(strstr(ks.error, "'yinian-test'"));
 
     cfg = t.cfg;
     snprintf(cfg.keys.pkcs11_module, sizeof cfg.keys.pkcs11_module, "%s/no-module.so", dir);
-    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg), YN_EIO);
+    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg.keys), YN_EIO);
     assert_non_null(strstr(ks.error, "does not load"));
 
     cfg = t.cfg;
     yn_test_write(dir, "wrong.pin", "123456\n", 0600, pin, sizeof pin);
     snprintf(cfg.keys.pin_file, sizeof cfg.keys.pin_file, "%s", pin);
-    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg), YN_EAUTH);
+    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg.keys), YN_EAUTH);
     assert_non_null(strstr(ks.error, "CKR_PIN_INCORRECT"));
 
     chmod(t.cfg.keys.pin_file, 0640);
-    assert_int_equal(yn_keystore_open(&ks, NULL, &t.cfg), YN_EPERM);
+    assert_int_equal(yn_keystore_open(&ks, NULL, &t.cfg.keys), YN_EPERM);
     assert_non_null(strstr(ks.error, "mode 0600"));
     chmod(t.cfg.keys.pin_file, 0600);
 
     cfg = t.cfg;
     snprintf(cfg.keys.backend, sizeof cfg.keys.backend, "pkcs12");
-    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg), YN_ECONFIG);
+    assert_int_equal(yn_keystore_open(&ks, NULL, &cfg.keys), YN_ECONFIG);
     assert_non_null(strstr(ks.error, "not built into"));
     /* after all that, the right configuration still opens */
-    assert_int_equal(yn_keystore_open(&ks, NULL, &t.cfg), YN_OK);
+    assert_int_equal(yn_keystore_open(&ks, NULL, &t.cfg.keys), YN_OK);
     yn_keystore_close(&ks);
 }
 
@@ -551,7 +538,6 @@ int main(void)
     for (size_t i = 0; i < sizeof terminal_key; i++)
         terminal_key[i] = (uint8_t)(0x20 + i);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hex),
         cmocka_unit_test(test_file_checks_mode_each_time),
         cmocka_unit_test(test_file_store),
         cmocka_unit_test_setup_teardown(test_token_card_key_equals_software, token_setup,

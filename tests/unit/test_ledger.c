@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fileio.h"
 #include "fix_ledger.h"
 #include "ledger.h"
 #include "log.h"
@@ -270,6 +272,54 @@ static void test_migration_backs_up_first(void **state)
     o.path = path;
     assert_int_equal(yn_ledger_open(&o, &l), YN_ECORRUPT);
     assert_int_equal(lf_sql_i64(path, "SELECT COUNT(*) FROM sqlite_schema"), 1);
+}
+
+/* The backup before an upgrade goes through the one durable-write module:
+ * a failed fsync or rename of it (the fault hook) stops the upgrade with
+ * the old file untouched and no half-written backup left; the same copy,
+ * for the tools (yn_ledger_file_copy), stands alone and reads back. */
+static void test_migration_backup_failure_stops_upgrade(void **state)
+{
+    struct fx *f = *state;
+    char path[700], bak[720], copy[720];
+    snprintf(path, sizeof path, "%s/old.db", f->dir);
+    snprintf(bak, sizeof bak, "%s.v1.bak", path);
+    snprintf(copy, sizeof copy, "%s/copy.db", f->dir);
+    yn_ledger_opts o = {
+        .path = path, .terminal_id = "SZFT0001", .boot_id = "b", .schema_target = 1};
+    yn_ledger *l = NULL;
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    yn_ledger_close(l);
+    o.schema_target = 0;
+    const unsigned ops[] = {YN_FILE_OP_SYNC, YN_FILE_OP_RENAME};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        yn_file_fault(ops[i], 1, EIO);
+        assert_int_not_equal(yn_ledger_open(&o, &l), YN_OK);
+        assert_true(yn_file_fault_fired());
+        yn_file_fault(0, 0, 0);
+        assert_null(l);
+        assert_int_equal(lf_sql_i64(path, "PRAGMA user_version"), 1);
+        assert_int_equal(access(bak, F_OK), -1);
+        char tmp[740];
+        snprintf(tmp, sizeof tmp, "%s.new", bak);
+        assert_int_equal(access(tmp, F_OK), -1);
+    }
+    int v = 0;
+    assert_int_equal(yn_ledger_file_schema(path, &v), YN_OK);
+    assert_int_equal(v, 1);
+    assert_int_equal(yn_ledger_file_copy(path, copy, true), YN_OK);
+    assert_int_equal(yn_ledger_file_schema(copy, &v), YN_OK);
+    assert_int_equal(v, 1);
+    /* not WAL (header bytes 18 and 19 are 1, rollback journal): stands alone */
+    unsigned char head[20];
+    FILE *cf = fopen(copy, "rb");
+    assert_non_null(cf);
+    assert_int_equal(fread(head, 1, sizeof head, cf), sizeof head);
+    fclose(cf);
+    assert_int_equal(head[18], 1);
+    assert_int_equal(yn_ledger_open(&o, &l), YN_OK);
+    yn_ledger_close(l);
+    assert_int_equal(access(bak, F_OK), 0);
 }
 
 /* Write r as a v2 ledger would have (its hash chained on prev). */
@@ -712,6 +762,7 @@ int main(void)
         T(test_read_only_writes_nothing),
         T(test_locked_writes_nothing),
         T(test_migration_backs_up_first),
+        T(test_migration_backup_failure_stops_upgrade),
         T(test_migration_v2_to_v3),
         T(test_migration_v4_to_v5),
         T(test_migration_v5_to_v6),

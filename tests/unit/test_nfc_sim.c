@@ -19,7 +19,7 @@ static void open_sim(yn_nfc *dev)
 {
     yn_config cfg;
     yn_config_defaults(&cfg);
-    assert_int_equal(yn_nfc_open(dev, &cfg), YN_OK);
+    assert_int_equal(yn_nfc_open(dev, &cfg.reader), YN_OK);
     yn_sim_card c = {.label = "A",
                      .tag = {.uid = {4, 1, 2, 3, 4, 5, 6}, .uid_len = 7, .type = YN_TAG_DESFIRE}};
     memcpy(c.key, key_a, 16);
@@ -133,7 +133,7 @@ static void test_card_file(void **state)
     yn_nfc dev;
     yn_config cfg;
     yn_config_defaults(&cfg);
-    assert_int_equal(yn_nfc_open(&dev, &cfg), YN_OK);
+    assert_int_equal(yn_nfc_open(&dev, &cfg.reader), YN_OK);
     yn_test_write(dir, "ok.txt",
                   "# comment\n张桂英|desfire|04a1b2c3d4e5f6|000102030405060708090a0b0c0d0e0f|"
                   "cafe|\nB|classic1k|a1b2c3d4|000102030405060708090a0b0c0d0e0f||\n",
@@ -193,7 +193,7 @@ static void test_blank_card_format_and_issue(void **state)
     yn_nfc_tag tag;
     yn_config cfg;
     yn_config_defaults(&cfg);
-    assert_int_equal(yn_nfc_open(&dev, &cfg), YN_OK);
+    assert_int_equal(yn_nfc_open(&dev, &cfg.reader), YN_OK);
     assert_int_equal(yn_nfc_sim_load(&dev, path, err, sizeof err), YN_EINVAL);
     assert_non_null(strstr(err, ":2: a blank card has empty key"));
     assert_int_equal(yn_nfc_sim_count(&dev), 1);

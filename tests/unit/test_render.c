@@ -82,7 +82,7 @@ static void test_png_backend_writes_decodable_files(void **state)
     snprintf(cfg.display.backend, sizeof cfg.display.backend, "png");
     snprintf(cfg.display.snapshot_dir, sizeof cfg.display.snapshot_dir, "%s/shots", dir);
     yn_display d;
-    assert_int_equal(yn_display_open(&d, &cfg), YN_OK);
+    assert_int_equal(yn_display_open(&d, &cfg.display), YN_OK);
     yn_screen s;
     yn_screen_init(&s, YN_SCREEN_REFUSED, "refused_lost", "未能扣款");
     yn_screen_add(&s, YN_TEXT_HUGE, "这张卡已挂失，请联系工作人员");
@@ -123,7 +123,7 @@ static void test_framebuffer_on_a_file(void **state)
     cfg.display.width_px = 320;
     cfg.display.height_px = 240;
     yn_display d;
-    assert_int_equal(yn_display_open(&d, &cfg), YN_OK);
+    assert_int_equal(yn_display_open(&d, &cfg.display), YN_OK);
     yn_screen s;
     yn_screen_init(&s, YN_SCREEN_PROMPT, "price", "输入本餐价格");
     assert_int_equal(yn_display_show(&d, &s), YN_OK);
@@ -138,7 +138,7 @@ static void test_framebuffer_on_a_file(void **state)
     assert_int_equal(stat(cfg.display.device, &sb), 0);
     assert_int_equal(sb.st_size, 320 * 240 * 4);
     snprintf(cfg.display.device, sizeof cfg.display.device, "/nonexistent/fb9");
-    assert_int_equal(yn_display_open(&d, &cfg), YN_ENODEV);
+    assert_int_equal(yn_display_open(&d, &cfg.display), YN_ENODEV);
 }
 
 /* The terminal backend on a 40-column terminal (a pty): every line wraps at
@@ -157,7 +157,7 @@ static void test_terminal_display_wraps_and_keeps_everything(void **state)
     yn_config_defaults(&cfg);
     snprintf(cfg.display.backend, sizeof cfg.display.backend, "terminal");
     yn_display d;
-    assert_int_equal(yn_display_open(&d, &cfg), YN_OK);
+    assert_int_equal(yn_display_open(&d, &cfg.display), YN_OK);
     yn_screen s;
     yn_screen_init(&s, YN_SCREEN_REFUSED, "refused_lost", "未能扣款");
     yn_screen_add(&s, YN_TEXT_HUGE, "这张卡已挂失，请联系工作人员");

@@ -27,11 +27,6 @@ static void test_fields(void **state)
     assert_true(yn_rules_name("district"));
     assert_false(yn_rules_name("a23456789012345678901234"));
     assert_true(yn_rules_ref("A-2025-03-0001"));
-    assert_true(yn_rules_ymd(20240229));
-    assert_false(yn_rules_ymd(20250229));
-    assert_false(yn_rules_ymd(20250431));
-    assert_false(yn_rules_ymd(18991231));
-    assert_false(yn_rules_ymd(0));
     assert_true(yn_rules_district(440304));
     assert_false(yn_rules_district(440000)); /* a province, not a county */
     assert_false(yn_rules_district(990304)); /* no province 99 */

@@ -66,7 +66,7 @@ static int setup(void **state)
 
     yn_config cfg;
     yn_config_defaults(&cfg);
-    assert_int_equal(yn_nfc_open(&r->nfc, &cfg), YN_OK);
+    assert_int_equal(yn_nfc_open(&r->nfc, &cfg.reader), YN_OK);
     yn_sim_card c;
     yn_cardfix_card(&r->fix, &c, 1, "4403040001", 19450312, YN_FLAG_DIBAO,
                     440304001); /* 81, 低保 */

@@ -21,10 +21,16 @@
 #include <unistd.h>
 
 #include "cardfix.h"
+#include "clock_sim.h"
 #include "config.h"
+#include "demo.h"
 #include "devices.h"
+#include "display_sim.h"
+#include "input_script.h"
+#include "io_sim.h"
 #include "nfc_sim.h"
 #include "terminal.h"
+#include "scale_sim.h"
 #include "testkeys.h"
 #include "testutil.h"
 
@@ -34,6 +40,7 @@ struct rig {
     char dir[256];
     yn_config cfg;
     yn_devices dev;
+    yn_demo demo; /* the card keys drive the simulated reader */
     yn_cardfix fix;
     yn_ledger *ledger;
     yn_policy *policy;
@@ -108,8 +115,11 @@ static int open_rig(void **state, enum yn_mode mode, bool weighed, bool ident)
                          .tag = {.uid = {0x08, 1, 2, 3}, .uid_len = 4, .type = YN_TAG_DESFIRE}};
     assert_int_equal(yn_nfc_sim_add(&r->dev.nfc, &phone), 4);
 
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
     *state = r;
@@ -369,8 +379,11 @@ static void reboot(struct rig *r, const char *boot_id, int64_t wall_ms)
     assert_int_equal(yn_ledger_open(&lo, &r->ledger), YN_OK);
     yn_clock_init(&r->dev.clock, &yn_clock_sim_ops);
     yn_clock_sim_set(&r->dev.clock, wall_ms);
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
 }
@@ -378,8 +391,11 @@ static void reboot(struct rig *r, const char *boot_id, int64_t wall_ms)
 static void restart(struct rig *r)
 {
     yn_terminal_free(r->term);
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
 }
@@ -477,8 +493,11 @@ static void test_restart_in_the_same_boot_detects_a_step(void **state)
     yn_clock_sim_set(&r->dev.clock, LUNCH_MS + 3600 * 1000);
     yn_clock_sim_advance(&r->dev.clock, 2 * 3600 * 1000 + 50); /* … the boot clock did not */
     yn_clock_sim_jump_wall(&r->dev.clock, -2 * 3600 * 1000 - 50);
-    yn_terminal_deps deps = {
-        .ledger = r->ledger, .policy = r->policy, .keys = &r->dev.keys, .ring = &r->fix.ring};
+    yn_terminal_deps deps = {.ledger = r->ledger,
+                             .policy = r->policy,
+                             .keys = &r->dev.keys,
+                             .ring = &r->fix.ring,
+                             .demo = yn_demo_init(&r->demo, &r->cfg, &r->dev.nfc)};
     assert_int_equal(yn_terminal_new(&r->cfg, &r->dev, &deps, &r->term), YN_OK);
     yn_terminal_start(r->term);
     assert_true(screen_has(r, "14:00（时钟跳变"));

@@ -20,6 +20,7 @@
 #include "card.h"
 #include "client.h"
 #include "clock.h"
+#include "clock_sim.h"
 #include "ledger.h"
 #include "log.h"
 #include "policy.h"

@@ -10,24 +10,17 @@
 
 #include "batch.h"
 #include "fileio.h"
-#include "files.h"
 #include "ingest.h"
 #include "policy.h"
 #include "rules.h"
 #include "terminals.h"
+#include "timeutil.h"
 #include "update.h"
 
 #define CSV_MAX       (512u << 20) /* bytes of a card or token CSV */
 #define CSV_LINE_MAX  512
 #define ERRORS_SHOWN  20 /* bad lines listed before the count */
 #define CHECK_KEY_MAX 128
-
-static int64_t now_ms(clockid_t clock)
-{
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int storage_failed(yn_db *db, const char *what, int status)
 {
@@ -111,7 +104,7 @@ int yn_admin_tokens(yn_db *db, const char *csv_path)
 
 /* One line of a card CSV into c; false with the field and why. A seventh
  * column, ident, binds an identity-only card's identifier to the card
- * (firmware/CARD.md §8; what `yinian-card enrol` writes). */
+ * (firmware/core/CARD.md §8; what `yinian-card enrol` writes). */
 static bool card_line(char *line, yn_card_facts *c, yn_rules_fault *f)
 {
     char *fl[7];
@@ -284,9 +277,9 @@ int yn_admin_import_cards(yn_db *db, const char *csv_path)
             card_line(line, &chunk[n], &why))
             n++;
         if (n == YN_ADMIN_CARDS_PER_TX || (!more && n)) {
-            int64_t t0 = now_ms(CLOCK_MONOTONIC);
+            int64_t t0 = yn_time_mono_ms();
             rc = put_cards(db, chunk, last_of_each(chunk, n), &changed, twice);
-            int64_t took = now_ms(CLOCK_MONOTONIC) - t0;
+            int64_t took = yn_time_mono_ms() - t0;
             struct timespec yield = {0, YN_ADMIN_YIELD_MS * 1000000L}; /* uploads' turn */
             nanosleep(&yield, NULL);
             longest_ms = took > longest_ms ? took : longest_ms;
@@ -485,8 +478,7 @@ int yn_admin_import_dir(yn_db *db, const char *dir)
             YN_OK) {
             fprintf(stderr, "import: %s: skipped\n", err);
             rc = YN_EXIT_RUNTIME;
-        } else if (yn_ingest_frame(db, (const uint8_t *)frame, len, now_ms(CLOCK_REALTIME) / 1000,
-                                   &g) != 0) {
+        } else if (yn_ingest_frame(db, (const uint8_t *)frame, len, (int64_t)time(NULL), &g) != 0) {
             fprintf(stderr, "import: %s: refused (%u %s): %s\n", path, g.status, g.code, g.message);
             rc = YN_EXIT_RUNTIME;
         } else {

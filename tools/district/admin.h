@@ -28,7 +28,7 @@ int yn_admin_tokens(yn_db *db, const char *csv_path);
  * upserted YN_ADMIN_CARDS_PER_TX at a time; unchanged cards keep their version. */
 int yn_admin_import_cards(yn_db *db, const char *csv_path);
 /* A blacklist change: lost (挂失) or found again, of a card number or, with
- * by_ident, of an identity-only card's identifier (firmware/CARD.md §8). */
+ * by_ident, of an identity-only card's identifier (firmware/core/CARD.md §8). */
 int yn_admin_lost(yn_db *db, const char *name, bool lost, bool by_ident);
 int yn_admin_allocate(yn_db *db, const char *id, const char *card_no, const char *source,
                       const char *amount_fen);

@@ -8,6 +8,7 @@
  * for longer than the busy budget (lock_timeout) is YN_EBUSY, and so is a
  * lost connection (it is re-established at the next transaction). */
 #include "db_private.h"
+#include "hex.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -336,8 +337,8 @@ static int pg_put_records(yn_db *db, const yn_ledger_record *recs, size_t n)
                      (long long)r->reverses_seq);
         copy_text(&w, r->ref);
         w += sprintf(w, "\t\\\\x");
-        for (int k = 0; k < YN_LEDGER_HASH_LEN; k++)
-            w += sprintf(w, "%02x", r->hash[k]);
+        yn_hex_encode(r->hash, YN_LEDGER_HASH_LEN, w);
+        w += 2 * YN_LEDGER_HASH_LEN;
         for (int k = 0; k < YN_POLICY_MAX_LAYERS; k++) {
             if (k >= r->n_layers) {
                 w += sprintf(w, "\t\\N\t\\N");

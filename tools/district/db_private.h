@@ -56,7 +56,7 @@ extern const struct yn_db_ops yn_db_pg_ops;
 
 /* The schema version this server writes (meta key "schema_version"). 3: how
  * the holder of each record was identified, roster bindings, the blacklist
- * by identifier (firmware/CARD.md §8). */
+ * by identifier (firmware/core/CARD.md §8). */
 #define YN_DB_SCHEMA 3
 
 #endif

@@ -14,6 +14,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "clock.h"
+#include "timeutil.h"
+
 /* The schema of version 2, on a new database. */
 static const char *const schema[] = {
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -75,7 +78,7 @@ static const char *const from_v1[] = {
  * supervisor and (served_by) the operator of a manual entry — '' for every
  * other record, whose operator the district does not keep (the quarantine
  * keeps the same columns), the identifier a roster card is bound to, and the
- * blacklist by identifier (firmware/CARD.md §8). Added columns: old rows read
+ * blacklist by identifier (firmware/core/CARD.md §8). Added columns: old rows read
  * as records identified by their card, cards bound to nothing. */
 static const char *const v3[] = {
     "ALTER TABLE records ADD COLUMN identified INTEGER NOT NULL DEFAULT 1",
@@ -111,8 +114,8 @@ static const char *const v2[] = {
 
 struct lite {
     sqlite3 *db;
-    int busy_ms;               /* the budget of the wait in progress */
-    struct timespec busy_from; /* when that wait began */
+    int busy_ms;          /* the budget of the wait in progress */
+    int64_t busy_from_ms; /* when that wait began (monotonic) */
     struct {
         sqlite3_stmt *st;
         int param[YN_DB_PARAMS_MAX]; /* bind index of $1..$n */
@@ -190,16 +193,12 @@ static int create_schema(yn_db *db, int64_t version)
 static int poll_busy(void *arg, int count)
 {
     struct lite *l = arg;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t now_ms = yn_time_mono_ms();
     if (count == 0)
-        l->busy_from = now;
-    int64_t waited_ms =
-        (now.tv_sec - l->busy_from.tv_sec) * 1000 + (now.tv_nsec - l->busy_from.tv_nsec) / 1000000;
-    if (waited_ms >= l->busy_ms)
+        l->busy_from_ms = now_ms;
+    if (now_ms - l->busy_from_ms >= l->busy_ms)
         return 0;
-    struct timespec ms = {0, 1000000};
-    nanosleep(&ms, NULL);
+    yn_time_sleep_ms(1);
     return 1;
 }
 
@@ -258,25 +257,15 @@ static int lite_begin(yn_db *db, bool write)
     struct lite *l = db->impl;
     if (!write)
         return exec(db, "BEGIN");
-    struct timespec start, until;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    until = start;
-    until.tv_sec += db->opts.busy_ms / 1000;
-    until.tv_nsec += (long)(db->opts.busy_ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    const int64_t start_ms = yn_time_mono_ms();
+    struct timespec until = yn_clock_mono_deadline(start_ms + db->opts.busy_ms);
     int e = pthread_mutex_clocklock(&write_turn, CLOCK_MONOTONIC, &until);
     if (e != 0)
         return yn_db_fail(db, e == ETIMEDOUT ? YN_EBUSY : YN_EIO,
                           "%s: no write turn within %d ms (%s)", l->path, db->opts.busy_ms,
                           strerror(e));
     l->holds_mutex = true;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t left_ms = db->opts.busy_ms - ((now.tv_sec - start.tv_sec) * 1000 +
-                                          (now.tv_nsec - start.tv_nsec) / 1000000);
+    int64_t left_ms = db->opts.busy_ms - (yn_time_mono_ms() - start_ms);
     set_busy(l, left_ms > 1 ? (int)left_ms : 1);
     int rc = exec(db, "BEGIN IMMEDIATE");
     set_busy(l, db->opts.busy_ms);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hex.h"
 #include "rules.h"
 
 static int refuse(yn_ingest *g, unsigned status, const char *code, const char *fmt, ...)
@@ -47,23 +48,17 @@ static int bad_record(yn_ingest *g, int64_t seq, const char *field, const char *
     return refuse(g, 400, "bad_record", "record %lld: %s: %s", (long long)seq, field, why);
 }
 
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
 /* The acknowledgement (PROTOCOL.md §4): the range now held, with a MAC. */
 static char *make_ack(const uint8_t *key, size_t key_len, const yn_batch_header *h)
 {
     char head_hex[65], mac_hex[65], msg[256];
     uint8_t mac[YN_BATCH_MAC_LEN];
-    to_hex(h->head_hash, YN_LEDGER_HASH_LEN, head_hex);
+    yn_hex_encode(h->head_hash, YN_LEDGER_HASH_LEN, head_hex);
     int n =
         snprintf(msg, sizeof msg, "YNACK1 %s %lld %lld %lld %s", h->terminal,
                  (long long)h->batch_id, (long long)h->first_seq, (long long)h->last_seq, head_hex);
     yn_batch_hmac(key, key_len, msg, (size_t)n, mac);
-    to_hex(mac, sizeof mac, mac_hex);
+    yn_hex_encode(mac, sizeof mac, mac_hex);
     json_t *j =
         json_pack("{s:i, s:s, s:I, s:I, s:I, s:s, s:s}", "v", 1, "terminal", h->terminal,
                   "batch_id", (json_int_t)h->batch_id, "first_seq", (json_int_t)h->first_seq,
@@ -286,7 +281,7 @@ int yn_ingest_check(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g)
 }
 
 /* One identity-only card's identifier used at two canteens in one meal
- * period: a copied UID (firmware/CARD.md §8). Such an identifier goes on the
+ * period: a copied UID (firmware/core/CARD.md §8). Such an identifier goes on the
  * blacklist at once (tools/DISTRICT.md §8: automatic, found-ident undoes it),
  * unless it is there already; `report shared-ident` lists the meals. */
 static int flag_shared_idents(yn_db *db, const yn_ledger_record *recs, int64_t n)

@@ -64,7 +64,7 @@ static const struct {
      " UNION ALL SELECT src4, kind, fen4 FROM records WHERE src4 IS NOT NULL) AS l"
      " GROUP BY 1, 2 ORDER BY 1, 2"},
     /* how the holder was identified, per canteen: manual entries (忘带卡) and
-     * identity-only cards counted apart from the 颐年卡 (firmware/CARD.md §8) */
+     * identity-only cards counted apart from the 颐年卡 (firmware/core/CARD.md §8) */
     {"identified",
      {"canteen", "identified"},
      GROUPED("e.canteen, CASE r.identified WHEN 2 THEN 'identity' WHEN 3 THEN 'manual'"
@@ -90,7 +90,7 @@ static const char *const shared_ident_cols[] = {
     "meals", "meal_subsidy_fen", "first_utc_s", "last_utc_s",
 };
 
-/* Not a sum: every stamp-missing notice (kind 5, firmware/LEDGER.md "Card
+/* Not a sum: every stamp-missing notice (kind 5, firmware/ledger/LEDGER.md "Card
  * stamps"): a subsidised meal whose card stamp was not written, so another
  * canteen offline could not see it — the one-meal window the design leaves
  * open. With the meal it names, and how many subsidised meals (not reversed)

@@ -22,7 +22,7 @@ void yn_csv_text(FILE *out, const char *text);
  * identity-only card's identifier used at two canteens in one meal period,
  * a row per canteen (tools/DISTRICT.md §5); or by "stamp-missing": every
  * stamp-missing notice with the meal it names and the card's subsidised
- * meals in that day and period (the one-meal window of firmware/LEDGER.md
+ * meals in that day and period (the one-meal window of firmware/ledger/LEDGER.md
  * "Card stamps", used when above 1). YN_EINVAL for an unknown grouping; YN_ELIMIT for a
  * sum beyond int64; YN_ENOTSUP for a record kind no column is defined for;
  * storage errors. err says what. Nothing is written unless YN_OK. */

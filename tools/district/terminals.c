@@ -8,15 +8,10 @@
 #include <string.h>
 
 #include "batch.h"
+#include "hex.h"
 #include "rules.h"
 
 #define NO_END_SEQ INT64_MAX /* enrolments.to_seq of the current canteen */
-
-static void to_hex(const uint8_t *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
 
 struct key_out {
     uint8_t *key;
@@ -58,7 +53,7 @@ int yn_terminal_request_check(yn_db *db, const char *terminal, const void *body,
         return rc;
     yn_batch_hmac(key, key_len, body, len, mac);
     OPENSSL_cleanse(key, sizeof key);
-    to_hex(mac, sizeof mac, want);
+    yn_hex_encode(mac, sizeof mac, want);
     if (!mac_hex || strlen(mac_hex) != 2 * YN_BATCH_MAC_LEN ||
         CRYPTO_memcmp(mac_hex, want, 2 * YN_BATCH_MAC_LEN) != 0)
         return YN_EAUTH;
@@ -72,7 +67,7 @@ int yn_terminal_token_new(yn_db *db, const char *terminal, const char *canteen, 
     uint8_t raw[16], th[SHA256_DIGEST_LENGTH];
     if (RAND_bytes(raw, sizeof raw) != 1)
         return YN_EIO;
-    to_hex(raw, sizeof raw, token);
+    yn_hex_encode(raw, sizeof raw, token);
     SHA256((const uint8_t *)token, strlen(token), th);
     return YN_DB_RUN(db, "INSERT INTO tokens(token_hash, terminal, canteen) VALUES ($1, $2, $3)",
                      NULL, NULL, DB_BLOB(th, sizeof th), DB_TEXT(terminal), DB_TEXT(canteen));
@@ -145,7 +140,7 @@ int yn_terminal_enrol(yn_db *db, const char *token, int64_t terminal_last_seq, c
     else
         yn_db_rollback(db);
     if (rc == YN_OK)
-        to_hex(key, sizeof key, key_hex);
+        yn_hex_encode(key, sizeof key, key_hex);
     OPENSSL_cleanse(key, sizeof key);
     return rc;
 }

@@ -35,7 +35,7 @@ enum { C_DES, C_2K3DES, C_3K3DES, C_AES }; /* cipher of a key or session key */
 #define FREE  0x0E
 #define NEVER 0x0F
 
-/* --- timing (hal/READER.md "Timing model": estimates, see there) ------------ */
+/* --- timing (hal/nfc/READER.md "Timing model": estimates, see there) ------------ */
 #define T_BASE_US   300  /* decode, dispatch, status */
 #define T_BLOCK_US  25   /* one cipher block */
 #define T_AUTH_US   1500 /* random number, key load, 2-3 blocks */

@@ -1,8 +1,8 @@
 /* df_card.h — an emulated MIFARE DESFire EV1 card (MF3ICD81), the card side
  * only, written from the card's public descriptions (NXP MF3ICD81 short data
  * sheet, AN10922, ISO/IEC 7816-4 wrapping) and checked against libfreefare.
- * It is the second, independent implementation the reader (hal/desfire.c) is
- * tested against: it shares no protocol code with it (hal/READER.md, "The
+ * It is the second, independent implementation the reader (hal/chips/desfire.c) is
+ * tested against: it shares no protocol code with it (hal/nfc/READER.md, "The
  * emulated card", says which document each rule follows).
  *
  * Strict like a card: PICC and application key settings (directory listing,

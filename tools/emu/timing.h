@@ -1,5 +1,5 @@
 /* timing.h — how long a real PN532 on a UART, the RF link and the card take:
- * the emulator's timing model (hal/READER.md "Timing model" gives every
+ * the emulator's timing model (hal/nfc/READER.md "Timing model" gives every
  * figure with its source). Pure arithmetic, microseconds. */
 #ifndef YN_EMU_TIMING_H
 #define YN_EMU_TIMING_H
