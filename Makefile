@@ -225,8 +225,10 @@ $(BUILD)/obj/%.o: %.c $(FEATURES_F)
 	@$(if $(Q),echo '  CC      $<')
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/support -Itools -c $< -o $@
 
-# lib<layer>.a from the objects of that layer's folder (rebuilt whole: a file
-# moved to another layer leaves none behind)
+# lib<layer>.a from the objects of that layer's folder. Every archive is
+# rebuilt whole: `ar r` never drops a member, so a file removed or moved would
+# leave its old object behind (a stale tools/district/files.o clashed with
+# fileio.c after the layering).
 define layer_archive
 $(BUILD)/lib$(1).a: $(filter $(BUILD)/obj/$(call layer_dir,$(1))/%,$(LIB_OBJS))
 	@mkdir -p $$(@D)
@@ -237,6 +239,7 @@ $(foreach l,$(LAYERS),$(eval $(call layer_archive,$(l))))
 
 $(EMU_LIB): $(EMU_OBJS)
 	@mkdir -p $(@D)
+	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
 $(DAEMON): $(MAIN_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
@@ -245,6 +248,7 @@ $(DAEMON): $(MAIN_SRC:%.c=$(BUILD)/obj/%.o) $(LIB)
 
 $(DISTRICT_LIB): $(DISTRICT_OBJS)
 	@mkdir -p $(@D)
+	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/yinian-district: $(BUILD)/obj/tools/yinian-district.o $(DISTRICT_LIB) $(LIB)
@@ -258,6 +262,7 @@ $(BUILD)/tests/test_district_%: $(BUILD)/obj/tests/unit/test_district_%.o $(TSUP
 
 $(FLASH_LIB): $(FLASH_OBJS)
 	@mkdir -p $(@D)
+	@rm -f $@
 	$(Q)$(AR) rcs $@ $^
 
 $(BUILD)/yinian-flash: $(BUILD)/obj/tools/yinian-flash.o $(FLASH_LIB) $(LIB)

@@ -737,6 +737,21 @@ static void validate(struct parse_state *st)
     for (size_t i = 0; i < NKEYS; i++)
         if (!keys[i].def)
             require(st, (int)i, NULL);
+    /* a backend left at its default must be built in too (a board build has
+     * no sim: the file must name its reader and outputs) */
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key_desc *k = &keys[i];
+        char list[128] = "";
+        char *v = field(st->cfg, k);
+        if (k->type == T_BACKEND && !st->key_line[i] && st->backend_ok &&
+            !st->backend_ok(k->section, v, list, sizeof list)) {
+            add_error(st, section_line_of(st, k->section),
+                      "[%s] %s is required: the default '%s' is not built into this firmware;"
+                      " built in: %s",
+                      k->section, k->name, v, list);
+            v[0] = '\0'; /* none: what the default would require is not asked for */
+        }
+    }
 
     /* keys required by another key's value */
     if (!strcmp(c->reader.backend, "libnfc"))
