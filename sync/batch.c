@@ -20,6 +20,7 @@
 
 #include "reason.h"
 #include "rules.h"
+#include "sig.h"
 
 /* A record costs at least one byte in every column but the layers (none
  * when n_layers = 0): 24 bytes. The smallest string table (one empty
@@ -110,6 +111,14 @@ void yn_batch_hmac(const uint8_t *key, size_t key_len, const void *data, size_t 
     unsigned int n = YN_BATCH_MAC_LEN;
     if (!HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n))
         memset(out, 0, YN_BATCH_MAC_LEN); /* never matches a real MAC */
+}
+
+size_t yn_batch_ack_text(int v, const char *terminal, int64_t batch_id, int64_t first_seq,
+                         int64_t last_seq, const char *head_hex, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "YNACK%d %s %lld %lld %lld %s", v, terminal, (long long)batch_id,
+                     (long long)first_seq, (long long)last_seq, head_hex);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
 /* --- string table (encoder) -------------------------------------------------- */
@@ -327,8 +336,13 @@ static void put_columns(buf *b, strtab *t, const yn_ledger_record *r, size_t n, 
         put_str_index(b, t, r[i].supervisor_id);
 }
 
+size_t yn_batch_trailer_len(enum yn_batch_auth auth)
+{
+    return auth == YN_BATCH_AUTH_ECDSA_P256 ? YN_BATCH_SIG_LEN : YN_BATCH_MAC_LEN;
+}
+
 int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, size_t n,
-                             uint8_t **out, size_t *out_len)
+                             enum yn_batch_auth auth, uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
@@ -361,7 +375,8 @@ int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, siz
     if (rc == YN_OK && raw.len > YN_BATCH_MAX_RAW)
         rc = YN_ELIMIT;
     uLongf body_cap = rc == YN_OK ? compressBound((uLong)raw.len) : 0;
-    uint8_t *frame = rc == YN_OK ? malloc(YN_BATCH_HEADER_LEN + body_cap + YN_BATCH_MAC_LEN) : NULL;
+    size_t trailer = yn_batch_trailer_len(auth);
+    uint8_t *frame = rc == YN_OK ? malloc(YN_BATCH_HEADER_LEN + body_cap + trailer) : NULL;
     if (rc == YN_OK && !frame)
         rc = YN_ENOMEM;
     if (rc == YN_OK && compress2(frame + YN_BATCH_HEADER_LEN, &body_cap, raw.p, (uLong)raw.len,
@@ -378,7 +393,7 @@ int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, siz
     memset(h, 0, YN_BATCH_HEADER_LEN);
     memcpy(h, YN_BATCH_MAGIC, 4);
     be_put(h + 4, (uint64_t)version, 2);
-    be_put(h + 6, 0, 2); /* flags */
+    be_put(h + 6, auth == YN_BATCH_AUTH_ECDSA_P256 ? YN_BATCH_FLAG_SIGNED : 0, 2); /* flags */
     memcpy(h + 8, recs[0].terminal, tlen);
     be_put(h + 24, (uint64_t)batch_id, 8);
     be_put(h + 32, (uint64_t)recs[0].seq, 8);
@@ -390,10 +405,10 @@ int yn_batch_encode_unsigned(int64_t batch_id, const yn_ledger_record *recs, siz
     memcpy(h + 64, recs[0].prev_hash, YN_LEDGER_HASH_LEN);
     memcpy(h + 96, recs[n - 1].hash, YN_LEDGER_HASH_LEN);
     size_t signed_len = YN_BATCH_HEADER_LEN + body_cap;
-    memset(frame + signed_len, 0, YN_BATCH_MAC_LEN);
+    memset(frame + signed_len, 0, trailer);
     free(raw.p);
     *out = frame;
-    *out_len = signed_len + YN_BATCH_MAC_LEN;
+    *out_len = signed_len + trailer;
     return YN_OK;
 }
 
@@ -404,7 +419,7 @@ int yn_batch_encode(int64_t batch_id, const yn_ledger_record *recs, size_t n, co
     *out_len = 0;
     if (!key || key_len < YN_BATCH_KEY_MIN)
         return YN_EINVAL;
-    int rc = yn_batch_encode_unsigned(batch_id, recs, n, out, out_len);
+    int rc = yn_batch_encode_unsigned(batch_id, recs, n, YN_BATCH_AUTH_HMAC, out, out_len);
     if (rc == YN_OK)
         yn_batch_hmac(key, key_len, *out, *out_len - YN_BATCH_MAC_LEN,
                       *out + *out_len - YN_BATCH_MAC_LEN);
@@ -419,8 +434,11 @@ int yn_batch_peek(const uint8_t *f, size_t len, yn_batch_header *hdr)
     if (!f || len < YN_BATCH_HEADER_LEN + YN_BATCH_MAC_LEN || memcmp(f, YN_BATCH_MAGIC, 4) != 0)
         return YN_EPROTO;
     hdr->version = (int)be_get(f + 4, 2);
-    if (hdr->version < 1 || hdr->version > YN_BATCH_VERSION || be_get(f + 6, 2) != 0)
+    uint64_t flags = be_get(f + 6, 2); /* bit 0: signed; whatever the version */
+    if (hdr->version < 1 || hdr->version > YN_BATCH_VERSION ||
+        (flags & ~(uint64_t)YN_BATCH_FLAG_SIGNED))
         return YN_EPROTO;
+    hdr->auth = flags & YN_BATCH_FLAG_SIGNED ? YN_BATCH_AUTH_ECDSA_P256 : YN_BATCH_AUTH_HMAC;
     /* terminal: 1..16 bytes of graphic ASCII, NUL-padded */
     size_t tlen = 0;
     while (tlen < 16 && f[8 + tlen])
@@ -450,7 +468,7 @@ int yn_batch_peek(const uint8_t *f, size_t len, yn_batch_header *hdr)
         return YN_ELIMIT;
     if ((uint64_t)hdr->count * MIN_RECORD_RAW + MIN_TABLE_RAW > hdr->raw_len || hdr->body_len == 0)
         return YN_EPROTO;
-    if (len != (size_t)YN_BATCH_HEADER_LEN + hdr->body_len + YN_BATCH_MAC_LEN)
+    if (len != (size_t)YN_BATCH_HEADER_LEN + hdr->body_len + yn_batch_trailer_len(hdr->auth))
         return YN_EPROTO;
     return YN_OK;
 }
@@ -463,7 +481,10 @@ int yn_batch_frame_len(const uint8_t *f, size_t len, size_t *frame_len)
     uint64_t body_len = be_get(f + 56, 4);
     if (body_len > YN_BATCH_MAX_BODY)
         return YN_ELIMIT;
-    size_t n = YN_BATCH_HEADER_LEN + (size_t)body_len + YN_BATCH_MAC_LEN;
+    size_t n =
+        YN_BATCH_HEADER_LEN + (size_t)body_len +
+        yn_batch_trailer_len(be_get(f + 6, 2) & YN_BATCH_FLAG_SIGNED ? YN_BATCH_AUTH_ECDSA_P256
+                                                                     : YN_BATCH_AUTH_HMAC);
     if (n > len)
         return YN_EPROTO;
     *frame_len = n;
@@ -776,23 +797,38 @@ static int decode_body(const uint8_t *raw, uint32_t raw_len, const yn_batch_head
     return YN_OK;
 }
 
-/* The one place a frame is authenticated: the HMAC-SHA256 trailer under the
- * terminal's key, compared in constant time. (A signing token or another
- * scheme for the terminal's credential would change this function only.) */
-static bool frame_authentic(const uint8_t *f, const yn_batch_header *hdr, const uint8_t *key,
-                            size_t key_len)
+/* The one place a frame is authenticated, against the terminal's enrolled
+ * credential: a frame of the other scheme is refused whatever its trailer;
+ * an HMAC-SHA256 trailer under the shared key is compared in constant time;
+ * an ECDSA P-256 signature of SHA-256(header ‖ body) is verified under the
+ * enrolled public key by OpenSSL (sig.h). */
+static bool frame_authentic(const uint8_t *f, const yn_batch_header *hdr, const yn_batch_cred *c,
+                            const char **why)
 {
-    uint8_t mac[YN_BATCH_MAC_LEN];
-    if (!key || key_len < YN_BATCH_KEY_MIN)
+    size_t signed_len = YN_BATCH_HEADER_LEN + hdr->body_len;
+    if (c && hdr->auth != c->auth) {
+        *why = c->auth == YN_BATCH_AUTH_ECDSA_P256
+                   ? "frame MACed with a shared key, but the terminal is enrolled with a key pair"
+                   : "frame signed with a key pair, but the terminal is enrolled with a shared key";
         return false;
-    yn_batch_hmac(key, key_len, f, YN_BATCH_HEADER_LEN + hdr->body_len, mac);
-    return CRYPTO_memcmp(mac, f + YN_BATCH_HEADER_LEN + hdr->body_len, YN_BATCH_MAC_LEN) == 0;
+    }
+    if (c && c->auth == YN_BATCH_AUTH_ECDSA_P256) {
+        *why = "signature does not verify under the terminal's enrolled public key";
+        return c->key && c->key_len == YN_SIG_P256_PUB_LEN &&
+               yn_sig_p256_verify(c->key, f, signed_len, f + signed_len) == YN_OK;
+    }
+    uint8_t mac[YN_BATCH_MAC_LEN];
+    *why = "HMAC does not verify under the terminal's key";
+    if (!c || !c->key || c->key_len < YN_BATCH_KEY_MIN)
+        return false;
+    yn_batch_hmac(c->key, c->key_len, f, signed_len, mac);
+    return CRYPTO_memcmp(mac, f + signed_len, YN_BATCH_MAC_LEN) == 0;
 }
 
-/* yn_batch_verify, with the HMAC checked here (key) or already by the caller. */
-static int verify_frame(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
-                        bool check_mac, yn_batch_header *hdr, yn_ledger_record **out,
-                        yn_batch_error *err)
+/* yn_batch_verify_cred, with the trailer checked here (cred) or already by
+ * the caller (cred NULL). */
+static int verify_frame(const uint8_t *f, size_t len, const yn_batch_cred *cred, bool check_mac,
+                        yn_batch_header *hdr, yn_ledger_record **out, yn_batch_error *err)
 {
     yn_batch_error dummy;
     if (!err)
@@ -810,10 +846,8 @@ static int verify_frame(const uint8_t *f, size_t len, const uint8_t *key, size_t
         err->why = "CRC-32 of the body does not match";
         return YN_ECORRUPT;
     }
-    if (check_mac && !frame_authentic(f, hdr, key, key_len)) {
-        err->why = "HMAC does not verify under the terminal's key";
+    if (check_mac && !frame_authentic(f, hdr, cred, &err->why))
         return YN_EAUTH;
-    }
     uint8_t *raw = malloc(hdr->raw_len ? hdr->raw_len : 1);
     yn_ledger_record *recs = calloc(hdr->count, sizeof *recs);
     if (!raw || !recs) {
@@ -854,10 +888,17 @@ static int verify_frame(const uint8_t *f, size_t len, const uint8_t *key, size_t
     return YN_OK;
 }
 
+int yn_batch_verify_cred(const uint8_t *f, size_t len, const yn_batch_cred *cred,
+                         yn_batch_header *hdr, yn_ledger_record **out, yn_batch_error *err)
+{
+    return verify_frame(f, len, cred, true, hdr, out, err);
+}
+
 int yn_batch_verify(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
                     yn_batch_header *hdr, yn_ledger_record **out, yn_batch_error *err)
 {
-    return verify_frame(f, len, key, key_len, true, hdr, out, err);
+    yn_batch_cred cred = {YN_BATCH_AUTH_HMAC, key, key_len};
+    return verify_frame(f, len, &cred, true, hdr, out, err);
 }
 
 int yn_batch_decode(const uint8_t *f, size_t len, const uint8_t *key, size_t key_len,
@@ -874,7 +915,7 @@ int yn_batch_decode_authenticated(const uint8_t *f, size_t len, yn_batch_header 
                                   yn_ledger_record **out, const char **why)
 {
     yn_batch_error err;
-    int rc = verify_frame(f, len, NULL, 0, false, hdr, out, &err);
+    int rc = verify_frame(f, len, NULL, false, hdr, out, &err);
     if (why)
         *why = err.why;
     return rc;

@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "hex.h"
 #include "log.h"
+#include "sig.h"
 #include "timeutil.h"
 
 #define REPLY_MAX         (YN_UPDATE_MAX_BODY + 1024)
@@ -73,6 +74,22 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
     return len;
 }
 
+/* The header that authenticates a JSON request (PROTOCOL.md §1.1, §10):
+ * X-YN-MAC (HMAC under the shared key) or X-YN-SIG (ECDSA by the key pair),
+ * as the terminal's key is; the keystore computes it. */
+static int request_auth(yn_keystore *keys, const void *body, size_t len, char line[160])
+{
+    uint8_t tag[YN_KEYSTORE_SIG_LEN];
+    char hex[2 * YN_KEYSTORE_SIG_LEN + 1];
+    bool pair = yn_keystore_terminal_type(keys) == YN_KEY_ECDSA_P256;
+    int rc = pair ? yn_keystore_sign(keys, body, len, tag) : yn_keystore_mac(keys, body, len, tag);
+    if (rc != YN_OK)
+        return rc;
+    yn_hex_encode(tag, pair ? YN_KEYSTORE_SIG_LEN : YN_KEYSTORE_MAC_LEN, hex);
+    snprintf(line, 160, "%s: %s", pair ? "X-YN-SIG" : "X-YN-MAC", hex);
+    return YN_OK;
+}
+
 /* Common TLS settings: verification on, https only, bounded time. */
 static int curl_setup(CURL *c, const char *ca_file, const char *cert, const char *key,
                       long timeout_ms)
@@ -96,22 +113,21 @@ static int curl_setup(CURL *c, const char *ca_file, const char *cert, const char
     return YN_OK;
 }
 
-/* POST body to url+path; YN_OK only for HTTP 200 with a complete body. */
+/* POST body to url+path with an authentication header line (or NULL);
+ * YN_OK only for HTTP 200 with a complete body. */
 static int post(CURL *c, const char *base, const char *path, const char *ca, const char *cert,
-                const char *ckey, long timeout_ms, const char *content_type, const char *mac_hex,
+                const char *ckey, long timeout_ms, const char *content_type, const char *auth,
                 const void *body, size_t len, reply_buf *out)
 {
-    char url[1024], ct[96], mh[96];
+    char url[1024], ct[96];
     snprintf(url, sizeof url, "%s%s", base, path);
     curl_setup(c, ca, cert, ckey, timeout_ms);
     struct curl_slist *h = NULL;
     snprintf(ct, sizeof ct, "Content-Type: %s", content_type);
     h = curl_slist_append(h, ct);
     h = curl_slist_append(h, "Expect:");
-    if (mac_hex) {
-        snprintf(mh, sizeof mh, "X-YN-MAC: %s", mac_hex);
-        h = curl_slist_append(h, mh);
-    }
+    if (auth)
+        h = curl_slist_append(h, auth);
     memset(out, 0, sizeof *out);
     out->held = -1;
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -174,27 +190,37 @@ void yn_sync_free(yn_sync *s)
     free(s);
 }
 
-int yn_sync_ack_verify(const char *ack, size_t len, yn_keystore *keys, const yn_batch_header *h)
+int yn_sync_ack_verify(const char *ack, size_t len, yn_keystore *keys,
+                       const uint8_t district_pub[YN_UPDATE_PUBKEY_LEN], const yn_batch_header *h)
 {
     json_t *j = json_loadb(ack ? ack : "", ack ? len : 0, JSON_REJECT_DUPLICATES, NULL);
-    const char *terminal, *head_hex, *mac_hex;
+    bool pair = yn_keystore_terminal_type(keys) == YN_KEY_ECDSA_P256;
+    const char *terminal, *head_hex, *tag_hex; /* "mac" (v 1) or "sig" (v 2) */
     json_int_t v, batch_id, first, last;
     int rc = YN_EPROTO;
-    if (j && json_unpack(j, "{s:I, s:s, s:I, s:I, s:I, s:s, s:s !}", "v", &v, "terminal", &terminal,
-                         "batch_id", &batch_id, "first_seq", &first, "last_seq", &last, "head_hash",
-                         &head_hex, "mac", &mac_hex) == 0) {
-        char head[65], msg[256], want[65];
-        uint8_t mac[32];
+    if (j &&
+        json_unpack(j, "{s:I, s:s, s:I, s:I, s:I, s:s, s:s !}", "v", &v, "terminal", &terminal,
+                    "batch_id", &batch_id, "first_seq", &first, "last_seq", &last, "head_hash",
+                    &head_hex, pair ? "sig" : "mac", &tag_hex) == 0 &&
+        v == (pair ? 2 : 1)) {
+        char head[65], msg[256];
+        uint8_t tag[YN_SIG_ED25519_LEN], want[YN_KEYSTORE_MAC_LEN];
         yn_hex_encode(h->head_hash, 32, head);
-        int n = snprintf(msg, sizeof msg, "YNACK1 %s %lld %lld %lld %s", terminal,
-                         (long long)batch_id, (long long)first, (long long)last, head_hex);
-        int mrc = yn_keystore_mac(keys, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0, mac);
-        yn_hex_encode(mac, 32, want);
-        if (mrc != YN_OK)
-            rc = mrc; /* the keystore could not say */
-        else if (strlen(mac_hex) != 64 || CRYPTO_memcmp(want, mac_hex, 64) != 0)
-            rc = YN_EAUTH;
-        else if (v == 1 && strcmp(terminal, h->terminal) == 0 && batch_id == h->batch_id &&
+        size_t n =
+            yn_batch_ack_text((int)v, terminal, batch_id, first, last, head_hex, msg, sizeof msg);
+        int arc = YN_EAUTH;
+        if (pair) /* signed by the district's key: terminals hold its public half */
+            arc = district_pub && yn_hex_decode_exact(tag_hex, tag, YN_SIG_ED25519_LEN)
+                      ? yn_sig_ed25519_verify(district_pub, msg, n, tag)
+                      : YN_EAUTH;
+        else if ((arc = yn_keystore_mac(keys, msg, n, want)) == YN_OK)
+            arc = yn_hex_decode_exact(tag_hex, tag, YN_KEYSTORE_MAC_LEN) &&
+                          CRYPTO_memcmp(want, tag, YN_KEYSTORE_MAC_LEN) == 0
+                      ? YN_OK
+                      : YN_EAUTH;
+        if (arc != YN_OK)
+            rc = arc; /* the MAC or signature does not verify, or the keystore could not say */
+        else if (strcmp(terminal, h->terminal) == 0 && batch_id == h->batch_id &&
                  first == h->first_seq && last == h->last_seq && strcmp(head_hex, head) == 0)
             rc = YN_OK;
     }
@@ -217,11 +243,15 @@ int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *key
     int rc = YN_OK;
     for (size_t i = 0; i < n && rc == YN_OK; i++)
         rc = yn_ledger_record_get(l, b->first_seq + (int64_t)i, &recs[i]);
+    bool pair = yn_keystore_terminal_type(keys) == YN_KEY_ECDSA_P256;
+    enum yn_batch_auth auth = pair ? YN_BATCH_AUTH_ECDSA_P256 : YN_BATCH_AUTH_HMAC;
+    size_t trailer = yn_batch_trailer_len(auth);
     if (rc == YN_OK)
-        rc = yn_batch_encode_unsigned(b->id, recs, n, frame, len);
-    if (rc == YN_OK)
-        rc = yn_keystore_mac(keys, *frame, *len - YN_BATCH_MAC_LEN,
-                             *frame + *len - YN_BATCH_MAC_LEN);
+        rc = yn_batch_encode_unsigned(b->id, recs, n, auth, frame, len);
+    if (rc == YN_OK && pair)
+        rc = yn_keystore_sign(keys, *frame, *len - trailer, *frame + *len - trailer);
+    else if (rc == YN_OK)
+        rc = yn_keystore_mac(keys, *frame, *len - trailer, *frame + *len - trailer);
     if (rc != YN_OK) {
         free(*frame);
         *frame = NULL;
@@ -282,7 +312,8 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
             rc = conflict(s, l, &b, r.p, now_utc_s);
         if (rc == YN_OK && strcmp(h.terminal, s->o.terminal_id) != 0)
             rc = YN_EPROTO; /* our ledger is another terminal's: never take an ack for it */
-        if (rc == YN_OK && (rc = yn_sync_ack_verify(r.p, r.len, s->o.keys, &h)) != YN_OK)
+        if (rc == YN_OK &&
+            (rc = yn_sync_ack_verify(r.p, r.len, s->o.keys, s->o.district_pub, &h)) != YN_OK)
             yn_warn("sync: batch %lld: acknowledgement refused (%s): %.200s", (long long)h.batch_id,
                     yn_strerror(rc), r.p ? r.p : "");
         free(r.p);
@@ -295,21 +326,43 @@ int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *rec
 
 /* ---- restore: records the ledger lost, back from the district ---------------------- */
 
-/* A frame of ours: its MAC under the terminal's key (computed by the
- * keystore: the key may be in a token), compared in constant time. */
-static int frame_mac_ok(yn_keystore *keys, const uint8_t *f, size_t len)
+int yn_sync_frame_own(yn_keystore *keys, const uint8_t *f, size_t len, yn_batch_header *h,
+                      yn_ledger_record **recs, const char **why)
 {
+    *recs = NULL;
+    *why = "malformed frame";
+    if (yn_keystore_terminal_type(keys) == YN_KEY_ECDSA_P256) {
+        /* our signature, checked with our public key (read from the keystore) */
+        uint8_t pub[YN_KEYSTORE_PUB_LEN];
+        int rc = yn_keystore_public_key(keys, pub);
+        if (rc != YN_OK) {
+            *why = "this terminal's public key is not readable";
+            return rc;
+        }
+        yn_batch_cred cred = {YN_BATCH_AUTH_ECDSA_P256, pub, sizeof pub};
+        yn_batch_error err;
+        rc = yn_batch_verify_cred(f, len, &cred, h, recs, &err);
+        *why = err.why;
+        return rc;
+    }
+    /* our MAC, computed by the keystore (the key may be in a token) */
     uint8_t mac[YN_BATCH_MAC_LEN];
-    if (len < YN_BATCH_MAC_LEN)
-        return YN_EPROTO;
-    int rc = yn_keystore_mac(keys, f, len - YN_BATCH_MAC_LEN, mac);
-    if (rc == YN_OK && CRYPTO_memcmp(mac, f + len - YN_BATCH_MAC_LEN, YN_BATCH_MAC_LEN) != 0)
+    int rc = yn_batch_peek(f, len, h);
+    if (rc == YN_OK && h->auth != YN_BATCH_AUTH_HMAC) {
+        *why = "frame signed with a key pair, but this terminal has a shared key";
+        return YN_EAUTH;
+    }
+    if (rc == YN_OK)
+        rc = yn_keystore_mac(keys, f, len - YN_BATCH_MAC_LEN, mac);
+    if (rc == YN_OK && CRYPTO_memcmp(mac, f + len - YN_BATCH_MAC_LEN, YN_BATCH_MAC_LEN) != 0) {
+        *why = "its MAC does not verify under this terminal's key";
         rc = YN_EAUTH;
-    return rc;
+    }
+    return rc == YN_OK ? yn_batch_decode_authenticated(f, len, h, recs, why) : rc;
 }
 
 /* The frames of one /v1/records reply, each verified as this terminal's own
- * (MAC under our key, CRC, the chain within it), their records appended
+ * (our MAC or signature, CRC, the chain within it), their records appended
  * after the head (those at or below it skipped). */
 static int restore_frames(yn_sync *s, yn_ledger *l, const uint8_t *p, size_t len, int64_t *appended)
 {
@@ -321,10 +374,8 @@ static int restore_frames(yn_sync *s, yn_ledger *l, const uint8_t *p, size_t len
         const char *why = "malformed";
         int64_t n = 0;
         rc = yn_batch_frame_len(p, len, &flen);
-        if (rc == YN_OK && (rc = frame_mac_ok(s->o.keys, p, flen)) != YN_OK)
-            why = "its MAC does not verify under this terminal's key";
         if (rc == YN_OK)
-            rc = yn_batch_decode_authenticated(p, flen, &h, &recs, &why);
+            rc = yn_sync_frame_own(s->o.keys, p, flen, &h, &recs, &why);
         if (rc == YN_OK && strcmp(h.terminal, s->o.terminal_id) != 0) {
             why = "another terminal's frame";
             rc = YN_EPROTO;
@@ -357,18 +408,16 @@ static int restore(yn_sync *s, yn_ledger *l, const yn_ledger_health *h, int64_t 
         uint8_t head_hash[YN_LEDGER_HASH_LEN];
         if ((rc = yn_ledger_head(l, &head, head_hash)) != YN_OK)
             break;
-        char body[256], mac_hex[65];
-        uint8_t mac[32];
+        char body[256], auth[160];
         int n =
             snprintf(body, sizeof body, "{\"terminal\":\"%s\",\"after_seq\":%lld,\"max_bytes\":%d}",
                      s->o.terminal_id, (long long)head, RECORDS_MAX_BYTES);
-        if ((rc = yn_keystore_mac(s->o.keys, body, (size_t)n, mac)) != YN_OK)
+        if ((rc = request_auth(s->o.keys, body, (size_t)n, auth)) != YN_OK)
             break;
-        yn_hex_encode(mac, 32, mac_hex);
         reply_buf r;
         st->requests++;
         rc = post(s->curl, s->o.url, "/v1/records", s->o.ca_file, s->o.client_cert, s->o.client_key,
-                  s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
+                  s->o.timeout_ms, "application/json", auth, body, (size_t)n, &r);
         if (rc != YN_OK && r.status == 409) { /* not_restorable: kept before frames were */
             yn_ledger_batch b = {.first_seq = head + 1, .last_seq = h->lost_last};
             rc = conflict(s, l, &b, r.p, now_utc_s);
@@ -493,20 +542,18 @@ int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more)
         policy_version = 0;
     free(pj);
     int64_t last_version = meta_int(l, "sync_update_version");
-    char body[512], mac_hex[65];
-    uint8_t mac[32];
+    char body[512], auth[160];
     int n = snprintf(body, sizeof body,
                      "{\"terminal\":\"%s\",\"roster\":%lld,\"blacklist\":%lld,\"allocations\":%lld,"
                      "\"policy\":%lld}",
                      s->o.terminal_id, (long long)meta_int(l, "sync_roster_version"), (long long)bl,
                      (long long)meta_int(l, "sync_alloc_seq"), (long long)policy_version);
-    int rc = yn_keystore_mac(s->o.keys, body, (size_t)n, mac);
+    int rc = request_auth(s->o.keys, body, (size_t)n, auth);
     if (rc != YN_OK)
         return rc;
-    yn_hex_encode(mac, 32, mac_hex);
     reply_buf r;
     rc = post(s->curl, s->o.url, "/v1/updates", s->o.ca_file, s->o.client_cert, s->o.client_key,
-              s->o.timeout_ms, "application/json", mac_hex, body, (size_t)n, &r);
+              s->o.timeout_ms, "application/json", auth, body, (size_t)n, &r);
     if (rc != YN_OK) {
         free(r.p);
         return rc;
@@ -595,29 +642,47 @@ int yn_sync_enrol(const char *url, const char *ca_file, const char *token, yn_ke
 {
     if (!url || strncmp(url, "https://", 8) != 0)
         return YN_ECONFIG;
-    CURL *c = curl_easy_init();
-    if (!c)
-        return YN_ENOMEM;
-    json_t *req = json_pack("{s:s}", "token", token);
-    char *body = json_dumps(req, JSON_COMPACT);
+    bool pair = yn_keystore_terminal_type(keys) == YN_KEY_ECDSA_P256;
+    uint8_t pub[YN_KEYSTORE_PUB_LEN];
+    char pub_hex[2 * YN_KEYSTORE_PUB_LEN + 1], auth[160];
+    /* the key pair in the keystore (yinian-flash provision made it), or one
+     * made now inside it; the district gets its public half, and the request
+     * is signed by it (proof of possession). A pair made for an enrolment
+     * that fails stays: it is the one the next attempt sends. */
+    int rc = pair ? yn_keystore_generate(keys, false, pub, NULL) : YN_OK;
+    if (pair)
+        yn_hex_encode(pub, sizeof pub, pub_hex);
+    json_t *req = pair ? json_pack("{s:s, s:s}", "token", token, "pubkey", pub_hex)
+                       : json_pack("{s:s}", "token", token);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
-    reply_buf r;
-    int rc = post(c, url, "/v1/enrol", ca_file, NULL, NULL, 30000, "application/json", NULL, body,
-                  strlen(body), &r);
+    if (rc == YN_OK && !body)
+        rc = YN_ENOMEM;
+    if (rc == YN_OK && pair)
+        rc = request_auth(keys, body, strlen(body), auth);
+    CURL *c = rc == YN_OK ? curl_easy_init() : NULL;
+    if (rc == YN_OK && !c)
+        rc = YN_ENOMEM;
+    reply_buf r = {0};
+    if (rc == YN_OK)
+        rc = post(c, url, "/v1/enrol", ca_file, NULL, NULL, 30000, "application/json",
+                  pair ? auth : NULL, body, strlen(body), &r);
     free(body);
     curl_easy_cleanup(c);
-    json_t *j = rc == YN_OK ? json_loadb(r.p, r.len, 0, NULL) : NULL;
-    const char *terminal, *canteen, *key_hex;
-    if (rc == YN_OK && (!j ||
-                        json_unpack(j, "{s:s, s:s, s:s}", "terminal", &terminal, "canteen",
-                                    &canteen, "key", &key_hex) != 0 ||
-                        strlen(key_hex) != 64 || strlen(terminal) >= id_size))
+    json_t *j = rc == YN_OK ? json_loadb(r.p, r.len, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    const char *terminal = "", *canteen, *key_hex = "";
+    if (rc == YN_OK &&
+        (!j ||
+         (pair ? json_unpack(j, "{s:s, s:s !}", "terminal", &terminal, "canteen", &canteen)
+               : json_unpack(j, "{s:s, s:s, s:s}", "terminal", &terminal, "canteen", &canteen,
+                             "key", &key_hex)) != 0 ||
+         (!pair && strlen(key_hex) != 64) || strlen(terminal) >= id_size))
         rc = YN_EPROTO;
     uint8_t key[32];
     size_t key_len = 0;
-    if (rc == YN_OK && yn_hex_decode(key_hex, key, sizeof key, &key_len) != YN_OK)
+    if (rc == YN_OK && !pair && yn_hex_decode(key_hex, key, sizeof key, &key_len) != YN_OK)
         rc = YN_EPROTO;
-    if (rc == YN_OK)
+    if (rc == YN_OK && !pair)
         rc = yn_keystore_store(keys, YN_KEYID_TERMINAL, key, key_len, true);
     if (rc == YN_OK)
         snprintf(terminal_id, id_size, "%s", terminal);

@@ -23,7 +23,7 @@ typedef struct yn_sync_opts {
     const char *client_cert; /* optional PEM client certificate (with client_key) */
     const char *client_key;
     const char *terminal_id;
-    yn_keystore *keys; /* computes the HMACs under the terminal key (maybe inside a token) */
+    yn_keystore *keys; /* MACs or signs as the terminal (its key may be inside a token) */
     uint8_t district_pub[YN_UPDATE_PUBKEY_LEN];
     int64_t max_batch_records;  /* 0 = 5000 */
     int32_t timeout_ms;         /* per request; 0 = 30000 */
@@ -74,18 +74,28 @@ int yn_sync_round(yn_sync *s, yn_ledger *l, int64_t now_utc_s, yn_sync_stats *st
 /* One batch: YN_ENOTFOUND when nothing is unsent; YN_EREFUSED when the
  * district refused it as conflicting (409) or did so before. */
 int yn_sync_upload_one(yn_sync *s, yn_ledger *l, int64_t now_utc_s, int64_t *records) YN_MUST_CHECK;
-/* The frame of ledger batch b (PROTOCOL.md §3) MACed by the keystore with the
- * terminal key: exactly what yn_sync_upload_one sends, also written to a USB
- * stick by `yinian-diag export`. *frame is malloc'd (free() it). */
+/* The frame of ledger batch b (PROTOCOL.md §3) MACed or signed by the
+ * keystore with the terminal key (§10): exactly what yn_sync_upload_one
+ * sends, also written to a USB stick by `yinian-diag export`. *frame is
+ * malloc'd (free() it). */
 int yn_sync_batch_frame(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *keys, uint8_t **frame,
                         size_t *len) YN_MUST_CHECK;
 /* Check an acknowledgement document (PROTOCOL.md §4) against the batch it
  * answers: h->terminal, batch_id, first_seq, last_seq and head_hash must all
- * match and the MAC verify under the terminal key. YN_OK, YN_EAUTH (MAC),
- * YN_EPROTO (malformed, or names another batch or range), or the keystore's
- * failure. No log: the caller says why. */
+ * match, and it must be of the terminal's kind and verify: MACed under the
+ * shared key (v 1), or for a key-pair terminal signed by the district key
+ * district_pub (v 2, §10). YN_OK, YN_EAUTH (MAC or signature), YN_EPROTO
+ * (malformed, of the other kind, or names another batch or range), or the
+ * keystore's failure. No log: the caller says why. */
 int yn_sync_ack_verify(const char *ack, size_t len, yn_keystore *keys,
+                       const uint8_t district_pub[YN_UPDATE_PUBKEY_LEN],
                        const yn_batch_header *h) YN_MUST_CHECK;
+/* Verify and decode a frame as this terminal's own (restore, and a USB
+ * export's own check): its MAC through the keystore, or its signature under
+ * the terminal's public key (read from the keystore); a frame of the other
+ * kind is refused (YN_EAUTH). Then as yn_batch_verify_cred: *recs malloc'd. */
+int yn_sync_frame_own(yn_keystore *keys, const uint8_t *frame, size_t len, yn_batch_header *h,
+                      yn_ledger_record **recs, const char **why) YN_MUST_CHECK;
 /* One update request, verified and applied. *more: the server holds more. */
 int yn_sync_update_one(yn_sync *s, yn_ledger *l, bool *more) YN_MUST_CHECK;
 
@@ -99,10 +109,13 @@ int yn_sync_apply(yn_ledger *l, const yn_update *u, int64_t now_utc_s) YN_MUST_C
  * capped at cap_ms, with full jitter in [delay/2, delay]. */
 int64_t yn_sync_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms);
 
-/* Enrol: trade a one-time token for this terminal's identity and key; the key
- * goes straight into the keystore (yn_keystore_store, replacing the one
- * there): a 0600 file, or a non-extractable token object never written to a
- * file. */
+/* Enrol: trade a one-time token for this terminal's identity and key
+ * (PROTOCOL.md §2). A shared key goes straight into the keystore
+ * (yn_keystore_store, replacing the one there): a 0600 file, or a
+ * non-extractable token object never written to a file. A key-pair terminal
+ * (terminal_key_type = ecdsa-p256) makes a new pair in its keystore and
+ * posts the public half, signed by it (§10); the pair before it is destroyed
+ * once the district took the new one, and used again if it did not. */
 int yn_sync_enrol(const char *url, const char *ca_file, const char *token, yn_keystore *keys,
                   char *terminal_id, size_t id_size) YN_MUST_CHECK;
 

@@ -15,8 +15,9 @@
 
 #include "policy.h"
 #include "rules.h"
+#include "sig.h"
 
-#define SIG_LEN 64
+#define SIG_LEN YN_SIG_ED25519_LEN
 
 char *yn_base64_encode(const uint8_t *data, size_t len)
 {
@@ -55,20 +56,6 @@ int yn_base64_decode(const char *text, size_t len, uint8_t **out, size_t *out_le
     return YN_OK;
 }
 
-static int ed25519_verify(const uint8_t pub[YN_UPDATE_PUBKEY_LEN], const uint8_t *sig,
-                          const uint8_t *msg, size_t msg_len)
-{
-    EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, YN_UPDATE_PUBKEY_LEN);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int rc = YN_EAUTH;
-    if (pkey && ctx && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
-        EVP_DigestVerify(ctx, sig, SIG_LEN, msg, msg_len) == 1)
-        rc = YN_OK;
-    EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(pkey);
-    return rc;
-}
-
 /* domain ‖ NUL ‖ payload, the bytes that are signed */
 static uint8_t *signed_bytes(const uint8_t *payload, size_t len, size_t *out_len)
 {
@@ -90,14 +77,10 @@ int yn_update_sign(const char *payload, size_t len, const uint8_t priv[YN_UPDATE
     *body_len = 0;
     size_t msg_len;
     uint8_t *msg = signed_bytes((const uint8_t *)payload, len, &msg_len);
-    EVP_PKEY *pkey =
-        EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, priv, YN_UPDATE_PRIVKEY_LEN);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     uint8_t sig[SIG_LEN];
-    size_t sig_len = sizeof sig;
-    int rc = YN_ENOMEM;
-    if (msg && pkey && ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, pkey) == 1 &&
-        EVP_DigestSign(ctx, sig, &sig_len, msg, msg_len) == 1 && sig_len == SIG_LEN) {
+    int rc = msg ? yn_sig_ed25519_sign(priv, msg, msg_len, sig) : YN_ENOMEM;
+    if (rc == YN_OK) {
+        rc = YN_ENOMEM;
         char *p64 = yn_base64_encode((const uint8_t *)payload, len);
         char *s64 = yn_base64_encode(sig, SIG_LEN);
         size_t cap = (p64 ? strlen(p64) : 0) + (s64 ? strlen(s64) : 0) + 64;
@@ -112,8 +95,6 @@ int yn_update_sign(const char *payload, size_t len, const uint8_t priv[YN_UPDATE
         free(p64);
         free(s64);
     }
-    EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(pkey);
     free(msg);
     return rc;
 }
@@ -479,7 +460,7 @@ int yn_update_parse(const char *body, size_t len, const uint8_t pubkey[YN_UPDATE
         rc = bad(&e, YN_EPROTO, "envelope: sig is not 64 bytes");
     else if (!(msg = signed_bytes(payload, payload_len, &msg_len)))
         rc = YN_ENOMEM;
-    else if (ed25519_verify(pubkey, sig, msg, msg_len) != YN_OK)
+    else if (yn_sig_ed25519_verify(pubkey, msg, msg_len, sig) != YN_OK)
         rc = bad(&e, YN_EAUTH, "signature does not verify under the district key");
     json_decref(env);
     free(sig);

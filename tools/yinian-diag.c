@@ -269,12 +269,37 @@ static void check_token(struct ctx *c, struct result *r)
         } else if (!info.works) {
             note(r, V_FAIL,
                  "the token holds the key but cannot use it: it must offer CKM_AES_CMAC and "
-                 "CKM_SHA256_HMAC (pkcs11-tool -M); see the daemon's log with --verbose",
+                 "CKM_SHA256_HMAC, or for a key pair CKM_ECDSA (pkcs11-tool -M); see the "
+                 "daemon's log with --verbose",
                  "%s", info.detail);
         } else {
             note(r, V_OK, NULL, "%s", info.detail);
+            if (info.fingerprint[0])
+                json_object_set_new(r->data, "terminal_public_key", json_string(info.fingerprint));
         }
     }
+}
+
+/* A terminal key pair in a file (backend = file, terminal_key_type =
+ * ecdsa-p256): PEM, not hex; the keystore reads it and signs a test text. */
+static void check_pair_file(struct ctx *c, struct result *r, const char *path)
+{
+    yn_keystore_key_info info = {0};
+    int rc = open_keys(c);
+    if (rc == YN_OK)
+        rc = yn_keystore_inspect(&c->keys, YN_KEYID_TERMINAL, &info);
+    if (rc != YN_OK || !info.works) {
+        char advice[PATH_MAX + 200];
+        snprintf(advice, sizeof advice,
+                 "%s must hold this terminal's ECDSA P-256 key pair (PEM): enrol again "
+                 "(yinian-pos --enrol TOKEN makes a new one)",
+                 path);
+        note(r, V_FAIL, advice, "terminal key pair %s: %s", path,
+             rc != YN_OK ? yn_strerror(rc) : info.detail);
+        return;
+    }
+    note(r, V_OK, NULL, "terminal key pair ok, public key %s", info.fingerprint);
+    json_object_set_new(r->data, "terminal_public_key", json_string(info.fingerprint));
 }
 
 /* Each key file: there, mode and owner as the daemon demands, decodes, right
@@ -282,7 +307,9 @@ static void check_token(struct ctx *c, struct result *r)
 static void check_keys(struct ctx *c, struct result *r)
 {
     char advice[PATH_MAX + 600];
+    bool pair = c->cfg.keys.terminal_key_type == YN_KEY_ECDSA_P256;
     json_object_set_new(r->data, "backend", json_string(c->cfg.keys.backend));
+    json_object_set_new(r->data, "terminal_key_type", json_string(pair ? "ecdsa-p256" : "hmac"));
     for (size_t i = 0; i < sizeof key_specs / sizeof key_specs[0]; i++) {
         const struct key_spec *k = &key_specs[i];
         const char *path = key_path(&c->cfg, k->id);
@@ -329,6 +356,10 @@ static void check_keys(struct ctx *c, struct result *r)
         }
         if (k->id == YN_KEYID_COUNT) { /* a PIN, not hex: its content is the token's to judge */
             note(r, V_OK, NULL, "%s ok", k->what);
+            continue;
+        }
+        if (k->id == YN_KEYID_TERMINAL && pair) {
+            check_pair_file(c, r, path);
             continue;
         }
         static uint8_t buf[YN_KEY_MAX];
@@ -1055,25 +1086,6 @@ static int write_json(const char *path, json_t *doc)
     return rc;
 }
 
-/* Our own check of a frame before it goes on the stick: it decodes, chain
- * and all. The terminal key may never leave its token, so a copy is MACed
- * with a throwaway key and decoded under that. */
-static int decode_own(const uint8_t *frame, size_t len, yn_batch_header *h, yn_ledger_record **recs,
-                      const char **why)
-{
-    uint8_t key[32];
-    uint8_t *copy = malloc(len);
-    if (!copy || RAND_bytes(key, sizeof key) != 1) {
-        free(copy);
-        return YN_ENOMEM;
-    }
-    memcpy(copy, frame, len);
-    yn_batch_hmac(key, sizeof key, copy, len - YN_BATCH_MAC_LEN, copy + len - YN_BATCH_MAC_LEN);
-    int rc = yn_batch_decode(copy, len, key, sizeof key, h, recs, why);
-    free(copy);
-    return rc;
-}
-
 /* One batch onto the stick: its frame (decoded again: our own check of what
  * goes on the stick) and its manifest entry; sums[4] and *records add up. */
 static int export_batch(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *keys, const char *dir,
@@ -1086,7 +1098,8 @@ static int export_batch(yn_ledger *l, const yn_ledger_batch *b, yn_keystore *key
     yn_batch_header h;
     const char *why = "";
     int rc = yn_sync_batch_frame(l, b, keys, &frame, &len);
-    if (rc == YN_OK && (rc = decode_own(frame, len, &h, &recs, &why)) != YN_OK)
+    /* our own check of what goes on the stick: MAC or signature, chain and all */
+    if (rc == YN_OK && (rc = yn_sync_frame_own(keys, frame, len, &h, &recs, &why)) != YN_OK)
         fprintf(stderr, "export: our own frame does not decode: %s\n", why);
     char name[96], path[PATH_MAX], head_hex[65], sha_hex[65];
     if (rc == YN_OK) {
@@ -1248,11 +1261,23 @@ static int import_one_ack(struct ctx *c, yn_ledger *l, const char *path)
         return EXIT_FAIL;
     }
     memcpy(h.head_hash, head.hash, sizeof h.head_hash);
-    int rc = yn_sync_ack_verify(text, n, &c->keys, &h);
+    /* a key-pair terminal's acknowledgements are signed by the district key */
+    bool pair = c->cfg.keys.terminal_key_type == YN_KEY_ECDSA_P256;
+    uint8_t district_pub[YN_UPDATE_PUBKEY_LEN];
+    size_t pub_len = 0;
+    if (pair && (yn_keystore_load(&c->keys, YN_KEYID_DISTRICT_PUB, district_pub,
+                                  sizeof district_pub, &pub_len) != YN_OK ||
+                 pub_len != sizeof district_pub)) {
+        fprintf(stderr, "%s: refused: [keys] district_pubkey (32 bytes) is needed to check it\n",
+                path);
+        return EXIT_FAIL;
+    }
+    int rc = yn_sync_ack_verify(text, n, &c->keys, pair ? district_pub : NULL, &h);
     if (rc != YN_OK) {
         fprintf(stderr, "%s: refused (%s): %s\n", path, yn_strerror(rc),
-                rc == YN_EAUTH ? "its MAC does not verify under this terminal's key"
-                               : "its terminal, range or head hash differ from the ledger's");
+                rc != YN_EAUTH ? "its terminal, range, head hash or kind differ from the ledger's"
+                : pair         ? "its signature does not verify under the district key"
+                               : "its MAC does not verify under this terminal's key");
         return EXIT_FAIL;
     }
     char v[32];

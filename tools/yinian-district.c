@@ -37,8 +37,9 @@ static void usage(FILE *to)
           "  --db DB enrol-tokens CSV               terminal,canteen lines -> terminal,token\n"
           "  --db DB import-cards CSV               card_no,birth_ymd,flags,district,street,"
           "expiry_ymd[,ident]\n"
-          "  --db DB import DIR                     batch files of a USB export (yinian-diag\n"
-          "                                         export); writes ack-*.json into DIR\n"
+          "  --db DB import DIR [--district-key FILE]  batch files of a USB export (yinian-diag\n"
+          "                                         export); writes ack-*.json into DIR (a key-\n"
+          "                                         pair terminal's are signed: --district-key)\n"
           "  --db DB lost CARD_NO | found CARD_NO   report a card lost / found\n"
           "  --db DB lost-ident ID | found-ident ID an identity-only card (A:04A1B2C3D4E5F6)\n"
           "  --db DB publish-policy FILE.json\n"
@@ -262,7 +263,7 @@ static int admin(yn_db *db, const char *cmd, int n, char **a)
         {"enrol-token", 2, "enrol-token TERMINAL CANTEEN"},
         {"enrol-tokens", 1, "enrol-tokens CSV"},
         {"import-cards", 1, "import-cards CSV"},
-        {"import", 1, "import DIR"},
+        {"import", 1, "import DIR [--district-key FILE]"},
         {"lost", 1, "lost CARD_NO"},
         {"found", 1, "found CARD_NO"},
         {"lost-ident", 1, "lost-ident A:UID|B:PUPI"},
@@ -279,7 +280,8 @@ static int admin(yn_db *db, const char *cmd, int n, char **a)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name) != 0)
             continue;
-        if (n != cmds[i].args) {
+        bool import_key = i == 3 && n == 3 && !strcmp(a[1], "--district-key");
+        if (n != cmds[i].args && !import_key) {
             fprintf(stderr, "usage: yinian-district --db DB %s\n", cmds[i].usage);
             return YN_EXIT_USAGE;
         }
@@ -290,8 +292,19 @@ static int admin(yn_db *db, const char *cmd, int n, char **a)
             return yn_admin_tokens(db, a[0]);
         case 2:
             return yn_admin_import_cards(db, a[0]);
-        case 3:
-            return yn_admin_import_dir(db, a[0]);
+        case 3: {
+            uint8_t priv[32];
+            size_t klen = 0;
+            if (import_key && (yn_key_file_load(a[2], true, "district signing key", priv,
+                                                sizeof priv, &klen) != YN_OK ||
+                               klen != sizeof priv)) {
+                fprintf(stderr, "%s: district key must be 32 bytes of hex, mode 0600\n", a[2]);
+                return YN_EXIT_USAGE;
+            }
+            int rc = yn_admin_import_dir(db, a[0], import_key ? priv : NULL);
+            OPENSSL_cleanse(priv, sizeof priv);
+            return rc;
+        }
         case 4:
         case 5:
             return yn_admin_lost(db, a[0], i == 4, false);

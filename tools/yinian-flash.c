@@ -55,10 +55,13 @@ void yn_fl_usage(FILE *to)
         "      [--terminal-key FILE] [--district-pub FILE] [--vendor-pub FILE] [--policy FILE]\n"
         "      [--server-url https://HOST[:PORT] --ca FILE] [--template FILE]\n"
         "      [--set SECTION.KEY=VALUE]... [--enrol-token TOKEN] [--force]\n"
-        "      [--pkcs11-module PATH --token-label LABEL --pin-file FILE]\n"
+        "      [--pkcs11-module PATH --token-label LABEL --pin-file FILE] [--key-pair]\n"
         "      writes ROOT/etc/board.conf from the shipped template and the keys (0600);\n"
         "      with --pkcs11-module the secret keys go into that token instead (non-\n"
         "      extractable; the master once: --force replaces another), no key file is kept;\n"
+        "      with --key-pair the terminal's key is an ECDSA P-256 key pair made here, in the\n"
+        "      token (or a 0600 PEM file), never outside it; its public key is printed and\n"
+        "      written to ROOT/etc/keys/terminal.pub, and enrolment sends it to the district;\n"
         "      with --enrol-token, then enrols with the district server (needs --server-url)\n"
         "  import-key [--config FILE] [--force] card-master|terminal KEYFILE\n"
         "      one secret key (hex file) into the keystore board.conf names: with backend =\n"
@@ -104,6 +107,7 @@ enum {
     OPT_PKCS11_MODULE,
     OPT_TOKEN_LABEL,
     OPT_PIN_FILE,
+    OPT_KEY_PAIR,
 };
 
 int main(int argc, char **argv)
@@ -142,6 +146,7 @@ int main(int argc, char **argv)
         {"pkcs11-module", required_argument, NULL, OPT_PKCS11_MODULE},
         {"token-label", required_argument, NULL, OPT_TOKEN_LABEL},
         {"pin-file", required_argument, NULL, OPT_PIN_FILE},
+        {"key-pair", no_argument, NULL, OPT_KEY_PAIR},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     static struct yn_fl_opts o;
@@ -264,6 +269,9 @@ int main(int argc, char **argv)
             break;
         case OPT_PIN_FILE:
             o.pin_file = optarg;
+            break;
+        case OPT_KEY_PAIR:
+            o.key_pair = true;
             break;
         case OPT_SET:
             if (o.n_sets >= MAX_SETS)

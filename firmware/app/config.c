@@ -60,6 +60,7 @@ static const char *const weight_types[] = {"int16", "int32", "float32", NULL};
 static const char *const byte_orders[] = {"abcd", "cdab", "badc", "dcba", NULL};
 static const char *const weight_units[] = {"g", "kg", NULL};
 static const char *const stable_whens[] = {"set", "clear", NULL};
+static const char *const key_types[] = {"hmac", "ecdsa-p256", NULL}; /* enum yn_key_type */
 
 #define F(field) offsetof(yn_config, field), sizeof(((yn_config *)0)->field)
 #define K(sec, key, type, field, def)                                                              \
@@ -174,6 +175,7 @@ static const struct key_desc keys[] = {
     {"sync", "offline_cap_fen", T_MONEY, F(sync.offline_cap_fen), 0, 100000000, NULL, "0"},
 
     KB("keys", "backend", keys.backend, "file"),
+    KE("keys", "terminal_key_type", keys.terminal_key_type, key_types, "hmac"),
     K("keys", "terminal_key", T_SECRET, keys.terminal_key, ""),
     K("keys", "card_master_key", T_SECRET, keys.card_master_key, ""),
     K("keys", "issuer_pubkey", T_PUBLIC, keys.issuer_pubkey, NULL),
@@ -788,9 +790,14 @@ static void validate(struct parse_state *st)
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key_desc *k = &keys[i];
         const char *path = field(c, k);
+        /* a key pair's file is made by the keystore (enrolment, yinian-flash
+         * provision --key-pair); once there it is checked as any secret */
+        bool made_later = path == c->keys.terminal_key &&
+                          c->keys.terminal_key_type == YN_KEY_ECDSA_P256 &&
+                          access(path, F_OK) != 0 && errno == ENOENT;
         if ((k->type == T_FILE || k->type == T_SECRET || k->type == T_PUBLIC ||
              k->type == T_LIBRARY) &&
-            path[0] && st->key_line[i])
+            path[0] && st->key_line[i] && !made_later)
             check_file(st, k, st->key_line[i], path, path);
     }
 }

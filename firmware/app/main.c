@@ -63,8 +63,9 @@ static int load_config(const char *path, yn_config *cfg)
     return rc;
 }
 
-/* Trade a one-time token for this terminal's key with the district server;
- * the key goes straight into the keystore. */
+/* Trade a one-time token for this terminal's key with the district server:
+ * a shared key goes straight into the keystore; a key pair is generated
+ * there and its public half enrolled. */
 static int enrol(const yn_config *cfg, const char *token)
 {
     char id[YN_ID_MAX];
@@ -78,8 +79,12 @@ static int enrol(const yn_config *cfg, const char *token)
         return EXIT_RUNTIME;
     }
     int rc = yn_sync_enrol(cfg->sync.url, cfg->sync.ca_file, token, &keys, id, sizeof id);
-    char where[sizeof keys.where];
+    char where[sizeof keys.where], fp[YN_SIG_FINGERPRINT_LEN + 1] = "";
     snprintf(where, sizeof where, "%s", keys.where);
+    uint8_t pub[YN_KEYSTORE_PUB_LEN];
+    bool pair = cfg->keys.terminal_key_type == YN_KEY_ECDSA_P256;
+    if (rc == YN_OK && pair && yn_keystore_public_key(&keys, pub) == YN_OK)
+        yn_sig_fingerprint(pub, fp);
     yn_keystore_close(&keys);
     if (rc != YN_OK) {
         fprintf(stderr, "enrolment with %s failed: %s\n", cfg->sync.url, yn_strerror(rc));
@@ -90,7 +95,10 @@ static int enrol(const yn_config *cfg, const char *token)
                 "warning: the district enrolled this board as terminal %s but %s says "
                 "%s: correct [terminal] id\n",
                 id, cfg->path, cfg->terminal.id);
-    printf("enrolled as terminal %s; key stored in %s\n", id, where);
+    if (pair)
+        printf("enrolled as terminal %s with its key pair in %s, public key %s\n", id, where, fp);
+    else
+        printf("enrolled as terminal %s; key stored in %s\n", id, where);
     return 0;
 }
 

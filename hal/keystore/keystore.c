@@ -1,7 +1,9 @@
 /* keystore.c — the keystore's operations, and its file backend.
  *
- * A key file holds hex text; whitespace and '#' comments are allowed. Secret
- * key files are re-checked at every use: regular file, owned by this
+ * A key file holds hex text; whitespace and '#' comments are allowed. A
+ * terminal key pair (terminal_key_type = ecdsa-p256) is a PEM file (PKCS#8,
+ * unencrypted: the file's mode is its protection, as for the hex keys).
+ * Secret key files are re-checked at every use: regular file, owned by this
  * process's user, no access for group or others. A secret that leaked through
  * a bad mode is refused rather than used. The file backend reads the key for
  * each operation and wipes it after: no copy stays in memory between taps.
@@ -13,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,6 +29,7 @@
 #include "hal.h"
 #include "keystore_int.h"
 #include "log.h"
+#include "sig.h"
 
 static bool is_secret(enum yn_key_id id)
 {
@@ -195,6 +199,99 @@ static int file_mac(yn_keystore *ks, const void *data, size_t n, uint8_t out[YN_
     return rc;
 }
 
+/* PEM text to hand OpenSSL: never ask for a passphrase (the file is not
+ * encrypted; an encrypted one is refused, not prompted for). */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return 0;
+}
+
+/* The terminal key file's path, or NULL (logged) when none is configured. */
+static const char *terminal_path(const yn_keystore *ks)
+{
+    if (CFG(ks)->terminal_key[0])
+        return CFG(ks)->terminal_key;
+    yn_err("keystore: terminal_key is not configured in %s [keys]", CFG(ks)->source);
+    return NULL;
+}
+
+/* The terminal's key pair from its PEM file (checked as a secret file). */
+static int file_pair(yn_keystore *ks, EVP_PKEY **key)
+{
+    char text[8192];
+    size_t n = 0;
+    const char *path = terminal_path(ks);
+    *key = NULL;
+    if (!path)
+        return YN_ENOTFOUND;
+    int rc = read_checked(path, true, "terminal key pair", text, sizeof text, &n);
+    BIO *bio = rc == YN_OK ? BIO_new_mem_buf(text, (int)n) : NULL;
+    if (rc == YN_OK)
+        *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
+    uint8_t pub[YN_KEYSTORE_PUB_LEN];
+    if (rc == YN_OK && (!*key || yn_sig_p256_public(*key, pub) != YN_OK)) {
+        yn_err("keystore: terminal_key '%s' holds no ECDSA P-256 key pair (PEM) but [keys] "
+               "terminal_key_type = ecdsa-p256: enrol again (yinian-pos --enrol TOKEN makes one)",
+               path);
+        EVP_PKEY_free(*key);
+        *key = NULL;
+        rc = YN_EINVAL;
+    }
+    BIO_free(bio);
+    explicit_bzero(text, sizeof text);
+    return rc;
+}
+
+static int file_sign(yn_keystore *ks, const void *data, size_t len,
+                     uint8_t sig[YN_KEYSTORE_SIG_LEN])
+{
+    EVP_PKEY *key;
+    int rc = file_pair(ks, &key);
+    if (rc == YN_OK)
+        rc = yn_sig_p256_sign(key, data, len, sig);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+static int file_public_key(yn_keystore *ks, uint8_t pub[YN_KEYSTORE_PUB_LEN])
+{
+    EVP_PKEY *key;
+    int rc = file_pair(ks, &key);
+    if (rc == YN_OK)
+        rc = yn_sig_p256_public(key, pub);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+int yn_key_file_new_pair(const char *path, uint8_t pub[YN_KEYSTORE_PUB_LEN])
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    BIO *bio = key ? BIO_new(BIO_s_secmem()) : NULL;
+    char *pem = NULL;
+    long n = 0;
+    int rc = YN_ENOMEM;
+    if (bio && PEM_write_bio_PrivateKey(bio, key, NULL, NULL, 0, NULL, NULL) == 1 &&
+        (n = BIO_get_mem_data(bio, &pem)) > 0 && yn_sig_p256_public(key, pub) == YN_OK)
+        rc = yn_file_write_atomic(path, pem, (size_t)n, 0600);
+    if (rc != YN_OK)
+        yn_err("keystore: no key pair written to '%s': %s", path, yn_strerror(rc));
+    BIO_free(bio); /* secure memory: cleared as it is freed */
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+/* A new pair replaces the file atomically: the old one is used until the
+ * rename, never lost half way. */
+static int file_generate(yn_keystore *ks, uint8_t pub[YN_KEYSTORE_PUB_LEN])
+{
+    const char *path = terminal_path(ks);
+    return path ? yn_key_file_new_pair(path, pub) : YN_ENOTFOUND;
+}
+
 static int file_store(yn_keystore *ks, enum yn_key_id id, const uint8_t *key, size_t len)
 {
     const char *path = path_of(CFG(ks), id);
@@ -228,8 +325,11 @@ static int file_inspect(yn_keystore *ks, enum yn_key_id id, yn_keystore_key_info
     info->present = true;
     info->copies = 1;
     info->unreadable = S_ISREG(sb.st_mode) && !(sb.st_mode & 077) && sb.st_uid == geteuid();
-    snprintf(info->detail, sizeof info->detail, "file %.400s, mode %04o, owner uid %u", path,
-             (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
+    snprintf(info->detail, sizeof info->detail, "file %.400s, mode %04o, owner uid %u%s", path,
+             (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid,
+             id == YN_KEYID_TERMINAL && yn_keystore_terminal_type(ks) == YN_KEY_ECDSA_P256
+                 ? ", ECDSA P-256 key pair (PEM)"
+                 : "");
     return YN_OK;
 }
 
@@ -238,6 +338,9 @@ const yn_keystore_ops yn_keystore_file_ops = {
     .open = file_open,
     .diversify = file_diversify,
     .mac = file_mac,
+    .sign = file_sign,
+    .generate = file_generate,
+    .public_key = file_public_key,
     .store = file_store,
     .inspect = file_inspect,
 };
@@ -290,13 +393,26 @@ int yn_keystore_diversify(yn_keystore *ks, const uint8_t *uid, size_t uid_len, c
     return rc;
 }
 
-int yn_keystore_mac(yn_keystore *ks, const void *data, size_t len, uint8_t out[YN_KEYSTORE_MAC_LEN])
+enum yn_key_type yn_keystore_terminal_type(const yn_keystore *ks)
+{
+    return ks->cfg ? ks->cfg->terminal_key_type : YN_KEY_HMAC;
+}
+
+/* The terminal key is one kind: an operation of the other is not supported. */
+static int terminal_is(const yn_keystore *ks, enum yn_key_type type, const void *op)
 {
     if (!ks->ops)
         return YN_ENODEV;
-    if (!data && len)
-        return YN_EINVAL;
-    int rc = ks->ops->mac(ks, data ? data : "", len, out);
+    return yn_keystore_terminal_type(ks) == type && op ? YN_OK : YN_ENOTSUP;
+}
+
+int yn_keystore_mac(yn_keystore *ks, const void *data, size_t len, uint8_t out[YN_KEYSTORE_MAC_LEN])
+{
+    int rc = terminal_is(ks, YN_KEY_HMAC, ks->ops ? (const void *)ks->ops->mac : NULL);
+    if (rc == YN_OK && !data && len)
+        rc = YN_EINVAL;
+    if (rc == YN_OK)
+        rc = ks->ops->mac(ks, data ? data : "", len, out);
     if (rc != YN_OK)
         memset(out, 0, YN_KEYSTORE_MAC_LEN); /* never matches a real MAC */
     return rc;
@@ -305,9 +421,69 @@ int yn_keystore_mac(yn_keystore *ks, const void *data, size_t len, uint8_t out[Y
 int yn_keystore_sign(yn_keystore *ks, const void *data, size_t len,
                      uint8_t sig[YN_KEYSTORE_SIG_LEN])
 {
-    if (!ks->ops)
-        return YN_ENODEV;
-    return ks->ops->sign ? ks->ops->sign(ks, data, len, sig) : YN_ENOTSUP;
+    int rc = terminal_is(ks, YN_KEY_ECDSA_P256, ks->ops ? (const void *)ks->ops->sign : NULL);
+    if (rc == YN_OK && !data && len)
+        rc = YN_EINVAL;
+    if (rc == YN_OK)
+        rc = ks->ops->sign(ks, data ? data : "", len, sig);
+    if (rc != YN_OK)
+        memset(sig, 0, YN_KEYSTORE_SIG_LEN); /* never verifies */
+    return rc;
+}
+
+int yn_keystore_public_key(yn_keystore *ks, uint8_t pub[YN_KEYSTORE_PUB_LEN])
+{
+    int rc = terminal_is(ks, YN_KEY_ECDSA_P256, ks->ops ? (const void *)ks->ops->public_key : NULL);
+    if (rc == YN_OK)
+        rc = ks->ops->public_key(ks, pub);
+    if (rc == YN_OK && !yn_sig_p256_pub_ok(pub, YN_KEYSTORE_PUB_LEN)) {
+        yn_err("keystore: the terminal's public key in %s is not a point of P-256", ks->where);
+        rc = YN_ECORRUPT;
+    }
+    if (rc != YN_OK)
+        memset(pub, 0, YN_KEYSTORE_PUB_LEN);
+    return rc;
+}
+
+static int probe(yn_keystore *ks, enum yn_key_id id, uint8_t out[YN_KEYSTORE_MAC_LEN]);
+
+int yn_keystore_generate(yn_keystore *ks, bool replace, uint8_t pub[YN_KEYSTORE_PUB_LEN],
+                         bool *made)
+{
+    bool made_here = false;
+    int rc = terminal_is(ks, YN_KEY_ECDSA_P256, ks->ops ? (const void *)ks->ops->generate : NULL);
+    if (rc == YN_ENOTSUP && ks->ops)
+        yn_err("keystore: a key pair is made only with [keys] terminal_key_type = ecdsa-p256 (%s)",
+               ks->where);
+    /* the pair there, if it works: a test signature verifies under its public key */
+    uint8_t out[YN_KEYSTORE_MAC_LEN];
+    yn_keystore_key_info info;
+    bool there = rc == YN_OK && !replace &&
+                 ks->ops->inspect(ks, YN_KEYID_TERMINAL, &info) == YN_OK && info.present;
+    if (rc == YN_OK && (!there || probe(ks, YN_KEYID_TERMINAL, out) != YN_OK)) {
+        made_here = true;
+        bool generated = (rc = ks->ops->generate(ks, pub)) == YN_OK;
+        if (generated && (rc = probe(ks, YN_KEYID_TERMINAL, out)) != YN_OK)
+            yn_err("keystore: the key pair made in %s does not sign as its public key says: %s",
+                   ks->where, yn_strerror(rc));
+        /* the new pair works: the older ones go; it does not: it goes */
+        if (generated && ks->ops->settle && ks->ops->settle(ks, rc == YN_OK) != YN_OK)
+            yn_warn("keystore: %s keeps an older terminal key pair (the newest is used)",
+                    ks->where);
+    }
+    if (rc == YN_OK)
+        rc = yn_keystore_public_key(ks, pub);
+    if (rc == YN_OK) {
+        char fp[YN_SIG_FINGERPRINT_LEN + 1];
+        yn_sig_fingerprint(pub, fp);
+        yn_info("keystore: terminal key pair %s %s, public key %s",
+                made_here ? "generated in" : "kept in", ks->where, fp);
+    } else {
+        memset(pub, 0, YN_KEYSTORE_PUB_LEN);
+    }
+    if (made)
+        *made = rc == YN_OK && made_here;
+    return rc;
 }
 
 /* What a key computes on a fixed input: a card key of a probe UID for the
@@ -326,7 +502,16 @@ static int probe(yn_keystore *ks, enum yn_key_id id, uint8_t out[YN_KEYSTORE_MAC
     if (id == YN_KEYID_CARD_MASTER)
         return yn_keystore_diversify(ks, probe_uid, sizeof probe_uid, probe_aid, sizeof probe_aid,
                                      probe_sysid, sizeof probe_sysid, out);
-    return yn_keystore_mac(ks, probe_text, sizeof probe_text - 1, out);
+    if (yn_keystore_terminal_type(ks) == YN_KEY_HMAC)
+        return yn_keystore_mac(ks, probe_text, sizeof probe_text - 1, out);
+    /* a key pair: a signature of the probe verifies under its public key */
+    uint8_t sig[YN_KEYSTORE_SIG_LEN], pub[YN_KEYSTORE_PUB_LEN];
+    int rc = yn_keystore_sign(ks, probe_text, sizeof probe_text - 1, sig);
+    if (rc == YN_OK)
+        rc = yn_keystore_public_key(ks, pub);
+    if (rc == YN_OK && yn_sig_p256_verify(pub, probe_text, sizeof probe_text - 1, sig) != YN_OK)
+        rc = YN_ECORRUPT;
+    return rc;
 }
 
 static int soft_probe(enum yn_key_id id, const uint8_t *key, size_t len,
@@ -347,6 +532,12 @@ int yn_keystore_store(yn_keystore *ks, enum yn_key_id id, const uint8_t *key, si
     if (!ks->ops)
         return YN_ENODEV;
     bool master = id == YN_KEYID_CARD_MASTER;
+    if (!master && yn_keystore_terminal_type(ks) == YN_KEY_ECDSA_P256) {
+        yn_err("keystore: [keys] terminal_key_type = ecdsa-p256: the terminal's key pair is "
+               "generated in %s (enrolment, yinian-flash generate-key), never imported",
+               ks->where);
+        return YN_EINVAL;
+    }
     if (!is_secret(id) || !key ||
         (master ? len != YN_KEYSTORE_CARD_MASTER
                 : len < YN_KEYSTORE_TERMINAL_MIN || len > YN_KEYSTORE_TERMINAL_MAX))
@@ -392,10 +583,19 @@ int yn_keystore_inspect(yn_keystore *ks, enum yn_key_id id, yn_keystore_key_info
     uint8_t out[YN_KEYSTORE_MAC_LEN];
     int works = rc == YN_OK && info->present ? probe(ks, id, out) : YN_ENOTFOUND;
     info->works = works == YN_OK;
+    bool pair = id == YN_KEYID_TERMINAL && yn_keystore_terminal_type(ks) == YN_KEY_ECDSA_P256;
+    uint8_t pub[YN_KEYSTORE_PUB_LEN];
+    size_t used = strlen(info->detail);
     if (rc == YN_OK && info->present && !info->works) {
-        size_t used = strlen(info->detail);
         snprintf(info->detail + used, sizeof info->detail - used, "; a test %s fails: %s",
-                 id == YN_KEYID_CARD_MASTER ? "card key derivation" : "MAC", yn_strerror(works));
+                 id == YN_KEYID_CARD_MASTER ? "card key derivation"
+                 : pair                     ? "signature"
+                                            : "MAC",
+                 yn_strerror(works));
+    } else if (rc == YN_OK && info->works && pair && yn_keystore_public_key(ks, pub) == YN_OK) {
+        yn_sig_fingerprint(pub, info->fingerprint);
+        snprintf(info->detail + used, sizeof info->detail - used, "; public key %s",
+                 info->fingerprint);
     }
     return rc;
 }

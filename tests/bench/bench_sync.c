@@ -1,6 +1,7 @@
 /* bench_sync.c — sync figures: wire bytes per meal record for a realistic
  * lunch (sync_bytes_per_record, bar 16) and 100,000 records uploaded to the
- * reference server over TLS on loopback (sync_100k_s, bar 10 s). */
+ * reference server over TLS on loopback (sync_100k_s, bar 10 s); with
+ * YN_KEY_PAIR=1 the terminal signs with a key pair instead of MACing. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,8 +91,12 @@ int main(void)
     snprintf(url, sizeof url, "https://127.0.0.1:%d", D.port);
     uint8_t pub[64];
     size_t pl;
-    yn_testkeys keys; /* YN_KEYS_BACKEND: key files, or the token */
-    yn_testkeys_open(&keys, D.dir, NULL, NULL, 0);
+    yn_testkeys keys;                         /* YN_KEYS_BACKEND: key files, or the token */
+    const char *pair = getenv("YN_KEY_PAIR"); /* 1: a key pair signs (PROTOCOL.md §10) */
+    if (pair && !strcmp(pair, "1"))
+        yn_testkeys_open_pair(&keys, yn_testkeys_backend(), D.dir, NULL, NULL);
+    else
+        yn_testkeys_open(&keys, D.dir, NULL, NULL, 0);
     if (yn_sync_enrol(url, D.ca, token, &keys.ks, term, sizeof term) != YN_OK ||
         yn_key_file_load(D.dpub, false, "district key", pub, sizeof pub, &pl) != YN_OK) {
         yn_test_district_stop(srv, SIGTERM);

@@ -31,7 +31,7 @@ check_bad "/^\[reader\]/,/^\[/s/^backend = sim/backend = pn999/" "$(line_of 'bac
 check_bad "s/^\[keys\]/[keyz]/" "$(line_of '\[keys\]')" "unknown section \[keyz\]"
 
 chmod 644 "$run/keys/terminal.key"
-check_bad "s/^id = .*/&/" "$(line_of terminal_key)" "mode 0644; a secret key must be"
+check_bad "s/^id = .*/&/" "$(line_of 'terminal_key =')" "mode 0644; a secret key must be"
 chmod 600 "$run/keys/terminal.key"
 
 set +e

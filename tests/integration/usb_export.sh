@@ -6,7 +6,9 @@
 # `yinian-diag import-ack` marking them sent (a tampered acknowledgement is
 # refused first), and on a copy of the terminal the normal sync
 # acknowledging the same batch when the network returns (re-sending is
-# harmless: the district keeps its totals).
+# harmless: the district keeps its totals). With YN_KEY_PAIR=1 the terminal's
+# key is a key pair (sync/PROTOCOL.md §10): the batches on the stick are signed,
+# the district's acknowledgements signed by its key (import --district-key).
 set -eu
 : "${BUILD:?}" "${TMPDIR:?}"
 run=$TMPDIR/run
@@ -16,6 +18,13 @@ port=$((20000 + $$ % 20000))
 export YN_DEMO_PORT=$port
 tools/demo-setup "$run" "$BUILD" >/dev/null
 . "$run/keys.env" # YN_KEYS_BACKEND=pkcs11: the keys are in a SoftHSM2 token
+pair=${YN_KEY_PAIR:-0}
+tag=mac import_opts=
+if [ "$pair" = 1 ]; then
+    sed -i "/^\[keys\]/,/^\[/s|^terminal_key_type = .*|terminal_key_type = ecdsa-p256|" "$run/board.conf"
+    rm -f "$run/keys/terminal.key"
+    tag=sig import_opts="--district-key $run/keys/district.key"
+fi
 district() { "$BUILD/yinian-district" --db "$run/district.db" "$@"; }
 serve() {
     "$BUILD/yinian-district" --db "$run/district.db" serve --cert "$run/tls/server.pem" \
@@ -73,7 +82,18 @@ cp -a "$run" "$TMPDIR/run2"
 rm -f "$TMPDIR/run2/district.db" "$TMPDIR/run2/district.db-wal" "$TMPDIR/run2/district.db-shm"
 
 # the district imports the stick: no network
-district import "$usb" >"$TMPDIR/import1.out" || { cat "$TMPDIR/import1.out"; fail "import"; }
+if [ "$pair" = 1 ]; then # signed batches are read; their acknowledgements need the district key
+    [ "$(head -c 8 "$(ls "$usb"/batch-T-FT-0001-*.ynb | head -1)" | od -An -tx1 | tr -d ' \n')" = 594e423100010001 ] ||
+        fail "the exported batch is not a signed frame (flags bit 0)"
+    cp -a "$usb" "$TMPDIR/usb-nokey"
+    for f in "$run"/district.db*; do cp "$f" "$TMPDIR/nokey${f#"$run"/district}"; done
+    rc=0; "$BUILD/yinian-district" --db "$TMPDIR/nokey.db" import "$TMPDIR/usb-nokey" >"$TMPDIR/nokey.out" 2>&1 || rc=$?
+    [ $rc != 0 ] && grep -q 'no acknowledgement written.*--district-key' "$TMPDIR/nokey.out" ||
+        { cat "$TMPDIR/nokey.out"; fail "import of a key-pair terminal's batches without --district-key"; }
+    ! ls "$TMPDIR/usb-nokey"/ack-* >/dev/null 2>&1 || fail "an acknowledgement without the district key"
+fi
+# shellcheck disable=SC2086 # import_opts: words on purpose
+district import "$usb" $import_opts >"$TMPDIR/import1.out" || { cat "$TMPDIR/import1.out"; fail "import"; }
 grep -q '3 new records stored' "$TMPDIR/import1.out" || fail "first import stores 3"
 n_batches=$(ls "$usb"/batch-T-FT-0001-*.ynb | wc -l)
 [ "$(ls "$usb"/ack-T-FT-0001-*.json | wc -l)" = "$n_batches" ] || fail "one acknowledgement per batch"
@@ -84,7 +104,8 @@ district report terminal | tr -d '\r' >"$TMPDIR/report1.csv"
 cp "$ack" "$TMPDIR/ack1.json"
 
 # importing again changes nothing
-district import "$usb" >"$TMPDIR/import2.out" || fail "second import"
+# shellcheck disable=SC2086
+district import "$usb" $import_opts >"$TMPDIR/import2.out" || fail "second import"
 grep -q 'already stored, nothing changed' "$TMPDIR/import2.out" || fail "replay message"
 grep -q '0 new records stored' "$TMPDIR/import2.out" || fail "replay stored something"
 district report terminal | tr -d '\r' >"$TMPDIR/report2.csv"
@@ -93,17 +114,21 @@ cmp -s "$TMPDIR/ack1.json" "$ack" || fail "replayed import gave another acknowle
 
 # a tampered acknowledgement is refused and marks nothing
 cp "$ack" "$TMPDIR/ack.good"
-python3 - "$ack" <<'EOF' || sed -i 's/"mac":"\(.\)/"mac":"x\1/' "$ack"
+python3 - "$ack" "$tag" <<'EOF' || sed -i "s/\"$tag\":\"\(.\)/\"$tag\":\"x\1/" "$ack"
 import sys, re
 p = sys.argv[1]; s = open(p).read()
-i = s.index('"mac":"') + 7
+i = s.index('"%s":"' % sys.argv[2]) + 7
 s = s[:i] + ('0' if s[i] != '0' else '1') + s[i + 1:]
 open(p, 'w').write(s)
 EOF
 cmp -s "$ack" "$TMPDIR/ack.good" && fail "ack not tampered"
 rc=0; "$BUILD/yinian-diag" --config "$run/board.conf" import-ack "$usb" >/dev/null 2>"$TMPDIR/ack.err" || rc=$?
 [ $rc = 1 ] || fail "tampered ack: exit $rc, not 1"
-grep -q 'MAC does not verify' "$TMPDIR/ack.err" || fail "tampered ack: reason"
+if [ "$pair" = 1 ]; then
+    grep -q 'signature does not verify under the district key' "$TMPDIR/ack.err" || fail "tampered ack: reason"
+else
+    grep -q 'MAC does not verify' "$TMPDIR/ack.err" || fail "tampered ack: reason"
+fi
 [ "$(unsent "$run")" = 3 ] || fail "tampered ack marked records sent"
 
 # the genuine one marks them sent; again is harmless
@@ -130,4 +155,4 @@ timeout 30 "$BUILD/yinian-pos" --config "$TMPDIR/run2/script.conf" >/dev/null 2>
 [ "$(unsent "$TMPDIR/run2")" = 0 ] || { tail "$TMPDIR/run2/terminal.log" >&2; fail "sync did not acknowledge the exported batch"; }
 district report terminal | tr -d '\r' >"$TMPDIR/report3.csv"
 cmp -s "$TMPDIR/report1.csv" "$TMPDIR/report3.csv" || fail "re-sent batch changed the district's totals"
-echo "usb_export: ok (T-FT-0001,$ledger_sums exactly once; replay, tampered ack, sync after import)"
+echo "usb_export: ok (T-FT-0001,$ledger_sums exactly once; replay, tampered ack, sync after import$([ "$pair" = 1 ] && echo '; key pair'))"

@@ -11,7 +11,11 @@ written from sync/PROTOCOL.md alone, standard library only):
    batch of 24-byte records, gets valid acknowledgements, replays a batch,
    has hostile records refused with the field named, asks for updates,
    restores its frames byte for byte (§6) and re-enrols at another canteen
-   with last_seq (§2.2); the server's report then agrees to the fen.
+   with last_seq (§2.2); the server's report then agrees to the fen;
+4. a terminal with a key pair (§10) checks the page's signed vector, enrols
+   its public key, has signed batches acknowledged (v 2) and signed requests
+   answered; another pair's signature, a MACed frame and X-YN-MAC from it are
+   refused with 401.
 
 Run by tests/interop/interop.sh (make check, on both storage backends)."""
 
@@ -99,6 +103,19 @@ def vectors(spec_path):
     f, _ = yn.encode_batch(key, 2, small, bytes(32))
     h, _, raw = yn.decode_batch(key, f)
     check(24 * 40 + 2 <= h["raw_len"] < 25 * 40, "40 records in %d bytes" % h["raw_len"])
+    # §10: the signed vector, by the key pair of private scalar 01..20
+    pair = yn.KeyPair(int.from_bytes(bytes(range(1, 33)), "big"))
+    check(pair.pub == page_blocks(text, "has the public\nkey"), "§10 public key of 01..20")
+    signed = page_blocks(text, "(ECDSA signatures are randomised")
+    h, recs, _ = yn.decode_batch(yn.KeyPair(pub=pair.pub), signed)
+    check(h["signed"] and h["version"] == 1 and recs[1]["card_no"] == "44030400000419",
+          "§10 signed vector verifies")
+    for cred, what in ((key, "the shared key"), (yn.KeyPair.new(), "another key pair")):
+        try:
+            yn.decode_batch(cred, signed)
+            check(False, "§10 vector authenticated by %s" % what)
+        except yn.Refused as e:
+            check(e.code == "bad_mac", "§10 vector under %s: %s" % (what, e.code))
 
 
 # --- 2. a real daemon's batches -------------------------------------------------
@@ -147,10 +164,10 @@ def daemon_batches(export_dir, ledger_path, key, conn):
 
 # --- 3. our own terminal ----------------------------------------------------------
 
-def post(conn, path, body, mac_hex=None):
+def post(conn, path, body, mac_hex=None, header="X-YN-MAC"):
     headers = {"Content-Type": "application/octet-stream"}
     if mac_hex:
-        headers["X-YN-MAC"] = mac_hex
+        headers[header] = mac_hex
     conn.request("POST", path, body=body, headers=headers)
     resp = conn.getresponse()
     return resp.status, resp.read(), dict(resp.getheaders())
@@ -315,10 +332,39 @@ def own_terminal(conn, token, token2, args):
     check(row and row[0][1:] == want, "report terminal %r, sent %r" % (row, want))
 
 
+def key_pair_terminal(conn, token):
+    """§10: a terminal of its own key pair beside the shared-key ones."""
+    pair = yn.KeyPair.new()
+    body, sig = yn.signed_request(pair, {"token": token, "pubkey": pair.pub.hex()})
+    forged = yn.p256_sign(yn.KeyPair.new().d, body).hex()
+    status, reply, _ = post(conn, "/v1/enrol", body, forged, "X-YN-SIG")
+    check(status == 401, "enrolment signed by another pair: %d" % status)
+    status, reply, _ = post(conn, "/v1/enrol", body, sig, "X-YN-SIG")
+    check(status == 200, "key-pair enrolment: %d %s" % (status, reply))
+    reply = json.loads(reply) if status == 200 else {"terminal": "?"}
+    check(set(reply) == {"terminal", "canteen"}, "no key in a key pair's enrolment reply")
+    t = Terminal(conn, reply["terminal"], pair)
+    status, body, _ = t.send([record(t.id, s, 700 + s) for s in range(1, 4)])
+    check(status == 200, "signed batch: %d %s" % (status, body))
+    req, sig = yn.signed_request(pair, {"terminal": t.id, "roster": 0, "blacklist": 0,
+                                        "allocations": 0, "policy": 0})
+    check(post(conn, "/v1/updates", req, sig, "X-YN-SIG")[0] == 200, "X-YN-SIG update request")
+    check(post(conn, "/v1/updates", req, yn.signed_request(bytes(32), {})[1])[0] == 401,
+          "X-YN-MAC from a key-pair terminal")
+    more = [record(t.id, 4, 704)]
+    for cred, what in ((yn.KeyPair.new(), "another pair's signature"), (bytes(32), "a MACed frame")):
+        frame, _ = yn.encode_batch(cred, t.batch + 1, [dict(r) for r in more], t.prev)
+        status, body, _ = post(conn, "/v1/batches", frame)
+        check(status == 401 and json.loads(body)["error"] == "bad_mac",
+              "%s: %d %s" % (what, status, body))
+    status, body, _ = t.send(more)
+    check(status == 200 and t.held == 4, "the next signed batch: %d" % status)
+
+
 def main():
     ap = argparse.ArgumentParser()
     for a in ("spec", "export", "ledger", "key", "host", "port", "ca", "token", "token2",
-              "district", "db"):
+              "token3", "district", "db"):
         ap.add_argument("--" + a, required=True)
     args = ap.parse_args()
     vectors(args.spec)
@@ -327,6 +373,7 @@ def main():
     key = bytes.fromhex(open(args.key).read().strip())
     daemon_batches(args.export, args.ledger, key, conn)
     own_terminal(conn, args.token, args.token2, args)
+    key_pair_terminal(conn, args.token3)
     print("interop: %d checks, %d failed" % (checks, failures))
     return 1 if failures else 0
 

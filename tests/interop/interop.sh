@@ -4,8 +4,8 @@
 # a real daemon makes debits while the district is down and exports them
 # (yinian-diag export); the Python side decodes the page's vectors and those
 # batches, checks them against the ledger, re-encodes them byte for byte and
-# uploads them; then its own terminal talks to the real server (interop.py
-# says what is checked). Runs on the district's storage backend of the run
+# uploads them; then its own terminals, one with a shared key and one with a
+# key pair, talk to the real server (interop.py says what is checked). Runs on the district's storage backend of the run
 # (YN_DISTRICT_BACKEND). About 15 s.
 set -eu
 : "${BUILD:?}" "${TMPDIR:?}"
@@ -55,8 +55,9 @@ timeout 30 "$BUILD/yinian-pos" --config "$run/script.conf" >/dev/null 2>"$run/te
 serve
 token=$(district enrol-token T-PY-0001 C-PY-1)
 token2=$(district enrol-token T-PY-0001 C-PY-2)
+token3=$(district enrol-token T-PY-0002 C-PY-1) # a key pair (§10)
 python3 tests/interop/interop.py --spec sync/PROTOCOL.md --export "$usb" --ledger "$run/ledger.db" \
     --key "$run/keys/terminal.key" --host 127.0.0.1 --port "$port" --ca "$run/tls/ca.pem" \
-    --token "$token" --token2 "$token2" --district "$BUILD/yinian-district" --db "$db" ||
+    --token "$token" --token2 "$token2" --token3 "$token3" --district "$BUILD/yinian-district" --db "$db" ||
     { tail -20 "$run/district.log" >&2; fail "interop.py"; }
 echo "interop: ok (vectors, a daemon's batches, a Python terminal; $(district stats | tr '\n' ' '))"

@@ -6,12 +6,17 @@ test fails.
 
 What it does: batch frames (encode and decode, §3), the hash chain (§3.6),
 the record rules (§3.4, §3.5), acknowledgements (§4), signed JSON requests
-(§1.1) and the restore reply (§6). Ed25519 is not in the standard library, so
-update documents are parsed but their signature is not checked here."""
+(§1.1) and the restore reply (§6); terminals with a key pair (§10): ECDSA
+P-256 signatures made and verified from the curve's definition below (the
+standard library has no elliptic curves; a test's independent check, never
+used to protect anything). Ed25519 is not in the standard library either, so
+update documents and version-2 acknowledgements are parsed but their
+signature is not checked here."""
 
 import hashlib
 import hmac
 import json
+import secrets
 import struct
 import zlib
 
@@ -247,9 +252,103 @@ def mac(key, data):
     return hmac.new(key, data, hashlib.sha256).digest()
 
 
+# --- §10: ECDSA P-256 (SEC 2 secp256r1 = NIST P-256; SEC 1 §4.1 signing and verifying) ------
+
+P256_P = 2**256 - 2**224 + 2**192 + 2**96 - 1
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
+P256_G = (0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296,
+          0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
+
+
+def _ec_add(a, b):
+    """Affine point addition on y^2 = x^3 - 3x + b (None: the point at infinity)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a[0] == b[0] and (a[1] + b[1]) % P256_P == 0:
+        return None
+    if a == b:
+        lam = 3 * (a[0] * a[0] - 1) * pow(2 * a[1], -1, P256_P)
+    else:
+        lam = (b[1] - a[1]) * pow(b[0] - a[0], -1, P256_P)
+    x = (lam * lam - a[0] - b[0]) % P256_P
+    return x, (lam * (a[0] - x) - a[1]) % P256_P
+
+
+def _ec_mul(k, pt):
+    out = None
+    while k:
+        if k & 1:
+            out = _ec_add(out, pt)
+        pt, k = _ec_add(pt, pt), k >> 1
+    return out
+
+
+def p256_public(d):
+    """The uncompressed point 04 || X || Y of private scalar d."""
+    x, y = _ec_mul(d, P256_G)
+    return b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+
+
+def p256_point(pub):
+    """The point of a 65-byte public key, or None when it is not one of P-256."""
+    if len(pub) != 65 or pub[0] != 4:
+        return None
+    x, y = int.from_bytes(pub[1:33], "big"), int.from_bytes(pub[33:], "big")
+    if x >= P256_P or y >= P256_P or (y * y - (x * x * x - 3 * x + P256_B)) % P256_P:
+        return None
+    return x, y
+
+
+def p256_sign(d, data):
+    """r || s of SHA-256(data) under private scalar d."""
+    e = int.from_bytes(hashlib.sha256(data).digest(), "big")
+    while True:
+        k = 1 + secrets.randbelow(P256_N - 1)
+        r = _ec_mul(k, P256_G)[0] % P256_N
+        s = pow(k, -1, P256_N) * (e + r * d) % P256_N
+        if r and s:
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+def p256_verify(pub, data, sig):
+    q = p256_point(pub)
+    if q is None or len(sig) != 64:
+        return False
+    r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+    if not (1 <= r < P256_N and 1 <= s < P256_N):
+        return False
+    e = int.from_bytes(hashlib.sha256(data).digest(), "big")
+    w = pow(s, -1, P256_N)
+    pt = _ec_add(_ec_mul(e * w % P256_N, P256_G), _ec_mul(r * w % P256_N, q))
+    return pt is not None and pt[0] % P256_N == r
+
+
+class KeyPair:
+    """A terminal's credential of §10: its private scalar (the terminal's side)
+    or only the enrolled public key (the receiver's side)."""
+
+    def __init__(self, d=None, pub=None):
+        self.d = d
+        self.pub = p256_public(d) if d is not None else pub
+
+    @staticmethod
+    def new():
+        return KeyPair(1 + secrets.randbelow(P256_N - 1))
+
+
+def trailer(cred, signed):
+    """§3 or §10: the HMAC under a shared key (bytes), or a key pair's signature."""
+    return p256_sign(cred.d, signed) if isinstance(cred, KeyPair) else mac(cred, signed)
+
+
 def encode_batch(key, batch_id, records, prev_hash, level=9):
     """The frame of records (dicts, consecutive seqs, one terminal), chained
-    from prev_hash. Returns (frame, head_hash); fills each record's "hash"."""
+    from prev_hash, authenticated by key: a shared key (bytes, §3) or a
+    KeyPair (flags bit 0, §10). Returns (frame, head_hash); fills each
+    record's "hash"."""
     strings, index = [""], {"": 0}
 
     def sidx(s):
@@ -346,12 +445,13 @@ def encode_batch(key, batch_id, records, prev_hash, level=9):
     for r in records:
         r["hash"] = h = chain_hash(r, h)
     terminal = records[0]["terminal"].encode()
-    header = MAGIC + struct.pack(">HH", version, 0) + terminal + bytes(16 - len(terminal))
+    flags = 1 if isinstance(key, KeyPair) else 0
+    header = MAGIC + struct.pack(">HH", version, flags) + terminal + bytes(16 - len(terminal))
     header += struct.pack(">QQQIIII", batch_id, first, records[-1]["seq"], n, len(raw), len(body),
                           zlib.crc32(body) & 0xFFFFFFFF)
     header += prev_hash + h
     signed = header + body
-    return signed + mac(key, signed), h
+    return signed + trailer(key, signed), h
 
 
 def peek(frame):
@@ -361,7 +461,7 @@ def peek(frame):
     version, flags = struct.unpack(">HH", frame[4:8])
     term = frame[8:24]
     tlen = term.find(b"\0") if b"\0" in term else 16
-    if version not in (1, 2) or flags != 0 or tlen == 0 or any(term[tlen:]) or \
+    if version not in (1, 2) or flags not in (0, 1) or tlen == 0 or any(term[tlen:]) or \
             not all(0x21 <= c <= 0x7E for c in term[:tlen]):
         raise Refused("bad_frame", "version, flags or terminal")
     bid, first, last, count, raw_len, body_len, crc = struct.unpack(">QQQIIII", frame[24:64])
@@ -369,9 +469,10 @@ def peek(frame):
         raise Refused("bad_frame", "ids or count")
     if count > MAX_RECORDS or raw_len > MAX_RAW or body_len > MAX_BODY:
         raise Refused("too_large", "sizes over the caps")
-    if raw_len < 24 * count + 2 or body_len < 1 or len(frame) != HEADER_LEN + body_len + MAC_LEN:
+    if raw_len < 24 * count + 2 or body_len < 1 or \
+            len(frame) != HEADER_LEN + body_len + (64 if flags else MAC_LEN):
         raise Refused("bad_frame", "sizes")
-    return dict(version=version, terminal=term[:tlen].decode(), batch_id=bid, first_seq=first, last_seq=last,
+    return dict(version=version, signed=flags == 1, terminal=term[:tlen].decode(), batch_id=bid, first_seq=first, last_seq=last,
                 count=count, raw_len=raw_len, body_len=body_len, crc32=crc,
                 prev_hash=frame[64:96], head_hash=frame[96:128])
 
@@ -382,8 +483,11 @@ def decode_batch(key, frame):
     body = frame[HEADER_LEN:HEADER_LEN + h["body_len"]]
     if zlib.crc32(body) & 0xFFFFFFFF != h["crc32"]:
         raise Refused("bad_crc_or_chain", "CRC-32")
-    if not hmac.compare_digest(mac(key, frame[:HEADER_LEN + h["body_len"]]),
-                               frame[HEADER_LEN + h["body_len"]:]):
+    signed, tail = frame[:HEADER_LEN + h["body_len"]], frame[HEADER_LEN + h["body_len"]:]
+    if isinstance(key, KeyPair):  # §10: a signed frame, and it verifies
+        if not h["signed"] or not p256_verify(key.pub, signed, tail):
+            raise Refused("bad_mac", "signature")
+    elif h["signed"] or not hmac.compare_digest(mac(key, signed), tail):
         raise Refused("bad_mac", "HMAC")
     d = zlib.decompressobj()
     try:
@@ -524,8 +628,17 @@ def split_frames(blob):
 # --- §4 acknowledgements, §1.1 signed requests ----------------------------------------
 
 def ack_ok(key, ack, h):
-    """The acknowledgement names this batch and its MAC verifies (lowercase hex)."""
+    """The acknowledgement names this batch and its MAC verifies (lowercase hex);
+    a key pair's (§4, v 2) carries a signature of 128 lowercase hex digits,
+    whose Ed25519 check is left to the C side."""
     head = h["head_hash"].hex()
+    if isinstance(key, KeyPair):
+        return (set(ack) == {"v", "terminal", "batch_id", "first_seq", "last_seq", "head_hash",
+                             "sig"}
+                and ack["v"] == 2 and ack["terminal"] == h["terminal"]
+                and ack["batch_id"] == h["batch_id"] and ack["first_seq"] == h["first_seq"]
+                and ack["last_seq"] == h["last_seq"] and ack["head_hash"] == head
+                and len(ack["sig"]) == 128 and all(c in "0123456789abcdef" for c in ack["sig"]))
     msg = "YNACK1 %s %d %d %d %s" % (ack["terminal"], ack["batch_id"], ack["first_seq"],
                                     ack["last_seq"], ack["head_hash"])
     want = mac(key, msg.encode()).hex()
@@ -537,6 +650,7 @@ def ack_ok(key, ack, h):
 
 
 def signed_request(key, obj):
-    """(body, X-YN-MAC) of a JSON request (§1.1)."""
+    """(body, X-YN-MAC) of a JSON request (§1.1); with a KeyPair the value of
+    X-YN-SIG instead (§10)."""
     body = json.dumps(obj, separators=(",", ":")).encode()
-    return body, mac(key, body).hex()
+    return body, trailer(key, body).hex()

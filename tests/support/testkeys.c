@@ -91,6 +91,25 @@ void yn_testkeys_open_as(yn_testkeys *t, const char *backend, const char *dir,
     }
 }
 
+void yn_testkeys_open_pair(yn_testkeys *t, const char *backend, const char *dir,
+                           const uint8_t *master, uint8_t pub[YN_KEYSTORE_PUB_LEN])
+{
+    uint8_t ignored[YN_KEYSTORE_PUB_LEN];
+    int rc = config_as(t, backend, dir);
+    t->cfg.keys.terminal_key_type = YN_KEY_ECDSA_P256;
+    if (rc == YN_OK && (rc = yn_keystore_open(&t->ks, NULL, &t->cfg.keys)) != YN_OK)
+        fprintf(stderr, "testkeys: %s\n", t->ks.error);
+    if (rc == YN_OK && master)
+        rc = yn_keystore_store(&t->ks, YN_KEYID_CARD_MASTER, master, 16, false);
+    if (rc == YN_OK)
+        rc = yn_keystore_generate(&t->ks, false, pub ? pub : ignored, NULL);
+    if (rc != YN_OK) {
+        fprintf(stderr, "testkeys: %s keystore with a key pair in %s: %s\n", backend, dir,
+                yn_strerror(rc));
+        abort();
+    }
+}
+
 void yn_testkeys_close(yn_testkeys *t)
 {
     yn_keystore_close(&t->ks);

@@ -38,6 +38,11 @@ void yn_testkeys_open(yn_testkeys *t, const char *dir, const uint8_t *master,
                       const uint8_t *terminal, size_t terminal_len);
 void yn_testkeys_open_as(yn_testkeys *t, const char *backend, const char *dir,
                          const uint8_t *master, const uint8_t *terminal, size_t terminal_len);
+/* A keystore whose terminal key is a key pair ([keys] terminal_key_type =
+ * ecdsa-p256) generated in it, with master (or NULL) stored; pub (or NULL)
+ * gets the public key. Aborts the test program on failure. */
+void yn_testkeys_open_pair(yn_testkeys *t, const char *backend, const char *dir,
+                           const uint8_t *master, uint8_t pub[YN_KEYSTORE_PUB_LEN]);
 void yn_testkeys_close(yn_testkeys *t);
 
 #endif

@@ -9,11 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include <zlib.h>
 
 #include "batch.h"
+#include "hex.h"
 #include "reason.h"
 #include "rules.h"
+#include "sig.h"
 
 static const uint8_t key[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
                                 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
@@ -553,6 +556,17 @@ static void test_strings_utf8(void **state)
     free(r);
 }
 
+/* Lines of hex appended to buf at *len. */
+static void unhex_lines(const char *const *lines, size_t n, uint8_t *buf, size_t *len)
+{
+    for (size_t i = 0; i < n; i++)
+        for (const char *p = lines[i]; *p; p += 2) {
+            unsigned v;
+            assert_int_equal(sscanf(p, "%2x", &v), 1);
+            buf[(*len)++] = (uint8_t)v;
+        }
+}
+
 /* The test vector of PROTOCOL.md §8 (key = bytes 01..20): this exact frame
  * decodes to these records, whatever zlib version made it. */
 static const char *const vector_hex[] = {
@@ -585,12 +599,7 @@ static void test_vector_v2(void **state)
     (void)state;
     uint8_t f[512];
     size_t len = 0;
-    for (size_t i = 0; i < sizeof vector2_hex / sizeof vector2_hex[0]; i++)
-        for (const char *p = vector2_hex[i]; *p; p += 2) {
-            unsigned v;
-            assert_int_equal(sscanf(p, "%2x", &v), 1);
-            f[len++] = (uint8_t)v;
-        }
+    unhex_lines(vector2_hex, sizeof vector2_hex / sizeof vector2_hex[0], f, &len);
     yn_batch_header h;
     yn_ledger_record *d;
     const char *why;
@@ -683,17 +692,119 @@ static void test_identified_round_trip(void **state)
     free(r);
 }
 
+/* PROTOCOL.md §8, the signed vector (§10): the version 1 vector's header
+ * and body with flags bit 0 set, and an ECDSA P-256 signature by the key
+ * pair whose private scalar is bytes 01..20 and whose public key is this. */
+static const char vector_pub_hex[] =
+    "04515c3d6eb9e396b904d3feca7f54fdcd0cc1e997bf375dca515ad0a6c3b4035f4536be3a50f318fbf9a5475902"
+    "a221502bef0d57e08c53b2cc0a56f17d9f9354";
+/* its trailer; the rest is vector_hex's header and body, flags bit 0 set */
+static const char *const vector_signed_sig_hex[] = {
+    "3ebd6f93a7519c339a04fc9e7a4d485711c97c7bc3adf7c923c842d1b688cda1",
+    "e126af138e304a70794ad35221e6ce258a59736d84bfcc28e5c42009b373a702",
+};
+
+static void test_vector_signed(void **state)
+{
+    (void)state;
+    uint8_t f[512], pub[YN_SIG_P256_PUB_LEN];
+    size_t len = 0;
+    unhex_lines(vector_hex, sizeof vector_hex / sizeof vector_hex[0], f, &len);
+    len -= YN_BATCH_MAC_LEN;
+    f[7] = YN_BATCH_FLAG_SIGNED;
+    unhex_lines(vector_signed_sig_hex, 2, f, &len);
+    assert_int_equal(len, 128 + 128 + 64);
+    assert_true(yn_hex_decode_exact(vector_pub_hex, pub, sizeof pub));
+    yn_batch_cred cred = {YN_BATCH_AUTH_ECDSA_P256, pub, sizeof pub};
+    yn_batch_header h;
+    yn_ledger_record *d;
+    yn_batch_error err;
+    assert_int_equal(yn_batch_verify_cred(f, len, &cred, &h, &d, &err), YN_OK);
+    assert_int_equal(h.version, 1);
+    assert_int_equal(h.auth, YN_BATCH_AUTH_ECDSA_P256);
+    uint8_t zero[32] = {0};
+    yn_ledger_record *r = make_records(1, 2, zero);
+    assert_same(&r[0], &d[0]);
+    assert_same(&r[1], &d[1]);
+    free(d);
+    free(r);
+    /* the shared key of the HMAC vector does not authenticate it */
+    const char *why;
+    assert_int_equal(yn_batch_decode(f, len, key, sizeof key, &h, &d, &why), YN_EAUTH);
+    assert_non_null(strstr(why, "enrolled with a shared key"));
+    /* a changed signature, or the flag taken away, is refused */
+    f[len - 1] ^= 1;
+    assert_int_equal(yn_batch_verify_cred(f, len, &cred, &h, &d, &err), YN_EAUTH);
+    f[len - 1] ^= 1;
+    f[7] = 0; /* now a 32-byte trailer is expected: the length does not match */
+    assert_int_equal(yn_batch_verify_cred(f, len, &cred, &h, &d, &err), YN_EPROTO);
+    f[7] = 3; /* an unknown flag */
+    assert_int_equal(yn_batch_peek(f, len, &h), YN_EPROTO);
+}
+
+/* A frame signed by a key pair round-trips (version 1 and 2 alike); it is
+ * refused under another key pair, under a shared key, and a MACed frame is
+ * refused for a terminal enrolled with a key pair. */
+static void test_signed_round_trip(void **state)
+{
+    (void)state;
+    uint8_t zero[32] = {0}, pub[YN_SIG_P256_PUB_LEN], other_pub[YN_SIG_P256_PUB_LEN];
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(k);
+    assert_non_null(other);
+    assert_int_equal(yn_sig_p256_public(k, pub), YN_OK);
+    assert_int_equal(yn_sig_p256_public(other, other_pub), YN_OK);
+    yn_ledger_record *r = make_records(1, 60, zero);
+    r[10].by = YN_LEDGER_BY_MANUAL; /* the second frame: version 2 */
+    strcpy(r[10].supervisor_id, "sup-0001");
+    for (size_t i = 0; i < 60; i++) {
+        const uint8_t *p = i ? r[i - 1].hash : zero;
+        memcpy(r[i].prev_hash, p, 32);
+        yn_ledger_record_hash(&r[i], p, r[i].hash);
+    }
+    static const size_t counts[2] = {10, 60};
+    for (int v = 0; v < 2; v++) {
+        uint8_t *f;
+        size_t len;
+        assert_int_equal(
+            yn_batch_encode_unsigned(7, r, counts[v], YN_BATCH_AUTH_ECDSA_P256, &f, &len), YN_OK);
+        assert_int_equal(f[5], v + 1);
+        assert_int_equal(f[7], YN_BATCH_FLAG_SIGNED);
+        assert_int_equal(yn_batch_trailer_len(YN_BATCH_AUTH_ECDSA_P256), YN_BATCH_SIG_LEN);
+        assert_int_equal(yn_sig_p256_sign(k, f, len - YN_BATCH_SIG_LEN, f + len - YN_BATCH_SIG_LEN),
+                         YN_OK);
+        yn_batch_cred cred = {YN_BATCH_AUTH_ECDSA_P256, pub, sizeof pub};
+        yn_batch_header h;
+        yn_ledger_record *d;
+        yn_batch_error err;
+        assert_int_equal(yn_batch_verify_cred(f, len, &cred, &h, &d, &err), YN_OK);
+        assert_int_equal(h.count, counts[v]);
+        for (size_t i = 0; i < counts[v]; i++)
+            assert_same(&r[i], &d[i]);
+        free(d);
+        yn_batch_cred wrong = {YN_BATCH_AUTH_ECDSA_P256, other_pub, sizeof other_pub};
+        assert_int_equal(yn_batch_verify_cred(f, len, &wrong, &h, &d, &err), YN_EAUTH);
+        assert_non_null(strstr(err.why, "signature does not verify"));
+        assert_int_equal(yn_batch_verify(f, len, key, sizeof key, &h, &d, &err), YN_EAUTH);
+        free(f);
+        /* a MACed frame from a terminal enrolled with a key pair */
+        assert_int_equal(yn_batch_encode(7, r, counts[v], key, sizeof key, &f, &len), YN_OK);
+        assert_int_equal(yn_batch_verify_cred(f, len, &cred, &h, &d, &err), YN_EAUTH);
+        assert_non_null(strstr(err.why, "enrolled with a key pair"));
+        free(f);
+    }
+    free(r);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(other);
+}
+
 static void test_vector(void **state)
 {
     (void)state;
     uint8_t f[512];
     size_t len = 0;
-    for (size_t i = 0; i < sizeof vector_hex / sizeof vector_hex[0]; i++)
-        for (const char *p = vector_hex[i]; *p; p += 2) {
-            unsigned v;
-            assert_int_equal(sscanf(p, "%2x", &v), 1);
-            f[len++] = (uint8_t)v;
-        }
+    unhex_lines(vector_hex, sizeof vector_hex / sizeof vector_hex[0], f, &len);
     yn_batch_header h;
     yn_ledger_record *d;
     const char *why;
@@ -747,6 +858,8 @@ int main(void)
         cmocka_unit_test(test_rejections),
         cmocka_unit_test(test_every_truncated_body),
         cmocka_unit_test(test_vector),
+        cmocka_unit_test(test_vector_signed),
+        cmocka_unit_test(test_signed_round_trip),
         cmocka_unit_test(test_smallest_records),
         cmocka_unit_test(test_rules_refuse_records),
         cmocka_unit_test(test_strings_utf8),

@@ -390,6 +390,17 @@ static const struct {
     {"[keys]\nbackend = file\ncard_master_key = keys/master.key\n", 12,
      "[keys] terminal_key is required"},
     {"[keys]\nterminal_key = keys/terminal.key\n", 12, "[keys] card_master_key is required"},
+    /* a key pair's file is made by the keystore: it may be missing, a shared key's not */
+    {"[keys]\nterminal_key_type = ecdsa-p256\nterminal_key = keys/pair.pem\n"
+     "card_master_key = keys/master.key\n",
+     0, NULL},
+    {"[keys]\nterminal_key_type = hmac\nterminal_key = keys/pair.pem\n"
+     "card_master_key = keys/master.key\n",
+     14, "pair.pem' (No such file or directory)"},
+    {"[keys]\nterminal_key_type = ecdsa-p256\nterminal_key = keys/loose.pin\n"
+     "card_master_key = keys/master.key\n",
+     14, "has mode 0644; a secret key must be"},
+    {"[keys]\nterminal_key_type = ed25519\n" FILE_KEYS, 13, "terminal_key_type"},
 };
 
 static void test_keys_backend(void **state)

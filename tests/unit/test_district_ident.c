@@ -44,7 +44,7 @@ static void enrol(term *t, const char *canteen)
 {
     char token[33], id[17], got_canteen[65], hex[65];
     assert_int_equal(yn_terminal_token_new(db, t->id, canteen, token), YN_OK);
-    assert_int_equal(yn_terminal_enrol(db, token, 0, id, got_canteen, hex), YN_OK);
+    assert_int_equal(yn_terminal_enrol(db, token, 0, NULL, id, got_canteen, hex), YN_OK);
     for (int i = 0; i < 32; i++) {
         unsigned v;
         assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
@@ -97,7 +97,7 @@ static unsigned upload(term *t, int first, int64_t batch_id)
                      YN_OK);
     yn_ingest g;
     memset(&g, 0, sizeof g);
-    (void)yn_ingest_frame(db, frame, len, LUNCH_UTC + 3600, &g);
+    (void)yn_ingest_frame(db, frame, len, NULL, LUNCH_UTC + 3600, &g);
     unsigned status = g.status;
     if (status != 200)
         print_message("upload %s: %u %s\n", t->id, status, g.message);
@@ -289,6 +289,7 @@ static void test_schema2_upgraded(void **state)
         "ALTER TABLE quarantine DROP COLUMN served_by;"
         "ALTER TABLE cards DROP COLUMN ident;"
         "ALTER TABLE blacklist DROP COLUMN ident;"
+        "ALTER TABLE terminals DROP COLUMN key_type;"
         "UPDATE meta SET value = 2 WHERE key = 'schema_version'");
     assert_int_equal(count("SELECT COUNT(*) FROM pragma_table_info('records') WHERE name IN"
                            " ('identified', 'ident', 'supervisor', 'served_by')"),
@@ -297,7 +298,7 @@ static void test_schema2_upgraded(void **state)
     char path[700], err[300];
     snprintf(path, sizeof path, "%s/district.db", dir);
     assert_int_equal(yn_db_open(path, NULL, &db, err, sizeof err), YN_OK);
-    assert_int_equal(count("SELECT value FROM meta WHERE key = 'schema_version'"), 3);
+    assert_int_equal(count("SELECT value FROM meta WHERE key = 'schema_version'"), 4);
     assert_int_equal(count("SELECT COUNT(*) FROM pragma_table_info('records') WHERE name IN"
                            " ('identified', 'ident', 'supervisor', 'served_by')"),
                      4);

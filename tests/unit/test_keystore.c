@@ -7,7 +7,11 @@
  * master key cannot be read out through the raw PKCS#11 API (attributes,
  * C_GetAttributeValue of CKA_VALUE, wrapping, copying, re-flagging, other
  * uses); a readable key object is refused; a session the token drops is
- * opened again; wrong PIN, label, module and PIN file mode fail and say why. */
+ * opened again; wrong PIN, label, module and PIN file mode fail and say why.
+ * Key pair (terminal_key_type = ecdsa-p256), both backends: generated once,
+ * signatures verify under its public key (OpenSSL), no MAC, replaced only
+ * when asked; in the token generated inside it and never readable; in a file
+ * PEM of mode 0600, checked at every use. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -477,6 +481,134 @@ static void test_token_two_threads(void **state)
     assert_int_equal(w[0].failures + w[1].failures, 0);
 }
 
+/* --- the terminal's key pair (sync/PROTOCOL.md §10), both backends -------- */
+
+/* What both backends must do with a key pair: made once (a second call keeps
+ * it), signatures that verify under its public key and no other data, no
+ * MAC and no imported key, a fingerprint, and a new pair only when asked. */
+static void pair_behaves(yn_testkeys *t, const uint8_t pub[YN_KEYSTORE_PUB_LEN])
+{
+    uint8_t again[YN_KEYSTORE_PUB_LEN], sig[YN_KEYSTORE_SIG_LEN], mac[32];
+    bool made = true;
+    assert_true(yn_sig_p256_pub_ok(pub, YN_KEYSTORE_PUB_LEN));
+    assert_int_equal(yn_keystore_generate(&t->ks, false, again, &made), YN_OK);
+    assert_false(made);
+    assert_memory_equal(again, pub, YN_KEYSTORE_PUB_LEN);
+    assert_int_equal(yn_keystore_public_key(&t->ks, again), YN_OK);
+    assert_memory_equal(again, pub, YN_KEYSTORE_PUB_LEN);
+    static uint8_t data[70000];
+    assert_int_equal(RAND_bytes(data, sizeof data), 1);
+    static const size_t lens[] = {0, 1, 64, 1000, sizeof data};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        assert_int_equal(yn_keystore_sign(&t->ks, data, lens[i], sig), YN_OK);
+        assert_int_equal(yn_sig_p256_verify(pub, data, lens[i], sig), YN_OK);
+        data[0] ^= 1; /* another message: refused */
+        assert_int_equal(yn_sig_p256_verify(pub, data, lens[i], sig), lens[i] ? YN_EAUTH : YN_OK);
+        data[0] ^= 1;
+        sig[10] ^= 0x40; /* a changed signature: refused */
+        assert_int_equal(yn_sig_p256_verify(pub, data, lens[i], sig), YN_EAUTH);
+    }
+    /* a key-pair terminal has no shared key: no MAC, nothing imported */
+    assert_int_equal(yn_keystore_mac(&t->ks, data, 10, mac), YN_ENOTSUP);
+    assert_int_equal(
+        yn_keystore_store(&t->ks, YN_KEYID_TERMINAL, terminal_key, sizeof terminal_key, true),
+        YN_EINVAL);
+    yn_keystore_key_info info;
+    assert_int_equal(yn_keystore_inspect(&t->ks, YN_KEYID_TERMINAL, &info), YN_OK);
+    assert_true(info.present && info.unreadable && info.works);
+    assert_int_equal(info.copies, 1);
+    char fp[YN_SIG_FINGERPRINT_LEN + 1];
+    yn_sig_fingerprint(pub, fp);
+    assert_string_equal(info.fingerprint, fp);
+    assert_non_null(strstr(info.detail, fp));
+    /* replace: a new pair; the old public key no longer verifies */
+    assert_int_equal(yn_keystore_generate(&t->ks, true, again, &made), YN_OK);
+    assert_true(made);
+    assert_memory_not_equal(again, pub, YN_KEYSTORE_PUB_LEN);
+    assert_int_equal(yn_keystore_sign(&t->ks, data, 100, sig), YN_OK);
+    assert_int_equal(yn_sig_p256_verify(again, data, 100, sig), YN_OK);
+    assert_int_equal(yn_sig_p256_verify(pub, data, 100, sig), YN_EAUTH);
+    assert_int_equal(yn_keystore_inspect(&t->ks, YN_KEYID_TERMINAL, &info), YN_OK);
+    assert_int_equal(info.copies, 1); /* the older pair is gone */
+}
+
+/* The file backend: the pair is a PEM file of mode 0600, checked at every
+ * use; an HMAC terminal's keystore signs nothing. */
+static void test_file_key_pair(void **state)
+{
+    (void)state;
+    char dir[256];
+    yn_test_tmpdir(dir, sizeof dir);
+    yn_testkeys t;
+    uint8_t pub[YN_KEYSTORE_PUB_LEN], sig[YN_KEYSTORE_SIG_LEN];
+    yn_testkeys_open_pair(&t, "file", dir, an_master, pub);
+    struct stat sb;
+    assert_int_equal(stat(t.cfg.keys.terminal_key, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    FILE *f = fopen(t.cfg.keys.terminal_key, "r");
+    char line[64] = "";
+    assert_non_null(f);
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "-----BEGIN PRIVATE KEY-----\n");
+    pair_behaves(&t, pub);
+    chmod(t.cfg.keys.terminal_key, 0644);
+    assert_int_equal(yn_keystore_sign(&t.ks, "x", 1, sig), YN_EPERM);
+    chmod(t.cfg.keys.terminal_key, 0600);
+    assert_int_equal(yn_keystore_sign(&t.ks, "x", 1, sig), YN_OK);
+    yn_testkeys_close(&t);
+
+    yn_test_tmpdir(dir, sizeof dir);
+    yn_testkeys_open_as(&t, "file", dir, NULL, terminal_key, sizeof terminal_key);
+    assert_int_equal(yn_keystore_sign(&t.ks, "x", 1, sig), YN_ENOTSUP);
+    assert_int_equal(yn_keystore_generate(&t.ks, false, pub, NULL), YN_ENOTSUP);
+    yn_testkeys_close(&t);
+}
+
+/* The token: the pair is generated inside it (CKA_LOCAL,
+ * CKA_NEVER_EXTRACTABLE), its private half sensitive, not extractable, for
+ * signing only — and cannot be read out. */
+static void test_token_key_pair(void **state)
+{
+    (void)state;
+    if (under_qemu())
+        skip();
+    char dir[256];
+    yn_test_tmpdir(dir, sizeof dir);
+    yn_testkeys t;
+    uint8_t pub[YN_KEYSTORE_PUB_LEN];
+    yn_testkeys_open_pair(&t, "pkcs11", dir, an_master, pub);
+    pair_behaves(&t, pub);
+    yn_keystore_key_info info;
+    assert_int_equal(yn_keystore_inspect(&t.ks, YN_KEYID_TERMINAL, &info), YN_OK);
+    assert_non_null(strstr(info.detail, "generated in the token"));
+    struct raw r;
+    raw_open(&r, &t);
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    const char *label = "yinian-terminal";
+    CK_ATTRIBUTE tp[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, (void *)label, strlen(label)}};
+    CK_OBJECT_HANDLE o[4];
+    CK_ULONG n = 0;
+    assert_int_equal(r.f->C_FindObjectsInit(r.h, tp, 2), CKR_OK);
+    assert_int_equal(r.f->C_FindObjects(r.h, o, 4, &n), CKR_OK);
+    assert_int_equal(r.f->C_FindObjectsFinal(r.h), CKR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(raw_bool(&r, o[0], CKA_SENSITIVE), CK_TRUE);
+    assert_int_equal(raw_bool(&r, o[0], CKA_EXTRACTABLE), CK_FALSE);
+    assert_int_equal(raw_bool(&r, o[0], CKA_NEVER_EXTRACTABLE), CK_TRUE);
+    assert_int_equal(raw_bool(&r, o[0], CKA_LOCAL), CK_TRUE);
+    assert_int_equal(raw_bool(&r, o[0], CKA_DECRYPT), CK_FALSE);
+    assert_int_equal(raw_bool(&r, o[0], CKA_DERIVE), CK_FALSE);
+    uint8_t value[128];
+    CK_ATTRIBUTE a = {CKA_VALUE, value, sizeof value};
+    assert_int_equal(r.f->C_GetAttributeValue(r.h, o[0], &a, 1), CKR_ATTRIBUTE_SENSITIVE);
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE x = {CKA_EXTRACTABLE, &yes, sizeof yes};
+    assert_int_not_equal(r.f->C_SetAttributeValue(r.h, o[0], &x, 1), CKR_OK);
+    raw_close(&r);
+    yn_testkeys_close(&t);
+}
+
 /* Wrong PIN, label, module or PIN file mode: the keystore does not open and
  * says why — it never falls back to anything else. A fresh token holds no
  * key: the operations say so. */
@@ -552,6 +684,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_token_session_dropped, token_setup, token_teardown),
         cmocka_unit_test_setup_teardown(test_token_two_threads, token_setup, token_teardown),
         cmocka_unit_test(test_token_open_failures),
+        cmocka_unit_test(test_file_key_pair),
+        cmocka_unit_test(test_token_key_pair),
     };
     return cmocka_run_group_tests_name("keystore", tests, NULL, NULL);
 }

@@ -434,7 +434,7 @@ static int names_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int yn_admin_import_dir(yn_db *db, const char *dir)
+int yn_admin_import_dir(yn_db *db, const char *dir, const uint8_t *district_priv)
 {
     DIR *d = opendir(dir);
     if (!d) {
@@ -478,9 +478,19 @@ int yn_admin_import_dir(yn_db *db, const char *dir)
             YN_OK) {
             fprintf(stderr, "import: %s: skipped\n", err);
             rc = YN_EXIT_RUNTIME;
-        } else if (yn_ingest_frame(db, (const uint8_t *)frame, len, (int64_t)time(NULL), &g) != 0) {
+        } else if (yn_ingest_frame(db, (const uint8_t *)frame, len, district_priv,
+                                   (int64_t)time(NULL), &g) != 0) {
             fprintf(stderr, "import: %s: refused (%u %s): %s\n", path, g.status, g.code, g.message);
             rc = YN_EXIT_RUNTIME;
+        } else if (!g.ack) { /* a key-pair terminal's: the district key signs its acknowledgement */
+            fprintf(stderr,
+                    "import: %s: %s; no acknowledgement written: terminal %s is enrolled with a "
+                    "key pair, whose acknowledgements the district key signs: import again with "
+                    "--district-key FILE\n",
+                    path, g.message, g.hdr.terminal);
+            stored += g.stored;
+            rc = YN_EXIT_RUNTIME;
+            yn_ingest_done(&g);
         } else {
             snprintf(ack_path, sizeof ack_path, "%s/ack-%.*s.json", dir,
                      (int)(strlen(names[i]) - 10), names[i] + 6);

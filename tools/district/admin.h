@@ -34,8 +34,10 @@ int yn_admin_allocate(yn_db *db, const char *id, const char *card_no, const char
                       const char *amount_fen);
 int yn_admin_publish_policy(yn_db *db, const char *path);
 /* import DIR: the batch-T-N.ynb frames of a `yinian-diag export`, through
- * the same ingest as POST /v1/batches; ack-T-N.json written for each. */
-int yn_admin_import_dir(yn_db *db, const char *dir);
+ * the same ingest as POST /v1/batches; ack-T-N.json written for each — for
+ * a key-pair terminal only with district_priv (the Ed25519 seed of
+ * --district-key), which signs them (PROTOCOL.md §10). */
+int yn_admin_import_dir(yn_db *db, const char *dir, const uint8_t *district_priv);
 /* List every stored entry and record that breaks the rules (exit 1 when
  * there is one, 0 when none); with fix, remove the entries and move the
  * records to the quarantine table (kept, out of reports). */

@@ -70,7 +70,9 @@ static const char *const schema[] = {
     "ALTER TABLE cards ADD COLUMN IF NOT EXISTS ident TEXT NOT NULL DEFAULT ''",
     "CREATE INDEX IF NOT EXISTS cards_ident ON cards(ident) WHERE ident <> ''",
     "ALTER TABLE blacklist ADD COLUMN IF NOT EXISTS ident TEXT NOT NULL DEFAULT ''",
-    "INSERT INTO meta VALUES ('schema_version', 3) ON CONFLICT(key) DO UPDATE SET value = 3",
+    /* version 4: a terminal's key pair (PROTOCOL.md §10); 0 = a shared key */
+    "ALTER TABLE terminals ADD COLUMN IF NOT EXISTS key_type SMALLINT NOT NULL DEFAULT 0",
+    "INSERT INTO meta VALUES ('schema_version', 4) ON CONFLICT(key) DO UPDATE SET value = 4",
 };
 
 struct pg {

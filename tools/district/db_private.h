@@ -56,7 +56,8 @@ extern const struct yn_db_ops yn_db_pg_ops;
 
 /* The schema version this server writes (meta key "schema_version"). 3: how
  * the holder of each record was identified, roster bindings, the blacklist
- * by identifier (firmware/core/CARD.md §8). */
-#define YN_DB_SCHEMA 3
+ * by identifier (firmware/core/CARD.md §8). 4: a terminal's key type, a shared
+ * key or a key pair's public point (sync/PROTOCOL.md §10). */
+#define YN_DB_SCHEMA 4
 
 #endif

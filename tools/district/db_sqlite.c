@@ -112,6 +112,14 @@ static const char *const v2[] = {
     "INSERT INTO meta VALUES ('schema_version', 2) ON CONFLICT(key) DO UPDATE SET value = 2",
 };
 
+/* Version 4: a terminal enrolled with a key pair (PROTOCOL.md §10) keeps its
+ * public point in key, and key_type says which (0 a shared key, as every
+ * terminal of an older database). */
+static const char *const v4[] = {
+    "ALTER TABLE terminals ADD COLUMN key_type INTEGER NOT NULL DEFAULT 0",
+    "UPDATE meta SET value = 4 WHERE key = 'schema_version'",
+};
+
 struct lite {
     sqlite3 *db;
     int busy_ms;          /* the budget of the wait in progress */
@@ -181,8 +189,10 @@ static int create_schema(yn_db *db, int64_t version)
         for (size_t i = 0; rc == YN_OK && i < sizeof v2 / sizeof v2[0]; i++)
             rc = exec(db, v2[i]);
     }
-    for (size_t i = 0; rc == YN_OK && i < sizeof v3 / sizeof v3[0]; i++)
+    for (size_t i = 0; rc == YN_OK && version < 3 && i < sizeof v3 / sizeof v3[0]; i++)
         rc = exec(db, v3[i]);
+    for (size_t i = 0; rc == YN_OK && i < sizeof v4 / sizeof v4[0]; i++)
+        rc = exec(db, v4[i]);
     return rc;
 }
 

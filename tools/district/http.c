@@ -15,9 +15,11 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "hex.h"
 #include "ingest.h"
 #include "restore.h"
 #include "rules.h"
+#include "sig.h"
 #include "terminals.h"
 #include "update.h"
 #include "updates.h"
@@ -191,30 +193,53 @@ static enum MHD_Result reply_ok(struct server *s, struct MHD_Connection *c, cons
 
 /* --- endpoints --------------------------------------------------------------- */
 
-/* POST /v1/enrol {"token", "last_seq"?} -> {"terminal", "canteen", "key"} */
+/* POST /v1/enrol {"token", "last_seq"?} -> {"terminal", "canteen", "key"};
+ * with "pubkey" (a key pair, PROTOCOL.md §10) and X-YN-SIG over the body by
+ * that key -> {"terminal", "canteen"}. */
 static enum MHD_Result handle_enrol(struct server *s, struct MHD_Connection *c, yn_db *db,
                                     const char *body, size_t len)
 {
     (void)s;
     json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-    const char *token = NULL;
+    const char *token = NULL, *pub_hex = NULL;
     json_int_t last_seq = 0;
-    if (!j || json_unpack(j, "{s:s, s?:I !}", "token", &token, "last_seq", &last_seq) != 0 ||
-        strlen(token) < 16 || strlen(token) > 64 || last_seq < 0) {
+    uint8_t pub[YN_SIG_P256_PUB_LEN], sig[YN_SIG_P256_LEN];
+    if (!j ||
+        json_unpack(j, "{s:s, s?:I, s?:s !}", "token", &token, "last_seq", &last_seq, "pubkey",
+                    &pub_hex) != 0 ||
+        strlen(token) < 16 || strlen(token) > 64 || last_seq < 0 ||
+        (pub_hex && (!yn_hex_decode_exact(pub_hex, pub, sizeof pub) ||
+                     !yn_sig_p256_pub_ok(pub, sizeof pub)))) {
         json_decref(j);
         return reply_error(c, 400, "bad_request",
                            "expected {\"token\": 16..64 characters, \"last_seq\": N >= 0"
+                           " (optional), \"pubkey\": 130 lowercase hex digits of a P-256 point"
                            " (optional)}");
     }
+    /* a key pair proves it holds the private half: the body is signed by it */
+    const char *sig_hex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-YN-SIG");
+    if (pub_hex && (!sig_hex || !yn_hex_decode_exact(sig_hex, sig, sizeof sig) ||
+                    yn_sig_p256_verify(pub, body, len, sig) != YN_OK)) {
+        json_decref(j);
+        return reply_error(c, 401, "bad_mac",
+                           "X-YN-SIG is missing or not the body's signature by pubkey");
+    }
     char terminal[YN_LEDGER_ID_MAX], canteen[YN_LEDGER_REF_MAX], key_hex[65];
-    int rc = yn_terminal_enrol(db, token, last_seq, terminal, canteen, key_hex);
+    int rc =
+        yn_terminal_enrol(db, token, last_seq, pub_hex ? pub : NULL, terminal, canteen, key_hex);
     json_decref(j);
     if (rc == YN_EAUTH)
         return reply_error(c, 403, "bad_token", "unknown or already used enrolment token");
     if (rc != YN_OK)
         return reply_storage(c, db, rc);
-    json_t *out =
-        json_pack("{s:s, s:s, s:s}", "terminal", terminal, "canteen", canteen, "key", key_hex);
+    char fp[YN_SIG_FINGERPRINT_LEN + 1] = "";
+    if (pub_hex)
+        yn_sig_fingerprint(pub, fp);
+    fprintf(stderr, "yinian-district: terminal %s enrolled at %s with %s%s\n", terminal, canteen,
+            pub_hex ? "a key pair, public key " : "a shared key", fp);
+    json_t *out = pub_hex ? json_pack("{s:s, s:s}", "terminal", terminal, "canteen", canteen)
+                          : json_pack("{s:s, s:s, s:s}", "terminal", terminal, "canteen", canteen,
+                                      "key", key_hex);
     char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
     enum MHD_Result ret = text ? reply(c, 200, "application/json", text, strlen(text)) : MHD_NO;
     OPENSSL_cleanse(key_hex, sizeof key_hex);
@@ -230,7 +255,7 @@ static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, 
 {
     yn_ingest g;
     int64_t now_s = wall_ms() / 1000;
-    int rc = yn_ingest_check(db, body, len, &g);
+    int rc = yn_ingest_check(db, body, len, s->o->district_priv, &g);
     if (rc == 0) /* SQLite has one writer: concurrent batches share a commit */
         rc = s->queue ? yn_ingest_queued(s->queue, db, &g, now_s) : yn_ingest_commit(db, &g, now_s);
     enum MHD_Result ret = rc == 0 ? reply_ok(s, c, g.ack)
@@ -240,7 +265,9 @@ static enum MHD_Result handle_batch(struct server *s, struct MHD_Connection *c, 
 }
 
 /* A signed JSON request, parsed (j, released here) and checked: its terminal
- * (copied to term) enrolled and X-YN-MAC verifying. 0, or the reply queued. */
+ * (copied to term) enrolled and the header of its kind verifying — X-YN-MAC
+ * for a shared key, X-YN-SIG for a key pair, never the other. 0, or the
+ * reply queued. */
 static int authentic(struct MHD_Connection *c, yn_db *db, json_t *j, const char *terminal,
                      const char *body, size_t len, char term[YN_LEDGER_ID_MAX],
                      enum MHD_Result *ret)
@@ -249,11 +276,14 @@ static int authentic(struct MHD_Connection *c, yn_db *db, json_t *j, const char 
     snprintf(term, YN_LEDGER_ID_MAX, "%s", terminal);
     json_decref(j);
     const char *mac = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-YN-MAC");
-    int rc = fits ? yn_terminal_request_check(db, term, body, len, mac) : YN_ENOTFOUND;
+    const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-YN-SIG");
+    int rc = fits ? yn_terminal_request_check(db, term, body, len, mac, sig) : YN_ENOTFOUND;
     if (rc == YN_OK)
         return 0;
     *ret = rc == YN_ENOTFOUND ? reply_error(c, 403, "unknown_terminal", "terminal is not enrolled")
-           : rc == YN_EAUTH   ? reply_error(c, 401, "bad_mac", "request MAC does not verify")
+           : rc == YN_EAUTH   ? reply_error(c, 401, "bad_mac",
+                                            "request MAC or signature missing, of the other kind "
+                                              "than the terminal's key, or not verifying")
                               : reply_storage(c, db, rc);
     return -1;
 }

@@ -12,6 +12,7 @@
 
 #include "hex.h"
 #include "rules.h"
+#include "sig.h"
 
 static int refuse(yn_ingest *g, unsigned status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -48,21 +49,28 @@ static int bad_record(yn_ingest *g, int64_t seq, const char *field, const char *
     return refuse(g, 400, "bad_record", "record %lld: %s: %s", (long long)seq, field, why);
 }
 
-/* The acknowledgement (PROTOCOL.md §4): the range now held, with a MAC. */
-static char *make_ack(const uint8_t *key, size_t key_len, const yn_batch_header *h)
+/* The acknowledgement (PROTOCOL.md §4): the range now held, MACed with a
+ * shared key (v 1), or for a key-pair terminal signed by the district's key
+ * (v 2, §10; NULL without it). */
+static char *make_ack(const yn_terminal_cred *c, const uint8_t *district_priv,
+                      const yn_batch_header *h)
 {
-    char head_hex[65], mac_hex[65], msg[256];
-    uint8_t mac[YN_BATCH_MAC_LEN];
+    bool pair = c->auth == YN_BATCH_AUTH_ECDSA_P256;
+    int v = pair ? 2 : 1;
+    char head_hex[65], tag_hex[2 * YN_SIG_ED25519_LEN + 1], msg[256];
+    uint8_t tag[YN_SIG_ED25519_LEN];
     yn_hex_encode(h->head_hash, YN_LEDGER_HASH_LEN, head_hex);
-    int n =
-        snprintf(msg, sizeof msg, "YNACK1 %s %lld %lld %lld %s", h->terminal,
-                 (long long)h->batch_id, (long long)h->first_seq, (long long)h->last_seq, head_hex);
-    yn_batch_hmac(key, key_len, msg, (size_t)n, mac);
-    yn_hex_encode(mac, sizeof mac, mac_hex);
-    json_t *j =
-        json_pack("{s:i, s:s, s:I, s:I, s:I, s:s, s:s}", "v", 1, "terminal", h->terminal,
-                  "batch_id", (json_int_t)h->batch_id, "first_seq", (json_int_t)h->first_seq,
-                  "last_seq", (json_int_t)h->last_seq, "head_hash", head_hex, "mac", mac_hex);
+    size_t n = yn_batch_ack_text(v, h->terminal, h->batch_id, h->first_seq, h->last_seq, head_hex,
+                                 msg, sizeof msg);
+    if (!pair)
+        yn_batch_hmac(c->key, c->key_len, msg, n, tag);
+    else if (!district_priv || yn_sig_ed25519_sign(district_priv, msg, n, tag) != YN_OK)
+        return NULL;
+    yn_hex_encode(tag, pair ? YN_SIG_ED25519_LEN : YN_BATCH_MAC_LEN, tag_hex);
+    json_t *j = json_pack("{s:i, s:s, s:I, s:I, s:I, s:s, s:s}", "v", v, "terminal", h->terminal,
+                          "batch_id", (json_int_t)h->batch_id, "first_seq",
+                          (json_int_t)h->first_seq, "last_seq", (json_int_t)h->last_seq,
+                          "head_hash", head_hex, pair ? "sig" : "mac", tag_hex);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     return text;
@@ -239,20 +247,21 @@ static int check_references(yn_db *db, const yn_batch_header *h, const yn_ledger
 
 /* Verify the frame (no storage touched). 0, or -1 with g filled. */
 static int verify(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g,
-                  yn_ledger_record **recs, uint8_t *key, size_t *key_len)
+                  yn_ledger_record **recs, yn_terminal_cred *cred)
 {
     int rc = yn_batch_peek(frame, len, &g->hdr);
     if (rc == YN_ELIMIT)
         return refuse(g, 413, "too_large", "batch sizes over the limits");
     if (rc != YN_OK)
         return refuse(g, 400, "bad_frame", "malformed or truncated batch frame");
-    rc = yn_terminal_key(db, g->hdr.terminal, key, key_len);
+    rc = yn_terminal_key(db, g->hdr.terminal, cred);
     if (rc == YN_ENOTFOUND)
         return refuse(g, 403, "unknown_terminal", "terminal %s is not enrolled", g->hdr.terminal);
     if (rc != YN_OK)
         return storage(g, db, rc);
     yn_batch_error err;
-    rc = yn_batch_verify(frame, len, key, *key_len, &g->hdr, recs, &err);
+    yn_batch_cred bc = {cred->auth, cred->key, cred->key_len};
+    rc = yn_batch_verify_cred(frame, len, &bc, &g->hdr, recs, &err);
     switch (rc) {
     case YN_OK:
         return 0;
@@ -271,13 +280,15 @@ static int verify(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g,
     }
 }
 
-int yn_ingest_check(yn_db *db, const uint8_t *frame, size_t len, yn_ingest *g)
+int yn_ingest_check(yn_db *db, const uint8_t *frame, size_t len, const uint8_t *district_priv,
+                    yn_ingest *g)
 {
     memset(g, 0, sizeof *g);
     g->code = "";
     g->frame = frame;
     g->frame_len = len;
-    return verify(db, frame, len, g, &g->recs, g->key, &g->key_len);
+    g->district_priv = district_priv;
+    return verify(db, frame, len, g, &g->recs, &g->cred);
 }
 
 /* One identity-only card's identifier used at two canteens in one meal
@@ -394,16 +405,22 @@ static int finish(yn_db *db, yn_ingest *g, int storage_status)
         snprintf(g->message, sizeof g->message, "%lld new records stored", (long long)g->stored);
     else
         snprintf(g->message, sizeof g->message, "already stored, nothing changed");
-    g->ack = make_ack(g->key, g->key_len, &g->hdr);
-    OPENSSL_cleanse(g->key, sizeof g->key);
+    g->ack = make_ack(&g->cred, g->district_priv, &g->hdr);
+    bool unsigned_ack = g->cred.auth == YN_BATCH_AUTH_ECDSA_P256 && !g->district_priv;
+    OPENSSL_cleanse(&g->cred, sizeof g->cred);
+    if (unsigned_ack) /* stored; the caller says what is missing */
+        return 0;
     if (!g->ack)
         return refuse(g, 503, "unavailable", "out of memory, try again");
     return 0;
 }
 
-int yn_ingest_frame(yn_db *db, const uint8_t *frame, size_t len, int64_t now_utc_s, yn_ingest *g)
+int yn_ingest_frame(yn_db *db, const uint8_t *frame, size_t len, const uint8_t *district_priv,
+                    int64_t now_utc_s, yn_ingest *g)
 {
-    return yn_ingest_check(db, frame, len, g) == 0 ? yn_ingest_commit(db, g, now_utc_s) : -1;
+    return yn_ingest_check(db, frame, len, district_priv, g) == 0
+               ? yn_ingest_commit(db, g, now_utc_s)
+               : -1;
 }
 
 int yn_ingest_commit(yn_db *db, yn_ingest *g, int64_t now_utc_s)
@@ -520,5 +537,5 @@ void yn_ingest_done(yn_ingest *g)
     free(g->recs);
     g->ack = NULL;
     g->recs = NULL;
-    OPENSSL_cleanse(g->key, sizeof g->key);
+    OPENSSL_cleanse(&g->cred, sizeof g->cred);
 }

@@ -35,6 +35,7 @@ struct yn_fl_opts {
     const char *policy, *server_url, *ca, *template;
     const char *enrol_token; /* one-time token: enrol with the district after provisioning */
     const char *pkcs11_module, *token_label, *pin_file; /* provision into a token */
+    bool key_pair; /* provision: the terminal key is a key pair made on the board */
     const char *sets[MAX_SETS];
     int n_sets;
 };

@@ -16,6 +16,7 @@
 #include "fileio.h"
 #include "hal.h"
 #include "hex.h"
+#include "sig.h"
 
 struct setting {
     char section[32], key[48], value[512];
@@ -236,6 +237,8 @@ static char *provision_text(const struct yn_fl_opts *o, const char *tmpl, const 
         for (size_t i = 0; i < sizeof token / sizeof *token && !rc; i++)
             rc = add_setting(sets, &n, "keys", token[i][0], token[i][1]);
     }
+    if (!rc && o->key_pair)
+        rc = add_setting(sets, &n, "keys", "terminal_key_type", "ecdsa-p256");
     if (!rc && o->server_url)
         rc = add_setting(sets, &n, "sync", "url", o->server_url);
     snprintf(ledger, sizeof ledger, "%s/var/ledger.db", o->root);
@@ -316,6 +319,9 @@ static int check_args(const struct yn_fl_opts *o)
         return yn_fl_fail(EXIT_USAGE, "--server-url must be https://HOST[:PORT]");
     if (!!o->pkcs11_module != !!o->token_label || !!o->pkcs11_module != !!o->pin_file)
         return yn_fl_fail(EXIT_USAGE, "--pkcs11-module, --token-label and --pin-file go together");
+    if (o->key_pair && o->terminal_key)
+        return yn_fl_fail(EXIT_USAGE, "--key-pair makes the terminal's key on the board: no "
+                                      "--terminal-key");
     return 0;
 }
 
@@ -340,6 +346,39 @@ static int import_key_file(yn_keystore *ks, enum yn_key_id id, const char *path,
     return 0;
 }
 
+/* --key-pair: the public half of the terminal's pair, for the summary. */
+static uint8_t pair_pub[YN_KEYSTORE_PUB_LEN];
+
+/* The terminal's key pair, made inside the keystore (kept when it has a
+ * working one, unless replace); its public half into pair_pub. */
+static int make_pair(yn_keystore *ks, bool replace)
+{
+    bool made = false;
+    int rc = yn_keystore_generate(ks, replace, pair_pub, &made);
+    if (rc != YN_OK)
+        return yn_fl_fail(EXIT_FAIL, "no terminal key pair in %s: %s", ks->where, yn_strerror(rc));
+    yn_fl_durable_step(made ? "provision: terminal key pair made" : "provision: key pair kept");
+    return 0;
+}
+
+/* backend = file with --key-pair: the pair as a PEM file (0600) where
+ * board.conf will name it, made by a keystore on that file alone. */
+static int make_file_pair(const char *path, bool replace)
+{
+    static yn_keys_conf kc;
+    memset(&kc, 0, sizeof kc);
+    snprintf(kc.source, sizeof kc.source, "yinian-flash provision");
+    snprintf(kc.backend, sizeof kc.backend, "file");
+    snprintf(kc.terminal_key, sizeof kc.terminal_key, "%s", path);
+    kc.terminal_key_type = YN_KEY_ECDSA_P256;
+    yn_keystore ks;
+    if (yn_keystore_open(&ks, &yn_keystore_file_ops, &kc) != YN_OK)
+        return yn_fl_fail(EXIT_FAIL, "%s", ks.error);
+    int rc = make_pair(&ks, replace);
+    yn_keystore_close(&ks);
+    return rc;
+}
+
 /* backend = pkcs11: the master key (and a terminal key, if given) into the
  * token, as non-extractable objects; no file of them goes onto the board. */
 static int provision_token(const struct yn_fl_opts *o, const yn_config *cfg,
@@ -356,6 +395,8 @@ static int provision_token(const struct yn_fl_opts *o, const yn_config *cfg,
         rc = yn_fl_fail(EXIT_USAGE, "--card-master-key is needed: %s holds none yet", ks.where);
     if (!rc && f[2].src)
         rc = import_key_file(&ks, YN_KEYID_TERMINAL, f[2].src_abs, o->force);
+    if (!rc && o->key_pair)
+        rc = make_pair(&ks, o->force);
     if (!rc)
         yn_fl_durable_step("provision: keys in the token");
     yn_keystore_close(&ks);
@@ -446,7 +487,9 @@ int yn_fl_cmd_provision(const struct yn_fl_opts *o, int argc, char **argv)
          yn_fl_root_path(o, path, sizeof path, "etc/keys/terminal.key")))
         rc = EXIT_FAIL;
     /* the one file made here rather than brought: harmless to make early */
-    if (!rc && !o->terminal_key && !token)
+    if (!rc && !o->terminal_key && !token && o->key_pair)
+        rc = make_file_pair(path, o->force);
+    else if (!rc && !o->terminal_key && !token)
         rc = make_terminal_key(path);
     if (!rc)
         rc = provision_inputs(o, f, nf);
@@ -481,6 +524,16 @@ int yn_fl_cmd_provision(const struct yn_fl_opts *o, int argc, char **argv)
         yn_fl_durable_step("provision: board.conf written");
     if (!rc && yn_fl_ensure_boot_helper(o, NULL) != YN_OK)
         rc = EXIT_FAIL;
+    char pub_hex[2 * YN_KEYSTORE_PUB_LEN + 2], fp[YN_SIG_FINGERPRINT_LEN + 1] = "";
+    if (!rc && o->key_pair) { /* the public half, for the district's enrolment */
+        yn_hex_encode(pair_pub, sizeof pair_pub, pub_hex);
+        yn_sig_fingerprint(pair_pub, fp);
+        strcat(pub_hex, "\n");
+        if (yn_fl_root_path(o, path, sizeof path, "etc/keys/terminal.pub") ||
+            yn_file_write_atomic(path, pub_hex, strlen(pub_hex), 0644) != YN_OK)
+            rc = yn_fl_fail(EXIT_FAIL, "cannot write the terminal's public key to %s", path);
+        pub_hex[2 * YN_KEYSTORE_PUB_LEN] = '\0';
+    }
     free(text);
     free(tmpl);
     close(lock);
@@ -520,9 +573,10 @@ int yn_fl_cmd_provision(const struct yn_fl_opts *o, int argc, char **argv)
         enrolled = true;
     }
     if (yn_fl.json)
-        yn_fl_emit(json_pack("{s:s, s:b, s:s, s:s, s:s, s:b}", "event", "result", "ok", 1,
+        yn_fl_emit(json_pack("{s:s, s:b, s:s, s:s, s:s, s:b, s:s, s:s}", "event", "result", "ok", 1,
                              "command", "provision", "terminal", o->terminal_id, "board_conf", conf,
-                             "enrolled", enrolled));
+                             "enrolled", enrolled, "public_key", o->key_pair ? pub_hex : "",
+                             "public_key_fingerprint", fp));
     else {
         printf("provisioned terminal %s (canteen %s, district %s, street %s): %s, keys in "
                "%s\n",
@@ -532,8 +586,15 @@ int yn_fl_cmd_provision(const struct yn_fl_opts *o, int argc, char **argv)
             printf("the token holds the card master key now: remove %s from this board (keep it "
                    "only at the issuing desk)\n",
                    o->card_master_key);
+        if (o->key_pair)
+            printf("terminal key pair (ECDSA P-256) made in %s; public key (also in "
+                   "etc/keys/terminal.pub), fingerprint %s:\n  %s\n",
+                   token ? "the token, never outside it" : "etc/keys/terminal.key (0600)", fp,
+                   pub_hex);
         if (enrolled)
-            printf("enrolled with %s: the terminal key came from the district\n", o->server_url);
+            printf("enrolled with %s: %s\n", o->server_url,
+                   o->key_pair ? "the district holds the public key"
+                               : "the terminal key came from the district");
         else if (o->server_url)
             printf("enrol with the district (one-time token from yinian-district enrol-token):\n"
                    "  %s/current/bin/yinian-pos --config %s --enrol TOKEN\n",
