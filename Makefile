@@ -348,11 +348,11 @@ check-integration: all $(CRASHES) $(INTS) $(FF_CLIENT)
 # Each layer's archive, whole, links with the layers below it alone: no call
 # goes up (the hal archive links on its own, with base).
 check-archives: $(LIB)
-	@echo 'int main(void) { return 0; }' >$(BUILD)/stub.c
+	@echo 'int main(void) { return 0; }' >$(BUILD)/link-probe.c
 	@set -e; set -- $(LIB); while [ $$# -gt 0 ]; do a=$$1; shift; \
-	  $(CC) $(LDFLAGS) -o $(BUILD)/stub $(BUILD)/stub.c -Wl,--whole-archive $$a \
+	  $(CC) $(LDFLAGS) -o $(BUILD)/link-probe $(BUILD)/link-probe.c -Wl,--whole-archive $$a \
 	    -Wl,--no-whole-archive $$* $(LIBS) || { echo "check: $$a calls a higher layer"; exit 1; }; \
-	done; rm -f $(BUILD)/stub $(BUILD)/stub.c
+	done; rm -f $(BUILD)/link-probe $(BUILD)/link-probe.c
 	@echo "archives: each of $(LAYERS) links with the layers below it only"
 
 # A daemon without the simulated backends (a board's): no emulator, card-side

@@ -666,6 +666,27 @@ static bool weigh(yn_terminal *t, int32_t *net_g, struct weigh_why *why)
     return true;
 }
 
+/* The meal a tap or a 忘带卡 entry is priced for: as keyed, or by weight in
+ * weighed mode. false: the weight was refused — o says so, shown and logged
+ * with who's prefix, nothing charged. */
+static bool price_meal(yn_terminal *t, const char *who, yn_meal *meal, yn_tap_outcome *o)
+{
+    *meal = (yn_meal){.price_fen = t->price_fen};
+    if (!t->weighed)
+        return true;
+    int32_t weight_g = 0;
+    struct weigh_why why = {.log = "", .staff = ""};
+    if (!weigh(t, &weight_g, &why)) {
+        *o = (yn_tap_outcome){.status = YN_EREFUSED, .reason = YN_REASON_WEIGHT};
+        snprintf(o->detail, sizeof o->detail, "%s", why.log);
+        yn_info("%s: weighed meal refused, nothing charged: %s", who, o->detail);
+        show_debit(t, o, NULL, why.staff);
+        return false;
+    }
+    *meal = (yn_meal){.weight_g = weight_g, .price_per_100g_fen = t->per100g_fen};
+    return true;
+}
+
 /* No evidence for the time (hal/clock/clock.h, YN_CLOCK_UNKNOWN): a meal's date
  * and a senior's age cannot be told, so nothing is charged. */
 static void clock_refused(const yn_terminal *t, const yn_clock_reading *rd, yn_tap_outcome *o)
@@ -713,24 +734,13 @@ static bool on_tap(yn_terminal *t, const yn_nfc_tag *tag)
         return true;
     }
     yn_tap_outcome o;
-    yn_meal meal = {.price_fen = t->price_fen};
-    int32_t weight_g = 0;
-    struct weigh_why why = {.log = "", .staff = ""};
+    yn_meal meal;
     if (is_kiosk(t)) {
         if (yn_tap_identify(&t->env, tag, &o) == YN_OK)
             show_balance(t, &o);
         else
             show_debit(t, &o, NULL, NULL); /* the refusal: not genuine or read failed */
-    } else if (t->weighed && !weigh(t, &weight_g, &why)) {
-        memset(&o, 0, sizeof o);
-        snprintf(o.detail, sizeof o.detail, "%s", why.log);
-        o.status = YN_EREFUSED;
-        o.reason = YN_REASON_WEIGHT;
-        yn_info("tap: weighed meal refused, nothing charged: %s", o.detail);
-        show_debit(t, &o, NULL, why.staff);
-    } else {
-        if (t->weighed)
-            meal = (yn_meal){.weight_g = weight_g, .price_per_100g_fen = t->per100g_fen};
+    } else if (price_meal(t, "tap", &meal, &o)) {
         yn_ledger_when when;
         yn_clock_reading rd;
         when_now(t, &when, &rd);
@@ -989,23 +999,13 @@ static void manual_serve(yn_terminal *t)
 {
     yn_tap_outcome o;
     yn_meal meal = {.price_fen = t->price_fen};
-    int32_t weight_g = 0;
-    struct weigh_why why = {.log = "", .staff = ""};
     yn_ledger_when when;
     yn_clock_reading rd;
     when_now(t, &when, &rd);
     if (rd.state == YN_CLOCK_UNKNOWN) {
         clock_refused(t, &rd, &o);
         show_debit(t, &o, &meal, o.detail);
-    } else if (t->weighed && !weigh(t, &weight_g, &why)) {
-        memset(&o, 0, sizeof o);
-        o.status = YN_EREFUSED;
-        o.reason = YN_REASON_WEIGHT;
-        yn_info("staff: 忘带卡: weighed meal refused, nothing charged: %s", why.log);
-        show_debit(t, &o, NULL, why.staff);
-    } else {
-        if (t->weighed)
-            meal = (yn_meal){.weight_g = weight_g, .price_per_100g_fen = t->per100g_fen};
+    } else if (price_meal(t, "staff: 忘带卡", &meal, &o)) {
         yn_tap_manual(&t->env, t->manual_card.card_no, &meal, next_tap_id(t), t->operator_id,
                       t->manual_super, &when, &o);
         after_debit(t, &o);

@@ -107,6 +107,22 @@ static yn_sim_card *card_in_field(struct sim *s, const yn_nfc_tag *tag)
     return c;
 }
 
+/* The card in the field that tag names, opened with key: what a card says
+ * when it has left, is blank (a DESFire without our application, a Classic
+ * refusing our key) or refuses the key. */
+static int open_card(struct sim *s, const yn_nfc_tag *tag, const uint8_t key[YN_NFC_KEY_LEN],
+                     yn_sim_card **out)
+{
+    yn_sim_card *c = *out = card_in_field(s, tag);
+    if (!c)
+        return YN_ECARDGONE;
+    if (c->blank)
+        return c->tag.type == YN_TAG_DESFIRE ? YN_ENOTFOUND : YN_EAUTH;
+    if (memcmp(c->key, key, YN_NFC_KEY_LEN) != 0)
+        return YN_EAUTH;
+    return YN_OK;
+}
+
 static int sim_read(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
                     const uint8_t key[YN_NFC_KEY_LEN], uint8_t *buf, size_t cap, size_t *len)
 {
@@ -114,13 +130,10 @@ static int sim_read(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
     int rc = take_fault(s, YN_SIM_GARBAGE);
     if (rc != YN_OK)
         return rc;
-    yn_sim_card *c = card_in_field(s, tag);
-    if (!c)
-        return YN_ECARDGONE;
-    if (c->blank)
-        return c->tag.type == YN_TAG_DESFIRE ? YN_ENOTFOUND : YN_EAUTH;
-    if (memcmp(c->key, key, YN_NFC_KEY_LEN) != 0)
-        return YN_EAUTH;
+    yn_sim_card *c;
+    rc = open_card(s, tag, key, &c);
+    if (rc != YN_OK)
+        return rc;
     const uint8_t *src = area == YN_NFC_AREA_RECORD ? c->record : c->stamp;
     size_t n = area == YN_NFC_AREA_RECORD ? c->record_len : c->stamp_len;
     if (n > cap)
@@ -139,13 +152,10 @@ static int sim_write(yn_nfc *dev, const yn_nfc_tag *tag, enum yn_nfc_area area,
         s->present = -1; /* the card really left */
     if (rc != YN_OK)
         return rc;
-    yn_sim_card *c = card_in_field(s, tag);
-    if (!c)
-        return YN_ECARDGONE;
-    if (c->blank)
-        return c->tag.type == YN_TAG_DESFIRE ? YN_ENOTFOUND : YN_EAUTH;
-    if (memcmp(c->key, key, YN_NFC_KEY_LEN) != 0)
-        return YN_EAUTH;
+    yn_sim_card *c;
+    rc = open_card(s, tag, key, &c);
+    if (rc != YN_OK)
+        return rc;
     if (area == YN_NFC_AREA_RECORD && c->tag.type == YN_TAG_DESFIRE)
         return YN_EPERM; /* the record file is written with key 0 only */
     if (len > YN_SIM_AREA_MAX)
